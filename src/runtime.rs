@@ -1,0 +1,180 @@
+//! The runtime: boot sequence, the application entry point, exit, panic
+//! and fatal exceptions.
+
+/// How a domain ends (`SHUTDOWN_*`, public/sched.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff`: a clean exit.
+    Poweroff = crate::abi::SHUTDOWN_poweroff,
+    /// `SHUTDOWN_reboot`.
+    Reboot = crate::abi::SHUTDOWN_reboot,
+    /// `SHUTDOWN_crash`: the domain failed.
+    Crash = crate::abi::SHUTDOWN_crash,
+}
+
+/// Defines the application's entry point. The function may return `()`
+/// (the domain powers off) or `Result<(), E: Debug>` (an `Err` is printed
+/// and the domain crashes).
+///
+/// ```ignore
+/// #![no_std]
+/// #![no_main]
+/// xenpv::main!(main);
+/// fn main() { xenpv::println!("hi"); }
+/// ```
+#[macro_export]
+macro_rules! main {
+    ($path:path) => {
+        #[no_mangle]
+        pub extern "Rust" fn __xenpv_app_main() -> ! {
+            $crate::runtime::MainResult::finish($path())
+        }
+    };
+}
+
+/// What an application's `main` may return.
+pub trait MainResult {
+    /// Ends the domain according to the result.
+    fn finish(self) -> !;
+}
+
+impl MainResult for () {
+    fn finish(self) -> ! {
+        exit(ShutdownReason::Poweroff)
+    }
+}
+
+impl<E: core::fmt::Debug> MainResult for Result<(), E> {
+    fn finish(self) -> ! {
+        match self {
+            Ok(()) => exit(ShutdownReason::Poweroff),
+            Err(e) => {
+                crate::println!("main returned an error: {e:?}");
+                exit(ShutdownReason::Crash)
+            }
+        }
+    }
+}
+
+/// Shuts the domain down cleanly (`SHUTDOWN_poweroff`).
+pub fn poweroff() -> ! {
+    exit(ShutdownReason::Poweroff)
+}
+
+/// Flushes the console and shuts the domain down with `reason`.
+#[cfg(target_os = "none")]
+pub fn exit(reason: ShutdownReason) -> ! {
+    crate::console::flush();
+    loop {
+        let err = crate::hypercall::sched_shutdown(reason);
+        crate::console::emergency_print(format_args!("xenpv: SCHEDOP_shutdown refused: {err}\n"));
+        crate::hypercall::sched_block();
+    }
+}
+
+/// Host builds cannot end a domain; this exists so the API type-checks
+/// in host tests and tools.
+#[cfg(not(target_os = "none"))]
+pub fn exit(reason: ShutdownReason) -> ! {
+    panic!("xenpv::exit({reason:?}) called outside a Xen guest")
+}
+
+#[cfg(target_os = "none")]
+mod guest {
+    use super::*;
+    use crate::abi::start_info;
+    use crate::arch::x86_64::traps::{vector_name, TrapFrame};
+    use crate::console::emergency_print;
+    use crate::start_info::BootInfo;
+
+    extern "Rust" {
+        /// Defined by the application through [`main!`](crate::main).
+        fn __xenpv_app_main() -> !;
+    }
+
+    static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+    /// What Xen told us at boot.
+    pub fn boot_info() -> &'static BootInfo {
+        BOOT_INFO.get().expect("boot_info() before boot")
+    }
+
+    /// Called by `_start` (boot/entry.S) on the boot stack.
+    #[no_mangle]
+    extern "C" fn xenpv_rust_start(si: *const start_info) -> ! {
+        // SAFETY: Xen passes the start_info page in %rsi; it is mapped in
+        // the bootstrap region and Xen does not write it after boot.
+        let raw = unsafe { &*si };
+        let info = match BootInfo::parse(raw, crate::mm::VIRT_BASE) {
+            Ok(i) => i,
+            Err(e) => boot_failure(format_args!("bad start_info: {e:?}")),
+        };
+        if let Err(e) = crate::arch::x86_64::traps::init() {
+            boot_failure(format_args!("set_trap_table failed: {e}"));
+        }
+        let info = BOOT_INFO.call_once(|| info);
+        crate::shared_info::init(info.shared_info_maddr);
+        crate::console::init(info);
+        if let Err(e) = crate::mm::init(info) {
+            boot_failure(format_args!("memory set-up failed: {e:?}"));
+        }
+        // SAFETY: the application defines this symbol with `main!`; it
+        // takes no arguments and never returns.
+        unsafe { __xenpv_app_main() }
+    }
+
+    fn boot_failure(args: core::fmt::Arguments<'_>) -> ! {
+        emergency_print(format_args!("xenpv: boot failed: {args}\n"));
+        exit(ShutdownReason::Crash)
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        match info.location() {
+            Some(l) => emergency_print(format_args!(
+                "panicked at {}:{}:{}: {}\n",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            )),
+            None => emergency_print(format_args!("panicked: {}\n", info.message())),
+        }
+        exit(ShutdownReason::Crash)
+    }
+
+    /// Reports an exception with its registers and crashes the domain.
+    pub(crate) fn fatal_exception(f: &TrapFrame) -> ! {
+        let name = vector_name(f.vector);
+        if f.vector == 14 {
+            let cr2 = crate::shared_info::fault_address();
+            let access = if f.error_code & 2 != 0 { "write" } else { "read" };
+            let why = if f.error_code & 1 != 0 { "protection violation" } else { "page not present" };
+            emergency_print(format_args!(
+                "xenpv: fatal exception: page fault at address {cr2:#018x} ({access}, {why}, error code {:#x})\n",
+                f.error_code
+            ));
+        } else {
+            emergency_print(format_args!(
+                "xenpv: fatal exception: {name} (vector {}, error code {:#x})\n",
+                f.vector, f.error_code
+            ));
+        }
+        emergency_print(format_args!(
+            "  rip {:#018x}  rsp {:#018x}  rflags {:#x}  cs {:#x}  ss {:#x}\n\
+             \x20 rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}\n\
+             \x20 rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}\n\
+             \x20 r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}\n\
+             \x20 r13 {:#018x}  r14 {:#018x}  r15 {:#018x}\n",
+            f.rip, f.rsp, f.rflags, f.cs, f.ss, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9,
+            f.r10, f.r11, f.r12, f.r13, f.r14, f.r15
+        ));
+        exit(ShutdownReason::Crash)
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use guest::boot_info;
+#[cfg(target_os = "none")]
+pub(crate) use guest::fatal_exception;

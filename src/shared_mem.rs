@@ -1,0 +1,234 @@
+//! Untyped access to memory another domain can write.
+//!
+//! A page shared with a peer (a grant, the console or xenstore ring) can
+//! change under us at any moment, so it must never be behind a Rust
+//! reference (`&T`/`&mut T` promise the compiler it cannot). [`SharedMem`]
+//! is the one door to such memory: bounds-checked offsets, single
+//! volatile or atomic accesses, and copies in and out. A racing peer may
+//! give us garbage values, never undefined behaviour. This follows
+//! vm-memory's `volatile_memory` and Asterinas' `ostd::mm::io`.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
+
+/// An offset or length outside the shared region, or a misaligned atomic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// The offset asked for.
+    pub offset: usize,
+    /// The length asked for.
+    pub len: usize,
+}
+
+/// A view of `len` bytes of memory that a peer domain may write concurrently.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedMem {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: SharedMem only ever performs volatile/atomic accesses, which are
+// sound under concurrent access from any thread (or domain).
+unsafe impl Send for SharedMem {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMem {}
+
+impl SharedMem {
+    /// Wraps `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base..base+len` must stay mapped, readable and writable (or only
+    /// readable, if no write method is ever called) for as long as this
+    /// view or a copy of it is used, and `base` must be 4-byte aligned.
+    pub const unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
+        SharedMem { base, len }
+    }
+
+    /// Allocates a zeroed, page-aligned region that lives for the rest of
+    /// the program: the host tests' stand-in for a shared page.
+    #[cfg(any(test, feature = "host-fakes"))]
+    pub fn leak_zeroed(len: usize) -> Self {
+        extern crate std;
+        let layout = std::alloc::Layout::from_size_align(len.max(1), 4096).expect("layout");
+        // SAFETY: the layout has non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let base = NonNull::new(ptr).expect("allocation failed");
+        // SAFETY: the allocation is leaked, so it stays valid forever.
+        unsafe { SharedMem::new(base, len) }
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The base address (for hypercalls that take one).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// A sub-view of `len` bytes at `offset`.
+    pub fn slice(&self, offset: usize, len: usize) -> Result<SharedMem, OutOfBounds> {
+        self.check(offset, len, 1)?;
+        // SAFETY: the range is inside self (checked), which is valid by
+        // the constructor's contract; alignment 4 holds if offset is.
+        Ok(SharedMem { base: unsafe { self.base.add(offset) }, len })
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), OutOfBounds> {
+        let end = offset.checked_add(len);
+        if end.is_none_or(|e| e > self.len) || offset % align != 0 {
+            return Err(OutOfBounds { offset, len });
+        }
+        Ok(())
+    }
+
+    fn atomic<T>(&self, offset: usize) -> Result<*const T, OutOfBounds> {
+        self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        // SAFETY: in bounds, checked above.
+        Ok(unsafe { self.base.as_ptr().add(offset) }.cast::<T>())
+    }
+
+    /// Atomically loads the `u32` at `offset`.
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, OutOfBounds> {
+        let p = self.atomic::<AtomicU32>(offset)?;
+        // SAFETY: p is in bounds and aligned (checked); the memory is valid
+        // (constructor contract) and only accessed atomically or volatilely.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    /// Atomically stores `v` at `offset`.
+    pub fn store_u32(&self, offset: usize, v: u32, order: Ordering) -> Result<(), OutOfBounds> {
+        let p = self.atomic::<AtomicU32>(offset)?;
+        // SAFETY: as in load_u32.
+        unsafe { (*p).store(v, order) };
+        Ok(())
+    }
+
+    /// Atomically loads the `u16` at `offset`.
+    pub fn load_u16(&self, offset: usize, order: Ordering) -> Result<u16, OutOfBounds> {
+        let p = self.atomic::<AtomicU16>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    /// Atomically stores `v` at `offset`.
+    pub fn store_u16(&self, offset: usize, v: u16, order: Ordering) -> Result<(), OutOfBounds> {
+        let p = self.atomic::<AtomicU16>(offset)?;
+        // SAFETY: as in load_u32.
+        unsafe { (*p).store(v, order) };
+        Ok(())
+    }
+
+    /// Compare-and-swap on the `u16` at `offset`; returns the value seen.
+    pub fn cas_u16(&self, offset: usize, current: u16, new: u16) -> Result<Result<u16, u16>, OutOfBounds> {
+        let p = self.atomic::<AtomicU16>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst) })
+    }
+
+    /// Atomically loads the byte at `offset`.
+    pub fn load_u8(&self, offset: usize, order: Ordering) -> Result<u8, OutOfBounds> {
+        let p = self.atomic::<AtomicU8>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    /// Atomically stores the byte `v` at `offset`.
+    pub fn store_u8(&self, offset: usize, v: u8, order: Ordering) -> Result<(), OutOfBounds> {
+        let p = self.atomic::<AtomicU8>(offset)?;
+        // SAFETY: as in load_u32.
+        unsafe { (*p).store(v, order) };
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes from `offset` out of the shared region.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, dst.len(), 1)?;
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: offset+i is in bounds (checked); a volatile byte read
+            // of memory a peer may write is sound (it only yields a value).
+            *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Copies `src` into the shared region at `offset`.
+    pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, src.len(), 1)?;
+        for (i, s) in src.iter().enumerate() {
+            // SAFETY: offset+i is in bounds (checked); volatile byte write.
+            unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
+        }
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to `value`.
+    pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.check(offset, len, 1)?;
+        for i in 0..len {
+            // SAFETY: offset+i is in bounds (checked); volatile byte write.
+            unsafe { self.base.as_ptr().add(offset + i).write_volatile(value) };
+        }
+        Ok(())
+    }
+}
+
+/// `wmb()`: orders earlier stores before later stores (xen/include/public/io/ring.h usage).
+#[inline]
+pub fn wmb() {
+    core::sync::atomic::fence(Ordering::Release);
+}
+
+/// `rmb()`: orders earlier loads before later loads.
+#[inline]
+pub fn rmb() {
+    core::sync::atomic::fence(Ordering::Acquire);
+}
+
+/// `mb()`: a full barrier; orders stores before later loads too.
+#[inline]
+pub fn mb() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_checked() {
+        let m = SharedMem::leak_zeroed(64);
+        assert!(m.load_u32(60, Ordering::Relaxed).is_ok());
+        assert_eq!(m.load_u32(62, Ordering::Relaxed), Err(OutOfBounds { offset: 62, len: 4 }));
+        assert_eq!(m.load_u32(64, Ordering::Relaxed), Err(OutOfBounds { offset: 64, len: 4 }));
+        assert_eq!(m.load_u32(usize::MAX - 1, Ordering::Relaxed).unwrap_err().offset, usize::MAX - 1);
+        let mut buf = [0u8; 8];
+        assert!(m.read(57, &mut buf).is_err());
+        assert!(m.read(56, &mut buf).is_ok());
+        assert!(m.write(usize::MAX, &[1]).is_err());
+        assert!(m.slice(32, 33).is_err());
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let m = SharedMem::leak_zeroed(4096);
+        m.store_u32(8, 0xdead_beef, Ordering::Release).unwrap();
+        assert_eq!(m.load_u32(8, Ordering::Acquire).unwrap(), 0xdead_beef);
+        m.write(100, b"hello").unwrap();
+        let mut out = [0u8; 5];
+        m.read(100, &mut out).unwrap();
+        assert_eq!(&out, b"hello");
+        assert_eq!(m.cas_u16(200, 0, 7).unwrap(), Ok(0));
+        assert_eq!(m.cas_u16(200, 0, 9).unwrap(), Err(7));
+        let s = m.slice(100, 5).unwrap();
+        assert_eq!(s.load_u8(4, Ordering::Relaxed).unwrap(), b'o');
+        m.fill(0, 4096, 0xaa).unwrap();
+        assert_eq!(m.load_u8(4095, Ordering::Relaxed).unwrap(), 0xaa);
+    }
+}
