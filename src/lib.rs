@@ -23,6 +23,8 @@ pub mod abi;
 pub mod arch;
 pub mod console;
 pub mod error;
+pub mod event;
+pub mod grant;
 #[cfg(target_os = "none")]
 pub mod hypercall;
 pub mod mm;
@@ -30,7 +32,9 @@ pub mod runtime;
 pub mod shared_info;
 pub mod shared_mem;
 pub mod start_info;
+pub mod time;
 pub mod types;
+pub mod xenstore;
 
 pub use error::Errno;
 pub use runtime::{exit, poweroff, ShutdownReason};

@@ -167,7 +167,7 @@ mod guest {
              \x20 rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}\n\
              \x20 r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}\n\
              \x20 r13 {:#018x}  r14 {:#018x}  r15 {:#018x}\n",
-            f.rip, f.rsp, f.rflags, f.cs, f.ss, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9,
+            f.rip, f.rsp, f.rflags, f.cs & 0xffff, f.ss & 0xffff, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9,
             f.r10, f.r11, f.r12, f.r13, f.r14, f.r15
         ));
         exit(ShutdownReason::Crash)

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -91,15 +92,34 @@ pub fn run_captured(cmd: &mut Command, limit: Duration) -> Result<Output> {
 
 /// Like [`run_captured`], but a non-zero exit is returned, not an error.
 pub fn run_captured_status(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    let (status, stdout, stderr) = run_raw(cmd, limit)?;
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    Ok(Output { status, stdout: text(stdout), stderr: text(stderr) })
+}
+
+/// Runs `cmd` with a time limit and returns its stdout as bytes (for
+/// decompressors); a non-zero exit is an error.
+pub fn run_captured_bytes(cmd: &mut Command, limit: Duration) -> Result<Vec<u8>> {
+    let (status, stdout, stderr) = run_raw(cmd, limit)?;
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&stderr);
+        bail!("`{}` failed ({status}){}", describe(cmd), tail_for_error(&stderr, ""));
+    }
+    Ok(stdout)
+}
+
+fn run_raw(cmd: &mut Command, limit: Duration) -> Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| spawn_error(cmd))?;
     let stdout = child.stdout.take().map(drain_in_thread);
     let stderr = child.stderr.take().map(drain_in_thread);
     let status = wait_with_limit(&mut child, limit).with_context(|| describe(cmd))?;
-    let join = |h: Option<thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    // A grandchild may still hold a pipe open: give the readers a moment,
+    // then go on with what they have rather than hang.
+    let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
+        rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok()).unwrap_or_default()
     };
-    Ok(Output { status, stdout: join(stdout), stderr: join(stderr) })
+    Ok((status, collect(stdout), collect(stderr)))
 }
 
 /// Runs `cmd` with its output going straight to ours (for long builds whose
@@ -130,12 +150,14 @@ pub fn wait_with_limit(child: &mut std::process::Child, limit: Duration) -> Resu
     }
 }
 
-fn drain_in_thread<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
+fn drain_in_thread<R: Read + Send + 'static>(mut pipe: R) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 fn spawn_error(cmd: &Command) -> String {

@@ -1,0 +1,183 @@
+# Shell helpers for /payload/plan, run by dom0's busybox sh (the plan
+# sources this file; xtask puts it in the payload as /payload/lab.sh).
+#
+# A plan is a list of groups: `guest_create` each guest of a group (they
+# run concurrently), optionally `companion_start` dom0 scripts, then
+# `group_wait`. Every guest is created with on_poweroff/on_reboot/on_crash
+# = "preserve" (xtask rewrites its cfg), so a guest that shuts down stays
+# in `xl list` with its shutdown reason until its console log has settled;
+# only then is its reason reported and the domain destroyed.
+#
+# Output read by the host (xtask/src/markers.rs):
+#   [NAME] ...                    a line of guest NAME's console
+#   [dom0:NAME] ...               a line of NAME's dom0 companion script
+#   [xl:NAME] ...                 xl's messages about NAME
+#   XENPV-CREATE NAME UPTIME      just before `xl create`
+#   XENPV-STARTED NAME DOMID UPTIME
+#   XENPV-FIRST-OUTPUT NAME UPTIME  the guest's first console line appeared
+#   XENPV-GUEST NAME REASON       poweroff|reboot|suspend|crash|watchdog|
+#                                 soft_reset|timeout|create-failed|gone
+#   XENPV-COMPANION NAME exit CODE | stopped
+
+LOGDIR=/var/log/xen/console
+STATE=/tmp/xenpv
+POLL=0.25
+mkdir -p "$STATE"
+GROUP=""
+COMPANIONS=""
+
+now() { cut -d ' ' -f 1 /proc/uptime; }
+
+# guest_create NAME CFG: creates the domain; it starts running at once.
+guest_create() {
+    name=$1
+    cfg=$2
+    rm -f "$LOGDIR/guest-$name.log"
+    mkdir -p "$STATE/$name"
+    echo 0 > "$STATE/$name/printed"
+    echo "XENPV-CREATE $name $(now)"
+    if ! xl create -q "$cfg" > "$STATE/$name/xl.log" 2>&1; then
+        sed "s/^/[xl:$name] /" "$STATE/$name/xl.log"
+        echo "XENPV-GUEST $name create-failed"
+        return 0
+    fi
+    domid=$(xl domid "$name")
+    now > "$STATE/$name/started"
+    var=$(echo "$name" | tr -c 'A-Za-z0-9_\n' '_')
+    export "DOMID_$var=$domid"
+    GROUP="$GROUP $name"
+    echo "XENPV-STARTED $name $domid $(now)"
+}
+
+# companion_start NAME SCRIPT: runs SCRIPT in the background, in its own
+# session (so it can be stopped with all its children), with every
+# DOMID_<guest> of the group in its environment.
+companion_start() {
+    mkdir -p "$STATE/$1"
+    rm -f "$STATE/$1/companion.rc"
+    setsid /bin/sh -c '/bin/sh "$0"; echo $? > "$1"' "$2" "$STATE/$1/companion.rc" \
+        > "$STATE/$1/companion.log" 2>&1 &
+    echo $! > "$STATE/$1/companion.pid"
+    echo 0 > "$STATE/$1/companion.printed"
+    COMPANIONS="$COMPANIONS $1"
+}
+
+# print_new FILE COUNTER PREFIX [final]: prints FILE's lines not printed
+# yet, each after PREFIX. Holds back an unfinished last line unless final.
+print_new() {
+    [ -s "$1" ] || return 0
+    printed=$(cat "$2")
+    total=$(wc -l < "$1")
+    if [ "$4" = final ] && [ -n "$(tail -c 1 "$1")" ]; then
+        total=$((total + 1))
+    fi
+    [ "$total" -gt "$printed" ] || return 0
+    awk -v from="$printed" -v to="$total" -v prefix="$3" \
+        'NR > from && NR <= to { sub(/\r$/, ""); print prefix $0 }' "$1"
+    echo "$total" > "$2"
+}
+
+# stream_guest NAME [final]
+stream_guest() {
+    counter="$STATE/$1/printed"
+    before=$(cat "$counter")
+    print_new "$LOGDIR/guest-$1.log" "$counter" "[$1] " "$2"
+    if [ "$before" = 0 ] && [ "$(cat "$counter")" != 0 ]; then
+        echo "XENPV-FIRST-OUTPUT $1 $(now)"
+    fi
+}
+
+# guest_state NAME: "running", "gone" or the shutdown reason, from the
+# `xl list -v` snapshot in $STATE/list (columns: Name ID Mem VCPUs State
+# Time(s) UUID Reason-Code ...; the reason code is Xen's SHUTDOWN_*).
+guest_state() {
+    awk -v n="$1" '
+        $1 == n { found = 1; state = $5; code = $8 }
+        END {
+            if (!found) { print "gone"; exit }
+            if (state !~ /[sc]/) { print "running"; exit }
+            if (state ~ /c/) { print "crash"; exit }
+            split("poweroff reboot suspend crash watchdog soft_reset", names, " ")
+            if (code ~ /^[0-9]+$/ && code + 1 in names) print names[code + 1]
+            else print "shutdown-" code
+        }' "$STATE/list"
+}
+
+# settle FILE: waits (3 s at most) until FILE stops growing, so that
+# xenconsoled has written the guest's last words.
+settle() {
+    previous=-1
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        size=$(wc -c < "$1" 2>/dev/null || echo 0)
+        [ "$size" = "$previous" ] && return 0
+        previous=$size
+        sleep 0.3
+    done
+}
+
+# finish_guest NAME REASON
+finish_guest() {
+    settle "$LOGDIR/guest-$1.log"
+    stream_guest "$1" final
+    echo "XENPV-GUEST $1 $2 $(now)"
+    xl destroy "$1" > /dev/null 2>&1
+}
+
+# expired NAME LIMIT: whether NAME has run for more than LIMIT seconds.
+expired() {
+    awk -v a="$(cat "$STATE/$1/started")" -v b="$(now)" -v l="$2" 'BEGIN { exit !(b - a > l) }'
+}
+
+stream_companions() {
+    for c in $COMPANIONS; do
+        print_new "$STATE/$c/companion.log" "$STATE/$c/companion.printed" "[dom0:$c] " "$1"
+    done
+}
+
+# companions_finish: gives companions 5 s to end after their guests did,
+# then stops them; reports each one's exit.
+companions_finish() {
+    for c in $COMPANIONS; do
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+            [ -f "$STATE/$c/companion.rc" ] && break
+            stream_companions
+            sleep 0.25
+        done
+        if [ -f "$STATE/$c/companion.rc" ]; then
+            stream_companions final
+            echo "XENPV-COMPANION $c exit $(cat "$STATE/$c/companion.rc")"
+        else
+            kill -TERM -"$(cat "$STATE/$c/companion.pid")" 2>/dev/null
+            sleep 0.25
+            stream_companions final
+            echo "XENPV-COMPANION $c stopped"
+        fi
+    done
+    COMPANIONS=""
+}
+
+# group_wait LIMIT: streams the group's consoles until every guest has shut
+# down (or run LIMIT seconds), reporting each one as it ends.
+group_wait() {
+    pending="$GROUP"
+    while [ -n "$pending" ]; do
+        xl list -v > "$STATE/list" 2>&1
+        still=""
+        for name in $pending; do
+            stream_guest "$name"
+            state=$(guest_state "$name")
+            if [ "$state" != running ]; then
+                finish_guest "$name" "$state"
+            elif expired "$name" "$1"; then
+                finish_guest "$name" timeout
+            else
+                still="$still $name"
+            fi
+        done
+        pending=$still
+        stream_companions
+        [ -z "$pending" ] || sleep "$POLL"
+    done
+    companions_finish
+    GROUP=""
+}

@@ -1,0 +1,151 @@
+//! `cargo xtask build`: builds the guest examples for `x86_64-unknown-none`
+//! and finds their images, optionally stripped, for the other commands.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{self, command, human_size, run_captured, run_inherited};
+
+/// The target every guest image is built for.
+pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// Cargo profile of the guest images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Release,
+    Debug,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+/// `cargo xtask build [--debug]`.
+pub fn cmd_build(args: &[String]) -> Result<()> {
+    let mut profile = Profile::Release;
+    for arg in args {
+        match arg.as_str() {
+            "--debug" => profile = Profile::Debug,
+            other => bail!("unknown argument to `build`: `{other}` (usage: cargo xtask build [--debug])"),
+        }
+    }
+    build_examples(profile)?;
+    let names = example_names()?;
+    if names.is_empty() {
+        println!("build: the xenpv package declares no [[example]]");
+    }
+    for name in names {
+        let image = example_image(&name, profile)?;
+        let stripped = stripped_copy(&image)?;
+        let size = fs::metadata(&stripped).map(|m| m.len()).unwrap_or(0);
+        println!("{name:>16}  {}  ({} stripped)", image.display(), human_size(size));
+    }
+    Ok(())
+}
+
+/// Builds every example of the xenpv package for the guest target.
+pub fn build_examples(profile: Profile) -> Result<()> {
+    println!("build: cargo build --target {GUEST_TARGET} --examples ({})", profile.dir());
+    let mut cmd = util::cargo();
+    cmd.current_dir(util::repo_root()).args(["build", "--target", GUEST_TARGET, "--examples"]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    run_inherited(&mut cmd, Duration::from_secs(1800)).context("building the guest examples")
+}
+
+/// Where cargo puts the image of example `name`.
+pub fn example_image_path(name: &str, profile: Profile) -> PathBuf {
+    util::target_dir().join(GUEST_TARGET).join(profile.dir()).join("examples").join(name)
+}
+
+/// The built image of example `name`, or an error listing the examples.
+pub fn example_image(name: &str, profile: Profile) -> Result<PathBuf> {
+    let path = example_image_path(name, profile);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let known = example_names().unwrap_or_default();
+    if !known.iter().any(|k| k == name) {
+        bail!(
+            "no example named `{name}`: the examples are {} (declared as [[example]] in Cargo.toml)",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+    }
+    bail!("example `{name}` has no image at {} (did the build fail?)", path.display())
+}
+
+/// Builds the examples and returns the stripped image of each of `names`.
+pub fn build_and_locate(names: &[String], profile: Profile) -> Result<Vec<PathBuf>> {
+    build_examples(profile)?;
+    names.iter().map(|name| stripped_copy(&example_image(name, profile)?)).collect()
+}
+
+/// The examples declared with `[[example]]` in the repository's Cargo.toml.
+pub fn example_names() -> Result<Vec<String>> {
+    let manifest = util::repo_root().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    Ok(parse_example_names(&text))
+}
+
+fn parse_example_names(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_example = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_example = line == "[[example]]";
+        } else if in_example {
+            if let Some(value) = line.strip_prefix("name").map(str::trim_start).and_then(|l| l.strip_prefix('=')) {
+                names.push(value.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    names
+}
+
+/// `<image>.stripped` next to `image`, made with the first of `strip`,
+/// `objcopy` or `rust-objcopy` found; the image itself when none is.
+pub fn stripped_copy(image: &Path) -> Result<PathBuf> {
+    let mut out = image.as_os_str().to_owned();
+    out.push(".stripped");
+    let out = PathBuf::from(out);
+    let fresh = |o: &Path| -> bool {
+        let (Ok(a), Ok(b)) = (fs::metadata(image), fs::metadata(o)) else { return false };
+        matches!((a.modified(), b.modified()), (Ok(a), Ok(b)) if b >= a)
+    };
+    if fresh(&out) {
+        return Ok(out);
+    }
+    for tool in ["strip", "objcopy", "rust-objcopy"] {
+        if util::which(tool).is_none() {
+            continue;
+        }
+        let mut cmd = command(tool, ["--strip-all".as_ref(), image.as_os_str(), out.as_os_str()]);
+        if tool == "strip" {
+            cmd = command(tool, ["--strip-all".as_ref(), "-o".as_ref(), out.as_os_str(), image.as_os_str()]);
+        }
+        run_captured(&mut cmd, Duration::from_secs(60))?;
+        return Ok(out);
+    }
+    Ok(image.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_names_from_manifest() {
+        let toml = "[package]\nname = \"xenpv\"\n\n[[example]]\nname = \"hello\"\ntest = false\n\
+                    [[example]]\ntest = false\nname=\"panic\"\n[profile.dev]\nname = \"x\"\n";
+        assert_eq!(parse_example_names(toml), ["hello", "panic"]);
+    }
+}

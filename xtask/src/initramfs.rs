@@ -1,0 +1,240 @@
+//! The dom0 initramfs: busybox, the Xen toolstack (xl, xenstored,
+//! xenconsoled, ...), the C libraries they link, the Xen kernel modules and
+//! `/init` (`dom0/init.sh`), assembled from the unpacked Debian packages.
+//!
+//! Guest images are never put here: each `cargo xtask run` appends its own
+//! small payload archive instead (see `payload.rs`), so this one is built once.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cpio::Archive;
+use crate::util::{self, command, run_captured};
+
+/// dom0's `/init`.
+pub const INIT_SCRIPT: &str = include_str!("dom0/init.sh");
+
+/// Toolstack programs from `usr/lib/xen-<version>/bin`, installed in `/usr/sbin`.
+pub const XEN_PROGRAMS: &[&str] = &["xl", "xenstored", "xenconsoled", "xen-init-dom0", "vchan-socket-proxy"];
+
+/// Names under which the multi-call `xenstore` program is linked in `/usr/bin`.
+pub const XENSTORE_TOOLS: &[&str] = &[
+    "xenstore-read",
+    "xenstore-write",
+    "xenstore-ls",
+    "xenstore-list",
+    "xenstore-watch",
+    "xenstore-rm",
+    "xenstore-exists",
+    "xenstore-chmod",
+];
+
+/// Kernel modules (file names without `.ko`) that the toolstack needs.
+pub const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs"];
+
+/// Where libraries go in the initramfs (and `LD_LIBRARY_PATH` in `/init`).
+const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
+
+/// Text that, when it changes, makes `lab` rebuild the initramfs.
+pub fn recipe() -> String {
+    format!(
+        "initramfs v1\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{LIB_DIR}\n"
+    )
+}
+
+/// Builds the archive from `staging`, the folder the packages were unpacked into.
+pub fn build(staging: &Path) -> Result<Vec<u8>> {
+    let mut archive = Archive::new();
+    for dir in ["proc", "sys", "dev", "tmp", "run", "var/run", "var/log", "var/lib/xen", "root", "etc/xen", "payload"] {
+        archive.dir(dir);
+    }
+    // The kernel opens /dev/console for /init before devtmpfs is mounted.
+    archive.char_device("dev/console", 0o600, 5, 1);
+    archive.file("etc/xen/xl.conf", 0o644, b"# empty: silences xl's warning about a missing xl.conf\n");
+    archive.file("init", 0o755, INIT_SCRIPT.as_bytes());
+
+    add_busybox(&mut archive, staging)?;
+
+    let mut dynamic = Vec::new();
+    let xen_bin = xen_bin_dir(staging)?;
+    for program in XEN_PROGRAMS {
+        let path = xen_bin.join(program);
+        archive.file(&format!("usr/sbin/{program}"), 0o755, &read(&path)?);
+        dynamic.push(path);
+    }
+    let xenstore = staging.join("usr/bin/xenstore");
+    archive.file("usr/bin/xenstore", 0o755, &read(&xenstore)?);
+    for tool in XENSTORE_TOOLS {
+        archive.symlink(&format!("usr/bin/{tool}"), "xenstore");
+    }
+    dynamic.push(xenstore);
+
+    for (name, path) in shared_libraries(staging, &dynamic)? {
+        archive.file(&name, 0o755, &read(&path)?);
+    }
+    for module in MODULES {
+        let data = module_bytes(staging, module)?;
+        archive.file(&format!("lib/modules/{module}.ko"), 0o644, &data);
+    }
+    Ok(archive.finish())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The static busybox and a symlink for each of its applets.
+fn add_busybox(archive: &mut Archive, staging: &Path) -> Result<()> {
+    let busybox = staging.join("bin/busybox");
+    archive.file("bin/busybox", 0o755, &read(&busybox)?);
+    // busybox-static runs on the host too: ask it where each applet belongs.
+    let out = run_captured(&mut command(&busybox, ["--list-full"]), Duration::from_secs(20))?;
+    for applet in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if applet != "bin/busybox" && applet != "linuxrc" {
+            archive.symlink(applet, "/bin/busybox");
+        }
+    }
+    Ok(())
+}
+
+/// `usr/lib/xen-<version>/bin` in the staging folder.
+fn xen_bin_dir(staging: &Path) -> Result<PathBuf> {
+    let lib = staging.join("usr/lib");
+    let entries = fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("xen-4"))
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("xl").is_file())
+        .collect();
+    found.sort();
+    found.pop().with_context(|| format!("no usr/lib/xen-4.*/bin/xl under {}: is xen-utils unpacked?", staging.display()))
+}
+
+/// Every library the programs need, as (path in the archive, file to copy),
+/// found with `ldd` (the staged Xen libraries first, then the host's).
+fn shared_libraries(staging: &Path, programs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>> {
+    util::require_tool("ldd", "libc-bin")?;
+    let lib_path = [staging.join("usr/lib/x86_64-linux-gnu"), staging.join("lib/x86_64-linux-gnu")]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut libs = BTreeMap::new();
+    for program in programs {
+        let mut cmd = command("ldd", [program]);
+        cmd.env("LD_LIBRARY_PATH", &lib_path);
+        let out = run_captured(&mut cmd, Duration::from_secs(20))?;
+        for (name, path) in parse_ldd(&out.stdout)
+            .with_context(|| format!("ldd {}", program.display()))?
+        {
+            libs.insert(name, path);
+        }
+    }
+    Ok(libs)
+}
+
+/// Parses `ldd` output into (path in the archive, file to copy) pairs.
+fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>> {
+    let mut libs = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("linux-vdso") || line.is_empty() {
+            continue;
+        }
+        if let Some((soname, rest)) = line.split_once(" => ") {
+            let path = rest.split(" (").next().unwrap_or("").trim();
+            if path == "not found" || path.is_empty() {
+                bail!("library {soname} not found on this machine (is its Debian package installed?)");
+            }
+            libs.push((format!("{LIB_DIR}/{soname}"), PathBuf::from(path)));
+        } else if line.starts_with('/') {
+            // The program interpreter, e.g. `/lib64/ld-linux-x86-64.so.2 (0x...)`:
+            // it must sit at exactly that path.
+            let path = line.split(" (").next().unwrap_or(line).trim();
+            libs.push((path.trim_start_matches('/').to_string(), PathBuf::from(path)));
+        } else if line.contains("not a dynamic executable") || line.contains("statically linked") {
+            continue;
+        }
+    }
+    Ok(libs)
+}
+
+/// A kernel module's bytes, decompressed if Debian shipped it compressed
+/// (busybox's `insmod` loads only plain `.ko` files).
+fn module_bytes(staging: &Path, module: &str) -> Result<Vec<u8>> {
+    let path = find_module(staging, module)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".ko") {
+        return read(&path);
+    }
+    let mut cmd = if name.ends_with(".ko.xz") {
+        // The staged busybox-static has unxz, so xz-utils is not required.
+        command(staging.join("bin/busybox"), ["unxz", "-c"])
+    } else if name.ends_with(".ko.zst") {
+        util::require_tool("zstd", "zstd")?;
+        command("zstd", ["-d", "-c"])
+    } else if name.ends_with(".ko.gz") {
+        command("gzip", ["-d", "-c"])
+    } else {
+        bail!("unknown module compression: {}", path.display());
+    };
+    cmd.arg(&path);
+    util::run_captured_bytes(&mut cmd, Duration::from_secs(30))
+}
+
+fn find_module(staging: &Path, module: &str) -> Result<PathBuf> {
+    for modules_root in [staging.join("lib/modules"), staging.join("usr/lib/modules")] {
+        let Ok(versions) = fs::read_dir(&modules_root) else { continue };
+        for version in versions.filter_map(|e| e.ok()) {
+            let xen = version.path().join("kernel/drivers/xen");
+            let dirs = [xen.clone(), xen.join(module)];
+            for dir in dirs {
+                for ext in ["ko", "ko.xz", "ko.zst", "ko.gz"] {
+                    let candidate = dir.join(format!("{module}.{ext}"));
+                    if candidate.is_file() {
+                        return Ok(candidate);
+                    }
+                }
+            }
+        }
+    }
+    bail!(
+        "kernel module {module} not found under {}/lib/modules/*/kernel/drivers/xen",
+        staging.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_lines() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+            \tlibxenctrl.so.4.17 => /s/usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17 (0x00007f)\n\
+            \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+            \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        let libs = parse_ldd(text).unwrap();
+        assert_eq!(
+            libs,
+            [
+                (
+                    "usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17".to_string(),
+                    PathBuf::from("/s/usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17")
+                ),
+                ("usr/lib/x86_64-linux-gnu/libc.so.6".to_string(), PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")),
+                ("lib64/ld-linux-x86-64.so.2".to_string(), PathBuf::from("/lib64/ld-linux-x86-64.so.2")),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_library_is_an_error() {
+        let err = parse_ldd("\tlibuuid.so.1 => not found\n").unwrap_err();
+        assert!(err.to_string().contains("libuuid.so.1"));
+    }
+}
