@@ -107,8 +107,7 @@ mod tests {
 
     #[test]
     fn five_arguments_reach_the_registers_xen_reads() {
-        // SAFETY: only the address of the fake page is taken.
-        let page = unsafe { core::ptr::addr_of!(fake_hypercall_page) };
+        let page = core::ptr::addr_of!(fake_hypercall_page);
         let live: u64 = 0x5555;
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
         let ret = unsafe { call5(page, 3, 11, 22, 33, 44, 55) };
@@ -121,8 +120,7 @@ mod tests {
 
     #[test]
     fn call3_zeroes_the_unused_arguments() {
-        // SAFETY: only the address of the fake page is taken.
-        let page = unsafe { core::ptr::addr_of!(fake_hypercall_page) };
+        let page = core::ptr::addr_of!(fake_hypercall_page);
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
         let ret = unsafe { call3(page, 7, 1, 2, 3) };
         assert_eq!(ret, 1007);
@@ -135,8 +133,7 @@ mod tests {
         // Many live values across many calls: if a clobber were missing
         // from the asm! block the optimiser would keep one in a scribbled
         // register and this sum would be wrong.
-        // SAFETY: only the address of the fake page is taken.
-        let page = unsafe { core::ptr::addr_of!(fake_hypercall_page) };
+        let page = core::ptr::addr_of!(fake_hypercall_page);
         let mut acc = [0u64; 6];
         for i in 0..100u64 {
             // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
