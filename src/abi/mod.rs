@@ -23,7 +23,7 @@ pub use xen_sys::{
     __HYPERVISOR_grant_table_op, __HYPERVISOR_memory_op, __HYPERVISOR_mmu_update,
     __HYPERVISOR_mmuext_op, __HYPERVISOR_sched_op, __HYPERVISOR_set_callbacks,
     __HYPERVISOR_set_trap_table, __HYPERVISOR_update_va_mapping, __HYPERVISOR_vcpu_op,
-    __HYPERVISOR_xen_version, __MACH2PHYS_VIRT_START,
+    __HYPERVISOR_xen_version, __MACH2PHYS_VIRT_END, __MACH2PHYS_VIRT_START,
 };
 
 /// `UVMF_*` flags of `update_va_mapping` (public/xen.h).
@@ -36,6 +36,8 @@ pub const UVMF_INVLPG: u64 = 2;
 /// Start of the read-only machine-to-physical table Xen maps into every
 /// 64-bit PV guest (`MACH2PHYS_VIRT_START`, public/arch-x86/xen-x86_64.h).
 pub const MACH2PHYS_VIRT_START: u64 = __MACH2PHYS_VIRT_START as u64;
+/// End of the machine-to-physical table window.
+pub const MACH2PHYS_VIRT_END: u64 = __MACH2PHYS_VIRT_END as u64;
 
 /// `XENVER_version` (public/version.h).
 pub const XENVER_VERSION: u64 = 0;

@@ -270,3 +270,20 @@ pub unsafe fn unmap_pages(va: u64, pages: u64) -> Result<(), MemError> {
 pub fn lookup(va: u64) -> Option<u64> {
     MEMORY.lock().as_ref()?.tables.lookup(va)
 }
+
+/// The pfn of one of this domain's machine frames, through Xen's M2P
+/// table, checked against our p2m list (`None` for a frame not ours).
+pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
+    let guard = MEMORY.lock();
+    let m = guard.as_ref()?;
+    // Xen's M2P covers every machine frame of the host; reading it past
+    // the end would fault, so only frames below that bound are looked up.
+    const M2P_ENTRIES: u64 = (crate::abi::MACH2PHYS_VIRT_END - crate::abi::MACH2PHYS_VIRT_START) / 8;
+    if mfn.0 >= M2P_ENTRIES {
+        return None;
+    }
+    // SAFETY: in range of the M2P window; a frame that is not ours yields a
+    // meaningless pfn, which the p2m check below rejects.
+    let pfn = unsafe { paging::mfn_to_pfn(mfn) };
+    (m.tables.pfn_to_mfn(pfn) == Some(mfn)).then_some(pfn)
+}
