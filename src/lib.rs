@@ -34,6 +34,7 @@ pub mod shared_mem;
 pub mod start_info;
 pub mod time;
 pub mod types;
+pub mod vchan;
 pub mod xenstore;
 
 pub use error::Errno;

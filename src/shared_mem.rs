@@ -9,7 +9,7 @@
 //! vm-memory's `volatile_memory` and Asterinas' `ostd::mm::io`.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// An offset or length outside the shared region, or a misaligned atomic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,11 @@ impl SharedMem {
 
     fn atomic<T>(&self, offset: usize) -> Result<*const T, OutOfBounds> {
         self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        // The constructor only promises 4-byte alignment of `base`: check
+        // the absolute address too, for the 8-byte atomics.
+        if (self.base.as_ptr() as usize).wrapping_add(offset) % core::mem::align_of::<T>() != 0 {
+            return Err(OutOfBounds { offset, len: core::mem::size_of::<T>() });
+        }
         // SAFETY: in bounds, checked above.
         Ok(unsafe { self.base.as_ptr().add(offset) }.cast::<T>())
     }
@@ -147,13 +152,86 @@ impl SharedMem {
         Ok(())
     }
 
+    /// Atomically loads the `u64` at `offset`.
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, OutOfBounds> {
+        let p = self.atomic::<AtomicU64>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    /// Atomically stores `v` at `offset`.
+    pub fn store_u64(&self, offset: usize, v: u64, order: Ordering) -> Result<(), OutOfBounds> {
+        let p = self.atomic::<AtomicU64>(offset)?;
+        // SAFETY: as in load_u32.
+        unsafe { (*p).store(v, order) };
+        Ok(())
+    }
+
+    /// Atomically replaces the `u64` at `offset` (`xchg`); returns the old value.
+    pub fn swap_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        let p = self.atomic::<AtomicU64>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
+    }
+
+    /// Atomic `lock and` on the `u64` at `offset`; returns the old value.
+    pub fn fetch_and_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        let p = self.atomic::<AtomicU64>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
+    }
+
+    /// Atomic `lock or` on the `u64` at `offset`; returns the old value.
+    pub fn fetch_or_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        let p = self.atomic::<AtomicU64>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
+    }
+
+    /// Atomically replaces the byte at `offset`; returns the old value.
+    pub fn swap_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        let p = self.atomic::<AtomicU8>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
+    }
+
+    /// Atomically ORs `v` into the byte at `offset`; returns the old value.
+    pub fn fetch_or_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        let p = self.atomic::<AtomicU8>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
+    }
+
+    /// Atomically ANDs `v` into the byte at `offset`; returns the old value.
+    pub fn fetch_and_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        let p = self.atomic::<AtomicU8>(offset)?;
+        // SAFETY: as in load_u32.
+        Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
+    }
+
     /// Copies `dst.len()` bytes from `offset` out of the shared region.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.check(offset, dst.len(), 1)?;
-        for (i, d) in dst.iter_mut().enumerate() {
+        // Byte-wise up to an 8-byte boundary of the shared side, then whole
+        // aligned words (8x fewer volatile accesses), then the tail.
+        let base = self.base.as_ptr() as usize + offset;
+        let head = ((8 - base % 8) % 8).min(dst.len());
+        let words = (dst.len() - head) / 8;
+        for (i, d) in dst[..head].iter_mut().enumerate() {
             // SAFETY: offset+i is in bounds (checked); a volatile byte read
             // of memory a peer may write is sound (it only yields a value).
             *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
+        }
+        for w in 0..words {
+            let at = head + w * 8;
+            // SAFETY: in bounds (checked) and 8-aligned (base + at is a
+            // multiple of 8 by construction of `head`); volatile read.
+            let v = unsafe { (self.base.as_ptr().add(offset + at) as *const u64).read_volatile() };
+            dst[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        for i in head + words * 8..dst.len() {
+            // SAFETY: as for the head bytes.
+            dst[i] = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
         }
         Ok(())
     }
@@ -161,8 +239,24 @@ impl SharedMem {
     /// Copies `src` into the shared region at `offset`.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
         self.check(offset, src.len(), 1)?;
-        for (i, s) in src.iter().enumerate() {
+        // Same shape as `read`: head bytes, aligned words, tail bytes.
+        let base = self.base.as_ptr() as usize + offset;
+        let head = ((8 - base % 8) % 8).min(src.len());
+        let words = (src.len() - head) / 8;
+        for (i, s) in src[..head].iter().enumerate() {
             // SAFETY: offset+i is in bounds (checked); volatile byte write.
+            unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
+        }
+        for w in 0..words {
+            let at = head + w * 8;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&src[at..at + 8]);
+            // SAFETY: in bounds (checked) and 8-aligned by construction of
+            // `head`; volatile write.
+            unsafe { (self.base.as_ptr().add(offset + at) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
+        }
+        for (i, s) in src.iter().enumerate().skip(head + words * 8) {
+            // SAFETY: as for the head bytes.
             unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
         }
         Ok(())
@@ -216,6 +310,26 @@ mod tests {
     }
 
     #[test]
+    fn copies_at_every_alignment_and_length() {
+        let m = SharedMem::leak_zeroed(256);
+        for off in 0..17 {
+            for len in 0..40 {
+                let src: Vec<u8> = (0..len).map(|i| (i * 31 + off * 7 + 1) as u8).collect();
+                m.fill(0, 256, 0).unwrap();
+                m.write(off, &src).unwrap();
+                let mut back = vec![0u8; len];
+                m.read(off, &mut back).unwrap();
+                assert_eq!(back, src, "offset {off} length {len}");
+                // Nothing outside the range was touched.
+                let mut all = [0u8; 256];
+                m.read(0, &mut all).unwrap();
+                assert!(all[..off].iter().all(|&b| b == 0));
+                assert!(all[off + len..].iter().all(|&b| b == 0));
+            }
+        }
+    }
+
+    #[test]
     fn values_round_trip() {
         let m = SharedMem::leak_zeroed(4096);
         m.store_u32(8, 0xdead_beef, Ordering::Release).unwrap();
@@ -226,6 +340,13 @@ mod tests {
         assert_eq!(&out, b"hello");
         assert_eq!(m.cas_u16(200, 0, 7).unwrap(), Ok(0));
         assert_eq!(m.cas_u16(200, 0, 9).unwrap(), Err(7));
+        m.store_u64(16, 0b1010, Ordering::Relaxed).unwrap();
+        assert_eq!(m.fetch_or_u64(16, 1).unwrap(), 0b1010);
+        assert_eq!(m.fetch_and_u64(16, !0b10).unwrap(), 0b1011);
+        assert_eq!(m.swap_u64(16, 0).unwrap(), 0b1001);
+        assert_eq!(m.load_u64(16, Ordering::Relaxed).unwrap(), 0);
+        assert!(m.load_u64(12, Ordering::Relaxed).is_err(), "misaligned u64");
+        assert_eq!(m.swap_u8(3, 1).unwrap(), 0);
         let s = m.slice(100, 5).unwrap();
         assert_eq!(s.load_u8(4, Ordering::Relaxed).unwrap(), b'o');
         m.fill(0, 4096, 0xaa).unwrap();

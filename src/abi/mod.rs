@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod grant_table;
+pub mod vchan;
 pub mod xenstore;
 
 pub use xen_sys::{

@@ -1,0 +1,134 @@
+//! Host benchmark: xenpv's vchan ring between two threads, next to the
+//! `rtrb` crate's SPSC ring and a plain memcpy of the same bytes, all in
+//! one run. Prints one line per figure; `cargo xtask bench` collects them.
+//!
+//! Run: `cargo bench --bench ring` (add `-- --quick` for a short run).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use xenpv::abi::vchan::*;
+use xenpv::shared_mem::SharedMem;
+use xenpv::vchan::{Ring, Side};
+
+/// A server/client pair whose client→server (left) ring has `order`; the
+/// in-page orders use the control page like libxenvchan.
+fn vchan_pair(order: u16) -> (Ring, Ring) {
+    let ctrl = SharedMem::leak_zeroed(4096);
+    let right = if order == 10 { 11 } else { order };
+    ctrl.store_u16(LEFT_ORDER, order, Ordering::Relaxed).unwrap();
+    ctrl.store_u16(RIGHT_ORDER, right, Ordering::Relaxed).unwrap();
+    ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
+    ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
+    let buf = |o: u16| match xenpv::vchan::ring_offset(o) {
+        Some(off) => ctrl.slice(off, 1 << o).unwrap(),
+        None => SharedMem::leak_zeroed(1 << o),
+    };
+    let (l, r) = (buf(order), buf(right));
+    (Ring::new(ctrl, Side::Server, l, r).unwrap(), Ring::new(ctrl, Side::Client, l, r).unwrap())
+}
+
+fn gib_per_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64
+}
+
+fn bench_vchan(order: u16, total: usize, chunk: usize) -> Duration {
+    let (mut srv, mut cli) = vchan_pair(order);
+    let src = vec![0x5au8; chunk];
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let mut sent = 0;
+        while sent < total {
+            let n = chunk.min(total - sent);
+            sent += cli.write(&src[..n]).unwrap().bytes;
+        }
+    });
+    let mut buf = vec![0u8; chunk];
+    let mut got = 0;
+    while got < total {
+        got += srv.read(&mut buf).unwrap().bytes;
+    }
+    producer.join().unwrap();
+    start.elapsed()
+}
+
+fn bench_rtrb(capacity: usize, total: usize, chunk: usize) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity);
+    let src = vec![0x5au8; chunk];
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let mut sent = 0;
+        while sent < total {
+            let n = chunk.min(total - sent).min(tx.slots());
+            if n == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut w = tx.write_chunk_uninit(n).unwrap();
+            let (a, b) = w.as_mut_slices();
+            let split = a.len();
+            for (d, s) in a.iter_mut().zip(&src[..split]) {
+                d.write(*s);
+            }
+            for (d, s) in b.iter_mut().zip(&src[split..n]) {
+                d.write(*s);
+            }
+            // SAFETY: every slot of the chunk was initialised above.
+            unsafe { w.commit_all() };
+            sent += n;
+        }
+    });
+    let mut buf = vec![0u8; chunk];
+    let mut got = 0;
+    while got < total {
+        let n = rx.slots().min(chunk);
+        if n == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let r = rx.read_chunk(n).unwrap();
+        let (a, b) = r.as_slices();
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        r.commit_all();
+        got += n;
+    }
+    producer.join().unwrap();
+    start.elapsed()
+}
+
+fn bench_memcpy(total: usize, chunk: usize) -> Duration {
+    let src = vec![0x5au8; chunk];
+    let mut dst = vec![0u8; chunk];
+    let start = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let n = chunk.min(total - done);
+        dst[..n].copy_from_slice(&src[..n]);
+        std::hint::black_box(&mut dst);
+        done += n;
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let total = if quick { 16 << 20 } else { 256 << 20 };
+    println!("# host ring benchmark: {} MiB per figure, two threads (producer, consumer)", total >> 20);
+    for &chunk in &[64usize, 65536] {
+        let memcpy = bench_memcpy(total, chunk);
+        println!("host memcpy chunk={chunk} GiB/s={:.3}", gib_per_s(total, memcpy));
+        for order in [10u16, 12, 16, 20] {
+            let cap = 1usize << order;
+            let c = chunk.min(cap);
+            let v = bench_vchan(order, total, c);
+            let r = bench_rtrb(cap, total, c);
+            println!(
+                "host ring order={order} chunk={c} xenpv_GiB/s={:.3} rtrb_GiB/s={:.3} xenpv/rtrb={:.2} xenpv/memcpy={:.3}",
+                gib_per_s(total, v),
+                gib_per_s(total, r),
+                r.as_secs_f64() / v.as_secs_f64(),
+                memcpy.as_secs_f64() / v.as_secs_f64(),
+            );
+        }
+    }
+}

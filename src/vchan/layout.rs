@@ -1,0 +1,102 @@
+//! Where a vchan's rings live, and which orders a peer may announce.
+
+use crate::abi::vchan::*;
+
+/// The orders a peer announced cannot describe a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutError {
+    /// An order outside 10..=20.
+    BadOrder(u16),
+    /// Both rings are in the control page at the same offset.
+    Overlap(u16),
+}
+
+/// The in-page offset of a ring of `order`, or `None` if it is made of
+/// separate granted pages (orders 12 and up).
+pub fn ring_offset(order: u16) -> Option<usize> {
+    match order {
+        SMALL_RING_ORDER => Some(SMALL_RING_OFFSET),
+        LARGE_RING_ORDER => Some(LARGE_RING_OFFSET),
+        _ => None,
+    }
+}
+
+/// Number of granted pages a ring of `order` needs (0 for in-page rings).
+pub fn ring_pages(order: u16) -> usize {
+    if order <= LARGE_RING_ORDER {
+        0
+    } else {
+        1 << (order - 12)
+    }
+}
+
+/// Checks a (left, right) order pair as libxenvchan's client must:
+/// both within 10..=20 and not sharing an in-page slot.
+pub fn validate_orders(left: u16, right: u16) -> Result<(), LayoutError> {
+    for o in [left, right] {
+        if !(SMALL_RING_ORDER..=MAX_RING_ORDER).contains(&o) {
+            return Err(LayoutError::BadOrder(o));
+        }
+    }
+    if left == right && ring_offset(left).is_some() {
+        return Err(LayoutError::Overlap(left));
+    }
+    Ok(())
+}
+
+/// The orders a server picks for rings of at least `left_min` and
+/// `right_min` bytes, placing small rings in the control page as
+/// libxenvchan's server does.
+pub fn choose_orders(left_min: usize, right_min: usize) -> Result<(u16, u16), LayoutError> {
+    fn order_for(min: usize) -> Result<u16, LayoutError> {
+        let order = min.max(1).next_power_of_two().trailing_zeros().max(SMALL_RING_ORDER as u32) as u16;
+        if order > MAX_RING_ORDER {
+            return Err(LayoutError::BadOrder(order));
+        }
+        Ok(order)
+    }
+    let (mut l, mut r) = (order_for(left_min)?, order_for(right_min)?);
+    // Two small rings cannot share one slot: grow one into the other slot.
+    if l == r && l == SMALL_RING_ORDER {
+        r = LARGE_RING_ORDER;
+    } else if l == r && l == LARGE_RING_ORDER {
+        l = 12;
+    }
+    validate_orders(l, r)?;
+    Ok((l, r))
+}
+
+/// Grant slots the control page has room for after the header.
+pub const MAX_GRANTS: usize = (crate::abi::PAGE_SIZE - GRANTS) / 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_checked() {
+        assert_eq!(validate_orders(10, 11), Ok(()));
+        assert_eq!(validate_orders(11, 10), Ok(()));
+        assert_eq!(validate_orders(12, 12), Ok(()));
+        assert_eq!(validate_orders(20, 20), Ok(()));
+        assert_eq!(validate_orders(10, 10), Err(LayoutError::Overlap(10)));
+        assert_eq!(validate_orders(11, 11), Err(LayoutError::Overlap(11)));
+        assert_eq!(validate_orders(9, 12), Err(LayoutError::BadOrder(9)));
+        assert_eq!(validate_orders(12, 21), Err(LayoutError::BadOrder(21)));
+        assert_eq!(validate_orders(0xffff, 12), Err(LayoutError::BadOrder(0xffff)));
+    }
+
+    #[test]
+    fn servers_choose_like_libxenvchan() {
+        assert_eq!(choose_orders(1, 1), Ok((10, 11)));
+        assert_eq!(choose_orders(1024, 2048), Ok((10, 11)));
+        assert_eq!(choose_orders(2048, 1000), Ok((11, 10)));
+        assert_eq!(choose_orders(2048, 2048), Ok((12, 11)));
+        assert_eq!(choose_orders(65536, 1 << 20), Ok((16, 20)));
+        assert_eq!(choose_orders((1 << 20) + 1, 10), Err(LayoutError::BadOrder(21)));
+        // Two order-20 rings' grants fit the control page.
+        assert!(ring_pages(20) * 2 <= MAX_GRANTS);
+        assert_eq!(ring_pages(12), 1);
+        assert_eq!(ring_pages(11), 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! libxenvchan-compatible byte streams between domains
+//! (public/io/libxenvchan.h, tools/libs/vchan).
+//!
+//! [`ring`] is the protocol over the shared control page and ring buffers:
+//! index arithmetic, the notify-bit handshake, the live flags, and the
+//! checks that turn anything a hostile peer writes into a typed error.
+//! It performs no hypercall and runs on the host.
+
+pub mod layout;
+pub mod ring;
+
+pub use layout::{ring_offset, validate_orders, LayoutError};
+pub use ring::{Ring, Side, VchanError};

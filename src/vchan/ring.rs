@@ -1,0 +1,423 @@
+//! The vchan stream protocol over a control page and two ring buffers.
+//!
+//! Mirrors libxenvchan's `io.c` semantics (read the peer's index, request
+//! a notification, re-read; publish data before the index; notify only if
+//! the peer asked) with two hardenings:
+//! - our own index is kept privately and only ever *written* to the
+//!   shared page, so a peer scribbling on it cannot make us re-read or
+//!   skip data;
+//! - an impossible peer index is [`VchanError::PeerCorrupt`] instead of
+//!   libxenvchan's silent "0 bytes ready" (which hangs the stream).
+
+use super::layout::{validate_orders, LayoutError};
+use crate::abi::vchan::*;
+use crate::shared_mem::{mb, SharedMem};
+use core::sync::atomic::Ordering;
+
+/// Which end of the channel this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Shares the pages (writes `right`, reads `left`).
+    Server,
+    /// Maps the pages (writes `left`, reads `right`).
+    Client,
+}
+
+/// A vchan failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VchanError {
+    /// The peer wrote an index that no correct peer can produce.
+    PeerCorrupt {
+        /// Producer index seen.
+        prod: u32,
+        /// Consumer index seen.
+        cons: u32,
+        /// Ring size in bytes.
+        size: u32,
+    },
+    /// The peer closed the channel (its live flag is 0).
+    Closed,
+    /// The announced ring orders are invalid.
+    Layout(LayoutError),
+    /// A ring buffer's length does not match its order.
+    BufferSize {
+        /// The order announced.
+        order: u16,
+        /// The buffer length provided.
+        len: usize,
+    },
+}
+
+impl From<LayoutError> for VchanError {
+    fn from(e: LayoutError) -> Self {
+        VchanError::Layout(e)
+    }
+}
+
+/// What one read or write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "if `notify` is set, the caller must signal the event channel"]
+pub struct Progress {
+    /// Bytes moved.
+    pub bytes: usize,
+    /// The peer asked to be told: send an event on the channel's port.
+    pub notify: bool,
+}
+
+#[derive(Debug)]
+struct Half {
+    /// Offset of this ring's `ring_shared` in the control page.
+    shared: usize,
+    size: u32,
+    buf: SharedMem,
+    /// Our own index (cons for the read half, prod for the write half).
+    mine: u32,
+}
+
+/// One end of a vchan: the control page plus the two ring buffers.
+#[derive(Debug)]
+pub struct Ring {
+    ctrl: SharedMem,
+    side: Side,
+    read: Half,
+    write: Half,
+}
+
+fn load(ctrl: &SharedMem, off: usize) -> u32 {
+    // The control page is at least a page (checked in `new`): in bounds.
+    ctrl.load_u32(off, Ordering::Acquire).unwrap_or(0)
+}
+
+impl Ring {
+    /// Wraps a channel whose control page holds valid orders. `left` and
+    /// `right` are the ring buffers (in-page slices for orders 10/11).
+    pub fn new(ctrl: SharedMem, side: Side, left: SharedMem, right: SharedMem) -> Result<Ring, VchanError> {
+        if ctrl.len() < crate::abi::PAGE_SIZE {
+            return Err(VchanError::BufferSize { order: 12, len: ctrl.len() });
+        }
+        let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
+        let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
+        validate_orders(lo, ro)?;
+        for (order, buf) in [(lo, &left), (ro, &right)] {
+            if buf.len() != 1usize << order {
+                return Err(VchanError::BufferSize { order, len: buf.len() });
+            }
+        }
+        let half = |shared, order: u16, buf, own_index| Half { shared, size: 1 << order, buf, mine: load(&ctrl, shared + own_index) };
+        let (read, write) = match side {
+            Side::Server => (half(LEFT, lo, left, RING_CONS), half(RIGHT, ro, right, RING_PROD)),
+            Side::Client => (half(RIGHT, ro, right, RING_CONS), half(LEFT, lo, left, RING_PROD)),
+        };
+        Ok(Ring { ctrl, side, read, write })
+    }
+
+    /// Bytes of the read ring.
+    pub fn read_capacity(&self) -> usize {
+        self.read.size as usize
+    }
+
+    /// Bytes of the write ring.
+    pub fn write_capacity(&self) -> usize {
+        self.write.size as usize
+    }
+
+    fn peer_request_slot(&self) -> usize {
+        // Requests *we* make for the peer to notify us (request_notify).
+        match self.side {
+            Side::Server => CLI_NOTIFY,
+            Side::Client => SRV_NOTIFY,
+        }
+    }
+
+    fn our_request_slot(&self) -> usize {
+        // Requests the peer made for *us* to notify it (send_notify).
+        match self.side {
+            Side::Server => SRV_NOTIFY,
+            Side::Client => CLI_NOTIFY,
+        }
+    }
+
+    fn request_notify(&self, bit: u8) {
+        let _ = self.ctrl.fetch_or_u8(self.peer_request_slot(), bit);
+        // mb(): post the request before re-reading the peer's index, or a
+        // write landing in between would be missed (the lost wake-up).
+        mb();
+    }
+
+    fn take_notify(&self, bit: u8) -> bool {
+        // mb(): our index update is visible before we look at the request.
+        mb();
+        let prev = self.ctrl.fetch_and_u8(self.our_request_slot(), !bit).unwrap_or(0);
+        prev & bit != 0
+    }
+
+    fn raw_ready(&self) -> Result<u32, VchanError> {
+        let prod = load(&self.ctrl, self.read.shared + RING_PROD);
+        let ready = prod.wrapping_sub(self.read.mine);
+        if ready > self.read.size {
+            return Err(VchanError::PeerCorrupt { prod, cons: self.read.mine, size: self.read.size });
+        }
+        Ok(ready)
+    }
+
+    fn raw_space(&self) -> Result<u32, VchanError> {
+        let cons = load(&self.ctrl, self.write.shared + RING_CONS);
+        let used = self.write.mine.wrapping_sub(cons);
+        if used > self.write.size {
+            return Err(VchanError::PeerCorrupt { prod: self.write.mine, cons, size: self.write.size });
+        }
+        Ok(self.write.size - used)
+    }
+
+    /// Bytes ready to read; asks the peer to notify us when it writes.
+    pub fn data_ready(&self) -> Result<usize, VchanError> {
+        self.request_notify(NOTIFY_WRITE);
+        Ok(self.raw_ready()? as usize)
+    }
+
+    /// Bytes of free space to write; asks the peer to notify us when it reads.
+    pub fn buffer_space(&self) -> Result<usize, VchanError> {
+        self.request_notify(NOTIFY_READ);
+        Ok(self.raw_space()? as usize)
+    }
+
+    /// Whether the peer is still there (`cli_live`/`srv_live` != 0; a
+    /// server counts a client that has not connected yet as live).
+    pub fn peer_live(&self) -> bool {
+        let off = match self.side {
+            Side::Server => CLI_LIVE,
+            Side::Client => SRV_LIVE,
+        };
+        self.ctrl.load_u8(off, Ordering::Acquire).unwrap_or(0) != 0
+    }
+
+    /// Sets our own live flag.
+    pub fn set_live(&self, live: u8) {
+        let off = match self.side {
+            Side::Server => SRV_LIVE,
+            Side::Client => CLI_LIVE,
+        };
+        let _ = self.ctrl.store_u8(off, live, Ordering::Release);
+    }
+
+    /// Reads up to `dst.len()` bytes without blocking. `Ok` with 0 bytes
+    /// means nothing is ready yet (a notification is then requested);
+    /// `Closed` means nothing is ready and the peer is gone.
+    pub fn read(&mut self, dst: &mut [u8]) -> Result<Progress, VchanError> {
+        if dst.is_empty() {
+            return Ok(Progress { bytes: 0, notify: false });
+        }
+        let mut ready = self.raw_ready()?;
+        if (ready as usize) < dst.len() {
+            // We plan to consume everything: ask to hear of more, re-read.
+            self.request_notify(NOTIFY_WRITE);
+            ready = self.raw_ready()?;
+        }
+        let n = (ready as usize).min(dst.len());
+        if n == 0 {
+            return if self.peer_live() { Ok(Progress { bytes: 0, notify: false }) } else { Err(VchanError::Closed) };
+        }
+        // The Acquire load of prod (raw_ready) orders these reads after it (rmb()).
+        let mask = self.read.size - 1;
+        let start = (self.read.mine & mask) as usize;
+        let first = n.min(self.read.size as usize - start);
+        // In bounds: start + first <= size == buf.len(), n - first <= size.
+        let _ = self.read.buf.read(start, &mut dst[..first]);
+        let _ = self.read.buf.read(0, &mut dst[first..n]);
+        self.read.mine = self.read.mine.wrapping_add(n as u32);
+        // Release: the copy above completes before the peer sees the space.
+        let _ = self.ctrl.store_u32(self.read.shared + RING_CONS, self.read.mine, Ordering::Release);
+        let notify = self.take_notify(NOTIFY_READ);
+        Ok(Progress { bytes: n, notify })
+    }
+
+    /// Writes up to `src.len()` bytes without blocking; 0 bytes means the
+    /// ring is full (a notification is then requested).
+    pub fn write(&mut self, src: &[u8]) -> Result<Progress, VchanError> {
+        if !self.peer_live() {
+            return Err(VchanError::Closed);
+        }
+        if src.is_empty() {
+            return Ok(Progress { bytes: 0, notify: false });
+        }
+        let mut space = self.raw_space()?;
+        if (space as usize) < src.len() {
+            self.request_notify(NOTIFY_READ);
+            space = self.raw_space()?;
+        }
+        let n = (space as usize).min(src.len());
+        if n == 0 {
+            return Ok(Progress { bytes: 0, notify: false });
+        }
+        let mask = self.write.size - 1;
+        let start = (self.write.mine & mask) as usize;
+        let first = n.min(self.write.size as usize - start);
+        let _ = self.write.buf.write(start, &src[..first]);
+        let _ = self.write.buf.write(0, &src[first..n]);
+        self.write.mine = self.write.mine.wrapping_add(n as u32);
+        // Release (wmb()): the data is visible before the new prod.
+        let _ = self.ctrl.store_u32(self.write.shared + RING_PROD, self.write.mine, Ordering::Release);
+        let notify = self.take_notify(NOTIFY_WRITE);
+        Ok(Progress { bytes: n, notify })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vchan::layout::ring_offset;
+
+    /// A server and a client over one control page, rings of the given orders.
+    fn pair(lo: u16, ro: u16, start: u32) -> (Ring, Ring, SharedMem) {
+        let ctrl = SharedMem::leak_zeroed(4096);
+        ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed).unwrap();
+        ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed).unwrap();
+        for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
+            ctrl.store_u32(off, start, Ordering::Relaxed).unwrap();
+        }
+        ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
+        ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
+        let buf = |o: u16| match ring_offset(o) {
+            Some(off) => ctrl.slice(off, 1 << o).unwrap(),
+            None => SharedMem::leak_zeroed(1 << o),
+        };
+        let (l, r) = (buf(lo), buf(ro));
+        let srv = Ring::new(ctrl, Side::Server, l, r).unwrap();
+        let cli = Ring::new(ctrl, Side::Client, l, r).unwrap();
+        (srv, cli, ctrl)
+    }
+
+    fn pattern(n: usize, seed: u32) -> Vec<u8> {
+        (0..n as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
+    }
+
+    #[test]
+    fn streams_wrap_around_at_every_order_and_index_overflow() {
+        for order in 10..=20u16 {
+            let (lo, ro) = if order == 10 { (10, 11) } else if order == 11 { (11, 10) } else { (order, order) };
+            let (mut srv, mut cli, _) = pair(lo, ro, u32::MAX - 1000);
+            let size = 1usize << order;
+            let msg = pattern(size * 3 + 777, order as u32);
+            let mut got = Vec::new();
+            let mut sent = 0;
+            let chunk = size / 3 + 5;
+            while got.len() < msg.len() {
+                if sent < msg.len() {
+                    let end = (sent + chunk).min(msg.len());
+                    sent += cli.write(&msg[sent..end]).unwrap().bytes;
+                }
+                let mut buf = vec![0u8; chunk / 2 + 1];
+                let p = srv.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..p.bytes]);
+            }
+            assert_eq!(got, msg, "order {order}");
+            // Both directions: the server writes the right ring.
+            let back = pattern(size + 3, 99);
+            let mut echoed = Vec::new();
+            let mut off = 0;
+            while echoed.len() < back.len() {
+                if off < back.len() {
+                    off += srv.write(&back[off..]).unwrap().bytes;
+                }
+                let mut buf = vec![0u8; 4096];
+                let p = cli.read(&mut buf).unwrap();
+                echoed.extend_from_slice(&buf[..p.bytes]);
+            }
+            assert_eq!(echoed, back, "order {order} server->client");
+        }
+    }
+
+    #[test]
+    fn notifications_only_when_asked() {
+        let (mut srv, mut cli, _) = pair(10, 11, 0);
+        // Nobody waits: writing does not notify.
+        assert_eq!(cli.write(b"abc").unwrap(), Progress { bytes: 3, notify: false });
+        // The server drains and finds nothing more: it asks to be told.
+        let mut buf = [0u8; 10];
+        assert_eq!(srv.read(&mut buf).unwrap().bytes, 3);
+        assert_eq!(srv.read(&mut buf).unwrap(), Progress { bytes: 0, notify: false });
+        // The next write must notify, exactly once.
+        assert!(cli.write(b"d").unwrap().notify);
+        assert!(!cli.write(b"e").unwrap().notify);
+        // A writer that found the ring full asks for READ notifications.
+        let (mut srv, mut cli, _) = pair(10, 11, 0);
+        assert_eq!(cli.write(&[7u8; 1024]).unwrap().bytes, 1024);
+        assert_eq!(cli.write(b"x").unwrap().bytes, 0);
+        let mut big = [0u8; 100];
+        assert!(srv.read(&mut big).unwrap().notify, "reader must wake the blocked writer");
+    }
+
+    #[test]
+    fn hostile_indices_are_errors_not_overreads() {
+        let (mut srv, mut cli, ctrl) = pair(12, 12, 0);
+        // The client claims to have produced more than the ring holds.
+        ctrl.store_u32(LEFT + RING_PROD, 4097, Ordering::Relaxed).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(srv.read(&mut buf), Err(VchanError::PeerCorrupt { prod: 4097, cons: 0, size: 4096 }));
+        // The server claims to have consumed data never written.
+        ctrl.store_u32(LEFT + RING_CONS, 50, Ordering::Relaxed).unwrap();
+        assert!(matches!(cli.write(b"hi"), Err(VchanError::PeerCorrupt { .. })));
+        // A peer scribbling on *our* published index changes nothing: we
+        // keep our private copy.
+        let (mut srv, mut cli, ctrl) = pair(10, 11, 0);
+        assert_eq!(cli.write(b"hello").unwrap().bytes, 5);
+        ctrl.store_u32(LEFT + RING_CONS, 0xdead, Ordering::Relaxed).unwrap();
+        let mut b = [0u8; 5];
+        assert_eq!(srv.read(&mut b).unwrap().bytes, 5);
+        assert_eq!(&b, b"hello");
+    }
+
+    #[test]
+    fn bad_layouts_are_refused() {
+        let ctrl = SharedMem::leak_zeroed(4096);
+        let l = SharedMem::leak_zeroed(4096);
+        ctrl.store_u16(LEFT_ORDER, 10, Ordering::Relaxed).unwrap();
+        ctrl.store_u16(RIGHT_ORDER, 10, Ordering::Relaxed).unwrap();
+        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
+        ctrl.store_u16(RIGHT_ORDER, 30, Ordering::Relaxed).unwrap();
+        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
+        ctrl.store_u16(LEFT_ORDER, 12, Ordering::Relaxed).unwrap();
+        ctrl.store_u16(RIGHT_ORDER, 13, Ordering::Relaxed).unwrap();
+        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
+    }
+
+    #[test]
+    fn a_dead_peer_is_reported_once_the_data_is_drained() {
+        let (mut srv, mut cli, ctrl) = pair(10, 11, 0);
+        assert_eq!(cli.write(b"last words").unwrap().bytes, 10);
+        ctrl.store_u8(CLI_LIVE, 0, Ordering::Relaxed).unwrap();
+        let mut b = [0u8; 64];
+        assert_eq!(srv.read(&mut b).unwrap().bytes, 10, "data written before close is delivered");
+        assert_eq!(srv.read(&mut b), Err(VchanError::Closed));
+        assert_eq!(srv.write(b"x"), Err(VchanError::Closed));
+        let _ = &mut cli;
+    }
+
+    #[test]
+    fn two_threads_stream_without_loss() {
+        // Producer and consumer on separate threads, spinning instead of
+        // blocking on events: 4 MiB through an order-12 ring.
+        let (mut srv, mut cli, _) = pair(12, 12, 0);
+        let total = 4 << 20;
+        let msg = std::sync::Arc::new(pattern(total, 5));
+        let m2 = msg.clone();
+        let producer = std::thread::spawn(move || {
+            let mut off = 0;
+            let mut step = 1;
+            while off < total {
+                step = (step * 7 + 3) % 9000 + 1;
+                let end = (off + step).min(total);
+                off += cli.write(&m2[off..end]).unwrap().bytes;
+                std::hint::spin_loop();
+            }
+        });
+        let mut got = Vec::with_capacity(total);
+        let mut buf = vec![0u8; 5000];
+        while got.len() < total {
+            let p = srv.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..p.bytes]);
+        }
+        producer.join().unwrap();
+        assert!(got == *msg, "stream corrupted");
+    }
+}
