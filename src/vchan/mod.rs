@@ -7,6 +7,7 @@
 //! It performs no hypercall and runs on the host.
 
 pub mod layout;
+mod model;
 pub mod ring;
 
 pub use layout::{ring_offset, validate_orders, LayoutError};
