@@ -119,6 +119,9 @@ mod guest {
         if let Err(e) = crate::mm::init(info) {
             boot_failure(format_args!("memory set-up failed: {e:?}"));
         }
+        if let Err(e) = crate::event::init() {
+            boot_failure(format_args!("event channel set-up failed: {e:?}"));
+        }
         // SAFETY: the application defines this symbol with `main!`; it
         // takes no arguments and never returns.
         unsafe { __xenpv_app_main() }

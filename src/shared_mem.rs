@@ -92,7 +92,7 @@ impl SharedMem {
         self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
         // The constructor only promises 4-byte alignment of `base`: check
         // the absolute address too, for the 8-byte atomics.
-        if (self.base.as_ptr() as usize).wrapping_add(offset) % core::mem::align_of::<T>() != 0 {
+        if !(self.base.as_ptr() as usize).wrapping_add(offset).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(OutOfBounds { offset, len: core::mem::size_of::<T>() });
         }
         // SAFETY: in bounds, checked above.

@@ -1,1 +1,297 @@
-//! Placeholder: see the module's issue.
+//! Time: Xen system time from `vcpu_time_info` (public/xen.h, "Time
+//! information"), the wall clock in `shared_info`, the vCPU's one-shot
+//! timer (`VCPUOP_set_singleshot_timer`, public/vcpu.h) and [`sleep`].
+//!
+//! Xen publishes, per vCPU, a TSC stamp and the system time at that
+//! stamp plus a fixed-point factor: `ns = system_time +
+//! ((tsc - tsc_timestamp) << shift) * mul >> 32` (a negative shift is a
+//! right shift). It updates the record under a version counter that is
+//! odd while an update is in progress, so a reader retries until it
+//! sees the same even version before and after copying the fields.
+
+use crate::abi::event::offsets;
+use crate::shared_mem::{rmb, SharedMem};
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+/// Scales a TSC delta to nanoseconds (`pvclock_scale_delta` in Linux,
+/// `scale_delta` in Mini-OS): shift, then a 32.32 fixed-point multiply.
+pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
+    let d = if shift < 0 { delta >> shift.unsigned_abs().min(63) } else { delta << (shift as u32).min(63) };
+    ((d as u128 * mul as u128) >> 32) as u64
+}
+
+/// A consistent copy of one vCPU's `vcpu_time_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuTime {
+    /// TSC value at `system_time`.
+    pub tsc_timestamp: u64,
+    /// Xen system time (ns since Xen booted) at `tsc_timestamp`.
+    pub system_time: u64,
+    /// TSC to ns multiplier (32.32 fixed point, after the shift).
+    pub tsc_to_system_mul: u32,
+    /// Power-of-two pre-shift of the TSC delta.
+    pub tsc_shift: i8,
+}
+
+impl VcpuTime {
+    /// Xen system time in ns when the TSC reads `tsc`. A TSC read before
+    /// the stamp (an out-of-order read) counts as the stamp itself.
+    pub fn system_time_at(&self, tsc: u64) -> u64 {
+        let delta = tsc.saturating_sub(self.tsc_timestamp);
+        self.system_time.wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
+    }
+}
+
+/// How many times a reader retries a torn record before giving up (Xen
+/// holds a record odd for a few instructions; this is a safety net).
+const MAX_RETRIES: u32 = 1 << 20;
+
+/// Reads the `vcpu_time_info` of the `vcpu_info` at `vcpu_info` in the
+/// `shared_info` view, retrying while Xen updates it. `None` if the
+/// version never settles or the view is too short.
+pub fn read_vcpu_time(page: &SharedMem, vcpu_info: usize) -> Option<VcpuTime> {
+    let t = vcpu_info.checked_add(offsets::TIME)?;
+    for _ in 0..MAX_RETRIES {
+        let v1 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Acquire).ok()?;
+        if v1 & 1 != 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        // rmb(): the fields are read after the first version read
+        // (Acquire above) and before the second (this fence), the reader
+        // half of Xen's `version++; wmb(); update; wmb(); version++`.
+        let tsc_timestamp = page.load_u64(t + offsets::TIME_TSC_TIMESTAMP, Ordering::Relaxed).ok()?;
+        let system_time = page.load_u64(t + offsets::TIME_SYSTEM_TIME, Ordering::Relaxed).ok()?;
+        let tsc_to_system_mul = page.load_u32(t + offsets::TIME_TSC_MUL, Ordering::Relaxed).ok()?;
+        let tsc_shift = page.load_u8(t + offsets::TIME_TSC_SHIFT, Ordering::Relaxed).ok()? as i8;
+        rmb();
+        let v2 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Relaxed).ok()?;
+        if v1 == v2 {
+            return Some(VcpuTime { tsc_timestamp, system_time, tsc_to_system_mul, tsc_shift });
+        }
+    }
+    None
+}
+
+/// Reads the wall clock at Xen system time 0 (`wc_sec`/`wc_nsec`, with
+/// `wc_sec_hi`), retrying on `wc_version` like [`read_vcpu_time`].
+pub fn read_wallclock_base(page: &SharedMem) -> Option<Duration> {
+    for _ in 0..MAX_RETRIES {
+        let v1 = page.load_u32(offsets::WC_VERSION, Ordering::Acquire).ok()?;
+        if v1 & 1 != 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        let lo = page.load_u32(offsets::WC_SEC, Ordering::Relaxed).ok()?;
+        let nsec = page.load_u32(offsets::WC_NSEC, Ordering::Relaxed).ok()?;
+        let hi = page.load_u32(offsets::WC_SEC_HI, Ordering::Relaxed).ok()?;
+        rmb();
+        let v2 = page.load_u32(offsets::WC_VERSION, Ordering::Relaxed).ok()?;
+        if v1 == v2 {
+            let sec = ((hi as u64) << 32) | lo as u64;
+            return Some(Duration::new(sec, nsec.min(999_999_999)));
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "none")]
+mod guest {
+    use super::*;
+    use crate::event::{EventError, Virq};
+    use crate::types::EvtchnPort;
+    use core::sync::atomic::AtomicU32;
+
+    static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
+
+    fn rdtsc() -> u64 {
+        // SAFETY: RDTSC has no memory effects; Xen PV guests may use it
+        // (the TSC is what vcpu_time_info is calibrated against).
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+
+    /// Xen system time now, in ns since Xen booted (0 before shared_info
+    /// is mapped).
+    pub fn now_ns() -> u64 {
+        let Some(page) = crate::shared_info::page() else { return 0 };
+        loop {
+            if let Some(t) = read_vcpu_time(&page, 0) {
+                return t.system_time_at(rdtsc());
+            }
+        }
+    }
+
+    /// Xen system time now, as a [`Duration`].
+    pub fn now() -> Duration {
+        Duration::from_nanos(now_ns())
+    }
+
+    /// The wall clock (time since the Unix epoch), as Xen keeps it.
+    pub fn wallclock() -> Duration {
+        let base = crate::shared_info::page().and_then(|p| read_wallclock_base(&p)).unwrap_or_default();
+        base + now()
+    }
+
+    /// The system time `d` from now, saturating.
+    pub fn deadline_after(d: Duration) -> u64 {
+        now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Binds `VIRQ_TIMER` (so the timer can wake `SCHEDOP_block`) and
+    /// stops the periodic tick Xen starts PV vCPUs with.
+    pub(crate) fn init_timer() -> Result<(), EventError> {
+        let port = crate::event::bind_virq(Virq::TIMER)?;
+        TIMER_PORT.store(port.0, Ordering::Release);
+        // SAFETY: VCPUOP_stop_periodic_timer takes no argument.
+        let _ = unsafe {
+            crate::hypercall::raw(
+                crate::abi::__HYPERVISOR_vcpu_op,
+                crate::abi::event::VCPUOP_stop_periodic_timer as u64,
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        Ok(())
+    }
+
+    /// The port `VIRQ_TIMER` is bound to (after `event::init`).
+    pub fn timer_port() -> Option<EvtchnPort> {
+        match TIMER_PORT.load(Ordering::Acquire) {
+            0 => None,
+            p => Some(EvtchnPort(p)),
+        }
+    }
+
+    /// Arms the vCPU's one-shot timer for system time `deadline_ns`
+    /// (`VCPUOP_set_singleshot_timer`); a deadline in the past fires at
+    /// once. Replaces any earlier deadline.
+    #[doc(alias = "VCPUOP_set_singleshot_timer")]
+    pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
+        let mut arg = crate::abi::event::vcpu_set_singleshot_timer { timeout_abs_ns: deadline_ns, flags: 0 };
+        // SAFETY: `arg` is a vcpu_set_singleshot_timer valid for the call;
+        // vCPU 0 is ours.
+        let r = unsafe {
+            crate::hypercall::raw(
+                crate::abi::__HYPERVISOR_vcpu_op,
+                crate::abi::event::VCPUOP_set_singleshot_timer as u64,
+                0,
+                &mut arg as *mut _ as u64,
+                0,
+                0,
+            )
+        };
+        if crate::error::Errno::check(r).is_ok() {
+            return Ok(());
+        }
+        // Older interface, same effect on this vCPU.
+        // SAFETY: set_timer_op takes the deadline by value.
+        let r = unsafe {
+            crate::hypercall::raw(crate::abi::event::__HYPERVISOR_set_timer_op, deadline_ns, 0, 0, 0, 0)
+        };
+        crate::error::Errno::check(r).map(drop).map_err(EventError::Hypercall)
+    }
+
+    /// Blocks the vCPU for at least `d` (the timer's event wakes it).
+    pub fn sleep(d: Duration) {
+        let deadline = deadline_after(d);
+        let _ = crate::event::wait_until(Some(deadline), || now_ns() >= deadline);
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use guest::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_matches_exact_arithmetic() {
+        // A 2 GHz TSC: Xen picks shift 0, mul = 2^32 / 2 (0.5 ns per tick).
+        assert_eq!(scale_delta(2_000_000_000, 1 << 31, 0), 1_000_000_000);
+        // A 3 GHz TSC: mul = 2^32 / 3 rounded, shift 0. One second of ticks.
+        let mul = ((1u64 << 32) / 3) as u32;
+        let ns = scale_delta(3_000_000_000, mul, 0);
+        assert!((999_999_999..=1_000_000_000).contains(&ns), "{ns}");
+        // A slow 500 MHz TSC needs a left shift: 2 ns per tick = (1 << 1) * 2^32/2^32.
+        assert_eq!(scale_delta(500_000_000, 1 << 31, 2), 1_000_000_000);
+        // A negative shift halves first.
+        assert_eq!(scale_delta(1000, u32::MAX, -1), ((500u128 * u32::MAX as u128) >> 32) as u64);
+        // Large deltas do not overflow the 64-bit intermediate.
+        assert_eq!(scale_delta(u64::MAX, 1 << 31, 0), u64::MAX >> 1);
+        // Absurd shifts from a corrupt record saturate instead of panicking.
+        assert_eq!(scale_delta(1, 1 << 31, 127), ((1u128 << 63) * (1u128 << 31) >> 32) as u64);
+        assert_eq!(scale_delta(u64::MAX, 1 << 31, -128), 0);
+    }
+
+    fn write_time(page: &SharedMem, version: u32, tsc: u64, sys: u64, mul: u32, shift: i8) {
+        let t = offsets::TIME;
+        page.store_u32(t, version, Ordering::SeqCst).unwrap();
+        page.store_u64(t + offsets::TIME_TSC_TIMESTAMP, tsc, Ordering::SeqCst).unwrap();
+        page.store_u64(t + offsets::TIME_SYSTEM_TIME, sys, Ordering::SeqCst).unwrap();
+        page.store_u32(t + offsets::TIME_TSC_MUL, mul, Ordering::SeqCst).unwrap();
+        page.store_u8(t + offsets::TIME_TSC_SHIFT, shift as u8, Ordering::SeqCst).unwrap();
+    }
+
+    #[test]
+    fn a_stable_record_converts_tsc_to_system_time() {
+        let page = SharedMem::leak_zeroed(4096);
+        write_time(&page, 4, 1_000, 5_000_000, 1 << 31, 1);
+        let t = read_vcpu_time(&page, 0).unwrap();
+        assert_eq!(t, VcpuTime { tsc_timestamp: 1_000, system_time: 5_000_000, tsc_to_system_mul: 1 << 31, tsc_shift: 1 });
+        // (3000 - 1000) << 1 * 0.5 = 2000 ns later.
+        assert_eq!(t.system_time_at(3_000), 5_002_000);
+        assert_eq!(t.system_time_at(10), 5_000_000, "a TSC before the stamp clamps");
+    }
+
+    #[test]
+    fn an_update_in_progress_is_retried() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let page = SharedMem::leak_zeroed(4096);
+        write_time(&page, 1, 0, 0, 0, 0);
+        // Odd forever: the reader gives up rather than hang.
+        assert_eq!(read_vcpu_time(&page, 0), None);
+        // A writer thread keeps updating; every read must be self-consistent
+        // (system_time == tsc_timestamp * 2 in every record it writes).
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let mut v = 2u32;
+            let mut i = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                page.store_u32(offsets::TIME, v + 1, Ordering::SeqCst).unwrap();
+                page.store_u64(offsets::TIME + offsets::TIME_TSC_TIMESTAMP, i, Ordering::SeqCst).unwrap();
+                page.store_u64(offsets::TIME + offsets::TIME_SYSTEM_TIME, i * 2, Ordering::SeqCst).unwrap();
+                page.store_u32(offsets::TIME, v + 2, Ordering::SeqCst).unwrap();
+                v += 2;
+                i += 1;
+            }
+        });
+        for _ in 0..20_000 {
+            if let Some(t) = read_vcpu_time(&page, 0) {
+                assert_eq!(t.system_time, t.tsc_timestamp * 2, "torn read");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn the_wallclock_combines_the_high_seconds() {
+        let page = SharedMem::leak_zeroed(4096);
+        page.store_u32(offsets::WC_VERSION, 2, Ordering::SeqCst).unwrap();
+        page.store_u32(offsets::WC_SEC, 5, Ordering::SeqCst).unwrap();
+        page.store_u32(offsets::WC_SEC_HI, 1, Ordering::SeqCst).unwrap();
+        page.store_u32(offsets::WC_NSEC, 7, Ordering::SeqCst).unwrap();
+        assert_eq!(read_wallclock_base(&page), Some(Duration::new((1 << 32) + 5, 7)));
+        page.store_u32(offsets::WC_VERSION, 3, Ordering::SeqCst).unwrap();
+        assert_eq!(read_wallclock_base(&page), None);
+    }
+}

@@ -9,6 +9,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod console;
+pub mod event;
 pub mod grant_table;
 pub mod vchan;
 pub mod xenstore;

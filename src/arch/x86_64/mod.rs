@@ -8,3 +8,5 @@ pub mod paging;
 mod boot;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod upcall;

@@ -1,0 +1,89 @@
+//! Event channels: Xen's virtual interrupts (public/event_channel.h, the
+//! 2-level ABI over `shared_info`).
+//!
+//! - [`two_level`]: the pending/mask bitmap protocol, pure logic over a
+//!   `SharedMem` view of `shared_info` (host-tested for all 4096 ports).
+//! - [`table`]: per-port handlers and the "fired" bits waiters consume.
+//! - the guest glue (x86_64 PV only): `set_callbacks`, the upcall, the
+//!   `EVTCHNOP_*` operations and race-free blocking with `SCHEDOP_block`.
+//!
+//! Every bound port starts masked; the `bind_*`/`alloc_unbound` calls
+//! unmask the port they return, and every delivered port sets its fired
+//! bit whether or not a handler is installed, so code that only waits
+//! ([`wait`]) needs no handler at all.
+
+pub mod table;
+pub mod two_level;
+
+pub use table::{Handler, Table};
+pub use two_level::{PortOutOfRange, TwoLevel};
+
+use crate::error::Errno;
+use crate::types::{DomId, EvtchnPort};
+
+/// Why an event-channel operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventError {
+    /// The port is outside the 2-level ABI (>= 4096).
+    PortOutOfRange(EvtchnPort),
+    /// Xen refused the hypercall.
+    Hypercall(Errno),
+    /// The deadline passed first.
+    Timeout,
+    /// `event::init` has not run (or failed): no `shared_info` mapping.
+    NotReady,
+}
+
+impl From<PortOutOfRange> for EventError {
+    fn from(e: PortOutOfRange) -> Self {
+        EventError::PortOutOfRange(e.0)
+    }
+}
+
+impl From<Errno> for EventError {
+    fn from(e: Errno) -> Self {
+        EventError::Hypercall(e)
+    }
+}
+
+/// A virtual IRQ number (`VIRQ_*`, public/xen.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Virq(pub u32);
+
+impl Virq {
+    /// `VIRQ_TIMER`: this vCPU's timer (periodic or single-shot) expired.
+    #[doc(alias = "VIRQ_TIMER")]
+    pub const TIMER: Virq = Virq(crate::abi::event::VIRQ_TIMER);
+}
+
+/// What a port is bound to (`EVTCHNOP_status`'s `EVTCHNSTAT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `EVTCHNSTAT_closed`: free.
+    Closed,
+    /// `EVTCHNSTAT_unbound`: allocated, waiting for `remote` to bind.
+    Unbound {
+        /// The domain allowed to bind.
+        remote: DomId,
+    },
+    /// `EVTCHNSTAT_interdomain`: connected to `remote`'s `remote_port`.
+    Interdomain {
+        /// The peer domain.
+        remote: DomId,
+        /// The peer's port.
+        remote_port: EvtchnPort,
+    },
+    /// `EVTCHNSTAT_pirq`: a physical IRQ.
+    Pirq(u32),
+    /// `EVTCHNSTAT_virq`: a virtual IRQ.
+    Virq(Virq),
+    /// `EVTCHNSTAT_ipi`: an inter-vCPU channel.
+    Ipi,
+    /// A status value this code does not know.
+    Unknown(u32),
+}
+
+#[cfg(target_os = "none")]
+mod guest;
+#[cfg(target_os = "none")]
+pub use guest::*;

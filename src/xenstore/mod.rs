@@ -1,0 +1,1 @@
+//! Xenstore client (work in progress).
