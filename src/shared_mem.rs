@@ -82,7 +82,7 @@ impl SharedMem {
 
     fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), OutOfBounds> {
         let end = offset.checked_add(len);
-        if end.is_none_or(|e| e > self.len) || offset % align != 0 {
+        if end.is_none_or(|e| e > self.len) || !offset.is_multiple_of(align) {
             return Err(OutOfBounds { offset, len });
         }
         Ok(())
@@ -229,9 +229,9 @@ impl SharedMem {
             let v = unsafe { (self.base.as_ptr().add(offset + at) as *const u64).read_volatile() };
             dst[at..at + 8].copy_from_slice(&v.to_ne_bytes());
         }
-        for i in head + words * 8..dst.len() {
+        for (i, d) in dst.iter_mut().enumerate().skip(head + words * 8) {
             // SAFETY: as for the head bytes.
-            dst[i] = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
+            *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
         }
         Ok(())
     }
