@@ -1,0 +1,217 @@
+//! The v1 grant entry protocol (grant_table.h, "GRANT TABLE
+//! REPRESENTATION"): introducing an entry, ending access with one
+//! compare-and-swap, read-only/writable transitions and accept-transfer
+//! entries, over the table's [`SharedMem`].
+//!
+//! Xen writes `flags` concurrently (`GTF_reading`, `GTF_writing`, the
+//! transfer bits), so an entry is never behind a Rust reference: each
+//! field is one atomic access at its C offset.
+
+use super::GrantError;
+use crate::abi::grant_table::{
+    GNTENT_DOMID, GNTENT_FLAGS, GNTENT_FRAME, GNTENT_SIZE, GTF_accept_transfer, GTF_permit_access, GTF_readonly,
+    GTF_reading, GTF_transfer_committed, GTF_transfer_completed, GTF_writing,
+};
+use crate::shared_mem::{rmb, wmb, SharedMem};
+use crate::types::{DomId, GrantRef, Mfn};
+use core::sync::atomic::Ordering;
+
+/// One step of ending access, given the flags last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndStep {
+    /// The entry is now invalid; the reference may be reused.
+    Done,
+    /// Xen holds a mapping (`GTF_reading`/`GTF_writing`) in `flags`.
+    InUse(u16),
+    /// Xen changed the flags between our load and our CAS; try again
+    /// from these.
+    Retry(u16),
+}
+
+/// Where a transfer into an accept-transfer entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferState {
+    /// Nothing was committed; the entry is now invalid.
+    Cancelled,
+    /// Xen committed to a transfer but has not completed it: the entry
+    /// must not be touched until it has ("It is safe for the guest to
+    /// spin waiting for this to occur").
+    Committed,
+    /// The frame arrived; the entry is now invalid.
+    Completed(Mfn),
+}
+
+/// A view of a grant table as an array of v1 entries.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryTable {
+    mem: SharedMem,
+}
+
+impl EntryTable {
+    /// Wraps the table's memory (a whole number of frames).
+    pub fn new(mem: SharedMem) -> Self {
+        EntryTable { mem }
+    }
+
+    /// Number of entries the view covers.
+    pub fn capacity(&self) -> u32 {
+        (self.mem.len() / GNTENT_SIZE) as u32
+    }
+
+    fn off(&self, r: GrantRef, field: usize) -> Result<usize, GrantError> {
+        if r.0 >= self.capacity() {
+            return Err(GrantError::BadRef(r));
+        }
+        Ok(r.0 as usize * GNTENT_SIZE + field)
+    }
+
+    /// The entry's current `flags`.
+    pub fn flags(&self, r: GrantRef) -> Result<u16, GrantError> {
+        let off = self.off(r, GNTENT_FLAGS)?;
+        self.mem.load_u16(off, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
+    }
+
+    /// The entry's `domid` and `frame` (diagnostics and tests).
+    pub fn read(&self, r: GrantRef) -> Result<(u16, DomId, u32), GrantError> {
+        let flags = self.flags(r)?;
+        let d = self.mem.load_u16(self.off(r, GNTENT_DOMID)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        let f = self.mem.load_u32(self.off(r, GNTENT_FRAME)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        Ok((flags, DomId(d), f))
+    }
+
+    fn introduce(&self, r: GrantRef, domid: DomId, frame: u32, flags: u16) -> Result<(), GrantError> {
+        let fo = self.off(r, GNTENT_FLAGS)?;
+        let bad = |_| GrantError::BadRef(r);
+        // "Introducing a valid entry into the grant table":
+        // 1. Write ent->domid.
+        self.mem.store_u16(self.off(r, GNTENT_DOMID)?, domid.0, Ordering::Relaxed).map_err(bad)?;
+        // 2. Write ent->frame.
+        self.mem.store_u32(self.off(r, GNTENT_FRAME)?, frame, Ordering::Relaxed).map_err(bad)?;
+        // 3. Write memory barrier (WMB): Xen must not see the new flags
+        //    with the old domid or frame.
+        wmb();
+        // 4. Write ent->flags, inc. valid type. The entry is invalid
+        //    (flags 0) while it is free, and Xen never changes an invalid
+        //    entry, so a plain store is enough here.
+        self.mem.store_u16(fo, flags, Ordering::Release).map_err(bad)
+    }
+
+    /// Grants `domid` access to `frame` (`GTF_permit_access`, plus
+    /// `GTF_readonly` if `readonly`). The entry must be invalid (free).
+    pub fn grant_access(&self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
+        let frame32 = u32::try_from(frame.0).map_err(|_| GrantError::FrameTooLarge(frame))?;
+        let ro = if readonly { GTF_readonly } else { 0 };
+        self.introduce(r, domid, frame32, GTF_permit_access | ro)
+    }
+
+    /// One attempt at "Invalidating an unused GTF_permit_access entry",
+    /// from the flags `seen`: if Xen holds no mapping, one SMP-safe
+    /// CMPXCHG(flags, seen, 0).
+    ///
+    /// The check and the clear are one atomic step: Xen sets
+    /// `GTF_reading`/`GTF_writing` with its own CMPXCHG, so either our
+    /// CAS sees the bits (and fails) or Xen's sees flags 0 (and refuses
+    /// the map). The 2011 driver's "query in use, then end access" as two
+    /// steps left a window between them: CVE-2022-23039 (XSA-396).
+    pub fn try_end_access_from(&self, r: GrantRef, seen: u16) -> Result<EndStep, GrantError> {
+        if seen & (GTF_reading | GTF_writing) != 0 {
+            return Ok(EndStep::InUse(seen));
+        }
+        let off = self.off(r, GNTENT_FLAGS)?;
+        // No WMB needed after success: "reuse of entry is
+        // control-dependent on success of step 3".
+        match self.mem.cas_u16(off, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+            Ok(_) => Ok(EndStep::Done),
+            Err(now) => Ok(EndStep::Retry(now)),
+        }
+    }
+
+    /// Ends access to a `GTF_permit_access` entry, or fails with
+    /// [`GrantError::InUse`] while the peer has it mapped. The loop only
+    /// repeats when Xen changed the flags without leaving them in use.
+    #[must_use = "the page may be reused only if access ended"]
+    pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
+        let mut seen = self.flags(r)?;
+        loop {
+            match self.try_end_access_from(r, seen)? {
+                EndStep::Done => return Ok(()),
+                EndStep::InUse(_) => return Err(GrantError::InUse(r)),
+                EndStep::Retry(now) => seen = now,
+            }
+        }
+    }
+
+    /// "Changing a GTF_permit_access from writable to read-only: use
+    /// SMP-safe CMPXCHG to set GTF_readonly, while checking !GTF_writing."
+    pub fn make_readonly(&self, r: GrantRef) -> Result<(), GrantError> {
+        let off = self.off(r, GNTENT_FLAGS)?;
+        let mut seen = self.flags(r)?;
+        loop {
+            if seen & GTF_writing != 0 {
+                return Err(GrantError::InUse(r));
+            }
+            if seen & GTF_permit_access == 0 {
+                return Err(GrantError::InvalidArgument);
+            }
+            match self.mem.cas_u16(off, seen, seen | GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+                Ok(_) => return Ok(()),
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// "Changing a GTF_permit_access from read-only to writable: use
+    /// SMP-safe bit-setting instruction" (here clearing `GTF_readonly`
+    /// with an atomic read-modify-write; the other bits are Xen's).
+    pub fn make_writable(&self, r: GrantRef) -> Result<(), GrantError> {
+        let off = self.off(r, GNTENT_FLAGS)?;
+        let mut seen = self.flags(r)?;
+        loop {
+            if seen & GTF_permit_access == 0 {
+                return Err(GrantError::InvalidArgument);
+            }
+            match self.mem.cas_u16(off, seen, seen & !GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+                Ok(_) => return Ok(()),
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Lets `domid` transfer one frame to us (`GTF_accept_transfer`,
+    /// frame 0: "zero if none").
+    pub fn accept_transfer(&self, r: GrantRef, domid: DomId) -> Result<(), GrantError> {
+        self.introduce(r, domid, 0, GTF_accept_transfer)
+    }
+
+    /// One poll of an accept-transfer entry: invalidates it if nothing
+    /// was committed ("Invalidating an unused GTF_accept_transfer entry",
+    /// a single CMPXCHG checking !GTF_transfer_committed), reports a
+    /// commitment in progress, or takes the frame once completed.
+    pub fn end_transfer(&self, r: GrantRef) -> Result<TransferState, GrantError> {
+        let off = self.off(r, GNTENT_FLAGS)?;
+        let mut seen = self.flags(r)?;
+        loop {
+            if seen & GTF_transfer_committed == 0 {
+                match self.mem.cas_u16(off, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+                    Ok(_) => return Ok(TransferState::Cancelled),
+                    Err(now) => {
+                        seen = now;
+                        continue;
+                    }
+                }
+            }
+            if seen & GTF_transfer_completed == 0 {
+                return Ok(TransferState::Committed);
+            }
+            // "Xen will always write the frame address, followed by ORing
+            // this flag": read the frame only after seeing the flag.
+            rmb();
+            let frame =
+                self.mem.load_u32(self.off(r, GNTENT_FRAME)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+            // Xen is done with a completed entry; clearing it makes the
+            // free entry look like every other free entry.
+            self.mem.store_u16(off, 0, Ordering::Release).map_err(|_| GrantError::BadRef(r))?;
+            return Ok(TransferState::Completed(Mfn(frame as u64)));
+        }
+    }
+}

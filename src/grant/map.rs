@@ -1,0 +1,205 @@
+//! Mapping another domain's grants into our address space
+//! (`GNTTABOP_map_grant_ref` with `GNTMAP_host_map`), batched, with the
+//! successful part of a failed batch undone; the mapping is an owner
+//! object whose drop unmaps, honouring gntdev-style unmap notification.
+
+use super::ops::GrantOps;
+use super::table::Grants;
+use super::{Access, GntStatus, GrantError, PageView, UnmapNotify};
+use crate::abi::grant_table::{
+    gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly,
+};
+use crate::abi::PAGE_SIZE;
+use crate::shared_mem::SharedMem;
+use crate::types::{DomId, GrantRef};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+/// Not a `GNTST_*` value: marks an op Xen has not processed (Xen writes
+/// `status` for each op it handles, and every status it writes is <= 0).
+const NOT_DONE: i16 = 1;
+
+/// Pages of another domain mapped at consecutive addresses.
+#[derive(Debug)]
+pub struct MappedPages<'g, B: GrantOps> {
+    grants: &'g Grants<B>,
+    domid: DomId,
+    access: Access,
+    va: u64,
+    refs: Vec<GrantRef>,
+    handles: Vec<grant_handle_t>,
+    views: Vec<SharedMem>,
+    notify: UnmapNotify,
+}
+
+/// Unmaps the given (address, handle) pairs; returns whether all went.
+fn unmap_batch<B: GrantOps>(ops: &mut B, maps: impl Iterator<Item = (u64, grant_handle_t)>) -> Result<(), GrantError> {
+    let mut req: Vec<gnttab_unmap_grant_ref> = maps
+        .map(|(host_addr, handle)| gnttab_unmap_grant_ref { host_addr, dev_bus_addr: 0, handle, status: NOT_DONE })
+        .collect();
+    if req.is_empty() {
+        return Ok(());
+    }
+    ops.unmap_grant_ref(&mut req)?;
+    for (index, u) in req.iter().enumerate() {
+        GntStatus::check(u.status).map_err(|status| GrantError::BatchOp { index, status })?;
+    }
+    Ok(())
+}
+
+impl<B: GrantOps> Grants<B> {
+    /// Maps `refs` of `domid`'s table at consecutive pages. All or
+    /// nothing: if any op fails, the ones that worked are unmapped and
+    /// the error names the first failure.
+    pub fn map(&self, domid: DomId, refs: &[GrantRef], access: Access) -> Result<MappedPages<'_, B>, GrantError> {
+        if !domid.is_real() {
+            return Err(GrantError::BadDomain(domid));
+        }
+        if refs.is_empty() {
+            return Err(GrantError::InvalidArgument);
+        }
+        let n = refs.len() as u64;
+        let mut g = self.inner.lock();
+        g.reclaim();
+        let ops = &mut g.table.ops;
+        let va = ops.reserve_va(n)?;
+        let flags = GNTMAP_host_map | if access.readonly() { GNTMAP_readonly } else { 0 };
+        let mut req: Vec<gnttab_map_grant_ref> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| gnttab_map_grant_ref {
+                host_addr: va + (i * PAGE_SIZE) as u64,
+                flags,
+                ref_: r.0,
+                dom: domid.0,
+                status: NOT_DONE,
+                handle: 0,
+                dev_bus_addr: 0,
+            })
+            .collect();
+        let call = ops.map_grant_ref(&mut req);
+        let failed = match call {
+            Err(e) => Some(GrantError::Hypercall(e)),
+            Ok(()) => req.iter().enumerate().find_map(|(index, m)| {
+                GntStatus::check(m.status).err().map(|status| GrantError::BatchOp { index, status })
+            }),
+        };
+        let views: Option<Vec<SharedMem>> = match failed {
+            Some(_) => None,
+            None => req.iter().map(|m| ops.mapped_view(m.host_addr)).collect(),
+        };
+        match (failed, views) {
+            (None, Some(views)) => {
+                drop(g);
+                Ok(MappedPages {
+                    grants: self,
+                    domid,
+                    access,
+                    va,
+                    refs: refs.to_vec(),
+                    handles: req.iter().map(|m| m.handle).collect(),
+                    views,
+                    notify: UnmapNotify::default(),
+                })
+            }
+            (failed, _) => {
+                // Roll back what did map. Only if that works is the
+                // address space safe to hand out again.
+                let done = req.iter().filter(|m| m.status == 0).map(|m| (m.host_addr, m.handle));
+                if unmap_batch(ops, done).is_ok() {
+                    let _ = ops.release_va(va, n);
+                }
+                Err(failed.unwrap_or(GrantError::InvalidArgument))
+            }
+        }
+    }
+}
+
+impl<B: GrantOps> MappedPages<'_, B> {
+    /// The granting domain.
+    pub fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// The references mapped, in page order.
+    pub fn refs(&self) -> &[GrantRef] {
+        &self.refs
+    }
+
+    /// How the pages are mapped.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Number of pages.
+    pub fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Always false: a mapping has at least one page.
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    /// The address of page 0.
+    pub fn va(&self) -> u64 {
+        self.va
+    }
+
+    /// Page `i`'s bytes (writes refused on a read-only mapping).
+    pub fn page(&self, i: usize) -> Option<PageView<'_>> {
+        self.views.get(i).map(|m| PageView::new(*m, self.access == Access::ReadWrite))
+    }
+
+    /// Sets what happens at unmap (gntdev's `IOCTL_GNTDEV_SET_UNMAP_NOTIFY`):
+    /// `clear_byte` is an offset into the whole mapping and needs it
+    /// writable.
+    pub fn set_unmap_notify(&mut self, notify: UnmapNotify) -> Result<(), GrantError> {
+        if let Some(off) = notify.clear_byte {
+            if off >= self.views.len() * PAGE_SIZE || self.access == Access::ReadOnly {
+                return Err(GrantError::InvalidArgument);
+            }
+        }
+        self.notify = notify;
+        Ok(())
+    }
+
+    /// Unmaps now, reporting failure (dropping does the same silently).
+    pub fn unmap(mut self) -> Result<(), GrantError> {
+        let r = self.do_unmap();
+        self.views.clear();
+        r
+    }
+
+    fn do_unmap(&mut self) -> Result<(), GrantError> {
+        if self.views.is_empty() {
+            return Ok(());
+        }
+        if let Some(off) = self.notify.clear_byte.take() {
+            let (page, byte) = (off / PAGE_SIZE, off % PAGE_SIZE);
+            let _ = self.views[page].store_u8(byte, 0, Ordering::Release);
+        }
+        let mut g = self.grants.inner.lock();
+        let ops = &mut g.table.ops;
+        let n = self.views.len() as u64;
+        let va = self.va;
+        let res = unmap_batch(ops, self.handles.iter().enumerate().map(|(i, &h)| (va + (i * PAGE_SIZE) as u64, h)));
+        // The event goes after the unmap, so a peer that reacts to it by
+        // ending access finds our mapping gone.
+        let ev = self.notify.send_event.take().map(|p| ops.evtchn_send(p));
+        match res {
+            // A page we could not unmap keeps its address space: reusing
+            // it would map a second frame over a live grant mapping.
+            Ok(()) => ops.release_va(va, n)?,
+            Err(e) => return Err(e),
+        }
+        ev.transpose()?;
+        Ok(())
+    }
+}
+
+impl<B: GrantOps> Drop for MappedPages<'_, B> {
+    fn drop(&mut self) {
+        let _ = self.do_unmap();
+    }
+}

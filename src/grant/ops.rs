@@ -1,0 +1,246 @@
+//! The hypervisor side of grant tables behind one narrow trait,
+//! [`GrantOps`], so the protocol logic runs on the host against
+//! [`fake`](super::fake) and in a guest against [`xen::XenGrantOps`].
+//!
+//! The trait passes the raw `GNTTABOP_*` structs through: the backend
+//! issues them and returns the hypercall's `-errno`; the caller reads
+//! each op's `GNTST_*` status. Memory the grant code needs (pages to
+//! share, address space for foreign mappings) comes through it too.
+
+use super::GrantError;
+use crate::abi::grant_table::{gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref};
+use crate::error::Errno;
+use crate::shared_mem::SharedMem;
+use crate::types::{EvtchnPort, Mfn};
+
+/// `GNTTABOP_query_size`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSize {
+    /// Frames the table has now.
+    pub nr_frames: u32,
+    /// Frames it may grow to.
+    pub max_nr_frames: u32,
+}
+
+/// A page of our own memory that can be granted. Dropping it frees it,
+/// so grant code drops one only after access has ended.
+pub trait SharePage: core::fmt::Debug {
+    /// Its machine frame (what a v1 entry's `frame` names in PV).
+    fn mfn(&self) -> Mfn;
+    /// A view of its bytes, valid while the page is owned.
+    fn mem(&self) -> SharedMem;
+}
+
+/// The hypervisor operations grant tables need.
+pub trait GrantOps {
+    /// The page type [`alloc_page`](Self::alloc_page) hands out.
+    type Page: SharePage;
+
+    /// `GNTTABOP_query_size` for `DOMID_SELF`.
+    #[doc(alias = "GNTTABOP_query_size")]
+    fn query_size(&mut self) -> Result<TableSize, GrantError>;
+
+    /// `GNTTABOP_setup_table` for `DOMID_SELF` with `frames.len()`
+    /// frames; fills `frames` with the table's frame numbers.
+    #[doc(alias = "GNTTABOP_setup_table")]
+    fn setup_table(&mut self, frames: &mut [Mfn]) -> Result<(), GrantError>;
+
+    /// Makes table frames `first..first + frames.len()` visible after the
+    /// ones already mapped, in one contiguous window of room for
+    /// `max_frames`; returns a view of the whole table mapped so far.
+    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem, GrantError>;
+
+    /// `GNTTABOP_map_grant_ref` on a batch.
+    #[doc(alias = "GNTTABOP_map_grant_ref")]
+    fn map_grant_ref(&mut self, ops: &mut [gnttab_map_grant_ref]) -> Result<(), Errno>;
+
+    /// `GNTTABOP_unmap_grant_ref` on a batch.
+    #[doc(alias = "GNTTABOP_unmap_grant_ref")]
+    fn unmap_grant_ref(&mut self, ops: &mut [gnttab_unmap_grant_ref]) -> Result<(), Errno>;
+
+    /// `GNTTABOP_copy` on a batch.
+    #[doc(alias = "GNTTABOP_copy")]
+    fn copy(&mut self, ops: &mut [gnttab_copy]) -> Result<(), Errno>;
+
+    /// `GNTTABOP_transfer` on a batch.
+    #[doc(alias = "GNTTABOP_transfer")]
+    fn transfer(&mut self, ops: &mut [gnttab_transfer]) -> Result<(), Errno>;
+
+    /// `GNTTABOP_dump_table` for `DOMID_SELF`; returns the op's status.
+    #[doc(alias = "GNTTABOP_dump_table")]
+    fn dump_table(&mut self) -> Result<i16, Errno>;
+
+    /// `EVTCHNOP_send`.
+    fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno>;
+
+    /// A zeroed page of our memory.
+    fn alloc_page(&mut self) -> Result<Self::Page, GrantError>;
+
+    /// Gives up a page without freeing it (it now belongs to another
+    /// domain, after `GNTTABOP_transfer`).
+    fn forget_page(&mut self, page: Self::Page);
+
+    /// Reserves `pages` pages of address space where Xen can map grants
+    /// (`GNTMAP_host_map` needs the page tables down to L1 present).
+    fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError>;
+
+    /// Returns address space from [`reserve_va`](Self::reserve_va); its
+    /// pages must be unmapped.
+    fn release_va(&mut self, va: u64, pages: u64) -> Result<(), GrantError>;
+
+    /// A view of the page Xen mapped at `va`, or `None` if nothing is
+    /// mapped there.
+    fn mapped_view(&mut self, va: u64) -> Option<SharedMem>;
+}
+
+/// The real backend: hypercalls and the guest's memory manager.
+#[cfg(target_os = "none")]
+pub mod xen {
+    use super::*;
+    use crate::abi::grant_table::{
+        gnttab_dump_table, gnttab_query_size, gnttab_setup_table, GNTTABOP_copy, GNTTABOP_dump_table,
+        GNTTABOP_map_grant_ref, GNTTABOP_query_size, GNTTABOP_setup_table, GNTTABOP_transfer,
+        GNTTABOP_unmap_grant_ref,
+    };
+    use crate::abi::PAGE_SIZE;
+    use crate::grant::{GntStatus, Grants};
+    use crate::hypercall;
+    use crate::mm::{self, Page};
+    use crate::types::DomId;
+    use alloc::vec::Vec;
+    use core::ptr::NonNull;
+
+    /// Frames the table starts with; it grows on demand.
+    const INITIAL_FRAMES: u32 = 1;
+
+    static GRANTS: spin::Once<Grants<XenGrantOps>> = spin::Once::new();
+
+    /// This domain's grant table, set up on first use.
+    pub fn grants() -> Result<&'static Grants<XenGrantOps>, GrantError> {
+        GRANTS.try_call_once(|| Grants::new(XenGrantOps { table_va: None }, INITIAL_FRAMES))
+    }
+
+    /// [`GrantOps`] over `HYPERVISOR_grant_table_op` and `mm`.
+    #[derive(Debug)]
+    pub struct XenGrantOps {
+        /// The table's window: address and size in frames.
+        table_va: Option<(u64, u32)>,
+    }
+
+    impl SharePage for Page {
+        fn mfn(&self) -> Mfn {
+            Page::mfn(self)
+        }
+        fn mem(&self) -> SharedMem {
+            self.shared()
+        }
+    }
+
+    fn op<T>(cmd: u32, ops: &mut [T]) -> Result<(), Errno> {
+        let count = u32::try_from(ops.len()).map_err(|_| Errno::E2BIG)?;
+        // SAFETY: `ops` is an exclusive slice of `count` structs of the
+        // layout `cmd` takes (each caller pairs cmd with its struct), valid
+        // for Xen's reads and writes for the whole call.
+        unsafe { hypercall::grant_table_op(cmd, ops.as_mut_ptr().cast(), count) }
+    }
+
+    impl GrantOps for XenGrantOps {
+        type Page = Page;
+
+        fn query_size(&mut self) -> Result<TableSize, GrantError> {
+            let mut q = [gnttab_query_size { dom: DomId::SELF.0, ..Default::default() }];
+            op(GNTTABOP_query_size, &mut q)?;
+            GntStatus::check(q[0].status)?;
+            Ok(TableSize { nr_frames: q[0].nr_frames, max_nr_frames: q[0].max_nr_frames })
+        }
+
+        fn setup_table(&mut self, frames: &mut [Mfn]) -> Result<(), GrantError> {
+            let mut list: Vec<u64> = alloc::vec![0; frames.len()];
+            let mut s = [gnttab_setup_table {
+                dom: DomId::SELF.0,
+                nr_frames: frames.len() as u32,
+                status: 0,
+                frame_list: list.as_mut_ptr(),
+            }];
+            op(GNTTABOP_setup_table, &mut s)?;
+            GntStatus::check(s[0].status)?;
+            for (f, m) in frames.iter_mut().zip(list) {
+                *f = Mfn(m);
+            }
+            Ok(())
+        }
+
+        fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem, GrantError> {
+            let (va, room) = match self.table_va {
+                Some(w) => w,
+                None => {
+                    let va = mm::reserve_map_area(max_frames as u64)?;
+                    self.table_va = Some((va, max_frames));
+                    (va, max_frames)
+                }
+            };
+            let end = first.checked_add(frames.len() as u32).filter(|&e| e <= room).ok_or(GrantError::TableFull)?;
+            let at = va + first as u64 * PAGE_SIZE as u64;
+            // SAFETY: the frames are our grant table, which Xen shares
+            // with us writable; `at..` lies in our reserved window past the
+            // frames mapped before, so nothing uses it yet.
+            unsafe { mm::map_frames(at, frames, true) }?;
+            // SAFETY: va..va+end pages are mapped from now on and for the
+            // rest of the domain's life (the table never shrinks); va is
+            // page-aligned. The table is accessed only through SharedMem.
+            Ok(unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), end as usize * PAGE_SIZE) })
+        }
+
+        fn map_grant_ref(&mut self, ops: &mut [gnttab_map_grant_ref]) -> Result<(), Errno> {
+            op(GNTTABOP_map_grant_ref, ops)
+        }
+
+        fn unmap_grant_ref(&mut self, ops: &mut [gnttab_unmap_grant_ref]) -> Result<(), Errno> {
+            op(GNTTABOP_unmap_grant_ref, ops)
+        }
+
+        fn copy(&mut self, ops: &mut [gnttab_copy]) -> Result<(), Errno> {
+            op(GNTTABOP_copy, ops)
+        }
+
+        fn transfer(&mut self, ops: &mut [gnttab_transfer]) -> Result<(), Errno> {
+            op(GNTTABOP_transfer, ops)
+        }
+
+        fn dump_table(&mut self) -> Result<i16, Errno> {
+            let mut d = [gnttab_dump_table { dom: DomId::SELF.0, status: 0 }];
+            op(GNTTABOP_dump_table, &mut d)?;
+            Ok(d[0].status)
+        }
+
+        fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno> {
+            hypercall::evtchn_send(port)
+        }
+
+        fn alloc_page(&mut self) -> Result<Page, GrantError> {
+            Ok(Page::alloc()?)
+        }
+
+        fn forget_page(&mut self, page: Page) {
+            let _ = page.leak();
+        }
+
+        fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {
+            Ok(mm::reserve_map_area(pages)?)
+        }
+
+        fn release_va(&mut self, va: u64, pages: u64) -> Result<(), GrantError> {
+            Ok(mm::release_map_area(va, pages)?)
+        }
+
+        fn mapped_view(&mut self, va: u64) -> Option<SharedMem> {
+            // Only hand out a view of a page that is mapped now; the grant
+            // code keeps it only while its mapping lasts.
+            mm::lookup(va)?;
+            // SAFETY: a present mapping at page-aligned `va`, which the
+            // caller keeps until it unmaps; SharedMem makes only volatile
+            // and atomic accesses (the peer may write the page).
+            Some(unsafe { SharedMem::new(NonNull::new(va as *mut u8)?, PAGE_SIZE) })
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Sharing pages with a peer, with the semantics of Linux's gntalloc
+//! driver (`IOCTL_GNTALLOC_ALLOC_GREF`, `..._DEALLOC_GREF`,
+//! `..._SET_UNMAP_NOTIFY`, the module's `limit`), made safe: the owner
+//! object holds the pages, a page the peer still maps at release is
+//! never freed or reused but kept pending until a later grant operation
+//! finds it unmapped, and the pages are reached only through
+//! [`PageView`](super::PageView).
+
+use super::ops::{GrantOps, SharePage};
+use super::table::Grants;
+use super::{Access, GrantError, PageView, UnmapNotify};
+use crate::abi::PAGE_SIZE;
+use crate::error::Errno;
+use crate::types::{DomId, GrantRef, Mfn};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+/// The driver's default `limit`: pages shared at once, pending included.
+pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
+
+#[derive(Debug)]
+struct Slot<P> {
+    gref: GrantRef,
+    page: P,
+    notify: UnmapNotify,
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Released {
+    /// Pages whose access ended and which were freed.
+    pub freed: u32,
+    /// Pages the peer still maps, kept on the pending list.
+    pub pending: u32,
+    /// The first unmap-notify event that could not be sent.
+    pub notify_failed: Option<Errno>,
+}
+
+/// `count` pages shared with one domain, at file-like `index`
+/// (`index + i * PAGE_SIZE` is page `i`, as gntalloc numbers them).
+/// Dropping it releases every page it still holds.
+#[derive(Debug)]
+pub struct SharedPages<'g, B: GrantOps> {
+    grants: &'g Grants<B>,
+    domid: DomId,
+    access: Access,
+    index: u64,
+    slots: Vec<Option<Slot<B::Page>>>,
+}
+
+impl<B: GrantOps> Grants<B> {
+    /// Sets the limit on pages shared at once (pending ones count).
+    pub fn set_share_limit(&self, limit: u32) {
+        self.inner.lock().share_limit = limit;
+    }
+
+    /// Shares `count` zeroed pages with `domid` (gntalloc's
+    /// `IOCTL_GNTALLOC_ALLOC_GREF`): all of them or none.
+    pub fn share(&self, domid: DomId, count: u32, access: Access) -> Result<SharedPages<'_, B>, GrantError> {
+        if !domid.is_real() {
+            return Err(GrantError::BadDomain(domid));
+        }
+        if count == 0 {
+            return Err(GrantError::InvalidArgument);
+        }
+        let mut g = self.inner.lock();
+        // As the driver does before enforcing its limit: pages the peer
+        // has unmapped since their release should not count.
+        g.reclaim();
+        let in_use = g.shared_pages;
+        if in_use.checked_add(count).is_none_or(|n| n > g.share_limit) {
+            return Err(GrantError::LimitReached { limit: g.share_limit, in_use, requested: count });
+        }
+        let mut pages = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let p = g.table.ops.alloc_page()?;
+            if u32::try_from(p.mfn().0).is_err() {
+                return Err(GrantError::FrameTooLarge(p.mfn()));
+            }
+            pages.push(p);
+        }
+        // Nothing is granted yet: on failure the pages just drop.
+        let mut refs = Vec::with_capacity(count as usize);
+        g.table.alloc_refs(count, &mut refs)?;
+        let mut slots = Vec::with_capacity(count as usize);
+        for (r, page) in refs.into_iter().zip(pages) {
+            // Cannot fail: the reference is in range and the frame fits
+            // (both checked above).
+            let _ = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly());
+            slots.push(Some(Slot { gref: r, page, notify: UnmapNotify::default() }));
+        }
+        g.shared_pages += count;
+        let index = g.next_index;
+        g.next_index += count as u64 * PAGE_SIZE as u64;
+        Ok(SharedPages { grants: self, domid, access, index, slots })
+    }
+}
+
+impl<B: GrantOps> SharedPages<'_, B> {
+    /// The index of page 0 (gntalloc's `op.index`).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The domain the pages are shared with.
+    pub fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// What the peer may do with them.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Number of pages (held or already released).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether every page has been released.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// The grant reference of page `i`, if still held.
+    pub fn gref(&self, i: usize) -> Option<GrantRef> {
+        self.slots.get(i)?.as_ref().map(|s| s.gref)
+    }
+
+    /// The references of the pages still held, in page order.
+    pub fn refs(&self) -> impl Iterator<Item = GrantRef> + '_ {
+        self.slots.iter().flatten().map(|s| s.gref)
+    }
+
+    /// The frame of page `i` (for `GNTTABOP_copy` to or from it).
+    pub fn mfn(&self, i: usize) -> Option<Mfn> {
+        self.slots.get(i)?.as_ref().map(|s| s.page.mfn())
+    }
+
+    /// Page `i`'s bytes, if still held.
+    pub fn page(&self, i: usize) -> Option<PageView<'_>> {
+        self.slots.get(i)?.as_ref().map(|s| PageView::new(s.page.mem(), true))
+    }
+
+    /// Sets what happens when page `i` is released
+    /// (`IOCTL_GNTALLOC_SET_UNMAP_NOTIFY`).
+    pub fn set_unmap_notify(&mut self, i: usize, notify: UnmapNotify) -> Result<(), GrantError> {
+        if notify.clear_byte.is_some_and(|o| o >= PAGE_SIZE) {
+            return Err(GrantError::InvalidArgument);
+        }
+        let slot = self.slots.get_mut(i).and_then(Option::as_mut).ok_or(GrantError::InvalidArgument)?;
+        slot.notify = notify;
+        Ok(())
+    }
+
+    /// Releases `count` pages from `index` (gntalloc's
+    /// `IOCTL_GNTALLOC_DEALLOC_GREF`); each must still be held, else
+    /// nothing is released.
+    pub fn release(&mut self, index: u64, count: u32) -> Result<Released, GrantError> {
+        let not_held = GrantError::NotHeld { index, count };
+        let off = index.checked_sub(self.index).ok_or(not_held)?;
+        if off % PAGE_SIZE as u64 != 0 || count == 0 {
+            return Err(not_held);
+        }
+        let first = usize::try_from(off / PAGE_SIZE as u64).map_err(|_| not_held)?;
+        let end = first.checked_add(count as usize).filter(|&e| e <= self.slots.len()).ok_or(not_held)?;
+        if self.slots[first..end].iter().any(Option::is_none) {
+            return Err(not_held);
+        }
+        Ok(self.release_slots(first, end))
+    }
+
+    /// Releases every page still held.
+    pub fn release_all(&mut self) -> Released {
+        self.release_slots(0, self.slots.len())
+    }
+
+    fn release_slots(&mut self, first: usize, end: usize) -> Released {
+        let mut out = Released::default();
+        let mut g = self.grants.inner.lock();
+        for slot in self.slots[first..end].iter_mut().filter_map(Option::take) {
+            // The driver's __del_gref order: notify first, so a peer that
+            // watches the byte or the event unmaps and we can reclaim.
+            if let Some(off) = slot.notify.clear_byte {
+                // In range: checked by set_unmap_notify.
+                let _ = slot.page.mem().store_u8(off, 0, Ordering::Release);
+            }
+            if let Some(port) = slot.notify.send_event {
+                if let Err(e) = g.table.ops.evtchn_send(port) {
+                    out.notify_failed.get_or_insert(e);
+                }
+            }
+            if g.release(slot.gref, slot.page, true) {
+                out.pending += 1;
+            } else {
+                out.freed += 1;
+            }
+        }
+        g.reclaim();
+        out
+    }
+}
+
+impl<B: GrantOps> Drop for SharedPages<'_, B> {
+    fn drop(&mut self) {
+        // A drop cannot report; pending pages stay accounted and a failed
+        // notify event is the only loss (the peer still sees the byte).
+        let _ = self.release_all();
+    }
+}

@@ -1,0 +1,335 @@
+//! Our own grant table: set up with `GNTTABOP_setup_table`, grown on
+//! demand up to `GNTTABOP_query_size`'s maximum, its frames mapped into
+//! one contiguous window; and [`Grants`], the lock-protected state every
+//! grant owner object refers to.
+
+use super::entry::EntryTable;
+use super::ops::{GrantOps, SharePage};
+use super::refs::RefAllocator;
+use super::{Access, GrantError};
+use crate::abi::grant_table::GNTENT_PER_FRAME;
+use crate::types::{DomId, GrantRef, Mfn};
+use alloc::vec::Vec;
+use spin::Mutex;
+
+/// The table's frames and references.
+#[derive(Debug)]
+pub(crate) struct GrantTable<B: GrantOps> {
+    pub(crate) ops: B,
+    pub(crate) entries: EntryTable,
+    pub(crate) refs: RefAllocator,
+    nr_frames: u32,
+    max_frames: u32,
+}
+
+impl<B: GrantOps> GrantTable<B> {
+    fn new(mut ops: B, initial_frames: u32) -> Result<Self, GrantError> {
+        let size = ops.query_size()?;
+        let max_frames = size.max_nr_frames;
+        // Xen gives every domain at least one frame; take what it has now
+        // (the toolstack may have grown it), at least `initial_frames`.
+        let nr = initial_frames.max(size.nr_frames).max(1).min(max_frames);
+        if nr == 0 {
+            return Err(GrantError::TableFull);
+        }
+        let mut frames = alloc::vec![Mfn(0); nr as usize];
+        ops.setup_table(&mut frames)?;
+        let mem = ops.map_table(0, &frames, max_frames)?;
+        let mut refs = RefAllocator::new();
+        refs.grow(nr * GNTENT_PER_FRAME as u32);
+        Ok(GrantTable { ops, entries: EntryTable::new(mem), refs, nr_frames: nr, max_frames })
+    }
+
+    /// Grows the table so that at least `want` references are free, or
+    /// fails with [`GrantError::TableFull`] without growing if even the
+    /// maximum size could not hold them.
+    fn grow_for(&mut self, want: u32) -> Result<(), GrantError> {
+        let free = self.refs.free_count();
+        if free >= want {
+            return Ok(());
+        }
+        let per = GNTENT_PER_FRAME as u32;
+        let needed = (want - free).div_ceil(per);
+        if self.nr_frames + needed > self.max_frames {
+            return Err(GrantError::TableFull);
+        }
+        // Grow at least by doubling, so a long run of single allocations
+        // costs O(log n) setup_table calls, not one per 512 references.
+        let new = (self.nr_frames + needed).max(self.nr_frames * 2).min(self.max_frames);
+        let mut frames = alloc::vec![Mfn(0); new as usize];
+        self.ops.setup_table(&mut frames)?;
+        // Xen keeps the existing frames in place and appends new ones;
+        // only the new ones need mapping.
+        let old = self.nr_frames as usize;
+        let mem = self.ops.map_table(self.nr_frames, &frames[old..], self.max_frames)?;
+        self.entries = EntryTable::new(mem);
+        self.nr_frames = new;
+        self.refs.grow(new * per);
+        Ok(())
+    }
+
+    pub(crate) fn alloc_ref(&mut self) -> Result<GrantRef, GrantError> {
+        if let Some(r) = self.refs.alloc() {
+            return Ok(r);
+        }
+        self.grow_for(1)?;
+        self.refs.alloc().ok_or(GrantError::TableFull)
+    }
+
+    pub(crate) fn alloc_refs(&mut self, n: u32, out: &mut Vec<GrantRef>) -> Result<(), GrantError> {
+        self.grow_for(n)?;
+        if self.refs.alloc_n(n, out) {
+            Ok(())
+        } else {
+            Err(GrantError::TableFull)
+        }
+    }
+
+    /// Ends access to `r` and frees it, or leaves both as they are.
+    pub(crate) fn end_and_free(&mut self, r: GrantRef) -> Result<(), GrantError> {
+        if !self.refs.is_used(r) {
+            self.refs.check(r)?;
+            return Err(GrantError::DoubleFree(r));
+        }
+        self.entries.end_access(r)?;
+        self.refs.free(r)
+    }
+}
+
+/// A page whose owner let go while the peer still had it mapped: kept
+/// (never freed, never reused) until access can end.
+#[derive(Debug)]
+pub(crate) struct Pending<P> {
+    pub(crate) gref: GrantRef,
+    pub(crate) page: P,
+    /// Whether it counts against the share limit.
+    pub(crate) counted: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner<B: GrantOps> {
+    pub(crate) table: GrantTable<B>,
+    pub(crate) pending: Vec<Pending<B::Page>>,
+    /// Pages of the share API, pending ones included.
+    pub(crate) shared_pages: u32,
+    pub(crate) share_limit: u32,
+    pub(crate) next_index: u64,
+}
+
+impl<B: GrantOps> Inner<B> {
+    /// The driver's `do_cleanup`: frees every pending page whose peer has
+    /// unmapped it since. Runs at the start of every grant operation.
+    pub(crate) fn reclaim(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            let r = self.pending[i].gref;
+            if self.table.end_and_free(r).is_ok() {
+                let p = self.pending.swap_remove(i);
+                if p.counted {
+                    self.shared_pages -= 1;
+                }
+                drop(p.page);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Ends access to `r` and frees `page`, or parks both on the pending
+    /// list. Returns whether the page is pending.
+    pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, counted: bool) -> bool {
+        match self.table.end_and_free(r) {
+            Ok(()) => {
+                if counted {
+                    self.shared_pages -= 1;
+                }
+                drop(page);
+                false
+            }
+            Err(_) => {
+                self.pending.push(Pending { gref: r, page, counted });
+                true
+            }
+        }
+    }
+}
+
+/// A domain's grant table and everything granted or mapped through it.
+/// Owner objects borrow it and lock it briefly for each operation.
+#[derive(Debug)]
+pub struct Grants<B: GrantOps> {
+    pub(crate) inner: Mutex<Inner<B>>,
+}
+
+impl<B: GrantOps> Grants<B> {
+    /// Sets the table up (`GNTTABOP_query_size`, `GNTTABOP_setup_table`
+    /// with at least `initial_frames`, mapping the frames).
+    pub fn new(ops: B, initial_frames: u32) -> Result<Self, GrantError> {
+        let table = GrantTable::new(ops, initial_frames)?;
+        Ok(Grants {
+            inner: Mutex::new(Inner {
+                table,
+                pending: Vec::new(),
+                shared_pages: 0,
+                share_limit: super::share::DEFAULT_SHARE_LIMIT,
+                next_index: 0,
+            }),
+        })
+    }
+
+    /// Runs `f` with the backend (tests use it to reach the fake).
+    pub fn with_ops<R>(&self, f: impl FnOnce(&mut B) -> R) -> R {
+        f(&mut self.inner.lock().table.ops)
+    }
+
+    /// Table size in frames, and references handed out.
+    pub fn stats(&self) -> GrantStats {
+        let g = self.inner.lock();
+        GrantStats {
+            nr_frames: g.table.nr_frames,
+            max_frames: g.table.max_frames,
+            refs_used: g.table.refs.used_count(),
+            refs_free: g.table.refs.free_count(),
+            pending: g.pending.len() as u32,
+            shared_pages: g.shared_pages,
+            share_limit: g.share_limit,
+        }
+    }
+
+    /// The raw `flags` of entry `r` (diagnostics and tests).
+    pub fn entry_flags(&self, r: GrantRef) -> Result<u16, GrantError> {
+        self.inner.lock().table.entries.flags(r)
+    }
+
+    /// Grants `domid` access to `page`. The fast path makes no hypercall
+    /// and allocates nothing (unless the table must grow). On failure the
+    /// page comes back.
+    pub fn grant(&self, domid: DomId, page: B::Page, access: Access) -> Result<Granted<'_, B>, (B::Page, GrantError)> {
+        if !domid.is_real() {
+            return Err((page, GrantError::BadDomain(domid)));
+        }
+        let mut g = self.inner.lock();
+        g.reclaim();
+        let r = match g.table.alloc_ref() {
+            Ok(r) => r,
+            Err(e) => return Err((page, e)),
+        };
+        if let Err(e) = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly()) {
+            // The entry was never made valid: the reference is free again.
+            let _ = g.table.refs.free(r);
+            return Err((page, e));
+        }
+        drop(g);
+        Ok(Granted { grants: self, gref: r, page: Some(page), access })
+    }
+
+    /// Lets `domid` make ours a page whose frame it gives away with
+    /// `GNTTABOP_transfer`.
+    pub fn accept_transfer(&self, domid: DomId) -> Result<super::TransferSlot<'_, B>, GrantError> {
+        if !domid.is_real() {
+            return Err(GrantError::BadDomain(domid));
+        }
+        let mut g = self.inner.lock();
+        g.reclaim();
+        let r = g.table.alloc_ref()?;
+        if let Err(e) = g.table.entries.accept_transfer(r, domid) {
+            let _ = g.table.refs.free(r);
+            return Err(e);
+        }
+        Ok(super::TransferSlot::new(self, r))
+    }
+
+    /// Frees pending pages whose peers have unmapped them (also done at
+    /// the start of every grant operation); returns how many remain.
+    pub fn reclaim(&self) -> u32 {
+        let mut g = self.inner.lock();
+        g.reclaim();
+        g.pending.len() as u32
+    }
+}
+
+/// Grant table figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantStats {
+    /// Frames the table has.
+    pub nr_frames: u32,
+    /// Frames it may grow to.
+    pub max_frames: u32,
+    /// References handed out (pending ones included).
+    pub refs_used: u32,
+    /// References free without growing.
+    pub refs_free: u32,
+    /// Pages kept because the peer still maps them.
+    pub pending: u32,
+    /// Share-API pages, pending ones included.
+    pub shared_pages: u32,
+    /// The share limit.
+    pub share_limit: u32,
+}
+
+/// One page granted to a peer. [`end_access`](Self::end_access) gives the
+/// page back once the peer has no mapping; dropping the owner ends access
+/// or, if the peer still maps the page, keeps it pending until it can.
+#[derive(Debug)]
+pub struct Granted<'g, B: GrantOps> {
+    grants: &'g Grants<B>,
+    gref: GrantRef,
+    page: Option<B::Page>,
+    access: Access,
+}
+
+impl<'g, B: GrantOps> Granted<'g, B> {
+    /// The reference to pass to the peer.
+    pub fn gref(&self) -> GrantRef {
+        self.gref
+    }
+
+    /// The granted page's bytes.
+    pub fn page(&self) -> super::PageView<'_> {
+        // `page` is Some until end_access or drop take it.
+        let mem = self.page.as_ref().map(|p| p.mem()).expect("Granted without page");
+        super::PageView::new(mem, true)
+    }
+
+    /// What the peer may do.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Ends the peer's access with one compare-and-swap and returns the
+    /// page; while the peer maps it, fails with [`GrantError::InUse`] and
+    /// hands the owner back.
+    pub fn end_access(mut self) -> Result<B::Page, (Self, GrantError)> {
+        let r = self.grants.inner.lock().table.end_and_free(self.gref);
+        match r {
+            Ok(()) => Ok(self.page.take().expect("Granted without page")),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// Restricts the peer to reading (refused while it maps the page
+    /// writable).
+    pub fn make_readonly(&mut self) -> Result<(), GrantError> {
+        self.grants.inner.lock().table.entries.make_readonly(self.gref)?;
+        self.access = Access::ReadOnly;
+        Ok(())
+    }
+
+    /// Lets the peer write again.
+    pub fn make_writable(&mut self) -> Result<(), GrantError> {
+        self.grants.inner.lock().table.entries.make_writable(self.gref)?;
+        self.access = Access::ReadWrite;
+        Ok(())
+    }
+}
+
+impl<B: GrantOps> Drop for Granted<'_, B> {
+    fn drop(&mut self) {
+        if let Some(page) = self.page.take() {
+            self.grants.inner.lock().release(self.gref, page, false);
+        }
+    }
+}

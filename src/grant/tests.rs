@@ -1,0 +1,638 @@
+//! Host tests of the grant code against the fake hypervisor.
+
+use super::entry::{EndStep, EntryTable};
+use super::fake::{FakeWorld, FakeXen};
+use super::*;
+use super::ops::SharePage as _;
+use crate::abi::grant_table::*;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::vec::Vec;
+
+const A: DomId = DomId(1);
+const B: DomId = DomId(2);
+const C: DomId = DomId(3);
+
+fn world() -> (FakeWorld, Grants<FakeXen>, Grants<FakeXen>, Grants<FakeXen>) {
+    let w = FakeWorld::new();
+    let a = Grants::new(w.add_domain(A, 1, 4), 1).unwrap();
+    let b = Grants::new(w.add_domain(B, 1, 4), 1).unwrap();
+    let c = Grants::new(w.add_domain(C, 1, 4), 1).unwrap();
+    (w, a, b, c)
+}
+
+fn page(g: &Grants<FakeXen>) -> fake::FakePage {
+    g.with_ops(|o| o.alloc_page()).unwrap()
+}
+
+#[test]
+fn status_codes_carry_the_header_text() {
+    assert_eq!(GntStatus::check(0), Ok(()));
+    assert_eq!(GntStatus::check(-8), Err(GntStatus::PermissionDenied));
+    assert_eq!(GntStatus::PermissionDenied.message(), "permission denied");
+    assert_eq!(GntStatus::BadCopyArg.message(), "copy arguments cross page boundary");
+    assert_eq!(GntStatus::NoSpace.message(), "out of space");
+    for raw in -13..=-1 {
+        let s = GntStatus::check(raw).unwrap_err();
+        assert_eq!(s.raw(), raw);
+        assert_eq!(s.message(), GNTTABOP_error_msgs[(-raw) as usize]);
+    }
+    assert_eq!(GntStatus::check(-99), Err(GntStatus::Unknown(-99)));
+    assert_eq!(GntStatus::Unknown(-99).message(), "unknown grant status");
+    assert_eq!(std::format!("{}", GntStatus::BadGntref), "invalid grant reference (GNTST -3)");
+}
+
+#[test]
+fn entry_is_introduced_with_domid_frame_then_flags() {
+    let (_w, a, _b, _c) = world();
+    let p = page(&a);
+    let mfn = p.mfn();
+    let g = a.grant(B, p, Access::ReadOnly).map_err(|e| e.1).unwrap();
+    assert!(g.gref().0 >= refs::NR_RESERVED);
+    let t = a.inner.lock().table.entries;
+    assert_eq!(t.read(g.gref()).unwrap(), (GTF_permit_access | GTF_readonly, B, mfn.0 as u32));
+    let r = g.gref();
+    let page = g.end_access().map_err(|e| e.1).unwrap();
+    assert_eq!(t.read(r).unwrap().0, 0);
+    assert_eq!(page.mfn(), mfn);
+}
+
+#[test]
+fn peer_reads_and_writes_through_its_mapping() {
+    let (w, a, b, _c) = world();
+    let mut shared = a.share(B, 2, Access::ReadWrite).unwrap();
+    shared.page(1).unwrap().write(10, b"from A").unwrap();
+    let refs: Vec<_> = shared.refs().collect();
+    let m = b.map(A, &refs, Access::ReadWrite).unwrap();
+    let mut buf = [0u8; 6];
+    m.page(1).unwrap().read(10, &mut buf).unwrap();
+    assert_eq!(&buf, b"from A");
+    m.page(0).unwrap().write(0, b"from B").unwrap();
+    shared.page(0).unwrap().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"from B");
+    // While B maps them, A's release keeps both pages pending.
+    let r = shared.release(shared.index(), 2).unwrap();
+    assert_eq!((r.freed, r.pending), (0, 2));
+    m.unmap().unwrap();
+    assert_eq!(w.mapping_count(), 0);
+    assert_eq!(a.reclaim(), 0);
+    assert_eq!(a.stats().shared_pages, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn end_access_is_refused_while_mapped_and_works_after() {
+    let (w, a, _b, _c) = world();
+    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let r = g.gref();
+    let (h, _view) = w.peer_map(B, A, r, true).unwrap();
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access | GTF_reading | GTF_writing);
+    let (g, e) = g.end_access().unwrap_err();
+    assert_eq!(e, GrantError::InUse(r));
+    assert_eq!(a.entry_flags(r).unwrap() & GTF_permit_access, GTF_permit_access, "entry left valid");
+    w.peer_unmap(B, h).unwrap();
+    let p = g.end_access().map_err(|e| e.1).unwrap();
+    assert_eq!(a.entry_flags(r).unwrap(), 0);
+    assert_eq!(a.stats().refs_used, 0);
+    drop(p);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn read_only_grants_refuse_writable_maps_and_other_domains() {
+    let (w, a, b, c) = world();
+    let shared = a.share(B, 1, Access::ReadOnly).unwrap();
+    let r = shared.gref(0).unwrap();
+    let e = b.map(A, &[r], Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    let ro = b.map(A, &[r], Access::ReadOnly).unwrap();
+    assert_eq!(ro.page(0).unwrap().write(0, b"x"), Err(GrantError::InvalidArgument));
+    assert_eq!(ro.page(0).unwrap().load_u8(0), Ok(0));
+    // C was not granted anything.
+    let e = c.map(A, &[r], Access::ReadOnly).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    let e = c.map(A, &[GrantRef(4000)], Access::ReadOnly).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::BadGntref });
+    let e = c.map(DomId(77), &[r], Access::ReadOnly).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::BadDomain });
+    drop(ro);
+    drop(shared);
+    assert_eq!(a.stats().pending, 0);
+    assert_eq!(w.mapping_count(), 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn table_grows_on_demand_to_the_maximum_then_reports_full() {
+    let (w, a, _b, _c) = world();
+    a.set_share_limit(10_000);
+    assert_eq!(a.stats().nr_frames, 1);
+    let calls = w.hypercalls();
+    let mut held = Vec::new();
+    // 504 usable references in frame 0; one more grows the table.
+    held.push(a.share(B, 504, Access::ReadWrite).unwrap());
+    assert_eq!(a.stats().nr_frames, 1);
+    held.push(a.share(B, 1, Access::ReadWrite).unwrap());
+    assert_eq!(a.stats().nr_frames, 2);
+    let r = held[1].gref(0).unwrap();
+    assert_eq!(r, GrantRef(512), "the first entry of the new frame");
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access);
+    held.push(a.share(B, 4 * 512 - 8 - 505, Access::ReadWrite).unwrap());
+    assert_eq!(a.stats().nr_frames, 4);
+    assert!(w.hypercalls() - calls <= 4, "growth doubles: few setup_table calls");
+    assert_eq!(a.share(B, 1, Access::ReadWrite).unwrap_err(), GrantError::TableFull);
+    let p = page(&a);
+    let (p, e) = a.grant(B, p, Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::TableFull);
+    drop(p);
+    assert_eq!(a.stats().shared_pages, 4 * 512 - 8);
+    held.clear();
+    assert_eq!(a.stats().refs_used, 0);
+    assert_eq!(a.stats().shared_pages, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn n_page_share_is_all_or_nothing() {
+    let (w, a, _b, _c) = world();
+    a.set_share_limit(10_000);
+    let _held = a.share(B, 2000, Access::ReadWrite).unwrap();
+    let before = a.stats();
+    // 4 frames hold 2040 usable refs: 41 more cannot fit.
+    assert_eq!(a.share(B, 41, Access::ReadWrite).unwrap_err(), GrantError::TableFull);
+    let after = a.stats();
+    assert_eq!(before.refs_used, after.refs_used);
+    assert_eq!(before.shared_pages, after.shared_pages);
+    assert!(a.share(B, 40, Access::ReadWrite).is_ok());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
+    let (w, a, _b, _c) = world();
+    a.set_share_limit(3);
+    let shared = a.share(B, 1, Access::ReadWrite).unwrap();
+    let r = shared.gref(0).unwrap();
+    let mfn = shared.mfn(0).unwrap();
+    let (h, peer_view) = w.peer_map(B, A, r, true).unwrap();
+    drop(shared);
+    let s = a.stats();
+    assert_eq!((s.pending, s.shared_pages), (1, 1), "pending pages count toward the limit");
+    assert!(!w.is_freed(mfn));
+    // The peer keeps writing; the page is still there and still granted.
+    peer_view.write(0, b"still mine").unwrap();
+    assert_eq!(a.entry_flags(r).unwrap() & GTF_permit_access, GTF_permit_access);
+    // The limit counts the pending page: 1 + 3 > 3.
+    assert!(matches!(a.share(B, 3, Access::ReadWrite), Err(GrantError::LimitReached { limit: 3, in_use: 1, requested: 3 })));
+    // Grant operations meanwhile never reuse the pending reference.
+    let other = a.share(B, 2, Access::ReadWrite).unwrap();
+    assert!(other.refs().all(|x| x != r));
+    assert!(!w.is_freed(mfn));
+    w.peer_unmap(B, h).unwrap();
+    assert!(!w.is_freed(mfn), "reclaimed only by a later grant operation");
+    drop(other);
+    // The drop above was a grant operation: everything is reclaimed.
+    assert!(w.is_freed(mfn));
+    let s = a.stats();
+    assert_eq!((s.pending, s.shared_pages, s.refs_used), (0, 0, 0));
+    assert!(a.share(B, 3, Access::ReadWrite).is_ok());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn release_by_index_and_count_checks_what_the_owner_holds() {
+    let (w, a, _b, _c) = world();
+    let first = a.share(B, 1, Access::ReadWrite).unwrap();
+    let mut s = a.share(B, 4, Access::ReadWrite).unwrap();
+    assert_eq!(s.index(), first.index() + 4096);
+    let i = s.index();
+    let r1 = s.gref(1).unwrap();
+    let nh = |index, count| GrantError::NotHeld { index, count };
+    assert_eq!(s.release(first.index(), 1).unwrap_err(), nh(first.index(), 1));
+    assert_eq!(s.release(i + 1, 1).unwrap_err(), nh(i + 1, 1));
+    assert_eq!(s.release(i, 5).unwrap_err(), nh(i, 5));
+    assert_eq!(s.release(i, 0).unwrap_err(), nh(i, 0));
+    assert_eq!(s.release(u64::MAX, 2).unwrap_err(), nh(u64::MAX, 2));
+    assert_eq!(s.len(), 4);
+    let r = s.release(i + 4096, 2).unwrap();
+    assert_eq!((r.freed, r.pending), (2, 0));
+    assert_eq!(s.gref(1), None);
+    assert_eq!(a.entry_flags(r1).unwrap(), 0);
+    // Releasing again: a double release is an error, nothing changes.
+    assert_eq!(s.release(i + 4096, 1).unwrap_err(), nh(i + 4096, 1));
+    assert_eq!(s.release(i, 2).unwrap_err(), nh(i, 2));
+    assert_eq!(a.stats().shared_pages, 3);
+    assert!(s.release(i, 1).is_ok());
+    assert!(s.release(i + 3 * 4096, 1).is_ok());
+    assert!(s.is_empty());
+    drop(s);
+    assert_eq!(a.stats().shared_pages, 1);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn share_release_runs_both_unmap_notify_actions() {
+    let (w, a, _b, _c) = world();
+    let mut s = a.share(B, 2, Access::ReadWrite).unwrap();
+    let (h, peer) = w.peer_map(B, A, s.gref(1).unwrap(), true).unwrap();
+    peer.fill(0, 4096, 0xff).unwrap();
+    assert_eq!(s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(4096), send_event: None }), Err(GrantError::InvalidArgument));
+    assert_eq!(s.set_unmap_notify(2, UnmapNotify::default()), Err(GrantError::InvalidArgument));
+    s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(100), send_event: Some(EvtchnPort(9)) }).unwrap();
+    s.set_unmap_notify(0, UnmapNotify { clear_byte: None, send_event: Some(EvtchnPort(0)) }).unwrap();
+    let r = s.release_all();
+    assert_eq!(r.notify_failed, Some(Errno::EINVAL), "port 0 is refused");
+    assert_eq!((r.freed, r.pending), (1, 1));
+    assert_eq!(peer.load_u8(100, core::sync::atomic::Ordering::Relaxed).unwrap(), 0);
+    assert_eq!(peer.load_u8(99, core::sync::atomic::Ordering::Relaxed).unwrap(), 0xff);
+    assert_eq!(w.events(), std::vec![(A, EvtchnPort(9))]);
+    w.peer_unmap(B, h).unwrap();
+    assert_eq!(a.reclaim(), 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn mapped_pages_notify_clears_then_unmaps_then_signals() {
+    let (w, a, b, _c) = world();
+    let s = a.share(B, 2, Access::ReadWrite).unwrap();
+    s.page(1).unwrap().fill(0, 4096, 7).unwrap();
+    let refs: Vec<_> = s.refs().collect();
+    let mut m = b.map(A, &refs, Access::ReadWrite).unwrap();
+    assert_eq!(m.set_unmap_notify(UnmapNotify { clear_byte: Some(8192), send_event: None }), Err(GrantError::InvalidArgument));
+    m.set_unmap_notify(UnmapNotify { clear_byte: Some(4096 + 5), send_event: Some(EvtchnPort(3)) }).unwrap();
+    drop(m);
+    assert_eq!(s.page(1).unwrap().load_u8(5), Ok(0));
+    assert_eq!(s.page(1).unwrap().load_u8(4), Ok(7));
+    assert_eq!(w.events(), std::vec![(B, EvtchnPort(3))]);
+    assert_eq!(w.mapping_count(), 0);
+    let mut ro = b.map(A, &refs[..1], Access::ReadOnly).unwrap();
+    assert_eq!(ro.set_unmap_notify(UnmapNotify { clear_byte: Some(0), send_event: None }), Err(GrantError::InvalidArgument));
+    drop(ro);
+    drop(s);
+    assert_eq!(a.stats().pending, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_failed_map_batch_is_rolled_back() {
+    let (w, a, b, _c) = world();
+    let s = a.share(B, 3, Access::ReadWrite).unwrap();
+    let mut refs: Vec<_> = s.refs().collect();
+    refs[1] = GrantRef(3000);
+    let va_before = b.with_ops(|o| o.reserve_va(1)).unwrap();
+    let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 1, status: GntStatus::BadGntref });
+    assert_eq!(w.mapping_count(), 0, "ops 0 and 2 were undone");
+    for r in s.refs() {
+        assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access, "no pin left behind");
+    }
+    // An injected failure of the last op of a good batch too.
+    let refs: Vec<_> = s.refs().collect();
+    w.fail_map_op(2, GNTST_eagain);
+    let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 2, status: GntStatus::Eagain });
+    assert_eq!(w.mapping_count(), 0);
+    let m = b.map(A, &refs, Access::ReadWrite).unwrap();
+    assert!(m.va() > va_before);
+    assert_eq!(m.len(), 3);
+    drop(m);
+    drop(s);
+    assert_eq!(a.stats().pending, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn copy_reports_a_status_per_op() {
+    let (w, a, b, _c) = world();
+    let dst = a.share(B, 1, Access::ReadWrite).unwrap();
+    let ro = a.share(B, 1, Access::ReadOnly).unwrap();
+    ro.page(0).unwrap().write(0, b"readonly src").unwrap();
+    let (mine, mine_mem) = w.peer_frame(B);
+    mine_mem.write(0, b"copied by Xen").unwrap();
+    let (foreign, _) = w.peer_frame(C);
+    let g = |gref, offset| CopyPtr::Gref { domid: A, gref, offset };
+    let f = |mfn, offset| CopyPtr::Frame { mfn, offset };
+    let ops = [
+        CopyOp { source: f(mine, 0), dest: g(dst.gref(0).unwrap(), 100), len: 13 },
+        CopyOp { source: g(ro.gref(0).unwrap(), 0), dest: f(mine, 200), len: 12 },
+        CopyOp { source: f(mine, 0), dest: g(ro.gref(0).unwrap(), 0), len: 4 },
+        CopyOp { source: f(mine, 4000), dest: g(dst.gref(0).unwrap(), 0), len: 100 },
+        CopyOp { source: f(mine, 0), dest: g(GrantRef(3333), 0), len: 1 },
+        CopyOp { source: f(foreign, 0), dest: f(mine, 0), len: 1 },
+    ];
+    // More than one batch: repeat the ops.
+    let many: Vec<CopyOp> = ops.iter().cycle().take(20).copied().collect();
+    let mut st = std::vec![Ok(()); 20];
+    b.copy(&many, &mut st).unwrap();
+    let want = [
+        Ok(()),
+        Ok(()),
+        Err(GntStatus::GeneralError),
+        Err(GntStatus::BadCopyArg),
+        Err(GntStatus::BadGntref),
+        Err(GntStatus::BadPage),
+    ];
+    for (i, s) in st.iter().enumerate() {
+        assert_eq!(*s, want[i % 6], "op {i}");
+    }
+    let mut buf = [0u8; 13];
+    dst.page(0).unwrap().read(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"copied by Xen");
+    mine_mem.read(200, &mut buf[..12]).unwrap();
+    assert_eq!(&buf[..12], b"readonly src");
+    assert_eq!(b.copy(&many, &mut st[..3]), Err(GrantError::InvalidArgument));
+    assert_eq!(b.dump_table(), Ok(()));
+}
+
+#[test]
+fn transfer_state_machine() {
+    let (w, a, b, _c) = world();
+    // Cancel before anything is committed.
+    let slot = a.accept_transfer(B).unwrap();
+    let r = slot.gref();
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer);
+    assert_eq!(slot.cancel().map_err(|e| e.1).unwrap(), None);
+    assert_eq!(a.entry_flags(r).unwrap(), 0);
+    assert_eq!(a.stats().refs_used, 0);
+
+    // Committed: the entry must be left alone until completed.
+    let slot = a.accept_transfer(B).unwrap();
+    let r = slot.gref();
+    assert_eq!(w.transfer_commit(C, A, r), Err(GNTST_general_error), "only B may transfer");
+    let slot = match slot.poll().unwrap() {
+        TransferPoll::Waiting(s) => s,
+        TransferPoll::Received(_) => panic!("nothing sent yet"),
+    };
+    w.transfer_commit(B, A, r).unwrap();
+    let (slot, e) = slot.cancel().unwrap_err();
+    assert_eq!(e, GrantError::InUse(r));
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer | GTF_transfer_committed);
+    let slot = match slot.poll().unwrap() {
+        TransferPoll::Waiting(s) => s,
+        TransferPoll::Received(_) => panic!("not completed yet"),
+    };
+    let (frame, _) = w.peer_frame(B);
+    w.transfer_complete(A, r, frame);
+    match slot.poll().unwrap() {
+        TransferPoll::Received(m) => assert_eq!(m, frame),
+        TransferPoll::Waiting(_) => panic!("completed"),
+    }
+    assert_eq!(a.stats().refs_used, 0);
+
+    // GNTTABOP_transfer through the backend, B to A.
+    let slot = a.accept_transfer(B).unwrap();
+    let p = page(&b);
+    let mfn = p.mfn();
+    b.transfer(p, A, slot.gref()).map_err(|_| ()).unwrap();
+    match slot.poll().unwrap() {
+        TransferPoll::Received(m) => assert_eq!(m, mfn),
+        TransferPoll::Waiting(_) => panic!("transferred"),
+    }
+    // A transfer to an entry that does not accept it: the page is lost
+    // (as the header says), not freed.
+    let p = page(&b);
+    let mfn = p.mfn();
+    match b.transfer(p, A, GrantRef(20)) {
+        Err(TransferError::Lost(GrantError::Status(GntStatus::GeneralError))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(!w.is_freed(mfn));
+    // A page that is not ours to give comes back.
+    match b.transfer(page(&b), DomId::SELF, GrantRef(20)) {
+        Err(TransferError::Kept(_, GrantError::BadDomain(_))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn readonly_and_writable_transitions() {
+    let (w, a, _b, _c) = world();
+    let mut g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let r = g.gref();
+    let (h, _) = w.peer_map(B, A, r, true).unwrap();
+    assert_eq!(g.make_readonly(), Err(GrantError::InUse(r)), "refused while mapped writable");
+    w.peer_unmap(B, h).unwrap();
+    let (h, _) = w.peer_map(B, A, r, false).unwrap();
+    g.make_readonly().unwrap();
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access | GTF_readonly | GTF_reading);
+    assert_eq!(w.peer_map(B, A, r, true).unwrap_err(), GNTST_general_error);
+    g.make_writable().unwrap();
+    assert_eq!(g.access(), Access::ReadWrite);
+    let (h2, _) = w.peer_map(B, A, r, true).unwrap();
+    w.peer_unmap(B, h).unwrap();
+    w.peer_unmap(B, h2).unwrap();
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access);
+    assert!(g.end_access().is_ok());
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let (w, a, b, _c) = world();
+    let (p, e) = a.grant(DomId::SELF, page(&a), Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BadDomain(DomId::SELF));
+    drop(p);
+    assert_eq!(a.share(DomId(0x7FF5), 1, Access::ReadWrite).unwrap_err(), GrantError::BadDomain(DomId(0x7FF5)));
+    assert_eq!(a.share(B, 0, Access::ReadWrite).unwrap_err(), GrantError::InvalidArgument);
+    assert_eq!(b.map(A, &[], Access::ReadWrite).unwrap_err(), GrantError::InvalidArgument);
+    assert_eq!(b.map(DomId::SELF, &[GrantRef(8)], Access::ReadWrite).unwrap_err(), GrantError::BadDomain(DomId::SELF));
+    {
+        let mut g = a.inner.lock();
+        assert_eq!(g.table.end_and_free(GrantRef(3)), Err(GrantError::ReservedRef(GrantRef(3))));
+        assert_eq!(g.table.end_and_free(GrantRef(1 << 20)), Err(GrantError::BadRef(GrantRef(1 << 20))));
+        assert_eq!(g.table.end_and_free(GrantRef(9)), Err(GrantError::DoubleFree(GrantRef(9))));
+        assert_eq!(g.table.entries.flags(GrantRef(1 << 20)), Err(GrantError::BadRef(GrantRef(1 << 20))));
+    }
+    let t = EntryTable::new(crate::shared_mem::SharedMem::leak_zeroed(4096));
+    assert_eq!(t.grant_access(GrantRef(8), B, Mfn(1 << 40), false), Err(GrantError::FrameTooLarge(Mfn(1 << 40))));
+    assert_eq!(t.grant_access(GrantRef(512), B, Mfn(1), false), Err(GrantError::BadRef(GrantRef(512))));
+    assert_eq!(a.stats().refs_used, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// Xen's pin of an entry, split at its two shared-memory accesses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Peer {
+    Start,
+    Loaded(u16),
+    Mapped,
+    Refused,
+}
+
+/// Our end-access, split the same way; the CAS step is the real code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Us {
+    Start,
+    Seen(u16),
+    Done,
+    InUse,
+}
+
+fn peer_step(t: &EntryTable, mem: &crate::shared_mem::SharedMem, s: Peer, r: GrantRef, writable: bool) -> Peer {
+    match s {
+        Peer::Start => Peer::Loaded(t.flags(r).unwrap()),
+        Peer::Loaded(seen) => {
+            if seen & GTF_permit_access == 0 {
+                return Peer::Refused;
+            }
+            let new = seen | GTF_reading | if writable { GTF_writing } else { 0 };
+            match mem.cas_u16(r.0 as usize * 8, seen, new).unwrap() {
+                Ok(_) => Peer::Mapped,
+                Err(now) => Peer::Loaded(now),
+            }
+        }
+        done => done,
+    }
+}
+
+fn us_step(t: &EntryTable, s: Us, r: GrantRef, naive: bool) -> Us {
+    match s {
+        Us::Start => Us::Seen(t.flags(r).unwrap()),
+        Us::Seen(seen) if naive => {
+            // The two-step "query, then clear" of XSA-396, for contrast.
+            if seen & (GTF_reading | GTF_writing) != 0 {
+                Us::InUse
+            } else {
+                // (the caller then stores 0 unconditionally)
+                Us::Done
+            }
+        }
+        Us::Seen(seen) => match t.try_end_access_from(r, seen).unwrap() {
+            EndStep::Done => Us::Done,
+            EndStep::InUse(_) => Us::InUse,
+            EndStep::Retry(now) => Us::Seen(now),
+        },
+        done => done,
+    }
+}
+
+/// Explores every interleaving of our end-access with Xen's map of the
+/// same entry; returns the number of schedules and the bad ones.
+fn explore(naive: bool, writable: bool) -> (usize, usize) {
+    // A schedule is a sequence of choices: true = our step, false = the peer's.
+    fn run(sched: &[bool], naive: bool, writable: bool) -> (Us, Peer, u16, bool) {
+        let mem = crate::shared_mem::SharedMem::leak_zeroed(4096);
+        let t = EntryTable::new(mem);
+        let r = GrantRef(8);
+        t.grant_access(r, B, Mfn(5), false).unwrap();
+        let (mut us, mut peer) = (Us::Start, Peer::Start);
+        for &mine in sched {
+            if mine {
+                let before = us;
+                us = us_step(&t, us, r, naive);
+                if naive && before != us && us == Us::Done {
+                    // Naive clear: an unconditional store of 0.
+                    mem.store_u16(8 * 8, 0, core::sync::atomic::Ordering::SeqCst).unwrap();
+                }
+            } else {
+                peer = peer_step(&t, &mem, peer, r, writable);
+            }
+        }
+        let finished = matches!(us, Us::Done | Us::InUse) && matches!(peer, Peer::Mapped | Peer::Refused);
+        (us, peer, t.flags(r).unwrap(), finished)
+    }
+    let mut schedules = 0;
+    let mut bad = 0;
+    let mut stack: Vec<Vec<bool>> = std::vec![Vec::new()];
+    while let Some(s) = stack.pop() {
+        let (us, peer, flags, finished) = run(&s, naive, writable);
+        if finished {
+            schedules += 1;
+            // Exactly one side wins; the entry says which.
+            let ok = match (us, peer) {
+                (Us::Done, Peer::Refused) => flags == 0,
+                (Us::InUse, Peer::Mapped) => flags & (GTF_permit_access | GTF_reading) == GTF_permit_access | GTF_reading,
+                _ => false,
+            };
+            if !ok {
+                bad += 1;
+            }
+            continue;
+        }
+        assert!(s.len() < 16, "a schedule that never ends: {s:?}");
+        if !matches!(us, Us::Done | Us::InUse) {
+            let mut n = s.clone();
+            n.push(true);
+            stack.push(n);
+        }
+        if !matches!(peer, Peer::Mapped | Peer::Refused) {
+            let mut n = s;
+            n.push(false);
+            stack.push(n);
+        }
+    }
+    (schedules, bad)
+}
+
+#[test]
+fn end_access_vs_peer_map_every_interleaving() {
+    for writable in [false, true] {
+        let (n, bad) = explore(false, writable);
+        assert!(n >= 6, "explored {n}");
+        assert_eq!(bad, 0, "our CAS lost a race with Xen's pin");
+        // The checker is strong enough to catch the XSA-396 pattern.
+        let (_, naive_bad) = explore(true, writable);
+        assert!(naive_bad > 0, "two-step end access should be caught");
+    }
+}
+
+#[test]
+fn end_access_vs_a_concurrent_peer_thread() {
+    let w = FakeWorld::new();
+    let a = Arc::new(Grants::new(w.add_domain(A, 1, 4), 1).unwrap());
+    let table = w.table(A);
+    let stop = Arc::new(AtomicBool::new(false));
+    let peer_maps = Arc::new(AtomicU64::new(0));
+    let violation = Arc::new(AtomicBool::new(false));
+    let peer = {
+        let (stop, peer_maps, violation) = (stop.clone(), peer_maps.clone(), violation.clone());
+        std::thread::spawn(move || {
+            use core::sync::atomic::Ordering::*;
+            let off = 8 * GNTENT_SIZE;
+            while !stop.load(Relaxed) {
+                let seen = table.load_u16(off, Acquire).unwrap();
+                if seen & GTF_permit_access == 0 || seen & GTF_reading != 0 {
+                    continue;
+                }
+                if table.cas_u16(off, seen, seen | GTF_reading | GTF_writing).unwrap().is_err() {
+                    continue;
+                }
+                peer_maps.fetch_add(1, Relaxed);
+                // While we hold the mapping the entry must stay valid.
+                for _ in 0..50 {
+                    let now = table.load_u16(off, Acquire).unwrap();
+                    if now & GTF_permit_access == 0 {
+                        violation.store(true, SeqCst);
+                    }
+                    core::hint::spin_loop();
+                }
+                let mut cur = table.load_u16(off, Acquire).unwrap();
+                while let Err(now) = table.cas_u16(off, cur, cur & !(GTF_reading | GTF_writing)).unwrap() {
+                    cur = now;
+                }
+            }
+        })
+    };
+    let mut p = page(&a);
+    let mut refused = 0u64;
+    for _ in 0..20_000 {
+        let mut g = a.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();
+        assert_eq!(g.gref(), GrantRef(8));
+        p = loop {
+            match g.end_access() {
+                Ok(p) => break p,
+                Err((back, GrantError::InUse(_))) => {
+                    refused += 1;
+                    g = back;
+                }
+                Err((_, e)) => panic!("{e:?}"),
+            }
+        };
+    }
+    stop.store(true, core::sync::atomic::Ordering::Relaxed);
+    peer.join().unwrap();
+    assert!(!violation.load(core::sync::atomic::Ordering::SeqCst), "entry invalidated under a live mapping");
+    std::println!("peer mapped {} times, end-access refused {refused} times", peer_maps.load(core::sync::atomic::Ordering::Relaxed));
+    assert!(peer_maps.load(core::sync::atomic::Ordering::Relaxed) > 0, "the race was exercised");
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
