@@ -226,7 +226,7 @@ mod tests {
         // Large deltas do not overflow the 64-bit intermediate.
         assert_eq!(scale_delta(u64::MAX, 1 << 31, 0), u64::MAX >> 1);
         // Absurd shifts from a corrupt record saturate instead of panicking.
-        assert_eq!(scale_delta(1, 1 << 31, 127), ((1u128 << 63) * (1u128 << 31) >> 32) as u64);
+        assert_eq!(scale_delta(1, 1 << 31, 127), (((1u128 << 63) * (1u128 << 31)) >> 32) as u64);
         assert_eq!(scale_delta(u64::MAX, 1 << 31, -128), 0);
     }
 

@@ -1,0 +1,446 @@
+//! The request/reply engine of the xenstore client.
+
+use super::wire::{self, check_path};
+use super::{Malformed, Perm, XsError};
+use crate::abi::xenstore::{msg, xsd_sockmsg, HEADER_SIZE};
+use crate::error::Errno;
+use crate::types::DomId;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// How a client reaches xenstored: the store ring and its event channel
+/// in a guest, an in-memory xenstored in the host tests.
+pub trait Transport {
+    /// Copies up to `bytes.len()` bytes towards xenstored and notifies
+    /// it; returns how many were taken (0 when there is no room).
+    fn send(&mut self, bytes: &[u8]) -> Result<usize, XsError>;
+    /// Copies up to `buf.len()` bytes from xenstored (0 when none wait).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, XsError>;
+    /// A monotonic clock in nanoseconds.
+    fn now_ns(&self) -> u64;
+    /// Sleeps until xenstored may have made progress (its notification),
+    /// or the clock reaches `deadline_ns`. Spurious returns are fine.
+    fn wait(&mut self, deadline_ns: u64) -> Result<(), XsError>;
+}
+
+/// A transaction id (`tx_id`); [`TxId::NONE`] outside transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxId(pub u32);
+
+impl TxId {
+    /// Not in a transaction.
+    pub const NONE: TxId = TxId(0);
+}
+
+/// A fired watch: the node that changed and the watch's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The path that changed (may be below the watched path).
+    pub path: String,
+    /// The token given to [`Client::watch`].
+    pub token: String,
+}
+
+/// How long a request waits for its reply by default: 5 s.
+pub const DEFAULT_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// How many times [`Client::transaction`] runs its body when commits
+/// keep failing with `EAGAIN`.
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;
+
+struct Message {
+    header: xsd_sockmsg,
+    payload: Vec<u8>,
+}
+
+/// A xenstore connection.
+pub struct Client<T: Transport> {
+    transport: T,
+    next_req_id: u32,
+    /// The message being received: header bytes, then payload.
+    rx: Vec<u8>,
+    events: VecDeque<WatchEvent>,
+    timeout_ns: u64,
+    broken: Option<Malformed>,
+}
+
+impl<T: Transport> core::fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("next_req_id", &self.next_req_id)
+            .field("queued_events", &self.events.len())
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// A client over `transport`, with [`DEFAULT_TIMEOUT_NS`].
+    pub fn new(transport: T) -> Self {
+        Client { transport, next_req_id: 1, rx: Vec::new(), events: VecDeque::new(), timeout_ns: DEFAULT_TIMEOUT_NS, broken: None }
+    }
+
+    /// Changes how long each request waits for its reply.
+    pub fn set_timeout_ns(&mut self, ns: u64) {
+        self.timeout_ns = ns;
+    }
+
+    /// The transport (tests reach their fake through it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    fn fail(&mut self, m: Malformed) -> XsError {
+        self.broken = Some(m);
+        XsError::Broken(m)
+    }
+
+    /// Receives whatever is available towards the current message;
+    /// returns it once complete. Never reads past the message's end.
+    fn pump(&mut self) -> Result<Option<Message>, XsError> {
+        loop {
+            let header = if self.rx.len() >= HEADER_SIZE {
+                let mut h = [0u8; HEADER_SIZE];
+                h.copy_from_slice(&self.rx[..HEADER_SIZE]);
+                match wire::decode_header(&h) {
+                    Ok(h) => Some(h),
+                    // Too long to skip: the stream cannot be re-framed.
+                    Err(m) => return Err(self.fail(m)),
+                }
+            } else {
+                None
+            };
+            let want = match header {
+                None => HEADER_SIZE,
+                Some(h) => HEADER_SIZE + h.len as usize,
+            };
+            if let (Some(h), true) = (header, self.rx.len() == want) {
+                let mut payload = core::mem::take(&mut self.rx);
+                payload.drain(..HEADER_SIZE);
+                return Ok(Some(Message { header: h, payload }));
+            }
+            let have = self.rx.len();
+            self.rx.resize(want, 0);
+            let got = match self.transport.recv(&mut self.rx[have..]) {
+                Ok(n) => n.min(want - have),
+                Err(e) => {
+                    self.rx.truncate(have);
+                    if let XsError::Broken(m) = e {
+                        self.broken = Some(m);
+                    }
+                    return Err(e);
+                }
+            };
+            self.rx.truncate(have + got);
+            if got == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Takes one message if complete; watch events go to the queue.
+    /// Returns replies (and malformed messages' errors) to the caller.
+    fn poll_reply(&mut self) -> Result<Option<Message>, XsError> {
+        while let Some(m) = self.pump()? {
+            if let Err(e) = wire::check_type(m.header.type_) {
+                return Err(e.into());
+            }
+            if m.header.type_ == msg::XS_WATCH_EVENT {
+                let (path, token) = wire::parse_watch_event(&m.payload)?;
+                self.events.push_back(WatchEvent { path, token });
+                continue;
+            }
+            return Ok(Some(m));
+        }
+        Ok(None)
+    }
+
+    /// Sends one request and waits for the reply with its `req_id`.
+    fn request(&mut self, ty: u32, tx: TxId, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+        if let Some(m) = self.broken {
+            return Err(XsError::Broken(m));
+        }
+        let id = self.next_req_id;
+        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
+        let bytes = wire::encode_request(ty, id, tx.0, parts)?;
+        let deadline = self.transport.now_ns().saturating_add(self.timeout_ns);
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let n = match self.transport.send(&bytes[sent..]) {
+                Ok(n) => n.min(bytes.len() - sent),
+                Err(XsError::Broken(m)) => return Err(self.fail(m)),
+                Err(e) => return Err(e),
+            };
+            sent += n;
+            if n == 0 {
+                if self.transport.now_ns() >= deadline {
+                    if sent > 0 {
+                        // Half a request is in the ring: whatever we send
+                        // next would be read as its remainder.
+                        self.broken = Some(Malformed::Desynchronized);
+                    }
+                    return Err(XsError::Timeout);
+                }
+                self.transport.wait(deadline)?;
+            }
+        }
+        loop {
+            match self.poll_reply()? {
+                Some(m) if m.header.req_id != id => {
+                    // A late reply to a request that timed out: drop it.
+                }
+                Some(m) if m.header.type_ == msg::XS_ERROR => return Err(wire::parse_error(&m.payload)),
+                Some(m) if m.header.type_ != ty => {
+                    return Err(Malformed::UnexpectedType { expected: ty, got: m.header.type_ }.into())
+                }
+                Some(m) => return Ok(m.payload),
+                None => {
+                    if self.transport.now_ns() >= deadline {
+                        return Err(XsError::Timeout);
+                    }
+                    self.transport.wait(deadline)?;
+                }
+            }
+        }
+    }
+
+    fn path_request(&mut self, ty: u32, tx: TxId, path: &str) -> Result<Vec<u8>, XsError> {
+        check_path(path)?;
+        self.request(ty, tx, &[path.as_bytes(), b"\0"])
+    }
+
+    /// `XS_READ` in transaction `tx`: the node's value, raw bytes.
+    pub fn read_in(&mut self, tx: TxId, path: &str) -> Result<Vec<u8>, XsError> {
+        self.path_request(msg::XS_READ, tx, path)
+    }
+
+    /// `XS_WRITE` in transaction `tx` (creates missing parents).
+    pub fn write_in(&mut self, tx: TxId, path: &str, value: &[u8]) -> Result<(), XsError> {
+        check_path(path)?;
+        self.request(msg::XS_WRITE, tx, &[path.as_bytes(), b"\0", value]).map(drop)
+    }
+
+    /// `XS_MKDIR` in transaction `tx`.
+    pub fn mkdir_in(&mut self, tx: TxId, path: &str) -> Result<(), XsError> {
+        self.path_request(msg::XS_MKDIR, tx, path).map(drop)
+    }
+
+    /// `XS_RM` in transaction `tx`: removes the node and its subtree.
+    pub fn rm_in(&mut self, tx: TxId, path: &str) -> Result<(), XsError> {
+        self.path_request(msg::XS_RM, tx, path).map(drop)
+    }
+
+    /// `XS_DIRECTORY` in transaction `tx`: the children's names.
+    pub fn directory_in(&mut self, tx: TxId, path: &str) -> Result<Vec<String>, XsError> {
+        let p = self.path_request(msg::XS_DIRECTORY, tx, path)?;
+        Ok(wire::parse_strings(&p)?.into_iter().filter(|s| !s.is_empty()).map(String::from).collect())
+    }
+
+    /// `XS_READ`.
+    #[doc(alias = "XS_READ")]
+    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.read_in(TxId::NONE, path)
+    }
+
+    /// `XS_READ` of a value that must be UTF-8.
+    pub fn read_string(&mut self, path: &str) -> Result<String, XsError> {
+        let v = self.read(path)?;
+        String::from_utf8(v).map_err(|_| Malformed::InvalidUtf8.into())
+    }
+
+    /// `XS_WRITE`.
+    #[doc(alias = "XS_WRITE")]
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.write_in(TxId::NONE, path, value)
+    }
+
+    /// `XS_MKDIR`.
+    #[doc(alias = "XS_MKDIR")]
+    pub fn mkdir(&mut self, path: &str) -> Result<(), XsError> {
+        self.mkdir_in(TxId::NONE, path)
+    }
+
+    /// `XS_RM`.
+    #[doc(alias = "XS_RM")]
+    pub fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.rm_in(TxId::NONE, path)
+    }
+
+    /// `XS_DIRECTORY`.
+    #[doc(alias = "XS_DIRECTORY")]
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
+        self.directory_in(TxId::NONE, path)
+    }
+
+    /// `XS_GET_PERMS`.
+    #[doc(alias = "XS_GET_PERMS")]
+    pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, XsError> {
+        let p = self.path_request(msg::XS_GET_PERMS, TxId::NONE, path)?;
+        let strings = wire::parse_strings(&p)?;
+        Ok(strings.into_iter().map(wire::parse_perm).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// `XS_SET_PERMS`: `perms[0]` is the owner and the default access.
+    #[doc(alias = "XS_SET_PERMS")]
+    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
+        check_path(path)?;
+        let mut payload = Vec::new();
+        payload.extend_from_slice(path.as_bytes());
+        payload.push(0);
+        for p in perms {
+            payload.extend_from_slice(wire::encode_perm(p).as_bytes());
+            payload.push(0);
+        }
+        self.request(msg::XS_SET_PERMS, TxId::NONE, &[&payload]).map(drop)
+    }
+
+    /// `XS_WATCH`: events for `path` and below arrive tagged with
+    /// `token` (xenstored also fires one at once, per the protocol).
+    #[doc(alias = "XS_WATCH")]
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        check_path(path)?;
+        check_path(token)?;
+        self.request(msg::XS_WATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(drop)
+    }
+
+    /// `XS_UNWATCH`.
+    #[doc(alias = "XS_UNWATCH")]
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        check_path(path)?;
+        check_path(token)?;
+        self.request(msg::XS_UNWATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(drop)
+    }
+
+    /// A queued watch event, after taking in whatever has arrived.
+    /// Never blocks.
+    pub fn poll_watch_event(&mut self) -> Result<Option<WatchEvent>, XsError> {
+        if self.events.is_empty() {
+            if let Some(m) = self.poll_reply()? {
+                // No request is outstanding: a reply now is a stale one.
+                let _ = m;
+            }
+        }
+        Ok(self.events.pop_front())
+    }
+
+    /// Waits up to `timeout_ns` for a watch event.
+    pub fn wait_watch_event(&mut self, timeout_ns: u64) -> Result<WatchEvent, XsError> {
+        let deadline = self.transport.now_ns().saturating_add(timeout_ns);
+        loop {
+            if let Some(e) = self.poll_watch_event()? {
+                return Ok(e);
+            }
+            if self.transport.now_ns() >= deadline {
+                return Err(XsError::Timeout);
+            }
+            self.transport.wait(deadline)?;
+        }
+    }
+
+    /// How many watch events are queued.
+    pub fn queued_watch_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// `XS_TRANSACTION_START`.
+    #[doc(alias = "XS_TRANSACTION_START")]
+    pub fn transaction_start(&mut self) -> Result<TxId, XsError> {
+        let p = self.request(msg::XS_TRANSACTION_START, TxId::NONE, &[b"\0"])?;
+        let id = wire::parse_u32(wire::parse_string(&p)?)?;
+        Ok(TxId(id))
+    }
+
+    /// `XS_TRANSACTION_END`: commits (`T`) or aborts (`F`). A commit that
+    /// conflicted with another writer fails with `Errno(EAGAIN)`.
+    #[doc(alias = "XS_TRANSACTION_END")]
+    pub fn transaction_end(&mut self, tx: TxId, commit: bool) -> Result<(), XsError> {
+        let flag: &[u8] = if commit { b"T\0" } else { b"F\0" };
+        self.request(msg::XS_TRANSACTION_END, tx, &[flag]).map(drop)
+    }
+
+    /// Runs `body` in a transaction and commits it, starting over while
+    /// xenstored answers `EAGAIN` (a conflicting write happened), at most
+    /// [`MAX_TRANSACTION_ATTEMPTS`] times. Any other error aborts.
+    pub fn transaction<R>(&mut self, mut body: impl FnMut(&mut Transaction<'_, T>) -> Result<R, XsError>) -> Result<R, XsError> {
+        for _ in 0..MAX_TRANSACTION_ATTEMPTS {
+            let id = self.transaction_start()?;
+            let result = body(&mut Transaction { client: self, id });
+            match result {
+                Ok(r) => match self.transaction_end(id, true) {
+                    Ok(()) => return Ok(r),
+                    Err(XsError::Errno(Errno::EAGAIN)) => continue,
+                    Err(e) => return Err(e),
+                },
+                Err(e) => {
+                    let _ = self.transaction_end(id, false);
+                    if e != XsError::Errno(Errno::EAGAIN) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(XsError::Errno(Errno::EAGAIN))
+    }
+
+    /// `XS_GET_DOMAIN_PATH`: `/local/domain/<domid>`.
+    #[doc(alias = "XS_GET_DOMAIN_PATH")]
+    pub fn domain_path(&mut self, domid: DomId) -> Result<String, XsError> {
+        let id = alloc::format!("{}", domid.0);
+        let p = self.request(msg::XS_GET_DOMAIN_PATH, TxId::NONE, &[id.as_bytes(), b"\0"])?;
+        Ok(String::from(wire::parse_string(&p)?))
+    }
+
+    /// Our own domid: the `domid` key of our home directory (a relative
+    /// path resolves against `/local/domain/<own id>`).
+    pub fn own_domid(&mut self) -> Result<DomId, XsError> {
+        let v = self.read_string("domid")?;
+        let id = wire::parse_u32(&v)?;
+        u16::try_from(id).map(DomId).map_err(|_| Malformed::BadNumber.into())
+    }
+
+    /// Our own domain path, `/local/domain/<own id>`.
+    pub fn own_domain_path(&mut self) -> Result<String, XsError> {
+        let id = self.own_domid()?;
+        self.domain_path(id)
+    }
+}
+
+/// Operations inside one transaction (see [`Client::transaction`]).
+pub struct Transaction<'c, T: Transport> {
+    client: &'c mut Client<T>,
+    id: TxId,
+}
+
+impl<T: Transport> core::fmt::Debug for Transaction<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transaction").field("id", &self.id).finish()
+    }
+}
+
+impl<T: Transport> Transaction<'_, T> {
+    /// This transaction's id.
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+    /// `XS_READ` inside the transaction.
+    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+        self.client.read_in(self.id, path)
+    }
+    /// `XS_WRITE` inside the transaction.
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.client.write_in(self.id, path, value)
+    }
+    /// `XS_MKDIR` inside the transaction.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), XsError> {
+        self.client.mkdir_in(self.id, path)
+    }
+    /// `XS_RM` inside the transaction.
+    pub fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.client.rm_in(self.id, path)
+    }
+    /// `XS_DIRECTORY` inside the transaction.
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
+        self.client.directory_in(self.id, path)
+    }
+}

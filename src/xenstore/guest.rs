@@ -1,0 +1,91 @@
+//! The xenstore transport of a PV guest: the store page from
+//! `start_info.store_mfn` and its event channel `store_evtchn`.
+
+use super::ring::StoreRing;
+use super::{Client, Transport, XsError};
+use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
+use crate::event;
+use crate::shared_mem::SharedMem;
+use crate::types::EvtchnPort;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+static OPEN: AtomicBool = AtomicBool::new(false);
+
+/// The store ring and its port. Only one exists at a time (the ring has
+/// one reader); dropping it lets [`open`] succeed again.
+#[derive(Debug)]
+pub struct RingTransport {
+    ring: StoreRing,
+    port: EvtchnPort,
+}
+
+impl Drop for RingTransport {
+    fn drop(&mut self) {
+        OPEN.store(false, Ordering::Release);
+    }
+}
+
+/// Connects to xenstored through the store page. Fails with
+/// `Unavailable` when there is none (a dom0 booted without a toolstack)
+/// or when a client is already open.
+pub fn open() -> Result<Client<RingTransport>, XsError> {
+    let info = crate::runtime::boot_info();
+    if info.store_mfn.0 == 0 || info.store_evtchn.0 == 0 || !event::is_ready() {
+        return Err(XsError::Unavailable);
+    }
+    if OPEN.swap(true, Ordering::AcqRel) {
+        return Err(XsError::Unavailable);
+    }
+    // SAFETY: the store page is one of our own frames, inside the
+    // bootstrap direct map (the domain builder allocates it with the
+    // console page, before the page tables; see console::guest).
+    let pfn = unsafe { mfn_to_pfn(info.store_mfn) };
+    if pfn.0 >= info.nr_pages {
+        OPEN.store(false, Ordering::Release);
+        return Err(XsError::Unavailable);
+    }
+    let va = pfn_to_virt(pfn);
+    // SAFETY: mapped writable for the domain's lifetime; shared with
+    // xenstored, hence only accessed through SharedMem.
+    let page = unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
+    let Some(ring) = StoreRing::new(page) else {
+        OPEN.store(false, Ordering::Release);
+        return Err(XsError::Unavailable);
+    };
+    // event::init unmasked the store port; its fired bit wakes `wait`.
+    Ok(Client::new(RingTransport { ring, port: info.store_evtchn }))
+}
+
+impl Transport for RingTransport {
+    fn send(&mut self, bytes: &[u8]) -> Result<usize, XsError> {
+        let n = self.ring.write_request(bytes)?;
+        if n > 0 {
+            let _ = event::send(self.port);
+        }
+        Ok(n)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
+        let n = self.ring.read_response(buf)?;
+        if n > 0 {
+            // xenstored may be waiting for room to write the rest.
+            let _ = event::send(self.port);
+        }
+        Ok(n)
+    }
+
+    fn now_ns(&self) -> u64 {
+        crate::time::now_ns()
+    }
+
+    fn wait(&mut self, deadline_ns: u64) -> Result<(), XsError> {
+        // The client looked at the ring before calling: a notification
+        // after that look sets the fired bit, so this cannot miss it.
+        let port = self.port;
+        match event::wait_until(Some(deadline_ns), || event::take_fired(port)) {
+            Ok(()) | Err(event::EventError::Timeout) => Ok(()),
+            Err(_) => Err(XsError::Unavailable),
+        }
+    }
+}
