@@ -1,0 +1,76 @@
+//! Three-guest grant test, guest C (see grant_a): tries to map the grant
+//! A made for B, which Xen must refuse; reports the outcome to A through
+//! xenstore (relayed by grant_a.dom0.sh).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use core::time::Duration;
+use xenpv::grant::{self, Access, GrantError};
+use xenpv::xenstore::XsError;
+use xenpv::{println, DomId, GrantRef};
+
+xenpv::main!(main);
+
+#[derive(Debug)]
+#[allow(dead_code)] // read through Debug when main fails
+enum Error {
+    Grant(GrantError),
+    Xs(XsError),
+    Check(&'static str),
+}
+
+impl From<GrantError> for Error {
+    fn from(e: GrantError) -> Self {
+        Error::Grant(e)
+    }
+}
+impl From<XsError> for Error {
+    fn from(e: XsError) -> Self {
+        Error::Xs(e)
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let mut xs = xenpv::xenstore::open()?;
+    let a = DomId(wait_key(&mut xs, "data/peer_domid")?.parse().map_err(|_| Error::Check("domid"))?);
+    let rw = GrantRef(wait_key(&mut xs, "data/rw")?.parse().map_err(|_| Error::Check("rw ref"))?);
+    let g = grant::grants()?;
+    let ro_try = g.map(a, &[rw], Access::ReadOnly);
+    let rw_try = g.map(a, &[rw], Access::ReadWrite);
+    let result = match (&ro_try, &rw_try) {
+        (Err(e1), Err(e2)) => format!("refused: read-only map: {e1}; writable map: {e2}"),
+        _ => format!("MAPPED: {:?} {:?}", ro_try.is_ok(), rw_try.is_ok()),
+    };
+    println!("grant_c: (c) mapping dom{}'s gref {} made for another domain: {result}", a.0, rw.0);
+    let ok = ro_try.is_err() && rw_try.is_err();
+    drop(ro_try);
+    drop(rw_try);
+    xs.write("data/result", result.as_bytes())?;
+    if !ok {
+        return Err(Error::Check("C could map a grant made for B"));
+    }
+    println!("grant_c: PASS");
+    Ok(())
+}
+
+fn wait_key<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, key: &str) -> Result<alloc::string::String, Error> {
+    let deadline = xenpv::time::now_ns() + 60_000_000_000;
+    loop {
+        match xs.read_string(key) {
+            Ok(v) => return Ok(v),
+            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => pause(Duration::from_millis(50)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Waits `d` by yielding the CPU and polling the clock.
+fn pause(d: Duration) {
+    let until = xenpv::time::now_ns() + d.as_nanos() as u64;
+    while xenpv::time::now_ns() < until {
+        xenpv::hypercall::sched_yield();
+    }
+}
