@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use xenpv::abi::vchan::*;
 use xenpv::shared_mem::SharedMem;
-use xenpv::vchan::{Ring, Side};
+use xenpv::vchan::{Ring, RingMem, Side};
 
 /// A server/client pair whose client→server (left) ring has `order`; the
 /// in-page orders use the control page like libxenvchan.
@@ -20,11 +20,11 @@ fn vchan_pair(order: u16) -> (Ring, Ring) {
     ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
     ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
     let buf = |o: u16| match xenpv::vchan::ring_offset(o) {
-        Some(off) => ctrl.slice(off, 1 << o).unwrap(),
-        None => SharedMem::leak_zeroed(1 << o),
+        Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << o).unwrap()),
+        None => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
     };
     let (l, r) = (buf(order), buf(right));
-    (Ring::new(ctrl, Side::Server, l, r).unwrap(), Ring::new(ctrl, Side::Client, l, r).unwrap())
+    (Ring::new(ctrl, Side::Server, l.clone(), r.clone()).unwrap(), Ring::new(ctrl, Side::Client, l, r).unwrap())
 }
 
 fn gib_per_s(bytes: usize, d: Duration) -> f64 {

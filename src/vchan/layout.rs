@@ -45,25 +45,33 @@ pub fn validate_orders(left: u16, right: u16) -> Result<(), LayoutError> {
 }
 
 /// The orders a server picks for rings of at least `left_min` and
-/// `right_min` bytes, placing small rings in the control page as
-/// libxenvchan's server does.
+/// `right_min` bytes, as libxenvchan's `libxenvchan_server_init` does:
+/// whole pages by default, and the control page's two free slots (1 KiB
+/// at 1024, 2 KiB at 2048) whenever the sizes allow.
 pub fn choose_orders(left_min: usize, right_min: usize) -> Result<(u16, u16), LayoutError> {
-    fn order_for(min: usize) -> Result<u16, LayoutError> {
-        let order = min.max(1).next_power_of_two().trailing_zeros().max(SMALL_RING_ORDER as u32) as u16;
+    const SMALL: usize = 1 << SMALL_RING_ORDER;
+    const LARGE: usize = 1 << LARGE_RING_ORDER;
+    fn pages_order(min: usize) -> Result<u16, LayoutError> {
+        let order = min.max(1).next_power_of_two().trailing_zeros().max(12) as u16;
         if order > MAX_RING_ORDER {
             return Err(LayoutError::BadOrder(order));
         }
         Ok(order)
     }
-    let (mut l, mut r) = (order_for(left_min)?, order_for(right_min)?);
-    // Two small rings cannot share one slot: grow one into the other slot.
-    if l == r && l == SMALL_RING_ORDER {
-        r = LARGE_RING_ORDER;
-    } else if l == r && l == LARGE_RING_ORDER {
-        l = 12;
-    }
-    validate_orders(l, r)?;
-    Ok((l, r))
+    let (l, r) = (pages_order(left_min)?, pages_order(right_min)?);
+    let orders = if left_min <= SMALL && right_min <= LARGE {
+        (SMALL_RING_ORDER, LARGE_RING_ORDER)
+    } else if left_min <= LARGE && right_min <= SMALL {
+        (LARGE_RING_ORDER, SMALL_RING_ORDER)
+    } else if left_min <= LARGE {
+        (LARGE_RING_ORDER, r)
+    } else if right_min <= LARGE {
+        (l, LARGE_RING_ORDER)
+    } else {
+        (l, r)
+    };
+    validate_orders(orders.0, orders.1)?;
+    Ok(orders)
 }
 
 /// Grant slots the control page has room for after the header.
@@ -91,7 +99,9 @@ mod tests {
         assert_eq!(choose_orders(1, 1), Ok((10, 11)));
         assert_eq!(choose_orders(1024, 2048), Ok((10, 11)));
         assert_eq!(choose_orders(2048, 1000), Ok((11, 10)));
-        assert_eq!(choose_orders(2048, 2048), Ok((12, 11)));
+        assert_eq!(choose_orders(2048, 2048), Ok((11, 12)));
+        assert_eq!(choose_orders(4096, 2048), Ok((12, 11)));
+        assert_eq!(choose_orders(4097, 4096), Ok((13, 12)));
         assert_eq!(choose_orders(65536, 1 << 20), Ok((16, 20)));
         assert_eq!(choose_orders((1 << 20) + 1, 10), Err(LayoutError::BadOrder(21)));
         // Two order-20 rings' grants fit the control page.

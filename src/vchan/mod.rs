@@ -11,4 +11,4 @@ mod model;
 pub mod ring;
 
 pub use layout::{ring_offset, validate_orders, LayoutError};
-pub use ring::{Ring, Side, VchanError};
+pub use ring::{Progress, Ring, RingMem, Side, VchanError};

@@ -64,12 +64,78 @@ pub struct Progress {
     pub notify: bool,
 }
 
+/// The bytes of one ring: a slice of the control page (orders 10 and
+/// 11) or separate granted pages (orders 12 and up), in ring order.
+#[derive(Debug, Clone)]
+pub enum RingMem {
+    /// One contiguous region.
+    Contiguous(SharedMem),
+    /// 4 KiB pages, each its own mapping.
+    Pages(alloc::vec::Vec<SharedMem>),
+}
+
+const PAGE: usize = crate::abi::PAGE_SIZE;
+
+impl RingMem {
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            RingMem::Contiguous(m) => m.len(),
+            RingMem::Pages(p) => p.iter().map(SharedMem::len).sum(),
+        }
+    }
+
+    /// Whether the ring has no bytes (never true for a valid ring).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn well_formed(&self) -> bool {
+        match self {
+            RingMem::Contiguous(_) => true,
+            RingMem::Pages(p) => p.iter().all(|m| m.len() == PAGE),
+        }
+    }
+
+    /// Applies `f(page, offset_in_page, range_of_buffer)` to each piece of
+    /// `len` bytes at `off`, split at page boundaries.
+    fn pieces(&self, off: usize, len: usize, mut f: impl FnMut(&SharedMem, usize, core::ops::Range<usize>)) {
+        match self {
+            RingMem::Contiguous(m) => f(m, off, 0..len),
+            RingMem::Pages(pages) => {
+                let mut done = 0;
+                while done < len {
+                    let at = off + done;
+                    let n = (len - done).min(PAGE - at % PAGE);
+                    if let Some(p) = pages.get(at / PAGE) {
+                        f(p, at % PAGE, done..done + n);
+                    }
+                    done += n;
+                }
+            }
+        }
+    }
+
+    fn read(&self, off: usize, dst: &mut [u8]) {
+        // In bounds by construction (off + len <= ring size == self.len()).
+        self.pieces(off, dst.len(), |m, o, r| {
+            let _ = m.read(o, &mut dst[r]);
+        });
+    }
+
+    fn write(&self, off: usize, src: &[u8]) {
+        self.pieces(off, src.len(), |m, o, r| {
+            let _ = m.write(o, &src[r]);
+        });
+    }
+}
+
 #[derive(Debug)]
 struct Half {
     /// Offset of this ring's `ring_shared` in the control page.
     shared: usize,
     size: u32,
-    buf: SharedMem,
+    buf: RingMem,
     /// Our own index (cons for the read half, prod for the write half).
     mine: u32,
 }
@@ -91,7 +157,7 @@ fn load(ctrl: &SharedMem, off: usize) -> u32 {
 impl Ring {
     /// Wraps a channel whose control page holds valid orders. `left` and
     /// `right` are the ring buffers (in-page slices for orders 10/11).
-    pub fn new(ctrl: SharedMem, side: Side, left: SharedMem, right: SharedMem) -> Result<Ring, VchanError> {
+    pub fn new(ctrl: SharedMem, side: Side, left: RingMem, right: RingMem) -> Result<Ring, VchanError> {
         if ctrl.len() < crate::abi::PAGE_SIZE {
             return Err(VchanError::BufferSize { order: 12, len: ctrl.len() });
         }
@@ -99,7 +165,7 @@ impl Ring {
         let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
         validate_orders(lo, ro)?;
         for (order, buf) in [(lo, &left), (ro, &right)] {
-            if buf.len() != 1usize << order {
+            if buf.len() != 1usize << order || !buf.well_formed() {
                 return Err(VchanError::BufferSize { order, len: buf.len() });
             }
         }
@@ -222,8 +288,8 @@ impl Ring {
         let start = (self.read.mine & mask) as usize;
         let first = n.min(self.read.size as usize - start);
         // In bounds: start + first <= size == buf.len(), n - first <= size.
-        let _ = self.read.buf.read(start, &mut dst[..first]);
-        let _ = self.read.buf.read(0, &mut dst[first..n]);
+        self.read.buf.read(start, &mut dst[..first]);
+        self.read.buf.read(0, &mut dst[first..n]);
         self.read.mine = self.read.mine.wrapping_add(n as u32);
         // Release: the copy above completes before the peer sees the space.
         let _ = self.ctrl.store_u32(self.read.shared + RING_CONS, self.read.mine, Ordering::Release);
@@ -252,8 +318,8 @@ impl Ring {
         let mask = self.write.size - 1;
         let start = (self.write.mine & mask) as usize;
         let first = n.min(self.write.size as usize - start);
-        let _ = self.write.buf.write(start, &src[..first]);
-        let _ = self.write.buf.write(0, &src[first..n]);
+        self.write.buf.write(start, &src[..first]);
+        self.write.buf.write(0, &src[first..n]);
         self.write.mine = self.write.mine.wrapping_add(n as u32);
         // Release (wmb()): the data is visible before the new prod.
         let _ = self.ctrl.store_u32(self.write.shared + RING_PROD, self.write.mine, Ordering::Release);
@@ -277,12 +343,15 @@ mod tests {
         }
         ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
         ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
+        // Large rings alternate between one contiguous region and separate
+        // pages, so both RingMem shapes are exercised at every order.
         let buf = |o: u16| match ring_offset(o) {
-            Some(off) => ctrl.slice(off, 1 << o).unwrap(),
-            None => SharedMem::leak_zeroed(1 << o),
+            Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << o).unwrap()),
+            None if o % 2 == 0 => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
+            None => RingMem::Pages((0..1usize << (o - 12)).map(|_| SharedMem::leak_zeroed(4096)).collect()),
         };
         let (l, r) = (buf(lo), buf(ro));
-        let srv = Ring::new(ctrl, Side::Server, l, r).unwrap();
+        let srv = Ring::new(ctrl, Side::Server, l.clone(), r.clone()).unwrap();
         let cli = Ring::new(ctrl, Side::Client, l, r).unwrap();
         (srv, cli, ctrl)
     }
@@ -370,15 +439,19 @@ mod tests {
     #[test]
     fn bad_layouts_are_refused() {
         let ctrl = SharedMem::leak_zeroed(4096);
-        let l = SharedMem::leak_zeroed(4096);
+        let l = RingMem::Contiguous(SharedMem::leak_zeroed(4096));
         ctrl.store_u16(LEFT_ORDER, 10, Ordering::Relaxed).unwrap();
         ctrl.store_u16(RIGHT_ORDER, 10, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
+        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
         ctrl.store_u16(RIGHT_ORDER, 30, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
+        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
         ctrl.store_u16(LEFT_ORDER, 12, Ordering::Relaxed).unwrap();
         ctrl.store_u16(RIGHT_ORDER, 13, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l, l).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
+        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
+        // Pages of the wrong size are refused too.
+        ctrl.store_u16(RIGHT_ORDER, 12, Ordering::Relaxed).unwrap();
+        let odd = RingMem::Pages(vec![SharedMem::leak_zeroed(2048), SharedMem::leak_zeroed(2048)]);
+        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), odd).unwrap_err(), VchanError::BufferSize { order: 12, len: 4096 });
     }
 
     #[test]
