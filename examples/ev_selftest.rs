@@ -95,7 +95,8 @@ fn run() -> Result<(), &'static str> {
     time::sleep(Duration::from_millis(100));
     let slept = time::now_ns() - t0;
     println!("ev_selftest: sleep(100 ms) took {} us", slept / 1000);
-    check((100_000_000..150_000_000).contains(&slept), "sleep(100 ms) within [100, 150) ms")?;
+    // Never early; the upper bound leaves room for QEMU-TCG scheduling.
+    check((100_000_000..200_000_000).contains(&slept), "sleep(100 ms) within [100, 200) ms")?;
     let wc = time::wallclock();
     println!("ev_selftest: wallclock {}.{:09} s since the epoch", wc.as_secs(), wc.subsec_nanos());
 

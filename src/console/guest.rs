@@ -1,6 +1,7 @@
 //! The guest's console backend and the `print!` plumbing.
 
 use super::ring::ConsoleRing;
+use crate::abi::console::OUT_RING_SIZE;
 use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::hypercall;
 use crate::shared_mem::SharedMem;
@@ -10,9 +11,18 @@ use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use spin::Mutex;
 
-/// How many times a writer yields waiting for ring space before it
-/// drops output: a dead console backend must not hang the guest.
-const MAX_WAIT_YIELDS: u32 = 200_000;
+/// How long a writer waits for ring space (or `flush` for the ring to
+/// drain) before it drops output: a dead console backend must not hang
+/// the guest.
+const MAX_WAIT: core::time::Duration = core::time::Duration::from_secs(2);
+
+/// Sleeps until `cond` holds, woken by the console port (xenconsoled
+/// notifies it after consuming output), or `MAX_WAIT` passes. Before
+/// events are set up, or inside an upcall handler, this polls with
+/// `SCHEDOP_yield` instead (see `event::wait_until`).
+fn wait_for_backend(cond: impl FnMut() -> bool) -> bool {
+    crate::event::wait_until(Some(crate::time::deadline_after(MAX_WAIT)), cond).is_ok()
+}
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -50,18 +60,13 @@ fn write_locked(backend: &mut Backend, mut bytes: &[u8]) {
         }
         Backend::Broken => {}
         Backend::Ring(ring, port) => {
-            let mut waited = 0;
             while !bytes.is_empty() {
                 match ring.write(bytes) {
                     Ok(n) => {
                         bytes = &bytes[n..];
                         let _ = hypercall::evtchn_send(port);
-                        if n == 0 {
-                            waited += 1;
-                            if waited > MAX_WAIT_YIELDS {
-                                return;
-                            }
-                            hypercall::sched_yield();
+                        if n == 0 && !wait_for_backend(|| ring.pending().map_or(true, |p| p < OUT_RING_SIZE)) {
+                            return;
                         }
                     }
                     Err(_) => {
@@ -84,15 +89,8 @@ pub fn write_bytes(bytes: &[u8]) {
 pub fn flush() {
     let backend = *CONSOLE.lock();
     if let Backend::Ring(ring, port) = backend {
-        for _ in 0..MAX_WAIT_YIELDS {
-            match ring.pending() {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let _ = hypercall::evtchn_send(port);
-                    hypercall::sched_yield();
-                }
-            }
-        }
+        let _ = hypercall::evtchn_send(port);
+        wait_for_backend(|| !matches!(ring.pending(), Ok(n) if n > 0));
     }
 }
 

@@ -254,25 +254,33 @@ pub fn wait(port: EvtchnPort, timeout: Option<Duration>) -> Result<(), EventErro
 
 /// `SCHEDOP_poll`: sleeps until one of `ports` is pending or Xen system
 /// time reaches `deadline_ns` (`None`: no timeout). Meant for masked
-/// ports: the upcall clears the pending bit of unmasked ones. Returns
-/// whether one of the ports is pending.
+/// ports: the upcall clears the pending bit of unmasked ones. Xen also
+/// ends a poll early when any unmasked event is delivered to the vCPU
+/// (`vcpu_mark_events_pending` kicks it), so this polls again until a
+/// polled port is pending or the deadline passes. Returns whether one of
+/// the ports is pending.
 #[doc(alias = "SCHEDOP_poll")]
 pub fn poll(ports: &[EvtchnPort], deadline_ns: Option<u64>) -> Result<bool, EventError> {
     let ev = ready_state()?;
-    let mut arg = abi::sched_poll {
-        ports: ports.as_ptr() as *mut u32,
-        nr_ports: ports.len() as u32,
-        timeout: deadline_ns.unwrap_or(0),
-    };
-    // SAFETY: `ports` is a live slice of u32 ports (EvtchnPort is
-    // repr(transparent)) that Xen only reads, and `arg` is a sched_poll.
-    let r = unsafe {
-        hypercall::raw(crate::abi::__HYPERVISOR_sched_op, abi::SCHEDOP_poll as u64, &mut arg as *mut _ as u64, 0, 0, 0)
-    };
-    crate::error::Errno::check(r)?;
-    let mut any = false;
-    for &p in ports {
-        any |= ev.is_pending(p)?;
+    loop {
+        for &p in ports {
+            if ev.is_pending(p)? {
+                return Ok(true);
+            }
+        }
+        if deadline_ns.is_some_and(|d| crate::time::now_ns() >= d) {
+            return Ok(false);
+        }
+        let mut arg = abi::sched_poll {
+            ports: ports.as_ptr() as *mut u32,
+            nr_ports: ports.len() as u32,
+            timeout: deadline_ns.unwrap_or(0),
+        };
+        // SAFETY: `ports` is a live slice of u32 ports (EvtchnPort is
+        // repr(transparent)) that Xen only reads, and `arg` is a sched_poll.
+        let r = unsafe {
+            hypercall::raw(crate::abi::__HYPERVISOR_sched_op, abi::SCHEDOP_poll as u64, &mut arg as *mut _ as u64, 0, 0, 0)
+        };
+        crate::error::Errno::check(r)?;
     }
-    Ok(any)
 }
