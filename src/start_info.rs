@@ -99,6 +99,11 @@ impl BootInfo {
         (self.pt_base - virt_base) / abi::PAGE_SIZE as u64 + self.nr_pt_frames
     }
 
+    /// The value of `key=value` on the command line (xl's `extra=`), if any.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        self.cmd_line()?.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// The command line up to its first NUL, if it is UTF-8.
     pub fn cmd_line(&self) -> Option<&str> {
         let len = self.cmd_line.iter().position(|&b| b == 0).unwrap_or(self.cmd_line.len());
@@ -144,6 +149,9 @@ mod tests {
         assert!(!info.is_initial_domain());
         assert_eq!(info.first_free_pfn(BASE), 0x400 + 6);
         assert_eq!(info.cmd_line(), Some("verbose=1"));
+        assert_eq!(info.arg("verbose"), Some("1"));
+        assert_eq!(info.arg("verb"), None);
+        assert_eq!(info.arg("quiet"), None);
     }
 
     #[test]

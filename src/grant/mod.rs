@@ -292,6 +292,12 @@ impl PageView<'_> {
         }
     }
 
+    /// The underlying view, for protocol code in this crate (vchan) that
+    /// keeps the page's owner alive for as long as it uses the view.
+    pub(crate) fn shared_mem(&self) -> SharedMem {
+        self.mem
+    }
+
     /// Bytes in the page.
     pub fn len(&self) -> usize {
         self.mem.len()

@@ -6,9 +6,13 @@
 //! checks that turn anything a hostile peer writes into a typed error.
 //! It performs no hypercall and runs on the host.
 
+#[cfg(target_os = "none")]
+mod channel;
 pub mod layout;
 mod model;
 pub mod ring;
 
 pub use layout::{ring_offset, validate_orders, LayoutError};
 pub use ring::{Progress, Ring, RingMem, Side, VchanError};
+#[cfg(target_os = "none")]
+pub use channel::{ChannelError, Vchan};

@@ -284,6 +284,11 @@ impl<T: Transport> Client<T> {
     /// `XS_SET_PERMS`: `perms[0]` is the owner and the default access.
     #[doc(alias = "XS_SET_PERMS")]
     pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
+        self.set_perms_in(TxId::NONE, path, perms)
+    }
+
+    /// `XS_SET_PERMS` inside transaction `tx`.
+    pub fn set_perms_in(&mut self, tx: TxId, path: &str, perms: &[Perm]) -> Result<(), XsError> {
         check_path(path)?;
         let mut payload = Vec::new();
         payload.extend_from_slice(path.as_bytes());
@@ -292,7 +297,7 @@ impl<T: Transport> Client<T> {
             payload.extend_from_slice(wire::encode_perm(p).as_bytes());
             payload.push(0);
         }
-        self.request(msg::XS_SET_PERMS, TxId::NONE, &[&payload]).map(drop)
+        self.request(msg::XS_SET_PERMS, tx, &[&payload]).map(drop)
     }
 
     /// `XS_WATCH`: events for `path` and below arrive tagged with
@@ -442,5 +447,9 @@ impl<T: Transport> Transaction<'_, T> {
     /// `XS_DIRECTORY` inside the transaction.
     pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
         self.client.directory_in(self.id, path)
+    }
+    /// `XS_SET_PERMS` inside the transaction.
+    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
+        self.client.set_perms_in(self.id, path, perms)
     }
 }

@@ -27,7 +27,11 @@ impl Default for Archive {
 
 impl Archive {
     pub fn new() -> Self {
-        Archive { bytes: Vec::new(), next_ino: 1, dirs: BTreeSet::new() }
+        Archive {
+            bytes: Vec::new(),
+            next_ino: 1,
+            dirs: BTreeSet::new(),
+        }
     }
 
     /// Adds a folder (and its parents) with mode 0755.
@@ -38,21 +42,21 @@ impl Archive {
         }
         self.parents(path);
         self.dirs.insert(path.to_string());
-        self.entry(path, S_IFDIR | 0o755, 0, &[]);
+        self.entry(path, S_IFDIR | 0o755, (0, 0), &[]);
     }
 
     /// Adds a regular file with permission bits `mode` (e.g. 0o755).
     pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
         let path = clean(path);
         self.parents(path);
-        self.entry(path, S_IFREG | (mode & 0o7777), 0, data);
+        self.entry(path, S_IFREG | (mode & 0o7777), (0, 0), data);
     }
 
     /// Adds a symbolic link `path` pointing at `target`.
     pub fn symlink(&mut self, path: &str, target: &str) {
         let path = clean(path);
         self.parents(path);
-        self.entry(path, S_IFLNK | 0o777, 0, target.as_bytes());
+        self.entry(path, S_IFLNK | 0o777, (0, 0), target.as_bytes());
     }
 
     /// Adds a character device node.
@@ -92,20 +96,31 @@ impl Archive {
         self.header_full(name, ino, mode, nlink, size, (0, 0));
     }
 
-    fn header_full(&mut self, name: &str, ino: u32, mode: u32, nlink: u32, size: usize, rdev: (u32, u32)) {
+    fn header_full(
+        &mut self,
+        name: &str,
+        ino: u32,
+        mode: u32,
+        nlink: u32,
+        size: usize,
+        rdev: (u32, u32),
+    ) {
         let size = u32::try_from(size).expect("a file in the initramfs is larger than 4 GiB");
         let name_size = name.len() as u32 + 1;
         // magic, ino, mode, uid, gid, nlink, mtime, filesize,
         // devmajor, devminor, rdevmajor, rdevminor, namesize, check
-        let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, name_size, 0];
+        let fields = [
+            ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, name_size, 0,
+        ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
     }
 
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }
@@ -132,7 +147,9 @@ mod tests {
             };
             let (mode, size, name_size) = (field(1), field(6) as usize, field(11) as usize);
             let name_at = at + 110;
-            let name = std::str::from_utf8(&bytes[name_at..name_at + name_size - 1]).unwrap().to_string();
+            let name = std::str::from_utf8(&bytes[name_at..name_at + name_size - 1])
+                .unwrap()
+                .to_string();
             let data_at = (name_at + name_size).next_multiple_of(4);
             at = (data_at + size).next_multiple_of(4);
             if name == "TRAILER!!!" {
@@ -166,12 +183,21 @@ mod tests {
         let mut a = Archive::new();
         a.file("payload/plan", 0o755, b"echo hi\n");
         a.char_device("dev/console", 0o600, 5, 1);
-        let path = std::env::temp_dir().join(format!("xtask-cpio-test-{}.cpio", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("xtask-cpio-test-{}.cpio", std::process::id()));
         std::fs::write(&path, a.finish()).unwrap();
-        let out = Command::new("cpio").args(["-t", "-v", "-F"]).arg(&path).output().unwrap();
+        let out = Command::new("cpio")
+            .args(["-t", "-v", "-F"])
+            .arg(&path)
+            .output()
+            .unwrap();
         let _ = std::fs::remove_file(&path);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("payload/plan"), "{text}");
         assert!(text.contains("dev/console"), "{text}");
     }

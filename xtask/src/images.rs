@@ -12,6 +12,9 @@ use crate::util::{self, command, human_size, run_captured, run_inherited};
 /// The target every guest image is built for.
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
 
+/// The xenpv feature that enables the `[[example]]` guest images.
+pub const GUEST_FEATURE: &str = "guest-examples";
+
 /// Cargo profile of the guest images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
@@ -34,7 +37,9 @@ pub fn cmd_build(args: &[String]) -> Result<()> {
     for arg in args {
         match arg.as_str() {
             "--debug" => profile = Profile::Debug,
-            other => bail!("unknown argument to `build`: `{other}` (usage: cargo xtask build [--debug])"),
+            other => {
+                bail!("unknown argument to `build`: `{other}` (usage: cargo xtask build [--debug])")
+            }
         }
     }
     build_examples(profile)?;
@@ -45,17 +50,28 @@ pub fn cmd_build(args: &[String]) -> Result<()> {
     for name in names {
         let image = example_image(&name, profile)?;
         let stripped = stripped_copy(&image)?;
-        let size = fs::metadata(&stripped).map(|m| m.len()).unwrap_or(0);
-        println!("{name:>16}  {}  ({} stripped)", image.display(), human_size(size));
+        let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{name:>16}  {}  ({}, {} stripped)",
+            image.display(),
+            human_size(size(&image)),
+            human_size(size(&stripped))
+        );
     }
     Ok(())
 }
 
 /// Builds every example of the xenpv package for the guest target.
 pub fn build_examples(profile: Profile) -> Result<()> {
-    println!("build: cargo build --target {GUEST_TARGET} --examples ({})", profile.dir());
+    println!(
+        "build: cargo build --target {GUEST_TARGET} --examples --features {GUEST_FEATURE} ({})",
+        profile.dir()
+    );
     let mut cmd = util::cargo();
-    cmd.current_dir(util::repo_root()).args(["build", "--target", GUEST_TARGET, "--examples"]);
+    cmd.current_dir(util::repo_root())
+        .args(["build", "--target", GUEST_TARGET, "--examples"]);
+    // The examples need this feature, which keeps host `cargo test` from linking them.
+    cmd.args(["--features", GUEST_FEATURE]);
     if profile == Profile::Release {
         cmd.arg("--release");
     }
@@ -64,7 +80,11 @@ pub fn build_examples(profile: Profile) -> Result<()> {
 
 /// Where cargo puts the image of example `name`.
 pub fn example_image_path(name: &str, profile: Profile) -> PathBuf {
-    util::target_dir().join(GUEST_TARGET).join(profile.dir()).join("examples").join(name)
+    util::target_dir()
+        .join(GUEST_TARGET)
+        .join(profile.dir())
+        .join("examples")
+        .join(name)
 }
 
 /// The built image of example `name`, or an error listing the examples.
@@ -80,19 +100,26 @@ pub fn example_image(name: &str, profile: Profile) -> Result<PathBuf> {
             if known.is_empty() { "none".to_string() } else { known.join(", ") }
         );
     }
-    bail!("example `{name}` has no image at {} (did the build fail?)", path.display())
+    bail!(
+        "example `{name}` has no image at {} (did the build fail?)",
+        path.display()
+    )
 }
 
 /// Builds the examples and returns the stripped image of each of `names`.
 pub fn build_and_locate(names: &[String], profile: Profile) -> Result<Vec<PathBuf>> {
     build_examples(profile)?;
-    names.iter().map(|name| stripped_copy(&example_image(name, profile)?)).collect()
+    names
+        .iter()
+        .map(|name| stripped_copy(&example_image(name, profile)?))
+        .collect()
 }
 
 /// The examples declared with `[[example]]` in the repository's Cargo.toml.
 pub fn example_names() -> Result<Vec<String>> {
     let manifest = util::repo_root().join("Cargo.toml");
-    let text = fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
     Ok(parse_example_names(&text))
 }
 
@@ -103,7 +130,11 @@ fn parse_example_names(manifest: &str) -> Vec<String> {
         if line.starts_with('[') {
             in_example = line == "[[example]]";
         } else if in_example {
-            if let Some(value) = line.strip_prefix("name").map(str::trim_start).and_then(|l| l.strip_prefix('=')) {
+            if let Some(value) = line
+                .strip_prefix("name")
+                .map(str::trim_start)
+                .and_then(|l| l.strip_prefix('='))
+            {
                 names.push(value.trim().trim_matches('"').to_string());
             }
         }
@@ -118,7 +149,9 @@ pub fn stripped_copy(image: &Path) -> Result<PathBuf> {
     out.push(".stripped");
     let out = PathBuf::from(out);
     let fresh = |o: &Path| -> bool {
-        let (Ok(a), Ok(b)) = (fs::metadata(image), fs::metadata(o)) else { return false };
+        let (Ok(a), Ok(b)) = (fs::metadata(image), fs::metadata(o)) else {
+            return false;
+        };
         matches!((a.modified(), b.modified()), (Ok(a), Ok(b)) if b >= a)
     };
     if fresh(&out) {
@@ -128,9 +161,20 @@ pub fn stripped_copy(image: &Path) -> Result<PathBuf> {
         if util::which(tool).is_none() {
             continue;
         }
-        let mut cmd = command(tool, ["--strip-all".as_ref(), image.as_os_str(), out.as_os_str()]);
+        let mut cmd = command(
+            tool,
+            ["--strip-all".as_ref(), image.as_os_str(), out.as_os_str()],
+        );
         if tool == "strip" {
-            cmd = command(tool, ["--strip-all".as_ref(), "-o".as_ref(), out.as_os_str(), image.as_os_str()]);
+            cmd = command(
+                tool,
+                [
+                    "--strip-all".as_ref(),
+                    "-o".as_ref(),
+                    out.as_os_str(),
+                    image.as_os_str(),
+                ],
+            );
         }
         run_captured(&mut cmd, Duration::from_secs(60))?;
         return Ok(out);

@@ -19,7 +19,13 @@ use crate::util::{self, command, run_captured};
 pub const INIT_SCRIPT: &str = include_str!("dom0/init.sh");
 
 /// Toolstack programs from `usr/lib/xen-<version>/bin`, installed in `/usr/sbin`.
-pub const XEN_PROGRAMS: &[&str] = &["xl", "xenstored", "xenconsoled", "xen-init-dom0", "vchan-socket-proxy"];
+pub const XEN_PROGRAMS: &[&str] = &[
+    "xl",
+    "xenstored",
+    "xenconsoled",
+    "xen-init-dom0",
+    "vchan-socket-proxy",
+];
 
 /// Names under which the multi-call `xenstore` program is linked in `/usr/bin`.
 pub const XENSTORE_TOOLS: &[&str] = &[
@@ -34,7 +40,17 @@ pub const XENSTORE_TOOLS: &[&str] = &[
 ];
 
 /// Kernel modules (file names without `.ko`) that the toolstack needs.
-pub const MODULES: &[&str] = &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs"];
+pub const MODULES: &[&str] = &[
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xenfs",
+];
+
+/// Libraries loaded with dlopen, which `ldd` cannot see, with their Debian
+/// packages: glibc loads libgcc_s for `pthread_cancel`, which xl uses.
+const DLOPENED: &[(&str, &str)] = &[("libgcc_s.so.1", "libgcc-s1")];
 
 /// Where libraries go in the initramfs (and `LD_LIBRARY_PATH` in `/init`).
 const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
@@ -42,19 +58,35 @@ const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
 /// Text that, when it changes, makes `lab` rebuild the initramfs.
 pub fn recipe() -> String {
     format!(
-        "initramfs v1\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{LIB_DIR}\n"
+        "initramfs v1\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{LIB_DIR}\n{DLOPENED:?}\n"
     )
 }
 
 /// Builds the archive from `staging`, the folder the packages were unpacked into.
 pub fn build(staging: &Path) -> Result<Vec<u8>> {
     let mut archive = Archive::new();
-    for dir in ["proc", "sys", "dev", "tmp", "run", "var/run", "var/log", "var/lib/xen", "root", "etc/xen", "payload"] {
+    for dir in [
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "var/run",
+        "var/log",
+        "var/lib/xen",
+        "root",
+        "etc/xen",
+        "payload",
+    ] {
         archive.dir(dir);
     }
     // The kernel opens /dev/console for /init before devtmpfs is mounted.
     archive.char_device("dev/console", 0o600, 5, 1);
-    archive.file("etc/xen/xl.conf", 0o644, b"# empty: silences xl's warning about a missing xl.conf\n");
+    archive.file(
+        "etc/xen/xl.conf",
+        0o644,
+        b"# empty: silences xl's warning about a missing xl.conf\n",
+    );
     archive.file("init", 0o755, INIT_SCRIPT.as_bytes());
 
     add_busybox(&mut archive, staging)?;
@@ -73,7 +105,14 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
     }
     dynamic.push(xenstore);
 
-    for (name, path) in shared_libraries(staging, &dynamic)? {
+    let mut libraries = shared_libraries(staging, &dynamic)?;
+    for (soname, package) in DLOPENED {
+        libraries.insert(
+            format!("{LIB_DIR}/{soname}"),
+            host_library(soname, package)?,
+        );
+    }
+    for (name, path) in libraries {
         archive.file(&name, 0o755, &read(&path)?);
     }
     for module in MODULES {
@@ -92,7 +131,10 @@ fn add_busybox(archive: &mut Archive, staging: &Path) -> Result<()> {
     let busybox = staging.join("bin/busybox");
     archive.file("bin/busybox", 0o755, &read(&busybox)?);
     // busybox-static runs on the host too: ask it where each applet belongs.
-    let out = run_captured(&mut command(&busybox, ["--list-full"]), Duration::from_secs(20))?;
+    let out = run_captured(
+        &mut command(&busybox, ["--list-full"]),
+        Duration::from_secs(20),
+    )?;
     for applet in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if applet != "bin/busybox" && applet != "linuxrc" {
             archive.symlink(applet, "/bin/busybox");
@@ -112,30 +154,49 @@ fn xen_bin_dir(staging: &Path) -> Result<PathBuf> {
         .filter(|p| p.join("xl").is_file())
         .collect();
     found.sort();
-    found.pop().with_context(|| format!("no usr/lib/xen-4.*/bin/xl under {}: is xen-utils unpacked?", staging.display()))
+    found.pop().with_context(|| {
+        format!(
+            "no usr/lib/xen-4.*/bin/xl under {}: is xen-utils unpacked?",
+            staging.display()
+        )
+    })
 }
 
 /// Every library the programs need, as (path in the archive, file to copy),
 /// found with `ldd` (the staged Xen libraries first, then the host's).
 fn shared_libraries(staging: &Path, programs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>> {
     util::require_tool("ldd", "libc-bin")?;
-    let lib_path = [staging.join("usr/lib/x86_64-linux-gnu"), staging.join("lib/x86_64-linux-gnu")]
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    let lib_path = [
+        staging.join("usr/lib/x86_64-linux-gnu"),
+        staging.join("lib/x86_64-linux-gnu"),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect::<Vec<_>>()
+    .join(":");
     let mut libs = BTreeMap::new();
     for program in programs {
         let mut cmd = command("ldd", [program]);
         cmd.env("LD_LIBRARY_PATH", &lib_path);
         let out = run_captured(&mut cmd, Duration::from_secs(20))?;
-        for (name, path) in parse_ldd(&out.stdout)
-            .with_context(|| format!("ldd {}", program.display()))?
+        for (name, path) in
+            parse_ldd(&out.stdout).with_context(|| format!("ldd {}", program.display()))?
         {
             libs.insert(name, path);
         }
     }
     Ok(libs)
+}
+
+/// A library of the host's multiarch folders.
+fn host_library(soname: &str, package: &str) -> Result<PathBuf> {
+    ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"]
+        .iter()
+        .map(|dir| Path::new(dir).join(soname))
+        .find(|p| p.exists())
+        .with_context(|| {
+            format!("{soname} not found: install {package} (apt-get install {package})")
+        })
 }
 
 /// Parses `ldd` output into (path in the archive, file to copy) pairs.
@@ -148,14 +209,19 @@ fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>> {
         if let Some((soname, rest)) = line.split_once(" => ") {
             let path = rest.split(" (").next().unwrap_or("").trim();
             if path == "not found" || path.is_empty() {
-                bail!("library {soname} not found on this machine (is its Debian package installed?)");
+                bail!(
+                    "library {soname} not found on this machine (is its Debian package installed?)"
+                );
             }
             libs.push((format!("{LIB_DIR}/{soname}"), PathBuf::from(path)));
         } else if line.starts_with('/') {
             // The program interpreter, e.g. `/lib64/ld-linux-x86-64.so.2 (0x...)`:
             // it must sit at exactly that path.
             let path = line.split(" (").next().unwrap_or(line).trim();
-            libs.push((path.trim_start_matches('/').to_string(), PathBuf::from(path)));
+            libs.push((
+                path.trim_start_matches('/').to_string(),
+                PathBuf::from(path),
+            ));
         } else if line.contains("not a dynamic executable") || line.contains("statically linked") {
             continue;
         }
@@ -167,7 +233,10 @@ fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>> {
 /// (busybox's `insmod` loads only plain `.ko` files).
 fn module_bytes(staging: &Path, module: &str) -> Result<Vec<u8>> {
     let path = find_module(staging, module)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if name.ends_with(".ko") {
         return read(&path);
     }
@@ -188,7 +257,9 @@ fn module_bytes(staging: &Path, module: &str) -> Result<Vec<u8>> {
 
 fn find_module(staging: &Path, module: &str) -> Result<PathBuf> {
     for modules_root in [staging.join("lib/modules"), staging.join("usr/lib/modules")] {
-        let Ok(versions) = fs::read_dir(&modules_root) else { continue };
+        let Ok(versions) = fs::read_dir(&modules_root) else {
+            continue;
+        };
         for version in versions.filter_map(|e| e.ok()) {
             let xen = version.path().join("kernel/drivers/xen");
             let dirs = [xen.clone(), xen.join(module)];
@@ -226,8 +297,14 @@ mod tests {
                     "usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17".to_string(),
                     PathBuf::from("/s/usr/lib/x86_64-linux-gnu/libxenctrl.so.4.17")
                 ),
-                ("usr/lib/x86_64-linux-gnu/libc.so.6".to_string(), PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")),
-                ("lib64/ld-linux-x86-64.so.2".to_string(), PathBuf::from("/lib64/ld-linux-x86-64.so.2")),
+                (
+                    "usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")
+                ),
+                (
+                    "lib64/ld-linux-x86-64.so.2".to_string(),
+                    PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+                ),
             ]
         );
     }

@@ -6,7 +6,8 @@
 //! `apt-get download` and unpacked with `dpkg -x`. Two stamps make the cache
 //! safe to reuse: `packages/complete` once the packages are unpacked, and
 //! `manifest`, written last, once every output is in place. A folder without
-//! a valid manifest is half-built or stale and is rebuilt, never reused.
+//! a valid manifest is half-built or stale and is rebuilt, never reused; a
+//! `lock` file keeps two commands from building the same folder at once.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -77,9 +78,15 @@ pub fn cmd_lab(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`lab` takes no arguments (got `{arg}`); set XENPV_LAB_DIR to choose the folder");
     }
+    // The lab is only useful with QEMU: say so now rather than at `run`.
+    crate::qemu::check_installed()?;
     let start = Instant::now();
     let lab = ensure()?;
-    println!("lab: ready in {} ({:.1} s)", lab.dir.display(), start.elapsed().as_secs_f64());
+    println!(
+        "lab: ready in {} ({:.1} s)",
+        lab.dir.display(),
+        start.elapsed().as_secs_f64()
+    );
     for path in [&lab.xen, &lab.vmlinuz, &lab.dom0_cpio] {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         println!("  {} ({})", path.display(), human_size(size));
@@ -92,28 +99,41 @@ pub fn ensure() -> Result<Lab> {
     let dir = lab_dir();
     let lab = Lab::at(&dir);
     let recipe = recipe_hash();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Two commands preparing the same lab at once would clobber each other.
+    let lock = fs::File::create(dir.join("lock"))
+        .with_context(|| format!("creating {}/lock", dir.display()))?;
+    if lock.try_lock().is_err() {
+        println!(
+            "lab: waiting for another `cargo xtask` that is preparing {}",
+            dir.display()
+        );
+        lock.lock().context("locking the lab folder")?;
+    }
     match check_manifest(&dir, &recipe) {
         Ok(()) => return Ok(lab),
         Err(Problem::Missing) => println!("lab: building the Xen lab in {}", dir.display()),
-        Err(Problem::Stale(why)) => println!("lab: {why}: rebuilding the lab outputs in {}", dir.display()),
+        Err(Problem::Stale(why)) => println!(
+            "lab: {why}: rebuilding the lab outputs in {}",
+            dir.display()
+        ),
     }
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // From here on the folder is half-built until the manifest is written again.
     remove_if_present(&dir.join("manifest"))?;
 
-    let packages = ensure_packages(&dir)?;
-    let staging = dir.join("packages/staging");
-
-    step("extracting Xen and the dom0 kernel");
-    let xen_gz = find_one(&staging.join("boot"), "xen-4.17", ".gz")?;
-    let xen = util::run_captured_bytes(&mut command("gzip", [Path::new("-dc"), &xen_gz]), Duration::from_secs(60))?;
-    write_atomic(&lab.xen, &xen)?;
-    let vmlinuz = find_one(&staging.join("boot"), "vmlinuz-", "")?;
-    write_atomic(&lab.vmlinuz, &read(&vmlinuz)?)?;
-
-    step("building the dom0 initramfs");
-    let cpio = initramfs::build(&staging)?;
-    write_atomic(&lab.dom0_cpio, &cpio)?;
+    let (mut packages, reused) = ensure_packages(&dir)?;
+    if let Err(err) = build_outputs(&lab) {
+        if !reused {
+            return Err(err.context(format!(
+                "building the lab failed; if it keeps failing, delete {} and run `cargo xtask lab` again",
+                dir.display()
+            )));
+        }
+        println!("lab: the unpacked packages look damaged ({err:#}): fetching them again");
+        fs::remove_dir_all(dir.join("packages")).context("removing the damaged packages")?;
+        packages = ensure_packages(&dir)?.0;
+        build_outputs(&lab)?;
+    }
 
     let mut manifest = format!("xenpv-lab\nrecipe {recipe}\n");
     for name in OUTPUTS {
@@ -125,6 +145,24 @@ pub fn ensure() -> Result<Lab> {
     Ok(lab)
 }
 
+/// Makes xen.elf, vmlinuz and dom0.cpio from the unpacked packages.
+fn build_outputs(lab: &Lab) -> Result<()> {
+    let staging = lab.dir.join("packages/staging");
+    step("extracting Xen and the dom0 kernel");
+    let xen_gz = find_one(&staging.join("boot"), "xen-4.17", ".gz")?;
+    let xen = util::run_captured_bytes(
+        &mut command("gzip", [Path::new("-dc"), &xen_gz]),
+        Duration::from_secs(60),
+    )?;
+    write_atomic(&lab.xen, &xen)?;
+    let vmlinuz = find_one(&staging.join("boot"), "vmlinuz-", "")?;
+    write_atomic(&lab.vmlinuz, &read(&vmlinuz)?)?;
+
+    step("building the dom0 initramfs");
+    let cpio = initramfs::build(&staging)?;
+    write_atomic(&lab.dom0_cpio, &cpio)
+}
+
 enum Problem {
     Missing,
     Stale(String),
@@ -133,24 +171,36 @@ enum Problem {
 /// Why the lab at `dir` cannot be used as it is, if it cannot.
 fn check_manifest(dir: &Path, recipe: &str) -> Result<(), Problem> {
     let Ok(text) = fs::read_to_string(dir.join("manifest")) else {
-        let any_output = OUTPUTS.iter().any(|name| dir.join(name).exists()) || dir.join("packages").exists();
+        let any_output =
+            OUTPUTS.iter().any(|name| dir.join(name).exists()) || dir.join("packages").exists();
+        // (An empty folder, or one with only the lock file, is simply new.)
         return Err(if any_output {
-            Problem::Stale("the lab folder has no manifest (an earlier build did not finish)".into())
+            Problem::Stale(
+                "the lab folder has no manifest (an earlier build did not finish)".into(),
+            )
         } else {
             Problem::Missing
         });
     };
     if !text.lines().any(|l| l == format!("recipe {recipe}")) {
-        return Err(Problem::Stale("the lab recipe changed since the lab was built".into()));
+        return Err(Problem::Stale(
+            "the lab recipe changed since the lab was built".into(),
+        ));
     }
     for line in text.lines().filter_map(|l| l.strip_prefix("file ")) {
         let mut parts = line.split(' ');
         let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
-            return Err(Problem::Stale(format!("the manifest has a bad line `file {line}`")));
+            return Err(Problem::Stale(format!(
+                "the manifest has a bad line `file {line}`"
+            )));
         };
-        let actual = fs::metadata(dir.join(name)).map(|m| m.len().to_string()).ok();
+        let actual = fs::metadata(dir.join(name))
+            .map(|m| m.len().to_string())
+            .ok();
         if actual.as_deref() != Some(size) {
-            let actual = actual.map(|s| format!("{s} bytes")).unwrap_or_else(|| "missing".into());
+            let actual = actual
+                .map(|s| format!("{s} bytes"))
+                .unwrap_or_else(|| "missing".into());
             return Err(Problem::Stale(format!(
                 "the lab cache is damaged ({name}: {actual}, the manifest says {size} bytes)"
             )));
@@ -160,7 +210,10 @@ fn check_manifest(dir: &Path, recipe: &str) -> Result<(), Problem> {
 }
 
 fn recipe_hash() -> String {
-    let text = format!("{PACKAGES:?}\n{KERNEL_META}\n{OUTPUTS:?}\n{}", initramfs::recipe());
+    let text = format!(
+        "{PACKAGES:?}\n{KERNEL_META}\n{OUTPUTS:?}\n{}",
+        initramfs::recipe()
+    );
     format!("{:016x}", util::fnv1a(text.as_bytes()))
 }
 
@@ -169,34 +222,55 @@ fn step(what: &str) {
 }
 
 /// Downloads and unpacks the packages unless `packages/complete` says it was
-/// done for the same list. Returns lines for the manifest naming what was used.
-fn ensure_packages(dir: &Path) -> Result<String> {
+/// done for the same list. Returns lines for the manifest naming what was
+/// used, and whether an earlier unpacking was reused.
+fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     let root = dir.join("packages");
     let stamp = root.join("complete");
-    let wanted = format!("{:016x}", util::fnv1a(format!("{PACKAGES:?}{KERNEL_META}").as_bytes()));
+    let wanted = format!(
+        "{:016x}",
+        util::fnv1a(format!("{PACKAGES:?}{KERNEL_META}").as_bytes())
+    );
     if let Ok(text) = fs::read_to_string(&stamp) {
-        if text.lines().next() == Some(&format!("packages {wanted}")) && root.join("staging").is_dir() {
+        if text.lines().next() == Some(&format!("packages {wanted}"))
+            && root.join("staging").is_dir()
+        {
             step("reusing the unpacked packages");
-            return Ok(text.lines().skip(1).map(|l| format!("{l}\n")).collect());
+            return Ok((
+                text.lines().skip(1).map(|l| format!("{l}\n")).collect(),
+                true,
+            ));
         }
     }
     if root.exists() {
-        fs::remove_dir_all(&root).with_context(|| format!("removing the unfinished {}", root.display()))?;
+        fs::remove_dir_all(&root)
+            .with_context(|| format!("removing the unfinished {}", root.display()))?;
     }
     let debs = root.join("debs");
     let staging = root.join("staging");
     fs::create_dir_all(&debs)?;
     fs::create_dir_all(&staging)?;
-    for (tool, package) in [("apt-get", "apt"), ("apt-cache", "apt"), ("dpkg", "dpkg"), ("dpkg-deb", "dpkg"), ("gzip", "gzip")] {
+    for (tool, package) in [
+        ("apt-get", "apt"),
+        ("apt-cache", "apt"),
+        ("dpkg", "dpkg"),
+        ("dpkg-deb", "dpkg"),
+        ("gzip", "gzip"),
+    ] {
         util::require_tool(tool, package)?;
     }
 
-    step(&format!("finding the kernel package that {KERNEL_META} depends on"));
+    step(&format!(
+        "finding the kernel package that {KERNEL_META} depends on"
+    ));
     let kernel = kernel_package()?;
     let mut names: Vec<&str> = PACKAGES.to_vec();
     names.push(&kernel);
 
-    step(&format!("downloading {} packages with apt-get download", names.len()));
+    step(&format!(
+        "downloading {} packages with apt-get download",
+        names.len()
+    ));
     let started = Instant::now();
     let mut cmd = command("apt-get", ["download", "-q"]);
     cmd.args(&names).current_dir(&debs);
@@ -204,15 +278,41 @@ fn ensure_packages(dir: &Path) -> Result<String> {
         "apt-get download failed: check that this is Debian 12 (bookworm) with its package lists \
          (apt-get update)",
     )?;
-    let total: u64 = deb_files(&debs)?.iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum();
-    println!("lab:   {} in {:.1} s", human_size(total), started.elapsed().as_secs_f64());
+    let total: u64 = deb_files(&debs)?
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "lab:   {} in {:.1} s",
+        human_size(total),
+        started.elapsed().as_secs_f64()
+    );
 
     step("unpacking with dpkg -x");
     let mut stamp_text = format!("packages {wanted}\n");
     for deb in deb_files(&debs)? {
-        run_captured(&mut command("dpkg", [Path::new("-x"), &deb, &staging]), Duration::from_secs(300))?;
-        let out = run_captured(&mut command("dpkg-deb", [Path::new("-f"), &deb, Path::new("Package"), Path::new("Version")]), Duration::from_secs(30))?;
-        let fields: Vec<&str> = out.stdout.lines().filter_map(|l| l.split_once(": ").map(|(_, v)| v)).collect();
+        run_captured(
+            &mut command("dpkg", [Path::new("-x"), &deb, &staging]),
+            Duration::from_secs(300),
+        )?;
+        let out = run_captured(
+            &mut command(
+                "dpkg-deb",
+                [
+                    Path::new("-f"),
+                    &deb,
+                    Path::new("Package"),
+                    Path::new("Version"),
+                ],
+            ),
+            Duration::from_secs(30),
+        )?;
+        let fields: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once(": ").map(|(_, v)| v))
+            .collect();
         stamp_text.push_str(&format!("package {}\n", fields.join(" ")));
     }
     // The .deb files are no longer needed, nor the ~400 MB of kernel modules
@@ -220,13 +320,22 @@ fn ensure_packages(dir: &Path) -> Result<String> {
     fs::remove_dir_all(&debs)?;
     prune_modules(&staging)?;
     write_atomic(&stamp, stamp_text.as_bytes())?;
-    Ok(stamp_text.lines().skip(1).map(|l| format!("{l}\n")).collect())
+    Ok((
+        stamp_text
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect(),
+        false,
+    ))
 }
 
 /// Removes every kernel module outside `kernel/drivers/xen`.
 fn prune_modules(staging: &Path) -> Result<()> {
     for root in [staging.join("lib/modules"), staging.join("usr/lib/modules")] {
-        let Ok(versions) = fs::read_dir(&root) else { continue };
+        let Ok(versions) = fs::read_dir(&root) else {
+            continue;
+        };
         for version in versions.filter_map(|e| e.ok()) {
             let kernel = version.path().join("kernel");
             remove_all_but(&kernel, "drivers")?;
@@ -237,12 +346,18 @@ fn prune_modules(staging: &Path) -> Result<()> {
 }
 
 fn remove_all_but(dir: &Path, keep: &str) -> Result<()> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.filter_map(|e| e.ok()) {
         if entry.file_name() != keep {
             let path = entry.path();
-            if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) }
-                .with_context(|| format!("removing {}", path.display()))?;
+            if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            }
+            .with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(())
@@ -252,7 +367,10 @@ fn remove_all_but(dir: &Path, keep: &str) -> Result<()> {
 /// running `apt-get update` once if apt knows no packages yet.
 fn kernel_package() -> Result<String> {
     let lookup = || -> Result<Option<String>> {
-        let out = run_captured_status(&mut command("apt-cache", ["depends", KERNEL_META]), Duration::from_secs(60))?;
+        let out = run_captured_status(
+            &mut command("apt-cache", ["depends", KERNEL_META]),
+            Duration::from_secs(60),
+        )?;
         Ok(parse_kernel_depends(&out.stdout))
     };
     if let Some(name) = lookup()? {
@@ -262,7 +380,10 @@ fn kernel_package() -> Result<String> {
         bail!("apt-cache does not know {KERNEL_META}: run `apt-get update` as root first");
     }
     step("apt knows no kernel package yet: running apt-get update");
-    run_captured(&mut command("apt-get", ["update", "-q"]), Duration::from_secs(600))?;
+    run_captured(
+        &mut command("apt-get", ["update", "-q"]),
+        Duration::from_secs(600),
+    )?;
     lookup()?.with_context(|| format!("apt-cache depends {KERNEL_META} names no linux-image package even after apt-get update"))
 }
 
@@ -297,7 +418,11 @@ fn find_one(dir: &Path, prefix: &str, suffix: &str) -> Result<PathBuf> {
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => bail!("no {prefix}*{suffix} in {}", dir.display()),
-        _ => bail!("several {prefix}*{suffix} in {}: delete {} and run `cargo xtask lab`", dir.display(), lab_dir().display()),
+        _ => bail!(
+            "several {prefix}*{suffix} in {}: delete {} and run `cargo xtask lab`",
+            dir.display(),
+            lab_dir().display()
+        ),
     }
 }
 
@@ -309,7 +434,8 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("partial");
     fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -328,7 +454,10 @@ mod tests {
     #[test]
     fn kernel_from_apt_cache() {
         let text = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n";
-        assert_eq!(parse_kernel_depends(text).as_deref(), Some("linux-image-6.1.0-56-amd64"));
+        assert_eq!(
+            parse_kernel_depends(text).as_deref(),
+            Some("linux-image-6.1.0-56-amd64")
+        );
         assert_eq!(parse_kernel_depends(""), None);
     }
 
@@ -339,10 +468,20 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         assert!(matches!(check_manifest(&dir, "r1"), Err(Problem::Missing)));
         fs::write(dir.join("xen.elf"), b"1234").unwrap();
-        assert!(matches!(check_manifest(&dir, "r1"), Err(Problem::Stale(_))), "half-built");
-        fs::write(dir.join("manifest"), "xenpv-lab\nrecipe r1\nfile xen.elf 4\n").unwrap();
+        assert!(
+            matches!(check_manifest(&dir, "r1"), Err(Problem::Stale(_))),
+            "half-built"
+        );
+        fs::write(
+            dir.join("manifest"),
+            "xenpv-lab\nrecipe r1\nfile xen.elf 4\n",
+        )
+        .unwrap();
         assert!(check_manifest(&dir, "r1").is_ok());
-        assert!(matches!(check_manifest(&dir, "r2"), Err(Problem::Stale(_))), "recipe changed");
+        assert!(
+            matches!(check_manifest(&dir, "r2"), Err(Problem::Stale(_))),
+            "recipe changed"
+        );
         fs::write(dir.join("xen.elf"), b"12").unwrap();
         match check_manifest(&dir, "r1") {
             Err(Problem::Stale(why)) => assert!(why.contains("xen.elf"), "{why}"),

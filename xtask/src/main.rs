@@ -1,1 +1,73 @@
-fn main() {}
+//! `cargo xtask`: the single entry point for building, booting and testing
+//! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
+
+mod boot;
+mod cases;
+mod cpio;
+mod images;
+mod initramfs;
+mod lab;
+mod markers;
+mod payload;
+mod qemu;
+mod run;
+mod scratch;
+mod suite;
+mod util;
+
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command> [options]
+
+commands:
+  build [--debug]          build the guest examples for x86_64-unknown-none
+  lab                      prepare the Xen lab (Xen, dom0 kernel and initramfs) in
+                           target/xen-lab, or $XENPV_LAB_DIR
+  run [options] <example>...
+                           boot the examples as domUs of a Linux dom0 under Xen in
+                           QEMU, all at once; exits 0 if every one powered off
+      --timeout SECS       limit for the whole boot (default 300)
+      --guest-timeout SECS limit for each guest (default min(timeout, 120))
+      --dom0               boot the single example as dom0 instead (no Linux)
+      --verbose            show Xen's and Linux's messages too
+      --debug              use the debug build of the examples
+  test [--quick] [--host-only] [--verbose]
+                           host tests, then the under-Xen cases and the scratch-app test
+  ci                       lab + test (what .ci/run does after installing packages)
+  app-template             print the scratch application the test builds (for the README)
+
+environment: XENPV_LAB_DIR (lab folder), XENPV_ACCEL=tcg|kvm (force QEMU's accelerator)"
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{}", usage());
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "build" => images::cmd_build(rest),
+        "lab" => lab::cmd_lab(rest),
+        "run" => run::cmd_run(rest),
+        "test" => suite::cmd_test(rest),
+        "ci" => suite::cmd_ci(rest),
+        "app-template" => scratch::cmd_app_template(rest),
+        "help" | "-h" | "--help" => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("unknown command `{other}`\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<util::AlreadyReported>() => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// An error whose story has already been told on stdout (e.g. a test
+/// summary): `main` exits non-zero without printing anything more, so the
+/// summary's last line stays the last line.
+#[derive(Debug)]
+pub struct AlreadyReported;
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed (see above)")
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
 /// The repository root: the folder holding the workspace's `Cargo.toml`.
 ///
 /// `XENPV_REPO` overrides it (useful when the xtask binary is built outside
@@ -56,13 +70,17 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Fails with an install hint unless `program` is on `PATH`.
 pub fn require_tool(program: &str, debian_package: &str) -> Result<PathBuf> {
     which(program).with_context(|| {
-        format!("`{program}` not found: install {debian_package} (apt-get install {debian_package})")
+        format!(
+            "`{program}` not found: install {debian_package} (apt-get install {debian_package})"
+        )
     })
 }
 
@@ -94,7 +112,11 @@ pub fn run_captured(cmd: &mut Command, limit: Duration) -> Result<Output> {
 pub fn run_captured_status(cmd: &mut Command, limit: Duration) -> Result<Output> {
     let (status, stdout, stderr) = run_raw(cmd, limit)?;
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    Ok(Output { status, stdout: text(stdout), stderr: text(stderr) })
+    Ok(Output {
+        status,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    })
 }
 
 /// Runs `cmd` with a time limit and returns its stdout as bytes (for
@@ -103,13 +125,19 @@ pub fn run_captured_bytes(cmd: &mut Command, limit: Duration) -> Result<Vec<u8>>
     let (status, stdout, stderr) = run_raw(cmd, limit)?;
     if !status.success() {
         let stderr = String::from_utf8_lossy(&stderr);
-        bail!("`{}` failed ({status}){}", describe(cmd), tail_for_error(&stderr, ""));
+        bail!(
+            "`{}` failed ({status}){}",
+            describe(cmd),
+            tail_for_error(&stderr, "")
+        );
     }
     Ok(stdout)
 }
 
 fn run_raw(cmd: &mut Command, limit: Duration) -> Result<(ExitStatus, Vec<u8>, Vec<u8>)> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().with_context(|| spawn_error(cmd))?;
     let stdout = child.stdout.take().map(drain_in_thread);
     let stderr = child.stderr.take().map(drain_in_thread);
@@ -117,7 +145,8 @@ fn run_raw(cmd: &mut Command, limit: Duration) -> Result<(ExitStatus, Vec<u8>, V
     // A grandchild may still hold a pipe open: give the readers a moment,
     // then go on with what they have rather than hang.
     let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
-        rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok()).unwrap_or_default()
+        rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
+            .unwrap_or_default()
     };
     Ok((status, collect(stdout), collect(stderr)))
 }
@@ -175,7 +204,11 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 fn tail_for_error(stderr: &str, stdout: &str) -> String {
-    let text = if stderr.trim().is_empty() { stdout } else { stderr };
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(15)..];
     if tail.is_empty() {
@@ -252,14 +285,18 @@ mod tests {
     #[test]
     fn timeout_kills() {
         let mut cmd = command("sleep", ["5"]);
-        let err = run_captured(&mut cmd, Duration::from_millis(200)).err().expect("must time out");
+        let err = run_captured(&mut cmd, Duration::from_millis(200))
+            .err()
+            .expect("must time out");
         assert!(format!("{err:#}").contains("timed out"), "{err:#}");
     }
 
     #[test]
     fn failure_quotes_stderr() {
         let mut cmd = command("sh", ["-c", "echo boom >&2; exit 3"]);
-        let err = run_captured(&mut cmd, Duration::from_secs(5)).err().expect("must fail");
+        let err = run_captured(&mut cmd, Duration::from_secs(5))
+            .err()
+            .expect("must fail");
         assert!(format!("{err:#}").contains("boom"), "{err:#}");
     }
 }

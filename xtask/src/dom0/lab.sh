@@ -1,23 +1,27 @@
 # Shell helpers for /payload/plan, run by dom0's busybox sh (the plan
 # sources this file; xtask puts it in the payload as /payload/lab.sh).
 #
-# A plan is a list of groups: `guest_create` each guest of a group (they
-# run concurrently), optionally `companion_start` dom0 scripts, then
-# `group_wait`. Every guest is created with on_poweroff/on_reboot/on_crash
-# = "preserve" (xtask rewrites its cfg), so a guest that shuts down stays
-# in `xl list` with its shutdown reason until its console log has settled;
-# only then is its reason reported and the domain destroyed.
+# A plan is a list of groups. For each group it calls `guest_create` for
+# every guest (created paused), `companion_start` for every dom0 companion
+# script, `group_unpause` (all guests start together) and `group_wait`.
+#
+# Every guest is created with on_poweroff/on_reboot/on_crash = "preserve"
+# (xtask rewrites its cfg), so a guest that shuts down stays in `xl list`
+# with its shutdown reason until its console log has settled; only then is
+# its reason reported and the domain destroyed.
 #
 # Output read by the host (xtask/src/markers.rs):
 #   [NAME] ...                    a line of guest NAME's console
 #   [dom0:NAME] ...               a line of NAME's dom0 companion script
 #   [xl:NAME] ...                 xl's messages about NAME
 #   XENPV-CREATE NAME UPTIME      just before `xl create`
-#   XENPV-STARTED NAME DOMID UPTIME
-#   XENPV-FIRST-OUTPUT NAME UPTIME  the guest's first console line appeared
-#   XENPV-GUEST NAME REASON       poweroff|reboot|suspend|crash|watchdog|
-#                                 soft_reset|timeout|create-failed|gone
+#   XENPV-STARTED NAME DOMID UPTIME  unpaused: the guest runs from now on
+#   XENPV-FIRST-OUTPUT NAME UPTIME   dom0 saw the guest's first console line
+#   XENPV-GUEST NAME REASON UPTIME   it ended; REASON is poweroff, reboot,
+#                                 suspend, crash, watchdog, soft_reset,
+#                                 timeout, create-failed or gone
 #   XENPV-COMPANION NAME exit CODE | stopped
+# UPTIME is dom0's /proc/uptime in seconds.
 
 LOGDIR=/var/log/xen/console
 STATE=/tmp/xenpv
@@ -28,30 +32,30 @@ COMPANIONS=""
 
 now() { cut -d ' ' -f 1 /proc/uptime; }
 
-# guest_create NAME CFG: creates the domain; it starts running at once.
+# guest_create NAME CFG: creates the domain, paused. Exports DOMID_<NAME>
+# (NAME with characters other than letters, digits and _ turned into _).
 guest_create() {
-    name=$1
-    cfg=$2
+    local name=$1 domid var
     rm -f "$LOGDIR/guest-$name.log"
     mkdir -p "$STATE/$name"
     echo 0 > "$STATE/$name/printed"
     echo "XENPV-CREATE $name $(now)"
-    if ! xl create -q "$cfg" > "$STATE/$name/xl.log" 2>&1; then
+    if ! xl create -p -q "$2" > "$STATE/$name/xl.log" 2>&1; then
         sed "s/^/[xl:$name] /" "$STATE/$name/xl.log"
-        echo "XENPV-GUEST $name create-failed"
+        echo "XENPV-GUEST $name create-failed $(now)"
         return 0
     fi
     domid=$(xl domid "$name")
-    now > "$STATE/$name/started"
     var=$(echo "$name" | tr -c 'A-Za-z0-9_\n' '_')
     export "DOMID_$var=$domid"
+    echo "$domid" > "$STATE/$name/domid"
     GROUP="$GROUP $name"
-    echo "XENPV-STARTED $name $domid $(now)"
 }
 
 # companion_start NAME SCRIPT: runs SCRIPT in the background, in its own
-# session (so it can be stopped with all its children), with every
-# DOMID_<guest> of the group in its environment.
+# session (so it can be stopped with all its children), with the DOMID_*
+# of every guest of the group in its environment. The guests are still
+# paused when it starts.
 companion_start() {
     mkdir -p "$STATE/$1"
     rm -f "$STATE/$1/companion.rc"
@@ -62,9 +66,20 @@ companion_start() {
     COMPANIONS="$COMPANIONS $1"
 }
 
+# group_unpause: lets every guest of the group run.
+group_unpause() {
+    local name
+    for name in $GROUP; do
+        xl unpause "$name"
+        now > "$STATE/$name/started"
+        echo "XENPV-STARTED $name $(cat "$STATE/$name/domid") $(now)"
+    done
+}
+
 # print_new FILE COUNTER PREFIX [final]: prints FILE's lines not printed
 # yet, each after PREFIX. Holds back an unfinished last line unless final.
 print_new() {
+    local printed total
     [ -s "$1" ] || return 0
     printed=$(cat "$2")
     total=$(wc -l < "$1")
@@ -79,7 +94,7 @@ print_new() {
 
 # stream_guest NAME [final]
 stream_guest() {
-    counter="$STATE/$1/printed"
+    local counter="$STATE/$1/printed" before
     before=$(cat "$counter")
     print_new "$LOGDIR/guest-$1.log" "$counter" "[$1] " "$2"
     if [ "$before" = 0 ] && [ "$(cat "$counter")" != 0 ]; then
@@ -87,9 +102,16 @@ stream_guest() {
     fi
 }
 
+stream_companions() {
+    local c
+    for c in $COMPANIONS; do
+        print_new "$STATE/$c/companion.log" "$STATE/$c/companion.printed" "[dom0:$c] " "$1"
+    done
+}
+
 # guest_state NAME: "running", "gone" or the shutdown reason, from the
 # `xl list -v` snapshot in $STATE/list (columns: Name ID Mem VCPUs State
-# Time(s) UUID Reason-Code ...; the reason code is Xen's SHUTDOWN_*).
+# Time(s) UUID Reason-Code ...; the code is Xen's SHUTDOWN_* number).
 guest_state() {
     awk -v n="$1" '
         $1 == n { found = 1; state = $5; code = $8 }
@@ -98,7 +120,7 @@ guest_state() {
             if (state !~ /[sc]/) { print "running"; exit }
             if (state ~ /c/) { print "crash"; exit }
             split("poweroff reboot suspend crash watchdog soft_reset", names, " ")
-            if (code ~ /^[0-9]+$/ && code + 1 in names) print names[code + 1]
+            if (code ~ /^[0-9]+$/ && (code + 1) in names) print names[code + 1]
             else print "shutdown-" code
         }' "$STATE/list"
 }
@@ -106,8 +128,8 @@ guest_state() {
 # settle FILE: waits (3 s at most) until FILE stops growing, so that
 # xenconsoled has written the guest's last words.
 settle() {
-    previous=-1
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local previous=-1 size i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
         size=$(wc -c < "$1" 2>/dev/null || echo 0)
         [ "$size" = "$previous" ] && return 0
         previous=$size
@@ -115,7 +137,7 @@ settle() {
     done
 }
 
-# finish_guest NAME REASON
+# finish_guest NAME REASON: prints its last lines, reports it, destroys it.
 finish_guest() {
     settle "$LOGDIR/guest-$1.log"
     stream_guest "$1" final
@@ -128,20 +150,15 @@ expired() {
     awk -v a="$(cat "$STATE/$1/started")" -v b="$(now)" -v l="$2" 'BEGIN { exit !(b - a > l) }'
 }
 
-stream_companions() {
-    for c in $COMPANIONS; do
-        print_new "$STATE/$c/companion.log" "$STATE/$c/companion.printed" "[dom0:$c] " "$1"
-    done
-}
-
-# companions_finish: gives companions 5 s to end after their guests did,
-# then stops them; reports each one's exit.
+# companions_finish LIMIT: waits for the companions to end (LIMIT seconds
+# at most after their guests did), stopping any still running then.
 companions_finish() {
+    local deadline c
+    deadline=$(awk -v n="$(now)" -v l="$1" 'BEGIN { print n + l }')
     for c in $COMPANIONS; do
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            [ -f "$STATE/$c/companion.rc" ] && break
+        while [ ! -f "$STATE/$c/companion.rc" ] && awk -v n="$(now)" -v d="$deadline" 'BEGIN { exit !(n < d) }'; do
             stream_companions
-            sleep 0.25
+            sleep "$POLL"
         done
         if [ -f "$STATE/$c/companion.rc" ]; then
             stream_companions final
@@ -157,9 +174,10 @@ companions_finish() {
 }
 
 # group_wait LIMIT: streams the group's consoles until every guest has shut
-# down (or run LIMIT seconds), reporting each one as it ends.
+# down (or run LIMIT seconds), reporting each one as it ends; then waits
+# for the group's companions.
 group_wait() {
-    pending="$GROUP"
+    local pending="$GROUP" still name state
     while [ -n "$pending" ]; do
         xl list -v > "$STATE/list" 2>&1
         still=""
@@ -178,6 +196,6 @@ group_wait() {
         stream_companions
         [ -z "$pending" ] || sleep "$POLL"
     done
-    companions_finish
+    companions_finish "$1"
     GROUP=""
 }

@@ -1,0 +1,51 @@
+//! The sending half of the ring showcase: connects to the consumer's
+//! vchan (as its client) and streams the deterministic byte sequence.
+//!
+//! Options (xl `extra=`): `bytes=<n>` (default 64 MiB), `chunk=<n>` write
+//! size (default 65536).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "common/stream.rs"]
+mod stream;
+
+use alloc::vec;
+use core::time::Duration;
+use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::{println, DomId};
+
+xenpv::main!(main);
+
+fn main() -> Result<(), ChannelError> {
+    let total: u64 = stream::arg("bytes", 64 << 20);
+    let chunk: usize = stream::arg("chunk", 65536);
+    let mut xs = xenpv::xenstore::open()?;
+    let peer: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+        .parse()
+        .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
+    let path = alloc::format!("/local/domain/{peer}/data/vchan");
+    stream::wait_key(&mut xs, &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
+    let mut chan = Vchan::client(&mut xs, DomId(peer), &path)?;
+    println!("ring_producer: connected to dom{peer} at {path}");
+
+    let mut buf = vec![0u8; chunk];
+    let (mut sent, mut sum) = (0u64, stream::FNV_START);
+    let start = xenpv::time::now_ns();
+    while sent < total {
+        let n = chunk.min((total - sent) as usize);
+        stream::fill(sent, &mut buf[..n]);
+        sum = stream::fnv1a(sum, &buf[..n]);
+        chan.write_all(&buf[..n], Some(Duration::from_secs(30)))?;
+        sent += n as u64;
+    }
+    let ns = xenpv::time::now_ns() - start;
+    println!("ring_producer: sent {sent} bytes, checksum {sum:016x}, {} MiB/s", stream::mib_per_s(sent, ns));
+    let mut ack = [0u8; 2];
+    chan.read_exact(&mut ack, Some(Duration::from_secs(30)))?;
+    println!("ring_producer: consumer says {:?}", core::str::from_utf8(&ack).unwrap_or("?"));
+    drop(chan);
+    println!("ring_producer: PASS");
+    Ok(())
+}

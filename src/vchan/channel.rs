@@ -1,0 +1,339 @@
+//! A vchan endpoint in a running guest: the pages come from the grant
+//! module (shared by the server, mapped by the client), the notifications
+//! from an interdomain event channel, and the rendezvous from xenstore,
+//! all as libxenvchan does it (tools/libs/vchan/init.c), so either end
+//! can be a Linux program using libxenvchan.
+
+use super::layout::{choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS};
+use super::ring::{Progress, Ring, RingMem, Side, VchanError};
+use crate::abi::vchan::*;
+use crate::event::{self, EventError};
+use crate::grant::{self, Access, GrantError, MappedPages, SharedPages, UnmapNotify, XenGrantOps};
+use crate::shared_mem::SharedMem;
+use crate::types::{DomId, EvtchnPort, GrantRef};
+use crate::xenstore::{self, Client, Transport, XsError};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+/// A vchan failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelError {
+    /// The ring protocol failed (corrupt peer, closed, bad layout).
+    Vchan(VchanError),
+    /// Sharing or mapping the pages failed.
+    Grant(GrantError),
+    /// The event channel failed.
+    Event(EventError),
+    /// A xenstore operation failed.
+    Xenstore(XsError),
+    /// A xenstore node of the handshake holds no valid number.
+    BadNode {
+        /// The node's path.
+        path: String,
+    },
+    /// Nothing happened before the deadline.
+    Timeout,
+}
+
+impl From<VchanError> for ChannelError {
+    fn from(e: VchanError) -> Self {
+        ChannelError::Vchan(e)
+    }
+}
+impl From<LayoutError> for ChannelError {
+    fn from(e: LayoutError) -> Self {
+        ChannelError::Vchan(VchanError::Layout(e))
+    }
+}
+impl From<GrantError> for ChannelError {
+    fn from(e: GrantError) -> Self {
+        ChannelError::Grant(e)
+    }
+}
+impl From<EventError> for ChannelError {
+    fn from(e: EventError) -> Self {
+        match e {
+            EventError::Timeout => ChannelError::Timeout,
+            e => ChannelError::Event(e),
+        }
+    }
+}
+impl From<XsError> for ChannelError {
+    fn from(e: XsError) -> Self {
+        ChannelError::Xenstore(e)
+    }
+}
+
+/// Result of a vchan operation.
+pub type Result<T> = core::result::Result<T, ChannelError>;
+
+/// The page owners, held only for their `Drop` (release / unmap).
+#[allow(dead_code)]
+enum Pages {
+    Server(SharedPages<'static, XenGrantOps>),
+    Client { ctrl: MappedPages<'static, XenGrantOps>, rings: Vec<MappedPages<'static, XenGrantOps>> },
+}
+
+/// One end of a vchan. Dropping it closes the channel: our live flag
+/// drops to 0, the peer is notified, and pages the peer still maps stay
+/// pinned (never freed or reused) until it unmaps them.
+pub struct Vchan {
+    ring: Ring,
+    ctrl: SharedMem,
+    port: EvtchnPort,
+    peer: DomId,
+    pages: Option<Pages>,
+}
+
+impl core::fmt::Debug for Vchan {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vchan").field("ring", &self.ring).field("port", &self.port).field("peer", &self.peer).finish()
+    }
+}
+
+fn deadline(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(crate::time::deadline_after)
+}
+
+fn read_number<T: Transport>(xs: &mut Client<T>, path: String) -> Result<u32> {
+    let text = xs.read_string(&path)?;
+    match text.trim().parse::<u32>() {
+        Ok(v) if v != 0 => Ok(v),
+        _ => Err(ChannelError::BadNode { path }),
+    }
+}
+
+impl Vchan {
+    /// Offers a channel to `peer`: shares the control page (and ring pages
+    /// for rings over 2 KiB), allocates an unbound event channel and
+    /// publishes `<path>/ring-ref` and `<path>/event-channel`, readable by
+    /// `peer`, in one transaction. `left_min` is the client→server ring's
+    /// minimum size, `right_min` the server→client one's (libxenvchan's
+    /// `libxenvchan_server_init`).
+    pub fn server<T: Transport>(xs: &mut Client<T>, peer: DomId, path: &str, left_min: usize, right_min: usize) -> Result<Vchan> {
+        let (lo, ro) = choose_orders(left_min, right_min)?;
+        let (nl, nr) = (ring_pages(lo), ring_pages(ro));
+        let grants = grant::grants()?;
+        let port = event::alloc_unbound(peer)?;
+        let built = (|| {
+            let mut pages = grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
+            // The driver-side half of close: if we vanish, the client sees
+            // srv_live drop and an event (libxenvchan uses the same notify).
+            pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port) })?;
+            let view = |i: usize| pages.page(i).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument);
+            let ctrl = view(0)?;
+            let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
+            for i in 0..nl + nr {
+                set(GRANTS + 4 * i, pages.gref(1 + i).map_or(0, |g| g.0))?;
+            }
+            let _ = ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed);
+            let _ = ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed);
+            let _ = ctrl.store_u8(CLI_LIVE, 2, Ordering::Relaxed);
+            let _ = ctrl.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Ordering::Relaxed);
+            // Release: everything above is visible before srv_live says "up".
+            let _ = ctrl.store_u8(SRV_LIVE, 1, Ordering::Release);
+            let ring_mem = |order: u16, first: usize, n: usize| -> core::result::Result<RingMem, GrantError> {
+                Ok(match ring_offset(order) {
+                    Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << order).map_err(|_| GrantError::InvalidArgument)?),
+                    None => RingMem::Pages((first..first + n).map(view).collect::<core::result::Result<_, _>>()?),
+                })
+            };
+            let (left, right) = (ring_mem(lo, 1, nl)?, ring_mem(ro, 1 + nl, nr)?);
+            let ring_ref = pages.gref(0).ok_or(GrantError::InvalidArgument)?;
+            Ok::<_, ChannelError>((pages, ctrl, left, right, ring_ref))
+        })();
+        let (pages, ctrl, left, right, ring_ref) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = event::close(port);
+                return Err(e);
+            }
+        };
+        let ring = Ring::new(ctrl, Side::Server, left, right)?;
+        let chan = Vchan { ring, ctrl, port, peer, pages: Some(Pages::Server(pages)) };
+        let me = xs.own_domid()?;
+        let perms = [
+            xenstore::Perm { domid: me, access: xenstore::Access::None },
+            xenstore::Perm { domid: peer, access: xenstore::Access::Read },
+        ];
+        let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
+        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", port.0));
+        xs.transaction(|tx| {
+            tx.write(&ref_path, ref_val.as_bytes())?;
+            tx.set_perms(&ref_path, &perms)?;
+            tx.write(&port_path, port_val.as_bytes())?;
+            tx.set_perms(&port_path, &perms)
+        })?;
+        Ok(chan)
+    }
+
+    /// Connects to the channel `server` offers at `path`: reads the
+    /// handshake nodes, binds the event channel, maps the control page
+    /// and the rings (the read ring read-only), checks the layout the
+    /// server announced, and says "connected" (libxenvchan_client_init).
+    pub fn client<T: Transport>(xs: &mut Client<T>, server: DomId, path: &str) -> Result<Vchan> {
+        let ring_ref = read_number(xs, format!("{path}/ring-ref"))?;
+        let remote_port = read_number(xs, format!("{path}/event-channel"))?;
+        let grants = grant::grants()?;
+        let port = event::bind_interdomain(server, EvtchnPort(remote_port))?;
+        let built = (|| {
+            let mut ctrl_map = grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
+            ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port) })?;
+            let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
+            let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
+            let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
+            validate_orders(lo, ro)?;
+            let (nl, nr) = (ring_pages(lo), ring_pages(ro));
+            // Orders <= 20 keep this within the page; checked anyway.
+            if nl + nr > MAX_GRANTS {
+                return Err(ChannelError::Vchan(VchanError::Layout(LayoutError::BadOrder(lo.max(ro)))));
+            }
+            // Copy the grant list out once: the server may rewrite it.
+            let refs: Vec<GrantRef> =
+                (0..nl + nr).map(|i| GrantRef(ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed).unwrap_or(0))).collect();
+            let mut rings = Vec::new();
+            let mut ring_mem = |order: u16, refs: &[GrantRef], access| -> Result<RingMem> {
+                Ok(match ring_offset(order) {
+                    Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << order).map_err(|_| GrantError::InvalidArgument)?),
+                    None => {
+                        let m = grants.map(server, refs, access)?;
+                        let views = (0..m.len()).filter_map(|i| m.page(i).map(|p| p.shared_mem())).collect();
+                        rings.push(m);
+                        RingMem::Pages(views)
+                    }
+                })
+            };
+            // We write the left ring and only read the right one.
+            let left = ring_mem(lo, &refs[..nl], Access::ReadWrite)?;
+            let right = ring_mem(ro, &refs[nl..], Access::ReadOnly)?;
+            let ring = Ring::new(ctrl, Side::Client, left, right)?;
+            Ok((ring, ctrl, ctrl_map, rings))
+        })();
+        let (ring, ctrl, ctrl_map, rings) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = event::close(port);
+                return Err(e);
+            }
+        };
+        ring.set_live(1);
+        let _ = ctrl.store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
+        let _ = event::send(port);
+        Ok(Vchan { ring, ctrl, port, peer: server, pages: Some(Pages::Client { ctrl: ctrl_map, rings }) })
+    }
+
+    /// The peer's domain.
+    pub fn peer(&self) -> DomId {
+        self.peer
+    }
+
+    /// Our end of the event channel.
+    pub fn port(&self) -> EvtchnPort {
+        self.port
+    }
+
+    /// Bytes readable now.
+    pub fn data_ready(&self) -> Result<usize> {
+        Ok(self.ring.data_ready()?)
+    }
+
+    /// Bytes writable now.
+    pub fn buffer_space(&self) -> Result<usize> {
+        Ok(self.ring.buffer_space()?)
+    }
+
+    /// Whether the peer is still there (a server counts a client that has
+    /// not connected yet).
+    pub fn is_open(&self) -> bool {
+        self.ring.peer_live()
+    }
+
+    /// Server side: waits until a client has connected (`cli_live == 1`).
+    pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<()> {
+        let live = || self.ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
+        event::wait_until(deadline(timeout), || live() != 2)?;
+        if live() == 1 { Ok(()) } else { Err(VchanError::Closed.into()) }
+    }
+
+    fn kick(&self, p: Progress) -> Result<usize> {
+        if p.notify {
+            event::send(self.port)?;
+        }
+        Ok(p.bytes)
+    }
+
+    /// Reads what is available, up to `buf.len()`, without blocking.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let p = self.ring.read(buf)?;
+        self.kick(p)
+    }
+
+    /// Writes what fits, up to `data.len()`, without blocking.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        let p = self.ring.write(data)?;
+        self.kick(p)
+    }
+
+    /// Blocks (the vCPU sleeps on the event channel) until at least one
+    /// byte is read, the peer closes, or the timeout passes.
+    pub fn read_blocking(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
+        let until = deadline(timeout);
+        loop {
+            let n = self.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // `read` requested a notification; sleep until data or close.
+            let ring = &self.ring;
+            event::wait_until(until, || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes.
+    pub fn read_exact(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<()> {
+        let until = deadline(timeout);
+        let mut got = 0;
+        while got < buf.len() {
+            let left = until.map(|d| Duration::from_nanos(d.saturating_sub(crate::time::now_ns())));
+            got += self.read_blocking(&mut buf[got..], left)?;
+        }
+        Ok(())
+    }
+
+    /// Writes all of `data`, sleeping while the ring is full.
+    pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
+        let until = deadline(timeout);
+        let mut sent = 0;
+        while sent < data.len() {
+            let n = self.write(&data[sent..])?;
+            sent += n;
+            if n == 0 {
+                let ring = &self.ring;
+                event::wait_until(until, || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Server side: closes the channel and removes its xenstore nodes.
+    pub fn close_and_remove<T: Transport>(self, xs: &mut Client<T>, path: &str) -> Result<()> {
+        drop(self);
+        xs.rm(path)?;
+        Ok(())
+    }
+}
+
+impl Drop for Vchan {
+    fn drop(&mut self) {
+        // Our live flag first, so a peer woken by the event sees it.
+        self.ring.set_live(0);
+        let _ = event::send(self.port);
+        // Releasing the pages applies their unmap notify; a page the peer
+        // still maps stays pinned in the grant module's pending list.
+        self.pages = None;
+        let _ = event::close(self.port);
+    }
+}

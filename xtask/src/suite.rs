@@ -1,0 +1,340 @@
+//! `cargo xtask test`: the host tests, then every case of `cases.rs` under
+//! real Xen (all domU cases in one boot, one boot per dom0 case), then a
+//! summary ending with `N passed, M failed`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use regex_lite::Regex;
+
+use crate::boot::{self, GuestResult, Options, Report};
+use crate::cases::{Case, Mode, Source, CASES};
+use crate::images::{self, Profile};
+use crate::lab;
+use crate::payload::{Guest, Plan};
+use crate::run;
+use crate::scratch;
+use crate::util::{self, run_inherited};
+
+/// One row of the summary.
+struct Row {
+    name: String,
+    passed: bool,
+    detail: String,
+}
+
+/// `cargo xtask test [--quick] [--host-only] [--verbose]`.
+pub fn cmd_test(args: &[String]) -> Result<()> {
+    let mut settings = Settings {
+        quick: false,
+        host_only: false,
+        verbose: false,
+    };
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => settings.quick = true,
+            "--host-only" => settings.host_only = true,
+            "--verbose" | "-v" => settings.verbose = true,
+            other => bail!("unknown argument to `test`: `{other}` (usage: cargo xtask test [--quick] [--host-only] [--verbose])"),
+        }
+    }
+    let started = Instant::now();
+    let mut rows = host_tests(&settings);
+    if !settings.host_only {
+        rows.extend(xen_tests(&settings));
+    }
+    print_rows(&rows, started.elapsed());
+    let failed = rows.iter().filter(|r| !r.passed).count();
+    println!("{} passed, {failed} failed", rows.len() - failed);
+    if failed > 0 {
+        return Err(util::AlreadyReported.into());
+    }
+    Ok(())
+}
+
+/// `cargo xtask ci`: what CI runs once the Debian packages are installed.
+pub fn cmd_ci(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("`ci` takes no arguments (got `{arg}`)");
+    }
+    lab::ensure()?;
+    cmd_test(&[])
+}
+
+struct Settings {
+    /// Create all single-guest domU cases at once instead of one after another.
+    quick: bool,
+    host_only: bool,
+    verbose: bool,
+}
+
+/// `cargo test` of the library on the host, and xtask's own unit tests.
+fn host_tests(settings: &Settings) -> Vec<Row> {
+    let mut packages = vec!["xenpv"];
+    if !settings.quick {
+        packages.push("xtask");
+    }
+    packages
+        .into_iter()
+        .map(|package| {
+            println!("xtask: cargo test -p {package}");
+            let start = Instant::now();
+            let mut cmd = util::cargo();
+            cmd.current_dir(util::repo_root())
+                .args(["test", "-p", package]);
+            let result = run_inherited(&mut cmd, Duration::from_secs(1800));
+            Row {
+                name: format!("host: cargo test -p {package}"),
+                passed: result.is_ok(),
+                detail: match result {
+                    Ok(()) => format!("{:.1} s", start.elapsed().as_secs_f64()),
+                    Err(e) => format!("{e:#}"),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Builds every image, boots the cases and checks each one.
+fn xen_tests(settings: &Settings) -> Vec<Row> {
+    // Images: a failed build fails the cases that need it, not the others.
+    let mut images: BTreeMap<&'static str, Result<Guest, String>> = BTreeMap::new();
+    let examples_built = images::build_examples(Profile::Release).map_err(|e| format!("{e:#}"));
+    for case in CASES {
+        for expect in case.guests {
+            let name = expect.source.name();
+            if images.contains_key(name) {
+                continue;
+            }
+            let guest = match expect.source {
+                Source::ScratchApp => scratch::build_app().map_err(|e| format!("{e:#}")),
+                Source::Example(example) => examples_built.clone().and_then(|()| {
+                    let found = images::example_image(example, Profile::Release)
+                        .and_then(|i| images::stripped_copy(&i));
+                    found
+                        .and_then(|image| run::example_guest(example, &image))
+                        .map_err(|e| format!("{e:#}"))
+                }),
+            };
+            images.insert(name, guest);
+        }
+    }
+    let lab = match lab::ensure() {
+        Ok(lab) => lab,
+        Err(e) => {
+            let why = format!("the Xen lab could not be prepared: {e:#}");
+            return CASES
+                .iter()
+                .map(|c| Row {
+                    name: format!("xen: {}", c.name),
+                    passed: false,
+                    detail: why.clone(),
+                })
+                .collect();
+        }
+    };
+
+    let mut rows = Vec::new();
+    // Cases whose images are missing fail now; the rest boot.
+    let mut runnable: Vec<&Case> = Vec::new();
+    for case in CASES {
+        let missing: Vec<String> = case
+            .guests
+            .iter()
+            .filter_map(|g| {
+                images[g.source.name()]
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e}", g.source.name()))
+            })
+            .collect();
+        if missing.is_empty() {
+            runnable.push(case);
+        } else {
+            rows.push(Row {
+                name: format!("xen: {}", case.name),
+                passed: false,
+                detail: missing.join("; "),
+            });
+        }
+    }
+    let guest_of = |source: Source| {
+        images[source.name()]
+            .as_ref()
+            .expect("checked above")
+            .clone()
+    };
+    let guest_timeout = Duration::from_secs(60);
+
+    // All domU cases in one boot: one group per case (or one group for all
+    // single-guest cases with --quick).
+    let domu: Vec<&Case> = runnable
+        .iter()
+        .copied()
+        .filter(|c| c.mode == Mode::Domu)
+        .collect();
+    if !domu.is_empty() {
+        let mut groups: Vec<Vec<Guest>> = Vec::new();
+        let mut shared = Vec::new();
+        for case in &domu {
+            let guests: Vec<Guest> = case.guests.iter().map(|g| guest_of(g.source)).collect();
+            if settings.quick && guests.len() == 1 {
+                shared.extend(guests);
+            } else {
+                groups.push(guests);
+            }
+        }
+        if !shared.is_empty() {
+            groups.insert(0, shared);
+        }
+        let overall = Duration::from_secs(90)
+            + (guest_timeout + Duration::from_secs(10)) * groups.len() as u32;
+        let plan = Plan {
+            groups,
+            guest_timeout,
+        };
+        let opts = Options {
+            verbose: settings.verbose,
+            overall,
+            guest_timeout,
+        };
+        let report = boot::boot_domu(&lab, &plan, opts);
+        rows.extend(check_boot(&domu, report));
+    }
+    for case in runnable.iter().filter(|c| c.mode == Mode::Dom0) {
+        let guest = guest_of(case.guests[0].source);
+        let opts = Options {
+            verbose: settings.verbose,
+            overall: Duration::from_secs(90),
+            guest_timeout,
+        };
+        let report = boot::boot_dom0(&lab, &guest.name, &guest.image, opts);
+        rows.extend(check_boot(&[case], report));
+    }
+    rows
+}
+
+/// Rows for `cases` from the boot that ran them.
+fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
+    let report = match report {
+        Ok(report) => {
+            boot::print_summary(&report);
+            report
+        }
+        Err(e) => {
+            let why = format!("boot failed: {e:#}");
+            return cases
+                .iter()
+                .map(|c| Row {
+                    name: format!("xen: {}", c.name),
+                    passed: false,
+                    detail: why.clone(),
+                })
+                .collect();
+        }
+    };
+    cases
+        .iter()
+        .map(|case| {
+            let mut problems = Vec::new();
+            let mut reasons = Vec::new();
+            for expect in case.guests {
+                let name = expect.source.name();
+                let empty = GuestResult::default();
+                let result = report.guests.get(name).unwrap_or(&empty);
+                problems.extend(check_guest(name, expect.reason, expect.output, result));
+                reasons.push(result.reason.clone().unwrap_or_else(|| "no report".into()));
+            }
+            if let Some(failure) = &report.failure {
+                if !problems.is_empty() {
+                    problems.push(format!("(boot: {failure})"));
+                }
+            }
+            let passed = problems.is_empty();
+            let mut detail = reasons.join(", ");
+            if !passed {
+                detail = problems.join("; ");
+            }
+            Row {
+                name: format!("xen: {}", case.name),
+                passed,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// What is wrong with one guest's result, if anything.
+fn check_guest(name: &str, reason: &str, patterns: &[&str], result: &GuestResult) -> Vec<String> {
+    let mut problems = Vec::new();
+    let got = result.reason.as_deref().unwrap_or("no report");
+    if got != reason {
+        problems.push(format!("{name}: expected {reason}, got {got}"));
+    }
+    for pattern in patterns {
+        match Regex::new(pattern) {
+            Ok(re) if result.output.iter().any(|line| re.is_match(line)) => {}
+            Ok(_) => problems.push(format!("{name}: no output line matches /{pattern}/")),
+            Err(e) => problems.push(format!("bad pattern /{pattern}/: {e}")),
+        }
+    }
+    if !problems.is_empty() && !result.output.is_empty() {
+        let tail: Vec<&String> = result
+            .output
+            .iter()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        problems.push(format!("{name}'s last lines: {tail:?}"));
+    }
+    problems
+}
+
+fn print_rows(rows: &[Row], elapsed: Duration) {
+    println!("\nxtask test summary ({:.0} s):", elapsed.as_secs_f64());
+    for row in rows {
+        println!(
+            "  {}  {:<34} {}",
+            if row.passed { "PASS" } else { "FAIL" },
+            row.name,
+            row.detail
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(reason: &str, lines: &[&str]) -> GuestResult {
+        GuestResult {
+            reason: Some(reason.into()),
+            output: lines.iter().map(|s| s.to_string()).collect(),
+            ..GuestResult::default()
+        }
+    }
+
+    #[test]
+    fn expectations() {
+        let ok = result(
+            "crash",
+            &["boot", "panicked at examples/panic.rs:7:5:", "bye"],
+        );
+        assert!(
+            check_guest("panic", "crash", &[r"panicked at examples/panic\.rs:"], &ok).is_empty()
+        );
+        let wrong = result("poweroff", &["hi"]);
+        let problems = check_guest("panic", "crash", &[r"panicked"], &wrong);
+        assert!(
+            problems[0].contains("expected crash, got poweroff"),
+            "{problems:?}"
+        );
+        assert!(problems[1].contains("/panicked/"), "{problems:?}");
+        let none = GuestResult::default();
+        assert!(check_guest("x", "poweroff", &[], &none)[0].contains("no report"));
+    }
+}
