@@ -46,7 +46,7 @@ fn main() -> Result<(), ChannelError> {
 
     let mut buf = vec![0u8; chunk];
     let mut want = vec![0u8; chunk];
-    let (mut got, mut sum) = (0u64, stream::FNV_START);
+    let (mut got, mut sum) = (0u64, stream::Checksum::new());
     let mut start = 0;
     while got < total {
         let n = chan.read_blocking(&mut buf, Some(Duration::from_secs(30)))?;
@@ -59,13 +59,13 @@ fn main() -> Result<(), ChannelError> {
             println!("ring_consumer: FAIL: byte {} differs", got + bad as u64);
             return Err(ChannelError::Timeout);
         }
-        sum = stream::fnv1a(sum, &buf[..n]);
+        sum.update(&buf[..n]);
         got += n as u64;
     }
     let ns = xenpv::time::now_ns() - start;
     // Tell the producer we are done, so it can close first.
     chan.write_all(b"ok", Some(Duration::from_secs(10)))?;
-    println!("ring_consumer: received {got} bytes, checksum {sum:016x}");
+    println!("ring_consumer: received {got} bytes, checksum {:016x}", sum.finish());
     println!(
         "ring_consumer: order {order} chunk {chunk}: ring {} MiB/s, memcpy {} MiB/s in this guest (ring/memcpy {}%)",
         stream::mib_per_s(got, ns),

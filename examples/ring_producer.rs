@@ -31,17 +31,17 @@ fn main() -> Result<(), ChannelError> {
     println!("ring_producer: connected to dom{peer} at {path}");
 
     let mut buf = vec![0u8; chunk];
-    let (mut sent, mut sum) = (0u64, stream::FNV_START);
+    let (mut sent, mut sum) = (0u64, stream::Checksum::new());
     let start = xenpv::time::now_ns();
     while sent < total {
         let n = chunk.min((total - sent) as usize);
         stream::fill(sent, &mut buf[..n]);
-        sum = stream::fnv1a(sum, &buf[..n]);
+        sum.update(&buf[..n]);
         chan.write_all(&buf[..n], Some(Duration::from_secs(30)))?;
         sent += n as u64;
     }
     let ns = xenpv::time::now_ns() - start;
-    println!("ring_producer: sent {sent} bytes, checksum {sum:016x}, {} MiB/s", stream::mib_per_s(sent, ns));
+    println!("ring_producer: sent {sent} bytes, checksum {:016x}, {} MiB/s", sum.finish(), stream::mib_per_s(sent, ns));
     let mut ack = [0u8; 2];
     chan.read_exact(&mut ack, Some(Duration::from_secs(30)))?;
     println!("ring_producer: consumer says {:?}", core::str::from_utf8(&ack).unwrap_or("?"));

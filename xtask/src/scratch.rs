@@ -69,11 +69,14 @@ pub fn cmd_app_template(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`app-template` takes no arguments (got `{arg}`)");
     }
-    println!("# Cargo.toml\n{APP_CARGO_TOML}");
-    println!("# .cargo/config.toml\n{APP_CARGO_CONFIG}");
-    println!("# rust-toolchain.toml: a copy of xenpv's\n");
-    println!("# src/main.rs\n{APP_MAIN_RS}");
-    println!("# an xl config\n{APP_XL_CFG}");
+    let text = format!(
+        "# Cargo.toml\n{APP_CARGO_TOML}\n# .cargo/config.toml\n{APP_CARGO_CONFIG}\n\
+         # rust-toolchain.toml: a copy of xenpv's\n\n# src/main.rs\n{APP_MAIN_RS}\n\
+         # an xl config\n{APP_XL_CFG}"
+    );
+    // Written without println! so that `| head` does not make us panic.
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }
 
