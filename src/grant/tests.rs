@@ -615,7 +615,14 @@ fn end_access_vs_a_concurrent_peer_thread() {
     };
     let mut p = page(&a);
     let mut refused = 0u64;
-    for _ in 0..20_000 {
+    // At least 20,000 rounds, and on a loaded machine keep going (up to
+    // 30 s) until the peer thread has really raced us a few times.
+    let start = std::time::Instant::now();
+    let mut round = 0u32;
+    while round < 20_000
+        || (peer_maps.load(core::sync::atomic::Ordering::Relaxed) < 100 && start.elapsed() < std::time::Duration::from_secs(30))
+    {
+        round += 1;
         let mut g = a.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();
         assert_eq!(g.gref(), GrantRef(8));
         p = loop {

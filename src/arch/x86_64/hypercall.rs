@@ -71,6 +71,13 @@ mod tests {
     #[no_mangle]
     static FAKE_SEEN: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
+    /// The fake page records into one global: tests take turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     core::arch::global_asm!(
         ".pushsection .text.fake_hypercall_page, \"ax\", @progbits",
         ".balign 4096",
@@ -108,6 +115,7 @@ mod tests {
 
     #[test]
     fn five_arguments_reach_the_registers_xen_reads() {
+        let _turn = serial();
         let page = core::ptr::addr_of!(fake_hypercall_page);
         let live: u64 = 0x5555;
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
@@ -121,6 +129,7 @@ mod tests {
 
     #[test]
     fn call3_zeroes_the_unused_arguments() {
+        let _turn = serial();
         let page = core::ptr::addr_of!(fake_hypercall_page);
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
         let ret = unsafe { call3(page, 7, 1, 2, 3) };
@@ -131,6 +140,7 @@ mod tests {
 
     #[test]
     fn registers_survive_a_clobbering_stub_in_a_loop() {
+        let _turn = serial();
         // Many live values across many calls: if a clobber were missing
         // from the asm! block the optimiser would keep one in a scribbled
         // register and this sum would be wrong.
