@@ -97,6 +97,16 @@ fn run() -> Result<(), &'static str> {
     println!("ev_selftest: sleep(100 ms) took {} us", slept / 1000);
     // Never early; the upper bound leaves room for QEMU-TCG scheduling.
     check((100_000_000..200_000_000).contains(&slept), "sleep(100 ms) within [100, 200) ms")?;
+    // Many short sleeps in a row: each must be woken by its own timer
+    // (a regression test for a wait that armed the timer only once and
+    // slept forever when Xen's timer fired just before our clock's deadline).
+    let t0 = time::now_ns();
+    for _ in 0..300 {
+        time::sleep(Duration::from_millis(1));
+    }
+    let total = time::now_ns() - t0;
+    println!("ev_selftest: 300 x sleep(1 ms) took {} us", total / 1000);
+    check((300_000_000..10_000_000_000).contains(&total), "300 short sleeps all wake up, none early")?;
     let wc = time::wallclock();
     println!("ev_selftest: wallclock {}.{:09} s since the epoch", wc.as_secs(), wc.subsec_nanos());
 

@@ -209,9 +209,6 @@ pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> R
     let Ok(ev) = ready_state() else {
         return yield_until(deadline_ns, cond);
     };
-    if let Some(d) = deadline_ns {
-        crate::time::set_timer(d)?;
-    }
     loop {
         let was_masked = ev.mask_upcalls();
         let done = cond();
@@ -228,6 +225,16 @@ pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> R
             }
             // Upcalls were masked by our caller: we must not unmask them.
             return yield_until(deadline_ns, cond);
+        }
+        // (Re-)arm the one-shot timer on every turn, not once: Xen's
+        // timer may fire a little before our TSC-derived clock reaches the
+        // deadline (or another wait may have re-armed it for a later
+        // time), and then nothing would ever wake this block again.
+        if let Some(d) = deadline_ns {
+            if let Err(e) = crate::time::set_timer(d) {
+                enable(&ev);
+                return Err(e);
+            }
         }
         hypercall::sched_block();
     }

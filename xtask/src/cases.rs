@@ -72,6 +72,109 @@ pub const CASES: &[Case] = &[
             output: &[crate::scratch::APP_GREETING],
         }],
     },
+    // Memory: frame allocator, aliasing map/unmap, exhaustion, leak check.
+    Case {
+        name: "mm-selftest",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("mm_selftest"),
+            reason: "poweroff",
+            output: &[r"mm_selftest: aliasing map/unmap ok", r"mm_selftest: PASS"],
+        }],
+    },
+    // Issue 3: events, timers, xenstore.
+    Case {
+        name: "events",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("ev_selftest"),
+            reason: "poweroff",
+            output: &[r"ok: sleep\(100 ms\) within", r"ev_selftest: all checks passed"],
+        }],
+    },
+    Case {
+        name: "xenstore-walk",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("xenstore_walk"),
+            reason: "poweroff",
+            output: &[r"ok: name and domain path match the xl config", r"xenstore_walk: all checks passed"],
+        }],
+    },
+    Case {
+        name: "xenstore-watch",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("xs_watch"),
+            reason: "poweroff",
+            output: &[r"watch event path .data/ping", r"xs_watch: all checks passed"],
+        }],
+    },
+    Case {
+        name: "event-ping-pong",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("ev_ping"),
+                reason: "poweroff",
+                output: &[r"1000 interdomain round trips in", r"ev_ping: all checks passed"],
+            },
+            Expect { source: Source::Example("ev_pong"), reason: "poweroff", output: &[r"answered 1000 pings"] },
+        ],
+    },
+    // Issue 4: grant tables.
+    Case {
+        name: "grant-two-and-three-guests",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("grant_a"),
+                reason: "poweroff",
+                output: &[r"A sees B's write", r"grant_a: PASS"],
+            },
+            Expect {
+                source: Source::Example("grant_b"),
+                reason: "poweroff",
+                output: &[r"writable map of the read-only grant refused", r"grant_b: PASS"],
+            },
+            Expect { source: Source::Example("grant_c"), reason: "poweroff", output: &[r"refused", r"grant_c: PASS"] },
+        ],
+    },
+    // Issue 5: two guests stream 64 MiB through a vchan ring.
+    Case {
+        name: "ring-pair",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("ring_producer"),
+                reason: "poweroff",
+                output: &[r"sent 67108864 bytes, checksum", r"ring_producer: PASS"],
+            },
+            Expect {
+                source: Source::Example("ring_consumer"),
+                reason: "poweroff",
+                output: &[r"received 67108864 bytes, checksum", r"ring_consumer: PASS"],
+            },
+        ],
+    },
+    Case {
+        name: "grant-selftest-as-dom0",
+        mode: Mode::Dom0,
+        guests: &[Expect {
+            source: Source::Example("grant_selftest"),
+            reason: "poweroff",
+            output: &[r"\(a\) end_access after unmap: ok", r"\(d\) 600 pages shared", r"grant_selftest: PASS"],
+        }],
+    },
+    Case {
+        name: "events-as-dom0",
+        mode: Mode::Dom0,
+        guests: &[Expect {
+            source: Source::Example("ev_selftest"),
+            reason: "poweroff",
+            output: &[r"ev_selftest: all checks passed"],
+        }],
+    },
     Case {
         name: "hello-as-dom0",
         mode: Mode::Dom0,
@@ -79,6 +182,25 @@ pub const CASES: &[Case] = &[
             source: Source::Example("hello"),
             reason: "poweroff",
             output: &[r"Hello from xenpv"],
+        }],
+    },
+    // Issue 4 (e): Linux interop; gnt-interop (xtask/dom0-tools) maps the
+    // guest's grants through gntdev and shares pages through gntalloc.
+    Case {
+        name: "grant-linux-interop",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("grant_linux"),
+            reason: "poweroff",
+            output: &[
+                r"dom0's gntdev write seen in all 3 pages",
+                r"end_access while dom0 maps: refused \(InUse",
+                r"notify byte cleared by gntdev",
+                r"end_access after the unmap: ok; pending after reclaim: 0",
+                r"gntalloc grefs .* pattern ok in 3 pages",
+                r"dom0 on our reply in its gntalloc page: ok",
+                r"grant_linux: PASS",
+            ],
         }],
     },
 ];
