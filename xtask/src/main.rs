@@ -4,6 +4,7 @@
 mod boot;
 mod cases;
 mod cpio;
+mod dom0_tools;
 mod images;
 mod initramfs;
 mod lab;

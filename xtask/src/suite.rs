@@ -74,6 +74,7 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     let mut packages = vec!["xenpv"];
     if !settings.quick {
         packages.push("xtask");
+        packages.push(crate::dom0_tools::PACKAGE);
     }
     packages
         .into_iter()

@@ -1,0 +1,35 @@
+//! The dom0 test tools (`xtask/dom0-tools`, package `xenpv-dom0-tools`):
+//! built for the host target with a static C runtime, so they run in the
+//! lab's dom0 whatever its initramfs carries, and put in a run's payload
+//! at `/payload/bin/` for the companion scripts (see `payload.rs`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::util::{self, run_captured};
+
+/// The package and the binaries it builds.
+pub const PACKAGE: &str = "xenpv-dom0-tools";
+pub const BINARIES: &[&str] = &["gnt-interop"];
+
+/// dom0's target: Debian's x86_64 Linux, like the build machine.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Builds the tools (release) and returns each binary's name and path.
+pub fn build() -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut cmd = util::cargo();
+    cmd.current_dir(util::repo_root())
+        .args(["build", "--release", "--package", PACKAGE, "--target", TARGET])
+        // Per-target flags, so neither xtask nor the guest images are
+        // rebuilt with them (an explicit --target keeps them off build
+        // scripts too).
+        .env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-C target-feature=+crt-static -C strip=symbols",
+        );
+    run_captured(&mut cmd, Duration::from_secs(1800)).context("building the dom0 tools")?;
+    let dir = util::target_dir().join(TARGET).join("release");
+    Ok(BINARIES.iter().map(|b| (*b, dir.join(b))).collect())
+}
