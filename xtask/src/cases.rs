@@ -203,25 +203,6 @@ pub const CASES: &[Case] = &[
             ],
         }],
     },
-    // Issue 4 (e): Linux interop; gnt-interop (xtask/dom0-tools) maps the
-    // guest's grants through gntdev and shares pages through gntalloc.
-    Case {
-        name: "grant-linux-interop",
-        mode: Mode::Domu,
-        guests: &[Expect {
-            source: Source::Example("grant_linux"),
-            reason: "poweroff",
-            output: &[
-                r"dom0's gntdev write seen in all 3 pages",
-                r"end_access while dom0 maps: refused \(InUse",
-                r"notify byte cleared by gntdev",
-                r"end_access after the unmap: ok; pending after reclaim: 0",
-                r"gntalloc grefs .* pattern ok in 3 pages",
-                r"dom0 on our reply in its gntalloc page: ok",
-                r"grant_linux: PASS",
-            ],
-        }],
-    },
 ];
 
 impl Source {
