@@ -123,6 +123,7 @@ fn read_only_grants_refuse_writable_maps_and_other_domains() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "2040 pages: the fake's per-free scan of the table makes it hours under Miri")]
 fn table_grows_on_demand_to_the_maximum_then_reports_full() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
@@ -153,6 +154,7 @@ fn table_grows_on_demand_to_the_maximum_then_reports_full() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "2000 pages: the fake's per-free scan of the table makes it hours under Miri")]
 fn n_page_share_is_all_or_nothing() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
@@ -571,8 +573,12 @@ fn end_access_vs_peer_map_every_interleaving() {
         assert!(n >= 6, "explored {n}");
         assert_eq!(bad, 0, "our CAS lost a race with Xen's pin");
         // The checker is strong enough to catch the XSA-396 pattern.
-        let (_, naive_bad) = explore(true, writable);
+        let (naive_n, naive_bad) = explore(true, writable);
         assert!(naive_bad > 0, "two-step end access should be caught");
+        std::println!(
+            "grant end-access model ({}): {n} complete interleavings, 0 bad; XSA-396 two-step variant: {naive_bad} of {naive_n} bad",
+            if writable { "writable map" } else { "read-only map" }
+        );
     }
 }
 
@@ -619,8 +625,10 @@ fn end_access_vs_a_concurrent_peer_thread() {
     // 30 s) until the peer thread has really raced us a few times.
     let start = std::time::Instant::now();
     let mut round = 0u32;
-    while round < 20_000
-        || (peer_maps.load(core::sync::atomic::Ordering::Relaxed) < 100 && start.elapsed() < std::time::Duration::from_secs(30))
+    // Under Miri (which interleaves the threads itself) far fewer rounds.
+    let (rounds, races) = if cfg!(miri) { (300, 1) } else { (20_000, 100) };
+    while round < rounds
+        || (peer_maps.load(core::sync::atomic::Ordering::Relaxed) < races && start.elapsed() < std::time::Duration::from_secs(30))
     {
         round += 1;
         let mut g = a.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();

@@ -203,6 +203,56 @@ pub const CASES: &[Case] = &[
             ],
         }],
     },
+    // Issue 6: a short soak (1,000 share/release, 20 vchan open/close
+    // cycles; the full 10,000/1,000 is the examples' default) with a third
+    // domain guessing grant references throughout.
+    Case {
+        name: "soak-and-ref-guessing",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("soak_a"),
+                reason: "poweroff",
+                output: &[r"released while mapped, all reclaimed", r"soak_a: no leak", r"soak_a: PASS"],
+            },
+            Expect { source: Source::Example("soak_b"), reason: "poweroff", output: &[r"soak_b: no leak", r"soak_b: PASS"] },
+            Expect {
+                source: Source::Example("hostile_guesser"),
+                reason: "poweroff",
+                output: &[r"guesses at dom\d+'s refs .*: 0 mapped", r"hostile_guesser: PASS"],
+            },
+        ],
+    },
+    // Issue 6: hostile peers (peer death under `xl destroy` is the
+    // vchan_victim/vchan_survivor case).
+    Case {
+        name: "hostile-vchan-garbage-indices",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("hostile_victim"),
+                reason: "poweroff",
+                output: &[r"read from the scribbled ring: Err\(Vchan\(PeerCorrupt", r"still alive", r"hostile_victim: PASS"],
+            },
+            Expect { source: Source::Example("hostile_scribbler"), reason: "poweroff", output: &[r"wrote garbage indices"] },
+        ],
+    },
+    Case {
+        name: "hostile-map-never-unmap",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("hostile_sharer"),
+                reason: "poweroff",
+                output: &[r"freed 0, pending 1", r"pending gref \d+ and its frame never reused", r"hostile_sharer: PASS"],
+            },
+            Expect {
+                source: Source::Example("hostile_hoarder"),
+                reason: "poweroff",
+                output: &[r"still reads .sharer's page. / .hoarded.", r"hostile_hoarder: PASS"],
+            },
+        ],
+    },
 ];
 
 impl Source {

@@ -4,6 +4,7 @@
 mod boot;
 mod cases;
 mod cpio;
+mod hostile;
 mod dom0_tools;
 mod images;
 mod initramfs;
@@ -36,6 +37,11 @@ commands:
   test [--quick] [--host-only] [--verbose]
                            host tests, then the under-Xen cases and the scratch-app test
   ci                       lab + test (what .ci/run does after installing packages)
+  miri [-- <libtest args>] the library's host tests under Miri (installs nightly
+                           with miri when missing)
+  fuzz [--seconds N] [target...]
+                           run each cargo-fuzz target (fuzz/) for N seconds (default 60;
+                           installs nightly and cargo-fuzz when missing)
   app-template             print the scratch application the test builds (for the README)
 
 environment: XENPV_LAB_DIR (lab folder), XENPV_ACCEL=tcg|kvm (force QEMU's accelerator)"
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         "test" => suite::cmd_test(rest),
         "ci" => suite::cmd_ci(rest),
         "app-template" => scratch::cmd_app_template(rest),
+        "miri" => hostile::cmd_miri(rest),
+        "fuzz" => hostile::cmd_fuzz(rest),
         "help" | "-h" | "--help" => {
             println!("{}", usage());
             return ExitCode::SUCCESS;

@@ -1,0 +1,53 @@
+//! The hostile peer of hostile_victim: maps the victim's vchan control
+//! page the way a client would, but writes garbage into the ring indices
+//! (left prod 0xdeadbeef, right cons 0x40000000), says "connected" and
+//! kicks the event channel. Then it leaves without unmapping politely.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "common/stream.rs"]
+#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
+mod stream;
+
+use alloc::format;
+use core::time::Duration;
+use xenpv::abi::vchan::{CLI_LIVE, LEFT, RIGHT, RING_CONS, RING_PROD};
+use xenpv::grant::{self, Access};
+use xenpv::vchan::ChannelError;
+use xenpv::xenstore::{Access as XsAccess, Perm};
+use xenpv::{println, DomId, EvtchnPort, GrantRef};
+
+xenpv::main!(main);
+
+fn number(s: alloc::string::String, path: &str) -> Result<u32, ChannelError> {
+    s.parse().map_err(|_| ChannelError::BadNode { path: path.into() })
+}
+
+fn main() -> Result<(), ChannelError> {
+    let mut xs = xenpv::xenstore::open()?;
+    let victim = DomId(number(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?, "peer")? as u16);
+    let path = format!("/local/domain/{}/data/hostile", victim.0);
+    let port = number(stream::wait_key(&mut xs, &format!("{path}/event-channel"), Duration::from_secs(60))?, "event-channel")?;
+    let ring_ref = number(stream::wait_key(&mut xs, &format!("{path}/ring-ref"), Duration::from_secs(60))?, "ring-ref")?;
+    let g = grant::grants()?;
+    let local = xenpv::event::bind_interdomain(victim, EvtchnPort(port))?;
+    let ctrl = g.map(victim, &[GrantRef(ring_ref)], Access::ReadWrite)?;
+    let page = ctrl.page(0).ok_or(ChannelError::Timeout)?;
+    page.store_u32(LEFT + RING_PROD, 0xdead_beef)?;
+    page.store_u32(RIGHT + RING_CONS, 0x4000_0000)?;
+    page.store_u8(CLI_LIVE, 1)?;
+    xenpv::event::send(local)?;
+    println!("hostile_scribbler: wrote garbage indices into dom{}'s vchan and kicked it", victim.0);
+    // Give the victim time to trip over them, then leave.
+    xenpv::time::sleep(Duration::from_secs(2));
+    drop(ctrl);
+    let _ = xenpv::event::close(local);
+    let me = xs.own_domid()?;
+    xs.write("data/done", b"1")?;
+    let read_only = |d| Perm { domid: d, access: XsAccess::Read };
+    xs.set_perms("data/done", &[Perm { domid: me, access: XsAccess::None }, read_only(victim)])?;
+    println!("hostile_scribbler: done");
+    Ok(())
+}

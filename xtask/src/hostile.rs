@@ -1,0 +1,212 @@
+//! `cargo xtask miri` and `cargo xtask fuzz`: the checks of issue 6 that
+//! need a nightly toolchain (Miri; cargo-fuzz's libFuzzer and sanitizer
+//! flags). The pinned stable toolchain stays the one for everything else;
+//! these commands install `nightly` (with `miri` and `rust-src`) and
+//! cargo-fuzz themselves when missing, and say so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{self, run_inherited};
+
+const NIGHTLY: &str = "nightly";
+
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`), in run order.
+const FUZZ_TARGETS: &[&str] = &["xenstore_reply", "vchan_ring", "console_ring", "grant_ops"];
+
+/// A command on the nightly toolchain, without the variables the outer
+/// (pinned) cargo set for us, which would otherwise win over `rustup run`.
+fn nightly(program: &str) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", NIGHTLY, program]);
+    for var in ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(util::repo_root());
+    cmd
+}
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    util::run_captured_status(cmd, Duration::from_secs(120)).is_ok_and(|o| o.status.success())
+}
+
+/// Installs nightly with miri and rust-src unless it is there already.
+fn ensure_nightly() -> Result<()> {
+    util::require_tool("rustup", "rustup (see https://rustup.rs)")?;
+    let mut probe = nightly("cargo");
+    probe.args(["miri", "--version"]);
+    if quiet_ok(&mut probe) {
+        return Ok(());
+    }
+    println!("xtask: installing the nightly toolchain with miri and rust-src (needed by Miri and cargo-fuzz; once)");
+    let start = Instant::now();
+    let mut cmd = util::command("rustup", ["toolchain", "install", NIGHTLY, "--profile", "minimal", "-c", "miri,rust-src"]);
+    run_inherited(&mut cmd, Duration::from_secs(1800)).context("installing the nightly toolchain")?;
+    println!("xtask: nightly installed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Installs cargo-fuzz (crates.io) unless it is on PATH.
+fn ensure_cargo_fuzz() -> Result<()> {
+    if util::which("cargo-fuzz").is_some() {
+        return Ok(());
+    }
+    println!("xtask: installing cargo-fuzz (cargo install cargo-fuzz; once)");
+    let start = Instant::now();
+    let mut cmd = util::cargo();
+    cmd.args(["install", "cargo-fuzz", "--locked"]);
+    run_inherited(&mut cmd, Duration::from_secs(1800)).context("installing cargo-fuzz")?;
+    println!("xtask: cargo-fuzz installed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo xtask miri [-- <test filter and libtest args>]`: the library's
+/// host tests under Miri. That covers every module with `unsafe` Miri can
+/// execute (shared_mem and, through it, the grant, vchan, xenstore,
+/// console and event protocol code and their fakes); the `asm!`
+/// hypercall tests are `cfg(not(miri))`, and the long thread races run
+/// shortened under `cfg(miri)`.
+pub fn cmd_miri(args: &[String]) -> Result<()> {
+    let extra: &[String] = match args.split_first() {
+        None => &[],
+        Some((dash, rest)) if dash == "--" => rest,
+        Some((other, _)) => bail!("unknown argument to `miri`: `{other}` (usage: cargo xtask miri [-- <libtest args>])"),
+    };
+    ensure_nightly()?;
+    let mut cmd = nightly("cargo");
+    cmd.args(["miri", "test", "-p", "xenpv", "--features", "host-fakes", "--lib", "--"]).args(extra);
+    // Leaks are intentional: SharedMem::leak_zeroed (the host tests'
+    // shared pages) and the grant fake's frames live for the whole
+    // program, so a peer's view stays valid whatever the code under test
+    // does. Everything else Miri reports is an error.
+    cmd.env("MIRIFLAGS", "-Zmiri-ignore-leaks");
+    println!("xtask: {} (MIRIFLAGS=-Zmiri-ignore-leaks)", util::describe(&cmd));
+    let start = Instant::now();
+    run_inherited(&mut cmd, Duration::from_secs(3600))?;
+    println!("xtask: miri: all host tests passed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// What one fuzz run did.
+struct FuzzRow {
+    target: &'static str,
+    execs: Option<u64>,
+    secs: f64,
+    ok: bool,
+    log: PathBuf,
+}
+
+/// Total executions from libFuzzer's output: `Done N runs` (normal
+/// mode) or the last `#N: cov: ...` status line (fork mode).
+fn executions(log: &str) -> Option<u64> {
+    let done = log.lines().rev().find_map(|l| l.strip_prefix("Done ")?.split(' ').next()?.parse().ok());
+    done.or_else(|| {
+        log.lines().rev().find_map(|l| {
+            let rest = l.strip_prefix('#')?;
+            let (n, tail) = rest.split_once(':')?;
+            tail.trim_start().starts_with("cov:").then(|| n.parse().ok())?
+        })
+    })
+}
+
+/// `cargo xtask fuzz [--seconds N] [target...]`: each fuzz target for N
+/// seconds (default 60), seeded from the committed corpus in
+/// `fuzz/corpus/<target>`; new inputs go to `target/fuzz/corpus/<target>`
+/// so the committed corpus stays small. Any crash fails the command and
+/// leaves its input in `fuzz/artifacts/<target>/`.
+pub fn cmd_fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut targets: Vec<&'static str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                let v = it.next().context("--seconds needs a value")?;
+                seconds = v.parse().with_context(|| format!("--seconds {v}: not a number"))?;
+            }
+            name => match FUZZ_TARGETS.iter().find(|t| **t == name) {
+                Some(t) => targets.push(t),
+                None => bail!("unknown fuzz target `{name}` (targets: {})", FUZZ_TARGETS.join(", ")),
+            },
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    ensure_nightly()?;
+    ensure_cargo_fuzz()?;
+    let root = util::repo_root();
+    let fuzz_dir = root.join("fuzz");
+    let work = util::target_dir().join("fuzz");
+    let mut rows = Vec::new();
+    for &target in &targets {
+        let corpus = work.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let log = work.join(format!("{target}.log"));
+        let mut cmd = nightly("cargo");
+        cmd.current_dir(&fuzz_dir)
+            .env("CARGO_TARGET_DIR", work.join("build"))
+            .args(["fuzz", "run", target])
+            .arg(&corpus)
+            .arg(Path::new("corpus").join(target))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"));
+        if target == "grant_ops" {
+            // The grant fake never frees a frame's memory (a peer's stale
+            // view must stay valid for the checks to run), so one process
+            // grows by ~100 KiB per input: fork mode restarts the fuzzing
+            // process every few seconds, and leak detection is off.
+            cmd.args(["-fork=1", "-rss_limit_mb=4096"]).env("ASAN_OPTIONS", "detect_leaks=0");
+        }
+        println!("xtask: fuzz {target} for {seconds} s (log: {})", log.display());
+        let start = Instant::now();
+        // The build is included: the first run compiles with sanitizers.
+        let out = util::run_captured_status(&mut cmd, Duration::from_secs(seconds + 1800))?;
+        let text = format!("{}{}", out.stdout, out.stderr);
+        std::fs::write(&log, &text)?;
+        let ok = out.status.success();
+        if !ok {
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            for l in tail.into_iter().rev() {
+                println!("    {l}");
+            }
+        }
+        rows.push(FuzzRow { target, execs: executions(&text), secs: start.elapsed().as_secs_f64(), ok, log });
+    }
+    println!("\n{:<16} {:>12} {:>9}  result", "target", "executions", "wall s");
+    for r in &rows {
+        let execs = r.execs.map_or_else(|| "?".to_string(), |n| n.to_string());
+        let result = if r.ok { "ok".to_string() } else { format!("FAILED (log {})", r.log.display()) };
+        println!("{:<16} {:>12} {:>9.0}  {result}", r.target, execs, r.secs);
+    }
+    if rows.iter().any(|r| !r.ok) {
+        return Err(util::AlreadyReported.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executions_are_read_from_either_mode() {
+        assert_eq!(executions("#1 INITED\nDone 816235 runs in 61 second(s)\n"), Some(816235));
+        let fork = "#1699: cov: 1079 ft: 4109 corp: 225 exec/s: 849\n#44834: cov: 1085 ft: 4235\nINFO: fuzzed for 48 seconds";
+        assert_eq!(executions(fork), Some(44834));
+        assert_eq!(executions("#123\tNEW    cov: 1"), None);
+    }
+
+    #[test]
+    fn every_target_has_a_source_and_a_seed_corpus() {
+        let fuzz = util::repo_root().join("fuzz");
+        for t in FUZZ_TARGETS {
+            assert!(fuzz.join("fuzz_targets").join(format!("{t}.rs")).is_file(), "{t}");
+            let seeds = std::fs::read_dir(fuzz.join("corpus").join(t)).map(|d| d.count()).unwrap_or(0);
+            assert!(seeds > 0, "no seed corpus for {t}");
+        }
+    }
+}
