@@ -36,6 +36,11 @@ pub enum ChannelError {
     },
     /// Nothing happened before the deadline.
     Timeout,
+    /// The peer domain went away without closing: our event channel is
+    /// no longer connected to it. A destroyed domain clears no live flag
+    /// (unmap notify is the dying peer's own kernel's job, or ours), so
+    /// this is how a survivor learns of an `xl destroy`.
+    PeerGone,
 }
 
 impl From<VchanError> for ChannelError {
@@ -97,6 +102,12 @@ impl core::fmt::Debug for Vchan {
 fn deadline(timeout: Option<Duration>) -> Option<u64> {
     timeout.map(crate::time::deadline_after)
 }
+
+/// How often a blocked wait checks that the peer domain still exists.
+/// Xen sends no event when it closes a dead domain's end of an
+/// interdomain channel (evtchn_close turns ours back into "unbound"), so
+/// nothing else would wake us.
+const PEER_CHECK: Duration = Duration::from_millis(100);
 
 fn read_number<T: Transport>(xs: &mut Client<T>, path: String) -> Result<u32> {
     let text = xs.read_string(&path)?;
@@ -251,11 +262,51 @@ impl Vchan {
         self.ring.peer_live()
     }
 
+    /// Bytes of the ring we read from and of the one we write to.
+    pub fn ring_sizes(&self) -> (usize, usize) {
+        (self.ring.read_capacity(), self.ring.write_capacity())
+    }
+
     /// Server side: waits until a client has connected (`cli_live == 1`).
     pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<()> {
         let live = || self.ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
-        event::wait_until(deadline(timeout), || live() != 2)?;
+        self.wait_for(deadline(timeout), || live() != 2)?;
         if live() == 1 { Ok(()) } else { Err(VchanError::Closed.into()) }
+    }
+
+    /// Whether the peer domain is known to be gone ([`Ring::peer_vanished`]).
+    fn peer_gone(&self) -> bool {
+        let connected = matches!(event::status(self.port), Ok(event::Status::Interdomain { .. }));
+        self.ring.peer_vanished(connected)
+    }
+
+    /// Sleeps until `cond()` holds, the deadline passes, or the peer
+    /// domain is found gone (checked every [`PEER_CHECK`]).
+    fn wait_for(&self, until: Option<u64>, mut cond: impl FnMut() -> bool) -> Result<()> {
+        loop {
+            let slice = crate::time::deadline_after(PEER_CHECK);
+            let step = until.map_or(slice, |u| u.min(slice));
+            match event::wait_until(Some(step), &mut cond) {
+                Err(EventError::Timeout) if until.is_none_or(|u| crate::time::now_ns() < u) => {
+                    if self.peer_gone() {
+                        return Err(ChannelError::PeerGone);
+                    }
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    /// Blocks until there is something to read (`read`), room to write
+    /// (`write`), or the peer has closed (the next read or write then
+    /// says so); libxenvchan_wait with the condition made explicit.
+    pub fn wait(&self, read: bool, write: bool, timeout: Option<Duration>) -> Result<()> {
+        let ring = &self.ring;
+        self.wait_for(deadline(timeout), || {
+            (read && ring.data_ready().map_or(true, |n| n > 0))
+                || (write && ring.buffer_space().map_or(true, |n| n > 0))
+                || !ring.peer_live()
+        })
     }
 
     fn kick(&self, p: Progress) -> Result<usize> {
@@ -288,7 +339,7 @@ impl Vchan {
             }
             // `read` requested a notification; sleep until data or close.
             let ring = &self.ring;
-            event::wait_until(until, || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
+            self.wait_for(until, || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
         }
     }
 
@@ -312,7 +363,7 @@ impl Vchan {
             sent += n;
             if n == 0 {
                 let ring = &self.ring;
-                event::wait_until(until, || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
+                self.wait_for(until, || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
             }
         }
         Ok(())

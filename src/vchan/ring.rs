@@ -257,6 +257,21 @@ impl Ring {
         self.ctrl.load_u8(off, Ordering::Acquire).unwrap_or(0) != 0
     }
 
+    /// Whether the peer domain is known to be gone, given whether our
+    /// event channel is still connected to it (`EVTCHNSTAT_interdomain`).
+    /// A dying domain runs no code, so nothing clears its live flag; Xen
+    /// only turns our end of the channel back into "unbound", without an
+    /// event. A server's channel is unbound until its client binds it,
+    /// which a client does before moving `cli_live` off 2, so before that
+    /// an unbound channel means "not connected yet", not "gone".
+    pub fn peer_vanished(&self, channel_connected: bool) -> bool {
+        let bound = match self.side {
+            Side::Server => self.ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) != 2,
+            Side::Client => true,
+        };
+        bound && !channel_connected
+    }
+
     /// Sets our own live flag.
     pub fn set_live(&self, live: u8) {
         let off = match self.side {
@@ -467,6 +482,21 @@ mod tests {
         assert_eq!(srv.read(&mut b), Err(VchanError::Closed));
         assert_eq!(srv.write(b"x"), Err(VchanError::Closed));
         let _ = &mut cli;
+    }
+
+    #[test]
+    fn a_vanished_peer_is_told_from_one_not_yet_connected() {
+        let (srv, cli, ctrl) = pair(10, 11, 0);
+        // Server before the client binds: its channel is unbound, cli_live 2.
+        ctrl.store_u8(CLI_LIVE, 2, Ordering::Relaxed).unwrap();
+        assert!(!srv.peer_vanished(false));
+        // Connected, then the client's domain is destroyed (live flag untouched).
+        ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
+        assert!(!srv.peer_vanished(true));
+        assert!(srv.peer_vanished(false));
+        // The client's channel is bound from the start.
+        assert!(!cli.peer_vanished(true));
+        assert!(cli.peer_vanished(false));
     }
 
     #[test]

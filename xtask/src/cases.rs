@@ -203,6 +203,48 @@ pub const CASES: &[Case] = &[
             ],
         }],
     },
+    // Issue 5, interop: dom0's unmodified vchan-socket-proxy (libxenvchan) as
+    // client of a xenpv server, one session per ring-order pair (10/11,
+    // 11/10, 12/16, 20/12), 256 KiB each, checked byte for byte in dom0.
+    Case {
+        name: "vchan-echo-libxenvchan-client",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("vchan_echo"),
+            reason: "poweroff",
+            output: &[
+                r"session 0: offering .* \(order 10\), .* \(order 11\)",
+                r"session 1: offering .* \(order 11\), .* \(order 10\)",
+                r"session 2: offering .* \(order 12\), .* \(order 16\)",
+                r"session 3: offering .* \(order 20\), .* \(order 12\)",
+                r"session 3: dom0 says: ok: 262144 bytes came back identical",
+                r"vchan_echo: PASS",
+            ],
+        }],
+    },
+    // Issue 5, peer death: the victim (client) is destroyed mid-stream with
+    // `xl destroy`; the survivor (server, order-20 ring) gets an error, not a
+    // hang, and gets back every page the dead peer had mapped.
+    Case {
+        name: "vchan-peer-death",
+        mode: Mode::Domu,
+        guests: &[
+            Expect {
+                source: Source::Example("vchan_victim"),
+                reason: "gone",
+                output: &[r"vchan_victim: connected to dom"],
+            },
+            Expect {
+                source: Source::Example("vchan_survivor"),
+                reason: "poweroff",
+                output: &[
+                    r"read failed after \d+ bytes: PeerGone",
+                    r"0 still pending after",
+                    r"vchan_survivor: PASS: peer death detected",
+                ],
+            },
+        ],
+    },
     // Issue 6: a short soak (1,000 share/release, 20 vchan open/close
     // cycles; the full 10,000/1,000 is the examples' default) with a third
     // domain guessing grant references throughout.
