@@ -67,10 +67,10 @@ fn main() -> Result<(), ChannelError> {
     chan.write_all(b"ok", Some(Duration::from_secs(10)))?;
     println!("ring_consumer: received {got} bytes, checksum {:016x}", sum.finish());
     println!(
-        "ring_consumer: order {order} chunk {chunk}: ring {} MiB/s, memcpy {} MiB/s in this guest (ring/memcpy {}%)",
+        "ring_consumer: order {order} chunk {chunk}: ring {:.2} MiB/s, memcpy {:.1} MiB/s in this guest (ring/memcpy {:.2}%)",
         stream::mib_per_s(got, ns),
         stream::mib_per_s(total, memcpy_ns),
-        (memcpy_ns * 100).checked_div(ns).unwrap_or(0)
+        memcpy_ns as f64 * 100.0 / ns.max(1) as f64
     );
     chan.close_and_remove(&mut xs, &path)?;
     println!("ring_consumer: PASS");

@@ -41,7 +41,7 @@ fn main() -> Result<(), ChannelError> {
         sent += n as u64;
     }
     let ns = xenpv::time::now_ns() - start;
-    println!("ring_producer: sent {sent} bytes, checksum {:016x}, {} MiB/s", sum.finish(), stream::mib_per_s(sent, ns));
+    println!("ring_producer: sent {sent} bytes, checksum {:016x}, {:.2} MiB/s", sum.finish(), stream::mib_per_s(sent, ns));
     let mut ack = [0u8; 2];
     chan.read_exact(&mut ack, Some(Duration::from_secs(30)))?;
     println!("ring_producer: consumer says {:?}", core::str::from_utf8(&ack).unwrap_or("?"));

@@ -96,6 +96,6 @@ pub fn wait_key<T: Transport>(xs: &mut Client<T>, path: &str, timeout: Duration)
 }
 
 /// MiB/s for `bytes` moved in `ns` nanoseconds.
-pub fn mib_per_s(bytes: u64, ns: u64) -> u64 {
-    if ns == 0 { 0 } else { bytes * 1_000_000_000 / ns / (1 << 20) }
+pub fn mib_per_s(bytes: u64, ns: u64) -> f64 {
+    if ns == 0 { 0.0 } else { bytes as f64 * 1e9 / ns as f64 / (1u64 << 20) as f64 }
 }

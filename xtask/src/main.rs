@@ -1,11 +1,12 @@
 //! `cargo xtask`: the single entry point for building, booting and testing
 //! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
 
+mod bench;
 mod boot;
 mod cases;
 mod cpio;
-mod hostile;
 mod dom0_tools;
+mod hostile;
 mod images;
 mod initramfs;
 mod lab;
@@ -42,6 +43,8 @@ commands:
   fuzz [--seconds N] [target...]
                            run each cargo-fuzz target (fuzz/) for N seconds (default 60;
                            installs nightly and cargo-fuzz when missing)
+  bench [--quick]          every benchmark in one run (host ring; boot, grants and rings
+                           under Xen), written to BENCHMARKS.md
   app-template             print the scratch application the test builds (for the README)
 
 environment: XENPV_LAB_DIR (lab folder), XENPV_ACCEL=tcg|kvm (force QEMU's accelerator)"
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         "app-template" => scratch::cmd_app_template(rest),
         "miri" => hostile::cmd_miri(rest),
         "fuzz" => hostile::cmd_fuzz(rest),
+        "bench" => bench::cmd_bench(rest),
         "help" | "-h" | "--help" => {
             println!("{}", usage());
             return ExitCode::SUCCESS;

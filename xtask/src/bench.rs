@@ -1,0 +1,244 @@
+//! `cargo xtask bench [--quick]`: every benchmark in one run, each figure
+//! next to the reference measured in the same run, written to
+//! BENCHMARKS.md. It is a benchmark, not a test: it fails only when a
+//! guest fails, never on a number.
+//!
+//! One Xen boot runs, one group after another: the boot-time guests
+//! (hello at 4 and 3 MiB, a Linux PV guest made of the dom0 kernel),
+//! the in-guest grant benchmark, and the ring pair at every order and
+//! write size. The host part runs `cargo bench --bench ring`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::boot::{boot_domu, GuestResult, Options, Report};
+use crate::images::{self, Profile};
+use crate::lab::{self, Lab};
+use crate::payload::{Guest, Plan};
+use crate::run::{example_guest, read_example_cfg};
+use crate::util::{self, run_captured};
+
+const ORDERS: [u32; 4] = [10, 12, 16, 20];
+const CHUNKS: [usize; 2] = [64, 65536];
+
+/// `cargo xtask bench [--quick]`.
+pub fn cmd_bench(args: &[String]) -> Result<()> {
+    let mut quick = false;
+    for a in args {
+        match a.as_str() {
+            "--quick" => quick = true,
+            other => bail!("unknown argument to `bench`: `{other}` (usage: cargo xtask bench [--quick])"),
+        }
+    }
+    let started = Instant::now();
+    println!("xtask bench: host ring benchmark");
+    let host = host_ring(quick)?;
+
+    crate::qemu::check_installed()?;
+    let names: Vec<String> = ["hello", "bench_grant", "ring_producer", "ring_consumer"].iter().map(|s| s.to_string()).collect();
+    let built = images::build_and_locate(&names, Profile::Release)?;
+    let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].clone();
+    let lab = lab::ensure()?;
+
+    let mut groups = vec![
+        vec![with_memory(example_guest("hello", &image("hello"))?, "hello_4m", 4)],
+        vec![with_memory(example_guest("hello", &image("hello"))?, "hello_3m", 3)],
+        vec![linux_guest(&lab)],
+        vec![example_guest("bench_grant", &image("bench_grant"))?],
+        ring_pair(&image("ring_producer"), &image("ring_consumer"), "rmin", 10, 65536, 1 << 20, 4)?,
+    ];
+    for order in ORDERS {
+        for chunk in CHUNKS {
+            let bytes: u64 = match (chunk, quick) {
+                (64, true) => 256 << 10,
+                (64, false) => 2 << 20,
+                (_, true) => 4 << 20,
+                (_, false) => 32 << 20,
+            };
+            groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("o{order}c{chunk}"), order, chunk, bytes, 32)?);
+        }
+    }
+    let plan = Plan { groups, guest_timeout: Duration::from_secs(300) };
+    let opts = Options { verbose: false, overall: Duration::from_secs(3600), guest_timeout: plan.guest_timeout };
+    let report = boot_domu(&lab, &plan, opts)?;
+    crate::boot::print_summary(&report);
+    if let Some(f) = &report.failure {
+        bail!("the benchmark boot failed: {f}");
+    }
+    let md = render(&report, &host, &built, &lab, quick, started.elapsed())?;
+    let out = util::repo_root().join("BENCHMARKS.md");
+    fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
+    println!("xtask bench: wrote {}", out.display());
+    Ok(())
+}
+
+/// Runs the host ring benchmark and returns its figure lines.
+fn host_ring(quick: bool) -> Result<Vec<String>> {
+    let mut cmd = util::cargo();
+    cmd.current_dir(util::repo_root()).args(["bench", "-q", "-p", "xenpv", "--bench", "ring", "--features", "host-fakes", "--"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = run_captured(&mut cmd, Duration::from_secs(1800))?;
+    Ok(out.stdout.lines().filter(|l| l.starts_with("host ")).map(str::to_string).collect())
+}
+
+/// The same guest under another name with another `memory=`.
+fn with_memory(mut g: Guest, name: &str, mib: u32) -> Guest {
+    g.name = name.into();
+    g.cfg = set_line(&g.cfg, "memory", &mib.to_string());
+    g
+}
+
+/// Replaces (or adds) `key = value` in an xl config.
+fn set_line(cfg: &str, key: &str, value: &str) -> String {
+    let mut out: Vec<String> =
+        cfg.lines().filter(|l| !l.trim_start().starts_with(&format!("{key} ")) && !l.trim_start().starts_with(&format!("{key}="))).map(str::to_string).collect();
+    out.push(format!("{key} = {value}"));
+    out.join("\n") + "\n"
+}
+
+/// A Linux PV guest: the lab's dom0 kernel, no root file system; it prints
+/// its boot log and panics into a reboot (`panic=-1`). Only the time to its
+/// first console line is measured.
+fn linux_guest(lab: &Lab) -> Guest {
+    Guest {
+        name: "linux".into(),
+        image: lab.vmlinuz.clone(),
+        cfg: "name = \"linux\"\ntype = \"pv\"\nkernel = \"vmlinuz\"\nmemory = 128\nextra = \"console=hvc0 panic=-1\"\n".into(),
+        companion: None,
+    }
+}
+
+/// A producer/consumer pair named `p<tag>`/`c<tag>` with the given ring
+/// order, write size, volume and memory, and the relay telling each the other's domid.
+fn ring_pair(prod: &std::path::Path, cons: &std::path::Path, tag: &str, order: u32, chunk: usize, bytes: u64, mib: u32) -> Result<Vec<Guest>> {
+    let extra = format!("\"order={order} chunk={chunk} bytes={bytes}\"");
+    let mk = |example: &str, image: &std::path::Path, name: String| -> Result<Guest> {
+        let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", &mib.to_string());
+        Ok(Guest { name, image: image.into(), cfg, companion: None })
+    };
+    let (p, c) = (format!("p{tag}"), format!("c{tag}"));
+    let mut producer = mk("ring_producer", prod, p.clone())?;
+    producer.companion = Some(format!(
+        "xenstore-write /local/domain/$DOMID_{p}/data/peer_domid \"$DOMID_{c}\"\nxenstore-write /local/domain/$DOMID_{c}/data/peer_domid \"$DOMID_{p}\"\n"
+    ));
+    Ok(vec![producer, mk("ring_consumer", cons, c)?])
+}
+
+/// The number after `key` in `line` (e.g. "ring 22 MiB/s" -> 22 for "ring").
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.trim_end_matches([',', '%', ')']).parse().ok()
+}
+
+fn guest<'a>(report: &'a Report, name: &str) -> Option<&'a GuestResult> {
+    report.guests.get(name)
+}
+
+fn first_line_s(g: &GuestResult) -> Option<f64> {
+    Some(g.first_output? - g.started?)
+}
+
+fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &Lab, quick: bool, took: Duration) -> Result<String> {
+    let mut md = String::new();
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let qemu = util::run_captured(std::process::Command::new("qemu-system-x86_64").arg("--version"), Duration::from_secs(10))
+        .map(|o| o.stdout.lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let xen = fs::read_to_string(lab.dir.join("manifest"))
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("package xen-hypervisor")).map(|l| l.trim_start_matches("package ").to_string()))
+        .unwrap_or_else(|| "Xen 4.17 (Debian)".into());
+    let _ = writeln!(md, "# xenpv benchmarks\n");
+    let _ = writeln!(md, "Written by `cargo xtask bench{}` in {:.0} s. **Every guest figure comes from Xen running under QEMU with {} (software emulation): these are not hardware numbers.** Compare the ratios, each against a reference measured in the same run.\n", if quick { " --quick" } else { "" }, took.as_secs_f64(), report.accel.to_uppercase());
+    let _ = writeln!(md, "| machine | |\n|---|---|\n| host CPU | {cpu}, {cores} cores |\n| QEMU | {qemu} (accelerator: {}) |\n| hypervisor | {xen} |\n| dom0 | Linux from Debian 12 (`linux-image-amd64`) |\n", report.accel);
+
+    // Boot.
+    let _ = writeln!(md, "## Boot\n");
+    let _ = writeln!(md, "From the guest's unpause after `xl create` to the first console line dom0 saw (dom0 polls the console log every 0.25 s, so the resolution is 0.25 s).\n");
+    let _ = writeln!(md, "| guest | image (stripped) | memory | xl create to first line | outcome |\n|---|---|---|---|---|");
+    let size = |name: &str| built.iter().find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(name))).and_then(|p| fs::metadata(p).ok()).map(|m| format!("{:.1} KiB", m.len() as f64 / 1024.0)).unwrap_or_default();
+    for (name, img, mem) in [("hello_4m", size("hello"), "4 MiB"), ("hello_3m", size("hello"), "3 MiB"), ("linux", fs::metadata(&lab.vmlinuz).map(|m| format!("{:.0} KiB (bzImage)", m.len() as f64 / 1024.0)).unwrap_or_default(), "128 MiB")] {
+        if let Some(g) = guest(report, name) {
+            let first = first_line_s(g).map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(md, "| {name} | {img} | {mem} | {first} | {} |", g.reason.as_deref().unwrap_or("?"));
+        }
+    }
+    let _ = writeln!(md, "| ring pair (order 10, 1 MiB) | {} + {} | 4 MiB each | {} | {} |", size("ring_producer"), size("ring_consumer"),
+        guest(report, "crmin").and_then(first_line_s).map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into()),
+        ["prmin", "crmin"].iter().map(|n| guest(report, n).and_then(|g| g.reason.clone()).unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(md, "\nThe smallest `memory=` is 4 MiB for every PV guest built by libxl: with 3 MiB, `xl create` fails in libxc's `count_pgtables` (\"not enough memory for initial mapping\"), which rounds the boot mapping up to 4 MiB. The Linux guest is the dom0 kernel booted as a PV domU without a root file system.\n");
+
+    // Grants.
+    let _ = writeln!(md, "## Grant tables (in a domU)\n");
+    let bench: BTreeMap<String, String> = guest(report, "bench_grant")
+        .map(|g| g.output.iter().filter_map(|l| l.strip_prefix("BENCH ")).filter_map(|l| {
+            let mut it = l.splitn(2, ' ');
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        }).collect())
+        .unwrap_or_default();
+    let _ = writeln!(md, "| figure | value |\n|---|---|");
+    for (k, v) in &bench {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    let _ = writeln!(md, "\n`cas_loop` is the floor for `grant_end_access`: the same number of compare-and-swaps on a page, no grant table. Granting and ending access make no hypercall and allocate nothing; `grant_vs_cas_percent` is the grant path's speed as a share of the floor's. `map_unmap_*` are self-grants mapped through `GNTTABOP_map_grant_ref`.\n");
+
+    // Rings.
+    let _ = writeln!(md, "## Ring throughput, guest to guest\n");
+    let _ = writeln!(md, "Producer → consumer through a vchan ring (libxenvchan's wire format), the consumer verifying every byte. The ceiling is a memcpy of the same volume with the same write size inside the consumer guest, measured in the same run.\n");
+    let _ = writeln!(md, "| order | ring size | write size | ring MiB/s | memcpy MiB/s | ring / memcpy |\n|---|---|---|---|---|---|");
+    for order in ORDERS {
+        for chunk in CHUNKS {
+            let tag = format!("o{order}c{chunk}");
+            let line = guest(report, &format!("c{tag}")).and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).cloned());
+            let (ring, copy) = line.as_deref().map(|l| (number_after(l, ": ring"), number_after(l, "memcpy"))).unwrap_or((None, None));
+            let ratio = match (ring, copy) {
+                (Some(r), Some(c)) if c > 0.0 => format!("{:.1} %", r * 100.0 / c),
+                _ => "-".into(),
+            };
+            let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "failed".into());
+            let _ = writeln!(md, "| {order} | {} KiB | {chunk} B | {} | {} | {ratio} |", (1u64 << order) / 1024, fmt(ring), fmt(copy));
+        }
+    }
+    let _ = writeln!(md, "\nlibxenvchan between dom0 and a guest: not measured yet (dom0's `vchan-socket-proxy` moves data through a socket, which would dominate).\n");
+
+    // Host.
+    let _ = writeln!(md, "## Ring code on the host, two threads\n");
+    let _ = writeln!(md, "xenpv's vchan ring between a producer and a consumer thread over one buffer, next to the `rtrb` crate's SPSC ring and a plain memcpy of the same bytes, in the same run (`cargo bench --bench ring`). Two threads spinning on a 2-core machine: noisy.\n");
+    let _ = writeln!(md, "```");
+    for l in host {
+        let _ = writeln!(md, "{l}");
+    }
+    let _ = writeln!(md, "```");
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lines_are_replaced() {
+        let cfg = "name = \"x\"\nmemory = 32\nextra = \"order=16\"\n";
+        let out = set_line(&set_line(cfg, "memory", "4"), "extra", "\"order=10\"");
+        assert!(out.contains("memory = 4\n") && !out.contains("memory = 32"));
+        assert!(out.contains("extra = \"order=10\"") && !out.contains("order=16"));
+    }
+
+    #[test]
+    fn figures_are_read_from_console_lines() {
+        let l = "ring_consumer: order 16 chunk 65536: ring 22 MiB/s, memcpy 354 MiB/s in this guest (ring/memcpy 6%)";
+        assert_eq!(number_after(l, ": ring"), Some(22.0));
+        assert_eq!(number_after(l, "memcpy"), Some(354.0));
+        assert_eq!(number_after(l, "nothing"), None);
+    }
+}
