@@ -55,6 +55,18 @@ fn main() -> Result<(), ChannelError> {
     xs.set_perms("data/checked", &perms)?;
     // Never unmap: Xen tears the mapping down with this domain.
     core::mem::forget(m);
+    wait_gone(&mut xs, &format!("/local/domain/{}/data/done", a.0), Duration::from_secs(60));
     println!("hostile_hoarder: PASS (leaving with the page still mapped)");
     Ok(())
+}
+
+/// Waits until `path` (a node the peer wrote and let us read) no longer
+/// reads: the peer has removed it or is gone, so it has seen our last
+/// message. The last message of a handshake is otherwise a race with the
+/// toolstack removing a powered-off domain's nodes.
+fn wait_gone<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, path: &str, timeout: Duration) {
+    let deadline = xenpv::time::now_ns() + timeout.as_nanos() as u64;
+    while xs.read_string(path).is_ok() && xenpv::time::now_ns() < deadline {
+        xenpv::time::sleep(Duration::from_millis(20));
+    }
 }

@@ -48,6 +48,19 @@ fn main() -> Result<(), ChannelError> {
     xs.write("data/done", b"1")?;
     let read_only = |d| Perm { domid: d, access: XsAccess::Read };
     xs.set_perms("data/done", &[Perm { domid: me, access: XsAccess::None }, read_only(victim)])?;
+    // The victim removes its channel's nodes once it has read that.
+    wait_gone(&mut xs, &format!("{path}/ring-ref"), Duration::from_secs(60));
     println!("hostile_scribbler: done");
     Ok(())
+}
+
+/// Waits until `path` (a node the peer wrote and let us read) no longer
+/// reads: the peer has removed it or is gone, so it has seen our last
+/// message. The last message of a handshake is otherwise a race with the
+/// toolstack removing a powered-off domain's nodes.
+fn wait_gone<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, path: &str, timeout: Duration) {
+    let deadline = xenpv::time::now_ns() + timeout.as_nanos() as u64;
+    while xs.read_string(path).is_ok() && xenpv::time::now_ns() < deadline {
+        xenpv::time::sleep(Duration::from_millis(20));
+    }
 }

@@ -48,10 +48,11 @@ fn main() -> Result<(), ChannelError> {
     // Alive and well: xenstore still answers, memory is intact.
     xs.write("data/victim", b"alive")?;
     let back = xs.read_string("data/victim")?;
-    chan.close_and_remove(&mut xs, &path)?;
     // The scribbler unmaps (without any notify) before it says it is done;
-    // then the next grant operation reclaims our pages.
+    // then the next grant operation reclaims our pages. Removing the nodes
+    // tells it we have seen that.
     stream::wait_key(&mut xs, &format!("/local/domain/{peer}/data/done"), Duration::from_secs(60))?;
+    chan.close_and_remove(&mut xs, &path)?;
     let pending = g.reclaim();
     println!(
         "hostile_victim: still alive after the garbage indices (xenstore says {back:?}; free frames {} before the channel, {} after closing it, {pending} pending)",
