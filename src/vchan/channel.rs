@@ -236,6 +236,18 @@ impl Vchan {
         Ok(Vchan { ring, ctrl, port, peer: server, pages: Some(Pages::Client { ctrl: ctrl_map, rings }) })
     }
 
+    /// A snapshot of the control page's header, for diagnostics:
+    /// `[left cons, left prod, right cons, right prod]` and
+    /// `[cli_live, srv_live, cli_notify, srv_notify]`.
+    pub fn header(&self) -> ([u32; 4], [u8; 4]) {
+        let w = |o| self.ctrl.load_u32(o, Ordering::Acquire).unwrap_or(0);
+        let b = |o| self.ctrl.load_u8(o, Ordering::Acquire).unwrap_or(0);
+        (
+            [w(LEFT + RING_CONS), w(LEFT + RING_PROD), w(RIGHT + RING_CONS), w(RIGHT + RING_PROD)],
+            [b(CLI_LIVE), b(SRV_LIVE), b(CLI_NOTIFY), b(SRV_NOTIFY)],
+        )
+    }
+
     /// The peer's domain.
     pub fn peer(&self) -> DomId {
         self.peer
@@ -291,6 +303,14 @@ impl Vchan {
                     if self.peer_gone() {
                         return Err(ChannelError::PeerGone);
                     }
+                    // Nothing happened for a whole slice: nudge the peer.
+                    // By the protocol we only notify when asked, but a
+                    // peer can miss a notification: dom0's
+                    // vchan-socket-proxy (server mode) consumes the
+                    // client's first write event in its connect wait and
+                    // then sleeps in select() without looking at the ring.
+                    // An extra event only makes a correct peer re-check.
+                    let _ = event::send(self.port);
                 }
                 r => return Ok(r?),
             }

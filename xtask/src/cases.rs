@@ -222,6 +222,17 @@ pub const CASES: &[Case] = &[
             ],
         }],
     },
+    // Issue 5, interop the other way: dom0's unmodified vchan-socket-proxy is
+    // the server (libxenvchan over Linux's gntalloc), a xenpv guest the client.
+    Case {
+        name: "vchan-client-libxenvchan-server",
+        mode: Mode::Domu,
+        guests: &[Expect {
+            source: Source::Example("vchan_client"),
+            reason: "poweroff",
+            output: &[r"connected to dom0 at .*\(order 10\).*\(order 11\)", r"262144 bytes echoed back intact", r"vchan_client: PASS"],
+        }],
+    },
     // Issue 5, peer death: the victim (client) is destroyed mid-stream with
     // `xl destroy`; the survivor (server, order-20 ring) gets an error, not a
     // hang, and gets back every page the dead peer had mapped.
