@@ -5,8 +5,10 @@
 //!
 //! One Xen boot runs, one group after another: the boot-time guests
 //! (hello at 4 and 3 MiB, a Linux PV guest made of the dom0 kernel),
-//! the in-guest grant benchmark, and the ring pair at every order and
-//! write size. The host part runs `cargo bench --bench ring`.
+//! the in-guest grant benchmark, the ring pair at every order and
+//! write size, and a ring example against Xen's libxenvchan in dom0
+//! (`vchan-bench`) in each direction at every order. The host part runs
+//! `cargo bench --bench ring`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -62,6 +64,7 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
             groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("o{order}c{chunk}"), order, chunk, bytes, 32)?);
         }
     }
+    groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
     let plan = Plan { groups, guest_timeout: Duration::from_secs(300) };
     let opts = Options { verbose: false, overall: Duration::from_secs(3600), guest_timeout: plan.guest_timeout };
     let report = boot_domu(&lab, &plan, opts)?;
@@ -209,7 +212,7 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
             let _ = writeln!(md, "| {order} | {} KiB | {chunk} B | {} | {} | {ratio} |", (1u64 << order) / 1024, fmt(ring), fmt(copy));
         }
     }
-    let _ = writeln!(md, "\nlibxenvchan between dom0 and a guest: not measured yet (dom0's `vchan-socket-proxy` moves data through a socket, which would dominate).\n");
+    render_dom0_vchan(&mut md, report);
 
     // Host.
     let _ = writeln!(md, "## Ring code on the host, two threads\n");
@@ -220,6 +223,90 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
     }
     let _ = writeln!(md, "```");
     Ok(md)
+}
+
+// ---- libxenvchan in dom0 against a xenpv guest (issue 7) ----
+//
+// dom0's `vchan-bench` (xtask/dom0-tools) drives Xen's own libxenvchan.
+// `d2g<order>`: ring_consumer serves, vchan-bench is its client and sends.
+// `g2d<order>`: vchan-bench serves, ring_producer is its client and sends.
+// The receiver measures and checks every byte in both directions.
+
+/// Write size of the dom0 ↔ guest groups.
+const DOM0_CHUNK: usize = 65536;
+
+/// The dom0 ↔ guest groups, one guest each, at every order of [`ORDERS`].
+fn dom0_vchan_groups(prod: &std::path::Path, cons: &std::path::Path, quick: bool) -> Result<Vec<Vec<Guest>>> {
+    let bytes: u64 = if quick { 4 << 20 } else { 32 << 20 };
+    let mut groups = Vec::new();
+    for order in ORDERS {
+        let extra = format!("\"order={order} chunk={DOM0_CHUNK} bytes={bytes}\"");
+        let mk = |example: &str, image: &std::path::Path, name: String, companion: String| -> Result<Guest> {
+            let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", "32");
+            Ok(Guest { name, image: image.into(), cfg, companion: Some(companion) })
+        };
+        // Static glibc's dlopen looks libc.so.6's own dependency,
+        // ld-linux-x86-64.so.2, up on the search path, and dom0 has it
+        // only at its interpreter path /lib64.
+        let ld = "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/lib64";
+        let d2g = format!("d2g{order}");
+        groups.push(vec![mk("ring_consumer", cons, d2g.clone(), format!(
+            "D=$DOMID_{d2g}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench client \"$D\" /local/domain/$D/data/vchan {bytes} {DOM0_CHUNK}\n"
+        ))?]);
+        let g2d = format!("g2d{order}");
+        groups.push(vec![mk("ring_producer", prod, g2d.clone(), format!(
+            "D=$DOMID_{g2d}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench server \"$D\" /local/domain/0/data/vchan {bytes} {DOM0_CHUNK} {}\n",
+            1u64 << order
+        ))?]);
+    }
+    Ok(groups)
+}
+
+/// The hexadecimal word after `key` in `line` (e.g. a checksum).
+fn hex_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    u64::from_str_radix(rest.split_whitespace().next()?.trim_end_matches(','), 16).ok()
+}
+
+/// One direction of one order: the receiver's MiB/s, and whether the
+/// sender's and receiver's checksums agree, from the guest's console line
+/// holding `guest_key` and the companion's `vchan-bench:` line.
+fn dom0_vchan_figure(report: &Report, name: &str, guest_key: &str, dom0_receives: bool) -> (Option<f64>, Option<bool>) {
+    let ok = guest(report, name).is_some_and(|g| g.reason.as_deref() == Some("poweroff"))
+        && report.companions.get(name).map(String::as_str) == Some("exit 0");
+    let gline = guest(report, name).and_then(|g| g.output.iter().find(|l| l.contains(guest_key)).cloned());
+    let dline = report.companion_output.get(name).and_then(|o| o.iter().find(|l| l.contains(" MiB/s, checksum ")).cloned());
+    let (Some(gline), Some(dline)) = (gline, dline) else { return (None, None) };
+    let rate = if dom0_receives { number_after(&dline, "ns,") } else { number_after(&gline, ": ring") };
+    let same = hex_after(&gline, "checksum").zip(hex_after(&dline, "checksum")).map(|(a, b)| a == b);
+    (rate.filter(|_| ok), same)
+}
+
+fn render_dom0_vchan(md: &mut String, report: &Report) {
+    let _ = writeln!(md, "\n## Ring throughput, libxenvchan in dom0 and a xenpv guest\n");
+    let _ = writeln!(md, "Xen's own libxenvchan (dom0's `libxenvchan.so.4.17`, driven by `vchan-bench` from `xtask/dom0-tools`) as the peer of the ring examples, {DOM0_CHUNK}-byte writes, the receiver checking every byte; each figure is the receiver's. The guest → guest column repeats the table above. dom0 is a Linux PV domain under the same TCG: its side pays for gntalloc/gntdev mappings and a `poll` on `/dev/xen/evtchn` per wait.\n");
+    let _ = writeln!(md, "| order | ring size | xenpv → xenpv MiB/s | libxenvchan (dom0) → xenpv MiB/s | xenpv → libxenvchan (dom0) MiB/s | checksums (both directions) |\n|---|---|---|---|---|---|");
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "failed".into());
+    for order in ORDERS {
+        let g2g = guest(report, &format!("co{order}c{DOM0_CHUNK}"))
+            .and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).and_then(|l| number_after(l, ": ring")));
+        let (d2g, d2g_sum) = dom0_vchan_figure(report, &format!("d2g{order}"), "received ", false);
+        let (g2d, g2d_sum) = dom0_vchan_figure(report, &format!("g2d{order}"), "sent ", true);
+        let sums = match (d2g_sum, g2d_sum) {
+            (Some(true), Some(true)) => "match".to_string(),
+            (a, b) => format!("d2g {}, g2d {}", word_for(a), word_for(b)),
+        };
+        let _ = writeln!(md, "| {order} | {} KiB | {} | {} | {} | {sums} |", (1u64 << order) / 1024, fmt(g2g), fmt(d2g), fmt(g2d));
+    }
+    let _ = writeln!(md);
+}
+
+fn word_for(same: Option<bool>) -> &'static str {
+    match same {
+        Some(true) => "match",
+        Some(false) => "DIFFER",
+        None => "missing",
+    }
 }
 
 #[cfg(test)]
@@ -240,5 +327,14 @@ mod tests {
         assert_eq!(number_after(l, ": ring"), Some(22.0));
         assert_eq!(number_after(l, "memcpy"), Some(354.0));
         assert_eq!(number_after(l, "nothing"), None);
+    }
+
+    #[test]
+    fn dom0_vchan_lines_are_read() {
+        let d = "vchan-bench: 4194304 bytes in 2000000000 ns, 2.00 MiB/s, checksum 00c0ffee12345678";
+        assert_eq!(number_after(d, "ns,"), Some(2.0));
+        assert_eq!(hex_after(d, "checksum"), Some(0x00c0_ffee_1234_5678));
+        let g = "ring_producer: sent 4194304 bytes, checksum 00c0ffee12345678, 3.10 MiB/s";
+        assert_eq!(hex_after(g, "checksum"), hex_after(d, "checksum"));
     }
 }

@@ -12,7 +12,7 @@ use crate::util::{self, run_captured};
 
 /// The package and the binaries it builds.
 pub const PACKAGE: &str = "xenpv-dom0-tools";
-pub const BINARIES: &[&str] = &["gnt-interop"];
+pub const BINARIES: &[&str] = &["gnt-interop", "vchan-bench"];
 
 /// dom0's target: Debian's x86_64 Linux, like the build machine.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";

@@ -10,6 +10,8 @@
 pub mod abi;
 pub mod dev;
 pub mod pattern;
+pub mod stream;
+pub mod xenvchan;
 
 use std::fmt;
 
