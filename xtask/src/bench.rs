@@ -277,7 +277,12 @@ fn dom0_vchan_figure(report: &Report, name: &str, guest_key: &str, dom0_receives
     let gline = guest(report, name).and_then(|g| g.output.iter().find(|l| l.contains(guest_key)).cloned());
     let dline = report.companion_output.get(name).and_then(|o| o.iter().find(|l| l.contains(" MiB/s, checksum ")).cloned());
     let (Some(gline), Some(dline)) = (gline, dline) else { return (None, None) };
-    let rate = if dom0_receives { number_after(&dline, "ns,") } else { number_after(&gline, ": ring") };
+    let rate = if dom0_receives {
+        number_after(&dline, "ns,")
+    } else {
+        // ring_consumer prints its rate on a line of its own.
+        guest(report, name).and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).and_then(|l| number_after(l, ": ring")))
+    };
     let same = hex_after(&gline, "checksum").zip(hex_after(&dline, "checksum")).map(|(a, b)| a == b);
     (rate.filter(|_| ok), same)
 }
@@ -336,5 +341,23 @@ mod tests {
         assert_eq!(hex_after(d, "checksum"), Some(0x00c0_ffee_1234_5678));
         let g = "ring_producer: sent 4194304 bytes, checksum 00c0ffee12345678, 3.10 MiB/s";
         assert_eq!(hex_after(g, "checksum"), hex_after(d, "checksum"));
+    }
+
+    #[test]
+    fn dom0_vchan_figures_come_from_the_receiver() {
+        let mut report = Report::default();
+        let g = GuestResult {
+            reason: Some("poweroff".into()),
+            output: vec![
+                "ring_consumer: received 4194304 bytes, checksum d07ad5be0f18f642".into(),
+                "ring_consumer: order 16 chunk 65536: ring 71.49 MiB/s, memcpy 0.0 MiB/s in this guest (ring/memcpy 0.00%)".into(),
+            ],
+            ..Default::default()
+        };
+        report.guests.insert("d2g16".into(), g);
+        report.companions.insert("d2g16".into(), "exit 0".into());
+        report.companion_output.insert("d2g16".into(), vec!["vchan-bench: 4194304 bytes in 60650904 ns, 65.95 MiB/s, checksum d07ad5be0f18f642".into()]);
+        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", false), (Some(71.49), Some(true)));
+        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", true), (Some(65.95), Some(true)));
     }
 }
