@@ -362,7 +362,7 @@ mod tests {
         // pages, so both RingMem shapes are exercised at every order.
         let buf = |o: u16| match ring_offset(o) {
             Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << o).unwrap()),
-            None if o % 2 == 0 => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
+            None if o.is_multiple_of(2) => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
             None => RingMem::Pages((0..1usize << (o - 12)).map(|_| SharedMem::leak_zeroed(4096)).collect()),
         };
         let (l, r) = (buf(lo), buf(ro));
