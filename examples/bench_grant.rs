@@ -9,34 +9,15 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use xenpv::grant::{self, Access, GrantError};
+use xenpv::grant::{self, Access};
 use xenpv::mm::{self, Page};
 use xenpv::{println, DomId, GrantRef};
 
-xenpv::main!(main);
+#[path = "common/support.rs"]
+mod support;
+use support::Error;
 
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Grant(GrantError),
-    Xs(xenpv::xenstore::XsError),
-    Mem(mm::MemError),
-}
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<xenpv::xenstore::XsError> for Error {
-    fn from(e: xenpv::xenstore::XsError) -> Self {
-        Error::Xs(e)
-    }
-}
-impl From<mm::MemError> for Error {
-    fn from(e: mm::MemError) -> Self {
-        Error::Mem(e)
-    }
-}
+xenpv::main!(main);
 
 fn now() -> u64 {
     xenpv::time::now_ns()
@@ -118,4 +99,3 @@ fn main() -> Result<(), Error> {
     println!("bench_grant: PASS");
     Ok(())
 }
-

@@ -11,30 +11,14 @@ extern crate alloc;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError};
-use xenpv::xenstore::XsError;
+use xenpv::grant::{self, Access};
 use xenpv::{println, DomId};
 
+#[path = "common/support.rs"]
+mod support;
+use support::{wait_key, Error};
+
 xenpv::main!(main);
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Grant(GrantError),
-    Xs(XsError),
-    Timeout(&'static str),
-}
-
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Xs(e)
-    }
-}
 
 const B_WROTE: &[u8] = b"B was here";
 
@@ -66,7 +50,7 @@ fn main() -> Result<(), Error> {
         if xenpv::time::now_ns() > deadline {
             return Err(Error::Timeout("B's write"));
         }
-        pause(Duration::from_millis(20));
+        xenpv::time::sleep(Duration::from_millis(20));
     }
     println!("grant_a: (b) A sees B's write: {:?}", core::str::from_utf8(&buf));
     let c = wait_key(&mut xs, "data/c_result")?;
@@ -80,7 +64,7 @@ fn main() -> Result<(), Error> {
         if xenpv::time::now_ns() > deadline {
             return Err(Error::Timeout("B's unmap"));
         }
-        pause(Duration::from_millis(20));
+        xenpv::time::sleep(Duration::from_millis(20));
     }
     drop(rw);
     drop(ro);
@@ -88,24 +72,4 @@ fn main() -> Result<(), Error> {
     println!("grant_a: released; refs in use {}, pending {}", st.refs_used, st.pending);
     println!("grant_a: PASS");
     Ok(())
-}
-
-fn wait_key<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, key: &str) -> Result<alloc::string::String, Error> {
-    let deadline = xenpv::time::now_ns() + 60_000_000_000;
-    loop {
-        match xs.read_string(key) {
-            Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => pause(Duration::from_millis(50)),
-            Err(XsError::Errno(_)) => return Err(Error::Timeout("xenstore key")),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Waits `d` by yielding the CPU and polling the clock.
-fn pause(d: Duration) {
-    let until = xenpv::time::now_ns() + d.as_nanos() as u64;
-    while xenpv::time::now_ns() < until {
-        xenpv::hypercall::sched_yield();
-    }
 }

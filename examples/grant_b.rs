@@ -8,29 +8,13 @@ extern crate alloc;
 
 use core::time::Duration;
 use xenpv::grant::{self, Access, GntStatus, GrantError};
-use xenpv::xenstore::XsError;
 use xenpv::{println, DomId, GrantRef};
 
+#[path = "common/support.rs"]
+mod support;
+use support::{wait_key, Error};
+
 xenpv::main!(main);
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Grant(GrantError),
-    Xs(XsError),
-    Check(&'static str),
-}
-
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Xs(e)
-    }
-}
 
 fn main() -> Result<(), Error> {
     let mut xs = xenpv::xenstore::open()?;
@@ -60,27 +44,8 @@ fn main() -> Result<(), Error> {
     w.page(0).expect("page").write(100, b"B was here")?;
     println!("grant_b: (b) wrote to A's writable page");
     // Give A time to see it through its own mapping, then unmap.
-    pause(Duration::from_millis(500));
+    xenpv::time::sleep(Duration::from_millis(500));
     w.unmap()?;
     println!("grant_b: PASS");
     Ok(())
-}
-
-fn wait_key<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, key: &str) -> Result<alloc::string::String, Error> {
-    let deadline = xenpv::time::now_ns() + 60_000_000_000;
-    loop {
-        match xs.read_string(key) {
-            Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => pause(Duration::from_millis(50)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Waits `d` by yielding the CPU and polling the clock.
-fn pause(d: Duration) {
-    let until = xenpv::time::now_ns() + d.as_nanos() as u64;
-    while xenpv::time::now_ns() < until {
-        xenpv::hypercall::sched_yield();
-    }
 }

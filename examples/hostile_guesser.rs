@@ -16,30 +16,14 @@ extern crate alloc;
 mod stream;
 
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError};
-use xenpv::xenstore::XsError;
+use xenpv::grant::{self, Access};
 use xenpv::{println, DomId, GrantRef};
 
+#[path = "common/support.rs"]
+mod support;
+use support::Error;
+
 xenpv::main!(main);
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Grant(GrantError),
-    Xs(XsError),
-    Check(&'static str),
-}
-
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Xs(e)
-    }
-}
 
 fn main() -> Result<(), Error> {
     let refs: u32 = stream::arg("refs", 2048);

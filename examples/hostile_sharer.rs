@@ -18,29 +18,14 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::time::Duration;
 use xenpv::grant::{self, Access, GrantError};
-use xenpv::xenstore::{Access as XsAccess, Perm, XsError};
+use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId};
 
+#[path = "common/support.rs"]
+mod support;
+use support::Error;
+
 xenpv::main!(main);
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Grant(GrantError),
-    Xs(XsError),
-    Check(&'static str),
-}
-
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Xs(e)
-    }
-}
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Check(what)) }

@@ -27,38 +27,18 @@ mod stream;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError};
-use xenpv::vchan::{ChannelError, Vchan};
-use xenpv::xenstore::{Perm, XsError};
+use xenpv::grant::{self, Access};
+use xenpv::vchan::Vchan;
+use xenpv::xenstore::Perm;
 use xenpv::{println, DomId};
+
+#[path = "common/support.rs"]
+mod support;
+use support::Error;
 
 xenpv::main!(main);
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Chan(ChannelError),
-    Grant(GrantError),
-    Check(&'static str),
-}
-
-impl From<ChannelError> for Error {
-    fn from(e: ChannelError) -> Self {
-        Error::Chan(e)
-    }
-}
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Chan(ChannelError::Xenstore(e))
-    }
-}
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Check(what)) }

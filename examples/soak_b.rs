@@ -15,38 +15,17 @@ mod stream;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError};
-use xenpv::vchan::{ChannelError, Vchan};
-use xenpv::xenstore::XsError;
+use xenpv::grant::{self, Access};
+use xenpv::vchan::Vchan;
 use xenpv::{println, DomId, GrantRef};
+
+#[path = "common/support.rs"]
+mod support;
+use support::Error;
 
 xenpv::main!(main);
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
-
-#[derive(Debug)]
-#[allow(dead_code)] // read through Debug when main fails
-enum Error {
-    Chan(ChannelError),
-    Grant(GrantError),
-    Check(&'static str),
-}
-
-impl From<ChannelError> for Error {
-    fn from(e: ChannelError) -> Self {
-        Error::Chan(e)
-    }
-}
-impl From<GrantError> for Error {
-    fn from(e: GrantError) -> Self {
-        Error::Grant(e)
-    }
-}
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Self {
-        Error::Chan(ChannelError::Xenstore(e))
-    }
-}
 
 fn main() -> Result<(), Error> {
     let shares: u32 = stream::arg("shares", 10_000);
