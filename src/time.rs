@@ -35,10 +35,20 @@ pub struct VcpuTime {
 }
 
 impl VcpuTime {
-    /// Xen system time in ns when the TSC reads `tsc`. A TSC read before
-    /// the stamp (an out-of-order read) counts as the stamp itself.
+    /// Xen system time in ns when the TSC reads `tsc`.
+    ///
+    /// The difference is taken modulo 2^64, as Linux's pvclock does: Xen
+    /// gives a domU a TSC offset, so the stamp may sit just below 2^64
+    /// while the guest's TSC reads a small number (seen under Xen 4.17:
+    /// stamp 0xFFFFFFFFE2087A2F, TSC 1,345,804,757). A saturating
+    /// subtraction froze the clock at the stamp in such domains. A TSC
+    /// read a little *before* the stamp (a negative difference) counts as
+    /// the stamp itself.
     pub fn system_time_at(&self, tsc: u64) -> u64 {
-        let delta = tsc.saturating_sub(self.tsc_timestamp);
+        let delta = match tsc.wrapping_sub(self.tsc_timestamp) {
+            d if (d as i64) < 0 => 0,
+            d => d,
+        };
         self.system_time.wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
     }
 }
@@ -51,6 +61,15 @@ const MAX_RETRIES: u32 = 1 << 20;
 /// `shared_info` view, retrying while Xen updates it. `None` if the
 /// version never settles or the view is too short.
 pub fn read_vcpu_time(page: &SharedMem, vcpu_info: usize) -> Option<VcpuTime> {
+    read_vcpu_time_and_tsc(page, vcpu_info, || 0).map(|(t, _)| t)
+}
+
+/// Like [`read_vcpu_time`], and also reads the TSC with `tsc` *inside*
+/// the version window, so the TSC value and the record belong together:
+/// if Xen moved this vCPU to another physical CPU (and rewrote the record
+/// for that CPU's TSC) between the two reads, the version changed and the
+/// pair is read again (Linux's pvclock reader does the same).
+pub fn read_vcpu_time_and_tsc(page: &SharedMem, vcpu_info: usize, mut tsc: impl FnMut() -> u64) -> Option<(VcpuTime, u64)> {
     let t = vcpu_info.checked_add(offsets::TIME)?;
     for _ in 0..MAX_RETRIES {
         let v1 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Acquire).ok()?;
@@ -65,10 +84,11 @@ pub fn read_vcpu_time(page: &SharedMem, vcpu_info: usize) -> Option<VcpuTime> {
         let system_time = page.load_u64(t + offsets::TIME_SYSTEM_TIME, Ordering::Relaxed).ok()?;
         let tsc_to_system_mul = page.load_u32(t + offsets::TIME_TSC_MUL, Ordering::Relaxed).ok()?;
         let tsc_shift = page.load_u8(t + offsets::TIME_TSC_SHIFT, Ordering::Relaxed).ok()? as i8;
+        let now = tsc();
         rmb();
         let v2 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Relaxed).ok()?;
         if v1 == v2 {
-            return Some(VcpuTime { tsc_timestamp, system_time, tsc_to_system_mul, tsc_shift });
+            return Some((VcpuTime { tsc_timestamp, system_time, tsc_to_system_mul, tsc_shift }, now));
         }
     }
     None
@@ -117,10 +137,16 @@ mod guest {
     /// Xen system time now, in ns since Xen booted (0 before shared_info
     /// is mapped).
     pub fn now_ns() -> u64 {
+        /// The latest time handed out: system time never goes backwards,
+        /// even if the TSCs of the physical CPUs this vCPU runs on
+        /// disagree a little (seen under QEMU-TCG).
+        static LAST: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
         let Some(page) = crate::shared_info::page() else { return 0 };
         loop {
-            if let Some(t) = read_vcpu_time(&page, 0) {
-                return t.system_time_at(rdtsc());
+            if let Some((t, tsc)) = read_vcpu_time_and_tsc(&page, 0, rdtsc) {
+                let now = t.system_time_at(tsc);
+                let last = LAST.fetch_max(now, Ordering::AcqRel);
+                return now.max(last);
             }
         }
     }
@@ -210,6 +236,20 @@ pub use guest::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_from_an_offset_tsc_wraps_instead_of_freezing() {
+        // Figures read from a domU under Xen 4.17 (the stamp is 2^64 - 502,742,481).
+        let t = VcpuTime { tsc_timestamp: 18446744073206809135, system_time: 7755156867, tsc_to_system_mul: 3308735742, tsc_shift: -1 };
+        let a = t.system_time_at(1_345_804_757);
+        let b = t.system_time_at(1_419_345_836);
+        assert!(a > t.system_time, "time advances past the stamp");
+        assert_eq!(a - t.system_time, scale_delta(1_345_804_757 + 502_742_481, 3308735742, -1));
+        assert!(b > a, "and keeps advancing");
+        // A TSC read just before the stamp is the stamp, not 2^64 ticks later.
+        let u = VcpuTime { tsc_timestamp: 1000, ..t };
+        assert_eq!(u.system_time_at(990), t.system_time);
+    }
 
     #[test]
     fn scaling_matches_exact_arithmetic() {
