@@ -117,10 +117,10 @@ impl Library {
     /// `LD_LIBRARY_PATH` or `/usr/lib/x86_64-linux-gnu`).
     pub fn open() -> Result<Library, VchanError> {
         let name = CString::new(SONAME).map_err(|_| VchanError::BadPath)?;
-        // SAFETY: `name` is NUL-terminated; loading runs the library's
-        // constructors, which libxenvchan and its dependencies have none
-        // of that touch our state. The handle is never closed, so the
-        // resolved functions stay valid for the process's life.
+        // The handle is never closed: resolved functions stay valid for the
+        // process's life.
+        // SAFETY: `name` is NUL-terminated; the library's constructors
+        // (libxenvchan's and its dependencies') touch none of our state.
         let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
             return Err(VchanError::Load(dlerror()));
@@ -162,11 +162,11 @@ impl Library {
     /// server that `domain` published at `path`.
     pub fn client(&self, domain: u16, path: &str) -> Result<Vchan<'_>, VchanError> {
         let c = CString::new(path).map_err(|_| VchanError::BadPath)?;
-        // SAFETY: a NULL logger is allowed (init.c hands it to
-        // xenevtchn_open/xengnttab_open, which then log to stderr); `c` is
-        // NUL-terminated and only read during the call.
-        let ctrl =
-            unsafe { (self.client_init)(std::ptr::null_mut(), c_int::from(domain), c.as_ptr()) };
+        // A NULL logger is allowed: init.c hands it to xenevtchn_open and
+        // xengnttab_open, which then log to stderr.
+        // SAFETY: the logger may be NULL (above); `c` is NUL-terminated
+        // and only read during the call.
+        let ctrl = unsafe { (self.client_init)(std::ptr::null_mut(), c_int::from(domain), c.as_ptr()) };
         Vchan::new(self, ctrl, "libxenvchan_client_init")
     }
 
