@@ -11,20 +11,6 @@ xenstore-write /local/domain/$A/data/peer_domid "$B"
 xenstore-write /local/domain/$B/data/peer_domid "$A"
 xenstore-write /local/domain/$C/data/peer_domid "$A"
 
-# wait_read PATH: prints the value once the node exists (up to 60 s).
-wait_read() {
-    i=0
-    while [ $i -lt 120 ]; do
-        if v=$(xenstore-read "$1" 2>/dev/null); then
-            echo "$v"
-            return 0
-        fi
-        sleep 0.5 2>/dev/null || sleep 1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 rw=$(wait_read /local/domain/$A/data/rw) || { echo "relay: no rw ref from A"; exit 1; }
 ro=$(wait_read /local/domain/$A/data/ro) || { echo "relay: no ro ref from A"; exit 1; }
 echo "relay: A's refs rw=$rw ro=$ro"

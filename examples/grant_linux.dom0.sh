@@ -7,20 +7,6 @@ D=$DOMID_grant_linux
 P=/local/domain/$D/data
 LOG=/tmp/gnt-interop
 
-# wait_read PATH: prints the value once the node exists (up to 60 s).
-wait_read() {
-    i=0
-    while [ $i -lt 120 ]; do
-        if v=$(xenstore-read "$1" 2>/dev/null); then
-            echo "$v"
-            return 0
-        fi
-        sleep 0.5 2>/dev/null || sleep 1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 # wait_line FILE PREFIX PID: waits (up to 60 s, and while PID runs) for a
 # line of FILE starting with PREFIX.
 wait_line() {

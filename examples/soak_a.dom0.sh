@@ -11,19 +11,7 @@ xenstore-write /local/domain/$C/data/peer_domid "$A"
 
 # Relay C's "done" to A (A cannot rely on reading C's data/: it vanishes
 # when C powers off), and acknowledge it to C, which waits for that.
-wait_read() {
-    i=0
-    while [ $i -lt 600 ]; do
-        if v=$(xenstore-read "$1" 2>/dev/null); then
-            echo "$v"
-            return 0
-        fi
-        sleep 0.5 2>/dev/null || sleep 1
-        i=$((i + 1))
-    done
-    return 1
-}
-wait_read /local/domain/$C/data/done >/dev/null || { echo "relay: no done from C"; exit 1; }
+wait_read /local/domain/$C/data/done 300 >/dev/null || { echo "relay: no done from C"; exit 1; }
 xenstore-write /local/domain/$A/data/c_done 1
 xenstore-write /local/domain/$C/data/ack 1
 echo "relay: C is done"

@@ -20,6 +20,9 @@ use crate::cpio::Archive;
 /// dom0 helpers sourced by the plan.
 pub const LAB_SH: &str = include_str!("dom0/lab.sh");
 
+/// Helpers every dom0 companion script gets in front of its own text.
+pub const COMPANION_SH: &str = include_str!("dom0/companion.sh");
+
 /// One guest to create with `xl create`.
 #[derive(Clone, Debug)]
 pub struct Guest {
@@ -85,7 +88,7 @@ pub fn build(plan: &Plan) -> Result<Vec<u8>> {
             archive.file(
                 &format!("payload/{}.dom0.sh", guest.name),
                 0o755,
-                script.as_bytes(),
+                format!("{COMPANION_SH}{script}").as_bytes(),
             );
         }
     }
