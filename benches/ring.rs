@@ -7,24 +7,17 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use xenpv::abi::vchan::*;
-use xenpv::shared_mem::SharedMem;
-use xenpv::vchan::{Ring, RingMem, Side};
+use xenpv::vchan::{HostRingMemory, Ring, Side};
 
 /// A server/client pair whose client→server (left) ring has `order`; the
-/// in-page orders use the control page like libxenvchan.
-fn vchan_pair(order: u16) -> (Ring, Ring) {
-    let ctrl = SharedMem::leak_zeroed(4096);
+/// in-page orders use the control page like libxenvchan, larger ones
+/// separate pages.
+fn vchan_pair(order: u16) -> (Ring<HostRingMemory>, Ring<HostRingMemory>) {
     let right = if order == 10 { 11 } else { order };
-    ctrl.store_u16(LEFT_ORDER, order, Ordering::Relaxed).unwrap();
-    ctrl.store_u16(RIGHT_ORDER, right, Ordering::Relaxed).unwrap();
-    ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
-    ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
-    let buf = |o: u16| match xenpv::vchan::ring_offset(o) {
-        Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << o).unwrap()),
-        None => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
-    };
-    let (l, r) = (buf(order), buf(right));
-    (Ring::new(ctrl, Side::Server, l.clone(), r.clone()).unwrap(), Ring::new(ctrl, Side::Client, l, r).unwrap())
+    let mem = HostRingMemory::new(order, right);
+    mem.ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
+    mem.ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
+    (Ring::new(mem.clone(), Side::Server).unwrap(), Ring::new(mem, Side::Client).unwrap())
 }
 
 fn gib_per_s(bytes: usize, d: Duration) -> f64 {

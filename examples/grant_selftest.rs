@@ -14,7 +14,7 @@
 extern crate alloc;
 
 use core::sync::atomic::Ordering;
-use xenpv::grant::{self, Access, GrantError, GrantOps, UnmapNotify};
+use xenpv::grant::{self, Access, GrantError, UnmapNotify};
 use xenpv::mm::{self, Page};
 use xenpv::shared_mem::SharedMem;
 use xenpv::{println, DomId};
@@ -30,7 +30,7 @@ fn main() -> Result<(), GrantError> {
     }
     let me = DomId(0);
     let g = grant::grants()?;
-    let size = g.with_ops(|o| o.query_size())?;
+    let size = g.query_size()?;
     println!("grant_selftest: table {:?}, Xen says {size:?}", g.stats());
 
     self_grant(g, me)?;
@@ -121,12 +121,12 @@ fn self_grant(g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Resul
     src.shared().write(0, b"copied by Xen").map_err(|_| GrantError::InvalidArgument)?;
     let ops = [
         grant::CopyOp {
-            source: grant::CopyPtr::Frame { mfn: src.mfn(), offset: 0 },
+            source: grant::CopyPtr::Frame { frame: grant::LocalFrame::of(&src), offset: 0 },
             dest: grant::CopyPtr::Gref { domid: me, gref: r, offset: 200 },
             len: 13,
         },
         grant::CopyOp {
-            source: grant::CopyPtr::Frame { mfn: src.mfn(), offset: 0 },
+            source: grant::CopyPtr::Frame { frame: grant::LocalFrame::of(&src), offset: 0 },
             dest: grant::CopyPtr::Gref { domid: me, gref: xenpv::GrantRef(60_000), offset: 0 },
             len: 1,
         },
@@ -149,7 +149,7 @@ fn growth(g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Result<()
     let before = g.stats();
     let many = g.share(me, 600, Access::ReadWrite)?;
     let after = g.stats();
-    let xen = g.with_ops(|o| o.query_size())?;
+    let xen = g.query_size()?;
     println!("grant_selftest: (d) 600 pages shared: frames {} -> {} (Xen: {:?})", before.nr_frames, after.nr_frames, xen);
     assert!(after.nr_frames >= 2 && xen.nr_frames == after.nr_frames);
     let i = (0..600).rev().find(|&i| many.gref(i).is_some_and(|r| r.0 >= 512)).expect("a reference in the new frame");

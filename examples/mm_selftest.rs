@@ -52,7 +52,8 @@ fn alias_round() {
         // SAFETY: `alias` is not used after this point.
         unsafe { mm::unmap_pages(va, 1) }.expect("unmap");
         assert!(mm::lookup(va).is_none());
-        mm::release_map_area(va, 1).expect("release");
+        // SAFETY: unmapped above, and nothing refers to it any more.
+        unsafe { mm::release_map_area(va, 1) }.expect("release");
         println!("mm_selftest: aliasing map/unmap ok (mfn {:?})", page.mfn());
     }
 }

@@ -5,6 +5,9 @@
 //! borrow checker proves them valid for the call. The instruction
 //! sequence itself is in `arch::x86_64::hypercall`.
 
+// The typed hypercall layer: each wrapper's unsafe call is justified in place.
+#![allow(unsafe_code)]
+
 use crate::abi::{self, mmu_update, mmuext_op, trap_info};
 use crate::arch::x86_64::hypercall::call5;
 use crate::error::Errno;
@@ -16,12 +19,13 @@ extern "C" {
     static xenpv_hypercall_page: u8;
 }
 
-/// Issues hypercall `nr` with raw arguments.
+/// Issues hypercall `nr` with raw arguments. Private: every hypercall
+/// goes through a typed wrapper below.
 ///
 /// # Safety
 /// The arguments must satisfy hypercall `nr`'s contract: every pointer
 /// valid for the access Xen makes, for the duration of the call.
-pub unsafe fn raw(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+unsafe fn raw(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
     // SAFETY: Xen wrote the hypercall page before jumping to _start (the
     // HYPERCALL_PAGE ELF note); the caller vouches for the arguments.
     unsafe { call5(core::ptr::addr_of!(xenpv_hypercall_page), nr as usize, a1, a2, a3, a4, a5) }
@@ -43,6 +47,34 @@ pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
 pub fn sched_yield() {
     // SAFETY: SCHEDOP_yield takes no pointer.
     unsafe { raw(abi::__HYPERVISOR_sched_op, abi::SCHEDOP_yield as u64, 0, 0, 0, 0) };
+}
+
+/// `SCHEDOP_poll`: sleeps until one of `ports` is pending or system time
+/// reaches `timeout_abs_ns` (0: no timeout).
+#[doc(alias = "SCHEDOP_poll")]
+pub fn sched_poll(ports: &[EvtchnPort], timeout_abs_ns: u64) -> Result<(), Errno> {
+    let mut arg = abi::event::sched_poll {
+        ports: ports.as_ptr() as *mut u32,
+        nr_ports: u32::try_from(ports.len()).map_err(|_| Errno::E2BIG)?,
+        timeout: timeout_abs_ns,
+    };
+    // SAFETY: `ports` is a live slice of u32 ports (EvtchnPort is
+    // repr(transparent)) that Xen only reads, and `arg` is a sched_poll.
+    let r = unsafe { raw(abi::__HYPERVISOR_sched_op, abi::event::SCHEDOP_poll as u64, &mut arg as *mut _ as u64, 0, 0, 0) };
+    Errno::check(r).map(drop)
+}
+
+/// `HYPERVISOR_set_callbacks`: the event and failsafe callback addresses
+/// (no syscall callback: xenpv never runs user mode).
+///
+/// # Safety
+/// Both addresses must be entry stubs written for the frames Xen builds
+/// for these callbacks.
+#[doc(alias = "HYPERVISOR_set_callbacks")]
+pub unsafe fn set_callbacks(event: u64, failsafe: u64) -> Result<(), Errno> {
+    // SAFETY: forwarded to the caller.
+    let r = unsafe { raw(abi::__HYPERVISOR_set_callbacks, event, failsafe, 0, 0, 0) };
+    Errno::check(r).map(drop)
 }
 
 /// `SCHEDOP_block`: sleeps until an event is pending for this vCPU, and
@@ -149,6 +181,45 @@ pub fn evtchn_send(port: EvtchnPort) -> Result<(), Errno> {
     let mut arg: u32 = port.0;
     // SAFETY: evtchn_send is a single u32 port, valid for the call.
     unsafe { event_channel_op(xen_sys::EVTCHNOP_send, &mut arg as *mut u32 as *mut u8) }
+}
+
+/// `VCPUOP_stop_periodic_timer` for vCPU 0: stops the periodic tick Xen
+/// starts PV vCPUs with.
+#[doc(alias = "VCPUOP_stop_periodic_timer")]
+pub fn vcpu_stop_periodic_timer() -> Result<(), Errno> {
+    // SAFETY: VCPUOP_stop_periodic_timer takes no argument; vCPU 0 is ours.
+    let r = unsafe {
+        raw(abi::__HYPERVISOR_vcpu_op, abi::event::VCPUOP_stop_periodic_timer as u64, 0, 0, 0, 0)
+    };
+    Errno::check(r).map(drop)
+}
+
+/// `VCPUOP_set_singleshot_timer` for vCPU 0: one timer event at system
+/// time `timeout_abs_ns` (at once if that is past).
+#[doc(alias = "VCPUOP_set_singleshot_timer")]
+pub fn vcpu_set_singleshot_timer(timeout_abs_ns: u64) -> Result<(), Errno> {
+    let mut arg = abi::event::vcpu_set_singleshot_timer { timeout_abs_ns, flags: 0 };
+    // SAFETY: `arg` is a vcpu_set_singleshot_timer valid for the call;
+    // vCPU 0 is ours.
+    let r = unsafe {
+        raw(
+            abi::__HYPERVISOR_vcpu_op,
+            abi::event::VCPUOP_set_singleshot_timer as u64,
+            0,
+            &mut arg as *mut _ as u64,
+            0,
+            0,
+        )
+    };
+    Errno::check(r).map(drop)
+}
+
+/// `HYPERVISOR_set_timer_op`: the older one-shot timer interface.
+#[doc(alias = "HYPERVISOR_set_timer_op")]
+pub fn set_timer_op(timeout_abs_ns: u64) -> Result<(), Errno> {
+    // SAFETY: set_timer_op takes the deadline by value.
+    let r = unsafe { raw(abi::event::__HYPERVISOR_set_timer_op, timeout_abs_ns, 0, 0, 0, 0) };
+    Errno::check(r).map(drop)
 }
 
 /// `XENVER_version`: the hypervisor's (major, minor) version.

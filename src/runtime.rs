@@ -80,7 +80,10 @@ pub fn exit(reason: ShutdownReason) -> ! {
     panic!("xenpv::exit({reason:?}) called outside a Xen guest")
 }
 
+// The boot glue: `_start` hands us Xen's raw start_info pointer, and the
+// application's entry point is an extern symbol defined by `main!`.
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 mod guest {
     use super::*;
     use crate::abi::start_info;

@@ -4,6 +4,9 @@
 //! Xen writes it at any time, so it is reached only through [`SharedMem`].
 //! It is mapped over a page of our own `.bss` at boot.
 
+// Xen backend: the shared_info page Xen maps for us.
+#![allow(unsafe_code)]
+
 use crate::shared_mem::SharedMem;
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
@@ -21,7 +24,7 @@ unsafe impl Sync for PageSlot {}
 static SLOT: PageSlot = PageSlot(UnsafeCell::new([0; 4096]));
 
 /// The shared_info page, once mapped.
-pub fn page() -> Option<SharedMem> {
+pub fn page() -> Option<SharedMem<'static>> {
     MAPPED.load(Ordering::Acquire).then(|| {
         // SAFETY: SLOT is a page-aligned static, mapped to shared_info for
         // the rest of the domain's life once MAPPED is set.

@@ -8,6 +8,10 @@
 //! give us garbage values, never undefined behaviour. This follows
 //! vm-memory's `volatile_memory` and Asterinas' `ostd::mm::io`.
 
+// The one door to memory a peer can write: raw pointers, bounds-checked.
+#![allow(unsafe_code)]
+
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
@@ -21,33 +25,47 @@ pub struct OutOfBounds {
 }
 
 /// A view of `len` bytes of memory that a peer domain may write concurrently.
+///
+/// The view borrows what it views: `'a` is the lifetime of the owner of
+/// the memory (a [`Page`](crate::mm), a grant owner, a mapping), so a view
+/// cannot outlive the page it shows, as with Asterinas' `VmReader<'a>` and
+/// vm-memory's `VolatileSlice<'a>`. Copying a view is like copying a
+/// shared reference.
 #[derive(Debug, Clone, Copy)]
-pub struct SharedMem {
+pub struct SharedMem<'a> {
     base: NonNull<u8>,
     len: usize,
+    _owner: PhantomData<&'a [u8]>,
 }
 
 // SAFETY: SharedMem only ever performs volatile/atomic accesses, which are
 // sound under concurrent access from any thread (or domain).
-unsafe impl Send for SharedMem {}
+unsafe impl Send for SharedMem<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedMem {}
+unsafe impl Sync for SharedMem<'_> {}
 
-impl SharedMem {
-    /// Wraps `len` bytes at `base`.
+impl<'a> SharedMem<'a> {
+    /// Wraps `len` bytes at `base` for the lifetime `'a`.
     ///
     /// # Safety
     /// `base..base+len` must stay mapped, readable and writable (or only
-    /// readable, if no write method is ever called) for as long as this
-    /// view or a copy of it is used, and `base` must be 4-byte aligned.
+    /// readable, if no write method is ever called) for all of `'a`, and
+    /// must be accessed by this program only through `SharedMem` views
+    /// (never through a Rust reference) during `'a`. No alignment is
+    /// required: the atomic accessors check the absolute address.
     pub const unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
-        SharedMem { base, len }
+        SharedMem { base, len, _owner: PhantomData }
+    }
+
+    /// A view of no bytes: every access is out of bounds.
+    pub const fn empty() -> SharedMem<'static> {
+        SharedMem { base: NonNull::dangling(), len: 0, _owner: PhantomData }
     }
 
     /// Allocates a zeroed, page-aligned region that lives for the rest of
     /// the program: the host tests' stand-in for a shared page.
     #[cfg(any(test, feature = "host-fakes"))]
-    pub fn leak_zeroed(len: usize) -> Self {
+    pub fn leak_zeroed(len: usize) -> SharedMem<'static> {
         extern crate std;
         let layout = std::alloc::Layout::from_size_align(len.max(1), 4096).expect("layout");
         // SAFETY: the layout has non-zero size.
@@ -72,12 +90,14 @@ impl SharedMem {
         self.base.as_ptr()
     }
 
-    /// A sub-view of `len` bytes at `offset`.
-    pub fn slice(&self, offset: usize, len: usize) -> Result<SharedMem, OutOfBounds> {
+    /// A sub-view of `len` bytes at `offset`, borrowing the same owner.
+    pub fn slice(&self, offset: usize, len: usize) -> Result<SharedMem<'a>, OutOfBounds> {
         self.check(offset, len, 1)?;
-        // SAFETY: the range is inside self (checked), which is valid by
-        // the constructor's contract; alignment 4 holds if offset is.
-        Ok(SharedMem { base: unsafe { self.base.add(offset) }, len })
+        // SAFETY: `offset + len <= self.len` (checked just above), so the
+        // new base stays inside the region the constructor's contract
+        // covers for 'a. Any byte offset is allowed: the atomic accessors
+        // check the alignment of the absolute address themselves.
+        Ok(SharedMem { base: unsafe { self.base.add(offset) }, len, _owner: PhantomData })
     }
 
     fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), OutOfBounds> {
@@ -90,8 +110,8 @@ impl SharedMem {
 
     fn atomic<T>(&self, offset: usize) -> Result<*const T, OutOfBounds> {
         self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
-        // The constructor only promises 4-byte alignment of `base`: check
-        // the absolute address too, for the 8-byte atomics.
+        // `base` has no alignment promise (a slice may start anywhere):
+        // check the absolute address.
         if !(self.base.as_ptr() as usize).wrapping_add(offset).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(OutOfBounds { offset, len: core::mem::size_of::<T>() });
         }

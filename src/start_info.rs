@@ -3,6 +3,9 @@
 //! [`BootInfo`] is a plain copy of the fields xenpv uses, parsed from the
 //! raw page so the parsing is testable on the host.
 
+// ABI parsing of Xen's start_info, whose console field is a C union.
+#![allow(unsafe_code)]
+
 use crate::abi::{self, start_info};
 use crate::types::{EvtchnPort, Mfn};
 

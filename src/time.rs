@@ -60,7 +60,7 @@ const MAX_RETRIES: u32 = 1 << 20;
 /// Reads the `vcpu_time_info` of the `vcpu_info` at `vcpu_info` in the
 /// `shared_info` view, retrying while Xen updates it. `None` if the
 /// version never settles or the view is too short.
-pub fn read_vcpu_time(page: &SharedMem, vcpu_info: usize) -> Option<VcpuTime> {
+pub fn read_vcpu_time(page: &SharedMem<'_>, vcpu_info: usize) -> Option<VcpuTime> {
     read_vcpu_time_and_tsc(page, vcpu_info, || 0).map(|(t, _)| t)
 }
 
@@ -69,7 +69,7 @@ pub fn read_vcpu_time(page: &SharedMem, vcpu_info: usize) -> Option<VcpuTime> {
 /// if Xen moved this vCPU to another physical CPU (and rewrote the record
 /// for that CPU's TSC) between the two reads, the version changed and the
 /// pair is read again (Linux's pvclock reader does the same).
-pub fn read_vcpu_time_and_tsc(page: &SharedMem, vcpu_info: usize, mut tsc: impl FnMut() -> u64) -> Option<(VcpuTime, u64)> {
+pub fn read_vcpu_time_and_tsc(page: &SharedMem<'_>, vcpu_info: usize, mut tsc: impl FnMut() -> u64) -> Option<(VcpuTime, u64)> {
     let t = vcpu_info.checked_add(offsets::TIME)?;
     for _ in 0..MAX_RETRIES {
         let v1 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Acquire).ok()?;
@@ -96,7 +96,7 @@ pub fn read_vcpu_time_and_tsc(page: &SharedMem, vcpu_info: usize, mut tsc: impl 
 
 /// Reads the wall clock at Xen system time 0 (`wc_sec`/`wc_nsec`, with
 /// `wc_sec_hi`), retrying on `wc_version` like [`read_vcpu_time`].
-pub fn read_wallclock_base(page: &SharedMem) -> Option<Duration> {
+pub fn read_wallclock_base(page: &SharedMem<'_>) -> Option<Duration> {
     for _ in 0..MAX_RETRIES {
         let v1 = page.load_u32(offsets::WC_VERSION, Ordering::Acquire).ok()?;
         if v1 & 1 != 0 {
@@ -125,14 +125,7 @@ mod guest {
 
     static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
 
-    fn rdtsc() -> u64 {
-        // SAFETY: RDTSC has no memory effects; Xen PV guests may use it
-        // (the TSC is what vcpu_time_info is calibrated against).
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_rdtsc()
-        }
-    }
+    use crate::arch::x86_64::rdtsc;
 
     /// Xen system time now, in ns since Xen booted (0 before shared_info
     /// is mapped).
@@ -172,17 +165,7 @@ mod guest {
     pub(crate) fn init_timer() -> Result<(), EventError> {
         let port = crate::event::bind_virq(Virq::TIMER)?;
         TIMER_PORT.store(port.0, Ordering::Release);
-        // SAFETY: VCPUOP_stop_periodic_timer takes no argument.
-        let _ = unsafe {
-            crate::hypercall::raw(
-                crate::abi::__HYPERVISOR_vcpu_op,
-                crate::abi::event::VCPUOP_stop_periodic_timer as u64,
-                0,
-                0,
-                0,
-                0,
-            )
-        };
+        let _ = crate::hypercall::vcpu_stop_periodic_timer();
         Ok(())
     }
 
@@ -199,28 +182,11 @@ mod guest {
     /// once. Replaces any earlier deadline.
     #[doc(alias = "VCPUOP_set_singleshot_timer")]
     pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
-        let mut arg = crate::abi::event::vcpu_set_singleshot_timer { timeout_abs_ns: deadline_ns, flags: 0 };
-        // SAFETY: `arg` is a vcpu_set_singleshot_timer valid for the call;
-        // vCPU 0 is ours.
-        let r = unsafe {
-            crate::hypercall::raw(
-                crate::abi::__HYPERVISOR_vcpu_op,
-                crate::abi::event::VCPUOP_set_singleshot_timer as u64,
-                0,
-                &mut arg as *mut _ as u64,
-                0,
-                0,
-            )
-        };
-        if crate::error::Errno::check(r).is_ok() {
+        if crate::hypercall::vcpu_set_singleshot_timer(deadline_ns).is_ok() {
             return Ok(());
         }
         // Older interface, same effect on this vCPU.
-        // SAFETY: set_timer_op takes the deadline by value.
-        let r = unsafe {
-            crate::hypercall::raw(crate::abi::event::__HYPERVISOR_set_timer_op, deadline_ns, 0, 0, 0, 0)
-        };
-        crate::error::Errno::check(r).map(drop).map_err(EventError::Hypercall)
+        crate::hypercall::set_timer_op(deadline_ns).map_err(EventError::Hypercall)
     }
 
     /// Blocks the vCPU for at least `d` (the timer's event wakes it).
@@ -270,7 +236,7 @@ mod tests {
         assert_eq!(scale_delta(u64::MAX, 1 << 31, -128), 0);
     }
 
-    fn write_time(page: &SharedMem, version: u32, tsc: u64, sys: u64, mul: u32, shift: i8) {
+    fn write_time(page: &SharedMem<'_>, version: u32, tsc: u64, sys: u64, mul: u32, shift: i8) {
         let t = offsets::TIME;
         page.store_u32(t, version, Ordering::SeqCst).unwrap();
         page.store_u64(t + offsets::TIME_TSC_TIMESTAMP, tsc, Ordering::SeqCst).unwrap();

@@ -12,7 +12,7 @@ use xenpv_fuzz::{Input, Region};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    let mut region = Region::new(4096);
+    let region = Region::new(4096);
     let page = region.mem(4096);
     let start = input.u32();
     let mut hostile = input.u8() & 1 == 1;

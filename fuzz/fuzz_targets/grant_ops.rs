@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use xenpv::abi::grant_table::{GNTENT_PER_FRAME, GTF_permit_access, GTF_type_mask};
 use xenpv::grant::fake::{FakePage, FakeWorld, FakeXen};
 use xenpv::grant::refs::NR_RESERVED;
-use xenpv::grant::{Access, GrantError, GrantOps, Granted, Grants, SharedPages};
+use xenpv::grant::{Access, GrantError, Granted, Grants, SharedPages};
 use xenpv::{DomId, GrantRef, Mfn};
 use xenpv_fuzz::Input;
 
@@ -37,7 +37,7 @@ struct PeerMap {
 }
 
 fn page(g: &Grants<FakeXen>) -> FakePage {
-    g.with_ops(|o| o.alloc_page()).expect("fake pages never run out")
+    g.alloc_page().expect("fake pages never run out")
 }
 
 fn pick<T>(v: &[T], i: u8) -> Option<usize> {

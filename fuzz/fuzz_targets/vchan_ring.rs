@@ -15,7 +15,7 @@ use core::sync::atomic::Ordering;
 use libfuzzer_sys::fuzz_target;
 use xenpv::abi::vchan::*;
 use xenpv::shared_mem::SharedMem;
-use xenpv::vchan::{ring_offset, Progress, Ring, RingMem, Side, VchanError};
+use xenpv::vchan::{ring_offset, Progress, Ring, RingMemory, Side, VchanError, Which};
 use xenpv_fuzz::{Input, Region};
 
 fn order(input: &mut Input) -> u16 {
@@ -39,7 +39,30 @@ struct Stream {
     writer_waits: bool,
 }
 
-fn write(ring: &mut Ring, s: &mut Stream, n: usize, honest: bool) {
+/// The rings' memory: the control page and each ring's pages (none for
+/// in-page rings), borrowed from regions that outlive the rings.
+#[derive(Clone)]
+struct Mem<'r> {
+    ctrl: SharedMem<'r>,
+    left: Vec<SharedMem<'r>>,
+    right: Vec<SharedMem<'r>>,
+}
+
+impl RingMemory for Mem<'_> {
+    fn ctrl(&self) -> SharedMem<'_> {
+        self.ctrl
+    }
+    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
+        match which {
+            Which::Left => self.left.get(i).copied(),
+            Which::Right => self.right.get(i).copied(),
+        }
+    }
+}
+
+type FuzzRing<'r> = Ring<Mem<'r>>;
+
+fn write(ring: &mut FuzzRing<'_>, s: &mut Stream, n: usize, honest: bool) {
     let msg: Vec<u8> = (0..n)
         .map(|_| {
             s.next = s.next.wrapping_add(1);
@@ -64,7 +87,7 @@ fn write(ring: &mut Ring, s: &mut Stream, n: usize, honest: bool) {
     }
 }
 
-fn read(ring: &mut Ring, s: &mut Stream, n: usize, honest: bool) {
+fn read(ring: &mut FuzzRing<'_>, s: &mut Stream, n: usize, honest: bool) {
     let mut buf = vec![0u8; n];
     match ring.read(&mut buf) {
         Ok(Progress { bytes, notify }) => {
@@ -94,7 +117,7 @@ fuzz_target!(|data: &[u8]| {
     let (lo, ro) = (order(&mut input), order(&mut input));
     let flags = input.u8();
     let mut honest = flags & 1 == 0;
-    let mut ctrl_region = Region::new(4096);
+    let ctrl_region = Region::new(4096);
     let ctrl = ctrl_region.mem(4096);
     ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed).unwrap();
     ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed).unwrap();
@@ -113,45 +136,35 @@ fuzz_target!(|data: &[u8]| {
             ctrl.store_u8(off, input.u8(), Ordering::Relaxed).unwrap();
         }
     }
-    // The ring buffers: in-page slots for orders 10/11, else one region
-    // or separate pages; now and then a wrong size, which must be refused.
-    let mut regions: Vec<Region> = Vec::new();
-    let buf = |order: u16, shape: u8, regions: &mut Vec<Region>| -> RingMem {
-        let wrong = shape & 0x10 != 0;
-        if let (Some(off), false) = (ring_offset(order), wrong) {
-            return RingMem::Contiguous(ctrl.slice(off, 1 << order).unwrap());
-        }
-        let len = if order <= 20 { 1usize << order.max(12) } else { 4096 };
-        let len = if wrong { len / 2 } else { len };
-        if shape & 1 == 0 || len < 4096 {
-            let mut r = Region::new(len);
-            let m = r.mem(len);
-            regions.push(r);
-            RingMem::Contiguous(m)
-        } else {
-            let pages: Vec<SharedMem> = (0..len / 4096)
-                .map(|_| {
-                    let mut r = Region::new(4096);
-                    let m = r.mem(4096);
-                    regions.push(r);
-                    m
-                })
-                .collect();
-            RingMem::Pages(pages)
-        }
-    };
+    // The ring pages (none for in-page orders 10/11): one region split
+    // into pages or separate regions; now and then a wrong size or a
+    // missing page, which must be refused.
     let (ls, rs) = (input.u8(), input.u8());
-    let (left, right) = (buf(lo, ls, &mut regions), buf(ro, rs, &mut regions));
-    let srv = Ring::new(ctrl, Side::Server, left.clone(), right.clone());
-    let cli = Ring::new(ctrl, Side::Client, left.clone(), right.clone());
+    let shape_len = |order: u16, shape: u8| {
+        let len = if ring_offset(order).is_some() { 0 } else if order <= 20 { 1usize << order.max(12) } else { 4096 };
+        if shape & 0x10 != 0 { len / 2 } else { len }
+    };
+    let (ll, rl) = (shape_len(lo, ls), shape_len(ro, rs));
+    let regions = [Region::new(ll), Region::new(rl)];
+    fn pages(region: &Region, len: usize, shape: u8) -> Vec<SharedMem<'_>> {
+        let whole = region.mem(len);
+        let page = if shape & 0x20 != 0 { 2048 } else { 4096 };
+        (0..len / page).map(|i| whole.slice(i * page, page).unwrap()).collect()
+    }
+    let mem = Mem { ctrl, left: pages(&regions[0], ll, ls), right: pages(&regions[1], rl, rs) };
+    let srv = Ring::new(mem.clone(), Side::Server);
+    let cli = Ring::new(mem.clone(), Side::Client);
     let (mut srv, mut cli) = match (srv, cli) {
         (Ok(s), Ok(c)) => (s, c),
         (s, c) => {
             // Refused: the layout really was bad.
             let e = s.err().or(c.err()).unwrap();
             assert!(matches!(e, VchanError::Layout(_) | VchanError::BufferSize { .. }), "{e:?}");
+            let pages_ok = |order: u16, p: &Vec<SharedMem<'_>>| {
+                ring_offset(order).is_some() || (p.iter().all(|m| m.len() == 4096) && p.len() * 4096 == 1 << order)
+            };
             assert!(
-                xenpv::vchan::validate_orders(lo, ro).is_err() || left.len() != 1 << lo || right.len() != 1 << ro,
+                xenpv::vchan::validate_orders(lo, ro).is_err() || !pages_ok(lo, &mem.left) || !pages_ok(ro, &mem.right),
                 "a valid layout was refused: {e:?}"
             );
             return;
@@ -188,14 +201,21 @@ fuzz_target!(|data: &[u8]| {
                 // Garbage in the ring data: breaks only the data check.
                 honest = false;
                 let b = input.bytes(16);
-                let mem = if n & 1 == 0 { &left } else { &right };
-                if let RingMem::Contiguous(m) = mem {
-                    let _ = m.write(n % m.len(), b);
+                let pages = if n & 1 == 0 { &mem.left } else { &mem.right };
+                let in_ctrl = ring_offset(if n & 1 == 0 { lo } else { ro });
+                match (pages.get(n % pages.len().max(1)), in_ctrl) {
+                    (Some(m), _) => {
+                        let _ = m.write(n % m.len(), b);
+                    }
+                    (None, Some(off)) => {
+                        let _ = ctrl.write(off + n % 1024, b);
+                    }
+                    (None, None) => {}
                 }
             }
         }
     }
-    drop((srv, cli, left, right));
+    drop((srv, cli, mem));
     drop(regions);
     drop(ctrl_region);
 });

@@ -59,27 +59,26 @@ impl<'a> Input<'a> {
 #[derive(Debug)]
 pub struct Region {
     words: Vec<u64>,
+    /// Taken once from `words`, so every view derives from the same
+    /// pointer and none goes through a reference to the buffer.
+    base: core::ptr::NonNull<u8>,
 }
 
 impl Region {
     /// `len` zeroed bytes (rounded up to a multiple of 8).
     pub fn new(len: usize) -> Self {
-        Region { words: vec![0; len.div_ceil(8)] }
+        let mut words = vec![0u64; len.div_ceil(8).max(1)];
+        let base = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).expect("Vec pointer is non-null");
+        Region { words, base }
     }
 
-    /// A view of the first `len` bytes.
-    ///
-    /// The view must not be used after the region is dropped: the fuzz
-    /// targets create regions before the rings over them and drop them
-    /// last, so every ring is gone first.
-    pub fn mem(&mut self, len: usize) -> xenpv::shared_mem::SharedMem {
+    /// A view of the first `len` bytes, borrowing the region.
+    pub fn mem(&self, len: usize) -> xenpv::shared_mem::SharedMem<'_> {
         assert!(len <= self.words.len() * 8);
-        let base = core::ptr::NonNull::new(self.words.as_mut_ptr().cast::<u8>()).expect("Vec pointer is non-null");
         // SAFETY: base..base+len lies inside `words` (asserted), which
-        // is 8-byte aligned (u64) and stays allocated, readable and
-        // writable until the region is dropped; callers drop every view
-        // before that (see above). All access through the view is
-        // volatile or atomic, so the views may alias each other.
-        unsafe { xenpv::shared_mem::SharedMem::new(base, len) }
+        // stays allocated, readable and writable while `self` is borrowed
+        // (the view's lifetime), and is never touched through a
+        // reference after `new`: all access goes through these views.
+        unsafe { xenpv::shared_mem::SharedMem::new(self.base, len) }
     }
 }

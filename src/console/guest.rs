@@ -1,5 +1,8 @@
 //! The guest's console backend and the `print!` plumbing.
 
+// Xen backend: the console page Xen maps for us.
+#![allow(unsafe_code)]
+
 use super::ring::ConsoleRing;
 use crate::abi::console::OUT_RING_SIZE;
 use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
@@ -29,7 +32,7 @@ enum Backend {
     /// Xen's console (`console_io`): dom0, and early boot.
     Hypervisor,
     /// The PV console ring and its event channel.
-    Ring(ConsoleRing, EvtchnPort),
+    Ring(ConsoleRing<'static>, EvtchnPort),
     /// The ring was found corrupt: output is dropped.
     Broken,
 }

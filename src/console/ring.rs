@@ -22,13 +22,13 @@ pub enum RingError {
 
 /// The output half of a console page.
 #[derive(Debug, Clone, Copy)]
-pub struct ConsoleRing {
-    page: SharedMem,
+pub struct ConsoleRing<'a> {
+    page: SharedMem<'a>,
 }
 
-impl ConsoleRing {
+impl<'a> ConsoleRing<'a> {
     /// Wraps a console page (at least 4096 bytes).
-    pub fn new(page: SharedMem) -> Option<Self> {
+    pub fn new(page: SharedMem<'a>) -> Option<Self> {
         (page.len() >= crate::abi::PAGE_SIZE).then_some(ConsoleRing { page })
     }
 

@@ -1,6 +1,9 @@
 //! The guest half of event channels: callback registration, the upcall,
 //! `EVTCHNOP_*`, blocking with `SCHEDOP_block` and `SCHEDOP_poll`.
 
+// Xen backend: event-channel hypercalls and the upcall.
+#![allow(unsafe_code)]
+
 use super::{EventError, Status, Table, TwoLevel, Virq};
 use crate::abi::event as abi;
 use crate::hypercall;
@@ -36,10 +39,8 @@ pub(crate) fn init() -> Result<(), EventError> {
     ev.mask_all();
     let (event, failsafe) = crate::arch::x86_64::upcall::callback_addresses();
     // SAFETY: both addresses are the entry stubs of arch::x86_64::upcall,
-    // written for the frames Xen builds for these callbacks; no syscall
-    // callback (0) since xenpv never runs user mode.
-    let r = unsafe { hypercall::raw(crate::abi::__HYPERVISOR_set_callbacks, event, failsafe, 0, 0, 0) };
-    crate::error::Errno::check(r)?;
+    // written for the frames Xen builds for these callbacks.
+    unsafe { hypercall::set_callbacks(event, failsafe) }?;
     READY.store(true, Ordering::Release);
     let info = crate::runtime::boot_info();
     for port in [info.console_evtchn, info.store_evtchn] {
@@ -278,16 +279,6 @@ pub fn poll(ports: &[EvtchnPort], deadline_ns: Option<u64>) -> Result<bool, Even
         if deadline_ns.is_some_and(|d| crate::time::now_ns() >= d) {
             return Ok(false);
         }
-        let mut arg = abi::sched_poll {
-            ports: ports.as_ptr() as *mut u32,
-            nr_ports: ports.len() as u32,
-            timeout: deadline_ns.unwrap_or(0),
-        };
-        // SAFETY: `ports` is a live slice of u32 ports (EvtchnPort is
-        // repr(transparent)) that Xen only reads, and `arg` is a sched_poll.
-        let r = unsafe {
-            hypercall::raw(crate::abi::__HYPERVISOR_sched_op, abi::SCHEDOP_poll as u64, &mut arg as *mut _ as u64, 0, 0, 0)
-        };
-        crate::error::Errno::check(r)?;
+        hypercall::sched_poll(ports, deadline_ns.unwrap_or(0))?;
     }
 }

@@ -29,21 +29,21 @@ pub fn word_bit(port: EvtchnPort) -> Result<(usize, u64), PortOutOfRange> {
 /// The event state of one vCPU in a `shared_info` page.
 #[derive(Debug, Clone, Copy)]
 pub struct TwoLevel {
-    page: SharedMem,
+    page: SharedMem<'static>,
     vcpu_info: usize,
 }
 
 impl TwoLevel {
     /// Views `page` (a whole `shared_info`) for vCPU `vcpu`; `None` if the
     /// page is too short to hold that vCPU's `vcpu_info` and the bitmaps.
-    pub fn new(page: SharedMem, vcpu: usize) -> Option<Self> {
+    pub fn new(page: SharedMem<'static>, vcpu: usize) -> Option<Self> {
         let vcpu_info = vcpu.checked_mul(offsets::VCPU_INFO_SIZE)?;
         let need = (offsets::WC_SEC_HI + 4).max(vcpu_info + offsets::VCPU_INFO_SIZE);
         (page.len() >= need && vcpu_info < offsets::EVTCHN_PENDING).then_some(TwoLevel { page, vcpu_info })
     }
 
     /// The underlying page (for the time fields).
-    pub fn page(&self) -> SharedMem {
+    pub fn page(&self) -> SharedMem<'static> {
         self.page
     }
 
@@ -193,7 +193,7 @@ impl TwoLevel {
 mod tests {
     use super::*;
 
-    fn fresh() -> (SharedMem, TwoLevel) {
+    fn fresh() -> (SharedMem<'static>, TwoLevel) {
         let page = SharedMem::leak_zeroed(4096);
         (page, TwoLevel::new(page, 0).unwrap())
     }

@@ -6,7 +6,8 @@ use super::table::Grants;
 use super::{GntStatus, GrantError};
 use crate::abi::grant_table::{gnttab_copy, gnttab_copy_ptr, GNTCOPY_dest_gref, GNTCOPY_source_gref};
 use crate::abi::PAGE_SIZE;
-use crate::types::{DomId, GrantRef, Mfn};
+use super::ops::LocalFrame;
+use crate::types::{DomId, GrantRef};
 
 /// Ops per hypercall: the batch lives on the stack, so copying makes no
 /// heap allocation.
@@ -14,7 +15,7 @@ const BATCH: usize = 16;
 
 /// One end of a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyPtr {
+pub enum CopyPtr<'a> {
     /// A grant of `domid` (which must grant us access), at `offset`.
     Gref {
         /// The granting domain.
@@ -24,10 +25,11 @@ pub enum CopyPtr {
         /// Byte offset in the page.
         offset: u16,
     },
-    /// One of our own frames, at `offset`.
+    /// One of our own pages, borrowed for the copy, at `offset`. Only a
+    /// page we own can be named: Xen writes it when it is a destination.
     Frame {
-        /// The frame.
-        mfn: Mfn,
+        /// The frame, borrowed from its page.
+        frame: LocalFrame<'a>,
         /// Byte offset in the page.
         offset: u16,
     },
@@ -35,22 +37,22 @@ pub enum CopyPtr {
 
 /// One copy of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyOp {
+pub struct CopyOp<'a> {
     /// Where from.
-    pub source: CopyPtr,
+    pub source: CopyPtr<'a>,
     /// Where to.
-    pub dest: CopyPtr,
+    pub dest: CopyPtr<'a>,
     /// How many bytes.
     pub len: u16,
 }
 
-impl CopyPtr {
+impl CopyPtr<'_> {
     fn raw(self) -> (gnttab_copy_ptr, bool) {
         match self {
             CopyPtr::Gref { domid, gref, offset } => {
                 (gnttab_copy_ptr { u: gref.0 as u64, domid: domid.0, offset }, true)
             }
-            CopyPtr::Frame { mfn, offset } => (gnttab_copy_ptr { u: mfn.0, domid: DomId::SELF.0, offset }, false),
+            CopyPtr::Frame { frame, offset } => (gnttab_copy_ptr { u: frame.mfn().0, domid: DomId::SELF.0, offset }, false),
         }
     }
 
@@ -61,7 +63,7 @@ impl CopyPtr {
     }
 }
 
-impl CopyOp {
+impl CopyOp<'_> {
     fn raw(&self) -> gnttab_copy {
         let (source, sg) = self.source.raw();
         let (dest, dg) = self.dest.raw();

@@ -44,12 +44,12 @@ pub enum TransferState {
 /// A view of a grant table as an array of v1 entries.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryTable {
-    mem: SharedMem,
+    mem: SharedMem<'static>,
 }
 
 impl EntryTable {
     /// Wraps the table's memory (a whole number of frames).
-    pub fn new(mem: SharedMem) -> Self {
+    pub fn new(mem: SharedMem<'static>) -> Self {
         EntryTable { mem }
     }
 

@@ -30,13 +30,13 @@ const VA_BASE: u64 = 0x7000_0000_0000;
 #[derive(Debug)]
 struct Frame {
     owner: u16,
-    mem: SharedMem,
+    mem: SharedMem<'static>,
     freed: bool,
 }
 
 #[derive(Debug)]
 struct Dom {
-    table: SharedMem,
+    table: SharedMem<'static>,
     table_mfns: Vec<u64>,
     nr_frames: u32,
     max_frames: u32,
@@ -83,14 +83,18 @@ pub struct FakeWorld(Arc<Mutex<World>>);
 pub struct FakePage {
     world: FakeWorld,
     mfn: Mfn,
-    mem: SharedMem,
+    mem: SharedMem<'static>,
 }
 
-impl SharePage for FakePage {
+// SAFETY: the fake's frames are leaked buffers that no Rust reference
+// points into (the fake reaches them through SharedMem only), and `mfn`
+// names the one this page owns in the fake world.
+#[allow(unsafe_code)]
+unsafe impl SharePage for FakePage {
     fn mfn(&self) -> Mfn {
         self.mfn
     }
-    fn mem(&self) -> SharedMem {
+    fn mem(&self) -> SharedMem<'_> {
         self.mem
     }
 }
@@ -108,12 +112,12 @@ pub struct FakeXen {
     dom: DomId,
 }
 
-fn gnt_flags(table: &SharedMem, r: u32) -> u16 {
+fn gnt_flags(table: &SharedMem<'static>, r: u32) -> u16 {
     table.load_u16(r as usize * GNTENT_SIZE, Ordering::Acquire).unwrap_or(0)
 }
 
 impl World {
-    fn new_frame(&mut self, owner: u16) -> (u64, SharedMem) {
+    fn new_frame(&mut self, owner: u16) -> (u64, SharedMem<'static>) {
         self.next_mfn += 1;
         let mfn = 0x1000 + self.next_mfn;
         let mem = SharedMem::leak_zeroed(PAGE_SIZE);
@@ -242,7 +246,7 @@ impl World {
     }
 
     /// Resolves one end of a copy to a page, as Xen's `gnttab_copy` would.
-    fn copy_end(&self, me: u16, p: &gnttab_copy_ptr, gref: bool, write: bool) -> Result<SharedMem, i16> {
+    fn copy_end(&self, me: u16, p: &gnttab_copy_ptr, gref: bool, write: bool) -> Result<SharedMem<'static>, i16> {
         if gref {
             let (flags, domid, frame) = self.entry(p.domid, p.u as u32).ok_or(if self.doms.contains_key(&p.domid) {
                 GNTST_bad_gntref
@@ -350,13 +354,13 @@ impl FakeWorld {
 
     /// `dom`'s table memory (the peer's or Xen's view of it: tests race
     /// on its flags directly).
-    pub fn table(&self, dom: DomId) -> SharedMem {
+    pub fn table(&self, dom: DomId) -> SharedMem<'static> {
         self.lock().doms[&dom.0].table
     }
 
     /// Peer `mapper` maps `granter`'s `gref` the way Xen would (without an
     /// address); returns the handle and a view of the page, or the status.
-    pub fn peer_map(&self, mapper: DomId, granter: DomId, gref: GrantRef, writable: bool) -> Result<(u32, SharedMem), i16> {
+    pub fn peer_map(&self, mapper: DomId, granter: DomId, gref: GrantRef, writable: bool) -> Result<(u32, SharedMem<'static>), i16> {
         let mut w = self.lock();
         let mut m = gnttab_map_grant_ref {
             host_addr: 0,
@@ -385,7 +389,7 @@ impl FakeWorld {
     }
 
     /// A frame owned by `owner` (a peer's page, for copies and transfers).
-    pub fn peer_frame(&self, owner: DomId) -> (Mfn, SharedMem) {
+    pub fn peer_frame(&self, owner: DomId) -> (Mfn, SharedMem<'static>) {
         let (m, mem) = self.lock().new_frame(owner.0);
         (Mfn(m), mem)
     }
@@ -432,7 +436,10 @@ impl FakeXen {
     }
 }
 
-impl GrantOps for FakeXen {
+// SAFETY: every view the fake hands out is of a leaked buffer, valid for
+// the rest of the program; its pages own their (simulated) frames.
+#[allow(unsafe_code)]
+unsafe impl GrantOps for FakeXen {
     type Page = FakePage;
 
     fn query_size(&mut self) -> Result<TableSize, GrantError> {
@@ -457,7 +464,7 @@ impl GrantOps for FakeXen {
         Ok(())
     }
 
-    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem, GrantError> {
+    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError> {
         let w = self.world.lock();
         let d = &w.doms[&self.dom.0];
         let end = first as usize + frames.len();
@@ -578,7 +585,7 @@ impl GrantOps for FakeXen {
         Ok(())
     }
 
-    fn mapped_view(&mut self, va: u64) -> Option<SharedMem> {
+    fn mapped_view(&mut self, va: u64) -> Option<SharedMem<'static>> {
         let w = self.world.lock();
         let h = w.doms.get(&self.dom.0)?.mapped.get(&va)?;
         let mfn = w.maps.get(h)?.mfn;

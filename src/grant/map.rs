@@ -28,7 +28,10 @@ pub struct MappedPages<'g, B: GrantOps> {
     va: u64,
     refs: Vec<GrantRef>,
     handles: Vec<grant_handle_t>,
-    views: Vec<SharedMem>,
+    /// Views of the mapped pages. Private and `'static` only in type:
+    /// they are valid while the mapping lasts, i.e. while `self` does,
+    /// and are handed out only as [`PageView`]s borrowing `self`.
+    views: Vec<SharedMem<'static>>,
     notify: UnmapNotify,
 }
 
@@ -84,7 +87,7 @@ impl<B: GrantOps> Grants<B> {
                 GntStatus::check(m.status).err().map(|status| GrantError::BatchOp { index, status })
             }),
         };
-        let views: Option<Vec<SharedMem>> = match failed {
+        let views: Option<Vec<SharedMem<'static>>> = match failed {
             Some(_) => None,
             None => req.iter().map(|m| ops.mapped_view(m.host_addr)).collect(),
         };

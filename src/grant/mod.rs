@@ -35,7 +35,7 @@ mod tests;
 
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
-pub use ops::{GrantOps, SharePage, TableSize};
+pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
 pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT};
 pub use table::{Granted, Grants};
 pub use transfer::{TransferError, TransferPoll, TransferSlot};
@@ -274,17 +274,16 @@ pub struct UnmapNotify {
 /// through a Rust reference, because the peer may write at any moment.
 #[derive(Debug, Clone, Copy)]
 pub struct PageView<'a> {
-    mem: SharedMem,
+    mem: SharedMem<'a>,
     writable: bool,
-    _owner: core::marker::PhantomData<&'a ()>,
 }
 
-impl PageView<'_> {
-    fn new(mem: SharedMem, writable: bool) -> Self {
-        PageView { mem, writable, _owner: core::marker::PhantomData }
+impl<'a> PageView<'a> {
+    fn new(mem: SharedMem<'a>, writable: bool) -> Self {
+        PageView { mem, writable }
     }
 
-    fn writable(&self) -> Result<&SharedMem, GrantError> {
+    fn writable(&self) -> Result<&SharedMem<'a>, GrantError> {
         if self.writable {
             Ok(&self.mem)
         } else {
@@ -292,10 +291,9 @@ impl PageView<'_> {
         }
     }
 
-    /// The underlying view, for protocol code in this crate (vchan) that
-    /// keeps the page's owner alive for as long as it uses the view.
-    #[cfg_attr(not(target_os = "none"), allow(dead_code))] // the vchan channel is guest-only
-    pub(crate) fn shared_mem(&self) -> SharedMem {
+    /// The underlying view, borrowing the page's owner like `self` does.
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))] // used by the guest-only vchan channel
+    pub(crate) fn shared_mem(&self) -> SharedMem<'a> {
         self.mem
     }
 

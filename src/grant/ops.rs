@@ -7,6 +7,10 @@
 //! each op's `GNTST_*` status. Memory the grant code needs (pages to
 //! share, address space for foreign mappings) comes through it too.
 
+// The backend layer: its traits carry contracts the grant code relies
+// on (unsafe traits), and the Xen backend makes hypercalls and mappings.
+#![allow(unsafe_code)]
+
 use super::GrantError;
 use crate::abi::grant_table::{gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref};
 use crate::error::Errno;
@@ -24,15 +28,68 @@ pub struct TableSize {
 
 /// A page of our own memory that can be granted. Dropping it frees it,
 /// so grant code drops one only after access has ended.
-pub trait SharePage: core::fmt::Debug {
+///
+/// # Safety
+/// Xen reads and writes the frame [`mfn`](Self::mfn) names on behalf of
+/// other domains (grants, `GNTTABOP_copy`): it must be the frame of the
+/// memory this value owns, for as long as the value lives, and that
+/// memory must be accessed only through [`SharedMem`] views. A wrong
+/// frame would let a peer write over memory Rust code uses.
+pub unsafe trait SharePage: core::fmt::Debug {
     /// Its machine frame (what a v1 entry's `frame` names in PV).
     fn mfn(&self) -> Mfn;
-    /// A view of its bytes, valid while the page is owned.
-    fn mem(&self) -> SharedMem;
+    /// A view of its bytes, borrowing the page.
+    fn mem(&self) -> SharedMem<'_>;
+}
+
+/// One of our own frames, borrowed from the page that owns it for `'a`:
+/// what a copy may name as a local end (Xen writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalFrame<'a> {
+    mfn: Mfn,
+    _page: core::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> LocalFrame<'a> {
+    /// The frame of `page`, borrowed for as long as the frame is used.
+    pub fn of<P: SharePage>(page: &'a P) -> Self {
+        LocalFrame { mfn: page.mfn(), _page: core::marker::PhantomData }
+    }
+
+    /// Any frame number.
+    ///
+    /// # Safety
+    /// Xen will write the frame as a copy's destination: it must be
+    /// memory of this domain that no Rust reference points into for `'a`
+    /// (a frame another domain owns is refused by Xen with
+    /// `GNTST_bad_page`).
+    pub unsafe fn from_mfn(mfn: Mfn) -> Self {
+        LocalFrame { mfn, _page: core::marker::PhantomData }
+    }
+
+    /// The frame number.
+    pub fn mfn(&self) -> Mfn {
+        self.mfn
+    }
 }
 
 /// The hypervisor operations grant tables need.
-pub trait GrantOps {
+///
+/// These act on raw addresses and frames, so only the grant code calls
+/// them: [`Grants`](super::Grants) never hands its backend out, and the
+/// real backend, [`xen::XenGrantOps`], cannot be built outside this crate.
+/// Safe code therefore reaches the hypervisor only through the owner types
+/// (`Granted`, `SharedPages`, `MappedPages`, ...), whose lifetimes keep
+/// every view valid.
+///
+/// # Safety
+/// The grant code trusts what a backend returns: the view from
+/// [`map_table`](Self::map_table) must stay valid for the rest of the
+/// program, a view from [`mapped_view`](Self::mapped_view) until that
+/// address is unmapped with [`unmap_grant_ref`](Self::unmap_grant_ref),
+/// and [`alloc_page`](Self::alloc_page)'s pages must own their frames
+/// ([`SharePage`]'s contract).
+pub unsafe trait GrantOps {
     /// The page type [`alloc_page`](Self::alloc_page) hands out.
     type Page: SharePage;
 
@@ -48,7 +105,7 @@ pub trait GrantOps {
     /// Makes table frames `first..first + frames.len()` visible after the
     /// ones already mapped, in one contiguous window of room for
     /// `max_frames`; returns a view of the whole table mapped so far.
-    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem, GrantError>;
+    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError>;
 
     /// `GNTTABOP_map_grant_ref` on a batch.
     #[doc(alias = "GNTTABOP_map_grant_ref")]
@@ -90,7 +147,7 @@ pub trait GrantOps {
 
     /// A view of the page Xen mapped at `va`, or `None` if nothing is
     /// mapped there.
-    fn mapped_view(&mut self, va: u64) -> Option<SharedMem>;
+    fn mapped_view(&mut self, va: u64) -> Option<SharedMem<'static>>;
 }
 
 /// The real backend: hypercalls and the guest's memory manager.
@@ -127,11 +184,14 @@ pub mod xen {
         table_va: Option<(u64, u32)>,
     }
 
-    impl SharePage for Page {
+    // SAFETY: a `Page` owns its frame from `Page::alloc` until it is
+    // dropped (or leaked), and its bytes are reached only through
+    // `Page::shared`, a `SharedMem` view.
+    unsafe impl SharePage for Page {
         fn mfn(&self) -> Mfn {
             Page::mfn(self)
         }
-        fn mem(&self) -> SharedMem {
+        fn mem(&self) -> SharedMem<'_> {
             self.shared()
         }
     }
@@ -144,7 +204,10 @@ pub mod xen {
         unsafe { hypercall::grant_table_op(cmd, ops.as_mut_ptr().cast(), count) }
     }
 
-    impl GrantOps for XenGrantOps {
+    // SAFETY: the table window is mapped once and never unmapped;
+    // `mapped_view` checks that `va` is mapped and the grant code unmaps
+    // before dropping views; `alloc_page` hands out `Page`s.
+    unsafe impl GrantOps for XenGrantOps {
         type Page = Page;
 
         fn query_size(&mut self) -> Result<TableSize, GrantError> {
@@ -170,7 +233,7 @@ pub mod xen {
             Ok(())
         }
 
-        fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem, GrantError> {
+        fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError> {
             let (va, room) = match self.table_va {
                 Some(w) => w,
                 None => {
@@ -230,10 +293,12 @@ pub mod xen {
         }
 
         fn release_va(&mut self, va: u64, pages: u64) -> Result<(), GrantError> {
-            Ok(mm::release_map_area(va, pages)?)
+            // SAFETY: the grant code releases only ranges it reserved and
+            // has unmapped, and drops their views first (GrantOps contract).
+            Ok(unsafe { mm::release_map_area(va, pages) }?)
         }
 
-        fn mapped_view(&mut self, va: u64) -> Option<SharedMem> {
+        fn mapped_view(&mut self, va: u64) -> Option<SharedMem<'static>> {
             // Only hand out a view of a page that is mapped now; the grant
             // code keeps it only while its mapping lasts.
             mm::lookup(va)?;

@@ -180,9 +180,24 @@ impl<B: GrantOps> Grants<B> {
         })
     }
 
-    /// Runs `f` with the backend (tests use it to reach the fake).
-    pub fn with_ops<R>(&self, f: impl FnOnce(&mut B) -> R) -> R {
+    /// Runs `f` with the backend. Crate tests only: the backend's raw
+    /// operations (map at an address, view an address, release address
+    /// space) are not for safe code, so the real one is never reachable
+    /// from outside the grant module.
+    #[cfg(test)]
+    pub(crate) fn with_ops<R>(&self, f: impl FnOnce(&mut B) -> R) -> R {
         f(&mut self.inner.lock().table.ops)
+    }
+
+    /// A zeroed page of ours, to grant or to copy into.
+    pub fn alloc_page(&self) -> Result<B::Page, GrantError> {
+        self.inner.lock().table.ops.alloc_page()
+    }
+
+    /// Xen's view of our table's size (`GNTTABOP_query_size`).
+    #[doc(alias = "GNTTABOP_query_size")]
+    pub fn query_size(&self) -> Result<super::TableSize, GrantError> {
+        self.inner.lock().table.ops.query_size()
     }
 
     /// Table size in frames, and references handed out.

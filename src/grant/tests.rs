@@ -309,11 +309,17 @@ fn copy_reports_a_status_per_op() {
     let dst = a.share(B, 1, Access::ReadWrite).unwrap();
     let ro = a.share(B, 1, Access::ReadOnly).unwrap();
     ro.page(0).unwrap().write(0, b"readonly src").unwrap();
-    let (mine, mine_mem) = w.peer_frame(B);
+    let mine_page = b.alloc_page().unwrap();
+    let mine = LocalFrame::of(&mine_page);
+    let mine_mem = mine_page.mem();
     mine_mem.write(0, b"copied by Xen").unwrap();
-    let (foreign, _) = w.peer_frame(C);
+    let (foreign_mfn, _) = w.peer_frame(C);
+    // SAFETY: the fake refuses the foreign frame (what the test checks);
+    // nothing is written to it.
+    #[allow(unsafe_code)]
+    let foreign = unsafe { LocalFrame::from_mfn(foreign_mfn) };
     let g = |gref, offset| CopyPtr::Gref { domid: A, gref, offset };
-    let f = |mfn, offset| CopyPtr::Frame { mfn, offset };
+    let f = |frame, offset| CopyPtr::Frame { frame, offset };
     let ops = [
         CopyOp { source: f(mine, 0), dest: g(dst.gref(0).unwrap(), 100), len: 13 },
         CopyOp { source: g(ro.gref(0).unwrap(), 0), dest: f(mine, 200), len: 12 },

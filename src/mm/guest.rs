@@ -1,6 +1,9 @@
 //! The running guest's memory: boot-time set-up and the global state
 //! behind the `mm` API (only built for the guest target).
 
+// Xen backend: the guest's page tables, direct map and frame allocator.
+#![allow(unsafe_code)]
+
 use super::{FrameAllocator, MemError, MemStats, VaAllocator, MAP_AREA_SIZE, MAP_AREA_START};
 use crate::abi::PAGE_SIZE;
 use crate::arch::x86_64::paging::{self, MapError, PageTables};
@@ -179,10 +182,10 @@ impl Page {
     }
 
     /// A view for volatile/atomic access to the page's bytes.
-    pub fn shared(&self) -> SharedMem {
+    pub fn shared(&self) -> SharedMem<'_> {
         // SAFETY: the page is mapped writable in the direct map for as long
         // as this Page exists; SharedMem only makes volatile accesses.
-        // Views must not outlive the Page (documented on SharedMem users).
+        // The view borrows `self`, so it cannot outlive the Page.
         unsafe { SharedMem::new(NonNull::new_unchecked(self.virt() as *mut u8), PAGE_SIZE) }
     }
 
@@ -208,12 +211,18 @@ impl Drop for Page {
     fn drop(&mut self) {
         // A failure here means the frame was already freed: a bug that
         // must not be hidden, but a drop cannot report it; keep the frame.
-        let _ = free_frame(self.pfn);
+        // SAFETY: this Page owned the frame, and is gone after this.
+        let _ = unsafe { free_frame(self.pfn) };
     }
 }
 
 /// Returns a frame to the allocator.
-pub fn free_frame(pfn: Pfn) -> Result<(), MemError> {
+///
+/// # Safety
+/// Nothing may use the frame afterwards: it must come from
+/// [`Page::leak`] (or be otherwise unowned), and no peer may map it. The
+/// allocator hands it out again, zeroing it.
+pub unsafe fn free_frame(pfn: Pfn) -> Result<(), MemError> {
     with(|m| Ok(m.frames.free(pfn)?))
 }
 
@@ -231,8 +240,12 @@ pub fn reserve_map_area(pages: u64) -> Result<u64, MemError> {
     })
 }
 
-/// Returns address space from [`reserve_map_area`]. The pages must be unmapped.
-pub fn release_map_area(va: u64, pages: u64) -> Result<(), MemError> {
+/// Returns address space from [`reserve_map_area`].
+///
+/// # Safety
+/// The pages must be unmapped and no view may use them: the range is
+/// handed out again, and whatever is mapped there next replaces them.
+pub unsafe fn release_map_area(va: u64, pages: u64) -> Result<(), MemError> {
     with(|m| m.map_area.as_mut().ok_or(MemError::NotReady)?.free(va, pages))
 }
 

@@ -5,7 +5,7 @@
 //! can be a Linux program using libxenvchan.
 
 use super::layout::{choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS};
-use super::ring::{Progress, Ring, RingMem, Side, VchanError};
+use super::ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 use crate::abi::vchan::*;
 use crate::event::{self, EventError};
 use crate::grant::{self, Access, GrantError, MappedPages, SharedPages, UnmapNotify, XenGrantOps};
@@ -75,27 +75,68 @@ impl From<XsError> for ChannelError {
 /// Result of a vchan operation.
 pub type Result<T> = core::result::Result<T, ChannelError>;
 
-/// The page owners, held only for their `Drop` (release / unmap).
-#[allow(dead_code)]
-enum Pages {
-    Server(SharedPages<'static, XenGrantOps>),
-    Client { ctrl: MappedPages<'static, XenGrantOps>, rings: Vec<MappedPages<'static, XenGrantOps>> },
+/// The pages a channel lives in, owned by the ring; dropping them
+/// releases (server) or unmaps (client) them, with their unmap notify.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per channel, never moved in a hot path
+enum ChanMem {
+    /// The server's shared pages: the control page, then `left` pages of
+    /// the left ring, then the right ring's.
+    Server { pages: SharedPages<'static, XenGrantOps>, left: usize },
+    /// The client's mappings: the control page, and the rings of order
+    /// 12 and up.
+    Client {
+        ctrl: MappedPages<'static, XenGrantOps>,
+        left: Option<MappedPages<'static, XenGrantOps>>,
+        right: Option<MappedPages<'static, XenGrantOps>>,
+    },
+}
+
+impl RingMemory for ChanMem {
+    fn ctrl(&self) -> SharedMem<'_> {
+        let page = match self {
+            ChanMem::Server { pages, .. } => pages.page(0),
+            ChanMem::Client { ctrl, .. } => ctrl.page(0),
+        };
+        page.map_or(SharedMem::empty(), |p| p.shared_mem())
+    }
+
+    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
+        let page = match (self, which) {
+            (ChanMem::Server { left, .. }, Which::Left) if i >= *left => None,
+            (ChanMem::Server { pages, .. }, Which::Left) => pages.page(1 + i),
+            (ChanMem::Server { pages, left }, Which::Right) => pages.page(1 + left + i),
+            (ChanMem::Client { left, .. }, Which::Left) => left.as_ref()?.page(i),
+            (ChanMem::Client { right, .. }, Which::Right) => right.as_ref()?.page(i),
+        };
+        page.map(|p| p.shared_mem())
+    }
+}
+
+/// Our end of the event channel, closed on drop.
+#[derive(Debug)]
+struct OwnedPort(EvtchnPort);
+
+impl Drop for OwnedPort {
+    fn drop(&mut self) {
+        let _ = event::close(self.0);
+    }
 }
 
 /// One end of a vchan. Dropping it closes the channel: our live flag
 /// drops to 0, the peer is notified, and pages the peer still maps stay
 /// pinned (never freed or reused) until it unmaps them.
 pub struct Vchan {
-    ring: Ring,
-    ctrl: SharedMem,
-    port: EvtchnPort,
+    // Field order is drop order: the ring's pages are released (their
+    // unmap notify signals `port`) before the port is closed.
+    ring: Ring<ChanMem>,
+    port: OwnedPort,
     peer: DomId,
-    pages: Option<Pages>,
 }
 
 impl core::fmt::Debug for Vchan {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vchan").field("ring", &self.ring).field("port", &self.port).field("peer", &self.peer).finish()
+        f.debug_struct("Vchan").field("ring", &self.ring).field("port", &self.port.0).field("peer", &self.peer).finish()
     }
 }
 
@@ -128,14 +169,13 @@ impl Vchan {
         let (lo, ro) = choose_orders(left_min, right_min)?;
         let (nl, nr) = (ring_pages(lo), ring_pages(ro));
         let grants = grant::grants()?;
-        let port = event::alloc_unbound(peer)?;
+        let port = OwnedPort(event::alloc_unbound(peer)?);
         let built = (|| {
             let mut pages = grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
             // The driver-side half of close: if we vanish, the client sees
             // srv_live drop and an event (libxenvchan uses the same notify).
-            pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port) })?;
-            let view = |i: usize| pages.page(i).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument);
-            let ctrl = view(0)?;
+            pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.0) })?;
+            let ctrl = pages.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
             let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
             for i in 0..nl + nr {
                 set(GRANTS + 4 * i, pages.gref(1 + i).map_or(0, |g| g.0))?;
@@ -146,32 +186,21 @@ impl Vchan {
             let _ = ctrl.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Ordering::Relaxed);
             // Release: everything above is visible before srv_live says "up".
             let _ = ctrl.store_u8(SRV_LIVE, 1, Ordering::Release);
-            let ring_mem = |order: u16, first: usize, n: usize| -> core::result::Result<RingMem, GrantError> {
-                Ok(match ring_offset(order) {
-                    Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << order).map_err(|_| GrantError::InvalidArgument)?),
-                    None => RingMem::Pages((first..first + n).map(view).collect::<core::result::Result<_, _>>()?),
-                })
-            };
-            let (left, right) = (ring_mem(lo, 1, nl)?, ring_mem(ro, 1 + nl, nr)?);
             let ring_ref = pages.gref(0).ok_or(GrantError::InvalidArgument)?;
-            Ok::<_, ChannelError>((pages, ctrl, left, right, ring_ref))
+            Ok::<_, ChannelError>((pages, ring_ref))
         })();
-        let (pages, ctrl, left, right, ring_ref) = match built {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = event::close(port);
-                return Err(e);
-            }
-        };
-        let ring = Ring::new(ctrl, Side::Server, left, right)?;
-        let chan = Vchan { ring, ctrl, port, peer, pages: Some(Pages::Server(pages)) };
+        // On failure the pages are released, then the port is closed.
+        let (pages, ring_ref) = built?;
+        let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
+        let port_no = port.0;
+        let chan = Vchan { ring, port, peer };
         let me = xs.own_domid()?;
         let perms = [
             xenstore::Perm { domid: me, access: xenstore::Access::None },
             xenstore::Perm { domid: peer, access: xenstore::Access::Read },
         ];
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
-        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", port.0));
+        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", port_no.0));
         xs.transaction(|tx| {
             tx.write(&ref_path, ref_val.as_bytes())?;
             tx.set_perms(&ref_path, &perms)?;
@@ -189,10 +218,10 @@ impl Vchan {
         let ring_ref = read_number(xs, format!("{path}/ring-ref"))?;
         let remote_port = read_number(xs, format!("{path}/event-channel"))?;
         let grants = grant::grants()?;
-        let port = event::bind_interdomain(server, EvtchnPort(remote_port))?;
+        let port = OwnedPort(event::bind_interdomain(server, EvtchnPort(remote_port))?);
         let built = (|| {
             let mut ctrl_map = grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
-            ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port) })?;
+            ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.0) })?;
             let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
             let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
             let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
@@ -205,43 +234,32 @@ impl Vchan {
             // Copy the grant list out once: the server may rewrite it.
             let refs: Vec<GrantRef> =
                 (0..nl + nr).map(|i| GrantRef(ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed).unwrap_or(0))).collect();
-            let mut rings = Vec::new();
-            let mut ring_mem = |order: u16, refs: &[GrantRef], access| -> Result<RingMem> {
+            let map_ring = |order: u16, refs: &[GrantRef], access| -> Result<_> {
                 Ok(match ring_offset(order) {
-                    Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << order).map_err(|_| GrantError::InvalidArgument)?),
-                    None => {
-                        let m = grants.map(server, refs, access)?;
-                        let views = (0..m.len()).filter_map(|i| m.page(i).map(|p| p.shared_mem())).collect();
-                        rings.push(m);
-                        RingMem::Pages(views)
-                    }
+                    Some(_) => None,
+                    None => Some(grants.map(server, refs, access)?),
                 })
             };
             // We write the left ring and only read the right one.
-            let left = ring_mem(lo, &refs[..nl], Access::ReadWrite)?;
-            let right = ring_mem(ro, &refs[nl..], Access::ReadOnly)?;
-            let ring = Ring::new(ctrl, Side::Client, left, right)?;
-            Ok((ring, ctrl, ctrl_map, rings))
+            let left = map_ring(lo, &refs[..nl], Access::ReadWrite)?;
+            let right = map_ring(ro, &refs[nl..], Access::ReadOnly)?;
+            Ok(Ring::new(ChanMem::Client { ctrl: ctrl_map, left, right }, Side::Client)?)
         })();
-        let (ring, ctrl, ctrl_map, rings) = match built {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = event::close(port);
-                return Err(e);
-            }
-        };
+        // On failure the mappings are undone, then the port is closed.
+        let ring = built?;
         ring.set_live(1);
-        let _ = ctrl.store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
-        let _ = event::send(port);
-        Ok(Vchan { ring, ctrl, port, peer: server, pages: Some(Pages::Client { ctrl: ctrl_map, rings }) })
+        let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
+        let _ = event::send(port.0);
+        Ok(Vchan { ring, port, peer: server })
     }
 
     /// A snapshot of the control page's header, for diagnostics:
     /// `[left cons, left prod, right cons, right prod]` and
     /// `[cli_live, srv_live, cli_notify, srv_notify]`.
     pub fn header(&self) -> ([u32; 4], [u8; 4]) {
-        let w = |o| self.ctrl.load_u32(o, Ordering::Acquire).unwrap_or(0);
-        let b = |o| self.ctrl.load_u8(o, Ordering::Acquire).unwrap_or(0);
+        let ctrl = self.ring.memory().ctrl();
+        let w = |o| ctrl.load_u32(o, Ordering::Acquire).unwrap_or(0);
+        let b = |o| ctrl.load_u8(o, Ordering::Acquire).unwrap_or(0);
         (
             [w(LEFT + RING_CONS), w(LEFT + RING_PROD), w(RIGHT + RING_CONS), w(RIGHT + RING_PROD)],
             [b(CLI_LIVE), b(SRV_LIVE), b(CLI_NOTIFY), b(SRV_NOTIFY)],
@@ -255,7 +273,7 @@ impl Vchan {
 
     /// Our end of the event channel.
     pub fn port(&self) -> EvtchnPort {
-        self.port
+        self.port.0
     }
 
     /// Bytes readable now.
@@ -281,14 +299,14 @@ impl Vchan {
 
     /// Server side: waits until a client has connected (`cli_live == 1`).
     pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<()> {
-        let live = || self.ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
+        let live = || self.ring.memory().ctrl().load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
         self.wait_for(deadline(timeout), || live() != 2)?;
         if live() == 1 { Ok(()) } else { Err(VchanError::Closed.into()) }
     }
 
     /// Whether the peer domain is known to be gone ([`Ring::peer_vanished`]).
     fn peer_gone(&self) -> bool {
-        let connected = matches!(event::status(self.port), Ok(event::Status::Interdomain { .. }));
+        let connected = matches!(event::status(self.port.0), Ok(event::Status::Interdomain { .. }));
         self.ring.peer_vanished(connected)
     }
 
@@ -310,7 +328,7 @@ impl Vchan {
                     // client's first write event in its connect wait and
                     // then sleeps in select() without looking at the ring.
                     // An extra event only makes a correct peer re-check.
-                    let _ = event::send(self.port);
+                    let _ = event::send(self.port.0);
                 }
                 r => return Ok(r?),
             }
@@ -331,7 +349,7 @@ impl Vchan {
 
     fn kick(&self, p: Progress) -> Result<usize> {
         if p.notify {
-            event::send(self.port)?;
+            event::send(self.port.0)?;
         }
         Ok(p.bytes)
     }
@@ -401,10 +419,9 @@ impl Drop for Vchan {
     fn drop(&mut self) {
         // Our live flag first, so a peer woken by the event sees it.
         self.ring.set_live(0);
-        let _ = event::send(self.port);
-        // Releasing the pages applies their unmap notify; a page the peer
-        // still maps stays pinned in the grant module's pending list.
-        self.pages = None;
-        let _ = event::close(self.port);
+        let _ = event::send(self.port.0);
+        // Then the fields drop: the ring's pages are released, applying
+        // their unmap notify (a page the peer still maps stays pinned in
+        // the grant module's pending list), and the port is closed.
     }
 }

@@ -13,6 +13,8 @@ mod model;
 pub mod ring;
 
 pub use layout::{ring_offset, validate_orders, LayoutError};
-pub use ring::{Progress, Ring, RingMem, Side, VchanError};
+pub use ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
+#[cfg(any(test, feature = "host-fakes"))]
+pub use ring::HostRingMemory;
 #[cfg(target_os = "none")]
 pub use channel::{ChannelError, Vchan};

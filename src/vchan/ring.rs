@@ -64,117 +64,190 @@ pub struct Progress {
     pub notify: bool,
 }
 
-/// The bytes of one ring: a slice of the control page (orders 10 and
-/// 11) or separate granted pages (orders 12 and up), in ring order.
+/// One of the channel's two rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Client → server (`left_order`, the first grants of the list).
+    Left,
+    /// Server → client (`right_order`, the grants after the left ones).
+    Right,
+}
+
+/// The memory a channel lives in: the control page and, for rings of
+/// order 12 and up, their separate 4 KiB pages in ring order.
+///
+/// It is implemented by whatever owns those pages: the server's shared
+/// pages, the client's mappings, buffers in host tests. The ring asks
+/// for views at each operation, so every view borrows its owner for that
+/// operation only and none can outlive the pages.
+pub trait RingMemory {
+    /// The control page (`struct vchan_interface`).
+    fn ctrl(&self) -> SharedMem<'_>;
+    /// Page `i` of ring `which`, for rings of order 12 and up; rings of
+    /// order 10 and 11 live inside the control page and never ask.
+    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>>;
+}
+
+impl<M: RingMemory + ?Sized> RingMemory for &M {
+    fn ctrl(&self) -> SharedMem<'_> {
+        (**self).ctrl()
+    }
+    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
+        (**self).ring_page(which, i)
+    }
+}
+
+/// Ring memory on the host heap, for tests, fuzzers and benchmarks: a
+/// control page and each ring's pages, zeroed and leaked.
+#[cfg(any(test, feature = "host-fakes"))]
 #[derive(Debug, Clone)]
-pub enum RingMem {
-    /// One contiguous region.
-    Contiguous(SharedMem),
-    /// 4 KiB pages, each its own mapping.
-    Pages(alloc::vec::Vec<SharedMem>),
+pub struct HostRingMemory {
+    /// The control page.
+    pub ctrl: SharedMem<'static>,
+    /// The left ring's pages (empty for orders 10 and 11).
+    pub left: alloc::vec::Vec<SharedMem<'static>>,
+    /// The right ring's pages.
+    pub right: alloc::vec::Vec<SharedMem<'static>>,
+}
+
+#[cfg(any(test, feature = "host-fakes"))]
+impl HostRingMemory {
+    /// A zeroed control page announcing `left_order`/`right_order`, with
+    /// pages for the rings that need them.
+    pub fn new(left_order: u16, right_order: u16) -> Self {
+        let ctrl = SharedMem::leak_zeroed(PAGE);
+        let _ = ctrl.store_u16(LEFT_ORDER, left_order, Ordering::Relaxed);
+        let _ = ctrl.store_u16(RIGHT_ORDER, right_order, Ordering::Relaxed);
+        let pages = |order: u16| match super::layout::ring_offset(order) {
+            Some(_) => alloc::vec::Vec::new(),
+            None => (0..(1usize << order.min(24)) / PAGE).map(|_| SharedMem::leak_zeroed(PAGE)).collect(),
+        };
+        HostRingMemory { ctrl, left: pages(left_order), right: pages(right_order) }
+    }
+}
+
+#[cfg(any(test, feature = "host-fakes"))]
+impl RingMemory for HostRingMemory {
+    fn ctrl(&self) -> SharedMem<'_> {
+        self.ctrl
+    }
+    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
+        match which {
+            Which::Left => self.left.get(i).copied(),
+            Which::Right => self.right.get(i).copied(),
+        }
+    }
 }
 
 const PAGE: usize = crate::abi::PAGE_SIZE;
 
-impl RingMem {
-    /// Total bytes.
-    pub fn len(&self) -> usize {
-        match self {
-            RingMem::Contiguous(m) => m.len(),
-            RingMem::Pages(p) => p.iter().map(SharedMem::len).sum(),
-        }
-    }
-
-    /// Whether the ring has no bytes (never true for a valid ring).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn well_formed(&self) -> bool {
-        match self {
-            RingMem::Contiguous(_) => true,
-            RingMem::Pages(p) => p.iter().all(|m| m.len() == PAGE),
-        }
-    }
-
-    /// Applies `f(page, offset_in_page, range_of_buffer)` to each piece of
-    /// `len` bytes at `off`, split at page boundaries.
-    fn pieces(&self, off: usize, len: usize, mut f: impl FnMut(&SharedMem, usize, core::ops::Range<usize>)) {
-        match self {
-            RingMem::Contiguous(m) => f(m, off, 0..len),
-            RingMem::Pages(pages) => {
-                let mut done = 0;
-                while done < len {
-                    let at = off + done;
-                    let n = (len - done).min(PAGE - at % PAGE);
-                    if let Some(p) = pages.get(at / PAGE) {
-                        f(p, at % PAGE, done..done + n);
-                    }
-                    done += n;
-                }
-            }
-        }
-    }
-
-    fn read(&self, off: usize, dst: &mut [u8]) {
-        // In bounds by construction (off + len <= ring size == self.len()).
-        self.pieces(off, dst.len(), |m, o, r| {
-            let _ = m.read(o, &mut dst[r]);
-        });
-    }
-
-    fn write(&self, off: usize, src: &[u8]) {
-        self.pieces(off, src.len(), |m, o, r| {
-            let _ = m.write(o, &src[r]);
-        });
-    }
+/// Where a ring's bytes are.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// At this offset of the control page (orders 10 and 11).
+    InCtrl(usize),
+    /// In [`RingMemory::ring_page`]s.
+    Pages,
 }
 
 #[derive(Debug)]
 struct Half {
+    which: Which,
     /// Offset of this ring's `ring_shared` in the control page.
     shared: usize,
     size: u32,
-    buf: RingMem,
+    place: Place,
     /// Our own index (cons for the read half, prod for the write half).
     mine: u32,
 }
 
-/// One end of a vchan: the control page plus the two ring buffers.
+/// One end of a vchan: the control page plus the two ring buffers, in
+/// the memory `M` owns.
 #[derive(Debug)]
-pub struct Ring {
-    ctrl: SharedMem,
+pub struct Ring<M: RingMemory> {
+    mem: M,
     side: Side,
     read: Half,
     write: Half,
 }
 
-fn load(ctrl: &SharedMem, off: usize) -> u32 {
+fn load(ctrl: &SharedMem<'_>, off: usize) -> u32 {
     // The control page is at least a page (checked in `new`): in bounds.
     ctrl.load_u32(off, Ordering::Acquire).unwrap_or(0)
 }
 
-impl Ring {
-    /// Wraps a channel whose control page holds valid orders. `left` and
-    /// `right` are the ring buffers (in-page slices for orders 10/11).
-    pub fn new(ctrl: SharedMem, side: Side, left: RingMem, right: RingMem) -> Result<Ring, VchanError> {
-        if ctrl.len() < crate::abi::PAGE_SIZE {
+impl<M: RingMemory> Ring<M> {
+    /// Wraps a channel whose control page holds valid orders, checking
+    /// that `mem` has every page those orders need.
+    pub fn new(mem: M, side: Side) -> Result<Ring<M>, VchanError> {
+        let ctrl = mem.ctrl();
+        if ctrl.len() < PAGE {
             return Err(VchanError::BufferSize { order: 12, len: ctrl.len() });
         }
         let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
         let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
         validate_orders(lo, ro)?;
-        for (order, buf) in [(lo, &left), (ro, &right)] {
-            if buf.len() != 1usize << order || !buf.well_formed() {
-                return Err(VchanError::BufferSize { order, len: buf.len() });
+        let place = |which, order: u16| -> Result<Place, VchanError> {
+            let size = 1usize << order;
+            if let Some(off) = super::layout::ring_offset(order) {
+                return match ctrl.slice(off, size) {
+                    Ok(_) => Ok(Place::InCtrl(off)),
+                    Err(_) => Err(VchanError::BufferSize { order, len: ctrl.len() }),
+                };
+            }
+            // Every page present and exactly a page long.
+            let mut len = 0;
+            for i in 0..size / PAGE {
+                match mem.ring_page(which, i) {
+                    Some(p) if p.len() == PAGE => len += PAGE,
+                    Some(p) => return Err(VchanError::BufferSize { order, len: len + p.len() }),
+                    None => return Err(VchanError::BufferSize { order, len }),
+                }
+            }
+            Ok(Place::Pages)
+        };
+        let (lp, rp) = (place(Which::Left, lo)?, place(Which::Right, ro)?);
+        let half = |which, shared, order: u16, place, own_index| Half {
+            which,
+            shared,
+            size: 1 << order,
+            place,
+            mine: load(&ctrl, shared + own_index),
+        };
+        let (read, write) = match side {
+            Side::Server => (half(Which::Left, LEFT, lo, lp, RING_CONS), half(Which::Right, RIGHT, ro, rp, RING_PROD)),
+            Side::Client => (half(Which::Right, RIGHT, ro, rp, RING_CONS), half(Which::Left, LEFT, lo, lp, RING_PROD)),
+        };
+        Ok(Ring { mem, side, read, write })
+    }
+
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    fn ctrl(&self) -> SharedMem<'_> {
+        self.mem.ctrl()
+    }
+
+    /// Applies `f(view, offset_in_view, range_of_buffer)` to each piece of
+    /// `len` bytes at ring offset `off` of `half`, split at page boundaries.
+    fn pieces(&self, half: &Half, off: usize, len: usize, mut f: impl FnMut(&SharedMem<'_>, usize, core::ops::Range<usize>)) {
+        match half.place {
+            Place::InCtrl(base) => f(&self.ctrl(), base + off, 0..len),
+            Place::Pages => {
+                let mut done = 0;
+                while done < len {
+                    let at = off + done;
+                    let n = (len - done).min(PAGE - at % PAGE);
+                    // Present: checked in `new` for every page of the ring.
+                    if let Some(p) = self.mem.ring_page(half.which, at / PAGE) {
+                        f(&p, at % PAGE, done..done + n);
+                    }
+                    done += n;
+                }
             }
         }
-        let half = |shared, order: u16, buf, own_index| Half { shared, size: 1 << order, buf, mine: load(&ctrl, shared + own_index) };
-        let (read, write) = match side {
-            Side::Server => (half(LEFT, lo, left, RING_CONS), half(RIGHT, ro, right, RING_PROD)),
-            Side::Client => (half(RIGHT, ro, right, RING_CONS), half(LEFT, lo, left, RING_PROD)),
-        };
-        Ok(Ring { ctrl, side, read, write })
     }
 
     /// Bytes of the read ring.
@@ -204,7 +277,7 @@ impl Ring {
     }
 
     fn request_notify(&self, bit: u8) {
-        let _ = self.ctrl.fetch_or_u8(self.peer_request_slot(), bit);
+        let _ = self.ctrl().fetch_or_u8(self.peer_request_slot(), bit);
         // mb(): post the request before re-reading the peer's index, or a
         // write landing in between would be missed (the lost wake-up).
         mb();
@@ -213,12 +286,12 @@ impl Ring {
     fn take_notify(&self, bit: u8) -> bool {
         // mb(): our index update is visible before we look at the request.
         mb();
-        let prev = self.ctrl.fetch_and_u8(self.our_request_slot(), !bit).unwrap_or(0);
+        let prev = self.ctrl().fetch_and_u8(self.our_request_slot(), !bit).unwrap_or(0);
         prev & bit != 0
     }
 
     fn raw_ready(&self) -> Result<u32, VchanError> {
-        let prod = load(&self.ctrl, self.read.shared + RING_PROD);
+        let prod = load(&self.ctrl(), self.read.shared + RING_PROD);
         let ready = prod.wrapping_sub(self.read.mine);
         if ready > self.read.size {
             return Err(VchanError::PeerCorrupt { prod, cons: self.read.mine, size: self.read.size });
@@ -227,7 +300,7 @@ impl Ring {
     }
 
     fn raw_space(&self) -> Result<u32, VchanError> {
-        let cons = load(&self.ctrl, self.write.shared + RING_CONS);
+        let cons = load(&self.ctrl(), self.write.shared + RING_CONS);
         let used = self.write.mine.wrapping_sub(cons);
         if used > self.write.size {
             return Err(VchanError::PeerCorrupt { prod: self.write.mine, cons, size: self.write.size });
@@ -254,7 +327,7 @@ impl Ring {
             Side::Server => CLI_LIVE,
             Side::Client => SRV_LIVE,
         };
-        self.ctrl.load_u8(off, Ordering::Acquire).unwrap_or(0) != 0
+        self.ctrl().load_u8(off, Ordering::Acquire).unwrap_or(0) != 0
     }
 
     /// Whether the peer domain is known to be gone, given whether our
@@ -266,7 +339,7 @@ impl Ring {
     /// an unbound channel means "not connected yet", not "gone".
     pub fn peer_vanished(&self, channel_connected: bool) -> bool {
         let bound = match self.side {
-            Side::Server => self.ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) != 2,
+            Side::Server => self.ctrl().load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) != 2,
             Side::Client => true,
         };
         bound && !channel_connected
@@ -278,7 +351,7 @@ impl Ring {
             Side::Server => SRV_LIVE,
             Side::Client => CLI_LIVE,
         };
-        let _ = self.ctrl.store_u8(off, live, Ordering::Release);
+        let _ = self.ctrl().store_u8(off, live, Ordering::Release);
     }
 
     /// Reads up to `dst.len()` bytes without blocking. `Ok` with 0 bytes
@@ -303,11 +376,16 @@ impl Ring {
         let start = (self.read.mine & mask) as usize;
         let first = n.min(self.read.size as usize - start);
         // In bounds: start + first <= size == buf.len(), n - first <= size.
-        self.read.buf.read(start, &mut dst[..first]);
-        self.read.buf.read(0, &mut dst[first..n]);
+        let (head, tail) = dst[..n].split_at_mut(first);
+        self.pieces(&self.read, start, head.len(), |m, o, r| {
+            let _ = m.read(o, &mut head[r]);
+        });
+        self.pieces(&self.read, 0, tail.len(), |m, o, r| {
+            let _ = m.read(o, &mut tail[r]);
+        });
         self.read.mine = self.read.mine.wrapping_add(n as u32);
         // Release: the copy above completes before the peer sees the space.
-        let _ = self.ctrl.store_u32(self.read.shared + RING_CONS, self.read.mine, Ordering::Release);
+        let _ = self.ctrl().store_u32(self.read.shared + RING_CONS, self.read.mine, Ordering::Release);
         let notify = self.take_notify(NOTIFY_READ);
         Ok(Progress { bytes: n, notify })
     }
@@ -333,11 +411,16 @@ impl Ring {
         let mask = self.write.size - 1;
         let start = (self.write.mine & mask) as usize;
         let first = n.min(self.write.size as usize - start);
-        self.write.buf.write(start, &src[..first]);
-        self.write.buf.write(0, &src[first..n]);
+        let (head, tail) = src[..n].split_at(first);
+        self.pieces(&self.write, start, head.len(), |m, o, r| {
+            let _ = m.write(o, &head[r]);
+        });
+        self.pieces(&self.write, 0, tail.len(), |m, o, r| {
+            let _ = m.write(o, &tail[r]);
+        });
         self.write.mine = self.write.mine.wrapping_add(n as u32);
         // Release (wmb()): the data is visible before the new prod.
-        let _ = self.ctrl.store_u32(self.write.shared + RING_PROD, self.write.mine, Ordering::Release);
+        let _ = self.ctrl().store_u32(self.write.shared + RING_PROD, self.write.mine, Ordering::Release);
         let notify = self.take_notify(NOTIFY_WRITE);
         Ok(Progress { bytes: n, notify })
     }
@@ -346,28 +429,18 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vchan::layout::ring_offset;
 
     /// A server and a client over one control page, rings of the given orders.
-    fn pair(lo: u16, ro: u16, start: u32) -> (Ring, Ring, SharedMem) {
-        let ctrl = SharedMem::leak_zeroed(4096);
-        ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed).unwrap();
-        ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed).unwrap();
+    fn pair(lo: u16, ro: u16, start: u32) -> (Ring<HostRingMemory>, Ring<HostRingMemory>, SharedMem<'static>) {
+        let mem = HostRingMemory::new(lo, ro);
+        let ctrl = mem.ctrl;
         for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
             ctrl.store_u32(off, start, Ordering::Relaxed).unwrap();
         }
         ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
         ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
-        // Large rings alternate between one contiguous region and separate
-        // pages, so both RingMem shapes are exercised at every order.
-        let buf = |o: u16| match ring_offset(o) {
-            Some(off) => RingMem::Contiguous(ctrl.slice(off, 1 << o).unwrap()),
-            None if o.is_multiple_of(2) => RingMem::Contiguous(SharedMem::leak_zeroed(1 << o)),
-            None => RingMem::Pages((0..1usize << (o - 12)).map(|_| SharedMem::leak_zeroed(4096)).collect()),
-        };
-        let (l, r) = (buf(lo), buf(ro));
-        let srv = Ring::new(ctrl, Side::Server, l.clone(), r.clone()).unwrap();
-        let cli = Ring::new(ctrl, Side::Client, l, r).unwrap();
+        let srv = Ring::new(mem.clone(), Side::Server).unwrap();
+        let cli = Ring::new(mem, Side::Client).unwrap();
         (srv, cli, ctrl)
     }
 
@@ -456,20 +529,24 @@ mod tests {
 
     #[test]
     fn bad_layouts_are_refused() {
-        let ctrl = SharedMem::leak_zeroed(4096);
-        let l = RingMem::Contiguous(SharedMem::leak_zeroed(4096));
-        ctrl.store_u16(LEFT_ORDER, 10, Ordering::Relaxed).unwrap();
-        ctrl.store_u16(RIGHT_ORDER, 10, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
-        ctrl.store_u16(RIGHT_ORDER, 30, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
-        ctrl.store_u16(LEFT_ORDER, 12, Ordering::Relaxed).unwrap();
-        ctrl.store_u16(RIGHT_ORDER, 13, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), l.clone()).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
+        let mem = HostRingMemory::new(10, 10);
+        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
+        mem.ctrl.store_u16(RIGHT_ORDER, 30, Ordering::Relaxed).unwrap();
+        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
+        // Announced orders that need more pages than the memory has.
+        let mut mem = HostRingMemory::new(12, 12);
+        mem.ctrl.store_u16(RIGHT_ORDER, 13, Ordering::Relaxed).unwrap();
+        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
         // Pages of the wrong size are refused too.
-        ctrl.store_u16(RIGHT_ORDER, 12, Ordering::Relaxed).unwrap();
-        let odd = RingMem::Pages(vec![SharedMem::leak_zeroed(2048), SharedMem::leak_zeroed(2048)]);
-        assert_eq!(Ring::new(ctrl, Side::Client, l.clone(), odd).unwrap_err(), VchanError::BufferSize { order: 12, len: 4096 });
+        mem.ctrl.store_u16(RIGHT_ORDER, 12, Ordering::Relaxed).unwrap();
+        mem.right = vec![SharedMem::leak_zeroed(2048)];
+        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::BufferSize { order: 12, len: 2048 });
+        // A control page shorter than a page.
+        let short = HostRingMemory { ctrl: SharedMem::leak_zeroed(2048), left: vec![], right: vec![] };
+        assert!(matches!(Ring::new(&short, Side::Server), Err(VchanError::BufferSize { .. })));
+        // The well-formed layout is accepted.
+        mem.right = HostRingMemory::new(12, 12).right;
+        assert!(Ring::new(&mem, Side::Server).is_ok());
     }
 
     #[test]

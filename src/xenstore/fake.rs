@@ -28,7 +28,7 @@ struct Tx {
 /// The fake daemon's state and knobs.
 #[derive(Debug)]
 pub struct FakeXenstored {
-    page: SharedMem,
+    page: SharedMem<'static>,
     inbuf: Vec<u8>,
     out: VecDeque<u8>,
     /// The client's domid (relative paths resolve under its home).
@@ -59,7 +59,7 @@ pub struct FakeXenstored {
 impl FakeXenstored {
     /// A daemon serving `page` for domain `domid`, with its home directory
     /// holding `name` and `domid`.
-    pub fn new(page: SharedMem, domid: u16, name: &str) -> Self {
+    pub fn new(page: SharedMem<'static>, domid: u16, name: &str) -> Self {
         let mut s = FakeXenstored {
             page,
             inbuf: Vec::new(),
@@ -357,7 +357,7 @@ fn set_in(nodes: &mut BTreeMap<String, Node>, p: &str, value: &[u8], domid: u16)
 /// Its clock advances 1 ms per wait, so timeouts are deterministic.
 #[derive(Debug)]
 pub struct FakeTransport {
-    ring: StoreRing,
+    ring: StoreRing<'static>,
     /// The daemon.
     pub server: FakeXenstored,
     clock: u64,
@@ -373,7 +373,7 @@ impl FakeTransport {
     }
 
     /// The shared page (to corrupt it from a test).
-    pub fn page(&self) -> SharedMem {
+    pub fn page(&self) -> SharedMem<'static> {
         self.server.page
     }
 }

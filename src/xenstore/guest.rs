@@ -1,6 +1,9 @@
 //! The xenstore transport of a PV guest: the store page from
 //! `start_info.store_mfn` and its event channel `store_evtchn`.
 
+// Xen backend: the store page Xen maps for us.
+#![allow(unsafe_code)]
+
 use super::ring::StoreRing;
 use super::{Client, Transport, XsError};
 use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
@@ -16,7 +19,7 @@ static OPEN: AtomicBool = AtomicBool::new(false);
 /// one reader); dropping it lets [`open`] succeed again.
 #[derive(Debug)]
 pub struct RingTransport {
-    ring: StoreRing,
+    ring: StoreRing<'static>,
     port: EvtchnPort,
 }
 

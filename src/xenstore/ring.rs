@@ -24,13 +24,13 @@ fn masked(idx: u32) -> usize {
 
 /// The store page.
 #[derive(Debug, Clone, Copy)]
-pub struct StoreRing {
-    page: SharedMem,
+pub struct StoreRing<'a> {
+    page: SharedMem<'a>,
 }
 
-impl StoreRing {
+impl<'a> StoreRing<'a> {
     /// Wraps the store page; `None` if it is too short.
-    pub fn new(page: SharedMem) -> Option<Self> {
+    pub fn new(page: SharedMem<'a>) -> Option<Self> {
         (page.len() >= ring::SIZE).then_some(StoreRing { page })
     }
 
