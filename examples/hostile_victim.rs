@@ -17,22 +17,22 @@ mod stream;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan, VchanError};
+use xenpv::vchan::{Backends, ChannelError, Vchan, VchanError};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let mut xs = xenpv::xenstore::open()?;
-    let me = xs.own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+    let xs = xenpv::xenstore::open_shared()?;
+    let me = xs.lock().own_domid()?;
+    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/hostile", me.0);
     // First use of the grant table maps it (page-table frames): before measuring.
     let g = xenpv::grant::grants()?;
     let frames_before = xenpv::mm::stats().free_frames;
-    let chan = Vchan::server(&mut xs, DomId(peer), &path, 1024, 1024)?;
+    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, 1024, 1024)?;
     println!("hostile_victim: offering a vchan to dom{peer}");
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
@@ -46,13 +46,13 @@ fn main() -> Result<(), ChannelError> {
         return Err(ChannelError::Timeout);
     }
     // Alive and well: xenstore still answers, memory is intact.
-    xs.write("data/victim", b"alive")?;
-    let back = xs.read_string("data/victim")?;
+    xs.lock().write("data/victim", b"alive")?;
+    let back = xs.lock().read_string("data/victim")?;
     // The scribbler unmaps (without any notify) before it says it is done;
     // then the next grant operation reclaims our pages. Removing the nodes
     // tells it we have seen that.
-    stream::wait_key(&mut xs, &format!("/local/domain/{peer}/data/done"), Duration::from_secs(60))?;
-    chan.close_and_remove(&mut xs, &path)?;
+    stream::wait_key(&mut xs.lock(), &format!("/local/domain/{peer}/data/done"), Duration::from_secs(60))?;
+    drop(chan); // closes, removing the nodes
     let pending = g.reclaim();
     println!(
         "hostile_victim: still alive after the garbage indices (xenstore says {back:?}; free frames {} before the channel, {} after closing it, {pending} pending)",

@@ -17,7 +17,7 @@ mod stream;
 
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::vchan::{Backends, ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -26,9 +26,9 @@ fn main() -> Result<(), ChannelError> {
     let order: u32 = stream::arg("order", 16);
     let total: u64 = stream::arg("bytes", 64 << 20);
     let chunk: usize = stream::arg("chunk", 65536);
-    let mut xs = xenpv::xenstore::open()?;
-    let me = xs.own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+    let xs = xenpv::xenstore::open_shared()?;
+    let me = xs.lock().own_domid()?;
+    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);
@@ -38,7 +38,7 @@ fn main() -> Result<(), ChannelError> {
 
     // left = client->server: the producer's ring gets the requested order.
     let left = 1usize << order.clamp(10, 20);
-    let chan = Vchan::server(&mut xs, DomId(peer), &path, left, 1024)?;
+    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, left, 1024)?;
     println!("ring_consumer: offering vchan at {path} to dom{peer} (left ring {left} bytes)");
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
@@ -72,7 +72,7 @@ fn main() -> Result<(), ChannelError> {
         stream::mib_per_s(total, memcpy_ns),
         memcpy_ns as f64 * 100.0 / ns.max(1) as f64
     );
-    chan.close_and_remove(&mut xs, &path)?;
+    drop(chan); // closes, removing the nodes
     println!("ring_consumer: PASS");
     Ok(())
 }

@@ -13,7 +13,7 @@ mod stream;
 
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::vchan::{Backends, ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -21,13 +21,13 @@ xenpv::main!(main);
 fn main() -> Result<(), ChannelError> {
     let total: u64 = stream::arg("bytes", 64 << 20);
     let chunk: usize = stream::arg("chunk", 65536);
-    let mut xs = xenpv::xenstore::open()?;
-    let peer: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+    let xs = xenpv::xenstore::open_shared()?;
+    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
-    stream::wait_key(&mut xs, &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
-    let mut chan = Vchan::client(&mut xs, DomId(peer), &path)?;
+    stream::wait_key(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
+    let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(peer), &path)?;
     println!("ring_producer: connected to dom{peer} at {path}");
 
     let mut buf = vec![0u8; chunk];

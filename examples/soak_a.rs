@@ -28,7 +28,7 @@ mod stream;
 use alloc::format;
 use core::time::Duration;
 use xenpv::grant::{self, Access};
-use xenpv::vchan::Vchan;
+use xenpv::vchan::{Backends, Vchan};
 use xenpv::xenstore::Perm;
 use xenpv::{println, DomId};
 
@@ -58,22 +58,22 @@ macro_rules! figures {
 fn main() -> Result<(), Error> {
     let shares: u32 = stream::arg("shares", 10_000);
     let opens: u32 = stream::arg("opens", 1_000);
-    let mut xs = xenpv::xenstore::open()?;
-    let me = xs.own_domid()?;
-    let b = DomId(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
-    let c = DomId(stream::wait_key(&mut xs, "data/guesser_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("C's domid"))?);
+    let xs = xenpv::xenstore::open_shared()?;
+    let me = xs.lock().own_domid()?;
+    let b = DomId(stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
+    let c = DomId(stream::wait_key(&mut xs.lock(), "data/guesser_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("C's domid"))?);
     let g = grant::grants()?;
 
     // C's positive control: one page granted to it, read-only.
     let for_c = g.share(c, 1, Access::ReadOnly)?;
     for_c.page(0).ok_or(Error::Check("page"))?.write(0, b"for C")?;
     let c_ref = for_c.gref(0).ok_or(Error::Check("ref"))?;
-    xs.write("data/c_ref", format!("{}", c_ref.0).as_bytes())?;
-    xs.set_perms("data/c_ref", &[Perm { domid: me, access: xenpv::xenstore::Access::None }, Perm { domid: c, access: xenpv::xenstore::Access::Read }])?;
+    xs.lock().write("data/c_ref", format!("{}", c_ref.0).as_bytes())?;
+    xs.lock().set_perms("data/c_ref", &[Perm { domid: me, access: xenpv::xenstore::Access::None }, Perm { domid: c, access: xenpv::xenstore::Access::Read }])?;
 
     let base = format!("/local/domain/{}/data", me.0);
     let ctl_path = format!("{base}/soakctl");
-    let ctl = Vchan::server(&mut xs, b, &ctl_path, 1024, 1024)?;
+    let ctl = Vchan::server(Backends::xen(&xs)?, b, &ctl_path, 1024, 1024)?;
     ctl.wait_connected(Some(Duration::from_secs(60)))?;
     let mut ctl = ctl;
     println!("soak_a: dom{} connected; {shares} share/release cycles, {opens} vchan open/close cycles", b.0);
@@ -127,7 +127,7 @@ fn main() -> Result<(), Error> {
     let start = xenpv::time::now_ns();
     let path = format!("{base}/soakchan");
     for i in 0..opens {
-        let chan = Vchan::server(&mut xs, b, &path, 1024, 1024)?;
+        let chan = Vchan::server(Backends::xen(&xs)?, b, &path, 1024, 1024)?;
         ctl.write_all(&i.to_le_bytes(), T)?;
         chan.wait_connected(T)?;
         let mut chan = chan;
@@ -139,7 +139,7 @@ fn main() -> Result<(), Error> {
         let mut done = [0u8; 4];
         ctl.read_exact(&mut done, T)?;
         check(u32::from_le_bytes(done) == i, "B closed another channel")?;
-        chan.close_and_remove(&mut xs, &path)?;
+        drop(chan); // closes, removing the nodes
     }
     let ns = xenpv::time::now_ns() - start;
     println!("soak_a: {opens} vchan open/close cycles in {} ms", ns / 1_000_000);
@@ -162,9 +162,9 @@ fn main() -> Result<(), Error> {
     ctl.read_exact(&mut ack, T)?;
     // C (hostile_guesser) maps its page once; keep it until C is done.
     // (C's own data/ vanishes when it powers off: the companion relays.)
-    stream::wait_key(&mut xs, "data/c_done", Duration::from_secs(120))?;
+    stream::wait_key(&mut xs.lock(), "data/c_done", Duration::from_secs(120))?;
     drop(for_c);
-    ctl.close_and_remove(&mut xs, &ctl_path)?;
+    drop(ctl); // closes, removing the nodes
     println!("soak_a: PASS");
     Ok(())
 }

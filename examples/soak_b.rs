@@ -16,7 +16,7 @@ mod stream;
 use alloc::format;
 use core::time::Duration;
 use xenpv::grant::{self, Access};
-use xenpv::vchan::Vchan;
+use xenpv::vchan::{Backends, Vchan};
 use xenpv::{println, DomId, GrantRef};
 
 #[path = "common/support.rs"]
@@ -30,12 +30,12 @@ const T: Option<Duration> = Some(Duration::from_secs(30));
 fn main() -> Result<(), Error> {
     let shares: u32 = stream::arg("shares", 10_000);
     let opens: u32 = stream::arg("opens", 1_000);
-    let mut xs = xenpv::xenstore::open()?;
-    let a = DomId(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
+    let xs = xenpv::xenstore::open_shared()?;
+    let a = DomId(stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
     let base = format!("/local/domain/{}/data", a.0);
     let ctl_path = format!("{base}/soakctl");
-    stream::wait_key(&mut xs, &format!("{ctl_path}/event-channel"), Duration::from_secs(60))?;
-    let mut ctl = Vchan::client(&mut xs, a, &ctl_path)?;
+    stream::wait_key(&mut xs.lock(), &format!("{ctl_path}/event-channel"), Duration::from_secs(60))?;
+    let mut ctl = Vchan::client(Backends::xen(&xs)?, a, &ctl_path)?;
     let g = grant::grants()?;
     let (m0, g0) = (xenpv::mm::stats(), g.stats());
     println!(
@@ -79,7 +79,7 @@ fn main() -> Result<(), Error> {
         let mut n = [0u8; 4];
         ctl.read_exact(&mut n, T)?;
         let i = u32::from_le_bytes(n);
-        let mut chan = Vchan::client(&mut xs, a, &path)?;
+        let mut chan = Vchan::client(Backends::xen(&xs)?, a, &path)?;
         chan.write_all(&[i as u8], T)?;
         let mut byte = [0u8; 1];
         chan.read_exact(&mut byte, T)?;

@@ -20,7 +20,7 @@ mod stream;
 use alloc::format;
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::vchan::{Backends, ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -28,13 +28,13 @@ xenpv::main!(main);
 fn main() -> Result<(), ChannelError> {
     let total: usize = stream::arg("bytes", 256 << 10);
     let chunk: usize = stream::arg("chunk", 4096);
-    let mut xs = xenpv::xenstore::open()?;
-    let server = stream::wait_key(&mut xs, "data/server", Duration::from_secs(60))?;
+    let xs = xenpv::xenstore::open_shared()?;
+    let server = stream::wait_key(&mut xs.lock(), "data/server", Duration::from_secs(60))?;
     let bad = || ChannelError::BadNode { path: "data/server".into() };
     let (domid, path) = server.trim().split_once(' ').ok_or_else(bad)?;
     let domid = DomId(domid.parse().map_err(|_| bad())?);
-    stream::wait_key(&mut xs, &format!("{path}/event-channel"), Duration::from_secs(60))?;
-    let mut chan = Vchan::client(&mut xs, domid, path)?;
+    stream::wait_key(&mut xs.lock(), &format!("{path}/event-channel"), Duration::from_secs(60))?;
+    let mut chan = Vchan::client(Backends::xen(&xs)?, domid, path)?;
     let (read, write) = chan.ring_sizes();
     println!("vchan_client: header at connect {:?}", chan.header());
     println!(

@@ -26,7 +26,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan, VchanError};
+use xenpv::vchan::{Backends, ChannelError, Vchan, VchanError, XenVchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -35,14 +35,14 @@ fn main() -> Result<(), ChannelError> {
     let peer = DomId(stream::arg("peer", 0u16));
     let orders: String = stream::arg("orders", String::from("10:11,11:10,12:16,20:12"));
     let sessions = parse_orders(&orders).ok_or(ChannelError::BadNode { path: format!("orders={orders}") })?;
-    let mut xs = xenpv::xenstore::open()?;
-    let me = xs.own_domid()?;
-    xs.write("data/sessions", format!("{}", sessions.len()).as_bytes())?;
+    let xs = xenpv::xenstore::open_shared()?;
+    let me = xs.lock().own_domid()?;
+    xs.lock().write("data/sessions", format!("{}", sessions.len()).as_bytes())?;
 
     let mut all_ok = true;
     for (i, &(lo, ro)) in sessions.iter().enumerate() {
         let path = format!("/local/domain/{}/data/echo{i}", me.0);
-        let chan = Vchan::server(&mut xs, peer, &path, 1 << lo, 1 << ro)?;
+        let chan = Vchan::server(Backends::xen(&xs)?, peer, &path, 1 << lo, 1 << ro)?;
         let (read, write) = chan.ring_sizes();
         println!(
             "vchan_echo: session {i}: offering {path} to dom{}, rings {read} bytes in (order {}), {write} bytes out (order {})",
@@ -54,8 +54,8 @@ fn main() -> Result<(), ChannelError> {
         let mut chan = chan;
         let (bytes, sum) = echo(&mut chan)?;
         println!("vchan_echo: session {i}: client closed after {bytes} bytes echoed (checksum {sum:016x})");
-        chan.close_and_remove(&mut xs, &path)?;
-        let verdict = stream::wait_key(&mut xs, &format!("data/verdict{i}"), Duration::from_secs(60))?;
+        drop(chan); // closes, removing the nodes
+        let verdict = stream::wait_key(&mut xs.lock(), &format!("data/verdict{i}"), Duration::from_secs(60))?;
         println!("vchan_echo: session {i}: dom0 says: {}", verdict.trim());
         all_ok &= verdict.starts_with("ok");
     }
@@ -70,7 +70,7 @@ fn main() -> Result<(), ChannelError> {
 }
 
 /// Echoes until the client closes; returns the byte count and checksum.
-fn echo(chan: &mut Vchan) -> Result<(u64, u64), ChannelError> {
+fn echo(chan: &mut XenVchan<'_>) -> Result<(u64, u64), ChannelError> {
     let mut buf = vec![0u8; 16384];
     let (mut total, mut sum) = (0u64, stream::Checksum::new());
     loop {

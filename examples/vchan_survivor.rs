@@ -21,7 +21,7 @@ mod stream;
 use alloc::format;
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::vchan::{Backends, ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -29,16 +29,16 @@ xenpv::main!(main);
 fn main() -> Result<(), ChannelError> {
     let order: u32 = stream::arg("order", 20);
     let kill_after: u64 = stream::arg("kill_after", 1 << 20);
-    let mut xs = xenpv::xenstore::open()?;
-    let me = xs.own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+    let xs = xenpv::xenstore::open_shared()?;
+    let me = xs.lock().own_domid()?;
+    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/vchan", me.0);
     let grants = xenpv::grant::grants()?;
     let before = grants.stats();
 
-    let chan = Vchan::server(&mut xs, DomId(peer), &path, 1 << order.clamp(10, 20), 1024)?;
+    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, 1 << order.clamp(10, 20), 1024)?;
     let shared = grants.stats().shared_pages - before.shared_pages;
     println!("vchan_survivor: offering {path} to dom{peer}: {} byte ring in, {shared} pages shared", chan.ring_sizes().0);
     chan.wait_connected(Some(Duration::from_secs(60)))?;
@@ -65,7 +65,7 @@ fn main() -> Result<(), ChannelError> {
             xenpv::time::sleep(Duration::from_millis(20));
         } else if got >= kill_after {
             // The victim's companion is waiting for this key.
-            xs.write("data/streaming", b"1")?;
+            xs.lock().write("data/streaming", b"1")?;
             asked = true;
             println!("vchan_survivor: {got} bytes received intact, asking dom0 to destroy dom{peer}");
         }
@@ -95,7 +95,7 @@ fn main() -> Result<(), ChannelError> {
         println!("vchan_survivor: FAIL: pages the dead peer had mapped were not reclaimed");
         return Err(ChannelError::Timeout);
     }
-    let _ = xs.rm(&path);
+    let _ = xs.lock().rm(&path);
     println!("vchan_survivor: PASS: peer death detected and its pages reclaimed");
     Ok(())
 }

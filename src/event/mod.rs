@@ -12,9 +12,13 @@
 //! bit whether or not a handler is installed, so code that only waits
 //! ([`wait`]) needs no handler at all.
 
+pub mod ops;
 pub mod table;
 pub mod two_level;
 
+pub use ops::EventOps;
+#[cfg(target_os = "none")]
+pub use ops::XenEvents;
 pub use table::{Handler, Table};
 pub use two_level::{PortOutOfRange, TwoLevel};
 

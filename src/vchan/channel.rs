@@ -1,14 +1,19 @@
-//! A vchan endpoint in a running guest: the pages come from the grant
-//! module (shared by the server, mapped by the client), the notifications
-//! from an interdomain event channel, and the rendezvous from xenstore,
-//! all as libxenvchan does it (tools/libs/vchan/init.c), so either end
-//! can be a Linux program using libxenvchan.
+//! A vchan endpoint: the pages come from the grant module (shared by the
+//! server, mapped by the client), the notifications from an interdomain
+//! event channel, and the rendezvous from xenstore, all as libxenvchan
+//! does it (tools/libs/vchan/init.c, io.c), so either end can be a Linux
+//! program using libxenvchan.
+//!
+//! The channel borrows its three backends ([`Backends`]): a grant table,
+//! [`EventOps`] and a [`Rendezvous`] store. In a guest they are Xen's;
+//! on the host, the fakes, so the handshake, blocking waits, peer death
+//! and close are tested there (`tests` below).
 
 use super::layout::{choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS};
 use super::ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 use crate::abi::vchan::*;
-use crate::event::{self, EventError};
-use crate::grant::{self, Access, GrantError, MappedPages, SharedPages, UnmapNotify, XenGrantOps};
+use crate::event::{EventError, EventOps, Status};
+use crate::grant::{Access, GrantError, GrantOps, Grants, MappedPages, SharedPages, UnmapNotify};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef};
 use crate::xenstore::{self, Client, Transport, XsError};
@@ -41,6 +46,14 @@ pub enum ChannelError {
     /// (unmap notify is the dying peer's own kernel's job, or ours), so
     /// this is how a survivor learns of an `xl destroy`.
     PeerGone,
+    /// `bytes` were read or written (the ring moved them), but the event
+    /// telling the peer failed: the peer may not look until its next wake.
+    NotifyFailed {
+        /// Bytes moved by the call.
+        bytes: usize,
+        /// Why the event could not be sent.
+        error: EventError,
+    },
 }
 
 impl From<VchanError> for ChannelError {
@@ -75,24 +88,88 @@ impl From<XsError> for ChannelError {
 /// Result of a vchan operation.
 pub type Result<T> = core::result::Result<T, ChannelError>;
 
+/// The xenstore operations of the vchan rendezvous, taking `&self` so a
+/// server can keep its store to remove its nodes when it closes.
+pub trait Rendezvous {
+    /// Our domain id.
+    fn own_domid(&self) -> core::result::Result<DomId, XsError>;
+    /// A node's value as text.
+    fn read_string(&self, path: &str) -> core::result::Result<String, XsError>;
+    /// Writes every `(path, value)`, owned by us and readable by
+    /// `reader` only, in one transaction.
+    fn publish(&self, nodes: &[(&str, &str)], reader: DomId) -> core::result::Result<(), XsError>;
+    /// Removes a node and everything below it.
+    fn remove(&self, path: &str) -> core::result::Result<(), XsError>;
+}
+
+impl<T: Transport> Rendezvous for spin::Mutex<Client<T>> {
+    fn own_domid(&self) -> core::result::Result<DomId, XsError> {
+        self.lock().own_domid()
+    }
+    fn read_string(&self, path: &str) -> core::result::Result<String, XsError> {
+        self.lock().read_string(path)
+    }
+    fn publish(&self, nodes: &[(&str, &str)], reader: DomId) -> core::result::Result<(), XsError> {
+        let mut xs = self.lock();
+        let me = xs.own_domid()?;
+        let perms = [
+            xenstore::Perm { domid: me, access: xenstore::Access::None },
+            xenstore::Perm { domid: reader, access: xenstore::Access::Read },
+        ];
+        xs.transaction(|tx| {
+            for (path, value) in nodes {
+                tx.write(path, value.as_bytes())?;
+                tx.set_perms(path, &perms)?;
+            }
+            Ok(())
+        })
+    }
+    fn remove(&self, path: &str) -> core::result::Result<(), XsError> {
+        self.lock().rm(path)
+    }
+}
+
+/// What a channel borrows: a grant table, event channels and a store.
+#[derive(Debug)]
+pub struct Backends<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
+    /// Shares (server) or maps (client) the pages.
+    pub grants: &'b Grants<G>,
+    /// The event channel and the clock.
+    pub events: &'b E,
+    /// The xenstore rendezvous.
+    pub store: &'b S,
+}
+
+impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Clone for Backends<'_, G, E, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Copy for Backends<'_, G, E, S> {}
+
+#[cfg(target_os = "none")]
+impl<'b, T: Transport> Backends<'b, crate::grant::XenGrantOps, crate::event::XenEvents, spin::Mutex<Client<T>>> {
+    /// This domain's grant table and event channels, and `store`.
+    pub fn xen(store: &'b spin::Mutex<Client<T>>) -> core::result::Result<Self, GrantError> {
+        static EVENTS: crate::event::XenEvents = crate::event::XenEvents;
+        Ok(Backends { grants: crate::grant::grants()?, events: &EVENTS, store })
+    }
+}
+
 /// The pages a channel lives in, owned by the ring; dropping them
 /// releases (server) or unmaps (client) them, with their unmap notify.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per channel, never moved in a hot path
-enum ChanMem {
+enum ChanMem<'b, G: GrantOps> {
     /// The server's shared pages: the control page, then `left` pages of
     /// the left ring, then the right ring's.
-    Server { pages: SharedPages<'static, XenGrantOps>, left: usize },
+    Server { pages: SharedPages<'b, G>, left: usize },
     /// The client's mappings: the control page, and the rings of order
     /// 12 and up.
-    Client {
-        ctrl: MappedPages<'static, XenGrantOps>,
-        left: Option<MappedPages<'static, XenGrantOps>>,
-        right: Option<MappedPages<'static, XenGrantOps>>,
-    },
+    Client { ctrl: MappedPages<'b, G>, left: Option<MappedPages<'b, G>>, right: Option<MappedPages<'b, G>> },
 }
 
-impl RingMemory for ChanMem {
+impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
     fn ctrl(&self) -> SharedMem<'_> {
         let page = match self {
             ChanMem::Server { pages, .. } => pages.page(0),
@@ -115,33 +192,35 @@ impl RingMemory for ChanMem {
 
 /// Our end of the event channel, closed on drop.
 #[derive(Debug)]
-struct OwnedPort(EvtchnPort);
+struct OwnedPort<'b, E: EventOps> {
+    events: &'b E,
+    port: EvtchnPort,
+}
 
-impl Drop for OwnedPort {
+impl<E: EventOps> Drop for OwnedPort<'_, E> {
     fn drop(&mut self) {
-        let _ = event::close(self.0);
+        let _ = self.events.close(self.port);
     }
 }
 
 /// One end of a vchan. Dropping it closes the channel: our live flag
-/// drops to 0, the peer is notified, and pages the peer still maps stay
-/// pinned (never freed or reused) until it unmaps them.
-pub struct Vchan {
+/// drops to 0, the peer is notified, a server removes its xenstore nodes,
+/// and pages the peer still maps stay pinned (never freed or reused)
+/// until it unmaps them.
+pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
     // Field order is drop order: the ring's pages are released (their
     // unmap notify signals `port`) before the port is closed.
-    ring: Ring<ChanMem>,
-    port: OwnedPort,
+    ring: Ring<ChanMem<'b, G>>,
+    port: OwnedPort<'b, E>,
     peer: DomId,
+    /// A server's store and the directory it published, removed at close.
+    published: Option<(&'b S, String)>,
 }
 
-impl core::fmt::Debug for Vchan {
+impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vchan<'_, G, E, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vchan").field("ring", &self.ring).field("port", &self.port.0).field("peer", &self.peer).finish()
+        f.debug_struct("Vchan").field("ring_sizes", &self.ring_sizes()).field("port", &self.port.port).field("peer", &self.peer).finish()
     }
-}
-
-fn deadline(timeout: Option<Duration>) -> Option<u64> {
-    timeout.map(crate::time::deadline_after)
 }
 
 /// How often a blocked wait checks that the peer domain still exists.
@@ -150,63 +229,49 @@ fn deadline(timeout: Option<Duration>) -> Option<u64> {
 /// nothing else would wake us.
 const PEER_CHECK: Duration = Duration::from_millis(100);
 
-fn read_number<T: Transport>(xs: &mut Client<T>, path: String) -> Result<u32> {
-    let text = xs.read_string(&path)?;
+fn read_number<S: Rendezvous + ?Sized>(store: &S, path: String) -> Result<u32> {
+    let text = store.read_string(&path)?;
     match text.trim().parse::<u32>() {
         Ok(v) if v != 0 => Ok(v),
         _ => Err(ChannelError::BadNode { path }),
     }
 }
 
-impl Vchan {
+impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// Offers a channel to `peer`: shares the control page (and ring pages
     /// for rings over 2 KiB), allocates an unbound event channel and
     /// publishes `<path>/ring-ref` and `<path>/event-channel`, readable by
     /// `peer`, in one transaction. `left_min` is the client→server ring's
     /// minimum size, `right_min` the server→client one's (libxenvchan's
-    /// `libxenvchan_server_init`).
-    pub fn server<T: Transport>(xs: &mut Client<T>, peer: DomId, path: &str, left_min: usize, right_min: usize) -> Result<Vchan> {
+    /// `libxenvchan_server_init`). Closing removes `path`.
+    pub fn server(b: Backends<'b, G, E, S>, peer: DomId, path: &str, left_min: usize, right_min: usize) -> Result<Self> {
         let (lo, ro) = choose_orders(left_min, right_min)?;
         let (nl, nr) = (ring_pages(lo), ring_pages(ro));
-        let grants = grant::grants()?;
-        let port = OwnedPort(event::alloc_unbound(peer)?);
-        let built = (|| {
-            let mut pages = grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
-            // The driver-side half of close: if we vanish, the client sees
-            // srv_live drop and an event (libxenvchan uses the same notify).
-            pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.0) })?;
-            let ctrl = pages.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
-            let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
-            for i in 0..nl + nr {
-                set(GRANTS + 4 * i, pages.gref(1 + i).map_or(0, |g| g.0))?;
-            }
-            let _ = ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed);
-            let _ = ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed);
-            let _ = ctrl.store_u8(CLI_LIVE, 2, Ordering::Relaxed);
-            let _ = ctrl.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Ordering::Relaxed);
-            // Release: everything above is visible before srv_live says "up".
-            let _ = ctrl.store_u8(SRV_LIVE, 1, Ordering::Release);
-            let ring_ref = pages.gref(0).ok_or(GrantError::InvalidArgument)?;
-            Ok::<_, ChannelError>((pages, ring_ref))
-        })();
-        // On failure the pages are released, then the port is closed.
-        let (pages, ring_ref) = built?;
+        let port = OwnedPort { events: b.events, port: b.events.alloc_unbound(peer)? };
+        let mut pages = b.grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
+        // The driver-side half of close: if we vanish, the client sees
+        // srv_live drop and an event (libxenvchan uses the same notify).
+        pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.port) })?;
+        let ctrl = pages.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
+        let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
+        for i in 0..nl + nr {
+            set(GRANTS + 4 * i, pages.gref(1 + i).map_or(0, |g| g.0))?;
+        }
+        let _ = ctrl.store_u16(LEFT_ORDER, lo, Ordering::Relaxed);
+        let _ = ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed);
+        let _ = ctrl.store_u8(CLI_LIVE, 2, Ordering::Relaxed);
+        let _ = ctrl.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Ordering::Relaxed);
+        // Release: everything above is visible before srv_live says "up".
+        let _ = ctrl.store_u8(SRV_LIVE, 1, Ordering::Release);
+        let ring_ref = pages.gref(0).ok_or(GrantError::InvalidArgument)?;
+        // From here on a failure drops the ring (releasing the pages),
+        // then the port.
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
-        let port_no = port.0;
-        let chan = Vchan { ring, port, peer };
-        let me = xs.own_domid()?;
-        let perms = [
-            xenstore::Perm { domid: me, access: xenstore::Access::None },
-            xenstore::Perm { domid: peer, access: xenstore::Access::Read },
-        ];
+        let mut chan = Vchan { ring, port, peer, published: None };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
-        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", port_no.0));
-        xs.transaction(|tx| {
-            tx.write(&ref_path, ref_val.as_bytes())?;
-            tx.set_perms(&ref_path, &perms)?;
-            tx.write(&port_path, port_val.as_bytes())?;
-            tx.set_perms(&port_path, &perms)
-        })?;
+        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port.0));
+        b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
+        chan.published = Some((b.store, String::from(path)));
         Ok(chan)
     }
 
@@ -214,43 +279,38 @@ impl Vchan {
     /// handshake nodes, binds the event channel, maps the control page
     /// and the rings (the read ring read-only), checks the layout the
     /// server announced, and says "connected" (libxenvchan_client_init).
-    pub fn client<T: Transport>(xs: &mut Client<T>, server: DomId, path: &str) -> Result<Vchan> {
-        let ring_ref = read_number(xs, format!("{path}/ring-ref"))?;
-        let remote_port = read_number(xs, format!("{path}/event-channel"))?;
-        let grants = grant::grants()?;
-        let port = OwnedPort(event::bind_interdomain(server, EvtchnPort(remote_port))?);
-        let built = (|| {
-            let mut ctrl_map = grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
-            ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.0) })?;
-            let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
-            let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
-            let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
-            validate_orders(lo, ro)?;
-            let (nl, nr) = (ring_pages(lo), ring_pages(ro));
-            // Orders <= 20 keep this within the page; checked anyway.
-            if nl + nr > MAX_GRANTS {
-                return Err(ChannelError::Vchan(VchanError::Layout(LayoutError::BadOrder(lo.max(ro)))));
-            }
-            // Copy the grant list out once: the server may rewrite it.
-            let refs: Vec<GrantRef> =
-                (0..nl + nr).map(|i| GrantRef(ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed).unwrap_or(0))).collect();
-            let map_ring = |order: u16, refs: &[GrantRef], access| -> Result<_> {
-                Ok(match ring_offset(order) {
-                    Some(_) => None,
-                    None => Some(grants.map(server, refs, access)?),
-                })
-            };
-            // We write the left ring and only read the right one.
-            let left = map_ring(lo, &refs[..nl], Access::ReadWrite)?;
-            let right = map_ring(ro, &refs[nl..], Access::ReadOnly)?;
-            Ok(Ring::new(ChanMem::Client { ctrl: ctrl_map, left, right }, Side::Client)?)
-        })();
-        // On failure the mappings are undone, then the port is closed.
-        let ring = built?;
+    pub fn client(b: Backends<'b, G, E, S>, server: DomId, path: &str) -> Result<Self> {
+        let ring_ref = read_number(b.store, format!("{path}/ring-ref"))?;
+        let remote_port = read_number(b.store, format!("{path}/event-channel"))?;
+        let port = OwnedPort { events: b.events, port: b.events.bind_interdomain(server, EvtchnPort(remote_port))? };
+        let mut ctrl_map = b.grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
+        ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.port) })?;
+        let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
+        let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
+        let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
+        validate_orders(lo, ro)?;
+        let (nl, nr) = (ring_pages(lo), ring_pages(ro));
+        // Orders <= 20 keep this within the page; checked anyway.
+        if nl + nr > MAX_GRANTS {
+            return Err(ChannelError::Vchan(VchanError::Layout(LayoutError::BadOrder(lo.max(ro)))));
+        }
+        // Copy the grant list out once: the server may rewrite it.
+        let refs: Vec<GrantRef> =
+            (0..nl + nr).map(|i| GrantRef(ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed).unwrap_or(0))).collect();
+        let map_ring = |order: u16, refs: &[GrantRef], access| -> Result<_> {
+            Ok(match ring_offset(order) {
+                Some(_) => None,
+                None => Some(b.grants.map(server, refs, access)?),
+            })
+        };
+        // We write the left ring and only read the right one.
+        let left = map_ring(lo, &refs[..nl], Access::ReadWrite)?;
+        let right = map_ring(ro, &refs[nl..], Access::ReadOnly)?;
+        let ring = Ring::new(ChanMem::Client { ctrl: ctrl_map, left, right }, Side::Client)?;
         ring.set_live(1);
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
-        let _ = event::send(port.0);
-        Ok(Vchan { ring, port, peer: server })
+        let _ = b.events.send(port.port);
+        Ok(Vchan { ring, port, peer: server, published: None })
     }
 
     /// A snapshot of the control page's header, for diagnostics:
@@ -273,7 +333,15 @@ impl Vchan {
 
     /// Our end of the event channel.
     pub fn port(&self) -> EvtchnPort {
-        self.port.0
+        self.port.port
+    }
+
+    fn events(&self) -> &'b E {
+        self.port.events
+    }
+
+    fn deadline(&self, timeout: Option<Duration>) -> Option<u64> {
+        timeout.map(|t| self.events().deadline_after(t))
     }
 
     /// Bytes readable now.
@@ -300,24 +368,25 @@ impl Vchan {
     /// Server side: waits until a client has connected (`cli_live == 1`).
     pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<()> {
         let live = || self.ring.memory().ctrl().load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
-        self.wait_for(deadline(timeout), || live() != 2)?;
+        self.wait_for(self.deadline(timeout), &mut || live() != 2)?;
         if live() == 1 { Ok(()) } else { Err(VchanError::Closed.into()) }
     }
 
     /// Whether the peer domain is known to be gone ([`Ring::peer_vanished`]).
     fn peer_gone(&self) -> bool {
-        let connected = matches!(event::status(self.port.0), Ok(event::Status::Interdomain { .. }));
+        let connected = matches!(self.events().status(self.port.port), Ok(Status::Interdomain { .. }));
         self.ring.peer_vanished(connected)
     }
 
     /// Sleeps until `cond()` holds, the deadline passes, or the peer
     /// domain is found gone (checked every [`PEER_CHECK`]).
-    fn wait_for(&self, until: Option<u64>, mut cond: impl FnMut() -> bool) -> Result<()> {
+    fn wait_for(&self, until: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<()> {
+        let events = self.events();
         loop {
-            let slice = crate::time::deadline_after(PEER_CHECK);
+            let slice = events.deadline_after(PEER_CHECK);
             let step = until.map_or(slice, |u| u.min(slice));
-            match event::wait_until(Some(step), &mut cond) {
-                Err(EventError::Timeout) if until.is_none_or(|u| crate::time::now_ns() < u) => {
+            match events.wait_until(Some(step), cond) {
+                Err(EventError::Timeout) if until.is_none_or(|u| events.now_ns() < u) => {
                     if self.peer_gone() {
                         return Err(ChannelError::PeerGone);
                     }
@@ -328,7 +397,7 @@ impl Vchan {
                     // client's first write event in its connect wait and
                     // then sleeps in select() without looking at the ring.
                     // An extra event only makes a correct peer re-check.
-                    let _ = event::send(self.port.0);
+                    let _ = events.send(self.port.port);
                 }
                 r => return Ok(r?),
             }
@@ -340,16 +409,20 @@ impl Vchan {
     /// says so); libxenvchan_wait with the condition made explicit.
     pub fn wait(&self, read: bool, write: bool, timeout: Option<Duration>) -> Result<()> {
         let ring = &self.ring;
-        self.wait_for(deadline(timeout), || {
+        self.wait_for(self.deadline(timeout), &mut || {
             (read && ring.data_ready().map_or(true, |n| n > 0))
                 || (write && ring.buffer_space().map_or(true, |n| n > 0))
                 || !ring.peer_live()
         })
     }
 
+    /// Tells the peer if it asked; the bytes were moved either way, and a
+    /// failed event says how many.
     fn kick(&self, p: Progress) -> Result<usize> {
         if p.notify {
-            event::send(self.port.0)?;
+            if let Err(error) = self.events().send(self.port.port) {
+                return Err(ChannelError::NotifyFailed { bytes: p.bytes, error });
+            }
         }
         Ok(p.bytes)
     }
@@ -369,7 +442,11 @@ impl Vchan {
     /// Blocks (the vCPU sleeps on the event channel) until at least one
     /// byte is read, the peer closes, or the timeout passes.
     pub fn read_blocking(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
-        let until = deadline(timeout);
+        let until = self.deadline(timeout);
+        self.read_until(buf, until)
+    }
+
+    fn read_until(&mut self, buf: &mut [u8], until: Option<u64>) -> Result<usize> {
         loop {
             let n = self.read(buf)?;
             if n > 0 || buf.is_empty() {
@@ -377,51 +454,286 @@ impl Vchan {
             }
             // `read` requested a notification; sleep until data or close.
             let ring = &self.ring;
-            self.wait_for(until, || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
+            self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
         }
     }
 
-    /// Reads exactly `buf.len()` bytes.
+    /// Reads exactly `buf.len()` bytes. On an error, `NotifyFailed`
+    /// included, the bytes already read are in `buf` but not counted.
     pub fn read_exact(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<()> {
-        let until = deadline(timeout);
+        let until = self.deadline(timeout);
         let mut got = 0;
         while got < buf.len() {
-            let left = until.map(|d| Duration::from_nanos(d.saturating_sub(crate::time::now_ns())));
-            got += self.read_blocking(&mut buf[got..], left)?;
+            got += self.read_until(&mut buf[got..], until)?;
         }
         Ok(())
     }
 
     /// Writes all of `data`, sleeping while the ring is full.
     pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
-        let until = deadline(timeout);
+        let until = self.deadline(timeout);
         let mut sent = 0;
         while sent < data.len() {
-            let n = self.write(&data[sent..])?;
+            let n = match self.write(&data[sent..]) {
+                Ok(n) => n,
+                Err(ChannelError::NotifyFailed { bytes, error }) => {
+                    return Err(ChannelError::NotifyFailed { bytes: sent + bytes, error })
+                }
+                Err(e) => return Err(e),
+            };
             sent += n;
             if n == 0 {
                 let ring = &self.ring;
-                self.wait_for(until, || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
+                self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
             }
         }
         Ok(())
     }
-
-    /// Server side: closes the channel and removes its xenstore nodes.
-    pub fn close_and_remove<T: Transport>(self, xs: &mut Client<T>, path: &str) -> Result<()> {
-        drop(self);
-        xs.rm(path)?;
-        Ok(())
-    }
 }
 
-impl Drop for Vchan {
+impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Drop for Vchan<'_, G, E, S> {
     fn drop(&mut self) {
         // Our live flag first, so a peer woken by the event sees it.
         self.ring.set_live(0);
-        let _ = event::send(self.port.0);
+        let _ = self.events().send(self.port.port);
+        // A server's nodes go (libxenvchan_close): nobody can find the
+        // released grant through them any more.
+        if let Some((store, path)) = self.published.take() {
+            let _ = store.remove(&path);
+        }
         // Then the fields drop: the ring's pages are released, applying
         // their unmap notify (a page the peer still maps stays pinned in
         // the grant module's pending list), and the port is closed.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Server and client over the fakes (grants, events, a shared store),
+    //! each on its own thread as two domains would be.
+    extern crate std;
+
+    use super::*;
+    use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
+    use crate::grant::fake::{FakeWorld, FakeXen};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    const A: DomId = DomId(1);
+    const B: DomId = DomId(2);
+    const PATH: &str = "data/vchan/test";
+
+    /// One domain's view of a shared in-memory xenstore.
+    #[derive(Debug, Clone)]
+    struct FakeStore {
+        nodes: Arc<Mutex<BTreeMap<String, (String, DomId)>>>,
+        me: DomId,
+    }
+
+    impl FakeStore {
+        fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, DomId)>> {
+            self.nodes.lock().unwrap()
+        }
+    }
+
+    impl Rendezvous for FakeStore {
+        fn own_domid(&self) -> core::result::Result<DomId, XsError> {
+            Ok(self.me)
+        }
+        fn read_string(&self, path: &str) -> core::result::Result<String, XsError> {
+            match self.nodes().get(path) {
+                Some((v, reader)) if *reader == self.me => Ok(v.clone()),
+                Some(_) => Err(XsError::Errno(crate::error::Errno::EACCES)),
+                None => Err(XsError::Errno(crate::error::Errno::ENOENT)),
+            }
+        }
+        fn publish(&self, nodes: &[(&str, &str)], reader: DomId) -> core::result::Result<(), XsError> {
+            let mut n = self.nodes();
+            for (p, v) in nodes {
+                n.insert(String::from(*p), (String::from(*v), reader));
+            }
+            Ok(())
+        }
+        fn remove(&self, path: &str) -> core::result::Result<(), XsError> {
+            self.nodes().retain(|k, _| !(k == path || k.starts_with(&format!("{path}/"))));
+            Ok(())
+        }
+    }
+
+    struct Dom {
+        grants: Grants<FakeXen>,
+        events: FakeEvents,
+        store: FakeStore,
+    }
+
+    impl Dom {
+        fn backends(&self) -> Backends<'_, FakeXen, FakeEvents, FakeStore> {
+            Backends { grants: &self.grants, events: &self.events, store: &self.store }
+        }
+    }
+
+    fn world() -> (FakeWorld, FakeEventWorld, Dom, Dom) {
+        let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
+        let nodes = Arc::new(Mutex::new(BTreeMap::new()));
+        let dom = |d: DomId| Dom {
+            grants: Grants::new(gw.add_domain(d, 1, 8), 1).unwrap(),
+            events: ew.domain(d),
+            store: FakeStore { nodes: nodes.clone(), me: d },
+        };
+        let (a, b) = (dom(A), dom(B));
+        (gw, ew, a, b)
+    }
+
+    type TestChan<'b> = Vchan<'b, FakeXen, FakeEvents, FakeStore>;
+
+    /// The client side: waits for the server's nodes, then connects.
+    fn connect(b: &Dom) -> TestChan<'_> {
+        let start = Instant::now();
+        loop {
+            match Vchan::client(b.backends(), A, PATH) {
+                Ok(c) => return c,
+                Err(ChannelError::Xenstore(_)) if start.elapsed().as_secs() < 5 => std::thread::yield_now(),
+                Err(e) => panic!("client: {e:?}"),
+            }
+        }
+    }
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect()
+    }
+
+    #[test]
+    fn server_and_client_stream_both_ways_then_close_cleanly() {
+        // Orders 10/11 (rings in the control page) and 12/16 (ring pages).
+        for (left, right) in [(1024, 2048), (4096, 65536)] {
+            let (gw, ew, a, b) = world();
+            let up = pattern(300_000, 3);
+            let down = pattern(200_000, 7);
+            std::thread::scope(|s| {
+                let srv = Vchan::server(a.backends(), B, PATH, left, right).unwrap();
+                assert!(a.store.nodes().contains_key(&format!("{PATH}/ring-ref")));
+                let client = s.spawn(|| {
+                    let mut c = connect(&b);
+                    assert_eq!(c.ring_sizes(), (right, left));
+                    let mut got = std::vec![0u8; up.len()];
+                    c.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                    assert!(got == up, "client->server stream corrupted");
+                    c.write_all(&down, Some(Duration::from_secs(20))).unwrap();
+                    // Stay until the server has read everything.
+                    c.wait_for(c.deadline(Some(Duration::from_secs(20))), &mut || c.ring.buffer_space().unwrap() == left)
+                        .unwrap();
+                });
+                let mut srv = srv;
+                srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+                srv.write_all(&up, Some(Duration::from_secs(20))).unwrap();
+                let mut got = std::vec![0u8; down.len()];
+                srv.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                assert!(got == down, "server->client stream corrupted");
+                client.join().unwrap();
+                // Every sleep was ended by an event: no lost wake-up (a
+                // lost one would cost a whole PEER_CHECK slice and count).
+                assert_eq!((ew.timeouts(A), ew.timeouts(B)), (0, 0), "waits that ended at their deadline");
+                // The client is gone (dropped: live flag 0): reads say so.
+                let mut buf = [0u8; 16];
+                assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_secs(5))), Err(ChannelError::Vchan(VchanError::Closed)));
+                drop(srv);
+            });
+            // The server's close removed its nodes, released every page and
+            // closed its port; the client's drop unmapped and closed its.
+            assert!(a.store.nodes().is_empty(), "nodes left: {:?}", a.store.nodes().keys().collect::<Vec<_>>());
+            let st = a.grants.stats();
+            assert_eq!((st.shared_pages, st.pending, st.refs_used), (0, 0, 0));
+            assert_eq!(gw.mapping_count(), 0);
+            assert_eq!((ew.open_ports(A), ew.open_ports(B)), (0, 0));
+            assert!(gw.violations().is_empty(), "{:?}", gw.violations());
+        }
+    }
+
+    #[test]
+    fn a_client_that_never_connects_times_out() {
+        let (_gw, _ew, a, _b) = world();
+        let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let t = Instant::now();
+        assert_eq!(srv.wait_connected(Some(Duration::from_millis(250))), Err(ChannelError::Timeout));
+        assert!(t.elapsed() >= Duration::from_millis(250));
+        // A client never bound the port: not "gone", just absent.
+        let mut srv = srv;
+        let mut buf = [0u8; 8];
+        assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_millis(250))), Err(ChannelError::Timeout));
+    }
+
+    #[test]
+    fn a_peer_that_dies_is_reported_not_waited_for() {
+        let (gw, ew, a, b) = world();
+        std::thread::scope(|s| {
+            let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+            let c = s.spawn(|| {
+                let c = connect(&b);
+                // The client's domain is destroyed: no code of it runs
+                // again, its live flag stays 1, Xen unbinds its ports.
+                ew.kill(B);
+                core::mem::forget(c);
+            });
+            c.join().unwrap();
+            srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            let t = Instant::now();
+            let mut buf = [0u8; 8];
+            assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_secs(10))), Err(ChannelError::PeerGone));
+            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+            // The dead peer still maps our pages (the fake keeps its
+            // mappings): closing must leave them pending, never freed.
+            drop(srv);
+        });
+        assert!(a.grants.stats().pending > 0);
+        assert!(gw.violations().is_empty(), "{:?}", gw.violations());
+    }
+
+    #[test]
+    fn a_scribbling_peer_gives_a_typed_error() {
+        let (_gw, _ew, a, b) = world();
+        let mut srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let cli = connect(&b);
+        // The client claims to have produced more than the ring holds.
+        let ctrl = cli.ring.memory().ctrl();
+        ctrl.store_u32(LEFT + RING_PROD, 5000, Ordering::Release).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::PeerCorrupt { prod: 5000, .. }))));
+        // And a server announcing impossible orders is refused by a client.
+        drop(cli);
+        drop(srv);
+        let (_gw, _ew, a, b) = world();
+        let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        srv.ring.memory().ctrl().store_u16(LEFT_ORDER, 9, Ordering::Release).unwrap();
+        assert!(matches!(Vchan::client(b.backends(), A, PATH), Err(ChannelError::Vchan(VchanError::Layout(_)))));
+    }
+
+    #[test]
+    fn a_failed_event_reports_the_bytes_moved() {
+        let (_gw, ew, a, b) = world();
+        let mut srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let mut cli = connect(&b);
+        // The client drains an empty ring: it asks to be notified.
+        let mut buf = [0u8; 16];
+        assert_eq!(cli.read(&mut buf), Ok(0));
+        ew.fail_sends(A);
+        assert_eq!(
+            srv.write(b"hello"),
+            Err(ChannelError::NotifyFailed { bytes: 5, error: EventError::Hypercall(crate::error::Errno::EINVAL) })
+        );
+        // The bytes did go: the client reads them.
+        assert_eq!(cli.read(&mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+    }
+
+    #[test]
+    fn bad_handshake_nodes_are_typed_errors() {
+        let (_gw, _ew, a, b) = world();
+        a.store.publish(&[(&format!("{PATH}/ring-ref"), "zero"), (&format!("{PATH}/event-channel"), "3")], B).unwrap();
+        let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
+        assert!(matches!(r, Err(ChannelError::BadNode { .. })));
+        a.store.publish(&[(&format!("{PATH}/ring-ref"), "8"), (&format!("{PATH}/event-channel"), "99")], B).unwrap();
+        let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
+        assert!(matches!(r, Err(ChannelError::Event(_))), "{r:?}");
     }
 }

@@ -6,7 +6,6 @@
 //! checks that turn anything a hostile peer writes into a typed error.
 //! It performs no hypercall and runs on the host.
 
-#[cfg(target_os = "none")]
 mod channel;
 pub mod layout;
 mod model;
@@ -16,5 +15,13 @@ pub use layout::{ring_offset, validate_orders, LayoutError};
 pub use ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 #[cfg(any(test, feature = "host-fakes"))]
 pub use ring::HostRingMemory;
+pub use channel::{Backends, ChannelError, Rendezvous, Vchan};
+
+/// A vchan over this domain's grant table, event channels and xenstore.
 #[cfg(target_os = "none")]
-pub use channel::{ChannelError, Vchan};
+pub type XenVchan<'b> = Vchan<
+    'b,
+    crate::grant::XenGrantOps,
+    crate::event::XenEvents,
+    spin::Mutex<crate::xenstore::Client<crate::xenstore::RingTransport>>,
+>;

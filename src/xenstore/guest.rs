@@ -92,3 +92,9 @@ impl Transport for RingTransport {
         }
     }
 }
+
+/// [`open`], behind a lock, for code that keeps the store, such as a
+/// vchan server that removes its nodes when it closes.
+pub fn open_shared() -> Result<spin::Mutex<Client<RingTransport>>, XsError> {
+    open().map(spin::Mutex::new)
+}

@@ -117,4 +117,4 @@ pub struct Perm {
 #[cfg(target_os = "none")]
 mod guest;
 #[cfg(target_os = "none")]
-pub use guest::{open, RingTransport};
+pub use guest::{open, open_shared, RingTransport};
