@@ -127,7 +127,7 @@ pub unsafe fn mmu_update(reqs: &[mmu_update]) -> Result<(), Errno> {
 /// `mmuext_op`: extended MMU operations (pin, TLB flush, ...).
 ///
 /// # Safety
-/// As for [`mmu_update`].
+/// As for [`mmu_update()`].
 #[doc(alias = "HYPERVISOR_mmuext_op")]
 pub unsafe fn mmuext_op(ops: &[mmuext_op]) -> Result<(), Errno> {
     let mut done: u32 = 0;
@@ -141,7 +141,7 @@ pub unsafe fn mmuext_op(ops: &[mmuext_op]) -> Result<(), Errno> {
 /// `update_va_mapping`: sets the PTE that maps `va` (whose L1 table must exist).
 ///
 /// # Safety
-/// As for [`mmu_update`].
+/// As for [`mmu_update()`].
 #[doc(alias = "HYPERVISOR_update_va_mapping")]
 pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> Result<(), Errno> {
     // SAFETY: no pointer argument; the caller vouches for the mapping change.

@@ -8,7 +8,7 @@
 //! - [`abi`]: raw Xen structs and constants, no logic.
 //! - `arch::x86_64`: every `asm!` (hypercall instruction, boot entry,
 //!   trap stubs) and the page-table code.
-//! - [`hypercall`]: typed hypercalls (guest only).
+//! - `hypercall`: typed hypercalls (guest only).
 //! - [`mm`], [`console`], [`runtime`], [`start_info`], [`shared_info`]:
 //!   the boot foundation.
 //! - [`shared_mem`]: the only door to memory a peer domain can write.

@@ -1,6 +1,6 @@
 //! Time: Xen system time from `vcpu_time_info` (public/xen.h, "Time
 //! information"), the wall clock in `shared_info`, the vCPU's one-shot
-//! timer (`VCPUOP_set_singleshot_timer`, public/vcpu.h) and [`sleep`].
+//! timer (`VCPUOP_set_singleshot_timer`, public/vcpu.h) and `sleep`.
 //!
 //! Xen publishes, per vCPU, a TSC stamp and the system time at that
 //! stamp plus a fixed-point factor: `ns = system_time +

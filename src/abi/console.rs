@@ -9,17 +9,17 @@ pub const IN_RING_SIZE: usize = 1024;
 /// backend (xenconsoled), so xenpv never forms a reference to it: it
 /// reads and writes these offsets with volatile and atomic accesses.
 pub mod offsets {
-    /// `char in[1024]` — [BACKEND] input to the guest.
+    /// `char in[1024]` — \[BACKEND\] input to the guest.
     pub const IN: usize = 0;
-    /// `char out[2048]` — [GST] output from the guest.
+    /// `char out[2048]` — \[GST\] output from the guest.
     pub const OUT: usize = 1024;
-    /// `XENCONS_RING_IDX in_cons` — [GST].
+    /// `XENCONS_RING_IDX in_cons` — \[GST\].
     pub const IN_CONS: usize = 3072;
-    /// `XENCONS_RING_IDX in_prod` — [BACKEND].
+    /// `XENCONS_RING_IDX in_prod` — \[BACKEND\].
     pub const IN_PROD: usize = 3076;
-    /// `XENCONS_RING_IDX out_cons` — [BACKEND].
+    /// `XENCONS_RING_IDX out_cons` — \[BACKEND\].
     pub const OUT_CONS: usize = 3080;
-    /// `XENCONS_RING_IDX out_prod` — [GST].
+    /// `XENCONS_RING_IDX out_prod` — \[GST\].
     pub const OUT_PROD: usize = 3084;
 }
 

@@ -29,7 +29,7 @@ pub const VCPUOP_set_singleshot_timer: u32 = 8;
 /// `VCPUOP_stop_singleshot_timer` (public/vcpu.h): arg NULL.
 pub const VCPUOP_stop_singleshot_timer: u32 = 9;
 
-/// `struct vcpu_set_singleshot_timer` (public/vcpu.h). `[GST]` both fields.
+/// `struct vcpu_set_singleshot_timer` (public/vcpu.h). `\[GST\]` both fields.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct vcpu_set_singleshot_timer {
@@ -47,13 +47,13 @@ pub const VGCF_in_syscall: u64 = 1 << 8;
 pub mod offsets {
     /// Size of one `vcpu_info`.
     pub const VCPU_INFO_SIZE: usize = 64;
-    /// `vcpu_info.evtchn_upcall_pending` (u8) `[XEN]` sets, `[GST]` clears.
+    /// `vcpu_info.evtchn_upcall_pending` (u8) `\[XEN\]` sets, `\[GST\]` clears.
     pub const UPCALL_PENDING: usize = 0;
-    /// `vcpu_info.evtchn_upcall_mask` (u8) `[GST]`.
+    /// `vcpu_info.evtchn_upcall_mask` (u8) `\[GST\]`.
     pub const UPCALL_MASK: usize = 1;
-    /// `vcpu_info.evtchn_pending_sel` (xen_ulong_t) `[XEN]` sets, `[GST]` clears.
+    /// `vcpu_info.evtchn_pending_sel` (xen_ulong_t) `\[XEN\]` sets, `\[GST\]` clears.
     pub const PENDING_SEL: usize = 8;
-    /// `vcpu_info.time` (`vcpu_time_info`) `[XEN]`.
+    /// `vcpu_info.time` (`vcpu_time_info`) `\[XEN\]`.
     pub const TIME: usize = 32;
     /// `vcpu_time_info.version`.
     pub const TIME_VERSION: usize = 0;
@@ -65,17 +65,17 @@ pub mod offsets {
     pub const TIME_TSC_MUL: usize = 24;
     /// `vcpu_time_info.tsc_shift` (i8).
     pub const TIME_TSC_SHIFT: usize = 28;
-    /// `shared_info.evtchn_pending[64]` `[XEN]` sets, `[GST]` clears.
+    /// `shared_info.evtchn_pending[64]` `\[XEN\]` sets, `\[GST\]` clears.
     pub const EVTCHN_PENDING: usize = 2048;
-    /// `shared_info.evtchn_mask[64]` `[GST]`.
+    /// `shared_info.evtchn_mask[64]` `\[GST\]`.
     pub const EVTCHN_MASK: usize = 2560;
-    /// `shared_info.wc_version` `[XEN]`.
+    /// `shared_info.wc_version` `\[XEN\]`.
     pub const WC_VERSION: usize = 3072;
-    /// `shared_info.wc_sec` `[XEN]`.
+    /// `shared_info.wc_sec` `\[XEN\]`.
     pub const WC_SEC: usize = 3076;
-    /// `shared_info.wc_nsec` `[XEN]`.
+    /// `shared_info.wc_nsec` `\[XEN\]`.
     pub const WC_NSEC: usize = 3080;
-    /// `shared_info.wc_sec_hi` `[XEN]`.
+    /// `shared_info.wc_sec_hi` `\[XEN\]`.
     pub const WC_SEC_HI: usize = 3084;
 }
 

@@ -22,12 +22,12 @@ pub type grant_handle_t = u32;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct grant_entry_v1 {
-    /// `GTF_*` type and flags. [XEN,GST]
+    /// `GTF_*` type and flags. \[XEN,GST\]
     pub flags: u16,
-    /// The domain being granted foreign privileges. [GST]
+    /// The domain being granted foreign privileges. \[GST\]
     pub domid: domid_t,
-    /// `GTF_permit_access`: the frame `domid` may map. [GST]
-    /// `GTF_accept_transfer`: the frame transferred to us. [XEN]
+    /// `GTF_permit_access`: the frame `domid` may map. \[GST\]
+    /// `GTF_accept_transfer`: the frame transferred to us. \[XEN\]
     pub frame: u32,
 }
 
@@ -50,15 +50,15 @@ pub const GTF_permit_access: u16 = 1;
 pub const GTF_accept_transfer: u16 = 2;
 /// Mask of the entry type.
 pub const GTF_type_mask: u16 = 3;
-/// Restrict `domid` to read-only mappings and accesses. [GST]
+/// Restrict `domid` to read-only mappings and accesses. \[GST\]
 pub const GTF_readonly: u16 = 1 << 2;
-/// The entry is mapped for reading by `domid`. [XEN]
+/// The entry is mapped for reading by `domid`. \[XEN\]
 pub const GTF_reading: u16 = 1 << 3;
-/// The entry is mapped for writing by `domid`. [XEN]
+/// The entry is mapped for writing by `domid`. \[XEN\]
 pub const GTF_writing: u16 = 1 << 4;
-/// Xen is committed to transferring a frame into this entry. [XEN]
+/// Xen is committed to transferring a frame into this entry. \[XEN\]
 pub const GTF_transfer_committed: u16 = 1 << 2;
-/// Xen has written the transferred frame's number. [XEN]
+/// Xen has written the transferred frame's number. \[XEN\]
 pub const GTF_transfer_completed: u16 = 1 << 3;
 
 /// `GNTTABOP_*` command numbers.

@@ -3,7 +3,7 @@
 //! Where `xen-sys` already carries a definition (generated from Xen's
 //! public headers) it is re-exported; what it lacks is defined here,
 //! each with compile-time size/offset checks against the C header.
-//! Field tags follow the headers: `[XEN]` written by Xen, `[GST]` by the
+//! Field tags follow the headers: `\[XEN\]` written by Xen, `\[GST\]` by the
 //! guest.
 
 #![allow(non_camel_case_types)]

@@ -84,9 +84,9 @@ pub const XENSTORE_RING_SIZE: usize = 1024;
 /// `SharedMem` at these offsets: xenstored writes `req_cons`, `rsp_prod`
 /// and `rsp[]`; the guest writes `req_prod`, `rsp_cons` and `req[]`.
 pub mod ring {
-    /// `char req[1024]` `[GST]`: requests to xenstored.
+    /// `char req[1024]` `\[GST\]`: requests to xenstored.
     pub const REQ: usize = 0;
-    /// `char rsp[1024]` `[XEN]` (xenstored): replies and watch events.
+    /// `char rsp[1024]` `\[XEN\]` (xenstored): replies and watch events.
     pub const RSP: usize = 1024;
     /// `req_cons` (xenstored).
     pub const REQ_CONS: usize = 2048;

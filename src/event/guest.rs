@@ -25,7 +25,7 @@ fn ready_state() -> Result<TwoLevel, EventError> {
     state().ok_or(EventError::NotReady)
 }
 
-/// Whether [`init`] has run: upcalls are live and waits block.
+/// Whether `init` has run: upcalls are live and waits block.
 pub fn is_ready() -> bool {
     READY.load(Ordering::Acquire)
 }
@@ -204,7 +204,7 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
 /// `cond` true therefore either lands before the test (seen) or wakes the
 /// block (seen on the next turn); it cannot fall in between.
 ///
-/// Before [`init`], or when called with upcalls masked (from a handler),
+/// Before `init`, or when called with upcalls masked (from a handler),
 /// it cannot block safely and polls with `SCHEDOP_yield` instead.
 pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> Result<(), EventError> {
     let Ok(ev) = ready_state() else {

@@ -10,7 +10,7 @@
 //! Every bound port starts masked; the `bind_*`/`alloc_unbound` calls
 //! unmask the port they return, and every delivered port sets its fired
 //! bit whether or not a handler is installed, so code that only waits
-//! ([`wait`]) needs no handler at all.
+//! (`wait`) needs no handler at all.
 
 pub mod ops;
 pub mod table;

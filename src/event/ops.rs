@@ -1,7 +1,7 @@
 //! The event-channel operations protocols need, behind one narrow trait,
 //! [`EventOps`], so protocol code (vchan's handshake, waits and close)
-//! runs on the host against [`fake::FakeEvents`] and in a guest against
-//! [`XenEvents`] (public/event_channel.h's `EVTCHNOP_*`, `SCHEDOP_block`).
+//! runs on the host against `fake::FakeEvents` and in a guest against
+//! `XenEvents` (public/event_channel.h's `EVTCHNOP_*`, `SCHEDOP_block`).
 
 use super::{EventError, Status};
 use crate::types::{DomId, EvtchnPort};

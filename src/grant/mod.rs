@@ -8,7 +8,7 @@
 //! - [`refs`]: the free list of grant references.
 //! - [`ops`]: the narrow [`GrantOps`] trait behind which the hypervisor
 //!   sits, with the real Xen backend (guest only) and, for host tests,
-//!   [`fake`], a simulated Xen with peers that can misbehave.
+//!   `fake`, a simulated Xen with peers that can misbehave.
 //! - [`Grants`]: the table itself (growth on demand), owner objects for
 //!   granted pages ([`Granted`], [`SharedPages`]), mapped foreign pages
 //!   ([`MappedPages`]), copies and transfers.

@@ -1,6 +1,6 @@
 //! The hypervisor side of grant tables behind one narrow trait,
 //! [`GrantOps`], so the protocol logic runs on the host against
-//! [`fake`](super::fake) and in a guest against [`xen::XenGrantOps`].
+//! `fake` and in a guest against `xen::XenGrantOps`.
 //!
 //! The trait passes the raw `GNTTABOP_*` structs through: the backend
 //! issues them and returns the hypercall's `-errno`; the caller reads
@@ -77,7 +77,7 @@ impl<'a> LocalFrame<'a> {
 ///
 /// These act on raw addresses and frames, so only the grant code calls
 /// them: [`Grants`](super::Grants) never hands its backend out, and the
-/// real backend, [`xen::XenGrantOps`], cannot be built outside this crate.
+/// real backend, `xen::XenGrantOps`, cannot be built outside this crate.
 /// Safe code therefore reaches the hypervisor only through the owner types
 /// (`Granted`, `SharedPages`, `MappedPages`, ...), whose lifetimes keep
 /// every view valid.

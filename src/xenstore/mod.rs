@@ -7,7 +7,7 @@
 //!   helper, over a narrow [`Transport`] so the host tests drive it
 //!   against an in-memory xenstored (`fake`), hostile ones included.
 //! - the guest transport over the real store page and its event channel
-//!   ([`open`]).
+//!   (`open`).
 
 mod client;
 #[cfg(any(test, feature = "host-fakes"))]

@@ -76,9 +76,8 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
         packages.push("xtask");
         packages.push(crate::dom0_tools::PACKAGE);
     }
-    packages
-        .into_iter()
-        .map(|package| {
+    let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
+    rows.extend(packages.into_iter().map(|package| {
             println!("xtask: cargo test -p {package}");
             let start = Instant::now();
             let mut cmd = util::cargo();
@@ -97,8 +96,40 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
                     Err(e) => format!("{e:#}"),
                 },
             }
-        })
-        .collect()
+    }));
+    rows
+}
+
+/// Clippy with `-D warnings` and rustdoc with `-D warnings`, for the
+/// host (with the fakes) and for the guest target: (row name, cargo
+/// arguments, extra environment).
+fn lint_checks() -> Vec<(&'static str, Vec<&'static str>, Option<(&'static str, &'static str)>)> {
+    let guest = ["--target", "x86_64-unknown-none"];
+    vec![
+        ("lint: clippy (host)", vec!["clippy", "-p", "xenpv", "--all-targets", "--features", "host-fakes", "--", "-D", "warnings"], None),
+        ("lint: clippy (guest)", [&["clippy", "-p", "xenpv", "--lib"][..], &guest, &["--", "-D", "warnings"]].concat(), None),
+        ("lint: rustdoc (host)", vec!["doc", "-p", "xenpv", "--no-deps", "--features", "host-fakes"], Some(("RUSTDOCFLAGS", "-D warnings"))),
+        ("lint: rustdoc (guest)", [&["doc", "-p", "xenpv", "--no-deps"][..], &guest].concat(), Some(("RUSTDOCFLAGS", "-D warnings"))),
+    ]
+}
+
+fn run_row(name: &str, args: &[&str], env: Option<(&str, &str)>) -> Row {
+    println!("xtask: cargo {}", args.join(" "));
+    let start = Instant::now();
+    let mut cmd = util::cargo();
+    cmd.current_dir(util::repo_root()).args(args);
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let result = run_inherited(&mut cmd, Duration::from_secs(1200));
+    Row {
+        name: name.to_string(),
+        passed: result.is_ok(),
+        detail: match result {
+            Ok(()) => format!("{:.1} s", start.elapsed().as_secs_f64()),
+            Err(e) => format!("{e:#}"),
+        },
+    }
 }
 
 /// Builds every image, boots the cases and checks each one.

@@ -4,7 +4,7 @@
 //! stack (xen/arch/x86/x86_64/entry.S, create_bounce_frame):
 //! `{ RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS }`, lowest address
 //! first. The stubs restore rcx/r11, push a uniform vector/error code and
-//! all general registers, and call [`xenpv_trap`], which reports and
+//! all general registers, and call `xenpv_trap`, which reports and
 //! crashes the domain: every exception is fatal in xenpv.
 
 use crate::abi::{trap_info, FLAT_KERNEL_CS};

@@ -11,7 +11,7 @@
 //!
 //! The stub saves the caller-saved registers (the Rust handler preserves
 //! the others; the target has no SSE state or red zone to worry about),
-//! runs [`xenpv_upcall`], and returns with `HYPERVISOR_iret`. That
+//! runs `xenpv_upcall`, and returns with `HYPERVISOR_iret`. That
 //! hypercall restores `evtchn_upcall_mask` from the saved RFLAGS.IF in
 //! the same step as it returns, so an event that arrived during the
 //! handler is delivered right after it instead of being lost in a window
