@@ -11,7 +11,7 @@
 use crate::abi::{self, mmu_update, mmuext_op, trap_info};
 use crate::arch::x86_64::hypercall::call5;
 use crate::error::Errno;
-use crate::runtime::ShutdownReason;
+use crate::types::ShutdownReason;
 use crate::types::EvtchnPort;
 
 extern "C" {

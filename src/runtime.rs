@@ -1,17 +1,7 @@
 //! The runtime: boot sequence, the application entry point, exit, panic
 //! and fatal exceptions.
 
-/// How a domain ends (`SHUTDOWN_*`, public/sched.h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum ShutdownReason {
-    /// `SHUTDOWN_poweroff`: a clean exit.
-    Poweroff = crate::abi::SHUTDOWN_poweroff,
-    /// `SHUTDOWN_reboot`.
-    Reboot = crate::abi::SHUTDOWN_reboot,
-    /// `SHUTDOWN_crash`: the domain failed.
-    Crash = crate::abi::SHUTDOWN_crash,
-}
+pub use crate::types::ShutdownReason;
 
 /// Defines the application's entry point. The function may return `()`
 /// (the domain powers off) or `Result<(), E: Debug>` (an `Err` is printed
@@ -96,12 +86,6 @@ mod guest {
         fn __xenpv_app_main() -> !;
     }
 
-    static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-
-    /// What Xen told us at boot.
-    pub fn boot_info() -> &'static BootInfo {
-        BOOT_INFO.get().expect("boot_info() before boot")
-    }
 
     /// Called by `_start` (boot/entry.S) on the boot stack.
     #[no_mangle]
@@ -116,7 +100,7 @@ mod guest {
         if let Err(e) = crate::arch::x86_64::traps::init() {
             boot_failure(format_args!("set_trap_table failed: {e}"));
         }
-        let info = BOOT_INFO.call_once(|| info);
+        let info = crate::start_info::set_boot_info(info);
         crate::shared_info::init(info.shared_info_maddr);
         crate::console::init(info);
         if let Err(e) = crate::mm::init(info) {
@@ -150,8 +134,20 @@ mod guest {
         exit(ShutdownReason::Crash)
     }
 
-    /// Reports an exception with its registers and crashes the domain.
-    pub(crate) fn fatal_exception(f: &TrapFrame) -> ! {
+    /// Called by `arch`'s failsafe stub: a segment reload failed.
+    #[no_mangle]
+    fn __xenpv_failsafe(f: &[u64; 11]) -> ! {
+        emergency_print(format_args!(
+            "xenpv: failsafe callback: segment reload failed (ds {:#x} es {:#x} fs {:#x} gs {:#x}) at rip {:#x}\n",
+            f[2], f[3], f[4], f[5], f[6]
+        ));
+        exit(ShutdownReason::Crash)
+    }
+
+    /// Reports an exception with its registers and crashes the domain
+    /// (called by `arch`'s trap stubs through this symbol).
+    #[no_mangle]
+    fn __xenpv_fatal_exception(f: &TrapFrame) -> ! {
         let name = vector_name(f.vector);
         if f.vector == 14 {
             let cr2 = crate::shared_info::fault_address();
@@ -181,6 +177,4 @@ mod guest {
 }
 
 #[cfg(target_os = "none")]
-pub use guest::boot_info;
-#[cfg(target_os = "none")]
-pub(crate) use guest::fatal_exception;
+pub use crate::start_info::boot_info;

@@ -192,3 +192,18 @@ mod tests {
         assert_eq!(info.cmd_line(), None);
     }
 }
+
+#[cfg(target_os = "none")]
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// What Xen told us at boot.
+#[cfg(target_os = "none")]
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot_info() before boot")
+}
+
+/// Keeps what Xen told us (once, by the boot sequence).
+#[cfg(target_os = "none")]
+pub(crate) fn set_boot_info(info: BootInfo) -> &'static BootInfo {
+    BOOT_INFO.call_once(|| info)
+}

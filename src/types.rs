@@ -56,3 +56,15 @@ impl DomId {
         self.0 <= Self::MAX_REAL.0
     }
 }
+
+/// How a domain ends (`SHUTDOWN_*`, public/sched.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff`: a clean exit.
+    Poweroff = crate::abi::SHUTDOWN_poweroff,
+    /// `SHUTDOWN_reboot`.
+    Reboot = crate::abi::SHUTDOWN_reboot,
+    /// `SHUTDOWN_crash`: the domain failed.
+    Crash = crate::abi::SHUTDOWN_crash,
+}

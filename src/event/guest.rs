@@ -42,7 +42,7 @@ pub(crate) fn init() -> Result<(), EventError> {
     // written for the frames Xen builds for these callbacks.
     unsafe { hypercall::set_callbacks(event, failsafe) }?;
     READY.store(true, Ordering::Release);
-    let info = crate::runtime::boot_info();
+    let info = crate::start_info::boot_info();
     for port in [info.console_evtchn, info.store_evtchn] {
         if port.0 != 0 {
             let _ = ev.unmask(port);
@@ -65,8 +65,10 @@ fn enable(ev: &TwoLevel) {
     }
 }
 
-/// The body of the upcall: dispatches every pending, unmasked port.
-pub(crate) fn upcall() {
+/// The body of the upcall: dispatches every pending, unmasked port
+/// (called by `arch`'s upcall stub through this symbol).
+#[no_mangle]
+fn __xenpv_event_upcall() {
     if let Some(ev) = state() {
         ev.dispatch(|port| TABLE.deliver(port));
     }

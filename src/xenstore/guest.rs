@@ -33,7 +33,7 @@ impl Drop for RingTransport {
 /// `Unavailable` when there is none (a dom0 booted without a toolstack)
 /// or when a client is already open.
 pub fn open() -> Result<Client<RingTransport>, XsError> {
-    let info = crate::runtime::boot_info();
+    let info = crate::start_info::boot_info();
     if info.store_mfn.0 == 0 || info.store_evtchn.0 == 0 || !event::is_ready() {
         return Err(XsError::Unavailable);
     }

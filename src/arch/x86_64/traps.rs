@@ -130,8 +130,15 @@ pub(crate) fn init() -> Result<(), crate::error::Errno> {
     unsafe { crate::hypercall::set_trap_table(&table) }
 }
 
+extern "Rust" {
+    /// Reports the exception and ends the domain (defined by `runtime`;
+    /// reached through a symbol so arch imports nothing above it).
+    fn __xenpv_fatal_exception(frame: &TrapFrame) -> !;
+}
+
 /// Called by the entry stubs with the saved registers; never returns.
 #[no_mangle]
 extern "C" fn xenpv_trap(frame: &TrapFrame) -> ! {
-    crate::runtime::fatal_exception(frame)
+    // SAFETY: the runtime defines the symbol with this signature.
+    unsafe { __xenpv_fatal_exception(frame) }
 }

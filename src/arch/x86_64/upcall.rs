@@ -69,21 +69,29 @@ pub fn callback_addresses() -> (u64, u64) {
     (xenpv_hypervisor_callback as *const () as u64, xenpv_failsafe_callback as *const () as u64)
 }
 
+// The layers above define what an upcall does; arch reaches them through
+// these symbols rather than by importing them, so it depends on nothing
+// above it.
+extern "Rust" {
+    /// Dispatches pending events (defined by `event`).
+    fn __xenpv_event_upcall();
+    /// Reports a failed segment reload and ends the domain (defined by
+    /// `runtime`).
+    fn __xenpv_failsafe(frame: &[u64; 11]) -> !;
+}
+
 /// Called by the upcall stub with events masked.
 #[no_mangle]
 extern "C" fn xenpv_upcall() {
-    crate::event::upcall();
+    // SAFETY: defined by the event layer with this signature; it takes no
+    // argument and runs with events masked, as the stub guarantees.
+    unsafe { __xenpv_event_upcall() }
 }
 
 /// Called by the failsafe stub; `frame` points at Xen's frame.
 #[no_mangle]
 extern "C" fn xenpv_failsafe(frame: *const [u64; 11]) -> ! {
     // SAFETY: the stub passes the stack pointer at entry, where Xen just
-    // wrote the 11-word failsafe frame.
-    let f = unsafe { &*frame };
-    crate::console::emergency_print(format_args!(
-        "xenpv: failsafe callback: segment reload failed (ds {:#x} es {:#x} fs {:#x} gs {:#x}) at rip {:#x}\n",
-        f[2], f[3], f[4], f[5], f[6]
-    ));
-    crate::runtime::exit(crate::runtime::ShutdownReason::Crash)
+    // wrote the 11-word failsafe frame; the runtime defines the symbol.
+    unsafe { __xenpv_failsafe(&*frame) }
 }
