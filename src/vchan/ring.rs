@@ -508,6 +508,43 @@ mod tests {
     }
 
     #[test]
+    fn polling_for_data_or_space_asks_to_be_woken() {
+        // libxenvchan_data_ready / buffer_space request a notification:
+        // a poller that then sleeps is woken by the peer's next move.
+        let (mut srv, mut cli, _) = pair(10, 11, 0);
+        assert_eq!(srv.data_ready(), Ok(0));
+        let p = cli.write(b"wake").unwrap();
+        assert_eq!(p, Progress { bytes: 4, notify: true }, "data_ready must request a write notification");
+        assert_eq!(srv.data_ready(), Ok(4));
+        // Fill the server->client ring; the server polls for space.
+        assert_eq!(srv.write(&[1u8; 2048]).unwrap().bytes, 2048);
+        assert_eq!(srv.buffer_space(), Ok(0));
+        let mut b = [0u8; 10];
+        let p = cli.read(&mut b).unwrap();
+        assert_eq!(p, Progress { bytes: 10, notify: true }, "buffer_space must request a read notification");
+        // A request is consumed by the notification it caused.
+        assert!(!cli.read(&mut b).unwrap().notify);
+        assert_eq!(srv.buffer_space(), Ok(20));
+        assert_eq!((srv.read_capacity(), srv.write_capacity()), (1024, 2048));
+        assert_eq!((cli.read_capacity(), cli.write_capacity()), (2048, 1024));
+    }
+
+    #[test]
+    fn live_flags_are_ours_to_set_and_the_peers_to_read() {
+        let (srv, cli, ctrl) = pair(10, 11, 0);
+        srv.set_live(0);
+        assert_eq!(ctrl.load_u8(SRV_LIVE, Ordering::Relaxed), Ok(0));
+        assert!(!cli.peer_live());
+        assert!(srv.peer_live());
+        cli.set_live(0);
+        assert_eq!(ctrl.load_u8(CLI_LIVE, Ordering::Relaxed), Ok(0));
+        assert!(!srv.peer_live());
+        srv.set_live(1);
+        assert_eq!(ctrl.load_u8(SRV_LIVE, Ordering::Relaxed), Ok(1));
+        assert_eq!(ctrl.load_u8(CLI_LIVE, Ordering::Relaxed), Ok(0));
+    }
+
+    #[test]
     fn hostile_indices_are_errors_not_overreads() {
         let (mut srv, mut cli, ctrl) = pair(12, 12, 0);
         // The client claims to have produced more than the ring holds.
