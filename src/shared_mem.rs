@@ -330,6 +330,22 @@ mod tests {
     }
 
     #[test]
+    fn lengths_addresses_and_the_empty_view() {
+        let m = SharedMem::leak_zeroed(64);
+        assert_eq!(m.len(), 64);
+        assert!(!m.is_empty());
+        let s = m.slice(8, 0).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.as_ptr() as usize, m.as_ptr() as usize + 8);
+        assert_eq!(m.as_ptr() as usize % 4096, 0, "leak_zeroed is page-aligned");
+        let e = SharedMem::empty();
+        assert!(e.is_empty());
+        assert_eq!(e.load_u8(0, Ordering::Relaxed), Err(OutOfBounds { offset: 0, len: 1 }));
+        assert!(e.write(0, &[1]).is_err());
+        assert!(e.read(0, &mut []).is_ok());
+    }
+
+    #[test]
     fn copies_at_every_alignment_and_length() {
         let m = SharedMem::leak_zeroed(256);
         for off in 0..17 {

@@ -11,6 +11,7 @@ mod images;
 mod initramfs;
 mod lab;
 mod markers;
+mod mutants;
 mod payload;
 mod qemu;
 mod run;
@@ -43,6 +44,10 @@ commands:
   fuzz [--seconds N] [target...]
                            run each cargo-fuzz target (fuzz/) for N seconds (default 60;
                            installs nightly and cargo-fuzz when missing)
+  mutants [--file F]... [--jobs N]
+                           cargo-mutants over the host-testable protocol code; fails
+                           below 90% caught per file or on a survivor not explained in
+                           xtask/mutants/survivors.md (slow: not part of test)
   bench [--quick]          every benchmark in one run (host ring; boot, grants and rings
                            under Xen), written to BENCHMARKS.md
   app-template             print the scratch application the test builds (for the README)
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         "miri" => hostile::cmd_miri(rest),
         "fuzz" => hostile::cmd_fuzz(rest),
         "bench" => bench::cmd_bench(rest),
+        "mutants" => mutants::cmd_mutants(rest),
         "help" | "-h" | "--help" => {
             println!("{}", usage());
             return ExitCode::SUCCESS;
