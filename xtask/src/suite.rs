@@ -100,10 +100,13 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     rows
 }
 
+/// A check's row name, cargo arguments and one extra environment variable.
+type LintCheck = (&'static str, Vec<&'static str>, Option<(&'static str, &'static str)>);
+
 /// Clippy with `-D warnings` and rustdoc with `-D warnings`, for the
 /// host (with the fakes) and for the guest target: (row name, cargo
 /// arguments, extra environment).
-fn lint_checks() -> Vec<(&'static str, Vec<&'static str>, Option<(&'static str, &'static str)>)> {
+fn lint_checks() -> Vec<LintCheck> {
     let guest = ["--target", "x86_64-unknown-none"];
     vec![
         ("lint: clippy (host)", vec!["clippy", "-p", "xenpv", "--all-targets", "--features", "host-fakes", "--", "-D", "warnings"], None),
