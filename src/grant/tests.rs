@@ -657,3 +657,29 @@ fn end_access_vs_a_concurrent_peer_thread() {
     assert!(peer_maps.load(core::sync::atomic::Ordering::Relaxed) > 0, "the race was exercised");
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
+    let t = EntryTable::new(crate::shared_mem::SharedMem::leak_zeroed(2 * 4096));
+    assert_eq!(t.capacity(), 2 * GNTENT_PER_FRAME as u32);
+    assert_eq!(t.flags(GrantRef(1024)), Err(GrantError::BadRef(GrantRef(1024))));
+    let (free, transfer, ro) = (GrantRef(10), GrantRef(11), GrantRef(12));
+    // A free entry and an accept-transfer entry are not access grants.
+    for f in [EntryTable::make_readonly, EntryTable::make_writable] {
+        assert_eq!(f(&t, free), Err(GrantError::InvalidArgument));
+    }
+    t.accept_transfer(transfer, B).unwrap();
+    for f in [EntryTable::make_readonly, EntryTable::make_writable] {
+        assert_eq!(f(&t, transfer), Err(GrantError::InvalidArgument));
+    }
+    assert_eq!(t.flags(free).unwrap(), 0);
+    assert_eq!(t.flags(transfer).unwrap(), GTF_accept_transfer);
+    // Read-only twice stays read-only; writable twice stays writable.
+    t.grant_access(ro, B, Mfn(77), true).unwrap();
+    t.make_readonly(ro).unwrap();
+    t.make_readonly(ro).unwrap();
+    assert_eq!(t.flags(ro).unwrap(), GTF_permit_access | GTF_readonly);
+    t.make_writable(ro).unwrap();
+    t.make_writable(ro).unwrap();
+    assert_eq!(t.flags(ro).unwrap(), GTF_permit_access);
+}
