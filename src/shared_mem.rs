@@ -10,6 +10,8 @@
 
 // The one door to memory a peer can write: raw pointers, bounds-checked.
 #![allow(unsafe_code)]
+// Under loom the memory paths below each hook are not reached.
+#![cfg_attr(loom, allow(unreachable_code, unused_variables))]
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -121,6 +123,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically loads the `u32` at `offset`.
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 4).map(|c| c.u32().load(order));
         let p = self.atomic::<AtomicU32>(offset)?;
         // SAFETY: p is in bounds and aligned (checked); the memory is valid
         // (constructor contract) and only accessed atomically or volatilely.
@@ -129,6 +133,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically stores `v` at `offset`.
     pub fn store_u32(&self, offset: usize, v: u32, order: Ordering) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 4).map(|c| c.u32().store(v, order));
         let p = self.atomic::<AtomicU32>(offset)?;
         // SAFETY: as in load_u32.
         unsafe { (*p).store(v, order) };
@@ -137,6 +143,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically loads the `u16` at `offset`.
     pub fn load_u16(&self, offset: usize, order: Ordering) -> Result<u16, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 2).map(|c| c.u16().load(order));
         let p = self.atomic::<AtomicU16>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).load(order) })
@@ -144,6 +152,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically stores `v` at `offset`.
     pub fn store_u16(&self, offset: usize, v: u16, order: Ordering) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 2).map(|c| c.u16().store(v, order));
         let p = self.atomic::<AtomicU16>(offset)?;
         // SAFETY: as in load_u32.
         unsafe { (*p).store(v, order) };
@@ -152,6 +162,8 @@ impl<'a> SharedMem<'a> {
 
     /// Compare-and-swap on the `u16` at `offset`; returns the value seen.
     pub fn cas_u16(&self, offset: usize, current: u16, new: u16) -> Result<Result<u16, u16>, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 2).map(|c| c.u16().compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst));
         let p = self.atomic::<AtomicU16>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst) })
@@ -159,6 +171,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically loads the byte at `offset`.
     pub fn load_u8(&self, offset: usize, order: Ordering) -> Result<u8, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 1).map(|c| c.u8().load(order));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).load(order) })
@@ -166,6 +180,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically stores the byte `v` at `offset`.
     pub fn store_u8(&self, offset: usize, v: u8, order: Ordering) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 1).map(|c| c.u8().store(v, order));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         unsafe { (*p).store(v, order) };
@@ -174,6 +190,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically loads the `u64` at `offset`.
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 8).map(|c| c.u64().load(order));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).load(order) })
@@ -181,6 +199,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically stores `v` at `offset`.
     pub fn store_u64(&self, offset: usize, v: u64, order: Ordering) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 8).map(|c| c.u64().store(v, order));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         unsafe { (*p).store(v, order) };
@@ -189,6 +209,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically replaces the `u64` at `offset` (`xchg`); returns the old value.
     pub fn swap_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 8).map(|c| c.u64().swap(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
@@ -196,6 +218,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic `lock and` on the `u64` at `offset`; returns the old value.
     pub fn fetch_and_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 8).map(|c| c.u64().fetch_and(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
@@ -203,6 +227,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic `lock or` on the `u64` at `offset`; returns the old value.
     pub fn fetch_or_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 8).map(|c| c.u64().fetch_or(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
@@ -210,6 +236,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically replaces the byte at `offset`; returns the old value.
     pub fn swap_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 1).map(|c| c.u8().swap(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
@@ -217,6 +245,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically ORs `v` into the byte at `offset`; returns the old value.
     pub fn fetch_or_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 1).map(|c| c.u8().fetch_or(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
@@ -224,6 +254,8 @@ impl<'a> SharedMem<'a> {
 
     /// Atomically ANDs `v` into the byte at `offset`; returns the old value.
     pub fn fetch_and_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom(offset, 1).map(|c| c.u8().fetch_and(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
@@ -231,6 +263,8 @@ impl<'a> SharedMem<'a> {
 
     /// Copies `dst.len()` bytes from `offset` out of the shared region.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom_read(offset, dst);
         self.check(offset, dst.len(), 1)?;
         // Byte-wise up to an 8-byte boundary of the shared side, then whole
         // aligned words (8x fewer volatile accesses), then the tail.
@@ -258,6 +292,8 @@ impl<'a> SharedMem<'a> {
 
     /// Copies `src` into the shared region at `offset`.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom_write(offset, src);
         self.check(offset, src.len(), 1)?;
         // Same shape as `read`: head bytes, aligned words, tail bytes.
         let base = self.base.as_ptr() as usize + offset;
@@ -284,6 +320,8 @@ impl<'a> SharedMem<'a> {
 
     /// Sets `len` bytes at `offset` to `value`.
     pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
+        #[cfg(loom)]
+        return self.loom_fill(offset, len, value);
         self.check(offset, len, 1)?;
         for i in 0..len {
             // SAFETY: offset+i is in bounds (checked); volatile byte write.
@@ -293,22 +331,182 @@ impl<'a> SharedMem<'a> {
     }
 }
 
+#[cfg(not(loom))]
+use core::sync::atomic::fence;
+#[cfg(loom)]
+use loom::sync::atomic::fence;
+
 /// `wmb()`: orders earlier stores before later stores (xen/include/public/io/ring.h usage).
 #[inline]
 pub fn wmb() {
-    core::sync::atomic::fence(Ordering::Release);
+    fence(Ordering::Release);
 }
 
 /// `rmb()`: orders earlier loads before later loads.
 #[inline]
 pub fn rmb() {
-    core::sync::atomic::fence(Ordering::Acquire);
+    fence(Ordering::Acquire);
 }
 
 /// `mb()`: a full barrier; orders stores before later loads too.
 #[inline]
 pub fn mb() {
-    core::sync::atomic::fence(Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+}
+
+/// Under `cfg(loom)` (`cargo xtask loom`), every access goes to a loom
+/// atomic instead of the memory, so loom explores the interleavings and
+/// weak-memory outcomes of the library's own protocol code with a peer
+/// thread. Each offset gets one atomic of the width first used there
+/// (the protocols use one width per field); bulk copies go byte by byte
+/// through relaxed `u8` atomics, like the volatile copies they stand for.
+/// The atomics live in a per-thread registry keyed by address, cleared by
+/// [`loom_model`] at the start of each execution.
+#[cfg(loom)]
+mod loom_cells {
+    extern crate std;
+    use loom::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug)]
+    pub(super) enum Cell {
+        U8(AtomicU8),
+        U16(AtomicU16),
+        U32(AtomicU32),
+        U64(AtomicU64),
+    }
+
+    impl Cell {
+        pub(super) fn u8(&self) -> &AtomicU8 {
+            match self {
+                Cell::U8(a) => a,
+                other => panic!("loom model: u8 access to {other:?}"),
+            }
+        }
+        pub(super) fn u16(&self) -> &AtomicU16 {
+            match self {
+                Cell::U16(a) => a,
+                other => panic!("loom model: u16 access to {other:?}"),
+            }
+        }
+        pub(super) fn u32(&self) -> &AtomicU32 {
+            match self {
+                Cell::U32(a) => a,
+                other => panic!("loom model: u32 access to {other:?}"),
+            }
+        }
+        pub(super) fn u64(&self) -> &AtomicU64 {
+            match self {
+                Cell::U64(a) => a,
+                other => panic!("loom model: u64 access to {other:?}"),
+            }
+        }
+    }
+
+    std::thread_local! {
+        static CELLS: RefCell<BTreeMap<usize, (usize, &'static Cell)>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// The atomic of `width` bytes at address `addr`, made (zero) on
+    /// first use. A different width, or an overlap with another field,
+    /// is a model error.
+    pub(super) fn cell(addr: usize, width: usize) -> &'static Cell {
+        CELLS.with(|c| {
+            let mut cells = c.borrow_mut();
+            if let Some(&(w, cell)) = cells.get(&addr) {
+                assert_eq!(w, width, "loom model: mixed-width access at {addr:#x}");
+                return cell;
+            }
+            let overlaps = cells.range(addr.saturating_sub(7)..addr + width).any(|(&a, &(w, _))| a + w > addr);
+            assert!(!overlaps, "loom model: overlapping access at {addr:#x}");
+            let cell: &'static Cell = Box::leak(Box::new(match width {
+                1 => Cell::U8(AtomicU8::new(0)),
+                2 => Cell::U16(AtomicU16::new(0)),
+                4 => Cell::U32(AtomicU32::new(0)),
+                _ => Cell::U64(AtomicU64::new(0)),
+            }));
+            cells.insert(addr, (width, cell));
+            cell
+        })
+    }
+
+    pub(super) fn clear() {
+        CELLS.with(|c| c.borrow_mut().clear());
+    }
+}
+
+/// `loom::model` with a fresh set of shared-memory atomics for each
+/// execution. The fakes scan tables and zero pages, so an execution has
+/// many more loads and stores than loom's default branch budget allows;
+/// `LOOM_MAX_PREEMPTIONS` (default 3 here) bounds the exploration.
+#[cfg(loom)]
+pub fn loom_model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut b = loom::model::Builder::new();
+    b.max_branches = 200_000;
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(move || {
+        loom_cells::clear();
+        f()
+    });
+}
+
+#[cfg(loom)]
+impl SharedMem<'_> {
+    /// Makes the loom atomic of `width` bytes at `offset` now, in this
+    /// thread. Cells are otherwise made on first use, and loom counts a
+    /// cell made by one thread and used by another without ordering
+    /// between them as a race: tests prime the fields both sides touch
+    /// before starting the peer.
+    pub fn loom_prime(&self, offset: usize, width: usize) {
+        if let Ok(c) = self.loom(offset, width) {
+            match width {
+                1 => drop(c.u8().load(Ordering::Relaxed)),
+                2 => drop(c.u16().load(Ordering::Relaxed)),
+                4 => drop(c.u32().load(Ordering::Relaxed)),
+                _ => drop(c.u64().load(Ordering::Relaxed)),
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+impl SharedMem<'_> {
+    fn loom(&self, offset: usize, width: usize) -> Result<&'static loom_cells::Cell, OutOfBounds> {
+        self.check(offset, width, width)?;
+        let addr = self.base.as_ptr() as usize + offset;
+        if addr % width != 0 {
+            return Err(OutOfBounds { offset, len: width });
+        }
+        Ok(loom_cells::cell(addr, width))
+    }
+
+    fn loom_read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, dst.len(), 1)?;
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = self.loom(offset + i, 1)?.u8().load(Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn loom_write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, src.len(), 1)?;
+        for (i, s) in src.iter().enumerate() {
+            self.loom(offset + i, 1)?.u8().store(*s, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn loom_fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.check(offset, len, 1)?;
+        for i in 0..len {
+            self.loom(offset + i, 1)?.u8().store(value, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

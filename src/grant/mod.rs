@@ -30,7 +30,9 @@ mod share;
 mod table;
 mod transfer;
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 pub use copy::{CopyOp, CopyPtr};
