@@ -8,6 +8,8 @@
 
 mod channel;
 pub mod layout;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod model;
 pub mod ring;
 
