@@ -478,7 +478,7 @@ impl SharedMem<'_> {
     fn loom(&self, offset: usize, width: usize) -> Result<&'static loom_cells::Cell, OutOfBounds> {
         self.check(offset, width, width)?;
         let addr = self.base.as_ptr() as usize + offset;
-        if addr % width != 0 {
+        if !addr.is_multiple_of(width) {
             return Err(OutOfBounds { offset, len: width });
         }
         Ok(loom_cells::cell(addr, width))

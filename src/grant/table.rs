@@ -184,7 +184,7 @@ impl<B: GrantOps> Grants<B> {
     /// operations (map at an address, view an address, release address
     /// space) are not for safe code, so the real one is never reachable
     /// from outside the grant module.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn with_ops<R>(&self, f: impl FnOnce(&mut B) -> R) -> R {
         f(&mut self.inner.lock().table.ops)
     }

@@ -10,7 +10,6 @@ mod channel;
 pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
-mod model;
 pub mod ring;
 
 pub use layout::{ring_offset, validate_orders, LayoutError};

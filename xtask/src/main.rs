@@ -10,6 +10,7 @@ mod hostile;
 mod images;
 mod initramfs;
 mod lab;
+mod loom;
 mod markers;
 mod mutants;
 mod payload;
@@ -44,6 +45,8 @@ commands:
   fuzz [--seconds N] [target...]
                            run each cargo-fuzz target (fuzz/) for N seconds (default 60;
                            installs nightly and cargo-fuzz when missing)
+  loom [--preemptions N]   the loom model checks of the grant and vchan protocols
+                           (default bound 3; also run by test)
   mutants [--file F]... [--jobs N]
                            cargo-mutants over the host-testable protocol code; fails
                            below 90% caught per file or on a survivor not explained in
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         "fuzz" => hostile::cmd_fuzz(rest),
         "bench" => bench::cmd_bench(rest),
         "mutants" => mutants::cmd_mutants(rest),
+        "loom" => loom::cmd_loom(rest),
         "help" | "-h" | "--help" => {
             println!("{}", usage());
             return ExitCode::SUCCESS;

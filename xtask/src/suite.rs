@@ -77,6 +77,19 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
         packages.push(crate::dom0_tools::PACKAGE);
     }
     let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
+    rows.push({
+        println!("xtask: cargo xtask loom");
+        let start = Instant::now();
+        let result = run_inherited(&mut crate::loom::command(3), Duration::from_secs(1800));
+        Row {
+            name: "host: loom model checks".to_string(),
+            passed: result.is_ok(),
+            detail: match result {
+                Ok(()) => format!("{:.1} s", start.elapsed().as_secs_f64()),
+                Err(e) => format!("{e:#}"),
+            },
+        }
+    });
     rows.extend(packages.into_iter().map(|package| {
             println!("xtask: cargo test -p {package}");
             let start = Instant::now();
