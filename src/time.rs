@@ -116,6 +116,29 @@ pub fn read_wallclock_base(page: &SharedMem<'_>) -> Option<Duration> {
     None
 }
 
+/// How far ahead the vCPU's one-shot timer is armed at most: 1 hour.
+///
+/// Xen keeps the timer's deadline as `s_time_t`, a signed 64-bit count
+/// of nanoseconds: a deadline of 2^63 or more (what a saturating
+/// `now + Duration::MAX` gives) reads as negative, i.e. long past, so
+/// the timer fires at once and a long wait spins at two hypercalls per
+/// turn. `set_timer_op` moreover takes any offset over 2^50 ns (about 13
+/// days) for a guest bug and fires 100 ms later instead. An hour is far
+/// below both limits and costs one wake-up an hour; the waits re-arm the
+/// timer on every turn, so a longer wait is simply several legs.
+pub const MAX_TIMER_SPAN_NS: u64 = 3_600_000_000_000;
+
+/// The system time to program into Xen's one-shot timer when the caller
+/// wants to be woken at `deadline_ns` and it is `now_ns` now: the
+/// deadline itself when it is near (or past: the timer then fires at
+/// once, as it should), else [`MAX_TIMER_SPAN_NS`] from now, and never
+/// at or beyond 2^63 (a past time to Xen). Never 0 either:
+/// `set_timer_op(0)` *stops* the timer instead of firing it.
+pub fn timer_deadline(now_ns: u64, deadline_ns: u64) -> u64 {
+    let far = now_ns.saturating_add(MAX_TIMER_SPAN_NS).min(i64::MAX as u64);
+    deadline_ns.min(far).max(1)
+}
+
 #[cfg(target_os = "none")]
 mod guest {
     use super::*;
@@ -155,7 +178,8 @@ mod guest {
         base + now()
     }
 
-    /// The system time `d` from now, saturating.
+    /// The system time `d` from now, saturating (`u64::MAX` is "never";
+    /// [`set_timer`] clamps what it hands to Xen, see [`timer_deadline`]).
     pub fn deadline_after(d: Duration) -> u64 {
         now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
@@ -179,9 +203,12 @@ mod guest {
 
     /// Arms the vCPU's one-shot timer for system time `deadline_ns`
     /// (`VCPUOP_set_singleshot_timer`); a deadline in the past fires at
-    /// once. Replaces any earlier deadline.
+    /// once. A far deadline arms it [`MAX_TIMER_SPAN_NS`] ahead instead
+    /// (the caller's wait loop re-arms it), see [`timer_deadline`].
+    /// Replaces any earlier deadline.
     #[doc(alias = "VCPUOP_set_singleshot_timer")]
     pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
+        let deadline_ns = timer_deadline(now_ns(), deadline_ns);
         if crate::hypercall::vcpu_set_singleshot_timer(deadline_ns).is_ok() {
             return Ok(());
         }
@@ -215,6 +242,30 @@ mod tests {
         // A TSC read just before the stamp is the stamp, not 2^64 ticks later.
         let u = VcpuTime { tsc_timestamp: 1000, ..t };
         assert_eq!(u.system_time_at(990), t.system_time);
+    }
+
+    #[test]
+    fn far_future_deadlines_arm_the_timer_in_the_future() {
+        let now = 7_755_156_867u64;
+        // What `deadline_after(Duration::MAX)` gives: saturated to u64::MAX.
+        let forever = now.saturating_add(u64::try_from(Duration::MAX.as_nanos()).unwrap_or(u64::MAX));
+        for far in [forever, 1 << 63, (1 << 63) - 1, now + (1 << 50), now + MAX_TIMER_SPAN_NS + 1] {
+            let t = timer_deadline(now, far);
+            // As Xen reads it (s_time_t): in the future, by at most the span.
+            assert!((t as i64) > now as i64, "{far:#x} armed at {t:#x}, the past to Xen");
+            assert_eq!(t, now + MAX_TIMER_SPAN_NS, "{far:#x}");
+            // set_timer_op's "huge timeout" check: offset below 2^50 ns.
+            assert!(t - now < 1 << 50);
+        }
+        // Near and past deadlines are programmed as they are.
+        assert_eq!(timer_deadline(now, now + 1_000), now + 1_000);
+        assert_eq!(timer_deadline(now, now + MAX_TIMER_SPAN_NS), now + MAX_TIMER_SPAN_NS);
+        assert_eq!(timer_deadline(now, 3), 3);
+        // 0 would stop the timer under set_timer_op: fire at once instead.
+        assert_eq!(timer_deadline(0, 0), 1);
+        // A clock near 2^63 still never yields a negative s_time_t.
+        let late = i64::MAX as u64 - 10;
+        assert_eq!(timer_deadline(late, u64::MAX), i64::MAX as u64);
     }
 
     #[test]

@@ -49,9 +49,22 @@ pub const DEFAULT_TIMEOUT_NS: u64 = 5_000_000_000;
 /// keep failing with `EAGAIN`.
 pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;
 
+/// How many messages [`Client::poll_watch_event`] takes in per call at
+/// most: a daemon that keeps the ring full (of stale replies, say) must
+/// not turn a non-blocking poll into an endless loop.
+const MAX_MESSAGES_PER_POLL: usize = 64;
+
 struct Message {
     header: xsd_sockmsg,
     payload: Vec<u8>,
+}
+
+/// One message taken in.
+enum Incoming {
+    /// A reply, to be matched by `req_id`.
+    Reply(Message),
+    /// A watch event, now queued.
+    Event,
 }
 
 /// A xenstore connection.
@@ -60,6 +73,8 @@ pub struct Client<T: Transport> {
     next_req_id: u32,
     /// The message being received: header bytes, then payload.
     rx: Vec<u8>,
+    /// The clock when the first byte of the message in `rx` arrived.
+    rx_since: u64,
     events: VecDeque<WatchEvent>,
     timeout_ns: u64,
     broken: Option<Malformed>,
@@ -78,7 +93,7 @@ impl<T: Transport> core::fmt::Debug for Client<T> {
 impl<T: Transport> Client<T> {
     /// A client over `transport`, with [`DEFAULT_TIMEOUT_NS`].
     pub fn new(transport: T) -> Self {
-        Client { transport, next_req_id: 1, rx: Vec::new(), events: VecDeque::new(), timeout_ns: DEFAULT_TIMEOUT_NS, broken: None }
+        Client { transport, next_req_id: 1, rx: Vec::new(), rx_since: 0, events: VecDeque::new(), timeout_ns: DEFAULT_TIMEOUT_NS, broken: None }
     }
 
     /// Changes how long each request waits for its reply.
@@ -136,24 +151,41 @@ impl<T: Transport> Client<T> {
             if got == 0 {
                 return Ok(None);
             }
+            if have == 0 {
+                self.rx_since = self.transport.now_ns();
+            }
         }
     }
 
-    /// Takes one message if complete; watch events go to the queue.
-    /// Returns replies (and malformed messages' errors) to the caller.
-    fn poll_reply(&mut self) -> Result<Option<Message>, XsError> {
-        while let Some(m) = self.pump()? {
-            if let Err(e) = wire::check_type(m.header.type_) {
-                return Err(e.into());
-            }
-            if m.header.type_ == msg::XS_WATCH_EVENT {
-                let (path, token) = wire::parse_watch_event(&m.payload)?;
-                self.events.push_back(WatchEvent { path, token });
-                continue;
-            }
-            return Ok(Some(m));
+    /// Takes in at most one message, if complete: a watch event goes to
+    /// the queue, a reply (or a malformed message's error) to the caller.
+    /// One at a time, so that every caller can check its deadline between
+    /// messages however fast they arrive.
+    fn next_incoming(&mut self) -> Result<Option<Incoming>, XsError> {
+        if let Some(m) = self.broken {
+            return Err(XsError::Broken(m));
         }
-        Ok(None)
+        let Some(m) = self.pump()? else { return Ok(None) };
+        wire::check_type(m.header.type_)?;
+        if m.header.type_ == msg::XS_WATCH_EVENT {
+            let (path, token) = wire::parse_watch_event(&m.payload)?;
+            self.events.push_back(WatchEvent { path, token });
+            return Ok(Some(Incoming::Event));
+        }
+        Ok(Some(Incoming::Reply(m)))
+    }
+
+    /// A message that started more than `max_age_ns` ago is still
+    /// incomplete: xenstored cut it short or stalled in its middle. The
+    /// stream has no framing but the lengths, so its missing bytes cannot
+    /// be told from the next messages' bytes; reading on would take later
+    /// replies for its remainder and misread everything after them (seen:
+    /// nine timeouts, then a garbage header). So stop reading: every
+    /// later call fails with `Broken(Desynchronized)`.
+    fn give_up_on_a_stalled_message(&mut self, now: u64, max_age_ns: u64) {
+        if !self.rx.is_empty() && now.saturating_sub(self.rx_since) >= max_age_ns {
+            self.broken = Some(Malformed::Desynchronized);
+        }
     }
 
     /// Sends one request and waits for the reply with its `req_id`.
@@ -186,21 +218,31 @@ impl<T: Transport> Client<T> {
             }
         }
         loop {
-            match self.poll_reply()? {
-                Some(m) if m.header.req_id != id => {
-                    // A late reply to a request that timed out: drop it.
+            let waiting = match self.next_incoming()? {
+                Some(Incoming::Reply(m)) if m.header.req_id == id => {
+                    return match m.header.type_ {
+                        msg::XS_ERROR => Err(wire::parse_error(&m.payload)),
+                        t if t != ty => Err(Malformed::UnexpectedType { expected: ty, got: t }.into()),
+                        _ => Ok(m.payload),
+                    };
                 }
-                Some(m) if m.header.type_ == msg::XS_ERROR => return Err(wire::parse_error(&m.payload)),
-                Some(m) if m.header.type_ != ty => {
-                    return Err(Malformed::UnexpectedType { expected: ty, got: m.header.type_ }.into())
-                }
-                Some(m) => return Ok(m.payload),
-                None => {
-                    if self.transport.now_ns() >= deadline {
-                        return Err(XsError::Timeout);
-                    }
-                    self.transport.wait(deadline)?;
-                }
+                // A late reply to a request that timed out (dropped), or a
+                // watch event (queued): look for ours next.
+                Some(_) => false,
+                None => true,
+            };
+            // Checked after every message too, not only when the ring is
+            // empty: a daemon flooding us with replies to other req_ids
+            // must not hold the request past its deadline.
+            let now = self.transport.now_ns();
+            if now >= deadline {
+                // Whatever message is half in after a whole timeout was
+                // cut short: the stream is lost.
+                self.give_up_on_a_stalled_message(now, 0);
+                return Err(XsError::Timeout);
+            }
+            if waiting {
+                self.transport.wait(deadline)?;
             }
         }
     }
@@ -317,13 +359,17 @@ impl<T: Transport> Client<T> {
         self.request(msg::XS_UNWATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(drop)
     }
 
-    /// A queued watch event, after taking in whatever has arrived.
-    /// Never blocks.
+    /// A queued watch event, after taking in whatever has arrived (a
+    /// bounded number of messages). Never blocks. Events queued before
+    /// the connection broke are still handed out, then its error.
     pub fn poll_watch_event(&mut self) -> Result<Option<WatchEvent>, XsError> {
-        if self.events.is_empty() {
-            if let Some(m) = self.poll_reply()? {
-                // No request is outstanding: a reply now is a stale one.
-                let _ = m;
+        for _ in 0..MAX_MESSAGES_PER_POLL {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            // No request is outstanding: a reply now is a stale one.
+            if self.next_incoming()?.is_none() {
+                break;
             }
         }
         Ok(self.events.pop_front())
@@ -333,13 +379,24 @@ impl<T: Transport> Client<T> {
     pub fn wait_watch_event(&mut self, timeout_ns: u64) -> Result<WatchEvent, XsError> {
         let deadline = self.transport.now_ns().saturating_add(timeout_ns);
         loop {
-            if let Some(e) = self.poll_watch_event()? {
+            if let Some(e) = self.events.pop_front() {
                 return Ok(e);
             }
-            if self.transport.now_ns() >= deadline {
+            let waiting = self.next_incoming()?.is_none();
+            if !self.events.is_empty() {
+                continue;
+            }
+            let now = self.transport.now_ns();
+            if now >= deadline {
+                // A short wait may well end between two chunks of a healthy
+                // message; one incomplete for a whole request timeout was
+                // cut short.
+                self.give_up_on_a_stalled_message(now, self.timeout_ns);
                 return Err(XsError::Timeout);
             }
-            self.transport.wait(deadline)?;
+            if waiting {
+                self.transport.wait(deadline)?;
+            }
         }
     }
 

@@ -54,6 +54,16 @@ pub struct FakeXenstored {
     pub raw_replies: VecDeque<Vec<u8>>,
     /// Headers of every request received.
     pub requests: Vec<xsd_sockmsg>,
+    /// Cut the next reply to this many bytes, header included, and never
+    /// send the rest (a buggy or hostile daemon).
+    pub truncate_next_reply: Option<usize>,
+    /// A message sent over and over, as fast as the client reads, up to
+    /// `flood_left` copies (a hostile daemon, or a storm of watch events).
+    pub flood: Option<Vec<u8>>,
+    /// How many more copies of `flood` to send.
+    pub flood_left: u64,
+    /// How many copies of `flood` were queued for the client so far.
+    pub flooded: u64,
 }
 
 impl FakeXenstored {
@@ -78,6 +88,10 @@ impl FakeXenstored {
             stalled: false,
             raw_replies: VecDeque::new(),
             requests: Vec::new(),
+            truncate_next_reply: None,
+            flood: None,
+            flood_left: 0,
+            flooded: 0,
         };
         let home = s.home();
         s.nodes.insert("/".into(), Node::default());
@@ -108,6 +122,25 @@ impl FakeXenstored {
         self.generation += 1;
         self.fire(&p);
         self.send_deferred();
+        self.flush();
+    }
+
+    /// Sends `bytes` unasked, as they are (hostile or broken output).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend(bytes);
+        self.flush();
+    }
+
+    /// Keeps the response ring full of `flood` copies while any are left,
+    /// as a daemon on another CPU would.
+    pub fn top_up(&mut self) {
+        // Without a flood, output moves only in `step` (as before).
+        let Some(m) = &self.flood else { return };
+        while self.flood_left > 0 && self.out.len() < XENSTORE_RING_SIZE {
+            self.out.extend(m.iter().copied());
+            self.flood_left -= 1;
+            self.flooded += 1;
+        }
         self.flush();
     }
 
@@ -184,7 +217,11 @@ impl FakeXenstored {
                 Ok(r) => (h.type_, r),
                 Err(name) => (msg::XS_ERROR, [name.as_bytes(), b"\0"].concat()),
             };
+            let start = self.out.len();
             self.push(ty, h.req_id, h.tx_id, &reply);
+            if let Some(n) = self.truncate_next_reply.take() {
+                self.out.truncate(start + n);
+            }
             self.send_deferred();
         }
         self.flush();
@@ -354,7 +391,8 @@ fn set_in(nodes: &mut BTreeMap<String, Node>, p: &str, value: &[u8], domid: u16)
 }
 
 /// A [`Transport`] whose peer is a [`FakeXenstored`] on a shared page.
-/// Its clock advances 1 ms per wait, so timeouts are deterministic.
+/// Its clock advances 1 ms per wait (and `ns_per_recv` per read of the
+/// ring), so timeouts are deterministic.
 #[derive(Debug)]
 pub struct FakeTransport {
     ring: StoreRing<'static>,
@@ -363,13 +401,16 @@ pub struct FakeTransport {
     clock: u64,
     /// How many times the client waited.
     pub waits: u64,
+    /// Clock advance per `recv` (0: reading is free): time passes even
+    /// for a client that never has to wait (a flooding daemon).
+    pub ns_per_recv: u64,
 }
 
 impl FakeTransport {
     /// A fresh page, a daemon for `domid`/`name`, and the client's ring.
     pub fn new(domid: u16, name: &str) -> Self {
         let page = SharedMem::leak_zeroed(4096);
-        FakeTransport { ring: StoreRing::new(page).unwrap(), server: FakeXenstored::new(page, domid, name), clock: 0, waits: 0 }
+        FakeTransport { ring: StoreRing::new(page).unwrap(), server: FakeXenstored::new(page, domid, name), clock: 0, waits: 0, ns_per_recv: 0 }
     }
 
     /// The shared page (to corrupt it from a test).
@@ -383,6 +424,8 @@ impl Transport for FakeTransport {
         Ok(self.ring.write_request(bytes)?)
     }
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
+        self.clock += self.ns_per_recv;
+        self.server.top_up();
         Ok(self.ring.read_response(buf)?)
     }
     fn now_ns(&self) -> u64 {

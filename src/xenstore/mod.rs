@@ -46,8 +46,11 @@ pub enum Malformed {
     BadNumber,
     /// A permission string does not parse.
     BadPermission,
-    /// The byte stream lost its framing on our side: a request timed out
-    /// half-sent, so whatever followed would be read as its remainder.
+    /// The byte stream lost its framing: a request timed out half-sent
+    /// (whatever we sent next would be read as its remainder), or a
+    /// message from xenstored stopped short and did not complete within a
+    /// request timeout (whatever it sent next would be read as its
+    /// remainder). The client refuses all further use.
     Desynchronized,
     /// xenstored's ring index is impossible (more than a ring apart).
     CorruptIndex {
@@ -68,7 +71,8 @@ pub enum XsError {
     /// The reply broke the protocol.
     Malformed(Malformed),
     /// The connection is unusable after an earlier framing failure (a
-    /// reply too long to skip, a half-sent request, a corrupt index).
+    /// reply too long to skip, a half-sent request, a reply cut short, a
+    /// corrupt index). Every later call fails with the same error.
     Broken(Malformed),
     /// The request payload would exceed `XENSTORE_PAYLOAD_MAX` bytes.
     RequestTooLong(usize),

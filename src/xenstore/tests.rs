@@ -4,7 +4,7 @@
 use super::fake::FakeTransport;
 use super::wire::encode_header;
 use super::*;
-use crate::abi::xenstore::{msg, ring, xsd_sockmsg};
+use crate::abi::xenstore::{msg, ring, xsd_sockmsg, HEADER_SIZE};
 use core::sync::atomic::Ordering;
 
 fn client() -> Client<FakeTransport> {
@@ -227,4 +227,67 @@ fn bad_paths_never_reach_the_wire() {
     assert_eq!(c.write("", b"x"), Err(XsError::InvalidPath));
     assert_eq!(c.watch("data", "t\0"), Err(XsError::InvalidPath));
     assert!(c.transport_mut().server.requests.is_empty());
+}
+
+#[test]
+fn a_truncated_reply_desynchronises_the_client_for_good() {
+    // Seen against a buggy daemon: a reply cut short, after which every
+    // later reply was read as the remainder of the cut one (nine
+    // timeouts, then a garbage type). The client must give up instead.
+    let mut c = client();
+    c.set_timeout_ns(5_000_000);
+    c.transport_mut().server.truncate_next_reply = Some(HEADER_SIZE + 3);
+    assert_eq!(c.read("name"), Err(XsError::Timeout));
+    let sent = c.transport_mut().server.requests.len();
+    for _ in 0..12 {
+        assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+    }
+    assert_eq!(c.poll_watch_event(), Err(XsError::Broken(Malformed::Desynchronized)));
+    assert_eq!(c.wait_watch_event(1_000_000), Err(XsError::Broken(Malformed::Desynchronized)));
+    assert_eq!(c.transport_mut().server.requests.len(), sent, "nothing more goes into a lost stream");
+
+    // A watch event cut short while we only wait for events: a short wait
+    // may end between two chunks of a healthy message, so that alone is a
+    // timeout; once the message has stalled for a whole request timeout,
+    // the stream is lost.
+    let mut c = client();
+    c.set_timeout_ns(5_000_000);
+    c.transport_mut().server.send_raw(&raw(msg::XS_WATCH_EVENT, 0, b"/a\0tok\0")[..HEADER_SIZE + 2]);
+    assert_eq!(c.wait_watch_event(1_000_000), Err(XsError::Timeout));
+    assert_eq!(c.wait_watch_event(10_000_000), Err(XsError::Timeout));
+    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+}
+
+#[test]
+fn a_reply_arriving_in_slow_chunks_within_the_deadline_still_completes() {
+    // The other side of the rule above: a 4000-byte value crosses the
+    // 1 KiB ring in four chunks, one per wait; that is not a truncation.
+    let mut c = client();
+    c.set_timeout_ns(50_000_000);
+    let value = vec![b'v'; 4000];
+    c.write("data/big", &value).unwrap();
+    assert_eq!(c.read("data/big").unwrap(), value);
+    assert_eq!(c.read_string("name").unwrap(), "guest-seven");
+}
+
+#[test]
+fn a_flood_of_other_replies_cannot_hold_a_request_past_its_deadline() {
+    let mut c = client();
+    c.set_timeout_ns(10_000_000);
+    let t = c.transport_mut();
+    // Reading the ring costs 1 us; the daemon never answers our request
+    // but keeps the ring full of replies to some other req_id.
+    t.ns_per_recv = 1_000;
+    t.server.silent = true;
+    t.server.flood = Some(raw(msg::XS_READ, 0xdead, b"x\0"));
+    t.server.flood_left = 200_000;
+    assert_eq!(c.read("name"), Err(XsError::Timeout));
+    let t = c.transport_mut();
+    // 10 ms at three ring reads per message is ~3,300 messages.
+    assert!(t.server.flooded < 10_000, "read {} flood replies", t.server.flooded);
+    assert!(t.now_ns() < 11_000_000, "returned at {} ns", t.now_ns());
+    // A poll never blocks, even with the ring kept full.
+    let before = t.server.flooded;
+    assert_eq!(c.poll_watch_event(), Ok(None));
+    assert!(c.transport_mut().server.flooded - before < 1_000);
 }
