@@ -92,7 +92,7 @@ fn run() -> Result<(), &'static str> {
 
     // Sleep.
     let t0 = time::now_ns();
-    time::sleep(Duration::from_millis(100));
+    xenpv::sleep(Duration::from_millis(100));
     let slept = time::now_ns() - t0;
     println!("ev_selftest: sleep(100 ms) took {} us", slept / 1000);
     // Never early; the upper bound leaves room for QEMU-TCG scheduling.
@@ -102,7 +102,7 @@ fn run() -> Result<(), &'static str> {
     // slept forever when Xen's timer fired just before our clock's deadline).
     let t0 = time::now_ns();
     for _ in 0..300 {
-        time::sleep(Duration::from_millis(1));
+        xenpv::sleep(Duration::from_millis(1));
     }
     let total = time::now_ns() - t0;
     println!("ev_selftest: 300 x sleep(1 ms) took {} us", total / 1000);

@@ -50,7 +50,7 @@ fn main() -> Result<(), Error> {
         if xenpv::time::now_ns() > deadline {
             return Err(Error::Timeout("B's write"));
         }
-        xenpv::time::sleep(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
     println!("grant_a: (b) A sees B's write: {:?}", core::str::from_utf8(&buf));
     let c = wait_key(&mut xs, "data/c_result")?;
@@ -64,7 +64,7 @@ fn main() -> Result<(), Error> {
         if xenpv::time::now_ns() > deadline {
             return Err(Error::Timeout("B's unmap"));
         }
-        xenpv::time::sleep(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
     drop(rw);
     drop(ro);

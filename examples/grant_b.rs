@@ -44,7 +44,7 @@ fn main() -> Result<(), Error> {
     w.page(0).expect("page").write(100, b"B was here")?;
     println!("grant_b: (b) wrote to A's writable page");
     // Give A time to see it through its own mapping, then unmap.
-    xenpv::time::sleep(Duration::from_millis(500));
+    xenpv::sleep(Duration::from_millis(500));
     w.unmap()?;
     println!("grant_b: PASS");
     Ok(())

@@ -67,6 +67,6 @@ fn main() -> Result<(), ChannelError> {
 fn wait_gone<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, path: &str, timeout: Duration) {
     let deadline = xenpv::time::now_ns() + timeout.as_nanos() as u64;
     while xs.read_string(path).is_ok() && xenpv::time::now_ns() < deadline {
-        xenpv::time::sleep(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
 }

@@ -41,7 +41,7 @@ fn main() -> Result<(), ChannelError> {
     xenpv::event::send(local)?;
     println!("hostile_scribbler: wrote garbage indices into dom{}'s vchan and kicked it", victim.0);
     // Give the victim time to trip over them, then leave.
-    xenpv::time::sleep(Duration::from_secs(2));
+    xenpv::sleep(Duration::from_secs(2));
     drop(ctrl);
     let _ = xenpv::event::close(local);
     let me = xs.own_domid()?;
@@ -61,6 +61,6 @@ fn main() -> Result<(), ChannelError> {
 fn wait_gone<T: xenpv::xenstore::Transport>(xs: &mut xenpv::xenstore::Client<T>, path: &str, timeout: Duration) {
     let deadline = xenpv::time::now_ns() + timeout.as_nanos() as u64;
     while xs.read_string(path).is_ok() && xenpv::time::now_ns() < deadline {
-        xenpv::time::sleep(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
 }

@@ -147,7 +147,7 @@ fn main() -> Result<(), Error> {
     // Pages B mapped at its close may need one more grant operation.
     let deadline = xenpv::time::now_ns() + 5_000_000_000;
     while g.reclaim() > 0 && xenpv::time::now_ns() < deadline {
-        xenpv::time::sleep(Duration::from_millis(10));
+        xenpv::sleep(Duration::from_millis(10));
     }
     let (m1, g1) = (xenpv::mm::stats(), g.stats());
     figures!("after", m1, g1);

@@ -62,7 +62,7 @@ fn main() -> Result<(), ChannelError> {
         if asked {
             // Keep the stream going, slowly, so the data volume stays small
             // until dom0 gets round to the destroy.
-            xenpv::time::sleep(Duration::from_millis(20));
+            xenpv::sleep(Duration::from_millis(20));
         } else if got >= kill_after {
             // The victim's companion is waiting for this key.
             xs.lock().write("data/streaming", b"1")?;
@@ -81,7 +81,7 @@ fn main() -> Result<(), ChannelError> {
     // Xen may still be tearing the dead domain's mappings down.
     let mut left = grants.reclaim();
     while left > 0 && xenpv::time::now_ns() - t_err < 10_000_000_000 {
-        xenpv::time::sleep(Duration::from_millis(50));
+        xenpv::sleep(Duration::from_millis(50));
         left = grants.reclaim();
     }
     let after = grants.stats();

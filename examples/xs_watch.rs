@@ -32,7 +32,7 @@ fn main() -> Result<(), XsError> {
             Ok(v) => break v,
             Err(XsError::Errno(xenpv::Errno::ENOENT)) if tries < 1500 => {
                 tries += 1;
-                xenpv::time::sleep(core::time::Duration::from_millis(20));
+                xenpv::sleep(core::time::Duration::from_millis(20));
             }
             Err(e) => return Err(e),
         }

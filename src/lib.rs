@@ -45,5 +45,7 @@ pub mod xenstore;
 
 pub use error::Errno;
 pub use runtime::{exit, poweroff, ShutdownReason};
+#[cfg(target_os = "none")]
+pub use event::sleep;
 pub use types::{DomId, EvtchnPort, GrantRef, Mfn, Pfn};
 

@@ -37,7 +37,7 @@ static MAPPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::
 /// Maps Xen's shared_info frame over `SLOT`.
 #[cfg(target_os = "none")]
 pub(crate) fn init(maddr: u64) {
-    use crate::arch::x86_64::paging::pte;
+    use crate::mm::paging::pte;
     let va = SLOT.0.get() as u64;
     let entry = (maddr & pte::ADDR_MASK) | pte::PRESENT | pte::WRITABLE | pte::USER | pte::ACCESSED | pte::DIRTY;
     // SAFETY: SLOT is never accessed as ordinary memory; replacing its

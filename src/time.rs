@@ -1,6 +1,7 @@
 //! Time: Xen system time from `vcpu_time_info` (public/xen.h, "Time
-//! information"), the wall clock in `shared_info`, the vCPU's one-shot
-//! timer (`VCPUOP_set_singleshot_timer`, public/vcpu.h) and `sleep`.
+//! information") and the wall clock in `shared_info`: the clock only.
+//! The one-shot timer and `sleep`, which block on events, are in
+//! [`crate::event`], the layer above.
 //!
 //! Xen publishes, per vCPU, a TSC stamp and the system time at that
 //! stamp plus a fixed-point factor: `ns = system_time +
@@ -142,12 +143,6 @@ pub fn timer_deadline(now_ns: u64, deadline_ns: u64) -> u64 {
 #[cfg(target_os = "none")]
 mod guest {
     use super::*;
-    use crate::event::{EventError, Virq};
-    use crate::types::EvtchnPort;
-    use core::sync::atomic::AtomicU32;
-
-    static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
-
     use crate::arch::x86_64::rdtsc;
 
     /// Xen system time now, in ns since Xen booted (0 before shared_info
@@ -179,48 +174,11 @@ mod guest {
     }
 
     /// The system time `d` from now, saturating (`u64::MAX` is "never";
-    /// [`set_timer`] clamps what it hands to Xen, see [`timer_deadline`]).
+    /// `event::set_timer` clamps what it hands to Xen, see [`timer_deadline`]).
     pub fn deadline_after(d: Duration) -> u64 {
         now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 
-    /// Binds `VIRQ_TIMER` (so the timer can wake `SCHEDOP_block`) and
-    /// stops the periodic tick Xen starts PV vCPUs with.
-    pub(crate) fn init_timer() -> Result<(), EventError> {
-        let port = crate::event::bind_virq(Virq::TIMER)?;
-        TIMER_PORT.store(port.0, Ordering::Release);
-        let _ = crate::hypercall::vcpu_stop_periodic_timer();
-        Ok(())
-    }
-
-    /// The port `VIRQ_TIMER` is bound to (after `event::init`).
-    pub fn timer_port() -> Option<EvtchnPort> {
-        match TIMER_PORT.load(Ordering::Acquire) {
-            0 => None,
-            p => Some(EvtchnPort(p)),
-        }
-    }
-
-    /// Arms the vCPU's one-shot timer for system time `deadline_ns`
-    /// (`VCPUOP_set_singleshot_timer`); a deadline in the past fires at
-    /// once. A far deadline arms it [`MAX_TIMER_SPAN_NS`] ahead instead
-    /// (the caller's wait loop re-arms it), see [`timer_deadline`].
-    /// Replaces any earlier deadline.
-    #[doc(alias = "VCPUOP_set_singleshot_timer")]
-    pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
-        let deadline_ns = timer_deadline(now_ns(), deadline_ns);
-        if crate::hypercall::vcpu_set_singleshot_timer(deadline_ns).is_ok() {
-            return Ok(());
-        }
-        // Older interface, same effect on this vCPU.
-        crate::hypercall::set_timer_op(deadline_ns).map_err(EventError::Hypercall)
-    }
-
-    /// Blocks the vCPU for at least `d` (the timer's event wakes it).
-    pub fn sleep(d: Duration) {
-        let deadline = deadline_after(d);
-        let _ = crate::event::wait_until(Some(deadline), || now_ns() >= deadline);
-    }
 }
 
 #[cfg(target_os = "none")]

@@ -89,7 +89,7 @@ pub fn wait_key<T: Transport>(xs: &mut Client<T>, path: &str, timeout: Duration)
     loop {
         match xs.read_string(path) {
             Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::time::sleep(Duration::from_millis(20)),
+            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::sleep(Duration::from_millis(20)),
             Err(e) => return Err(e),
         }
     }

@@ -51,7 +51,7 @@ pub fn wait_key<T: Transport>(xs: &mut Client<T>, key: &str) -> Result<alloc::st
     loop {
         match xs.read_string(key) {
             Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::time::sleep(Duration::from_millis(50)),
+            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::sleep(Duration::from_millis(50)),
             Err(e) => return Err(e.into()),
         }
     }

@@ -52,7 +52,7 @@ fn read_until<T>(c: &mut xenstore::Client<xenstore::RingTransport>, path: &str, 
         if time::now_ns() > deadline {
             return Err(Error::Timeout("waiting for a xenstore key"));
         }
-        time::sleep(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
 }
 

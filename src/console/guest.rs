@@ -5,7 +5,7 @@
 
 use super::ring::ConsoleRing;
 use crate::abi::console::OUT_RING_SIZE;
-use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
+use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::hypercall;
 use crate::shared_mem::SharedMem;
 use crate::start_info::BootInfo;

@@ -48,7 +48,7 @@ pub(crate) fn init() -> Result<(), EventError> {
             let _ = ev.unmask(port);
         }
     }
-    crate::time::init_timer()?;
+    init_timer()?;
     enable(&ev);
     Ok(())
 }
@@ -234,7 +234,7 @@ pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> R
         // deadline (or another wait may have re-armed it for a later
         // time), and then nothing would ever wake this block again.
         if let Some(d) = deadline_ns {
-            if let Err(e) = crate::time::set_timer(d) {
+            if let Err(e) = set_timer(d) {
                 enable(&ev);
                 return Err(e);
             }
@@ -283,4 +283,47 @@ pub fn poll(ports: &[EvtchnPort], deadline_ns: Option<u64>) -> Result<bool, Even
         }
         hypercall::sched_poll(ports, deadline_ns.unwrap_or(0))?;
     }
+}
+
+// The vCPU's one-shot timer lives here, with the waits it wakes; `time`
+// is only the clock, so the two layers no longer call each other.
+
+static TIMER_PORT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Binds `VIRQ_TIMER` (so the timer can wake `SCHEDOP_block`) and
+/// stops the periodic tick Xen starts PV vCPUs with.
+pub(crate) fn init_timer() -> Result<(), EventError> {
+    let port = bind_virq(Virq::TIMER)?;
+    TIMER_PORT.store(port.0, Ordering::Release);
+    let _ = crate::hypercall::vcpu_stop_periodic_timer();
+    Ok(())
+}
+
+/// The port `VIRQ_TIMER` is bound to (after `event::init`).
+pub fn timer_port() -> Option<EvtchnPort> {
+    match TIMER_PORT.load(Ordering::Acquire) {
+        0 => None,
+        p => Some(EvtchnPort(p)),
+    }
+}
+
+/// Arms the vCPU's one-shot timer for system time `deadline_ns`
+/// (`VCPUOP_set_singleshot_timer`); a deadline in the past fires at
+/// once. A far deadline arms it [`MAX_TIMER_SPAN_NS`](crate::time::MAX_TIMER_SPAN_NS) ahead instead
+/// (the caller's wait loop re-arms it), see [`timer_deadline`](crate::time::timer_deadline).
+/// Replaces any earlier deadline.
+#[doc(alias = "VCPUOP_set_singleshot_timer")]
+pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
+    let deadline_ns = crate::time::timer_deadline(crate::time::now_ns(), deadline_ns);
+    if crate::hypercall::vcpu_set_singleshot_timer(deadline_ns).is_ok() {
+        return Ok(());
+    }
+    // Older interface, same effect on this vCPU.
+    crate::hypercall::set_timer_op(deadline_ns).map_err(EventError::Hypercall)
+}
+
+/// Blocks the vCPU for at least `d` (the timer's event wakes it).
+pub fn sleep(d: Duration) {
+    let deadline = crate::time::deadline_after(d);
+    let _ = wait_until(Some(deadline), || crate::time::now_ns() >= deadline);
 }

@@ -6,7 +6,7 @@
 
 use super::{FrameAllocator, MemError, MemStats, VaAllocator, MAP_AREA_SIZE, MAP_AREA_START};
 use crate::abi::PAGE_SIZE;
-use crate::arch::x86_64::paging::{self, MapError, PageTables};
+use crate::mm::paging::{self, MapError, PageTables};
 use crate::shared_mem::SharedMem;
 use crate::start_info::BootInfo;
 use crate::types::{Mfn, Pfn};

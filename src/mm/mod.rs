@@ -12,6 +12,8 @@
 //! sharing and page tables), through `linked_list_allocator`.
 
 pub mod frame;
+#[cfg(target_os = "none")]
+pub(crate) mod paging;
 
 #[cfg(target_os = "none")]
 pub mod guest;

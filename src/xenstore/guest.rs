@@ -6,7 +6,7 @@
 
 use super::ring::StoreRing;
 use super::{Client, Transport, XsError};
-use crate::arch::x86_64::paging::{mfn_to_pfn, pfn_to_virt};
+use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::event;
 use crate::shared_mem::SharedMem;
 use crate::types::EvtchnPort;

@@ -5,6 +5,9 @@
 //! found through the direct map: pfn N is mapped at `VIRT_BASE + N * 4 KiB`
 //! and a table entry's mfn becomes a pfn through Xen's M2P table.
 
+// A Xen backend: raw page-table reads and mmu_update hypercalls.
+#![allow(unsafe_code)]
+
 use crate::abi::{mmu_update, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, PAGE_SIZE, UVMF_INVLPG};
 use crate::error::Errno;
 use crate::hypercall;
@@ -84,11 +87,6 @@ impl PageTables {
     /// The machine frame of pfn `pfn`.
     pub fn pfn_to_mfn(&self, pfn: Pfn) -> Option<Mfn> {
         self.p2m.get(pfn.0 as usize).map(|&m| Mfn(m))
-    }
-
-    /// Number of pfns in the p2m list.
-    pub fn nr_pfns(&self) -> u64 {
-        self.p2m.len() as u64
     }
 
     fn read_entry(table_va: u64, idx: u64) -> u64 {
