@@ -49,6 +49,14 @@ pub const DEFAULT_TIMEOUT_NS: u64 = 5_000_000_000;
 /// keep failing with `EAGAIN`.
 pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;
 
+/// How many events of one watch token wait in the queue at most, by
+/// default ([`Client::set_watch_queue_limit`]). Any domain allowed to
+/// write a watched node makes xenstored send us events; queued without
+/// limit they would grow our heap at that domain's will (compare
+/// XSA-349). Further events of a token whose queue is full are dropped
+/// and counted ([`Client::take_dropped_watch_events`]).
+pub const DEFAULT_WATCH_QUEUE_LIMIT: usize = 256;
+
 /// How many messages [`Client::poll_watch_event`] takes in per call at
 /// most: a daemon that keeps the ring full (of stale replies, say) must
 /// not turn a non-blocking poll into an endless loop.
@@ -57,6 +65,29 @@ const MAX_MESSAGES_PER_POLL: usize = 64;
 struct Message {
     header: xsd_sockmsg,
     payload: Vec<u8>,
+}
+
+/// The queue of one watch token: how many of its events wait, how many
+/// were dropped, how many watches use the token.
+#[derive(Debug)]
+struct WatchQueue {
+    token: String,
+    watches: usize,
+    queued: usize,
+    dropped: u64,
+}
+
+impl WatchQueue {
+    const fn new(token: String) -> Self {
+        WatchQueue { token, watches: 0, queued: 0, dropped: 0 }
+    }
+}
+
+/// A queued event and whose queue it counts against.
+struct Queued {
+    event: WatchEvent,
+    /// Counted in `Client::stray` (its token had no queue on arrival).
+    stray: bool,
 }
 
 /// One message taken in.
@@ -75,7 +106,16 @@ pub struct Client<T: Transport> {
     rx: Vec<u8>,
     /// The clock when the first byte of the message in `rx` arrived.
     rx_since: u64,
-    events: VecDeque<WatchEvent>,
+    /// Events of all tokens in arrival order; each token's count is
+    /// bounded by its queue in `watch_queues` (or `stray`).
+    events: VecDeque<Queued>,
+    /// One per token we watch (created by `watch`): the token strings
+    /// come from our own calls, so the peer cannot grow this list.
+    watch_queues: Vec<WatchQueue>,
+    /// The shared queue of events whose token we do not (or no longer)
+    /// watch: without it, made-up tokens would each get a fresh limit.
+    stray: WatchQueue,
+    watch_queue_limit: usize,
     timeout_ns: u64,
     broken: Option<Malformed>,
 }
@@ -93,12 +133,70 @@ impl<T: Transport> core::fmt::Debug for Client<T> {
 impl<T: Transport> Client<T> {
     /// A client over `transport`, with [`DEFAULT_TIMEOUT_NS`].
     pub fn new(transport: T) -> Self {
-        Client { transport, next_req_id: 1, rx: Vec::new(), rx_since: 0, events: VecDeque::new(), timeout_ns: DEFAULT_TIMEOUT_NS, broken: None }
+        Client {
+            transport,
+            next_req_id: 1,
+            rx: Vec::new(),
+            rx_since: 0,
+            events: VecDeque::new(),
+            watch_queues: Vec::new(),
+            stray: WatchQueue::new(String::new()),
+            watch_queue_limit: DEFAULT_WATCH_QUEUE_LIMIT,
+            timeout_ns: DEFAULT_TIMEOUT_NS,
+            broken: None,
+        }
     }
 
     /// Changes how long each request waits for its reply.
     pub fn set_timeout_ns(&mut self, ns: u64) {
         self.timeout_ns = ns;
+    }
+
+    /// Changes how many events of one watch token may wait in the queue
+    /// ([`DEFAULT_WATCH_QUEUE_LIMIT`]); events already queued stay.
+    pub fn set_watch_queue_limit(&mut self, events_per_token: usize) {
+        self.watch_queue_limit = events_per_token;
+    }
+
+    /// How many events of `token` were dropped because its queue was
+    /// full, since the last call for it (or since it was first watched);
+    /// resets the count. Nonzero means changes were missed: re-read what
+    /// the watch covers. Tokens not (or no longer) watched share one
+    /// queue, and one count.
+    pub fn take_dropped_watch_events(&mut self, token: &str) -> u64 {
+        let q = match self.watch_queues.iter_mut().find(|q| q.token == token) {
+            Some(q) => q,
+            None => &mut self.stray,
+        };
+        core::mem::take(&mut q.dropped)
+    }
+
+    /// Queues an event unless its token's queue is full (then counts it).
+    fn push_event(&mut self, event: WatchEvent) {
+        let (q, stray) = match self.watch_queues.iter_mut().find(|q| q.token == event.token) {
+            Some(q) => (q, false),
+            None => (&mut self.stray, true),
+        };
+        if q.queued >= self.watch_queue_limit {
+            q.dropped = q.dropped.saturating_add(1);
+            return;
+        }
+        q.queued += 1;
+        self.events.push_back(Queued { event, stray });
+    }
+
+    fn pop_event(&mut self) -> Option<WatchEvent> {
+        let Queued { event, stray } = self.events.pop_front()?;
+        if stray {
+            self.stray.queued = self.stray.queued.saturating_sub(1);
+        } else if let Some(i) = self.watch_queues.iter().position(|q| q.token == event.token) {
+            let q = &mut self.watch_queues[i];
+            q.queued = q.queued.saturating_sub(1);
+            if q.queued == 0 && q.watches == 0 {
+                self.watch_queues.swap_remove(i);
+            }
+        }
+        Some(event)
     }
 
     /// The transport (tests reach their fake through it).
@@ -169,7 +267,7 @@ impl<T: Transport> Client<T> {
         wire::check_type(m.header.type_)?;
         if m.header.type_ == msg::XS_WATCH_EVENT {
             let (path, token) = wire::parse_watch_event(&m.payload)?;
-            self.events.push_back(WatchEvent { path, token });
+            self.push_event(WatchEvent { path, token });
             return Ok(Some(Incoming::Event));
         }
         Ok(Some(Incoming::Reply(m)))
@@ -348,7 +446,16 @@ impl<T: Transport> Client<T> {
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         check_path(path)?;
         check_path(token)?;
-        self.request(msg::XS_WATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(drop)
+        self.request(msg::XS_WATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])?;
+        match self.watch_queues.iter_mut().find(|q| q.token == token) {
+            Some(q) => q.watches += 1,
+            None => {
+                let mut q = WatchQueue::new(String::from(token));
+                q.watches = 1;
+                self.watch_queues.push(q);
+            }
+        }
+        Ok(())
     }
 
     /// `XS_UNWATCH`.
@@ -356,7 +463,16 @@ impl<T: Transport> Client<T> {
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         check_path(path)?;
         check_path(token)?;
-        self.request(msg::XS_UNWATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"]).map(drop)
+        self.request(msg::XS_UNWATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])?;
+        if let Some(i) = self.watch_queues.iter().position(|q| q.token == token) {
+            let q = &mut self.watch_queues[i];
+            q.watches = q.watches.saturating_sub(1);
+            // Kept while its events wait, so that they count against it.
+            if q.watches == 0 && q.queued == 0 {
+                self.watch_queues.swap_remove(i);
+            }
+        }
+        Ok(())
     }
 
     /// A queued watch event, after taking in whatever has arrived (a
@@ -364,7 +480,7 @@ impl<T: Transport> Client<T> {
     /// the connection broke are still handed out, then its error.
     pub fn poll_watch_event(&mut self) -> Result<Option<WatchEvent>, XsError> {
         for _ in 0..MAX_MESSAGES_PER_POLL {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.pop_event() {
                 return Ok(Some(e));
             }
             // No request is outstanding: a reply now is a stale one.
@@ -372,14 +488,14 @@ impl<T: Transport> Client<T> {
                 break;
             }
         }
-        Ok(self.events.pop_front())
+        Ok(self.pop_event())
     }
 
     /// Waits up to `timeout_ns` for a watch event.
     pub fn wait_watch_event(&mut self, timeout_ns: u64) -> Result<WatchEvent, XsError> {
         let deadline = self.transport.now_ns().saturating_add(timeout_ns);
         loop {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.pop_event() {
                 return Ok(e);
             }
             let waiting = self.next_incoming()?.is_none();

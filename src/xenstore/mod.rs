@@ -3,7 +3,8 @@
 //! - [`wire`]: `xsd_sockmsg` framing and strict reply parsing.
 //! - [`ring`]: the store page's request/response byte rings.
 //! - [`Client`]: requests matched to replies by `req_id`, watch events
-//!   queued while a reply is awaited, transactions with an EAGAIN retry
+//!   queued while a reply is awaited (at most [`DEFAULT_WATCH_QUEUE_LIMIT`]
+//!   per token, drops counted), transactions with an EAGAIN retry
 //!   helper, over a narrow [`Transport`] so the host tests drive it
 //!   against an in-memory xenstored (`fake`), hostile ones included.
 //! - the guest transport over the real store page and its event channel
@@ -17,7 +18,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Client, Transaction, Transport, TxId, WatchEvent, DEFAULT_TIMEOUT_NS, MAX_TRANSACTION_ATTEMPTS};
+pub use client::{Client, Transaction, Transport, TxId, WatchEvent, DEFAULT_TIMEOUT_NS, DEFAULT_WATCH_QUEUE_LIMIT, MAX_TRANSACTION_ATTEMPTS};
 
 use crate::error::Errno;
 use crate::types::DomId;

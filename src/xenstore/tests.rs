@@ -291,3 +291,45 @@ fn a_flood_of_other_replies_cannot_hold_a_request_past_its_deadline() {
     assert_eq!(c.poll_watch_event(), Ok(None));
     assert!(c.transport_mut().server.flooded - before < 1_000);
 }
+
+#[test]
+fn a_flooded_watch_queue_stays_bounded_and_reports_its_drops() {
+    let mut c = client();
+    c.watch("data", "tok").unwrap();
+    c.watch("misc", "quiet").unwrap();
+    // Another domain allowed to write the watched node writes it over
+    // and over while we are busy (XSA-349): thousands of events.
+    for i in 0..5_000u32 {
+        c.transport_mut().server.external_write("data/k", alloc::format!("{i}").as_bytes());
+    }
+    c.transport_mut().server.external_write("misc/m", b"1");
+    // Our next request takes them all in on its way to its reply.
+    assert_eq!(c.read_string("name").unwrap(), "guest-seven");
+    // "tok": its initial event and the first 255 writes; "quiet": its
+    // initial event and the one write, not crowded out by "tok".
+    assert_eq!(c.queued_watch_events(), DEFAULT_WATCH_QUEUE_LIMIT + 2);
+    assert_eq!(c.take_dropped_watch_events("tok"), 5_001 - DEFAULT_WATCH_QUEUE_LIMIT as u64);
+    assert_eq!(c.take_dropped_watch_events("tok"), 0, "the count resets when taken");
+    assert_eq!(c.take_dropped_watch_events("quiet"), 0);
+    let mut toks = Vec::new();
+    while let Some(e) = c.poll_watch_event().unwrap() {
+        toks.push(e.token);
+    }
+    assert_eq!(toks.iter().filter(|t| *t == "tok").count(), DEFAULT_WATCH_QUEUE_LIMIT);
+    assert_eq!(toks.iter().filter(|t| *t == "quiet").count(), 2);
+    // Drained, the queue takes events again.
+    c.transport_mut().server.external_write("data/k", b"again");
+    assert_eq!(c.wait_watch_event(10_000_000).unwrap().token, "tok");
+
+    // The limit is configurable, and events of tokens we never watched
+    // (made up by a hostile daemon) share one bounded queue.
+    c.set_watch_queue_limit(4);
+    let t = c.transport_mut();
+    t.server.flood = Some([raw(msg::XS_WATCH_EVENT, 0, b"/x\0made-up\0"), raw(msg::XS_WATCH_EVENT, 0, b"/y\0made-up-too\0")].concat());
+    t.server.flood_left = 500;
+    assert_eq!(c.read("name").unwrap(), b"guest-seven");
+    assert_eq!(c.transport_mut().server.flooded, 500);
+    assert_eq!(c.queued_watch_events(), 4);
+    assert_eq!(c.take_dropped_watch_events("made-up"), 1_000 - 4);
+    assert_eq!(c.take_dropped_watch_events("tok"), 0);
+}
