@@ -16,7 +16,7 @@ pub mod ops;
 pub mod table;
 pub mod two_level;
 
-pub use ops::EventOps;
+pub use ops::{EventOps, NotifyPort, Port};
 #[cfg(target_os = "none")]
 pub use ops::XenEvents;
 pub use table::{Handler, Table};

@@ -62,6 +62,75 @@ impl<E: EventOps + ?Sized> EventOps for &E {
     }
 }
 
+/// A port that can be signalled and that stays open while this handle
+/// lives: what an unmap notification names (a grant owner keeps it and
+/// signals it at release), so a notification can never reach a port
+/// that was closed and handed out again.
+pub trait NotifyPort {
+    /// The port number.
+    fn port(&self) -> EvtchnPort;
+    /// `EVTCHNOP_send` on it.
+    fn notify(&self) -> Result<(), EventError>;
+}
+
+/// One of our event-channel ports, closed when dropped. Share it (e.g.
+/// in an `Arc`) with the grant owners whose unmap notifications signal
+/// it: the port then stays open until the last of them is gone.
+#[derive(Debug)]
+pub struct Port<E: EventOps> {
+    events: E,
+    port: EvtchnPort,
+}
+
+impl<E: EventOps> Port<E> {
+    /// A new port `remote` may bind to (`EVTCHNOP_alloc_unbound`).
+    pub fn alloc_unbound(events: E, remote: DomId) -> Result<Self, EventError> {
+        let port = events.alloc_unbound(remote)?;
+        Ok(Port { events, port })
+    }
+
+    /// Our end of `remote`'s unbound `remote_port` (`EVTCHNOP_bind_interdomain`).
+    pub fn bind_interdomain(events: E, remote: DomId, remote_port: EvtchnPort) -> Result<Self, EventError> {
+        let port = events.bind_interdomain(remote, remote_port)?;
+        Ok(Port { events, port })
+    }
+
+    /// The port number.
+    pub fn port(&self) -> EvtchnPort {
+        self.port
+    }
+
+    /// The backend the port belongs to.
+    pub fn events(&self) -> &E {
+        &self.events
+    }
+
+    /// Raises the event on the far end.
+    pub fn send(&self) -> Result<(), EventError> {
+        self.events.send(self.port)
+    }
+
+    /// `EVTCHNOP_status` of the port.
+    pub fn status(&self) -> Result<Status, EventError> {
+        self.events.status(self.port)
+    }
+}
+
+impl<E: EventOps> Drop for Port<E> {
+    fn drop(&mut self) {
+        let _ = self.events.close(self.port);
+    }
+}
+
+impl<E: EventOps> NotifyPort for Port<E> {
+    fn port(&self) -> EvtchnPort {
+        self.port
+    }
+    fn notify(&self) -> Result<(), EventError> {
+        self.send()
+    }
+}
+
 /// This domain's event channels: the hypercalls and `SCHEDOP_block`
 /// waits of [`crate::event`], and Xen's system time.
 #[cfg(target_os = "none")]

@@ -18,7 +18,7 @@ use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use crate::error::Errno;
 use crate::shared_mem::SharedMem;
-use crate::types::{DomId, EvtchnPort, GrantRef, Mfn};
+use crate::types::{DomId, GrantRef, Mfn};
 use core::sync::atomic::Ordering;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,10 @@ struct World {
     next_handle: u32,
     /// Pins per (granter, ref): (readers, writers).
     pins: HashMap<(u16, u32), (u32, u32)>,
-    events: Vec<(u16, EvtchnPort)>,
+    /// Each frame's bytes when a mapping of it went away, last first
+    /// (what the page held at unmap: unmap notify must clear its byte
+    /// before, not after).
+    unmapped: Vec<(u64, Vec<u8>)>,
     violations: Vec<std::string::String>,
     /// Fail map op number N (counted from 0 over all map ops) with status.
     fail_map: Option<(u64, i16)>,
@@ -240,6 +243,11 @@ impl World {
             return GNTST_general_error;
         }
         self.maps.remove(&u.handle);
+        if let Some(f) = self.frames.get(&map.mfn) {
+            let mut bytes = std::vec![0u8; PAGE_SIZE];
+            let _ = f.mem.read(0, &mut bytes);
+            self.unmapped.insert(0, (map.mfn, bytes));
+        }
         self.doms.get_mut(&mapper).map(|d| d.mapped.remove(&map.va));
         self.unpin(map.granter, map.gref, map.writable);
         GNTST_okay
@@ -324,9 +332,9 @@ impl FakeWorld {
         self.lock().violations.clone()
     }
 
-    /// Events sent so far, as (sender, port).
-    pub fn events(&self) -> Vec<(DomId, EvtchnPort)> {
-        self.lock().events.iter().map(|&(d, p)| (DomId(d), p)).collect()
+    /// The bytes frame `mfn` held when its latest mapping was unmapped.
+    pub fn at_last_unmap(&self, mfn: Mfn) -> Option<Vec<u8>> {
+        self.lock().unmapped.iter().find(|(m, _)| *m == mfn.0).map(|(_, b)| b.clone())
     }
 
     /// Whether frame `mfn` has been freed.
@@ -542,15 +550,6 @@ unsafe impl GrantOps for FakeXen {
         Ok(GNTST_okay)
     }
 
-    fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno> {
-        let mut w = self.world.lock();
-        w.hypercalls += 1;
-        if port.0 == 0 {
-            return Err(Errno::EINVAL);
-        }
-        w.events.push((self.dom.0, port));
-        Ok(())
-    }
 
     fn alloc_page(&mut self) -> Result<FakePage, GrantError> {
         let (mfn, mem) = self.world.lock().new_frame(self.dom.0);

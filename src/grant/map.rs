@@ -32,7 +32,7 @@ pub struct MappedPages<'g, B: GrantOps> {
     /// they are valid while the mapping lasts, i.e. while `self` does,
     /// and are handed out only as [`PageView`]s borrowing `self`.
     views: Vec<SharedMem<'static>>,
-    notify: UnmapNotify,
+    notify: UnmapNotify<'g>,
 }
 
 /// Unmaps the given (address, handle) pairs; returns whether all went.
@@ -118,7 +118,7 @@ impl<B: GrantOps> Grants<B> {
     }
 }
 
-impl<B: GrantOps> MappedPages<'_, B> {
+impl<'g, B: GrantOps> MappedPages<'g, B> {
     /// The granting domain.
     pub fn domid(&self) -> DomId {
         self.domid
@@ -157,7 +157,7 @@ impl<B: GrantOps> MappedPages<'_, B> {
     /// Sets what happens at unmap (gntdev's `IOCTL_GNTDEV_SET_UNMAP_NOTIFY`):
     /// `clear_byte` is an offset into the whole mapping and needs it
     /// writable.
-    pub fn set_unmap_notify(&mut self, notify: UnmapNotify) -> Result<(), GrantError> {
+    pub fn set_unmap_notify(&mut self, notify: UnmapNotify<'g>) -> Result<(), GrantError> {
         if let Some(off) = notify.clear_byte {
             if off >= self.views.len() * PAGE_SIZE || self.access == Access::ReadOnly {
                 return Err(GrantError::InvalidArgument);
@@ -187,16 +187,16 @@ impl<B: GrantOps> MappedPages<'_, B> {
         let n = self.views.len() as u64;
         let va = self.va;
         let res = unmap_batch(ops, self.handles.iter().enumerate().map(|(i, &h)| (va + (i * PAGE_SIZE) as u64, h)));
+        // A page we could not unmap keeps its address space: reusing it
+        // would map a second frame over a live grant mapping.
+        let released = res.and_then(|()| ops.release_va(va, n));
+        drop(g);
         // The event goes after the unmap, so a peer that reacts to it by
-        // ending access finds our mapping gone.
-        let ev = self.notify.send_event.take().map(|p| ops.evtchn_send(p));
-        match res {
-            // A page we could not unmap keeps its address space: reusing
-            // it would map a second frame over a live grant mapping.
-            Ok(()) => ops.release_va(va, n)?,
-            Err(e) => return Err(e),
-        }
-        ev.transpose()?;
+        // ending access finds our mapping gone. Dropping the handle lets
+        // the port close if we were its last holder.
+        let ev = self.notify.send_event.take().map(|p| p.notify());
+        released?;
+        ev.transpose().map_err(GrantError::Notify)?;
         Ok(())
     }
 }

@@ -47,9 +47,11 @@ pub use ops::xen::{grants, XenGrantOps};
 
 use crate::abi::grant_table as abi;
 use crate::error::Errno;
+use crate::event::NotifyPort;
+use alloc::sync::Arc;
 use crate::mm::MemError;
 use crate::shared_mem::{OutOfBounds, SharedMem};
-use crate::types::{DomId, EvtchnPort, GrantRef, Mfn};
+use crate::types::{DomId, GrantRef, Mfn};
 use core::fmt;
 use core::sync::atomic::Ordering;
 
@@ -211,6 +213,9 @@ pub enum GrantError {
     InvalidArgument,
     /// The memory manager failed.
     Memory(MemError),
+    /// An unmap notification's event could not be sent (the unmap itself
+    /// happened).
+    Notify(crate::event::EventError),
 }
 
 impl From<Errno> for GrantError {
@@ -260,15 +265,29 @@ impl Access {
 /// What to do when a shared or mapped page is released: the gntalloc and
 /// gntdev `UNMAP_NOTIFY_CLEAR_BYTE` / `UNMAP_NOTIFY_SEND_EVENT` actions,
 /// which libxenvchan uses to tell its peer that one side went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The event names a held port ([`NotifyPort`], e.g. an
+/// `Arc<event::Port>`), not a number: the owner keeps the handle, so the
+/// port cannot be closed and reused by something else before the
+/// notification fires.
+#[derive(Clone, Default)]
 #[doc(alias = "UNMAP_NOTIFY_CLEAR_BYTE")]
 #[doc(alias = "UNMAP_NOTIFY_SEND_EVENT")]
-pub struct UnmapNotify {
+pub struct UnmapNotify<'p> {
     /// Byte offset (in the page, or in the whole mapping for
     /// [`MappedPages`]) to set to zero.
     pub clear_byte: Option<usize>,
     /// Event channel to signal.
-    pub send_event: Option<EvtchnPort>,
+    pub send_event: Option<Arc<dyn NotifyPort + 'p>>,
+}
+
+impl fmt::Debug for UnmapNotify<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnmapNotify")
+            .field("clear_byte", &self.clear_byte)
+            .field("send_event", &self.send_event.as_ref().map(|p| p.port()))
+            .finish()
+    }
 }
 
 /// A borrowed view of one shared or mapped page. The borrow keeps the

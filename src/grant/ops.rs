@@ -15,7 +15,7 @@ use super::GrantError;
 use crate::abi::grant_table::{gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref};
 use crate::error::Errno;
 use crate::shared_mem::SharedMem;
-use crate::types::{EvtchnPort, Mfn};
+use crate::types::Mfn;
 
 /// `GNTTABOP_query_size`'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +127,6 @@ pub unsafe trait GrantOps {
     #[doc(alias = "GNTTABOP_dump_table")]
     fn dump_table(&mut self) -> Result<i16, Errno>;
 
-    /// `EVTCHNOP_send`.
-    fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno>;
 
     /// A zeroed page of our memory.
     fn alloc_page(&mut self) -> Result<Self::Page, GrantError>;
@@ -276,9 +274,6 @@ pub mod xen {
             Ok(d[0].status)
         }
 
-        fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno> {
-            hypercall::evtchn_send(port)
-        }
 
         fn alloc_page(&mut self) -> Result<Page, GrantError> {
             Ok(Page::alloc()?)

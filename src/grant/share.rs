@@ -10,7 +10,7 @@ use super::ops::{GrantOps, SharePage};
 use super::table::Grants;
 use super::{Access, GrantError, PageView, UnmapNotify};
 use crate::abi::PAGE_SIZE;
-use crate::error::Errno;
+use crate::event::EventError;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -19,10 +19,10 @@ use core::sync::atomic::Ordering;
 pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
 
 #[derive(Debug)]
-struct Slot<P> {
+struct Slot<'g, P> {
     gref: GrantRef,
     page: P,
-    notify: UnmapNotify,
+    notify: UnmapNotify<'g>,
 }
 
 /// What a release did.
@@ -33,7 +33,7 @@ pub struct Released {
     /// Pages the peer still maps, kept on the pending list.
     pub pending: u32,
     /// The first unmap-notify event that could not be sent.
-    pub notify_failed: Option<Errno>,
+    pub notify_failed: Option<EventError>,
 }
 
 /// `count` pages shared with one domain, at file-like `index`
@@ -45,7 +45,7 @@ pub struct SharedPages<'g, B: GrantOps> {
     domid: DomId,
     access: Access,
     index: u64,
-    slots: Vec<Option<Slot<B::Page>>>,
+    slots: Vec<Option<Slot<'g, B::Page>>>,
 }
 
 impl<B: GrantOps> Grants<B> {
@@ -96,7 +96,7 @@ impl<B: GrantOps> Grants<B> {
     }
 }
 
-impl<B: GrantOps> SharedPages<'_, B> {
+impl<'g, B: GrantOps> SharedPages<'g, B> {
     /// The index of page 0 (gntalloc's `op.index`).
     pub fn index(&self) -> u64 {
         self.index
@@ -144,7 +144,7 @@ impl<B: GrantOps> SharedPages<'_, B> {
 
     /// Sets what happens when page `i` is released
     /// (`IOCTL_GNTALLOC_SET_UNMAP_NOTIFY`).
-    pub fn set_unmap_notify(&mut self, i: usize, notify: UnmapNotify) -> Result<(), GrantError> {
+    pub fn set_unmap_notify(&mut self, i: usize, notify: UnmapNotify<'g>) -> Result<(), GrantError> {
         if notify.clear_byte.is_some_and(|o| o >= PAGE_SIZE) {
             return Err(GrantError::InvalidArgument);
         }
@@ -185,8 +185,8 @@ impl<B: GrantOps> SharedPages<'_, B> {
                 // In range: checked by set_unmap_notify.
                 let _ = slot.page.mem().store_u8(off, 0, Ordering::Release);
             }
-            if let Some(port) = slot.notify.send_event {
-                if let Err(e) = g.table.ops.evtchn_send(port) {
+            if let Some(port) = &slot.notify.send_event {
+                if let Err(e) = port.notify() {
                     out.notify_failed.get_or_insert(e);
                 }
             }

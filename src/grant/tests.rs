@@ -7,6 +7,7 @@ use super::ops::SharePage as _;
 use crate::abi::grant_table::*;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
+use crate::types::EvtchnPort;
 use std::vec::Vec;
 
 const A: DomId = DomId(1);
@@ -232,6 +233,40 @@ fn release_by_index_and_count_checks_what_the_owner_holds() {
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
+/// A held port for the notify tests: each signal records how many
+/// mappings the fake world has and the watched byte's value at that
+/// moment, so the tests see the order of the notify steps.
+struct Recorder {
+    world: FakeWorld,
+    port: EvtchnPort,
+    fail: bool,
+    watch: Option<(crate::shared_mem::SharedMem<'static>, usize)>,
+    log: std::sync::Mutex<Vec<(usize, Option<u8>)>>,
+}
+
+impl Recorder {
+    fn new(world: &FakeWorld, port: u32, watch: Option<(crate::shared_mem::SharedMem<'static>, usize)>) -> Arc<Recorder> {
+        Arc::new(Recorder { world: world.clone(), port: EvtchnPort(port), fail: false, watch, log: Default::default() })
+    }
+    fn log(&self) -> Vec<(usize, Option<u8>)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl crate::event::NotifyPort for Recorder {
+    fn port(&self) -> EvtchnPort {
+        self.port
+    }
+    fn notify(&self) -> Result<(), crate::event::EventError> {
+        if self.fail {
+            return Err(crate::event::EventError::Hypercall(Errno::EINVAL));
+        }
+        let byte = self.watch.map(|(m, o)| m.load_u8(o, core::sync::atomic::Ordering::Relaxed).unwrap());
+        self.log.lock().unwrap().push((self.world.mapping_count(), byte));
+        Ok(())
+    }
+}
+
 #[test]
 fn share_release_runs_both_unmap_notify_actions() {
     let (w, a, _b, _c) = world();
@@ -240,14 +275,19 @@ fn share_release_runs_both_unmap_notify_actions() {
     peer.fill(0, 4096, 0xff).unwrap();
     assert_eq!(s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(4096), send_event: None }), Err(GrantError::InvalidArgument));
     assert_eq!(s.set_unmap_notify(2, UnmapNotify::default()), Err(GrantError::InvalidArgument));
-    s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(100), send_event: Some(EvtchnPort(9)) }).unwrap();
-    s.set_unmap_notify(0, UnmapNotify { clear_byte: None, send_event: Some(EvtchnPort(0)) }).unwrap();
+    // The event goes after the byte is cleared (gntalloc's __del_gref).
+    let ev = Recorder::new(&w, 9, Some((peer, 100)));
+    s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(100), send_event: Some(ev.clone()) }).unwrap();
+    let failing = Arc::new(Recorder { fail: true, ..Arc::into_inner(Recorder::new(&w, 4, None)).unwrap() });
+    s.set_unmap_notify(0, UnmapNotify { clear_byte: None, send_event: Some(failing.clone()) }).unwrap();
     let r = s.release_all();
-    assert_eq!(r.notify_failed, Some(Errno::EINVAL), "port 0 is refused");
+    assert_eq!(r.notify_failed, Some(crate::event::EventError::Hypercall(Errno::EINVAL)), "a failed event is reported");
     assert_eq!((r.freed, r.pending), (1, 1));
     assert_eq!(peer.load_u8(100, core::sync::atomic::Ordering::Relaxed).unwrap(), 0);
     assert_eq!(peer.load_u8(99, core::sync::atomic::Ordering::Relaxed).unwrap(), 0xff);
-    assert_eq!(w.events(), std::vec![(A, EvtchnPort(9))]);
+    assert_eq!(ev.log(), std::vec![(1, Some(0))], "one event, sent after the byte was cleared");
+    // The released pages let go of the port handles: only ours remain.
+    assert_eq!((Arc::strong_count(&ev), Arc::strong_count(&failing)), (1, 1));
     w.peer_unmap(B, h).unwrap();
     assert_eq!(a.reclaim(), 0);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
@@ -261,11 +301,17 @@ fn mapped_pages_notify_clears_then_unmaps_then_signals() {
     let refs: Vec<_> = s.refs().collect();
     let mut m = b.map(A, &refs, Access::ReadWrite).unwrap();
     assert_eq!(m.set_unmap_notify(UnmapNotify { clear_byte: Some(8192), send_event: None }), Err(GrantError::InvalidArgument));
-    m.set_unmap_notify(UnmapNotify { clear_byte: Some(4096 + 5), send_event: Some(EvtchnPort(3)) }).unwrap();
+    let ev = Recorder::new(&w, 3, None);
+    m.set_unmap_notify(UnmapNotify { clear_byte: Some(4096 + 5), send_event: Some(ev.clone()) }).unwrap();
     drop(m);
     assert_eq!(s.page(1).unwrap().load_u8(5), Ok(0));
     assert_eq!(s.page(1).unwrap().load_u8(4), Ok(7));
-    assert_eq!(w.events(), std::vec![(B, EvtchnPort(3))]);
+    // The byte was already clear when the page was unmapped, and the
+    // event went after both pages were unmapped.
+    let at_unmap = w.at_last_unmap(s.mfn(1).unwrap()).expect("page 1 was unmapped");
+    assert_eq!((at_unmap[5], at_unmap[4]), (0, 7), "byte cleared after the unmap");
+    assert_eq!(ev.log(), std::vec![(0, None)], "event sent while still mapped");
+    assert_eq!(Arc::strong_count(&ev), 1);
     assert_eq!(w.mapping_count(), 0);
     let mut ro = b.map(A, &refs[..1], Access::ReadOnly).unwrap();
     assert_eq!(ro.set_unmap_notify(UnmapNotify { clear_byte: Some(0), send_event: None }), Err(GrantError::InvalidArgument));

@@ -12,7 +12,8 @@
 use super::layout::{choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS};
 use super::ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 use crate::abi::vchan::*;
-use crate::event::{EventError, EventOps, Status};
+use crate::event::{EventError, EventOps, Port, Status};
+use alloc::sync::Arc;
 use crate::grant::{Access, GrantError, GrantOps, Grants, MappedPages, SharedPages, UnmapNotify};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef};
@@ -190,28 +191,15 @@ impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
     }
 }
 
-/// Our end of the event channel, closed on drop.
-#[derive(Debug)]
-struct OwnedPort<'b, E: EventOps> {
-    events: &'b E,
-    port: EvtchnPort,
-}
-
-impl<E: EventOps> Drop for OwnedPort<'_, E> {
-    fn drop(&mut self) {
-        let _ = self.events.close(self.port);
-    }
-}
-
 /// One end of a vchan. Dropping it closes the channel: our live flag
 /// drops to 0, the peer is notified, a server removes its xenstore nodes,
 /// and pages the peer still maps stay pinned (never freed or reused)
 /// until it unmaps them.
 pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
-    // Field order is drop order: the ring's pages are released (their
-    // unmap notify signals `port`) before the port is closed.
+    // The ring's pages hold clones of `port` for their unmap notify, so
+    // the port stays open until the last of them has been released.
     ring: Ring<ChanMem<'b, G>>,
-    port: OwnedPort<'b, E>,
+    port: Arc<Port<&'b E>>,
     peer: DomId,
     /// A server's store and the directory it published, removed at close.
     published: Option<(&'b S, String)>,
@@ -219,7 +207,7 @@ pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
 
 impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vchan<'_, G, E, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vchan").field("ring_sizes", &self.ring_sizes()).field("port", &self.port.port).field("peer", &self.peer).finish()
+        f.debug_struct("Vchan").field("ring_sizes", &self.ring_sizes()).field("port", &self.port.port()).field("peer", &self.peer).finish()
     }
 }
 
@@ -247,11 +235,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     pub fn server(b: Backends<'b, G, E, S>, peer: DomId, path: &str, left_min: usize, right_min: usize) -> Result<Self> {
         let (lo, ro) = choose_orders(left_min, right_min)?;
         let (nl, nr) = (ring_pages(lo), ring_pages(ro));
-        let port = OwnedPort { events: b.events, port: b.events.alloc_unbound(peer)? };
+        let port = Arc::new(Port::alloc_unbound(b.events, peer)?);
         let mut pages = b.grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
         // The driver-side half of close: if we vanish, the client sees
         // srv_live drop and an event (libxenvchan uses the same notify).
-        pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.port) })?;
+        pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.clone()) })?;
         let ctrl = pages.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
         let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
         for i in 0..nl + nr {
@@ -269,7 +257,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
         let mut chan = Vchan { ring, port, peer, published: None };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
-        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port.0));
+        let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port().0));
         b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
         chan.published = Some((b.store, String::from(path)));
         Ok(chan)
@@ -282,9 +270,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     pub fn client(b: Backends<'b, G, E, S>, server: DomId, path: &str) -> Result<Self> {
         let ring_ref = read_number(b.store, format!("{path}/ring-ref"))?;
         let remote_port = read_number(b.store, format!("{path}/event-channel"))?;
-        let port = OwnedPort { events: b.events, port: b.events.bind_interdomain(server, EvtchnPort(remote_port))? };
+        let port = Arc::new(Port::bind_interdomain(b.events, server, EvtchnPort(remote_port))?);
         let mut ctrl_map = b.grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
-        ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.port) })?;
+        ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.clone()) })?;
         let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
         let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
         let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
@@ -309,7 +297,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let ring = Ring::new(ChanMem::Client { ctrl: ctrl_map, left, right }, Side::Client)?;
         ring.set_live(1);
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
-        let _ = b.events.send(port.port);
+        let _ = port.send();
         Ok(Vchan { ring, port, peer: server, published: None })
     }
 
@@ -333,11 +321,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     /// Our end of the event channel.
     pub fn port(&self) -> EvtchnPort {
-        self.port.port
+        self.port.port()
     }
 
     fn events(&self) -> &'b E {
-        self.port.events
+        self.port.events()
     }
 
     fn deadline(&self, timeout: Option<Duration>) -> Option<u64> {
@@ -374,7 +362,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     /// Whether the peer domain is known to be gone ([`Ring::peer_vanished`]).
     fn peer_gone(&self) -> bool {
-        let connected = matches!(self.events().status(self.port.port), Ok(Status::Interdomain { .. }));
+        let connected = matches!(self.events().status(self.port.port()), Ok(Status::Interdomain { .. }));
         self.ring.peer_vanished(connected)
     }
 
@@ -397,7 +385,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                     // client's first write event in its connect wait and
                     // then sleeps in select() without looking at the ring.
                     // An extra event only makes a correct peer re-check.
-                    let _ = events.send(self.port.port);
+                    let _ = events.send(self.port.port());
                 }
                 r => return Ok(r?),
             }
@@ -420,7 +408,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// failed event says how many.
     fn kick(&self, p: Progress) -> Result<usize> {
         if p.notify {
-            if let Err(error) = self.events().send(self.port.port) {
+            if let Err(error) = self.events().send(self.port.port()) {
                 return Err(ChannelError::NotifyFailed { bytes: p.bytes, error });
             }
         }
@@ -495,7 +483,7 @@ impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Drop for Vchan<'_, G, E, 
     fn drop(&mut self) {
         // Our live flag first, so a peer woken by the event sees it.
         self.ring.set_live(0);
-        let _ = self.events().send(self.port.port);
+        let _ = self.events().send(self.port.port());
         // A server's nodes go (libxenvchan_close): nobody can find the
         // released grant through them any more.
         if let Some((store, path)) = self.published.take() {
