@@ -36,7 +36,7 @@ mod tests;
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
-pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT};
+pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
 pub use table::{Granted, Grants};
 pub use transfer::{TransferError, TransferPoll, TransferSlot};
 
@@ -181,6 +181,18 @@ pub enum GrantError {
         /// The configured limit.
         limit: u32,
         /// Pages counted now, pending ones included.
+        in_use: u32,
+        /// Pages asked for.
+        requested: u32,
+    },
+    /// The per-domain share limit would be exceeded: one peer may not
+    /// take the whole global limit.
+    DomainLimitReached {
+        /// The domain the pages would be shared with.
+        domid: DomId,
+        /// The configured per-domain limit.
+        limit: u32,
+        /// Pages counted for `domid` now, pending ones included.
         in_use: u32,
         /// Pages asked for.
         requested: u32,

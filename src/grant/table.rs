@@ -9,6 +9,7 @@ use super::refs::RefAllocator;
 use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
 use crate::types::{DomId, GrantRef, Mfn};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
 
@@ -102,8 +103,17 @@ impl<B: GrantOps> GrantTable<B> {
 pub(crate) struct Pending<P> {
     pub(crate) gref: GrantRef,
     pub(crate) page: P,
-    /// Whether it counts against the share limit.
-    pub(crate) counted: bool,
+    /// What it counts against until it is freed.
+    pub(crate) charge: Charge,
+}
+
+/// The limit a page counts against while held or pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// A share-API page: the global and `domid`'s share limits.
+    Shared(DomId),
+    /// A page from [`Grants::grant`].
+    Granted,
 }
 
 #[derive(Debug)]
@@ -113,6 +123,9 @@ pub(crate) struct Inner<B: GrantOps> {
     /// Pages of the share API, pending ones included.
     pub(crate) shared_pages: u32,
     pub(crate) share_limit: u32,
+    /// Share-API pages per peer, pending ones included (no entry: 0).
+    pub(crate) shared_per_domain: BTreeMap<DomId, u32>,
+    pub(crate) share_limit_per_domain: u32,
     pub(crate) next_index: u64,
 }
 
@@ -128,9 +141,7 @@ impl<B: GrantOps> Inner<B> {
             let r = self.pending[i].gref;
             if self.table.end_and_free(r).is_ok() {
                 let p = self.pending.swap_remove(i);
-                if p.counted {
-                    self.shared_pages -= 1;
-                }
+                self.uncharge(p.charge);
                 drop(p.page);
             } else {
                 i += 1;
@@ -140,19 +151,34 @@ impl<B: GrantOps> Inner<B> {
 
     /// Ends access to `r` and frees `page`, or parks both on the pending
     /// list. Returns whether the page is pending.
-    pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, counted: bool) -> bool {
+    pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, charge: Charge) -> bool {
         match self.table.end_and_free(r) {
             Ok(()) => {
-                if counted {
-                    self.shared_pages -= 1;
-                }
+                self.uncharge(charge);
                 drop(page);
                 false
             }
             Err(_) => {
-                self.pending.push(Pending { gref: r, page, counted });
+                self.pending.push(Pending { gref: r, page, charge });
                 true
             }
+        }
+    }
+
+    /// Takes a freed page off the limits it counted against.
+    fn uncharge(&mut self, charge: Charge) {
+        match charge {
+            Charge::Shared(domid) => {
+                self.shared_pages -= 1;
+                if let Some(n) = self.shared_per_domain.get_mut(&domid) {
+                    *n -= 1;
+                    // Drop the entry so the map holds only current peers.
+                    if *n == 0 {
+                        self.shared_per_domain.remove(&domid);
+                    }
+                }
+            }
+            Charge::Granted => {}
         }
     }
 }
@@ -175,6 +201,8 @@ impl<B: GrantOps> Grants<B> {
                 pending: Vec::new(),
                 shared_pages: 0,
                 share_limit: super::share::DEFAULT_SHARE_LIMIT,
+                shared_per_domain: BTreeMap::new(),
+                share_limit_per_domain: super::share::DEFAULT_SHARE_LIMIT_PER_DOMAIN,
                 next_index: 0,
             }),
         })
@@ -344,7 +372,7 @@ impl<'g, B: GrantOps> Granted<'g, B> {
 impl<B: GrantOps> Drop for Granted<'_, B> {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
-            self.grants.inner.lock().release(self.gref, page, false);
+            self.grants.inner.lock().release(self.gref, page, Charge::Granted);
         }
     }
 }

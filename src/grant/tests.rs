@@ -127,6 +127,7 @@ fn read_only_grants_refuse_writable_maps_and_other_domains() {
 fn table_grows_on_demand_to_the_maximum_then_reports_full() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
+    a.set_share_limit_per_domain(10_000);
     assert_eq!(a.stats().nr_frames, 1);
     let calls = w.hypercalls();
     let mut held = Vec::new();
@@ -158,6 +159,7 @@ fn table_grows_on_demand_to_the_maximum_then_reports_full() {
 fn n_page_share_is_all_or_nothing() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
+    a.set_share_limit_per_domain(10_000);
     let _held = a.share(B, 2000, Access::ReadWrite).unwrap();
     let before = a.stats();
     // 4 frames hold 2040 usable refs: 41 more cannot fit.
@@ -198,6 +200,36 @@ fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
     let s = a.stats();
     assert_eq!((s.pending, s.shared_pages, s.refs_used), (0, 0, 0));
     assert!(a.share(B, 3, Access::ReadWrite).is_ok());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn one_peer_cannot_take_the_whole_share_limit() {
+    let (w, a, _b, _c) = world();
+    a.set_share_limit(8);
+    a.set_share_limit_per_domain(5);
+    let rw = Access::ReadWrite;
+    let to_b = a.share(B, 5, rw).unwrap();
+    assert_eq!(
+        a.share(B, 1, rw).unwrap_err(),
+        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 5, requested: 1 }
+    );
+    // Another peer still gets pages, up to the global limit.
+    let to_c = a.share(C, 3, rw).unwrap();
+    assert_eq!(a.share(C, 1, rw).unwrap_err(), GrantError::LimitReached { limit: 8, in_use: 8, requested: 1 });
+    // A page B keeps mapped stays charged to B, not to C.
+    let (h, _) = w.peer_map(B, A, to_b.gref(0).unwrap(), true).unwrap();
+    drop(to_b);
+    drop(to_c);
+    assert_eq!(
+        a.share(B, 5, rw).unwrap_err(),
+        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 1, requested: 5 }
+    );
+    drop(a.share(C, 5, rw).unwrap());
+    w.peer_unmap(B, h).unwrap();
+    let again = a.share(B, 5, rw).unwrap();
+    drop(again);
+    assert!(a.inner.lock().shared_per_domain.is_empty(), "no peer holds pages");
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
