@@ -37,7 +37,7 @@ pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
 pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
-pub use table::{Granted, Grants};
+pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
 pub use transfer::{TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
@@ -196,6 +196,14 @@ pub enum GrantError {
         in_use: u32,
         /// Pages asked for.
         requested: u32,
+    },
+    /// Too many pages from [`Grants::grant`] are pending (dropped while
+    /// the peer still maps them): no new grant until peers unmap some.
+    PendingLimitReached {
+        /// The configured limit.
+        limit: u32,
+        /// Granted pages pending now.
+        pending: u32,
     },
     /// A reference outside the table.
     BadRef(GrantRef),

@@ -89,17 +89,26 @@ impl<B: GrantOps> Grants<B> {
         if dom_in_use.checked_add(count).is_none_or(|n| n > limit) {
             return Err(GrantError::DomainLimitReached { domid, limit, in_use: dom_in_use, requested: count });
         }
+        // Room on the pending list for every page, so that releasing them
+        // (also in a drop) never allocates.
+        g.reserve_pending(count)?;
         let mut pages = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let p = g.table.ops.alloc_page()?;
-            if u32::try_from(p.mfn().0).is_err() {
-                return Err(GrantError::FrameTooLarge(p.mfn()));
-            }
-            pages.push(p);
-        }
-        // Nothing is granted yet: on failure the pages just drop.
         let mut refs = Vec::with_capacity(count as usize);
-        g.table.alloc_refs(count, &mut refs)?;
+        let got = (|| {
+            for _ in 0..count {
+                let p = g.table.ops.alloc_page()?;
+                if u32::try_from(p.mfn().0).is_err() {
+                    return Err(GrantError::FrameTooLarge(p.mfn()));
+                }
+                pages.push(p);
+            }
+            // Nothing is granted yet: on failure the pages just drop.
+            g.table.alloc_refs(count, &mut refs)
+        })();
+        if let Err(e) = got {
+            g.unreserve(count);
+            return Err(e);
+        }
         let mut slots = Vec::with_capacity(count as usize);
         for (r, page) in refs.into_iter().zip(pages) {
             // Cannot fail: the reference is in range and the frame fits

@@ -8,10 +8,15 @@ use super::ops::{GrantOps, SharePage};
 use super::refs::RefAllocator;
 use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
+use crate::mm::MemError;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
+
+/// The default limit on pages from [`Grants::grant`] kept pending because
+/// their peer still maps them (gntalloc's default share limit).
+pub const DEFAULT_PENDING_LIMIT: u32 = 1024;
 
 /// The table's frames and references.
 #[derive(Debug)]
@@ -126,6 +131,13 @@ pub(crate) struct Inner<B: GrantOps> {
     /// Share-API pages per peer, pending ones included (no entry: 0).
     pub(crate) shared_per_domain: BTreeMap<DomId, u32>,
     pub(crate) share_limit_per_domain: u32,
+    /// Pages from `grant` on the pending list, and their limit.
+    pub(crate) granted_pending: u32,
+    pub(crate) pending_limit: u32,
+    /// Pages owned by live `Granted`/`SharedPages` objects, each of which
+    /// may go pending in a drop. `pending` keeps spare capacity for all of
+    /// them, so a drop never allocates.
+    pub(crate) reserved: u32,
     pub(crate) next_index: u64,
 }
 
@@ -141,7 +153,7 @@ impl<B: GrantOps> Inner<B> {
             let r = self.pending[i].gref;
             if self.table.end_and_free(r).is_ok() {
                 let p = self.pending.swap_remove(i);
-                self.uncharge(p.charge);
+                self.uncharge_pending(p.charge);
                 drop(p.page);
             } else {
                 i += 1;
@@ -149,9 +161,27 @@ impl<B: GrantOps> Inner<B> {
         }
     }
 
+    /// Makes room on the pending list for `count` more pages that may go
+    /// pending later, when a drop cannot allocate or report.
+    pub(crate) fn reserve_pending(&mut self, count: u32) -> Result<(), GrantError> {
+        let reserved = self.reserved.checked_add(count).ok_or(GrantError::InvalidArgument)?;
+        // Vec::try_reserve counts from len: room for every reserved page.
+        self.pending.try_reserve(reserved as usize).map_err(|_| GrantError::Memory(MemError::OutOfFrames))?;
+        self.reserved = reserved;
+        Ok(())
+    }
+
+    /// Gives back reservations of pages that will not go pending (freed,
+    /// or never handed out).
+    pub(crate) fn unreserve(&mut self, count: u32) {
+        self.reserved -= count;
+    }
+
     /// Ends access to `r` and frees `page`, or parks both on the pending
-    /// list. Returns whether the page is pending.
+    /// list (in the room reserved for the page: no allocation). Returns
+    /// whether the page is pending.
     pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, charge: Charge) -> bool {
+        self.unreserve(1);
         match self.table.end_and_free(r) {
             Ok(()) => {
                 self.uncharge(charge);
@@ -159,6 +189,9 @@ impl<B: GrantOps> Inner<B> {
                 false
             }
             Err(_) => {
+                if charge == Charge::Granted {
+                    self.granted_pending += 1;
+                }
                 self.pending.push(Pending { gref: r, page, charge });
                 true
             }
@@ -179,6 +212,14 @@ impl<B: GrantOps> Inner<B> {
                 }
             }
             Charge::Granted => {}
+        }
+    }
+
+    /// Takes a pending page that was freed off its limits.
+    fn uncharge_pending(&mut self, charge: Charge) {
+        match charge {
+            Charge::Shared(_) => self.uncharge(charge),
+            Charge::Granted => self.granted_pending -= 1,
         }
     }
 }
@@ -203,6 +244,9 @@ impl<B: GrantOps> Grants<B> {
                 share_limit: super::share::DEFAULT_SHARE_LIMIT,
                 shared_per_domain: BTreeMap::new(),
                 share_limit_per_domain: super::share::DEFAULT_SHARE_LIMIT_PER_DOMAIN,
+                granted_pending: 0,
+                pending_limit: DEFAULT_PENDING_LIMIT,
+                reserved: 0,
                 next_index: 0,
             }),
         })
@@ -256,13 +300,26 @@ impl<B: GrantOps> Grants<B> {
         }
         let mut g = self.inner.lock();
         g.reclaim();
+        // A peer that never unmaps would otherwise grow the pending list
+        // (and every operation's reclaim scan) without bound.
+        if g.granted_pending >= g.pending_limit {
+            let e = GrantError::PendingLimitReached { limit: g.pending_limit, pending: g.granted_pending };
+            return Err((page, e));
+        }
+        if let Err(e) = g.reserve_pending(1) {
+            return Err((page, e));
+        }
         let r = match g.table.alloc_ref() {
             Ok(r) => r,
-            Err(e) => return Err((page, e)),
+            Err(e) => {
+                g.unreserve(1);
+                return Err((page, e));
+            }
         };
         if let Err(e) = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly()) {
             // The entry was never made valid: the reference is free again.
             let _ = g.table.refs.free(r);
+            g.unreserve(1);
             return Err((page, e));
         }
         drop(g);
@@ -283,6 +340,13 @@ impl<B: GrantOps> Grants<B> {
             return Err(e);
         }
         Ok(super::TransferSlot::new(self, r))
+    }
+
+    /// Sets the limit on pages from [`grant`](Self::grant) kept pending
+    /// because their peer still maps them; at the limit, `grant` refuses
+    /// with [`GrantError::PendingLimitReached`].
+    pub fn set_pending_limit(&self, limit: u32) {
+        self.inner.lock().pending_limit = limit;
     }
 
     /// Frees pending pages whose peers have unmapped them (also done at
@@ -346,7 +410,13 @@ impl<'g, B: GrantOps> Granted<'g, B> {
     /// page; while the peer maps it, fails with [`GrantError::InUse`] and
     /// hands the owner back.
     pub fn end_access(mut self) -> Result<B::Page, (Self, GrantError)> {
-        let r = self.grants.inner.lock().table.end_and_free(self.gref);
+        let mut g = self.grants.inner.lock();
+        let r = g.table.end_and_free(self.gref);
+        if r.is_ok() {
+            // The page can no longer go pending.
+            g.unreserve(1);
+        }
+        drop(g);
         match r {
             Ok(()) => Ok(self.page.take().expect("Granted without page")),
             Err(e) => Err((self, e)),

@@ -234,6 +234,47 @@ fn one_peer_cannot_take_the_whole_share_limit() {
 }
 
 #[test]
+fn a_peer_that_never_unmaps_cannot_grow_the_pending_list() {
+    let (w, a, _b, _c) = world();
+    a.set_pending_limit(2);
+    let rw = Access::ReadWrite;
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let g = a.grant(B, page(&a), rw).map_err(|e| e.1).unwrap();
+        handles.push(w.peer_map(B, A, g.gref(), true).unwrap().0);
+        // The drop parks the page in room reserved at grant time.
+        let cap = a.inner.lock().pending.capacity();
+        drop(g);
+        assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    }
+    assert_eq!(a.stats().pending, 2);
+    let (p, e) = a.grant(B, page(&a), rw).unwrap_err();
+    assert_eq!(e, GrantError::PendingLimitReached { limit: 2, pending: 2 });
+    assert_eq!(a.stats().refs_used, 2, "the refused grant took no reference");
+    // Shared pages have their room too.
+    let shared = a.share(B, 1, rw).unwrap();
+    let (hs, _) = w.peer_map(B, A, shared.gref(0).unwrap(), true).unwrap();
+    let cap = a.inner.lock().pending.capacity();
+    drop(shared);
+    assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    // Once the peer unmaps one, the next grant reclaims it and succeeds.
+    w.peer_unmap(B, handles.pop().unwrap()).unwrap();
+    let g = a.grant(B, p, rw).map_err(|e| e.1).unwrap();
+    assert_eq!(a.stats().pending, 2, "one granted and one shared page");
+    let page = g.end_access().map_err(|e| e.1).unwrap();
+    drop(page);
+    for h in handles {
+        w.peer_unmap(B, h).unwrap();
+    }
+    w.peer_unmap(B, hs).unwrap();
+    assert_eq!(a.reclaim(), 0);
+    let g = a.inner.lock();
+    assert_eq!((g.granted_pending, g.reserved, g.shared_pages), (0, 0, 0));
+    drop(g);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
 fn release_by_index_and_count_checks_what_the_owner_holds() {
     let (w, a, _b, _c) = world();
     let first = a.share(B, 1, Access::ReadWrite).unwrap();
