@@ -224,6 +224,22 @@ impl<B: GrantOps> Inner<B> {
     }
 }
 
+impl<B: GrantOps> Drop for Inner<B> {
+    fn drop(&mut self) {
+        // Every owner object borrows the `Grants`, so none is alive: only
+        // pending pages are left. A page the peer still maps must never
+        // be freed (the peer could write into its next user), so it is
+        // given up for good; the rest are freed.
+        for p in core::mem::take(&mut self.pending) {
+            if self.table.end_and_free(p.gref).is_ok() {
+                drop(p.page);
+            } else {
+                self.table.ops.forget_page(p.page);
+            }
+        }
+    }
+}
+
 /// A domain's grant table and everything granted or mapped through it.
 /// Owner objects borrow it and lock it briefly for each operation.
 #[derive(Debug)]

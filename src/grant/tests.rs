@@ -275,6 +275,29 @@ fn a_peer_that_never_unmaps_cannot_grow_the_pending_list() {
 }
 
 #[test]
+fn dropping_grants_frees_no_page_a_peer_still_maps() {
+    let (w, a, _b, _c) = world();
+    let rw = Access::ReadWrite;
+    let kept = a.grant(B, page(&a), rw).map_err(|e| e.1).unwrap();
+    let (kept_mfn, kept_ref) = (a.inner.lock().table.entries.read(kept.gref()).unwrap().2, kept.gref());
+    let (h_kept, peer_view) = w.peer_map(B, A, kept_ref, true).unwrap();
+    let shared = a.share(B, 1, rw).unwrap();
+    let unmapped_mfn = shared.mfn(0).unwrap();
+    let (h_unmapped, _) = w.peer_map(B, A, shared.gref(0).unwrap(), true).unwrap();
+    drop(kept);
+    drop(shared);
+    assert_eq!(a.stats().pending, 2);
+    // One peer unmaps before the table goes away, the other never does.
+    w.peer_unmap(B, h_unmapped).unwrap();
+    drop(a);
+    assert!(w.is_freed(unmapped_mfn), "access ended: freed");
+    assert!(!w.is_freed(Mfn(kept_mfn as u64)), "still mapped: given up, not freed");
+    peer_view.write(0, b"still there").unwrap();
+    w.peer_unmap(B, h_kept).unwrap();
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
 fn release_by_index_and_count_checks_what_the_owner_holds() {
     let (w, a, _b, _c) = world();
     let first = a.share(B, 1, Access::ReadWrite).unwrap();
