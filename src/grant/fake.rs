@@ -17,6 +17,7 @@ use super::GrantError;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use crate::error::Errno;
+use crate::mm::MemError;
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef, Mfn};
 use core::sync::atomic::Ordering;
@@ -559,6 +560,17 @@ unsafe impl GrantOps for FakeXen {
 
     fn forget_page(&mut self, page: FakePage) {
         core::mem::forget(page);
+    }
+
+    fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError> {
+        // Only a live frame of this domain can go back; the world's
+        // free_frame then checks that nothing maps or grants it.
+        let ours = self.world.lock().frames.get(&mfn.0).is_some_and(|f| f.owner == self.dom.0 && !f.freed);
+        if !ours {
+            return Err(GrantError::Memory(MemError::BadAddress(mfn.0)));
+        }
+        self.world.free_frame(mfn.0);
+        Ok(())
     }
 
     fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {

@@ -510,6 +510,29 @@ fn transfer_state_machine() {
 }
 
 #[test]
+fn a_dropped_transfer_slot_returns_a_completed_frame() {
+    let (w, a, _b, _c) = world();
+    let slot = a.accept_transfer(B).unwrap();
+    let r = slot.gref();
+    let (frame, _) = w.peer_frame(B);
+    w.transfer_commit(B, A, r).unwrap();
+    w.transfer_complete(A, r, frame);
+    drop(slot);
+    assert!(w.is_freed(frame), "the frame went back to the allocator");
+    assert_eq!(a.entry_flags(r).unwrap(), 0);
+    assert_eq!(a.stats().refs_used, 0);
+    // An offer nothing arrived in has no frame to return.
+    let slot = a.accept_transfer(B).unwrap();
+    drop(slot);
+    assert_eq!(a.stats().refs_used, 0);
+    // The backend refuses a frame that is not ours.
+    let (other, _) = w.peer_frame(B);
+    assert_eq!(a.with_ops(|o| o.free_frame(other)), Err(GrantError::Memory(crate::mm::MemError::BadAddress(other.0))));
+    assert!(!w.is_freed(other));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
 fn readonly_and_writable_transitions() {
     let (w, a, _b, _c) = world();
     let mut g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
