@@ -205,6 +205,9 @@ pub enum GrantError {
         /// Granted pages pending now.
         pending: u32,
     },
+    /// Xen reported a table size whose references would not fit a 32-bit
+    /// `grant_ref_t` (or growth would pass that bound).
+    BadTableSize(TableSize),
     /// A reference outside the table.
     BadRef(GrantRef),
     /// One of the 8 reserved references (console, xenstore, ...).

@@ -18,6 +18,9 @@ use spin::Mutex;
 /// their peer still maps them (gntalloc's default share limit).
 pub const DEFAULT_PENDING_LIMIT: u32 = 1024;
 
+/// The most frames whose references all fit a 32-bit `grant_ref_t`.
+const MAX_TABLE_FRAMES: u32 = u32::MAX / GNTENT_PER_FRAME as u32;
+
 /// The table's frames and references.
 #[derive(Debug)]
 pub(crate) struct GrantTable<B: GrantOps> {
@@ -32,17 +35,23 @@ impl<B: GrantOps> GrantTable<B> {
     fn new(mut ops: B, initial_frames: u32) -> Result<Self, GrantError> {
         let size = ops.query_size()?;
         let max_frames = size.max_nr_frames;
+        // Checked before anything is sized from it: with at most this many
+        // frames, every frames-times-entries product below fits a u32.
+        if max_frames > MAX_TABLE_FRAMES {
+            return Err(GrantError::BadTableSize(size));
+        }
         // Xen gives every domain at least one frame; take what it has now
         // (the toolstack may have grown it), at least `initial_frames`.
         let nr = initial_frames.max(size.nr_frames).max(1).min(max_frames);
         if nr == 0 {
             return Err(GrantError::TableFull);
         }
+        let nr_refs = nr.checked_mul(GNTENT_PER_FRAME as u32).ok_or(GrantError::BadTableSize(size))?;
         let mut frames = alloc::vec![Mfn(0); nr as usize];
         ops.setup_table(&mut frames)?;
         let mem = ops.map_table(0, &frames, max_frames)?;
         let mut refs = RefAllocator::new();
-        refs.grow(nr * GNTENT_PER_FRAME as u32);
+        refs.grow(nr_refs);
         Ok(GrantTable { ops, entries: EntryTable::new(mem), refs, nr_frames: nr, max_frames })
     }
 
@@ -56,12 +65,12 @@ impl<B: GrantOps> GrantTable<B> {
         }
         let per = GNTENT_PER_FRAME as u32;
         let needed = (want - free).div_ceil(per);
-        if self.nr_frames + needed > self.max_frames {
-            return Err(GrantError::TableFull);
-        }
+        let at_least = self.nr_frames.checked_add(needed).filter(|&n| n <= self.max_frames).ok_or(GrantError::TableFull)?;
         // Grow at least by doubling, so a long run of single allocations
         // costs O(log n) setup_table calls, not one per 512 references.
-        let new = (self.nr_frames + needed).max(self.nr_frames * 2).min(self.max_frames);
+        let new = at_least.max(self.nr_frames.saturating_mul(2)).min(self.max_frames);
+        let bad = GrantError::BadTableSize(super::TableSize { nr_frames: new, max_nr_frames: self.max_frames });
+        let new_refs = new.checked_mul(per).ok_or(bad)?;
         let mut frames = alloc::vec![Mfn(0); new as usize];
         self.ops.setup_table(&mut frames)?;
         // Xen keeps the existing frames in place and appends new ones;
@@ -70,7 +79,7 @@ impl<B: GrantOps> GrantTable<B> {
         let mem = self.ops.map_table(self.nr_frames, &frames[old..], self.max_frames)?;
         self.entries = EntryTable::new(mem);
         self.nr_frames = new;
-        self.refs.grow(new * per);
+        self.refs.grow(new_refs);
         Ok(())
     }
 

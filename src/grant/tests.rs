@@ -204,6 +204,32 @@ fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
 }
 
 #[test]
+fn bogus_table_sizes_from_xen_are_refused_before_allocating() {
+    let w = FakeWorld::new();
+    let x = w.add_domain(A, 1, 4);
+    let _b = w.add_domain(B, 1, 4);
+    // As many frames as would overflow a u32 count of references.
+    let bogus = TableSize { nr_frames: (1 << 23) + 1, max_nr_frames: u32::MAX };
+    w.report_size(A, Some(bogus));
+    let calls = w.hypercalls();
+    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(bogus));
+    assert_eq!(w.hypercalls() - calls, 1, "only query_size: no setup_table for a bogus count");
+    let huge_max = TableSize { nr_frames: 1, max_nr_frames: u32::MAX };
+    w.report_size(A, Some(huge_max));
+    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(huge_max));
+    // The largest maximum whose references fit is accepted, and growth
+    // within it works.
+    let max_ok = TableSize { nr_frames: 1, max_nr_frames: u32::MAX / GNTENT_PER_FRAME as u32 };
+    w.report_size(A, Some(max_ok));
+    let a = Grants::new(x, 1).unwrap();
+    assert_eq!(a.stats().max_frames, max_ok.max_nr_frames);
+    let held = a.share(B, 505, Access::ReadWrite).unwrap();
+    assert_eq!(a.stats().nr_frames, 2);
+    drop(held);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
 fn one_peer_cannot_take_the_whole_share_limit() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(8);
