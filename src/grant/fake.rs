@@ -17,6 +17,7 @@ use super::GrantError;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use crate::error::Errno;
+use crate::mm::MemError;
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, GrantRef, Mfn};
 use core::sync::atomic::Ordering;
@@ -43,6 +44,8 @@ struct Dom {
     next_va: u64,
     reserved: HashMap<u64, u64>,
     mapped: HashMap<u64, u32>,
+    /// What query_size reports instead of the real size (a bogus Xen).
+    reported: Option<TableSize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -290,13 +293,21 @@ impl FakeWorld {
         let mut w = self.lock();
         let table = SharedMem::leak_zeroed(max_frames as usize * PAGE_SIZE);
         let mut d =
-            Dom { table, table_mfns: Vec::new(), nr_frames, max_frames, next_va: VA_BASE, reserved: HashMap::new(), mapped: HashMap::new() };
+            Dom { table, table_mfns: Vec::new(), nr_frames, max_frames, next_va: VA_BASE, reserved: HashMap::new(), mapped: HashMap::new(), reported: None };
         for _ in 0..max_frames {
             w.next_mfn += 1;
             d.table_mfns.push(0x10_0000 + w.next_mfn);
         }
         w.doms.insert(dom.0, d);
         FakeXen { world: self.clone(), dom }
+    }
+
+    /// Makes `dom`'s query_size report `size` (`None`: the real one),
+    /// without allocating frames for it.
+    pub fn report_size(&self, dom: DomId, size: Option<TableSize>) {
+        if let Some(d) = self.lock().doms.get_mut(&dom.0) {
+            d.reported = size;
+        }
     }
 
     fn free_frame(&self, mfn: u64) {
@@ -454,7 +465,7 @@ unsafe impl GrantOps for FakeXen {
         let mut w = self.world.lock();
         w.hypercalls += 1;
         let d = &w.doms[&self.dom.0];
-        Ok(TableSize { nr_frames: d.nr_frames, max_nr_frames: d.max_frames })
+        Ok(d.reported.unwrap_or(TableSize { nr_frames: d.nr_frames, max_nr_frames: d.max_frames }))
     }
 
     fn setup_table(&mut self, frames: &mut [Mfn]) -> Result<(), GrantError> {
@@ -476,7 +487,8 @@ unsafe impl GrantOps for FakeXen {
         let w = self.world.lock();
         let d = &w.doms[&self.dom.0];
         let end = first as usize + frames.len();
-        assert!(max_frames == d.max_frames && end <= d.nr_frames as usize);
+        let reported_max = d.reported.map_or(d.max_frames, |r| r.max_nr_frames);
+        assert!(max_frames == reported_max && end <= d.nr_frames as usize);
         assert_eq!(frames.iter().map(|m| m.0).collect::<Vec<_>>(), d.table_mfns[first as usize..end]);
         d.table.slice(0, end * PAGE_SIZE).map_err(|_| GrantError::InvalidArgument)
     }
@@ -558,6 +570,17 @@ unsafe impl GrantOps for FakeXen {
 
     fn forget_page(&mut self, page: FakePage) {
         core::mem::forget(page);
+    }
+
+    fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError> {
+        // Only a live frame of this domain can go back; the world's
+        // free_frame then checks that nothing maps or grants it.
+        let ours = self.world.lock().frames.get(&mfn.0).is_some_and(|f| f.owner == self.dom.0 && !f.freed);
+        if !ours {
+            return Err(GrantError::Memory(MemError::BadAddress(mfn.0)));
+        }
+        self.world.free_frame(mfn.0);
+        Ok(())
     }
 
     fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {

@@ -38,8 +38,8 @@ mod tests;
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
-pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT};
-pub use table::{Granted, Grants};
+pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
+pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
 pub use transfer::{TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
@@ -189,6 +189,29 @@ pub enum GrantError {
         /// Pages asked for.
         requested: u32,
     },
+    /// The per-domain share limit would be exceeded: one peer may not
+    /// take the whole global limit.
+    DomainLimitReached {
+        /// The domain the pages would be shared with.
+        domid: DomId,
+        /// The configured per-domain limit.
+        limit: u32,
+        /// Pages counted for `domid` now, pending ones included.
+        in_use: u32,
+        /// Pages asked for.
+        requested: u32,
+    },
+    /// Too many pages from [`Grants::grant`] are pending (dropped while
+    /// the peer still maps them): no new grant until peers unmap some.
+    PendingLimitReached {
+        /// The configured limit.
+        limit: u32,
+        /// Granted pages pending now.
+        pending: u32,
+    },
+    /// Xen reported a table size whose references would not fit a 32-bit
+    /// `grant_ref_t` (or growth would pass that bound).
+    BadTableSize(TableSize),
     /// A reference outside the table.
     BadRef(GrantRef),
     /// One of the 8 reserved references (console, xenstore, ...).

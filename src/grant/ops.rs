@@ -135,6 +135,13 @@ pub unsafe trait GrantOps {
     /// domain, after `GNTTABOP_transfer`).
     fn forget_page(&mut self, page: Self::Page);
 
+    /// Returns to the frame allocator a frame that arrived in one of our
+    /// accept-transfer entries and that nobody took (a `TransferSlot`
+    /// dropped after the transfer completed). Xen writes the frame only
+    /// after making it ours, so no page of ours owns it. A backend that
+    /// cannot take the frame back refuses it, and the frame stays lost.
+    fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError>;
+
     /// Reserves `pages` pages of address space where Xen can map grants
     /// (`GNTMAP_host_map` needs the page tables down to L1 present).
     fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError>;
@@ -160,7 +167,7 @@ pub mod xen {
     use crate::abi::PAGE_SIZE;
     use crate::grant::{GntStatus, Grants};
     use crate::hypercall;
-    use crate::mm::{self, Page};
+    use crate::mm::{self, MemError, Page};
     use crate::types::DomId;
     use alloc::vec::Vec;
     use core::ptr::NonNull;
@@ -281,6 +288,19 @@ pub mod xen {
 
         fn forget_page(&mut self, page: Page) {
             let _ = page.leak();
+        }
+
+        fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError> {
+            // The allocator works in pfns: only a frame our p2m still maps
+            // can go back (one we gave away and got back). A frame new to
+            // us needs p2m and M2P entries first, which xenpv does not
+            // make, so it is refused.
+            let pfn = mm::mfn_to_pfn(mfn).ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)))?;
+            // SAFETY: Xen transferred the frame to us, so it was the
+            // sender's until then and no peer maps it: no Page of ours
+            // owns it (our pfn for it was leaked by forget_page when we
+            // gave it away), and the grant code offers it only once.
+            Ok(unsafe { mm::free_frame(pfn) }?)
         }
 
         fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {

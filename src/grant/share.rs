@@ -7,7 +7,7 @@
 //! [`PageView`](super::PageView).
 
 use super::ops::{GrantOps, SharePage};
-use super::table::Grants;
+use super::table::{Charge, Grants};
 use super::{Access, GrantError, PageView, UnmapNotify};
 use crate::abi::PAGE_SIZE;
 use crate::event::EventError;
@@ -17,6 +17,13 @@ use core::sync::atomic::Ordering;
 
 /// The driver's default `limit`: pages shared at once, pending included.
 pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
+
+/// The default limit on pages shared with any one domain, pending
+/// included: the global default, so a lone peer keeps gntalloc's
+/// behaviour; lower it with
+/// [`set_share_limit_per_domain`](Grants::set_share_limit_per_domain)
+/// to keep one peer from starving the others.
+pub const DEFAULT_SHARE_LIMIT_PER_DOMAIN: u32 = DEFAULT_SHARE_LIMIT;
 
 #[derive(Debug)]
 struct Slot<'g, P> {
@@ -54,6 +61,12 @@ impl<B: GrantOps> Grants<B> {
         self.inner.lock().share_limit = limit;
     }
 
+    /// Sets the limit on pages shared at once with any one domain
+    /// (pending ones count), checked along with the global one.
+    pub fn set_share_limit_per_domain(&self, limit: u32) {
+        self.inner.lock().share_limit_per_domain = limit;
+    }
+
     /// Shares `count` zeroed pages with `domid` (gntalloc's
     /// `IOCTL_GNTALLOC_ALLOC_GREF`): all of them or none.
     pub fn share(&self, domid: DomId, count: u32, access: Access) -> Result<SharedPages<'_, B>, GrantError> {
@@ -71,17 +84,31 @@ impl<B: GrantOps> Grants<B> {
         if in_use.checked_add(count).is_none_or(|n| n > g.share_limit) {
             return Err(GrantError::LimitReached { limit: g.share_limit, in_use, requested: count });
         }
-        let mut pages = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let p = g.table.ops.alloc_page()?;
-            if u32::try_from(p.mfn().0).is_err() {
-                return Err(GrantError::FrameTooLarge(p.mfn()));
-            }
-            pages.push(p);
+        let dom_in_use = g.shared_per_domain.get(&domid).copied().unwrap_or(0);
+        let limit = g.share_limit_per_domain;
+        if dom_in_use.checked_add(count).is_none_or(|n| n > limit) {
+            return Err(GrantError::DomainLimitReached { domid, limit, in_use: dom_in_use, requested: count });
         }
-        // Nothing is granted yet: on failure the pages just drop.
+        // Room on the pending list for every page, so that releasing them
+        // (also in a drop) never allocates.
+        g.reserve_pending(count)?;
+        let mut pages = Vec::with_capacity(count as usize);
         let mut refs = Vec::with_capacity(count as usize);
-        g.table.alloc_refs(count, &mut refs)?;
+        let got = (|| {
+            for _ in 0..count {
+                let p = g.table.ops.alloc_page()?;
+                if u32::try_from(p.mfn().0).is_err() {
+                    return Err(GrantError::FrameTooLarge(p.mfn()));
+                }
+                pages.push(p);
+            }
+            // Nothing is granted yet: on failure the pages just drop.
+            g.table.alloc_refs(count, &mut refs)
+        })();
+        if let Err(e) = got {
+            g.unreserve(count);
+            return Err(e);
+        }
         let mut slots = Vec::with_capacity(count as usize);
         for (r, page) in refs.into_iter().zip(pages) {
             // Cannot fail: the reference is in range and the frame fits
@@ -90,6 +117,7 @@ impl<B: GrantOps> Grants<B> {
             slots.push(Some(Slot { gref: r, page, notify: UnmapNotify::default() }));
         }
         g.shared_pages += count;
+        *g.shared_per_domain.entry(domid).or_insert(0) += count;
         let index = g.next_index;
         g.next_index += count as u64 * PAGE_SIZE as u64;
         Ok(SharedPages { grants: self, domid, access, index, slots })
@@ -177,6 +205,7 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
 
     fn release_slots(&mut self, first: usize, end: usize) -> Released {
         let mut out = Released::default();
+        let charge = Charge::Shared(self.domid);
         let mut g = self.grants.inner.lock();
         for slot in self.slots[first..end].iter_mut().filter_map(Option::take) {
             // The driver's __del_gref order: notify first, so a peer that
@@ -190,7 +219,7 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
                     out.notify_failed.get_or_insert(e);
                 }
             }
-            if g.release(slot.gref, slot.page, true) {
+            if g.release(slot.gref, slot.page, charge) {
                 out.pending += 1;
             } else {
                 out.freed += 1;

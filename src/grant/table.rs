@@ -8,9 +8,18 @@ use super::ops::{GrantOps, SharePage};
 use super::refs::RefAllocator;
 use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
+use crate::mm::MemError;
 use crate::types::{DomId, GrantRef, Mfn};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
+
+/// The default limit on pages from [`Grants::grant`] kept pending because
+/// their peer still maps them (gntalloc's default share limit).
+pub const DEFAULT_PENDING_LIMIT: u32 = 1024;
+
+/// The most frames whose references all fit a 32-bit `grant_ref_t`.
+const MAX_TABLE_FRAMES: u32 = u32::MAX / GNTENT_PER_FRAME as u32;
 
 /// The table's frames and references.
 #[derive(Debug)]
@@ -26,17 +35,23 @@ impl<B: GrantOps> GrantTable<B> {
     fn new(mut ops: B, initial_frames: u32) -> Result<Self, GrantError> {
         let size = ops.query_size()?;
         let max_frames = size.max_nr_frames;
+        // Checked before anything is sized from it: with at most this many
+        // frames, every frames-times-entries product below fits a u32.
+        if max_frames > MAX_TABLE_FRAMES {
+            return Err(GrantError::BadTableSize(size));
+        }
         // Xen gives every domain at least one frame; take what it has now
         // (the toolstack may have grown it), at least `initial_frames`.
         let nr = initial_frames.max(size.nr_frames).max(1).min(max_frames);
         if nr == 0 {
             return Err(GrantError::TableFull);
         }
+        let nr_refs = nr.checked_mul(GNTENT_PER_FRAME as u32).ok_or(GrantError::BadTableSize(size))?;
         let mut frames = alloc::vec![Mfn(0); nr as usize];
         ops.setup_table(&mut frames)?;
         let mem = ops.map_table(0, &frames, max_frames)?;
         let mut refs = RefAllocator::new();
-        refs.grow(nr * GNTENT_PER_FRAME as u32);
+        refs.grow(nr_refs);
         Ok(GrantTable { ops, entries: EntryTable::new(mem), refs, nr_frames: nr, max_frames })
     }
 
@@ -50,12 +65,12 @@ impl<B: GrantOps> GrantTable<B> {
         }
         let per = GNTENT_PER_FRAME as u32;
         let needed = (want - free).div_ceil(per);
-        if self.nr_frames + needed > self.max_frames {
-            return Err(GrantError::TableFull);
-        }
+        let at_least = self.nr_frames.checked_add(needed).filter(|&n| n <= self.max_frames).ok_or(GrantError::TableFull)?;
         // Grow at least by doubling, so a long run of single allocations
         // costs O(log n) setup_table calls, not one per 512 references.
-        let new = (self.nr_frames + needed).max(self.nr_frames * 2).min(self.max_frames);
+        let new = at_least.max(self.nr_frames.saturating_mul(2)).min(self.max_frames);
+        let bad = GrantError::BadTableSize(super::TableSize { nr_frames: new, max_nr_frames: self.max_frames });
+        let new_refs = new.checked_mul(per).ok_or(bad)?;
         let mut frames = alloc::vec![Mfn(0); new as usize];
         self.ops.setup_table(&mut frames)?;
         // Xen keeps the existing frames in place and appends new ones;
@@ -64,7 +79,7 @@ impl<B: GrantOps> GrantTable<B> {
         let mem = self.ops.map_table(self.nr_frames, &frames[old..], self.max_frames)?;
         self.entries = EntryTable::new(mem);
         self.nr_frames = new;
-        self.refs.grow(new * per);
+        self.refs.grow(new_refs);
         Ok(())
     }
 
@@ -102,8 +117,17 @@ impl<B: GrantOps> GrantTable<B> {
 pub(crate) struct Pending<P> {
     pub(crate) gref: GrantRef,
     pub(crate) page: P,
-    /// Whether it counts against the share limit.
-    pub(crate) counted: bool,
+    /// What it counts against until it is freed.
+    pub(crate) charge: Charge,
+}
+
+/// The limit a page counts against while held or pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// A share-API page: the global and `domid`'s share limits.
+    Shared(DomId),
+    /// A page from [`Grants::grant`].
+    Granted,
 }
 
 #[derive(Debug)]
@@ -113,6 +137,16 @@ pub(crate) struct Inner<B: GrantOps> {
     /// Pages of the share API, pending ones included.
     pub(crate) shared_pages: u32,
     pub(crate) share_limit: u32,
+    /// Share-API pages per peer, pending ones included (no entry: 0).
+    pub(crate) shared_per_domain: BTreeMap<DomId, u32>,
+    pub(crate) share_limit_per_domain: u32,
+    /// Pages from `grant` on the pending list, and their limit.
+    pub(crate) granted_pending: u32,
+    pub(crate) pending_limit: u32,
+    /// Pages owned by live `Granted`/`SharedPages` objects, each of which
+    /// may go pending in a drop. `pending` keeps spare capacity for all of
+    /// them, so a drop never allocates.
+    pub(crate) reserved: u32,
     pub(crate) next_index: u64,
 }
 
@@ -128,9 +162,7 @@ impl<B: GrantOps> Inner<B> {
             let r = self.pending[i].gref;
             if self.table.end_and_free(r).is_ok() {
                 let p = self.pending.swap_remove(i);
-                if p.counted {
-                    self.shared_pages -= 1;
-                }
+                self.uncharge_pending(p.charge);
                 drop(p.page);
             } else {
                 i += 1;
@@ -138,20 +170,80 @@ impl<B: GrantOps> Inner<B> {
         }
     }
 
+    /// Makes room on the pending list for `count` more pages that may go
+    /// pending later, when a drop cannot allocate or report.
+    pub(crate) fn reserve_pending(&mut self, count: u32) -> Result<(), GrantError> {
+        let reserved = self.reserved.checked_add(count).ok_or(GrantError::InvalidArgument)?;
+        // Vec::try_reserve counts from len: room for every reserved page.
+        self.pending.try_reserve(reserved as usize).map_err(|_| GrantError::Memory(MemError::OutOfFrames))?;
+        self.reserved = reserved;
+        Ok(())
+    }
+
+    /// Gives back reservations of pages that will not go pending (freed,
+    /// or never handed out).
+    pub(crate) fn unreserve(&mut self, count: u32) {
+        self.reserved -= count;
+    }
+
     /// Ends access to `r` and frees `page`, or parks both on the pending
-    /// list. Returns whether the page is pending.
-    pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, counted: bool) -> bool {
+    /// list (in the room reserved for the page: no allocation). Returns
+    /// whether the page is pending.
+    pub(crate) fn release(&mut self, r: GrantRef, page: B::Page, charge: Charge) -> bool {
+        self.unreserve(1);
         match self.table.end_and_free(r) {
             Ok(()) => {
-                if counted {
-                    self.shared_pages -= 1;
-                }
+                self.uncharge(charge);
                 drop(page);
                 false
             }
             Err(_) => {
-                self.pending.push(Pending { gref: r, page, counted });
+                if charge == Charge::Granted {
+                    self.granted_pending += 1;
+                }
+                self.pending.push(Pending { gref: r, page, charge });
                 true
+            }
+        }
+    }
+
+    /// Takes a freed page off the limits it counted against.
+    fn uncharge(&mut self, charge: Charge) {
+        match charge {
+            Charge::Shared(domid) => {
+                self.shared_pages -= 1;
+                if let Some(n) = self.shared_per_domain.get_mut(&domid) {
+                    *n -= 1;
+                    // Drop the entry so the map holds only current peers.
+                    if *n == 0 {
+                        self.shared_per_domain.remove(&domid);
+                    }
+                }
+            }
+            Charge::Granted => {}
+        }
+    }
+
+    /// Takes a pending page that was freed off its limits.
+    fn uncharge_pending(&mut self, charge: Charge) {
+        match charge {
+            Charge::Shared(_) => self.uncharge(charge),
+            Charge::Granted => self.granted_pending -= 1,
+        }
+    }
+}
+
+impl<B: GrantOps> Drop for Inner<B> {
+    fn drop(&mut self) {
+        // Every owner object borrows the `Grants`, so none is alive: only
+        // pending pages are left. A page the peer still maps must never
+        // be freed (the peer could write into its next user), so it is
+        // given up for good; the rest are freed.
+        for p in core::mem::take(&mut self.pending) {
+            if self.table.end_and_free(p.gref).is_ok() {
+                drop(p.page);
+            } else {
+                self.table.ops.forget_page(p.page);
             }
         }
     }
@@ -175,6 +267,11 @@ impl<B: GrantOps> Grants<B> {
                 pending: Vec::new(),
                 shared_pages: 0,
                 share_limit: super::share::DEFAULT_SHARE_LIMIT,
+                shared_per_domain: BTreeMap::new(),
+                share_limit_per_domain: super::share::DEFAULT_SHARE_LIMIT_PER_DOMAIN,
+                granted_pending: 0,
+                pending_limit: DEFAULT_PENDING_LIMIT,
+                reserved: 0,
                 next_index: 0,
             }),
         })
@@ -228,13 +325,26 @@ impl<B: GrantOps> Grants<B> {
         }
         let mut g = self.inner.lock();
         g.reclaim();
+        // A peer that never unmaps would otherwise grow the pending list
+        // (and every operation's reclaim scan) without bound.
+        if g.granted_pending >= g.pending_limit {
+            let e = GrantError::PendingLimitReached { limit: g.pending_limit, pending: g.granted_pending };
+            return Err((page, e));
+        }
+        if let Err(e) = g.reserve_pending(1) {
+            return Err((page, e));
+        }
         let r = match g.table.alloc_ref() {
             Ok(r) => r,
-            Err(e) => return Err((page, e)),
+            Err(e) => {
+                g.unreserve(1);
+                return Err((page, e));
+            }
         };
         if let Err(e) = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly()) {
             // The entry was never made valid: the reference is free again.
             let _ = g.table.refs.free(r);
+            g.unreserve(1);
             return Err((page, e));
         }
         drop(g);
@@ -255,6 +365,13 @@ impl<B: GrantOps> Grants<B> {
             return Err(e);
         }
         Ok(super::TransferSlot::new(self, r))
+    }
+
+    /// Sets the limit on pages from [`grant`](Self::grant) kept pending
+    /// because their peer still maps them; at the limit, `grant` refuses
+    /// with [`GrantError::PendingLimitReached`].
+    pub fn set_pending_limit(&self, limit: u32) {
+        self.inner.lock().pending_limit = limit;
     }
 
     /// Frees pending pages whose peers have unmapped them (also done at
@@ -318,7 +435,13 @@ impl<'g, B: GrantOps> Granted<'g, B> {
     /// page; while the peer maps it, fails with [`GrantError::InUse`] and
     /// hands the owner back.
     pub fn end_access(mut self) -> Result<B::Page, (Self, GrantError)> {
-        let r = self.grants.inner.lock().table.end_and_free(self.gref);
+        let mut g = self.grants.inner.lock();
+        let r = g.table.end_and_free(self.gref);
+        if r.is_ok() {
+            // The page can no longer go pending.
+            g.unreserve(1);
+        }
+        drop(g);
         match r {
             Ok(()) => Ok(self.page.take().expect("Granted without page")),
             Err(e) => Err((self, e)),
@@ -344,7 +467,7 @@ impl<'g, B: GrantOps> Granted<'g, B> {
 impl<B: GrantOps> Drop for Granted<'_, B> {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
-            self.grants.inner.lock().release(self.gref, page, false);
+            self.grants.inner.lock().release(self.gref, page, Charge::Granted);
         }
     }
 }

@@ -128,6 +128,7 @@ fn read_only_grants_refuse_writable_maps_and_other_domains() {
 fn table_grows_on_demand_to_the_maximum_then_reports_full() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
+    a.set_share_limit_per_domain(10_000);
     assert_eq!(a.stats().nr_frames, 1);
     let calls = w.hypercalls();
     let mut held = Vec::new();
@@ -159,6 +160,7 @@ fn table_grows_on_demand_to_the_maximum_then_reports_full() {
 fn n_page_share_is_all_or_nothing() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
+    a.set_share_limit_per_domain(10_000);
     let _held = a.share(B, 2000, Access::ReadWrite).unwrap();
     let before = a.stats();
     // 4 frames hold 2040 usable refs: 41 more cannot fit.
@@ -199,6 +201,126 @@ fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
     let s = a.stats();
     assert_eq!((s.pending, s.shared_pages, s.refs_used), (0, 0, 0));
     assert!(a.share(B, 3, Access::ReadWrite).is_ok());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn bogus_table_sizes_from_xen_are_refused_before_allocating() {
+    let w = FakeWorld::new();
+    let x = w.add_domain(A, 1, 4);
+    let _b = w.add_domain(B, 1, 4);
+    // As many frames as would overflow a u32 count of references.
+    let bogus = TableSize { nr_frames: (1 << 23) + 1, max_nr_frames: u32::MAX };
+    w.report_size(A, Some(bogus));
+    let calls = w.hypercalls();
+    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(bogus));
+    assert_eq!(w.hypercalls() - calls, 1, "only query_size: no setup_table for a bogus count");
+    let huge_max = TableSize { nr_frames: 1, max_nr_frames: u32::MAX };
+    w.report_size(A, Some(huge_max));
+    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(huge_max));
+    // The largest maximum whose references fit is accepted, and growth
+    // within it works.
+    let max_ok = TableSize { nr_frames: 1, max_nr_frames: u32::MAX / GNTENT_PER_FRAME as u32 };
+    w.report_size(A, Some(max_ok));
+    let a = Grants::new(x, 1).unwrap();
+    assert_eq!(a.stats().max_frames, max_ok.max_nr_frames);
+    let held = a.share(B, 505, Access::ReadWrite).unwrap();
+    assert_eq!(a.stats().nr_frames, 2);
+    drop(held);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn one_peer_cannot_take_the_whole_share_limit() {
+    let (w, a, _b, _c) = world();
+    a.set_share_limit(8);
+    a.set_share_limit_per_domain(5);
+    let rw = Access::ReadWrite;
+    let to_b = a.share(B, 5, rw).unwrap();
+    assert_eq!(
+        a.share(B, 1, rw).unwrap_err(),
+        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 5, requested: 1 }
+    );
+    // Another peer still gets pages, up to the global limit.
+    let to_c = a.share(C, 3, rw).unwrap();
+    assert_eq!(a.share(C, 1, rw).unwrap_err(), GrantError::LimitReached { limit: 8, in_use: 8, requested: 1 });
+    // A page B keeps mapped stays charged to B, not to C.
+    let (h, _) = w.peer_map(B, A, to_b.gref(0).unwrap(), true).unwrap();
+    drop(to_b);
+    drop(to_c);
+    assert_eq!(
+        a.share(B, 5, rw).unwrap_err(),
+        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 1, requested: 5 }
+    );
+    drop(a.share(C, 5, rw).unwrap());
+    w.peer_unmap(B, h).unwrap();
+    let again = a.share(B, 5, rw).unwrap();
+    drop(again);
+    assert!(a.inner.lock().shared_per_domain.is_empty(), "no peer holds pages");
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_peer_that_never_unmaps_cannot_grow_the_pending_list() {
+    let (w, a, _b, _c) = world();
+    a.set_pending_limit(2);
+    let rw = Access::ReadWrite;
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let g = a.grant(B, page(&a), rw).map_err(|e| e.1).unwrap();
+        handles.push(w.peer_map(B, A, g.gref(), true).unwrap().0);
+        // The drop parks the page in room reserved at grant time.
+        let cap = a.inner.lock().pending.capacity();
+        drop(g);
+        assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    }
+    assert_eq!(a.stats().pending, 2);
+    let (p, e) = a.grant(B, page(&a), rw).unwrap_err();
+    assert_eq!(e, GrantError::PendingLimitReached { limit: 2, pending: 2 });
+    assert_eq!(a.stats().refs_used, 2, "the refused grant took no reference");
+    // Shared pages have their room too.
+    let shared = a.share(B, 1, rw).unwrap();
+    let (hs, _) = w.peer_map(B, A, shared.gref(0).unwrap(), true).unwrap();
+    let cap = a.inner.lock().pending.capacity();
+    drop(shared);
+    assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    // Once the peer unmaps one, the next grant reclaims it and succeeds.
+    w.peer_unmap(B, handles.pop().unwrap()).unwrap();
+    let g = a.grant(B, p, rw).map_err(|e| e.1).unwrap();
+    assert_eq!(a.stats().pending, 2, "one granted and one shared page");
+    let page = g.end_access().map_err(|e| e.1).unwrap();
+    drop(page);
+    for h in handles {
+        w.peer_unmap(B, h).unwrap();
+    }
+    w.peer_unmap(B, hs).unwrap();
+    assert_eq!(a.reclaim(), 0);
+    let g = a.inner.lock();
+    assert_eq!((g.granted_pending, g.reserved, g.shared_pages), (0, 0, 0));
+    drop(g);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn dropping_grants_frees_no_page_a_peer_still_maps() {
+    let (w, a, _b, _c) = world();
+    let rw = Access::ReadWrite;
+    let kept = a.grant(B, page(&a), rw).map_err(|e| e.1).unwrap();
+    let (kept_mfn, kept_ref) = (a.inner.lock().table.entries.read(kept.gref()).unwrap().2, kept.gref());
+    let (h_kept, peer_view) = w.peer_map(B, A, kept_ref, true).unwrap();
+    let shared = a.share(B, 1, rw).unwrap();
+    let unmapped_mfn = shared.mfn(0).unwrap();
+    let (h_unmapped, _) = w.peer_map(B, A, shared.gref(0).unwrap(), true).unwrap();
+    drop(kept);
+    drop(shared);
+    assert_eq!(a.stats().pending, 2);
+    // One peer unmaps before the table goes away, the other never does.
+    w.peer_unmap(B, h_unmapped).unwrap();
+    drop(a);
+    assert!(w.is_freed(unmapped_mfn), "access ended: freed");
+    assert!(!w.is_freed(Mfn(kept_mfn as u64)), "still mapped: given up, not freed");
+    peer_view.write(0, b"still there").unwrap();
+    w.peer_unmap(B, h_kept).unwrap();
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -456,6 +578,29 @@ fn transfer_state_machine() {
         Err(TransferError::Kept(_, GrantError::BadDomain(_))) => {}
         other => panic!("{other:?}"),
     }
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_dropped_transfer_slot_returns_a_completed_frame() {
+    let (w, a, _b, _c) = world();
+    let slot = a.accept_transfer(B).unwrap();
+    let r = slot.gref();
+    let (frame, _) = w.peer_frame(B);
+    w.transfer_commit(B, A, r).unwrap();
+    w.transfer_complete(A, r, frame);
+    drop(slot);
+    assert!(w.is_freed(frame), "the frame went back to the allocator");
+    assert_eq!(a.entry_flags(r).unwrap(), 0);
+    assert_eq!(a.stats().refs_used, 0);
+    // An offer nothing arrived in has no frame to return.
+    let slot = a.accept_transfer(B).unwrap();
+    drop(slot);
+    assert_eq!(a.stats().refs_used, 0);
+    // The backend refuses a frame that is not ours.
+    let (other, _) = w.peer_frame(B);
+    assert_eq!(a.with_ops(|o| o.free_frame(other)), Err(GrantError::Memory(crate::mm::MemError::BadAddress(other.0))));
+    assert!(!w.is_freed(other));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 

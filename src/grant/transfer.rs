@@ -114,8 +114,16 @@ impl<B: GrantOps> Drop for TransferSlot<'_, B> {
         // reference is leaked rather than reused under Xen's feet.
         for _ in 0..DROP_SPINS {
             match self.state() {
-                Ok(TransferState::Cancelled) | Ok(TransferState::Completed(_)) => {
+                Ok(TransferState::Cancelled) => {
                     self.free();
+                    return;
+                }
+                Ok(TransferState::Completed(mfn)) => {
+                    self.free();
+                    // Nobody can take the frame any more: back to the
+                    // allocator rather than lost. A drop cannot report a
+                    // refusal; the frame then stays lost, as before.
+                    let _ = self.grants.inner.lock().table.ops.free_frame(mfn);
                     return;
                 }
                 Ok(TransferState::Committed) => core::hint::spin_loop(),
