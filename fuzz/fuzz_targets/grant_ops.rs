@@ -68,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
                 match a.grant(B, p, acc) {
                     Ok(g) => granted.push(g),
                     Err((p, e)) => {
-                        assert!(matches!(e, GrantError::TableFull), "{e:?}");
+                        match e {
+                            GrantError::TableFull => {}
+                            GrantError::PendingLimitReached { limit, pending } => assert!(pending >= limit),
+                            e => panic!("{e:?}"),
+                        }
                         spare.push(p);
                     }
                 }
@@ -99,6 +103,10 @@ fuzz_target!(|data: &[u8]| {
                     Ok(s) => shared.push(s),
                     Err(GrantError::LimitReached { limit, in_use, requested }) => {
                         assert_eq!(requested, n);
+                        assert!(in_use + n > limit);
+                    }
+                    Err(GrantError::DomainLimitReached { domid, limit, in_use, requested }) => {
+                        assert_eq!((domid, requested), (B, n));
                         assert!(in_use + n > limit);
                     }
                     Err(e) => assert_eq!(e, GrantError::TableFull),
