@@ -122,6 +122,12 @@
 //! drop(page);
 //! let _ = frame.mfn();
 //! ```
+//! An unmap notification names a held port, not a number that may be
+//! closed and handed out again before it fires:
+//! ```compile_fail,E0308
+//! use xenpv::grant::UnmapNotify;
+//! let _ = UnmapNotify { clear_byte: None, send_event: Some(xenpv::EvtchnPort(3)) };
+//! ```
 //! A view of arbitrary memory is `unsafe` to make:
 //! ```compile_fail,E0133
 //! use xenpv::shared_mem::SharedMem;
