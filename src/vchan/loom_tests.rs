@@ -74,6 +74,9 @@ fn loom_a_writer_that_finds_the_ring_full_is_woken_by_the_read() {
         let got: Progress = srv.read(&mut buf).unwrap();
         let wrote = writer.join().unwrap();
         assert_eq!(got.bytes, 1);
+        // The reader copied the old byte out before it freed the slot the
+        // writer may now fill.
+        assert_eq!(buf[0], 0, "the writer overwrote a byte before the reader copied it");
         assert!(wrote.bytes == 1 || got.notify, "lost wake-up: the writer sleeps on a ring the reader drained");
     });
 }
