@@ -130,6 +130,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn total_and_in_use_follow_allocation() {
+        let mut a = RefAllocator::new();
+        assert_eq!(a.total(), 0);
+        a.grow(16);
+        assert_eq!(a.total(), 16);
+        let r = a.alloc().unwrap();
+        assert!(a.is_used(r));
+        assert!(!a.is_used(GrantRef(r.0 + 1)), "a free reference is not in use");
+        assert!(!a.is_used(GrantRef(3)), "a reserved reference is never in use");
+        assert!(!a.is_used(GrantRef(16)), "outside the table");
+        a.free(r).unwrap();
+        assert!(!a.is_used(r));
+        a.grow(8);
+        assert_eq!(a.total(), 16, "a table never shrinks");
+    }
+
+    #[test]
     fn reserved_refs_are_never_handed_out() {
         let mut a = RefAllocator::new();
         a.grow(512);

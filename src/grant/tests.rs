@@ -741,6 +741,7 @@ fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
     // Read-only twice stays read-only; writable twice stays writable.
     t.grant_access(ro, B, Mfn(77), true).unwrap();
     t.make_readonly(ro).unwrap();
+    assert_eq!(t.flags(ro).unwrap(), GTF_permit_access | GTF_readonly);
     t.make_readonly(ro).unwrap();
     assert_eq!(t.flags(ro).unwrap(), GTF_permit_access | GTF_readonly);
     t.make_writable(ro).unwrap();
