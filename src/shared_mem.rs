@@ -95,11 +95,12 @@ impl<'a> SharedMem<'a> {
     /// A sub-view of `len` bytes at `offset`, borrowing the same owner.
     pub fn slice(&self, offset: usize, len: usize) -> Result<SharedMem<'a>, OutOfBounds> {
         self.check(offset, len, 1)?;
-        // SAFETY: `offset + len <= self.len` (checked just above), so the
-        // new base stays inside the region the constructor's contract
-        // covers for 'a. Any byte offset is allowed: the atomic accessors
-        // check the alignment of the absolute address themselves.
-        Ok(SharedMem { base: unsafe { self.base.add(offset) }, len, _owner: PhantomData })
+        // Any byte offset is allowed: the atomic accessors check the
+        // alignment of the absolute address themselves.
+        // SAFETY: `offset + len <= self.len` (checked above): the new base
+        // stays inside the region the constructor's contract covers for 'a.
+        let base = unsafe { self.base.add(offset) };
+        Ok(SharedMem { base, len, _owner: PhantomData })
     }
 
     fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), OutOfBounds> {

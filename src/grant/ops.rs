@@ -296,11 +296,13 @@ pub mod xen {
             // us needs p2m and M2P entries first, which xenpv does not
             // make, so it is refused.
             let pfn = mm::mfn_to_pfn(mfn).ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)))?;
-            // SAFETY: Xen transferred the frame to us, so it was the
-            // sender's until then and no peer maps it: no Page of ours
-            // owns it (our pfn for it was leaked by forget_page when we
-            // gave it away), and the grant code offers it only once.
-            Ok(unsafe { mm::free_frame(pfn) }?)
+            // Xen transferred the frame to us, so it was the sender's until
+            // then and no peer maps it; our pfn for it was leaked by
+            // forget_page when we gave it away.
+            // SAFETY: no Page of ours owns the frame (above), and the grant
+            // code offers each completed transfer only once.
+            let freed = unsafe { mm::free_frame(pfn) };
+            Ok(freed?)
         }
 
         fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {
