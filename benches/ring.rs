@@ -12,7 +12,7 @@ use xenpv::vchan::{HostRingMemory, Ring, Side};
 /// A server/client pair whose client→server (left) ring has `order`; the
 /// in-page orders use the control page like libxenvchan, larger ones
 /// separate pages.
-fn vchan_pair(order: u16) -> (Ring<HostRingMemory>, Ring<HostRingMemory>) {
+fn vchan_pair(order: u16) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>) {
     let right = if order == 10 { 11 } else { order };
     let mem = HostRingMemory::new(order, right);
     mem.ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();

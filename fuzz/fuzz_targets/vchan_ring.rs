@@ -15,7 +15,7 @@ use core::sync::atomic::Ordering;
 use libfuzzer_sys::fuzz_target;
 use xenpv::abi::vchan::*;
 use xenpv::shared_mem::SharedMem;
-use xenpv::vchan::{ring_offset, Progress, Ring, RingMemory, Side, VchanError, Which};
+use xenpv::vchan::{ring_offset, HostRingMemory, Progress, Ring, Side, VchanError};
 use xenpv_fuzz::{Input, Region};
 
 fn order(input: &mut Input) -> u16 {
@@ -39,26 +39,8 @@ struct Stream {
     writer_waits: bool,
 }
 
-/// The rings' memory: the control page and each ring's pages (none for
-/// in-page rings), borrowed from regions that outlive the rings.
-#[derive(Clone)]
-struct Mem<'r> {
-    ctrl: SharedMem<'r>,
-    left: Vec<SharedMem<'r>>,
-    right: Vec<SharedMem<'r>>,
-}
-
-impl RingMemory for Mem<'_> {
-    fn ctrl(&self) -> SharedMem<'_> {
-        self.ctrl
-    }
-    fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
-        match which {
-            Which::Left => self.left.get(i).copied(),
-            Which::Right => self.right.get(i).copied(),
-        }
-    }
-}
+/// The rings' memory: views borrowed from regions that outlive the rings.
+type Mem<'r> = HostRingMemory<'r>;
 
 type FuzzRing<'r> = Ring<Mem<'r>>;
 

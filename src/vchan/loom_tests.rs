@@ -16,7 +16,7 @@ use loom::thread;
 /// A server/client pair at orders 10/11 with the left ring's indices at
 /// `prod`/`cons`, every header field and the first data bytes primed on
 /// this thread (see `SharedMem::loom_prime`).
-fn pair(prod: u32, cons: u32) -> (Ring<HostRingMemory>, Ring<HostRingMemory>) {
+fn pair(prod: u32, cons: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>) {
     let mem = HostRingMemory::new(10, 11);
     let ctrl = mem.ctrl;
     for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {

@@ -97,21 +97,22 @@ impl<M: RingMemory + ?Sized> RingMemory for &M {
     }
 }
 
-/// Ring memory on the host heap, for tests, fuzzers and benchmarks: a
-/// control page and each ring's pages, zeroed and leaked.
+/// Ring memory as views the caller owns, for tests, fuzzers and
+/// benchmarks: a control page and each ring's pages. [`new`](Self::new)
+/// makes them zeroed and leaked.
 #[cfg(any(test, feature = "host-fakes"))]
 #[derive(Debug, Clone)]
-pub struct HostRingMemory {
+pub struct HostRingMemory<'a> {
     /// The control page.
-    pub ctrl: SharedMem<'static>,
+    pub ctrl: SharedMem<'a>,
     /// The left ring's pages (empty for orders 10 and 11).
-    pub left: alloc::vec::Vec<SharedMem<'static>>,
+    pub left: alloc::vec::Vec<SharedMem<'a>>,
     /// The right ring's pages.
-    pub right: alloc::vec::Vec<SharedMem<'static>>,
+    pub right: alloc::vec::Vec<SharedMem<'a>>,
 }
 
 #[cfg(any(test, feature = "host-fakes"))]
-impl HostRingMemory {
+impl HostRingMemory<'static> {
     /// A zeroed control page announcing `left_order`/`right_order`, with
     /// pages for the rings that need them.
     pub fn new(left_order: u16, right_order: u16) -> Self {
@@ -127,7 +128,7 @@ impl HostRingMemory {
 }
 
 #[cfg(any(test, feature = "host-fakes"))]
-impl RingMemory for HostRingMemory {
+impl RingMemory for HostRingMemory<'_> {
     fn ctrl(&self) -> SharedMem<'_> {
         self.ctrl
     }
@@ -431,7 +432,7 @@ mod tests {
     use super::*;
 
     /// A server and a client over one control page, rings of the given orders.
-    fn pair(lo: u16, ro: u16, start: u32) -> (Ring<HostRingMemory>, Ring<HostRingMemory>, SharedMem<'static>) {
+    fn pair(lo: u16, ro: u16, start: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>, SharedMem<'static>) {
         let mem = HostRingMemory::new(lo, ro);
         let ctrl = mem.ctrl;
         for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
