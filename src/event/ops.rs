@@ -31,8 +31,8 @@ pub trait EventOps {
     /// The clock deadlines refer to, in nanoseconds.
     fn now_ns(&self) -> u64;
 
-    /// The clock `d` from now, clamped so a far-future deadline stays in
-    /// the future.
+    /// The clock `d` from now, saturating (`u64::MAX` means "never";
+    /// the timer is armed with a clamped value, see `time::timer_deadline`).
     fn deadline_after(&self, d: core::time::Duration) -> u64 {
         self.now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
@@ -160,9 +160,6 @@ impl EventOps for XenEvents {
     fn now_ns(&self) -> u64 {
         crate::time::now_ns()
     }
-    fn deadline_after(&self, d: core::time::Duration) -> u64 {
-        crate::time::deadline_after(d)
-    }
 }
 
 /// Simulated event channels for host tests: domains on threads, ports
@@ -195,7 +192,6 @@ pub mod fake {
         sent: Vec<(u16, u32)>,
         /// Sends of these domains fail with `EINVAL`.
         failing_sends: Vec<u16>,
-        dead: Vec<u16>,
         /// Waits of each domain that ended at their deadline.
         timeouts: BTreeMap<u16, u64>,
     }
@@ -232,7 +228,6 @@ pub mod fake {
         /// end turns back into "unbound", without an event.
         pub fn kill(&self, dom: DomId) {
             let mut s = self.state();
-            s.dead.push(dom.0);
             let mine: Vec<(u16, u32)> = s.ports.keys().filter(|k| k.0 == dom.0).copied().collect();
             for k in mine {
                 if let Some(Port::Interdomain { remote, remote_port }) = s.ports.remove(&k) {
