@@ -38,13 +38,14 @@ pub mod runtime;
 pub mod shared_info;
 pub mod shared_mem;
 pub mod start_info;
+pub mod testing;
 pub mod time;
 pub mod types;
 pub mod vchan;
 pub mod xenstore;
 
 pub use error::Errno;
-pub use runtime::{exit, poweroff, ShutdownReason};
+pub use runtime::{exit, poweroff, shutdown, ShutdownReason};
 #[cfg(target_os = "none")]
 pub use event::sleep;
 pub use types::{DomId, EvtchnPort, GrantRef, Mfn, Pfn};

@@ -31,17 +31,17 @@ pub trait MainResult {
 
 impl MainResult for () {
     fn finish(self) -> ! {
-        exit(ShutdownReason::Poweroff)
+        shutdown(ShutdownReason::Poweroff)
     }
 }
 
 impl<E: core::fmt::Debug> MainResult for Result<(), E> {
     fn finish(self) -> ! {
         match self {
-            Ok(()) => exit(ShutdownReason::Poweroff),
+            Ok(()) => shutdown(ShutdownReason::Poweroff),
             Err(e) => {
                 crate::println!("main returned an error: {e:?}");
-                exit(ShutdownReason::Crash)
+                shutdown(ShutdownReason::Crash)
             }
         }
     }
@@ -49,12 +49,36 @@ impl<E: core::fmt::Debug> MainResult for Result<(), E> {
 
 /// Shuts the domain down cleanly (`SHUTDOWN_poweroff`).
 pub fn poweroff() -> ! {
-    exit(ShutdownReason::Poweroff)
+    shutdown(ShutdownReason::Poweroff)
+}
+
+/// Ends the application with an exit status, as `std::process::exit` does.
+///
+/// 0 powers the domain off. Any other code is first written to the
+/// domain's xenstore node `data/xenpv-exit-code` (which the `xenpv-run`
+/// runner turns into its own exit status), then the domain powers off.
+/// Xen's shutdown reasons carry no number, hence the detour.
+#[cfg(target_os = "none")]
+pub fn exit(code: i32) -> ! {
+    if code != 0 {
+        if let Err(e) = crate::xenstore::guest::write_exit_code(code) {
+            crate::console::emergency_print(format_args!(
+                "xenpv: exit({code}): could not record the code in xenstore ({e:?})\n"
+            ));
+        }
+    }
+    shutdown(ShutdownReason::Poweroff)
+}
+
+/// Host builds cannot end a domain.
+#[cfg(not(target_os = "none"))]
+pub fn exit(code: i32) -> ! {
+    panic!("xenpv::exit({code}) called outside a Xen guest")
 }
 
 /// Flushes the console and shuts the domain down with `reason`.
 #[cfg(target_os = "none")]
-pub fn exit(reason: ShutdownReason) -> ! {
+pub fn shutdown(reason: ShutdownReason) -> ! {
     crate::console::flush();
     loop {
         let err = crate::hypercall::sched_shutdown(reason);
@@ -66,8 +90,8 @@ pub fn exit(reason: ShutdownReason) -> ! {
 /// Host builds cannot end a domain; this exists so the API type-checks
 /// in host tests and tools.
 #[cfg(not(target_os = "none"))]
-pub fn exit(reason: ShutdownReason) -> ! {
-    panic!("xenpv::exit({reason:?}) called outside a Xen guest")
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    panic!("xenpv::shutdown({reason:?}) called outside a Xen guest")
 }
 
 // The boot glue: `_start` hands us Xen's raw start_info pointer, and the
@@ -116,7 +140,7 @@ mod guest {
 
     fn boot_failure(args: core::fmt::Arguments<'_>) -> ! {
         emergency_print(format_args!("xenpv: boot failed: {args}\n"));
-        exit(ShutdownReason::Crash)
+        shutdown(ShutdownReason::Crash)
     }
 
     #[panic_handler]
@@ -131,7 +155,31 @@ mod guest {
             )),
             None => emergency_print(format_args!("panicked: {}\n", info.message())),
         }
-        exit(ShutdownReason::Crash)
+        // In a test target, the test fails and the harness goes on.
+        let restart = match info.location() {
+            Some(l) => crate::testing::recover(format_args!(
+                "panicked at {}:{}:{}:\n{}",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            )),
+            None => crate::testing::recover(format_args!("panicked: {}", info.message())),
+        };
+        go_on_or_crash(restart)
+    }
+
+    /// After a failure: the test harness's restart point if a test was
+    /// running, else the end of the domain.
+    fn go_on_or_crash(restart: Option<extern "C" fn() -> !>) -> ! {
+        match restart {
+            // SAFETY: this is the panic or fatal-exception path of the only
+            // vCPU, which never returns to the failed test's frames; nothing
+            // outside the boot stack points into it (the harness keeps its
+            // state in a static and its tests are statics).
+            Some(f) => unsafe { crate::arch::x86_64::restart_on_boot_stack(f) },
+            None => shutdown(ShutdownReason::Crash),
+        }
     }
 
     /// Called by `arch`'s failsafe stub: a segment reload failed.
@@ -141,7 +189,7 @@ mod guest {
             "xenpv: failsafe callback: segment reload failed (ds {:#x} es {:#x} fs {:#x} gs {:#x}) at rip {:#x}\n",
             f[2], f[3], f[4], f[5], f[6]
         ));
-        exit(ShutdownReason::Crash)
+        shutdown(ShutdownReason::Crash)
     }
 
     /// Reports an exception with its registers and crashes the domain
@@ -172,7 +220,10 @@ mod guest {
             f.rip, f.rsp, f.rflags, f.cs & 0xffff, f.ss & 0xffff, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9,
             f.r10, f.r11, f.r12, f.r13, f.r14, f.r15
         ));
-        exit(ShutdownReason::Crash)
+        go_on_or_crash(crate::testing::recover(format_args!(
+            "fatal exception: {name} (vector {}, error code {:#x}) at rip {:#018x}",
+            f.vector, f.error_code, f.rip
+        )))
     }
 }
 

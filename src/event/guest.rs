@@ -59,6 +59,17 @@ fn force_callback() {
     let _ = hypercall::xen_version();
 }
 
+/// Delivers events again after a fatal path left them masked (trap
+/// handlers run with `evtchn_upcall_mask` set): the test harness calls
+/// this when it goes on after a failed test.
+pub(crate) fn reenable_upcalls() {
+    if let Some(ev) = state() {
+        if READY.load(Ordering::Acquire) {
+            enable(&ev);
+        }
+    }
+}
+
 fn enable(ev: &TwoLevel) {
     if ev.unmask_upcalls() {
         force_callback();

@@ -40,12 +40,34 @@ pub fn open() -> Result<Client<RingTransport>, XsError> {
     if OPEN.swap(true, Ordering::AcqRel) {
         return Err(XsError::Unavailable);
     }
+    connect().inspect_err(|_| OPEN.store(false, Ordering::Release))
+}
+
+/// Records `code` in `<own domain>/data/xenpv-exit-code` on the way out of
+/// [`crate::exit`]. Uses the ring even when the application holds the
+/// client: exit never returns to the application, and a call on this one
+/// vCPU cannot be in the middle of a request, so that client is never
+/// used again.
+pub(crate) fn write_exit_code(code: i32) -> Result<(), XsError> {
+    let mut client = connect()?;
+    client.set_timeout_ns(2_000_000_000);
+    let home = client.own_domain_path()?;
+    let mut text = alloc::string::String::new();
+    let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{code}"));
+    client.write(&alloc::format!("{home}/data/xenpv-exit-code"), text.as_bytes())
+}
+
+/// The client over the store page, whether or not another one is open.
+fn connect() -> Result<Client<RingTransport>, XsError> {
+    let info = crate::start_info::boot_info();
+    if info.store_mfn.0 == 0 || info.store_evtchn.0 == 0 || !event::is_ready() {
+        return Err(XsError::Unavailable);
+    }
     // SAFETY: the store page is one of our own frames, inside the
     // bootstrap direct map (the domain builder allocates it with the
     // console page, before the page tables; see console::guest).
     let pfn = unsafe { mfn_to_pfn(info.store_mfn) };
     if pfn.0 >= info.nr_pages {
-        OPEN.store(false, Ordering::Release);
         return Err(XsError::Unavailable);
     }
     let va = pfn_to_virt(pfn);
@@ -53,7 +75,6 @@ pub fn open() -> Result<Client<RingTransport>, XsError> {
     // xenstored, hence only accessed through SharedMem.
     let page = unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
     let Some(ring) = StoreRing::new(page) else {
-        OPEN.store(false, Ordering::Release);
         return Err(XsError::Unavailable);
     };
     // event::init unmasked the store port; its fired bit wakes `wait`.

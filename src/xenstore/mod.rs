@@ -120,6 +120,6 @@ pub struct Perm {
 }
 
 #[cfg(target_os = "none")]
-mod guest;
+pub(crate) mod guest;
 #[cfg(target_os = "none")]
 pub use guest::{open, open_shared, RingTransport};

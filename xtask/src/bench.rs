@@ -65,8 +65,14 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
         }
     }
     groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
-    let plan = Plan { groups, guest_timeout: Duration::from_secs(300) };
-    let opts = Options { verbose: false, overall: Duration::from_secs(3600), guest_timeout: plan.guest_timeout };
+    let tools = crate::dom0_tools::for_groups(&groups)?;
+    let plan = Plan { groups, guest_timeout: Duration::from_secs(300), tools };
+    let opts = Options {
+        verbose: false,
+        overall: Duration::from_secs(3600),
+        guest_timeout: plan.guest_timeout,
+        bare_guest_lines: false,
+    };
     let report = boot_domu(&lab, &plan, opts)?;
     crate::boot::print_summary(&report);
     if let Some(f) = &report.failure {

@@ -1,7 +1,7 @@
 //! The dom0 test tools (`xtask/dom0-tools`, package `xenpv-dom0-tools`):
 //! built for the host target with a static C runtime, so they run in the
 //! lab's dom0 whatever its initramfs carries, and put in a run's payload
-//! at `/payload/bin/` for the companion scripts (see `payload.rs`).
+//! at `/payload/bin/` for the companion scripts (xenpv-run's `Plan::tools`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::util::{self, run_captured};
+use xenpv_run::payload::Guest;
 
 /// The package and the binaries it builds.
 pub const PACKAGE: &str = "xenpv-dom0-tools";
@@ -16,6 +17,15 @@ pub const BINARIES: &[&str] = &["gnt-interop", "vchan-bench"];
 
 /// dom0's target: Debian's x86_64 Linux, like the build machine.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The tools for a plan of `groups`: built only when some guest has a
+/// companion script (the only users of `/payload/bin/`).
+pub fn for_groups(groups: &[Vec<Guest>]) -> Result<Vec<(String, PathBuf)>> {
+    if !groups.iter().flatten().any(|g| g.companion.is_some()) {
+        return Ok(Vec::new());
+    }
+    Ok(build()?.into_iter().map(|(n, p)| (n.to_string(), p)).collect())
+}
 
 /// Builds the tools (release) and returns each binary's name and path.
 pub fn build() -> Result<Vec<(&'static str, PathBuf)>> {

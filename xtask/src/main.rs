@@ -2,25 +2,22 @@
 //! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
 
 mod bench;
-mod boot;
 mod cases;
-mod cpio;
 mod dom0_tools;
 mod hostile;
 mod images;
-mod initramfs;
-mod lab;
 mod loom;
-mod markers;
 mod mutants;
-mod payload;
-mod qemu;
 mod run;
 mod scratch;
 mod suite;
 mod util;
 
 use std::process::ExitCode;
+
+// The lab and the boot machinery live in xenpv-run (the runner users
+// install); xtask drives the same code for the repository's own cases.
+use xenpv_run::{boot, lab, payload, qemu};
 
 fn usage() -> &'static str {
     "usage: cargo xtask <command> [options]
@@ -60,6 +57,12 @@ environment: XENPV_LAB_DIR (lab folder), XENPV_ACCEL=tcg|kvm (force QEMU's accel
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The repository keeps its lab next to its builds (xenpv-run's own
+    // default is a user-level cache); children such as the runner under
+    // test inherit the choice.
+    if std::env::var_os("XENPV_LAB_DIR").is_none() {
+        std::env::set_var("XENPV_LAB_DIR", util::target_dir().join("xen-lab"));
+    }
     let Some((command, rest)) = args.split_first() else {
         eprintln!("{}", usage());
         return ExitCode::from(2);

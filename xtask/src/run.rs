@@ -96,6 +96,7 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
         verbose: run.verbose,
         overall: run.overall,
         guest_timeout: run.guest_timeout,
+        bare_guest_lines: false,
     };
     let report = if run.dom0 {
         boot_dom0(&lab, &run.names[0], &images[0], opts)?
@@ -106,9 +107,12 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
             .zip(&images)
             .map(|(n, i)| example_guest(n, i))
             .collect::<Result<Vec<_>>>()?;
+        let groups = vec![group];
+        let tools = crate::dom0_tools::for_groups(&groups)?;
         let plan = Plan {
-            groups: vec![group],
+            groups,
             guest_timeout: opts.guest_timeout,
+            tools,
         };
         boot_domu(&lab, &plan, opts)?
     };

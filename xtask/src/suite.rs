@@ -74,6 +74,7 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     let mut packages = vec!["xenpv"];
     if !settings.quick {
         packages.push("xtask");
+        packages.push("xenpv-run");
         packages.push(crate::dom0_tools::PACKAGE);
     }
     let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
@@ -242,16 +243,20 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
         }
         let overall = Duration::from_secs(90)
             + (guest_timeout + Duration::from_secs(10)) * groups.len() as u32;
-        let plan = Plan {
-            groups,
-            guest_timeout,
-        };
         let opts = Options {
             verbose: settings.verbose,
             overall,
             guest_timeout,
+            bare_guest_lines: false,
         };
-        let report = boot::boot_domu(&lab, &plan, opts);
+        let report = crate::dom0_tools::for_groups(&groups).and_then(|tools| {
+            let plan = Plan {
+                groups,
+                guest_timeout,
+                tools,
+            };
+            boot::boot_domu(&lab, &plan, opts)
+        });
         rows.extend(check_boot(&domu, report));
     }
     for case in runnable.iter().filter(|c| c.mode == Mode::Dom0) {
@@ -260,6 +265,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
             verbose: settings.verbose,
             overall: Duration::from_secs(90),
             guest_timeout,
+            bare_guest_lines: false,
         };
         let report = boot::boot_dom0(&lab, &guest.name, &guest.image, opts);
         rows.extend(check_boot(&[case], report));

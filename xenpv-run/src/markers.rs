@@ -42,6 +42,12 @@ pub enum Event<'a> {
         reason: &'a str,
         uptime: Option<f64>,
     },
+    /// `XENPV-EXIT name CODE`: the code the guest gave `xenpv::exit`
+    /// (reported just before its `XENPV-GUEST` line).
+    ExitCode {
+        name: &'a str,
+        code: i32,
+    },
     /// `XENPV-COMPANION name exit CODE` or `... stopped`.
     CompanionEnd {
         name: &'a str,
@@ -119,6 +125,10 @@ pub fn parse<'a>(line: &'a str, guests: &[String]) -> Event<'a> {
                 reason,
                 uptime: num(word()),
             },
+            _ => Event::Noise(line),
+        },
+        "XENPV-EXIT" => match (word(), word().and_then(|c| c.parse().ok())) {
+            (Some(name), Some(code)) => Event::ExitCode { name, code },
             _ => Event::Noise(line),
         },
         "XENPV-COMPANION" => match word() {
@@ -253,6 +263,13 @@ mod tests {
         );
         assert_eq!(parse("XENPV-DONE", &g), Event::Done);
         assert_eq!(parse("XENPV-GUEST", &g), Event::Noise("XENPV-GUEST"));
+        assert_eq!(
+            parse("XENPV-EXIT hello -3", &g),
+            Event::ExitCode { name: "hello", code: -3 }
+        );
+        for bad in ["XENPV-EXIT hello", "XENPV-EXIT hello x", "XENPV-EXIT hello 99999999999"] {
+            assert_eq!(parse(bad, &g), Event::Noise(bad));
+        }
         assert_eq!(
             parse("(XEN) Xen version 4.17", &g),
             Event::Noise("(XEN) Xen version 4.17")

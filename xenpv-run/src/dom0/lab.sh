@@ -137,10 +137,15 @@ settle() {
     done
 }
 
-# finish_guest NAME REASON: prints its last lines, reports it, destroys it.
+# finish_guest NAME REASON: prints its last lines, reports it (with the
+# code it gave `xenpv::exit`, which it left in its xenstore `data/`), and
+# destroys it.
 finish_guest() {
+    local code
     settle "$LOGDIR/guest-$1.log"
     stream_guest "$1" final
+    code=$(xenstore-read "/local/domain/$(cat "$STATE/$1/domid")/data/xenpv-exit-code" 2>/dev/null) \
+        && echo "XENPV-EXIT $1 $code"
     echo "XENPV-GUEST $1 $2 $(now)"
     xl destroy "$1" > /dev/null 2>&1
 }

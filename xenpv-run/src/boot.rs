@@ -1,6 +1,7 @@
 //! Booting Xen in QEMU and following its serial console: [`boot_domu`]
 //! (the lab's Linux dom0 runs a plan of `xl create`s) and [`boot_dom0`] (the
-//! image itself is dom0). Used by `cargo xtask run` and `cargo xtask test`.
+//! image itself is dom0). Used by the `xenpv-run` runner and by
+//! `cargo xtask run/test`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -23,6 +24,10 @@ pub struct Options {
     pub overall: Duration,
     /// One guest, from `xl create` to its shutdown.
     pub guest_timeout: Duration,
+    /// Print guest console lines as they are, without the `[name] ` prefix
+    /// (the runner's single-guest case, so that `cargo test` output reads
+    /// like libtest's).
+    pub bare_guest_lines: bool,
 }
 
 /// What became of one guest.
@@ -30,6 +35,8 @@ pub struct Options {
 pub struct GuestResult {
     /// Shutdown reason (`poweroff`, `crash`, ...), `timeout`, or None if never reported.
     pub reason: Option<String>,
+    /// The code given to `xenpv::exit`, when the guest gave one.
+    pub exit_code: Option<i32>,
     /// Its console lines, without the `[name] ` prefix.
     pub output: Vec<String>,
     /// dom0 uptimes (s): before `xl create`, at unpause, when dom0 first saw
@@ -318,6 +325,11 @@ impl Watcher {
                 }
                 self.status(&format!("{name} ended: {reason}"));
             }
+            Event::ExitCode { name, code } => {
+                if let Some(g) = self.report.guests.get_mut(name) {
+                    g.exit_code = Some(code);
+                }
+            }
             Event::CompanionEnd { name, status } => {
                 self.report
                     .companions
@@ -365,7 +377,11 @@ impl Watcher {
     }
 
     fn guest_line(&mut self, name: &str, text: &str) {
-        println!("[{name}] {text}");
+        if self.opts.bare_guest_lines {
+            println!("{text}");
+        } else {
+            println!("[{name}] {text}");
+        }
         if let Some(g) = self.report.guests.get_mut(name) {
             if g.first_output_wall.is_none() {
                 g.first_output_wall = Some(self.start.elapsed());
@@ -396,8 +412,8 @@ impl Watcher {
     }
 
     fn status(&self, message: &str) {
-        println!(
-            "xtask [{:6.1} s] {message}",
+        eprintln!(
+            "lab [{:6.1} s] {message}",
             self.start.elapsed().as_secs_f64()
         );
     }
@@ -452,12 +468,12 @@ impl Watcher {
         if self.opts.verbose || self.noise.is_empty() {
             return;
         }
-        println!(
-            "xtask: the last {} lines from Xen/Linux (all of them with --verbose):",
+        eprintln!(
+            "lab: the last {} lines from Xen/Linux (all of them with --verbose):",
             self.noise.len()
         );
         for line in &self.noise {
-            println!("  | {line}");
+            eprintln!("  | {line}");
         }
     }
 }
@@ -469,13 +485,13 @@ fn secs(value: Option<f64>) -> String {
 }
 
 fn say(message: &str) {
-    println!("xtask: {message}");
+    eprintln!("lab: {message}");
 }
 
 /// One line per guest: how it ended and how long it took to start talking.
 pub fn print_summary(report: &Report) {
     println!(
-        "xtask: boot took {:.1} s wall ({})",
+        "lab: boot took {:.1} s wall ({})",
         report.wall.as_secs_f64(),
         report.accel
     );
@@ -500,6 +516,6 @@ pub fn print_summary(report: &Report) {
         println!("  dom0:{name:<15} {status}");
     }
     if let Some(failure) = &report.failure {
-        println!("xtask: FAILED: {failure}");
+        println!("lab: FAILED: {failure}");
     }
 }

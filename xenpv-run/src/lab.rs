@@ -1,4 +1,4 @@
-//! `cargo xtask lab`: prepares the Xen lab, a cache folder with Debian's Xen
+//! `xenpv-run lab` (and `cargo xtask lab`): prepares the Xen lab, a cache folder with Debian's Xen
 //! 4.17 hypervisor (`xen.elf`), a Linux kernel for dom0 (`vmlinuz`) and the
 //! dom0 initramfs (`dom0.cpio`). See shared/xen-lab.md for the measured recipe.
 //!
@@ -54,12 +54,19 @@ pub struct Lab {
 
 const OUTPUTS: &[&str] = &["xen.elf", "vmlinuz", "dom0.cpio"];
 
-/// The lab folder: `XENPV_LAB_DIR`, or `<repo>/target/xen-lab`.
+/// The lab folder: `XENPV_LAB_DIR`, else a user-level cache shared by
+/// every application (`$XDG_CACHE_HOME/xenpv/lab`, `~/.cache/xenpv/lab`).
+/// `cargo xtask` points `XENPV_LAB_DIR` at `<repo>/target/xen-lab`.
 pub fn lab_dir() -> PathBuf {
-    match std::env::var_os("XENPV_LAB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => util::repo_root().join("target/xen-lab"),
+    if let Some(dir) = std::env::var_os("XENPV_LAB_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
     }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("xenpv").join("lab")
 }
 
 impl Lab {
@@ -73,7 +80,7 @@ impl Lab {
     }
 }
 
-/// `cargo xtask lab`.
+/// `xenpv-run lab` / `cargo xtask lab`.
 pub fn cmd_lab(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         bail!("`lab` takes no arguments (got `{arg}`); set XENPV_LAB_DIR to choose the folder");
@@ -82,14 +89,14 @@ pub fn cmd_lab(args: &[String]) -> Result<()> {
     crate::qemu::check_installed()?;
     let start = Instant::now();
     let lab = ensure()?;
-    println!(
+    eprintln!(
         "lab: ready in {} ({:.1} s)",
         lab.dir.display(),
         start.elapsed().as_secs_f64()
     );
     for path in [&lab.xen, &lab.vmlinuz, &lab.dom0_cpio] {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        println!("  {} ({})", path.display(), human_size(size));
+        eprintln!("  {} ({})", path.display(), human_size(size));
     }
     Ok(())
 }
@@ -104,16 +111,16 @@ pub fn ensure() -> Result<Lab> {
     let lock = fs::File::create(dir.join("lock"))
         .with_context(|| format!("creating {}/lock", dir.display()))?;
     if lock.try_lock().is_err() {
-        println!(
-            "lab: waiting for another `cargo xtask` that is preparing {}",
+        eprintln!(
+            "lab: waiting for another command that is preparing {}",
             dir.display()
         );
         lock.lock().context("locking the lab folder")?;
     }
     match check_manifest(&dir, &recipe) {
         Ok(()) => return Ok(lab),
-        Err(Problem::Missing) => println!("lab: building the Xen lab in {}", dir.display()),
-        Err(Problem::Stale(why)) => println!(
+        Err(Problem::Missing) => eprintln!("lab: building the Xen lab in {}", dir.display()),
+        Err(Problem::Stale(why)) => eprintln!(
             "lab: {why}: rebuilding the lab outputs in {}",
             dir.display()
         ),
@@ -125,11 +132,11 @@ pub fn ensure() -> Result<Lab> {
     if let Err(err) = build_outputs(&lab) {
         if !reused {
             return Err(err.context(format!(
-                "building the lab failed; if it keeps failing, delete {} and run `cargo xtask lab` again",
+                "building the lab failed; if it keeps failing, delete {} and run `xenpv-run lab` (or `cargo xtask lab`) again",
                 dir.display()
             )));
         }
-        println!("lab: the unpacked packages look damaged ({err:#}): fetching them again");
+        eprintln!("lab: the unpacked packages look damaged ({err:#}): fetching them again");
         fs::remove_dir_all(dir.join("packages")).context("removing the damaged packages")?;
         packages = ensure_packages(&dir)?.0;
         build_outputs(&lab)?;
@@ -218,7 +225,7 @@ fn recipe_hash() -> String {
 }
 
 fn step(what: &str) {
-    println!("lab: {what} ...");
+    eprintln!("lab: {what} ...");
 }
 
 /// Downloads and unpacks the packages unless `packages/complete` says it was
@@ -283,7 +290,7 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
         .filter_map(|p| fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    println!(
+    eprintln!(
         "lab:   {} in {:.1} s",
         human_size(total),
         started.elapsed().as_secs_f64()
