@@ -63,14 +63,34 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
         }
         let path = dir.join(format!("{}.cfg", g.name));
         std::fs::write(&path, cfg)?;
-        util::run_captured(&mut command("xl", ["create".as_ref(), path.as_os_str()]), Duration::from_secs(60))
+        util::run_captured(&mut command("xl", ["create".as_ref(), "-p".as_ref(), path.as_os_str()]), Duration::from_secs(60))
             .with_context(|| format!("xl create for `{}`", g.name))?;
         let domid = util::run_captured(&mut command("xl", ["domid", &g.name]), Duration::from_secs(10))?
             .stdout
             .trim()
             .to_string();
-        let console = follow_console(&g.name, plan.guests.len() == 1, verbose);
-        running.push(Running { name: g.name.clone(), domid, console, started: Instant::now() });
+        running.push(Running { name: g.name.clone(), domid, console: None, started: Instant::now() });
+    }
+    // Each guest learns the others' domain ids (see the runner's docs).
+    for r in &running {
+        let home = format!("/local/domain/{}/data/peers", r.domid);
+        for other in running.iter().filter(|o| o.name != r.name) {
+            util::run_captured(
+                &mut command("xenstore-write", [format!("{home}/{}", other.name), other.domid.clone()]),
+                Duration::from_secs(10),
+            )?;
+        }
+        if running.len() > 1 {
+            util::run_captured(
+                &mut command("xenstore-chmod", ["-r".to_string(), home, format!("n{}", r.domid)]),
+                Duration::from_secs(10),
+            )?;
+        }
+    }
+    for r in &mut running {
+        r.console = follow_console(&r.name, plan.guests.len() == 1, verbose);
+        util::run_captured(&mut command("xl", ["unpause", &r.name]), Duration::from_secs(30))?;
+        r.started = Instant::now();
     }
     let mut outcomes = vec![Outcome::default(); running.len()];
     let mut pending: Vec<usize> = (0..running.len()).collect();

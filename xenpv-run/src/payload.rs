@@ -45,6 +45,9 @@ pub struct Plan {
     /// Programs for the companion scripts, put at `/payload/bin/<name>`
     /// (e.g. xenpv's dom0 test tools): name and host path.
     pub tools: Vec<(String, PathBuf)>,
+    /// Whether each guest learns the other guests' domain ids of its group
+    /// (xenstore `data/peers/<name>`), as the runner promises.
+    pub announce_peers: bool,
 }
 
 impl Plan {
@@ -186,6 +189,9 @@ fn plan_script(plan: &Plan) -> String {
         for guest in group {
             let _ = writeln!(s, "guest_create {0} /payload/{0}.cfg", guest.name);
         }
+        if plan.announce_peers && group.len() > 1 {
+            s.push_str("group_peers\n");
+        }
         for guest in group.iter().filter(|g| g.companion.is_some()) {
             let _ = writeln!(s, "companion_start {0} /payload/{0}.dom0.sh", guest.name);
         }
@@ -256,6 +262,7 @@ mod tests {
             ],
             guest_timeout: Duration::from_secs(30),
             tools: Vec::new(),
+            announce_peers: false,
         };
         let script = plan_script(&plan);
         let expected = "guest_create hello /payload/hello.cfg\ngroup_unpause\ngroup_wait 30\n\n\
@@ -287,6 +294,7 @@ mod tests {
             groups: vec![vec![g.clone()], vec![g]],
             guest_timeout: Duration::from_secs(5),
             tools: Vec::new(),
+            announce_peers: false,
         };
         assert!(build(&plan).is_err());
         let _ = std::fs::remove_dir_all(&dir);

@@ -17,6 +17,10 @@
 //! A peer that does not power off with 0, or a dom0 script that fails,
 //! makes the run fail (1) even when the application succeeded.
 //!
+//! Guests of one run find each other through xenstore: before any of them
+//! runs, each gets the others' domain ids in its own `data/peers/<name>`
+//! (e.g. `xs.read_string("data/peers/server")`).
+//!
 //! Where it boots: on a Xen host (dom0 with `xl`) it `xl create`s directly
 //! ([`crate::host`]); anywhere else it boots Xen and a Linux dom0 in QEMU
 //! (the lab, [`crate::lab`], prepared into a user-level cache on first use).
@@ -410,6 +414,7 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
         groups: vec![group],
         guest_timeout: plan.timeout,
         tools: Vec::new(),
+        announce_peers: true,
     };
     let opts = Options {
         verbose: args.verbose,

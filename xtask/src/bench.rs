@@ -66,7 +66,7 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
     }
     groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
     let tools = crate::dom0_tools::for_groups(&groups)?;
-    let plan = Plan { groups, guest_timeout: Duration::from_secs(300), tools };
+    let plan = Plan { groups, guest_timeout: Duration::from_secs(300), tools, announce_peers: false };
     let opts = Options {
         verbose: false,
         overall: Duration::from_secs(3600),

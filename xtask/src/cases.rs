@@ -15,8 +15,6 @@ pub enum Mode {
 pub enum Source {
     /// `examples/<name>.rs`, with `examples/<name>.cfg`.
     Example(&'static str),
-    /// The scratch application outside the repository (see `scratch.rs`).
-    ScratchApp,
 }
 
 /// What one guest of a case must do.
@@ -61,15 +59,6 @@ pub const CASES: &[Case] = &[
             source: Source::Example("pagefault"),
             reason: "crash",
             output: &[r"page fault at address 0x0*dead0000"],
-        }],
-    },
-    Case {
-        name: "scratch-app",
-        mode: Mode::Domu,
-        guests: &[Expect {
-            source: Source::ScratchApp,
-            reason: "poweroff",
-            output: &[crate::scratch::APP_GREETING],
         }],
     },
     // Memory: frame allocator, aliasing map/unmap, exhaustion, leak check.
@@ -313,7 +302,6 @@ impl Source {
     pub fn name(self) -> &'static str {
         match self {
             Source::Example(name) => name,
-            Source::ScratchApp => crate::scratch::APP_NAME,
         }
     }
 }

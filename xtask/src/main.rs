@@ -1,6 +1,7 @@
 //! `cargo xtask`: the single entry point for building, booting and testing
 //! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
 
+mod apps;
 mod bench;
 mod cases;
 mod dom0_tools;
@@ -9,7 +10,6 @@ mod images;
 mod loom;
 mod mutants;
 mod run;
-mod scratch;
 mod suite;
 mod util;
 
@@ -35,7 +35,10 @@ commands:
       --verbose            show Xen's and Linux's messages too
       --debug              use the debug build of the examples
   test [--quick] [--host-only] [--verbose]
-                           host tests, then the under-Xen cases and the scratch-app test
+                           host tests, the under-Xen cases, then applications made
+                           with `xenpv-run new` run through the runner
+  apps                     only the application checks of `test` (xenpv-run new, cargo
+                           run/test through the runner, a two-guest app)
   ci                       lab + test (what .ci/run does after installing packages)
   miri [-- <libtest args>] the library's host tests under Miri (installs nightly
                            with miri when missing)
@@ -50,7 +53,6 @@ commands:
                            xtask/mutants/survivors.md (slow: not part of test)
   bench [--quick]          every benchmark in one run (host ring; boot, grants and rings
                            under Xen), written to BENCHMARKS.md
-  app-template             print the scratch application the test builds (for the README)
 
 environment: XENPV_LAB_DIR (lab folder), XENPV_ACCEL=tcg|kvm (force QEMU's accelerator)"
 }
@@ -72,8 +74,8 @@ fn main() -> ExitCode {
         "lab" => lab::cmd_lab(rest),
         "run" => run::cmd_run(rest),
         "test" => suite::cmd_test(rest),
+        "apps" => apps::cmd_apps(rest),
         "ci" => suite::cmd_ci(rest),
-        "app-template" => scratch::cmd_app_template(rest),
         "miri" => hostile::cmd_miri(rest),
         "fuzz" => hostile::cmd_fuzz(rest),
         "bench" => bench::cmd_bench(rest),

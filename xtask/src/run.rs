@@ -113,6 +113,7 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
             groups,
             guest_timeout: opts.guest_timeout,
             tools,
+            announce_peers: false,
         };
         boot_domu(&lab, &plan, opts)?
     };

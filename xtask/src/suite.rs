@@ -14,7 +14,6 @@ use crate::images::{self, Profile};
 use crate::lab;
 use crate::payload::{Guest, Plan};
 use crate::run;
-use crate::scratch;
 use crate::util::{self, run_inherited};
 
 /// One row of the summary.
@@ -43,6 +42,7 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
     let mut rows = host_tests(&settings);
     if !settings.host_only {
         rows.extend(xen_tests(&settings));
+        rows.extend(crate::apps::checks().into_iter().map(|(name, passed, detail)| Row { name, passed, detail }));
     }
     print_rows(&rows, started.elapsed());
     let failed = rows.iter().filter(|r| !r.passed).count();
@@ -161,7 +161,6 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
                 continue;
             }
             let guest = match expect.source {
-                Source::ScratchApp => scratch::build_app().map_err(|e| format!("{e:#}")),
                 Source::Example(example) => examples_built.clone().and_then(|()| {
                     let found = images::example_image(example, Profile::Release)
                         .and_then(|i| images::stripped_copy(&i));
@@ -254,6 +253,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
                 groups,
                 guest_timeout,
                 tools,
+                announce_peers: false,
             };
             boot::boot_domu(&lab, &plan, opts)
         });

@@ -66,6 +66,20 @@ companion_start() {
     COMPANIONS="$COMPANIONS $1"
 }
 
+# group_peers: tells each guest of the group the others' domain ids, in
+# its own xenstore at data/peers/<name> (owned by the guest, so it can read
+# it), before any of them runs.
+group_peers() {
+    local name other home
+    for name in $GROUP; do
+        home="/local/domain/$(cat "$STATE/$name/domid")/data/peers"
+        for other in $GROUP; do
+            [ "$other" = "$name" ] || xenstore-write "$home/$other" "$(cat "$STATE/$other/domid")"
+        done
+        xenstore-chmod -r "$home" "n$(cat "$STATE/$name/domid")" 2>/dev/null
+    done
+}
+
 # group_unpause: lets every guest of the group run.
 group_unpause() {
     local name
