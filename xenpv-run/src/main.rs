@@ -83,6 +83,11 @@ fn run_tool(tool: Tool) -> Result<i32> {
             };
             let files = template::create(&path, &source)?;
             println!("created {} ({} files)", path.display(), files.len());
+            // A toolchain rustup already had lacks the guest target the new
+            // rust-toolchain.toml names: add it now rather than fail at build.
+            if let Err(e) = xenpv_run::util::ensure_rust_target(&path, runner::GUEST_TARGET) {
+                eprintln!("warning: {e:#}");
+            }
             println!("next: cd {} && cargo run --release", path.display());
             Ok(0)
         }

@@ -189,6 +189,42 @@ fn tail_for_error(stderr: &str, stdout: &str) -> String {
     }
 }
 
+/// Makes sure the Rust toolchain that builds in `dir` has the standard
+/// library for `target` (rustup picks the toolchain from `dir`'s
+/// `rust-toolchain.toml`). A toolchain that was installed before the file
+/// named the target lacks it, and the build would fail with "can't find
+/// crate for `core`": install it with rustup, or name the command to run.
+pub fn ensure_rust_target(dir: &Path, target: &str) -> Result<()> {
+    let sysroot = rust_sysroot(dir)?;
+    if sysroot.join("lib/rustlib").join(target).is_dir() {
+        return Ok(());
+    }
+    let fix = format!("rustup target add {target}");
+    if which("rustup").is_none() {
+        bail!(
+            "the Rust toolchain at {} has no standard library for {target}, and rustup is not \
+             on PATH: install the target for that toolchain (with rustup: `{fix}`)",
+            sysroot.display()
+        );
+    }
+    eprintln!("the toolchain at {} lacks the {target} target: running `{fix}`", sysroot.display());
+    let mut cmd = command("rustup", ["target", "add", target]);
+    cmd.current_dir(dir);
+    run_captured(&mut cmd, Duration::from_secs(900))
+        .with_context(|| format!("installing the {target} target; run `{fix}` in {} yourself", dir.display()))?;
+    if !rust_sysroot(dir)?.join("lib/rustlib").join(target).is_dir() {
+        bail!("`{fix}` ran but {target} is still missing: run it in {} yourself", dir.display());
+    }
+    Ok(())
+}
+
+fn rust_sysroot(dir: &Path) -> Result<PathBuf> {
+    let mut cmd = command("rustc", ["--print", "sysroot"]);
+    cmd.current_dir(dir);
+    let out = run_captured(&mut cmd, Duration::from_secs(300)).context("asking rustc for its sysroot")?;
+    Ok(PathBuf::from(out.stdout.trim()))
+}
+
 /// A `Command` for `program` with `args`.
 pub fn command<I, S>(program: impl AsRef<OsStr>, args: I) -> Command
 where
@@ -251,6 +287,46 @@ mod tests {
         assert_eq!(human_size(812), "812 B");
         assert_eq!(human_size(2048), "2.0 KiB");
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+    }
+
+    /// With stand-ins for rustc and rustup on PATH: a missing target is
+    /// installed with rustup, and without rustup the error names the fix.
+    #[test]
+    fn missing_target_is_installed_or_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xenpv-target-test-{}", std::process::id()));
+        let bin = dir.join("bin");
+        let sysroot = dir.join("sysroot");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(sysroot.join("lib/rustlib")).unwrap();
+        let script = |name: &str, body: String| {
+            let path = bin.join(name);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script("rustc", format!("echo {}", sysroot.display()));
+        let with_path = |dirs: &str, f: &dyn Fn() -> Result<()>| {
+            let old = std::env::var_os("PATH");
+            std::env::set_var("PATH", dirs);
+            let r = f();
+            if let Some(old) = old {
+                std::env::set_var("PATH", old);
+            }
+            r
+        };
+        let path = format!("{}:/bin:/usr/bin", bin.display());
+        // No rustup: the error says what to run.
+        let err = with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap_err();
+        assert!(format!("{err:#}").contains("rustup target add x86_64-unknown-none"), "{err:#}");
+        // A rustup that installs it.
+        script("rustup", format!("mkdir -p {}/lib/rustlib/$3", sysroot.display()));
+        with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap();
+        assert!(sysroot.join("lib/rustlib/x86_64-unknown-none").is_dir());
+        // A rustup that claims success but installs nothing.
+        script("rustup", "true".into());
+        let err = with_path(&path, &|| ensure_rust_target(&dir, "other-target")).unwrap_err();
+        assert!(format!("{err:#}").contains("still missing"), "{err:#}");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

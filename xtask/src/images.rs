@@ -63,6 +63,7 @@ pub fn cmd_build(args: &[String]) -> Result<()> {
 
 /// Builds every example of the xenpv package for the guest target.
 pub fn build_examples(profile: Profile) -> Result<()> {
+    util::ensure_rust_target(&util::repo_root(), GUEST_TARGET)?;
     println!(
         "build: cargo build --target {GUEST_TARGET} --examples --features {GUEST_FEATURE} ({})",
         profile.dir()
