@@ -44,9 +44,13 @@
 //! `--exact` makes them whole names, `--skip NAME` leaves tests out and
 //! `--list` lists the tests; libtest's other flags are accepted and ignored.
 
+// The harness runs in a guest only; host builds keep its pure parts
+// (selection, bookkeeping, the summary) for their unit tests.
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 /// One test: its name and a function that runs it.
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +148,7 @@ struct State {
     started_ns: u64,
 }
 
+#[cfg(target_os = "none")]
 static STATE: spin::Mutex<Option<State>> = spin::Mutex::new(None);
 
 /// Runs `tests` with the selection from the guest's command line, prints
@@ -200,26 +205,43 @@ fn go_on() -> ! {
 }
 
 /// Notes how the running test ended and moves on.
+#[cfg(target_os = "none")]
 fn record(outcome: Result<(), String>) {
-    let mut guard = STATE.lock();
-    let Some(state) = guard.as_mut() else { return };
-    let Some(name) = state.running.take() else { return };
-    state.next += 1;
-    match outcome {
-        Ok(()) => {
-            state.passed += 1;
-            crate::println!("test {name} ... ok");
-        }
-        Err(message) => {
-            crate::println!("test {name} ... FAILED");
-            state.failed.push((name, message));
-        }
+    let line = STATE.lock().as_mut().and_then(|state| state.record(outcome));
+    if let Some(line) = line {
+        crate::println!("{line}");
+    }
+}
+
+impl State {
+    /// Records the running test's outcome; returns its `test ... ` line.
+    fn record(&mut self, outcome: Result<(), String>) -> Option<String> {
+        let name = self.running.take()?;
+        self.next += 1;
+        Some(match outcome {
+            Ok(()) => {
+                self.passed += 1;
+                alloc::format!("test {name} ... ok")
+            }
+            Err(message) => {
+                self.failed.push((name, message));
+                alloc::format!("test {name} ... FAILED")
+            }
+        })
     }
 }
 
 /// Prints the summary; returns the exit status.
 #[cfg(target_os = "none")]
 fn report(state: &State) -> i32 {
+    let secs = crate::time::now_ns().saturating_sub(state.started_ns) as f64 / 1e9;
+    crate::print!("{}", summary(state, secs));
+    if state.failed.is_empty() { 0 } else { 101 }
+}
+
+/// libtest's closing report: the failures with their messages, then the counts.
+fn summary(state: &State, secs: f64) -> String {
+    use core::fmt::Write as _;
     let mut out = String::new();
     if !state.failed.is_empty() {
         out.push_str("\nfailures:\n");
@@ -231,7 +253,6 @@ fn report(state: &State) -> i32 {
             let _ = writeln!(out, "    {name}");
         }
     }
-    let secs = crate::time::now_ns().saturating_sub(state.started_ns) as f64 / 1e9;
     let verdict = if state.failed.is_empty() { "ok" } else { "FAILED" };
     let _ = write!(
         out,
@@ -240,8 +261,7 @@ fn report(state: &State) -> i32 {
         state.failed.len(),
         state.filtered_out
     );
-    crate::print!("{out}");
-    if state.failed.is_empty() { 0 } else { 101 }
+    out
 }
 
 /// A short message kept without allocating (the heap may be what failed).
@@ -270,7 +290,7 @@ impl fmt::Write for Note {
 #[cfg(target_os = "none")]
 pub(crate) fn recover(message: fmt::Arguments<'_>) -> Option<extern "C" fn() -> !> {
     let mut note = Note { buf: [0; 512], len: 0 };
-    let _ = note.write_fmt(message);
+    let _ = fmt::Write::write_fmt(&mut note, message);
     // The failure may have struck with the harness's own lock held (in
     // `record`): then there is no test to recover, only a crash.
     let guard = STATE.try_lock()?;
@@ -316,7 +336,40 @@ mod tests {
     }
 
     #[test]
+    fn records_and_summary() {
+        static TESTS: &[Test] = &[
+            Test { name: "a", run: || Ok(()) },
+            Test { name: "b", run: || Err("bad".into()) },
+        ];
+        let mut state = State {
+            tests: TESTS,
+            selected: alloc::vec![0, 1],
+            next: 0,
+            running: None,
+            passed: 0,
+            failed: Vec::new(),
+            filtered_out: 3,
+            started_ns: 0,
+        };
+        assert_eq!(state.record(Ok(())), None, "nothing running");
+        state.running = Some("a");
+        assert_eq!(state.record((TESTS[0].run)()).as_deref(), Some("test a ... ok"));
+        state.running = Some("b");
+        assert_eq!(state.record((TESTS[1].run)()).as_deref(), Some("test b ... FAILED"));
+        assert_eq!((state.next, state.passed, state.failed.len()), (2, 1, 1));
+        let text = summary(&state, 1.5);
+        assert!(text.contains("\n---- b stdout ----\nbad\n"), "{text}");
+        assert!(text.contains("\nfailures:\n    b\n"), "{text}");
+        assert!(text.ends_with(
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 3 filtered out; finished in 1.50s\n"
+        ), "{text}");
+        state.failed.clear();
+        assert!(summary(&state, 0.0).contains("test result: ok. 1 passed; 0 failed"));
+    }
+
+    #[test]
     fn notes_are_bounded() {
+        use core::fmt::Write as _;
         let mut note = Note { buf: [0; 512], len: 0 };
         for _ in 0..100 {
             let _ = note.write_str("0123456789");
