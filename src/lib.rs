@@ -32,6 +32,8 @@ pub mod error;
 pub mod event;
 pub mod grant;
 #[cfg(target_os = "none")]
+pub mod handle;
+#[cfg(target_os = "none")]
 pub mod hypercall;
 pub mod mm;
 pub mod runtime;
@@ -44,7 +46,9 @@ pub mod types;
 pub mod vchan;
 pub mod xenstore;
 
-pub use error::Errno;
+pub use error::{Errno, Error, Result};
+#[cfg(target_os = "none")]
+pub use handle::Xen;
 pub use runtime::{exit, poweroff, shutdown, ShutdownReason};
 #[cfg(target_os = "none")]
 pub use event::sleep;

@@ -3,24 +3,50 @@
 
 pub use crate::types::ShutdownReason;
 
-/// Defines the application's entry point. The function may return `()`
-/// (the domain powers off) or `Result<(), E: Debug>` (an `Err` is printed
-/// and the domain crashes).
+/// Defines the application's entry point: a function that takes the
+/// [`Xen`](crate::Xen) handle (or nothing) and returns `()` (the domain
+/// powers off) or `Result<(), E: Debug>` (an `Err` is printed and the
+/// domain crashes), such as `Result<(), xenpv::Error>`.
 ///
 /// ```ignore
 /// #![no_std]
 /// #![no_main]
 /// xenpv::main!(main);
-/// fn main() { xenpv::println!("hi"); }
+/// fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+///     xenpv::println!("hi, I am dom{}", xen.domid()?);
+///     Ok(())
+/// }
 /// ```
 #[macro_export]
 macro_rules! main {
-    ($path:path) => {
+    ($main:expr) => {
         #[no_mangle]
         pub extern "Rust" fn __xenpv_app_main() -> ! {
-            $crate::runtime::MainResult::finish($path())
+            $crate::runtime::Entry::enter($main)
         }
     };
+}
+
+/// What [`main!`](crate::main) accepts: `fn() -> R` or `fn(Xen) -> R`
+/// with `R:` [`MainResult`]. `Args` tells the two apart.
+#[cfg(target_os = "none")]
+pub trait Entry<Args> {
+    /// Runs the application and ends the domain with its result.
+    fn enter(self) -> !;
+}
+
+#[cfg(target_os = "none")]
+impl<F: FnOnce() -> R, R: MainResult> Entry<()> for F {
+    fn enter(self) -> ! {
+        self().finish()
+    }
+}
+
+#[cfg(target_os = "none")]
+impl<F: FnOnce(crate::Xen) -> R, R: MainResult> Entry<crate::Xen> for F {
+    fn enter(self) -> ! {
+        self(crate::Xen::from_runtime()).finish()
+    }
 }
 
 /// What an application's `main` may return.

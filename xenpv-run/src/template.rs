@@ -105,8 +105,12 @@ fn main_rs(name: &str) -> String {
 
 xenpv::main!(main);
 
-fn main() {{
+/// `xen` is the handle to this domain's services (grants, events,
+/// xenstore, time); `?` turns any of their errors into `xenpv::Error`.
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {{
     xenpv::println!("{greeting}");
+    xenpv::println!("running as domain {{}}", xen.domid()?);
+    Ok(())
 }}
 "#,
         greeting = greeting(name)

@@ -168,7 +168,7 @@ impl Env {
         let name = app.file_name().unwrap_or_default().to_string_lossy();
         let (ok, code, out, took) = self.cargo(app, &["run", "--release"])?;
         let greeting = xenpv_run::template::greeting(&name);
-        expect(ok, code, &out, &[&greeting])?;
+        expect(ok, code, &out, &[&greeting, "running as domain "])?;
         Ok(format!("exit 0, greeting seen; new {:.1} s + cargo run --release {:.1} s", took_new.as_secs_f64(), took.as_secs_f64()))
     }
 

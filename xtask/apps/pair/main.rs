@@ -8,16 +8,16 @@
 extern crate alloc;
 
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::xenstore::XsError;
-use xenpv::DomId;
+use xenpv::{DomId, Xen};
 
 xenpv::main!(main);
 
 const MESSAGE: &[u8] = b"ping from the app";
 
-fn main() -> Result<(), ChannelError> {
-    let xs = xenpv::xenstore::open_shared()?;
+fn main(xen: Xen) -> Result<(), xenpv::Error> {
+    let xs = xen.store()?;
     // The runner gives each guest its peers' domain ids.
     let server: u16 = xs
         .lock()
@@ -33,16 +33,16 @@ fn main() -> Result<(), ChannelError> {
             Err(XsError::Errno(_)) if waited < 600 => waited += 1,
             Err(e) => return Err(e.into()),
         }
-        xenpv::sleep(Duration::from_millis(100));
+        xen.sleep(Duration::from_millis(100));
     }
-    let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(server), &path)?;
+    let mut chan = Vchan::client(xen.vchan()?, DomId(server), &path)?;
     chan.write_all(MESSAGE, Some(Duration::from_secs(30)))?;
     let mut reply = [0u8; MESSAGE.len()];
     chan.read_exact(&mut reply, Some(Duration::from_secs(30)))?;
     let text = core::str::from_utf8(&reply).unwrap_or("?");
     xenpv::println!("the peer answered: {text}");
     if !reply.eq_ignore_ascii_case(MESSAGE) || reply == *MESSAGE {
-        xenpv::exit(3);
+        xen.exit(3);
     }
     Ok(())
 }
