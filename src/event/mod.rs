@@ -13,14 +13,20 @@
 //! (`wait`) needs no handler at all.
 
 pub mod ops;
+#[doc(hidden)]
 pub mod table;
+#[doc(hidden)]
 pub mod two_level;
 
 pub use ops::{EventOps, NotifyPort, Port};
 #[cfg(target_os = "none")]
 pub use ops::XenEvents;
-pub use table::{Handler, Table};
-pub use two_level::{PortOutOfRange, TwoLevel};
+pub use table::Handler;
+#[doc(hidden)]
+pub use table::Table;
+pub use two_level::PortOutOfRange;
+#[doc(hidden)]
+pub use two_level::TwoLevel;
 
 use crate::error::Errno;
 use crate::types::{DomId, EvtchnPort};

@@ -18,10 +18,12 @@
 //!
 //! [`SharedMem`]: crate::shared_mem::SharedMem
 
+#[doc(hidden)]
 pub mod entry;
 #[cfg(any(test, feature = "host-fakes"))]
 pub mod fake;
 pub mod ops;
+#[doc(hidden)]
 pub mod refs;
 
 mod copy;
