@@ -250,8 +250,22 @@ pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> R
                 return Err(e);
             }
         }
+        if let Some(hook) = IDLE_HOOK.get() {
+            hook();
+        }
         hypercall::sched_block();
     }
+}
+
+/// Work a higher layer asks to run each time the domain is about to block
+/// (with upcalls masked: it must not wait). The grant table registers its
+/// background reclaim here, so pages a peer has since unmapped are freed
+/// without the application calling `reclaim`.
+static IDLE_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Registers the idle hook (the first registration wins).
+pub fn set_idle_hook(hook: fn()) {
+    IDLE_HOOK.call_once(|| hook);
 }
 
 fn yield_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> Result<(), EventError> {

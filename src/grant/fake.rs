@@ -75,6 +75,8 @@ struct World {
     violations: Vec<std::string::String>,
     /// Fail map op number N (counted from 0 over all map ops) with status.
     fail_map: Option<(u64, i16)>,
+    /// The next this-many map ops answer GNTST_eagain (paged-out frame).
+    eagain_maps: u64,
     map_ops: u64,
     hypercalls: u64,
 }
@@ -207,6 +209,10 @@ impl World {
             if at == n {
                 return st;
             }
+        }
+        if self.eagain_maps > 0 {
+            self.eagain_maps -= 1;
+            return GNTST_eagain;
         }
         if m.flags & GNTMAP_host_map == 0 {
             return GNTST_general_error;
@@ -369,6 +375,12 @@ impl FakeWorld {
         let mut w = self.lock();
         let base = w.map_ops;
         w.fail_map = Some((base + n, status));
+    }
+
+    /// Makes the next `n` map ops answer `GNTST_eagain`, as Xen does while
+    /// it pages the granter's frame in.
+    pub fn eagain_map_ops(&self, n: u64) {
+        self.lock().eagain_maps = n;
     }
 
     /// `dom`'s table memory (the peer's or Xen's view of it: tests race

@@ -7,7 +7,7 @@ use super::ops::GrantOps;
 use super::table::Grants;
 use super::{Access, GntStatus, GrantError, PageView, UnmapNotify};
 use crate::abi::grant_table::{
-    gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly,
+    gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly, GNTST_eagain,
 };
 use crate::abi::PAGE_SIZE;
 use crate::shared_mem::SharedMem;
@@ -18,6 +18,10 @@ use core::sync::atomic::Ordering;
 /// Not a `GNTST_*` value: marks an op Xen has not processed (Xen writes
 /// `status` for each op it handles, and every status it writes is <= 0).
 const NOT_DONE: i16 = 1;
+
+/// Retries of map ops answered `GNTST_eagain` before `map` gives up with
+/// that status (with `XenGrantOps`'s doubling backoff, about half a second).
+pub const MAP_EAGAIN_RETRIES: u32 = 10;
 
 /// Pages of another domain mapped at consecutive addresses.
 #[derive(Debug)]
@@ -80,7 +84,24 @@ impl<B: GrantOps> Grants<B> {
                 dev_bus_addr: 0,
             })
             .collect();
-        let call = ops.map_grant_ref(&mut req);
+        let mut call = ops.map_grant_ref(&mut req);
+        // GNTST_eagain: the granter's frame is being paged in. Retry just
+        // those ops, after a backoff, a bounded number of times.
+        let mut attempt = 0;
+        while call.is_ok() && attempt < MAP_EAGAIN_RETRIES {
+            let again: Vec<usize> = (0..req.len()).filter(|&i| req[i].status == GNTST_eagain).collect();
+            if again.is_empty() {
+                break;
+            }
+            attempt += 1;
+            ops.backoff(attempt);
+            let mut retry: Vec<gnttab_map_grant_ref> =
+                again.iter().map(|&i| gnttab_map_grant_ref { status: NOT_DONE, ..req[i] }).collect();
+            call = ops.map_grant_ref(&mut retry);
+            for (&i, done) in again.iter().zip(retry) {
+                req[i] = done;
+            }
+        }
         let failed = match call {
             Err(e) => Some(GrantError::Hypercall(e)),
             Ok(()) => req.iter().enumerate().find_map(|(index, m)| {
@@ -152,6 +173,17 @@ impl<'g, B: GrantOps> MappedPages<'g, B> {
     /// Page `i`'s bytes (writes refused on a read-only mapping).
     pub fn page(&self, i: usize) -> Option<PageView<'_>> {
         self.views.get(i).map(|m| PageView::new(*m, self.access == Access::ReadWrite))
+    }
+
+    /// Reads `dst.len()` bytes at byte `offset` of the mapping seen as one
+    /// buffer (the pages are mapped at consecutive addresses).
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
+        super::read_span(self.len(), |i| self.page(i), offset, dst)
+    }
+
+    /// Writes `src` at byte `offset` of the mapping seen as one buffer.
+    pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<(), GrantError> {
+        super::write_span(self.len(), |i| self.page(i), offset, src)
     }
 
     /// Sets what happens at unmap (gntdev's `IOCTL_GNTDEV_SET_UNMAP_NOTIFY`):

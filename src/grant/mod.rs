@@ -241,6 +241,11 @@ pub enum GrantError {
     /// An unmap notification's event could not be sent (the unmap itself
     /// happened).
     Notify(crate::event::EventError),
+    /// A wait for peers to unmap timed out with `pages` still mapped.
+    StillMapped {
+        /// Pages a peer still maps.
+        pages: u32,
+    },
 }
 
 impl From<Errno> for GrantError {
@@ -391,4 +396,43 @@ impl<'a> PageView<'a> {
 
 fn oob(_: OutOfBounds) -> GrantError {
     GrantError::InvalidArgument
+}
+
+/// Pages seen as one buffer: splits `len` bytes at byte `offset` into
+/// (page, offset in page, range of the caller's buffer) pieces, or fails
+/// if they reach past `pages` pages.
+fn spans(pages: usize, offset: usize, len: usize) -> Result<impl Iterator<Item = (usize, usize, core::ops::Range<usize>)>, GrantError> {
+    let end = offset.checked_add(len).ok_or(GrantError::InvalidArgument)?;
+    use crate::abi::PAGE_SIZE;
+    if end > pages.checked_mul(PAGE_SIZE).ok_or(GrantError::InvalidArgument)? {
+        return Err(GrantError::InvalidArgument);
+    }
+    let mut at = offset;
+    Ok(core::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let (page, in_page) = (at / PAGE_SIZE, at % PAGE_SIZE);
+        let n = (PAGE_SIZE - in_page).min(end - at);
+        let piece = (page, in_page, at - offset..at - offset + n);
+        at += n;
+        Some(piece)
+    }))
+}
+
+/// Reads `dst.len()` bytes at byte `offset` of pages `page(0..n)` seen as
+/// one buffer.
+fn read_span<'p>(n: usize, page: impl Fn(usize) -> Option<PageView<'p>>, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
+    for (i, off, range) in spans(n, offset, dst.len())? {
+        page(i).ok_or(GrantError::InvalidArgument)?.read(off, &mut dst[range])?;
+    }
+    Ok(())
+}
+
+/// Writes `src` at byte `offset` of pages `page(0..n)` seen as one buffer.
+fn write_span<'p>(n: usize, page: impl Fn(usize) -> Option<PageView<'p>>, offset: usize, src: &[u8]) -> Result<(), GrantError> {
+    for (i, off, range) in spans(n, offset, src.len())? {
+        page(i).ok_or(GrantError::InvalidArgument)?.write(off, &src[range])?;
+    }
+    Ok(())
 }

@@ -127,6 +127,13 @@ pub unsafe trait GrantOps {
     #[doc(alias = "GNTTABOP_dump_table")]
     fn dump_table(&mut self) -> Result<i16, Errno>;
 
+    /// Waits before retry number `attempt` (1, 2, ...) of map ops that
+    /// returned `GNTST_eagain` (the granter's frame is paged out and Xen is
+    /// paging it in). The default does not wait.
+    fn backoff(&mut self, attempt: u32) {
+        let _ = attempt;
+    }
+
 
     /// A zeroed page of our memory.
     fn alloc_page(&mut self) -> Result<Self::Page, GrantError>;
@@ -179,7 +186,19 @@ pub mod xen {
 
     /// This domain's grant table, set up on first use.
     pub fn grants() -> Result<&'static Grants<XenGrantOps>, GrantError> {
-        GRANTS.try_call_once(|| Grants::new(XenGrantOps { table_va: None }, INITIAL_FRAMES))
+        GRANTS.try_call_once(|| {
+            let g = Grants::new(XenGrantOps { table_va: None }, INITIAL_FRAMES)?;
+            crate::event::set_idle_hook(background_reclaim);
+            Ok(g)
+        })
+    }
+
+    /// Run before the domain blocks: frees pending pages whose peer has
+    /// unmapped them, unless the table is busy (it must not wait).
+    fn background_reclaim() {
+        if let Some(g) = GRANTS.get() {
+            let _ = g.try_reclaim();
+        }
     }
 
     /// [`GrantOps`] over `HYPERVISOR_grant_table_op` and `mm`.
@@ -279,6 +298,13 @@ pub mod xen {
             let mut d = [gnttab_dump_table { dom: DomId::SELF.0, status: 0 }];
             op(GNTTABOP_dump_table, &mut d)?;
             Ok(d[0].status)
+        }
+
+        fn backoff(&mut self, attempt: u32) {
+            // As Linux's gnttab_retry_eagain_gop: a delay that doubles,
+            // 1 ms, 2 ms, ... (map gives up after MAP_EAGAIN_RETRIES).
+            let ms = 1u64 << attempt.saturating_sub(1).min(8);
+            crate::event::sleep(core::time::Duration::from_millis(ms));
         }
 
 

@@ -10,7 +10,9 @@ use super::ops::{GrantOps, SharePage};
 use super::table::{Charge, Grants};
 use super::{Access, GrantError, PageView, UnmapNotify};
 use crate::abi::PAGE_SIZE;
-use crate::event::EventError;
+use crate::abi::grant_table::{GTF_reading, GTF_writing};
+use crate::event::{EventError, EventOps};
+use core::time::Duration;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -196,6 +198,45 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
             return Err(not_held);
         }
         Ok(self.release_slots(first, end))
+    }
+
+    /// Releases `count` pages from page number `first` (0 is the first
+    /// page of this share): [`release`](Self::release) without gntalloc's
+    /// byte offsets.
+    pub fn release_pages(&mut self, first: usize, count: usize) -> Result<Released, GrantError> {
+        let not_held = GrantError::NotHeld { index: u64::MAX, count: u32::try_from(count).unwrap_or(u32::MAX) };
+        let offset = u64::try_from(first).ok().and_then(|f| f.checked_mul(PAGE_SIZE as u64)).ok_or(not_held)?;
+        let index = self.index.checked_add(offset).ok_or(not_held)?;
+        self.release(index, u32::try_from(count).map_err(|_| not_held)?)
+    }
+
+    /// Reads `dst.len()` bytes at byte `offset` of the pages seen as one
+    /// buffer (as gntalloc's `mmap` of the whole allocation shows them).
+    /// Fails with `InvalidArgument` past the end (before touching any page)
+    /// or at a released page.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
+        super::read_span(self.len(), |i| self.page(i), offset, dst)
+    }
+
+    /// Writes `src` at byte `offset` of the pages seen as one buffer.
+    pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<(), GrantError> {
+        super::write_span(self.len(), |i| self.page(i), offset, src)
+    }
+
+    /// Pages still held that a peer maps now (it may map or unmap at any
+    /// moment after this looks).
+    pub fn mapped_count(&self) -> u32 {
+        let mapped = GTF_reading | GTF_writing;
+        self.refs()
+            .filter(|&r| self.grants.entry_flags(r).is_ok_and(|f| f & mapped != 0))
+            .count() as u32
+    }
+
+    /// Waits until no peer maps any page still held (e.g. before
+    /// releasing, so that no page goes pending), polling every
+    /// millisecond on `events`' clock; `StillMapped` at the timeout.
+    pub fn wait_unmapped<E: EventOps + ?Sized>(&self, events: &E, timeout: Duration) -> Result<(), GrantError> {
+        super::table::poll_until(events, timeout, || self.mapped_count())
     }
 
     /// Releases every page still held.

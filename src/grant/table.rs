@@ -8,7 +8,9 @@ use super::ops::{GrantOps, SharePage};
 use super::refs::RefAllocator;
 use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
+use crate::event::EventOps;
 use crate::mm::MemError;
+use core::time::Duration;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -381,7 +383,45 @@ impl<B: GrantOps> Grants<B> {
         g.reclaim();
         g.pending.len() as u32
     }
+
+    /// [`reclaim`](Self::reclaim) unless another caller holds the table:
+    /// for background reclaim (a domain about to block), which must not
+    /// wait. `None` when the table was busy.
+    pub fn try_reclaim(&self) -> Option<u32> {
+        let mut g = self.inner.try_lock()?;
+        if !g.pending.is_empty() {
+            g.reclaim();
+        }
+        Some(g.pending.len() as u32)
+    }
+
+    /// Waits until every released page a peer still mapped has been
+    /// unmapped and freed, polling every millisecond on `events`' clock;
+    /// `StillMapped` with the count left at the timeout.
+    pub fn wait_reclaimed<E: EventOps + ?Sized>(&self, events: &E, timeout: Duration) -> Result<(), GrantError> {
+        poll_until(events, timeout, || self.reclaim())
+    }
 }
+
+/// Xen sends nothing when a peer unmaps: waits poll `left()` (pages still
+/// mapped) every [`POLL_NS`] until it is 0 or the timeout passes.
+pub(super) fn poll_until<E: EventOps + ?Sized>(events: &E, timeout: Duration, mut left: impl FnMut() -> u32) -> Result<(), GrantError> {
+    let deadline = events.deadline_after(timeout);
+    loop {
+        let pages = left();
+        if pages == 0 {
+            return Ok(());
+        }
+        let now = events.now_ns();
+        if now >= deadline {
+            return Err(GrantError::StillMapped { pages });
+        }
+        let _ = events.wait_until(Some(now.saturating_add(POLL_NS).min(deadline)), &mut || false);
+    }
+}
+
+/// How often waits for unmaps look (1 ms).
+pub const POLL_NS: u64 = 1_000_000;
 
 /// Grant table figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

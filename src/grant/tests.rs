@@ -5,6 +5,7 @@ use super::fake::{FakeWorld, FakeXen};
 use super::*;
 use super::ops::SharePage as _;
 use crate::abi::grant_table::*;
+use crate::abi::PAGE_SIZE;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use crate::types::EvtchnPort;
@@ -201,6 +202,94 @@ fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
     let s = a.stats();
     assert_eq!((s.pending, s.shared_pages, s.refs_used), (0, 0, 0));
     assert!(a.share(B, 3, Access::ReadWrite).is_ok());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// The conveniences users expect from gntalloc and ocaml-gnt: pages as one
+/// buffer, release by page number.
+#[test]
+fn shared_and_mapped_pages_read_as_one_buffer() {
+    let (w, a, b, _c) = world();
+    let mut s = a.share(B, 3, Access::ReadWrite).unwrap();
+    let data: Vec<u8> = (0..PAGE_SIZE + 100).map(|i| (i % 251) as u8).collect();
+    // Across the boundary of pages 0 and 1 and into page 2.
+    s.write_at(PAGE_SIZE - 50, &data).unwrap();
+    let mut head = [0u8; 50];
+    s.page(0).unwrap().read(PAGE_SIZE - 50, &mut head).unwrap();
+    assert_eq!(&head[..], &data[..50]);
+    let mut tail = [0u8; 50];
+    s.page(2).unwrap().read(0, &mut tail).unwrap();
+    assert_eq!(&tail[..], &data[data.len() - 50..]);
+    let refs: Vec<_> = s.refs().collect();
+    let m = b.map(A, &refs, Access::ReadOnly).unwrap();
+    let mut back = std::vec![0u8; data.len()];
+    m.read_at(PAGE_SIZE - 50, &mut back).unwrap();
+    assert_eq!(back, data);
+    assert_eq!(m.write_at(0, b"x"), Err(GrantError::InvalidArgument), "read-only mapping");
+    // The end is checked, overflow included; nothing is written partly.
+    assert_eq!(s.write_at(3 * PAGE_SIZE - 1, b"ab"), Err(GrantError::InvalidArgument));
+    assert_eq!(s.read_at(usize::MAX, &mut [0u8; 2]), Err(GrantError::InvalidArgument));
+    let mut last = [0u8; 1];
+    s.read_at(3 * PAGE_SIZE - 1, &mut last).unwrap();
+    assert_eq!(last[0], 0, "the refused write left the last byte alone");
+    assert!(s.write_at(3 * PAGE_SIZE, b"").is_ok());
+    drop(m);
+    // Release page 1 by number; reading across it fails, around it works.
+    let r = s.release_pages(1, 1).unwrap();
+    assert_eq!((r.freed, r.pending), (1, 0));
+    assert_eq!(s.read_at(PAGE_SIZE - 1, &mut [0u8; 2]), Err(GrantError::InvalidArgument));
+    assert!(s.read_at(2 * PAGE_SIZE, &mut [0u8; 8]).is_ok());
+    assert!(matches!(s.release_pages(1, 1), Err(GrantError::NotHeld { .. })));
+    assert!(matches!(s.release_pages(2, 2), Err(GrantError::NotHeld { .. })));
+    assert!(matches!(s.release_pages(usize::MAX, 1), Err(GrantError::NotHeld { .. })));
+    assert_eq!(s.release_pages(0, 1).unwrap().freed, 1);
+    assert_eq!(s.release_pages(2, 1).unwrap().freed, 1);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// Waiting for a peer to unmap: before release (nothing goes pending) and
+/// after it (the pending list drains without another grant operation).
+#[test]
+fn waits_for_peers_to_unmap() {
+    use crate::event::ops::fake::FakeEventWorld;
+    use core::time::Duration;
+    let (w, a, _b, _c) = world();
+    let events = FakeEventWorld::new().domain(A);
+    let s = a.share(B, 2, Access::ReadWrite).unwrap();
+    assert_eq!(s.mapped_count(), 0);
+    assert!(s.wait_unmapped(&events, Duration::ZERO).is_ok());
+    let (h, _view) = w.peer_map(B, A, s.gref(1).unwrap(), true).unwrap();
+    assert_eq!(s.mapped_count(), 1);
+    let start = std::time::Instant::now();
+    assert_eq!(s.wait_unmapped(&events, Duration::from_millis(30)), Err(GrantError::StillMapped { pages: 1 }));
+    assert!(start.elapsed() >= Duration::from_millis(30), "waited the whole timeout");
+    // The peer unmaps while we wait.
+    let unmapper = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w.peer_unmap(B, h).unwrap();
+        })
+    };
+    s.wait_unmapped(&events, Duration::from_secs(10)).unwrap();
+    unmapper.join().unwrap();
+    assert_eq!(s.mapped_count(), 0);
+    // After release: pending until the peer unmaps; the wait reclaims it.
+    let (h, _view) = w.peer_map(B, A, s.gref(0).unwrap(), true).unwrap();
+    let mfn = s.mfn(0).unwrap();
+    drop(s);
+    assert_eq!(a.stats().pending, 1);
+    assert_eq!(a.wait_reclaimed(&events, Duration::from_millis(5)), Err(GrantError::StillMapped { pages: 1 }));
+    assert_eq!(a.try_reclaim(), Some(1));
+    w.peer_unmap(B, h).unwrap();
+    a.wait_reclaimed(&events, Duration::from_secs(10)).unwrap();
+    assert!(w.is_freed(mfn));
+    assert_eq!(a.stats().pending, 0);
+    // Busy table: background reclaim does not wait.
+    let guard = a.inner.lock();
+    assert_eq!(a.try_reclaim(), None);
+    drop(guard);
+    assert_eq!(a.try_reclaim(), Some(0));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -458,9 +547,9 @@ fn a_failed_map_batch_is_rolled_back() {
     }
     // An injected failure of the last op of a good batch too.
     let refs: Vec<_> = s.refs().collect();
-    w.fail_map_op(2, GNTST_eagain);
+    w.fail_map_op(2, GNTST_general_error);
     let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 2, status: GntStatus::Eagain });
+    assert_eq!(e, GrantError::BatchOp { index: 2, status: GntStatus::GeneralError });
     assert_eq!(w.mapping_count(), 0);
     let m = b.map(A, &refs, Access::ReadWrite).unwrap();
     assert!(m.va() > va_before);
@@ -468,6 +557,38 @@ fn a_failed_map_batch_is_rolled_back() {
     drop(m);
     drop(s);
     assert_eq!(a.stats().pending, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+/// `GNTST_eagain` (the granter's frame is being paged in) is retried, op
+/// by op, a bounded number of times; past that, the batch fails whole.
+#[test]
+fn map_retries_eagain_then_gives_up() {
+    let (w, a, b, _c) = world();
+    let s = a.share(B, 3, Access::ReadWrite).unwrap();
+    let refs: Vec<_> = s.refs().collect();
+    // The whole first batch, then the first retry of one op, say "again".
+    w.eagain_map_ops(4);
+    let calls = w.hypercalls();
+    let m = b.map(A, &refs, Access::ReadWrite).unwrap();
+    assert_eq!(m.len(), 3);
+    assert_eq!(w.hypercalls() - calls, 3, "one batch, then two retries of what said eagain");
+    m.page(2).unwrap().write(0, b"paged in").unwrap();
+    let mut buf = [0u8; 8];
+    s.page(2).unwrap().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"paged in");
+    drop(m);
+    // A frame that never comes back.
+    w.eagain_map_ops(u64::MAX);
+    let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::Eagain });
+    assert_eq!(w.mapping_count(), 0);
+    w.eagain_map_ops(0);
+    let calls = w.hypercalls();
+    let m = b.map(A, &refs, Access::ReadWrite).unwrap();
+    assert_eq!(w.hypercalls() - calls, 1, "no retry without eagain");
+    drop(m);
+    drop(s);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
