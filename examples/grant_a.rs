@@ -59,13 +59,12 @@ fn main() -> Result<(), Error> {
         return Err(Error::Timeout("C was not refused"));
     }
     // B unmaps when done; wait for that, then release with nothing pending.
-    let deadline = xenpv::time::now_ns() + 30_000_000_000;
-    while g.entry_flags(rw_ref)? & 0x18 != 0 || g.entry_flags(ro_ref)? & 0x18 != 0 {
-        if xenpv::time::now_ns() > deadline {
-            return Err(Error::Timeout("B's unmap"));
-        }
-        xenpv::sleep(Duration::from_millis(20));
+    // Wait for B to unmap both pages, so that nothing goes pending.
+    let events = xenpv::event::XenEvents;
+    for pages in [&rw, &ro] {
+        pages.wait_unmapped(&events, Duration::from_secs(30))?;
     }
+    println!("grant_a: B has unmapped both pages");
     drop(rw);
     drop(ro);
     let st = g.stats();
