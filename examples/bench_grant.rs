@@ -13,9 +13,7 @@ use xenpv::grant::{self, Access};
 use xenpv::mm::{self, Page};
 use xenpv::{println, DomId, GrantRef};
 
-#[path = "common/support.rs"]
-mod support;
-use support::Error;
+use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 

@@ -10,9 +10,7 @@ use core::time::Duration;
 use xenpv::grant::{self, Access, GntStatus, GrantError};
 use xenpv::{println, DomId, GrantRef};
 
-#[path = "common/support.rs"]
-mod support;
-use support::{wait_key, Error};
+use xenpv_test_support::guest::{wait_key, Error};
 
 xenpv::main!(main);
 

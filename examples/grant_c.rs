@@ -10,9 +10,7 @@ use alloc::format;
 use xenpv::grant::{self, Access};
 use xenpv::{println, DomId, GrantRef};
 
-#[path = "common/support.rs"]
-mod support;
-use support::{wait_key, Error};
+use xenpv_test_support::guest::{wait_key, Error};
 
 xenpv::main!(main);
 

@@ -71,11 +71,9 @@ const NOTIFY_OFFSET: usize = PAGE - 1;
 const GTF_IN_USE: u16 = 0x18;
 const DOM0: DomId = DomId(0);
 
-/// The pattern byte at position `i` of a run of pages (the same function
-/// as `xenpv_dom0_tools::pattern::byte`).
-fn pattern(seed: u8, i: usize) -> u8 {
-    (i.wrapping_mul(31) ^ (i >> 8)) as u8 ^ seed
-}
+/// The pattern byte at position `i` of a run of pages: the function dom0's
+/// tool uses too (one copy, in the support crate).
+use xenpv_test_support::pattern::byte as pattern;
 
 fn fill_pattern(view: PageView<'_>, page: usize, seed: u8) -> Result<(), Error> {
     let buf: Vec<u8> = (0..PAGE).map(|o| pattern(seed, page * PAGE + o)).collect();

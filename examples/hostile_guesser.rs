@@ -11,26 +11,22 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use core::time::Duration;
 use xenpv::grant::{self, Access};
 use xenpv::{println, DomId, GrantRef};
 
-#[path = "common/support.rs"]
-mod support;
-use support::Error;
+use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 
 fn main() -> Result<(), Error> {
-    let refs: u32 = stream::arg("refs", 2048);
-    let rounds: u32 = stream::arg("rounds", 3);
+    let refs: u32 = helpers::arg("refs", 2048);
+    let rounds: u32 = helpers::arg("rounds", 3);
     let mut xs = xenpv::xenstore::open()?;
-    let a = DomId(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
-    let mine: u32 = stream::wait_key(&mut xs, &alloc::format!("/local/domain/{}/data/c_ref", a.0), Duration::from_secs(60))?
+    let a = DomId(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
+    let mine: u32 = helpers::wait_key_for(&mut xs, &alloc::format!("/local/domain/{}/data/c_ref", a.0), Duration::from_secs(60))?
         .parse()
         .map_err(|_| Error::Check("c_ref"))?;
     let g = grant::grants()?;
@@ -87,7 +83,7 @@ fn main() -> Result<(), Error> {
     // are still alive) that we are done with its control page; leave only
     // once the companion has passed it on.
     xs.write("data/done", b"1")?;
-    stream::wait_key(&mut xs, "data/ack", Duration::from_secs(120))?;
+    helpers::wait_key_for(&mut xs, "data/ack", Duration::from_secs(120))?;
     println!("hostile_guesser: refused, nothing leaked (free map pages {} before and after)", m1.free_map_pages);
     println!("hostile_guesser: PASS");
     Ok(())

@@ -8,9 +8,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
@@ -24,12 +22,12 @@ xenpv::main!(main);
 fn main() -> Result<(), ChannelError> {
     let mut xs = xenpv::xenstore::open()?;
     let me = xs.own_domid()?;
-    let a: u16 = stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?
+    let a: u16 = helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let a = DomId(a);
     let perms = [Perm { domid: me, access: XsAccess::None }, Perm { domid: a, access: XsAccess::Read }];
-    let r: u32 = stream::wait_key(&mut xs, &format!("/local/domain/{}/data/ref", a.0), Duration::from_secs(60))?
+    let r: u32 = helpers::wait_key_for(&mut xs, &format!("/local/domain/{}/data/ref", a.0), Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "ref".into() })?;
     let g = grant::grants()?;
@@ -39,7 +37,7 @@ fn main() -> Result<(), ChannelError> {
     xs.write("data/mapped", b"1")?;
     xs.set_perms("data/mapped", &perms)?;
     println!("hostile_hoarder: mapped dom{}'s gref {r} and keeping it", a.0);
-    stream::wait_key(&mut xs, &format!("/local/domain/{}/data/done", a.0), Duration::from_secs(120))?;
+    helpers::wait_key_for(&mut xs, &format!("/local/domain/{}/data/done", a.0), Duration::from_secs(120))?;
     let (mut head, mut ours) = ([0u8; 13], [0u8; 7]);
     page.read(0, &mut head)?;
     page.read(100, &mut ours)?;

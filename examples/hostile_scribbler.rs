@@ -7,9 +7,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
@@ -27,10 +25,10 @@ fn number(s: alloc::string::String, path: &str) -> Result<u32, ChannelError> {
 
 fn main() -> Result<(), ChannelError> {
     let mut xs = xenpv::xenstore::open()?;
-    let victim = DomId(number(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?, "peer")? as u16);
+    let victim = DomId(number(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?, "peer")? as u16);
     let path = format!("/local/domain/{}/data/hostile", victim.0);
-    let port = number(stream::wait_key(&mut xs, &format!("{path}/event-channel"), Duration::from_secs(60))?, "event-channel")?;
-    let ring_ref = number(stream::wait_key(&mut xs, &format!("{path}/ring-ref"), Duration::from_secs(60))?, "ring-ref")?;
+    let port = number(helpers::wait_key_for(&mut xs, &format!("{path}/event-channel"), Duration::from_secs(60))?, "event-channel")?;
+    let ring_ref = number(helpers::wait_key_for(&mut xs, &format!("{path}/ring-ref"), Duration::from_secs(60))?, "ring-ref")?;
     let g = grant::grants()?;
     let local = xenpv::event::bind_interdomain(victim, EvtchnPort(port))?;
     let ctrl = g.map(victim, &[GrantRef(ring_ref)], Access::ReadWrite)?;

@@ -10,9 +10,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -21,9 +19,7 @@ use xenpv::grant::{self, Access, GrantError};
 use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId};
 
-#[path = "common/support.rs"]
-mod support;
-use support::Error;
+use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 
@@ -34,7 +30,7 @@ fn check(ok: bool, what: &'static str) -> Result<(), Error> {
 fn main() -> Result<(), Error> {
     let mut xs = xenpv::xenstore::open()?;
     let me = xs.own_domid()?;
-    let b = DomId(stream::wait_key(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
+    let b = DomId(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
     let perms = [Perm { domid: me, access: XsAccess::None }, Perm { domid: b, access: XsAccess::Read }];
     let g = grant::grants()?;
     g.set_share_limit(4);
@@ -44,7 +40,7 @@ fn main() -> Result<(), Error> {
     xs.write("data/ref", format!("{}", r.0).as_bytes())?;
     xs.set_perms("data/ref", &perms)?;
     let mapped = format!("/local/domain/{}/data/mapped", b.0);
-    stream::wait_key(&mut xs, &mapped, Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs, &mapped, Duration::from_secs(60))?;
 
     let before = xenpv::mm::stats().free_frames;
     let rel = s.release(s.index(), 1)?;
@@ -84,7 +80,7 @@ fn main() -> Result<(), Error> {
 
     xs.write("data/done", b"1")?;
     xs.set_perms("data/done", &perms)?;
-    stream::wait_key(&mut xs, &format!("/local/domain/{}/data/checked", b.0), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs, &format!("/local/domain/{}/data/checked", b.0), Duration::from_secs(60))?;
     println!("hostile_sharer: PASS");
     Ok(())
 }

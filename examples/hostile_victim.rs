@@ -11,9 +11,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
@@ -25,7 +23,7 @@ xenpv::main!(main);
 fn main() -> Result<(), ChannelError> {
     let xs = xenpv::xenstore::open_shared()?;
     let me = xs.lock().own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/hostile", me.0);
@@ -51,7 +49,7 @@ fn main() -> Result<(), ChannelError> {
     // The scribbler unmaps (without any notify) before it says it is done;
     // then the next grant operation reclaims our pages. Removing the nodes
     // tells it we have seen that.
-    stream::wait_key(&mut xs.lock(), &format!("/local/domain/{peer}/data/done"), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs.lock(), &format!("/local/domain/{peer}/data/done"), Duration::from_secs(60))?;
     drop(chan); // closes, removing the nodes
     let pending = g.reclaim();
     println!(

@@ -12,8 +12,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
@@ -23,12 +22,12 @@ use xenpv::{println, DomId};
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let order: u32 = stream::arg("order", 16);
-    let total: u64 = stream::arg("bytes", 64 << 20);
-    let chunk: usize = stream::arg("chunk", 65536);
+    let order: u32 = helpers::arg("order", 16);
+    let total: u64 = helpers::arg("bytes", 64 << 20);
+    let chunk: usize = helpers::arg("chunk", 65536);
     let xs = xenpv::xenstore::open_shared()?;
     let me = xs.lock().own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);

@@ -8,8 +8,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
@@ -19,14 +18,14 @@ use xenpv::{println, DomId};
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let total: u64 = stream::arg("bytes", 64 << 20);
-    let chunk: usize = stream::arg("chunk", 65536);
+    let total: u64 = helpers::arg("bytes", 64 << 20);
+    let chunk: usize = helpers::arg("chunk", 65536);
     let xs = xenpv::xenstore::open_shared()?;
-    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
-    stream::wait_key(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
     let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(peer), &path)?;
     println!("ring_producer: connected to dom{peer} at {path}");
 

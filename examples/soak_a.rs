@@ -21,9 +21,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
@@ -32,9 +30,7 @@ use xenpv::vchan::{Backends, Vchan};
 use xenpv::xenstore::Perm;
 use xenpv::{println, DomId};
 
-#[path = "common/support.rs"]
-mod support;
-use support::Error;
+use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 
@@ -56,12 +52,12 @@ macro_rules! figures {
 }
 
 fn main() -> Result<(), Error> {
-    let shares: u32 = stream::arg("shares", 10_000);
-    let opens: u32 = stream::arg("opens", 1_000);
+    let shares: u32 = helpers::arg("shares", 10_000);
+    let opens: u32 = helpers::arg("opens", 1_000);
     let xs = xenpv::xenstore::open_shared()?;
     let me = xs.lock().own_domid()?;
-    let b = DomId(stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
-    let c = DomId(stream::wait_key(&mut xs.lock(), "data/guesser_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("C's domid"))?);
+    let b = DomId(helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
+    let c = DomId(helpers::wait_key_for(&mut xs.lock(), "data/guesser_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("C's domid"))?);
     let g = grant::grants()?;
 
     // C's positive control: one page granted to it, read-only.
@@ -162,7 +158,7 @@ fn main() -> Result<(), Error> {
     ctl.read_exact(&mut ack, T)?;
     // C (hostile_guesser) maps its page once; keep it until C is done.
     // (C's own data/ vanishes when it powers off: the companion relays.)
-    stream::wait_key(&mut xs.lock(), "data/c_done", Duration::from_secs(120))?;
+    helpers::wait_key_for(&mut xs.lock(), "data/c_done", Duration::from_secs(120))?;
     drop(for_c);
     drop(ctl); // closes, removing the nodes
     println!("soak_a: PASS");

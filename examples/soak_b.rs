@@ -9,9 +9,7 @@
 
 extern crate alloc;
 
-#[path = "common/stream.rs"]
-#[allow(dead_code)] // the stream pattern and checksum are the ring examples'
-mod stream;
+use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
@@ -19,22 +17,20 @@ use xenpv::grant::{self, Access};
 use xenpv::vchan::{Backends, Vchan};
 use xenpv::{println, DomId, GrantRef};
 
-#[path = "common/support.rs"]
-mod support;
-use support::Error;
+use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
 
 fn main() -> Result<(), Error> {
-    let shares: u32 = stream::arg("shares", 10_000);
-    let opens: u32 = stream::arg("opens", 1_000);
+    let shares: u32 = helpers::arg("shares", 10_000);
+    let opens: u32 = helpers::arg("opens", 1_000);
     let xs = xenpv::xenstore::open_shared()?;
-    let a = DomId(stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
+    let a = DomId(helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
     let base = format!("/local/domain/{}/data", a.0);
     let ctl_path = format!("{base}/soakctl");
-    stream::wait_key(&mut xs.lock(), &format!("{ctl_path}/event-channel"), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs.lock(), &format!("{ctl_path}/event-channel"), Duration::from_secs(60))?;
     let mut ctl = Vchan::client(Backends::xen(&xs)?, a, &ctl_path)?;
     let g = grant::grants()?;
     let (m0, g0) = (xenpv::mm::stats(), g.stats());

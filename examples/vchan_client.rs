@@ -14,8 +14,7 @@ extern crate alloc;
 
 // Each example uses part of the shared helpers.
 #[allow(dead_code)]
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::format;
 use alloc::vec;
@@ -26,14 +25,14 @@ use xenpv::{println, DomId};
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let total: usize = stream::arg("bytes", 256 << 10);
-    let chunk: usize = stream::arg("chunk", 4096);
+    let total: usize = helpers::arg("bytes", 256 << 10);
+    let chunk: usize = helpers::arg("chunk", 4096);
     let xs = xenpv::xenstore::open_shared()?;
-    let server = stream::wait_key(&mut xs.lock(), "data/server", Duration::from_secs(60))?;
+    let server = helpers::wait_key_for(&mut xs.lock(), "data/server", Duration::from_secs(60))?;
     let bad = || ChannelError::BadNode { path: "data/server".into() };
     let (domid, path) = server.trim().split_once(' ').ok_or_else(bad)?;
     let domid = DomId(domid.parse().map_err(|_| bad())?);
-    stream::wait_key(&mut xs.lock(), &format!("{path}/event-channel"), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs.lock(), &format!("{path}/event-channel"), Duration::from_secs(60))?;
     let mut chan = Vchan::client(Backends::xen(&xs)?, domid, path)?;
     let (read, write) = chan.ring_sizes();
     println!("vchan_client: header at connect {:?}", chan.header());

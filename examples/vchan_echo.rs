@@ -18,8 +18,7 @@ extern crate alloc;
 
 // Each example uses part of the shared helpers.
 #[allow(dead_code)]
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::format;
 use alloc::string::String;
@@ -32,8 +31,8 @@ use xenpv::{println, DomId};
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let peer = DomId(stream::arg("peer", 0u16));
-    let orders: String = stream::arg("orders", String::from("10:11,11:10,12:16,20:12"));
+    let peer = DomId(helpers::arg("peer", 0u16));
+    let orders: String = helpers::arg("orders", String::from("10:11,11:10,12:16,20:12"));
     let sessions = parse_orders(&orders).ok_or(ChannelError::BadNode { path: format!("orders={orders}") })?;
     let xs = xenpv::xenstore::open_shared()?;
     let me = xs.lock().own_domid()?;
@@ -55,7 +54,7 @@ fn main() -> Result<(), ChannelError> {
         let (bytes, sum) = echo(&mut chan)?;
         println!("vchan_echo: session {i}: client closed after {bytes} bytes echoed (checksum {sum:016x})");
         drop(chan); // closes, removing the nodes
-        let verdict = stream::wait_key(&mut xs.lock(), &format!("data/verdict{i}"), Duration::from_secs(60))?;
+        let verdict = helpers::wait_key_for(&mut xs.lock(), &format!("data/verdict{i}"), Duration::from_secs(60))?;
         println!("vchan_echo: session {i}: dom0 says: {}", verdict.trim());
         all_ok &= verdict.starts_with("ok");
     }

@@ -15,8 +15,7 @@ extern crate alloc;
 
 // Each example uses part of the shared helpers.
 #[allow(dead_code)]
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::format;
 use alloc::vec;
@@ -27,11 +26,11 @@ use xenpv::{println, DomId};
 xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
-    let order: u32 = stream::arg("order", 20);
-    let kill_after: u64 = stream::arg("kill_after", 1 << 20);
+    let order: u32 = helpers::arg("order", 20);
+    let kill_after: u64 = helpers::arg("kill_after", 1 << 20);
     let xs = xenpv::xenstore::open_shared()?;
     let me = xs.lock().own_domid()?;
-    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/vchan", me.0);

@@ -9,8 +9,7 @@ extern crate alloc;
 
 // Each example uses part of the shared helpers.
 #[allow(dead_code)]
-#[path = "common/stream.rs"]
-mod stream;
+use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
@@ -21,11 +20,11 @@ xenpv::main!(main);
 
 fn main() -> Result<(), ChannelError> {
     let xs = xenpv::xenstore::open_shared()?;
-    let peer: u16 = stream::wait_key(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
-    stream::wait_key(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
+    helpers::wait_key_for(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
     let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(peer), &path)?;
     println!("vchan_victim: connected to dom{peer}, streaming until destroyed");
     let mut buf = vec![0u8; 65536];

@@ -9,8 +9,7 @@
 
 pub mod abi;
 pub mod dev;
-pub mod pattern;
-pub mod stream;
+pub use xenpv_test_support::{pattern, stream};
 pub mod xenvchan;
 
 use std::fmt;

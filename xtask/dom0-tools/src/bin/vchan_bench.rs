@@ -1,6 +1,6 @@
 //! `vchan-bench`: Xen's libxenvchan in dom0 as the peer of a xenpv guest
 //! (issue 7: ring throughput against libxenvchan between dom0 and a guest),
-//! streaming the ring examples' byte sequence (`examples/common/stream.rs`).
+//! streaming the ring examples' byte sequence (`xenpv_test_support::stream`, the same code the guests use).
 //!
 //! `client` connects to a xenpv server (e.g. `ring_consumer`, told that its
 //! peer is dom0) and sends the stream, then waits for the guest's `ok`.

@@ -1,7 +1,6 @@
-//! The ring examples' test stream and checksum (`examples/common/stream.rs`),
-//! for dom0 tools that talk to those examples. The two must produce the
-//! same bytes: `tests/stream_matches_guest.rs` compiles the guest's file
-//! next to this one and compares them.
+//! The ring tests' byte stream and its checksum, the same for the guests
+//! (ring_producer/consumer, soak, hostile) and the dom0 tools (vchan-bench)
+//! that talk to them: one copy, in this crate.
 
 /// Word `k` (bytes `8k..8k+8`, little-endian) of the stream: a mix of the
 /// position, so a dropped, duplicated or reordered chunk changes what follows.

@@ -1,5 +1,5 @@
 //! The byte pattern both sides of the interop test write and check
-//! (`examples/grant_linux.rs` has the guest's copy of [`byte`]): page
+//! (the guest `grant_linux` and dom0's `gnt-interop`): page
 //! `p`, offset `o` holds `byte(seed, p * 4096 + o)`, so a swapped,
 //! shifted or stale page shows up as a mismatch.
 
