@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::boot::{boot_domu, GuestResult, Options, Report};
-use crate::images::{self, Profile};
+use crate::images::Profile;
 use crate::lab::{self, Lab};
 use crate::payload::{Guest, Plan};
 use crate::run::{example_guest, read_example_cfg};
@@ -42,8 +42,8 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
 
     crate::qemu::check_installed()?;
     let names: Vec<String> = ["hello", "bench_grant", "ring_producer", "ring_consumer"].iter().map(|s| s.to_string()).collect();
-    let built = images::build_and_locate(&names, Profile::Release)?;
-    let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].clone();
+    let built = crate::cases::build_guests(&names, Profile::Release)?;
+    let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].image.clone();
     let lab = lab::ensure()?;
 
     let mut groups = vec![
@@ -78,7 +78,8 @@ pub fn cmd_bench(args: &[String]) -> Result<()> {
     if let Some(f) = &report.failure {
         bail!("the benchmark boot failed: {f}");
     }
-    let md = render(&report, &host, &built, &lab, quick, started.elapsed())?;
+    let built_images: Vec<std::path::PathBuf> = built.iter().map(|g| g.image.clone()).collect();
+    let md = render(&report, &host, &built_images, &lab, quick, started.elapsed())?;
     let out = util::repo_root().join("BENCHMARKS.md");
     fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
     println!("xtask bench: wrote {}", out.display());

@@ -1,5 +1,6 @@
-//! `cargo xtask build`: builds the guest examples for `x86_64-unknown-none`
-//! and finds their images, optionally stripped, for the other commands.
+//! `cargo xtask build`: builds the gallery (examples/) and the test programs
+//! (tests/xen/, see `cases.rs`) for `x86_64-unknown-none`, and strips images
+//! for the other commands.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub enum Profile {
 }
 
 impl Profile {
-    fn dir(self) -> &'static str {
+    pub fn dir(self) -> &'static str {
         match self {
             Profile::Release => "release",
             Profile::Debug => "debug",
@@ -43,12 +44,11 @@ pub fn cmd_build(args: &[String]) -> Result<()> {
         }
     }
     build_examples(profile)?;
-    let names = example_names()?;
-    if names.is_empty() {
-        println!("build: the xenpv package declares no [[example]]");
-    }
-    for name in names {
-        let image = example_image(&name, profile)?;
+    let programs = crate::cases::programs()?;
+    crate::cases::build_tests(&programs, profile)?;
+    for program in programs.values() {
+        let name = &program.name;
+        let image = crate::cases::image(program, profile)?;
         let stripped = stripped_copy(&image)?;
         let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -86,34 +86,6 @@ pub fn example_image_path(name: &str, profile: Profile) -> PathBuf {
         .join(profile.dir())
         .join("examples")
         .join(name)
-}
-
-/// The built image of example `name`, or an error listing the examples.
-pub fn example_image(name: &str, profile: Profile) -> Result<PathBuf> {
-    let path = example_image_path(name, profile);
-    if path.is_file() {
-        return Ok(path);
-    }
-    let known = example_names().unwrap_or_default();
-    if !known.iter().any(|k| k == name) {
-        bail!(
-            "no example named `{name}`: the examples are {} (declared as [[example]] in Cargo.toml)",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        );
-    }
-    bail!(
-        "example `{name}` has no image at {} (did the build fail?)",
-        path.display()
-    )
-}
-
-/// Builds the examples and returns the stripped image of each of `names`.
-pub fn build_and_locate(names: &[String], profile: Profile) -> Result<Vec<PathBuf>> {
-    build_examples(profile)?;
-    names
-        .iter()
-        .map(|name| stripped_copy(&example_image(name, profile)?))
-        .collect()
 }
 
 /// The examples declared with `[[example]]` in the repository's Cargo.toml.

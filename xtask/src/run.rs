@@ -1,17 +1,16 @@
 //! `cargo xtask run`: builds the named examples, boots them under Xen in
 //! QEMU (see `boot.rs`) and succeeds only if every one powered off.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::boot::{boot_dom0, boot_domu, print_summary, Options, Report};
-use crate::images::{self, Profile};
+use crate::cases;
+use crate::images::Profile;
 use crate::lab;
 use crate::payload::{self, Guest, Plan};
-use crate::util;
 
 const USAGE: &str = "usage: cargo xtask run [--timeout SECS] [--guest-timeout SECS] [--dom0] \
                      [--verbose] [--debug] <example>...";
@@ -76,20 +75,21 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     // Cheap checks first, before any build.
-    let known = images::example_names()?;
-    if let Some(name) = run.names.iter().find(|n| !known.contains(n)) {
+    let known = cases::programs()?;
+    if let Some(name) = run.names.iter().find(|n| !known.contains_key(*n)) {
         bail!(
-            "no example named `{name}`: the examples are {} ([[example]] in Cargo.toml)",
-            known.join(", ")
+            "no program named `{name}`: the programs are {} (the gallery in examples/, the test programs in tests/xen/)",
+            known.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     }
     crate::qemu::check_installed()?;
     if !run.dom0 {
         for name in &run.names {
-            read_example_cfg(name)?;
+            known[name].cfg()?;
         }
     }
-    let images = images::build_and_locate(&run.names, run.profile)?;
+    let guests = cases::build_guests(&run.names, run.profile)?;
+    let images: Vec<std::path::PathBuf> = guests.iter().map(|g| g.image.clone()).collect();
     let lab = lab::ensure()?;
 
     let opts = Options {
@@ -101,12 +101,7 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
     let report = if run.dom0 {
         boot_dom0(&lab, &run.names[0], &images[0], opts)?
     } else {
-        let group = run
-            .names
-            .iter()
-            .zip(&images)
-            .map(|(n, i)| example_guest(n, i))
-            .collect::<Result<Vec<_>>>()?;
+        let group = guests;
         let groups = vec![group];
         let tools = crate::dom0_tools::for_groups(&groups)?;
         let plan = Plan {
@@ -159,37 +154,21 @@ fn seconds(value: Option<&String>, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-/// `examples/<name>.cfg`.
+/// The xl config of program `name` (gallery or test tree).
 pub fn read_example_cfg(name: &str) -> Result<String> {
-    let path = util::repo_root()
-        .join("examples")
-        .join(format!("{name}.cfg"));
-    fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no xl config for example `{name}`: {} is missing (every example booted under xl needs one, \
-             e.g. name = \"{name}\", type = \"pv\", kernel = \"...\", memory = 8)",
-            path.display()
-        )
-    })
+    program(name)?.cfg()
 }
 
-/// The guest for example `name`: its image, `examples/<name>.cfg` and, when
-/// present, `examples/<name>.dom0.sh`.
+/// The guest for program `name` booted from `image`: its xl config and,
+/// when present, its dom0 companion script.
 pub fn example_guest(name: &str, image: &Path) -> Result<Guest> {
-    let script = util::repo_root()
-        .join("examples")
-        .join(format!("{name}.dom0.sh"));
-    let companion = match fs::read_to_string(&script) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", script.display())),
-    };
-    Ok(Guest {
-        name: name.into(),
-        image: image.into(),
-        cfg: read_example_cfg(name)?,
-        companion,
-    })
+    program(name)?.guest(image)
+}
+
+fn program(name: &str) -> Result<cases::Program> {
+    cases::programs()?
+        .remove(name)
+        .with_context(|| format!("no program named `{name}` in examples/ or tests/xen/"))
 }
 
 #[cfg(test)]

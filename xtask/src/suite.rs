@@ -9,11 +9,10 @@ use anyhow::{bail, Result};
 use regex_lite::Regex;
 
 use crate::boot::{self, GuestResult, Options, Report};
-use crate::cases::{Case, Mode, Source, CASES};
+use crate::cases::{self, Case, Mode};
 use crate::images::{self, Profile};
 use crate::lab;
 use crate::payload::{Guest, Plan};
-use crate::run;
 use crate::util::{self, run_inherited};
 
 /// One row of the summary.
@@ -151,24 +150,36 @@ fn run_row(name: &str, args: &[&str], env: Option<(&str, &str)>) -> Row {
 
 /// Builds every image, boots the cases and checks each one.
 fn xen_tests(settings: &Settings) -> Vec<Row> {
+    // The cases and programs of tests/xen (and the gallery they boot).
+    let found = cases::programs().and_then(|p| cases::cases(&p).map(|c| (p, c)));
+    let (programs, all_cases) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            return vec![Row { name: "xen: tests/xen".into(), passed: false, detail: format!("{e:#}") }];
+        }
+    };
+    let cases_list: Vec<&Case> = all_cases.iter().collect();
     // Images: a failed build fails the cases that need it, not the others.
-    let mut images: BTreeMap<&'static str, Result<Guest, String>> = BTreeMap::new();
+    let mut images: BTreeMap<String, Result<Guest, String>> = BTreeMap::new();
     let examples_built = images::build_examples(Profile::Release).map_err(|e| format!("{e:#}"));
-    for case in CASES {
-        for expect in case.guests {
-            let name = expect.source.name();
-            if images.contains_key(name) {
+    let tests_built = cases::build_tests(&programs, Profile::Release).map_err(|e| format!("{e:#}"));
+    for case in &cases_list {
+        for expect in &case.guests {
+            let name = expect.name.clone();
+            if images.contains_key(&name) {
                 continue;
             }
-            let guest = match expect.source {
-                Source::Example(example) => examples_built.clone().and_then(|()| {
-                    let found = images::example_image(example, Profile::Release)
-                        .and_then(|i| images::stripped_copy(&i));
-                    found
-                        .and_then(|image| run::example_guest(example, &image))
-                        .map_err(|e| format!("{e:#}"))
-                }),
+            let program = &programs[&name];
+            let built = match program.kind {
+                cases::Kind::Example => examples_built.clone(),
+                cases::Kind::Test => tests_built.clone(),
             };
+            let guest = built.and_then(|()| {
+                cases::image(program, Profile::Release)
+                    .and_then(|i| images::stripped_copy(&i))
+                    .and_then(|image| program.guest(&image))
+                    .map_err(|e| format!("{e:#}"))
+            });
             images.insert(name, guest);
         }
     }
@@ -176,7 +187,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
         Ok(lab) => lab,
         Err(e) => {
             let why = format!("the Xen lab could not be prepared: {e:#}");
-            return CASES
+            return cases_list
                 .iter()
                 .map(|c| Row {
                     name: format!("xen: {}", c.name),
@@ -190,15 +201,15 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
     let mut rows = Vec::new();
     // Cases whose images are missing fail now; the rest boot.
     let mut runnable: Vec<&Case> = Vec::new();
-    for case in CASES {
+    for case in cases_list.iter().copied() {
         let missing: Vec<String> = case
             .guests
             .iter()
             .filter_map(|g| {
-                images[g.source.name()]
+                images[&g.name]
                     .as_ref()
                     .err()
-                    .map(|e| format!("{}: {e}", g.source.name()))
+                    .map(|e| format!("{}: {e}", g.name))
             })
             .collect();
         if missing.is_empty() {
@@ -211,8 +222,8 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
             });
         }
     }
-    let guest_of = |source: Source| {
-        images[source.name()]
+    let guest_of = |name: &str| {
+        images[name]
             .as_ref()
             .expect("checked above")
             .clone()
@@ -230,7 +241,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
         let mut groups: Vec<Vec<Guest>> = Vec::new();
         let mut shared = Vec::new();
         for case in &domu {
-            let guests: Vec<Guest> = case.guests.iter().map(|g| guest_of(g.source)).collect();
+            let guests: Vec<Guest> = case.guests.iter().map(|g| guest_of(&g.name)).collect();
             if settings.quick && guests.len() == 1 {
                 shared.extend(guests);
             } else {
@@ -260,7 +271,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
         rows.extend(check_boot(&domu, report));
     }
     for case in runnable.iter().filter(|c| c.mode == Mode::Dom0) {
-        let guest = guest_of(case.guests[0].source);
+        let guest = guest_of(&case.guests[0].name);
         let opts = Options {
             verbose: settings.verbose,
             overall: Duration::from_secs(90),
@@ -297,11 +308,11 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
         .map(|case| {
             let mut problems = Vec::new();
             let mut reasons = Vec::new();
-            for expect in case.guests {
-                let name = expect.source.name();
+            for expect in &case.guests {
+                let name = expect.name.as_str();
                 let empty = GuestResult::default();
                 let result = report.guests.get(name).unwrap_or(&empty);
-                problems.extend(check_guest(name, expect.reason, expect.output, result));
+                problems.extend(check_guest(name, &expect.reason, &expect.output, result));
                 reasons.push(result.reason.clone().unwrap_or_else(|| "no report".into()));
             }
             if let Some(failure) = &report.failure {
@@ -324,13 +335,14 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
 }
 
 /// What is wrong with one guest's result, if anything.
-fn check_guest(name: &str, reason: &str, patterns: &[&str], result: &GuestResult) -> Vec<String> {
+fn check_guest<S: AsRef<str>>(name: &str, reason: &str, patterns: &[S], result: &GuestResult) -> Vec<String> {
     let mut problems = Vec::new();
     let got = result.reason.as_deref().unwrap_or("no report");
     if got != reason {
         problems.push(format!("{name}: expected {reason}, got {got}"));
     }
     for pattern in patterns {
+        let pattern = pattern.as_ref();
         match Regex::new(pattern) {
             Ok(re) if result.output.iter().any(|line| re.is_match(line)) => {}
             Ok(_) => problems.push(format!("{name}: no output line matches /{pattern}/")),
@@ -393,6 +405,6 @@ mod tests {
         );
         assert!(problems[1].contains("/panicked/"), "{problems:?}");
         let none = GuestResult::default();
-        assert!(check_guest("x", "poweroff", &[], &none)[0].contains("no report"));
+        assert!(check_guest::<&str>("x", "poweroff", &[], &none)[0].contains("no report"));
     }
 }
