@@ -12,9 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::util::{self, run_captured, run_captured_status};
 
-/// The pair application's sources (`xtask/apps/pair/`).
-const PAIR_MAIN: &str = include_str!("../apps/pair/main.rs");
-const PAIR_PEER: &str = include_str!("../apps/pair/peer.rs");
+/// The pair application: the gallery's echo client as its main binary, the
+/// echo server as its peer (`xtask/apps/pair/Xenpv.toml`).
+const PAIR_MAIN: &str = include_str!("../../examples/echo_client.rs");
+const PAIR_PEER: &str = include_str!("../../examples/echo_server.rs");
 const PAIR_CONFIG: &str = include_str!("../apps/pair/Xenpv.toml");
 
 /// Tests added to the template's `tests/guest.rs` to see failures reported.
@@ -46,10 +47,7 @@ mod more {
 pub type Check = (String, bool, String);
 
 /// `cargo xtask apps`: the checks alone.
-pub fn cmd_apps(args: &[String]) -> Result<()> {
-    if let Some(arg) = args.first() {
-        bail!("`apps` takes no arguments (got `{arg}`)");
-    }
+pub fn cmd_apps() -> Result<()> {
     let rows = checks();
     for (name, passed, detail) in &rows {
         println!("  {}  {name:<34} {detail}", if *passed { "PASS" } else { "FAIL" });
@@ -235,12 +233,12 @@ impl Env {
         let (app, _) = self.new_app("xenpv-pairapp")?;
         fs::write(app.join("src/main.rs"), PAIR_MAIN)?;
         fs::create_dir_all(app.join("src/bin"))?;
-        fs::write(app.join("src/bin/peer.rs"), PAIR_PEER)?;
+        fs::write(app.join("src/bin/echo_server.rs"), PAIR_PEER)?;
         fs::write(app.join("Xenpv.toml"), PAIR_CONFIG)?;
         let (ok, code, out, took) = self.cargo(&app, &["run", "--release", "--bin", "xenpv-pairapp"])?;
         expect(ok, code, &out, &[
             "[xenpv-pairapp] the peer answered: PING FROM THE APP",
-            "[peer] peer: answered xenpv-pairapp",
+            "[echo_server] echo_server: answered xenpv-pairapp",
         ])?;
         Ok(format!("both guests powered off, vchan echo seen ({:.1} s)", took.as_secs_f64()))
     }

@@ -28,14 +28,7 @@ const ORDERS: [u32; 4] = [10, 12, 16, 20];
 const CHUNKS: [usize; 2] = [64, 65536];
 
 /// `cargo xtask bench [--quick]`.
-pub fn cmd_bench(args: &[String]) -> Result<()> {
-    let mut quick = false;
-    for a in args {
-        match a.as_str() {
-            "--quick" => quick = true,
-            other => bail!("unknown argument to `bench`: `{other}` (usage: cargo xtask bench [--quick])"),
-        }
-    }
+pub fn cmd_bench(quick: bool) -> Result<()> {
     let started = Instant::now();
     println!("xtask bench: host ring benchmark");
     let host = host_ring(quick)?;

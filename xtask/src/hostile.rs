@@ -69,12 +69,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
 /// console and event protocol code and their fakes); the `asm!`
 /// hypercall tests are `cfg(not(miri))`, and the long thread races run
 /// shortened under `cfg(miri)`.
-pub fn cmd_miri(args: &[String]) -> Result<()> {
-    let extra: &[String] = match args.split_first() {
-        None => &[],
-        Some((dash, rest)) if dash == "--" => rest,
-        Some((other, _)) => bail!("unknown argument to `miri`: `{other}` (usage: cargo xtask miri [-- <libtest args>])"),
-    };
+pub fn cmd_miri(extra: &[String]) -> Result<()> {
     ensure_nightly()?;
     let mut cmd = nightly("cargo");
     cmd.args(["miri", "test", "-p", "xenpv", "--features", "host-fakes", "--lib", "--"]).args(extra);
@@ -117,20 +112,12 @@ fn executions(log: &str) -> Option<u64> {
 /// `fuzz/corpus/<target>`; new inputs go to `target/fuzz/corpus/<target>`
 /// so the committed corpus stays small. Any crash fails the command and
 /// leaves its input in `fuzz/artifacts/<target>/`.
-pub fn cmd_fuzz(args: &[String]) -> Result<()> {
-    let mut seconds = 60u64;
+pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
     let mut targets: Vec<&'static str> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => {
-                let v = it.next().context("--seconds needs a value")?;
-                seconds = v.parse().with_context(|| format!("--seconds {v}: not a number"))?;
-            }
-            name => match FUZZ_TARGETS.iter().find(|t| **t == name) {
-                Some(t) => targets.push(t),
-                None => bail!("unknown fuzz target `{name}` (targets: {})", FUZZ_TARGETS.join(", ")),
-            },
+    for name in names {
+        match FUZZ_TARGETS.iter().find(|t| **t == name) {
+            Some(t) => targets.push(t),
+            None => bail!("unknown fuzz target `{name}` (targets: {})", FUZZ_TARGETS.join(", ")),
         }
     }
     if targets.is_empty() {

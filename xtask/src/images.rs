@@ -33,16 +33,8 @@ impl Profile {
 }
 
 /// `cargo xtask build [--debug]`.
-pub fn cmd_build(args: &[String]) -> Result<()> {
-    let mut profile = Profile::Release;
-    for arg in args {
-        match arg.as_str() {
-            "--debug" => profile = Profile::Debug,
-            other => {
-                bail!("unknown argument to `build`: `{other}` (usage: cargo xtask build [--debug])")
-            }
-        }
-    }
+pub fn cmd_build(debug: bool) -> Result<()> {
+    let profile = if debug { Profile::Debug } else { Profile::Release };
     build_examples(profile)?;
     let programs = crate::cases::programs()?;
     crate::cases::build_tests(&programs, profile)?;
@@ -93,26 +85,26 @@ pub fn example_names() -> Result<Vec<String>> {
     let manifest = util::repo_root().join("Cargo.toml");
     let text =
         fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    if let Err(e) = toml::from_str::<toml::Table>(&text) {
+        bail!("{} is not valid TOML: {e}", manifest.display());
+    }
     Ok(parse_example_names(&text))
 }
 
 fn parse_example_names(manifest: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut in_example = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_example = line == "[[example]]";
-        } else if in_example {
-            if let Some(value) = line
-                .strip_prefix("name")
-                .map(str::trim_start)
-                .and_then(|l| l.strip_prefix('='))
-            {
-                names.push(value.trim().trim_matches('"').to_string());
-            }
-        }
-    }
-    names
+    let Ok(table) = toml::from_str::<toml::Table>(manifest) else {
+        return Vec::new();
+    };
+    table
+        .get("example")
+        .and_then(toml::Value::as_array)
+        .map(|examples| {
+            examples
+                .iter()
+                .filter_map(|e| e.get("name").and_then(toml::Value::as_str).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `<image>.stripped` next to `image`, made with the first of `strip`,

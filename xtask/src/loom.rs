@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::util::{self, run_inherited};
 
@@ -24,15 +24,7 @@ pub fn command(preemptions: u32) -> std::process::Command {
 }
 
 /// `cargo xtask loom [--preemptions N]`.
-pub fn cmd_loom(args: &[String]) -> Result<()> {
-    let mut preemptions = 3;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--preemptions" => preemptions = it.next().context("--preemptions needs a number")?.parse().context("--preemptions")?,
-            other => bail!("unknown argument to `loom`: `{other}` (usage: cargo xtask loom [--preemptions N])"),
-        }
-    }
+pub fn cmd_loom(preemptions: u32) -> Result<()> {
     let start = Instant::now();
     run_inherited(&mut command(preemptions), Duration::from_secs(3600))?;
     println!("xtask: loom model checks passed ({preemptions} preemptions, {:.0} s)", start.elapsed().as_secs_f64());

@@ -36,17 +36,7 @@ fn survivors_file() -> PathBuf {
 }
 
 /// `cargo xtask mutants [--file F]... [--jobs N]`.
-pub fn cmd_mutants(args: &[String]) -> Result<()> {
-    let mut files: Vec<String> = Vec::new();
-    let mut jobs = 1usize;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--file" => files.push(it.next().context("--file needs a path")?.clone()),
-            "--jobs" => jobs = it.next().context("--jobs needs a number")?.parse().context("--jobs")?,
-            other => bail!("unknown argument to `mutants`: `{other}` (usage: cargo xtask mutants [--file F]... [--jobs N])"),
-        }
-    }
+pub fn cmd_mutants(mut files: Vec<String>, jobs: usize) -> Result<()> {
     if files.is_empty() {
         files = FILES.iter().map(|f| f.to_string()).collect();
     }

@@ -12,68 +12,65 @@ use crate::images::Profile;
 use crate::lab;
 use crate::payload::{self, Guest, Plan};
 
-const USAGE: &str = "usage: cargo xtask run [--timeout SECS] [--guest-timeout SECS] [--dom0] \
-                     [--verbose] [--debug] <example>...";
+/// `cargo xtask run`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct RunCli {
+    /// Limit for the whole boot, seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Limit for each guest, seconds [default: min(timeout, 120)].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    guest_timeout: Option<u64>,
+    /// Boot the single program as dom0 instead (no Linux).
+    #[arg(long)]
+    dom0: bool,
+    /// Show Xen's and Linux's messages too.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Use the debug build.
+    #[arg(long)]
+    debug: bool,
+    /// Programs to boot together (the gallery in examples/, the test programs in tests/xen/).
+    #[arg(required = true)]
+    names: Vec<String>,
+}
 
-/// The command line of `cargo xtask run`.
+/// The checked command line of `cargo xtask run`.
 #[derive(Debug, PartialEq)]
 struct RunArgs {
     names: Vec<String>,
     dom0: bool,
     profile: Profile,
     overall: Duration,
-    /// Defaults to min(overall, 120 s).
     guest_timeout: Duration,
     verbose: bool,
 }
 
-/// Parses `run`'s arguments; `None` for `--help`.
-fn parse_run_args(args: &[String]) -> Result<Option<RunArgs>> {
-    let mut run = RunArgs {
-        names: Vec::new(),
-        dom0: false,
-        profile: Profile::Release,
-        overall: Duration::from_secs(300),
-        guest_timeout: Duration::ZERO,
-        verbose: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--timeout" => run.overall = seconds(it.next(), "--timeout")?,
-            "--guest-timeout" => run.guest_timeout = seconds(it.next(), "--guest-timeout")?,
-            "--dom0" => run.dom0 = true,
-            "--verbose" | "-v" => run.verbose = true,
-            "--debug" => run.profile = Profile::Debug,
-            "-h" | "--help" => return Ok(None),
-            flag if flag.starts_with('-') => bail!("unknown option `{flag}`\n{USAGE}"),
-            name => run.names.push(name.to_string()),
-        }
+/// Checks what clap cannot.
+fn resolve(cli: RunCli) -> Result<RunArgs> {
+    if cli.dom0 && cli.names.len() != 1 {
+        bail!("--dom0 boots exactly one image as dom0 (got {})", cli.names.len());
     }
-    if run.names.is_empty() {
-        bail!("name at least one example to run\n{USAGE}");
-    }
-    if run.dom0 && run.names.len() != 1 {
-        bail!(
-            "--dom0 boots exactly one image as dom0 (got {})",
-            run.names.len()
-        );
-    }
-    for name in &run.names {
+    for name in &cli.names {
         payload::check_name(name)?;
     }
-    if run.guest_timeout.is_zero() {
-        run.guest_timeout = run.overall.min(Duration::from_secs(120));
-    }
-    Ok(Some(run))
+    let overall = Duration::from_secs(cli.timeout);
+    Ok(RunArgs {
+        guest_timeout: cli
+            .guest_timeout
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| overall.min(Duration::from_secs(120))),
+        names: cli.names,
+        dom0: cli.dom0,
+        profile: if cli.debug { Profile::Debug } else { Profile::Release },
+        overall,
+        verbose: cli.verbose,
+    })
 }
 
-/// `cargo xtask run`: see [`USAGE`].
-pub fn cmd_run(args: &[String]) -> Result<()> {
-    let Some(run) = parse_run_args(args)? else {
-        println!("{USAGE}");
-        return Ok(());
-    };
+/// `cargo xtask run`.
+pub fn cmd_run(cli: RunCli) -> Result<()> {
+    let run = resolve(cli)?;
     // Cheap checks first, before any build.
     let known = cases::programs()?;
     if let Some(name) = run.names.iter().find(|n| !known.contains_key(*n)) {
@@ -108,7 +105,7 @@ pub fn cmd_run(args: &[String]) -> Result<()> {
             groups,
             guest_timeout: opts.guest_timeout,
             tools,
-            announce_peers: false,
+            announce_peers: true,
         };
         boot_domu(&lab, &plan, opts)?
     };
@@ -144,16 +141,6 @@ fn verdict(report: &Report) -> Result<()> {
     Ok(())
 }
 
-fn seconds(value: Option<&String>, flag: &str) -> Result<Duration> {
-    let value = value.with_context(|| format!("{flag} needs a number of seconds"))?;
-    let secs: u64 = value
-        .parse()
-        .ok()
-        .filter(|s| *s > 0)
-        .with_context(|| format!("{flag}: `{value}` is not a positive number of seconds"))?;
-    Ok(Duration::from_secs(secs))
-}
-
 /// The xl config of program `name` (gallery or test tree).
 pub fn read_example_cfg(name: &str) -> Result<String> {
     program(name)?.cfg()
@@ -176,24 +163,27 @@ mod tests {
     use super::*;
     use crate::boot::GuestResult;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunCli,
+    }
+
+    fn parse_run_args(list: &[&str]) -> Result<RunArgs> {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(list.iter().copied()))?;
+        resolve(cli.run)
     }
 
     #[test]
     fn run_arguments() {
-        let run = parse_run_args(&args(&["--timeout", "50", "a", "b"]))
-            .unwrap()
-            .unwrap();
+        let run = parse_run_args(&["--timeout", "50", "a", "b"]).unwrap();
         assert_eq!(run.names, ["a", "b"]);
         assert_eq!(run.overall, Duration::from_secs(50));
         assert_eq!(run.guest_timeout, Duration::from_secs(50));
-        let run = parse_run_args(&args(&["--dom0", "--debug", "hello"]))
-            .unwrap()
-            .unwrap();
+        let run = parse_run_args(&["--dom0", "--debug", "hello"]).unwrap();
         assert!(run.dom0 && run.profile == Profile::Debug);
         assert_eq!(run.guest_timeout, Duration::from_secs(120));
-        assert!(parse_run_args(&args(&["--help"])).unwrap().is_none());
         for bad in [
             &[][..],
             &["--dom0", "a", "b"],
@@ -202,7 +192,7 @@ mod tests {
             &["--frob", "a"],
             &["a b"],
         ] {
-            assert!(parse_run_args(&args(bad)).is_err(), "{bad:?}");
+            assert!(parse_run_args(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use regex_lite::Regex;
 
 use crate::boot::{self, GuestResult, Options, Report};
@@ -23,20 +23,7 @@ struct Row {
 }
 
 /// `cargo xtask test [--quick] [--host-only] [--verbose]`.
-pub fn cmd_test(args: &[String]) -> Result<()> {
-    let mut settings = Settings {
-        quick: false,
-        host_only: false,
-        verbose: false,
-    };
-    for arg in args {
-        match arg.as_str() {
-            "--quick" => settings.quick = true,
-            "--host-only" => settings.host_only = true,
-            "--verbose" | "-v" => settings.verbose = true,
-            other => bail!("unknown argument to `test`: `{other}` (usage: cargo xtask test [--quick] [--host-only] [--verbose])"),
-        }
-    }
+pub fn cmd_test(settings: Settings) -> Result<()> {
     let started = Instant::now();
     let mut rows = host_tests(&settings);
     if !settings.host_only {
@@ -53,18 +40,22 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask ci`: what CI runs once the Debian packages are installed.
-pub fn cmd_ci(args: &[String]) -> Result<()> {
-    if let Some(arg) = args.first() {
-        bail!("`ci` takes no arguments (got `{arg}`)");
-    }
+pub fn cmd_ci() -> Result<()> {
     lab::ensure()?;
-    cmd_test(&[])
+    cmd_test(Settings::default())
 }
 
-struct Settings {
+/// `cargo xtask test`'s options.
+#[derive(Debug, Default, clap::Args)]
+pub struct Settings {
     /// Create all single-guest domU cases at once instead of one after another.
+    #[arg(long)]
     quick: bool,
+    /// Only the host tests (no QEMU).
+    #[arg(long)]
     host_only: bool,
+    /// Show Xen's and Linux's messages too.
+    #[arg(long, short)]
     verbose: bool,
 }
 
@@ -264,7 +255,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
                 groups,
                 guest_timeout,
                 tools,
-                announce_peers: false,
+                announce_peers: true,
             };
             boot::boot_domu(&lab, &plan, opts)
         });

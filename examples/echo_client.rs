@@ -1,6 +1,10 @@
-//! The pair application's main guest: a vchan client of its peer.
-//! Written by `cargo xtask test` into an application made with
-//! `xenpv-run new`; the runner boots it with `peer` (Xenpv.toml).
+//! A vchan echo client (with echo_server: `cargo xtask run echo_server
+//! echo_client`): finds the server's domain id in its own xenstore
+//! (`data/peers/echo_server`, written by the runner or the lab before the
+//! guests start), waits for the server's vchan nodes, connects, sends a
+//! line and checks that it comes back in capitals. It uses only the `Xen`
+//! handle and `xenpv::Error`. `cargo xtask test` also builds this file as
+//! the main binary of an application made with `xenpv-run new`.
 
 #![no_std]
 #![no_main]
@@ -21,9 +25,9 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     // The runner gives each guest its peers' domain ids.
     let server: u16 = xs
         .lock()
-        .read_string("data/peers/peer")?
+        .read_string("data/peers/echo_server")?
         .parse()
-        .map_err(|_| ChannelError::BadNode { path: "data/peers/peer".into() })?;
+        .map_err(|_| ChannelError::BadNode { path: "data/peers/echo_server".into() })?;
     let path = alloc::format!("/local/domain/{server}/data/vchan");
     let ready = alloc::format!("{path}/event-channel");
     let mut waited = 0;

@@ -1,4 +1,6 @@
-//! The pair application's peer: a vchan server that answers in capitals.
+//! A vchan echo server (with echo_client): offers a vchan to its only peer
+//! (named in `data/peers/`), reads a line, answers it in capitals and
+//! stays until the client has closed.
 
 #![no_std]
 #![no_main]
@@ -6,18 +8,18 @@
 extern crate alloc;
 
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
-use xenpv::DomId;
+use xenpv::vchan::{ChannelError, Vchan};
+use xenpv::{DomId, Xen};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
-    let xs = xenpv::xenstore::open_shared()?;
+fn main(xen: Xen) -> Result<(), xenpv::Error> {
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     // Our only peer is the application, whatever its name.
     let peers = xs.lock().directory("data/peers")?;
     let [app] = peers.as_slice() else {
-        return Err(ChannelError::BadNode { path: "data/peers".into() });
+        return Err(ChannelError::BadNode { path: "data/peers".into() }.into());
     };
     let client: u16 = xs
         .lock()
@@ -25,7 +27,7 @@ fn main() -> Result<(), ChannelError> {
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peers".into() })?;
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);
-    let chan = Vchan::server(Backends::xen(&xs)?, DomId(client), &path, 4096, 4096)?;
+    let chan = Vchan::server(xen.vchan()?, DomId(client), &path, 4096, 4096)?;
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
     let mut buf = [0u8; 17];
@@ -40,6 +42,6 @@ fn main() -> Result<(), ChannelError> {
             break;
         }
     }
-    xenpv::println!("peer: answered {app} (dom{client})");
+    xenpv::println!("echo_server: answered {app} (dom{client})");
     Ok(())
 }
