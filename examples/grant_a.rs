@@ -11,23 +11,26 @@ extern crate alloc;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access};
+use xenpv::grant::{Access};
 use xenpv::{println, DomId};
 
-use xenpv_test_support::guest::{wait_key, Error};
+use alloc::string::String;
+use xenpv::xenstore::{Client, RingTransport, XsError};
+use xenpv::{Error, Xen};
 
 xenpv::main!(main);
 
 const B_WROTE: &[u8] = b"B was here";
 
-fn main() -> Result<(), Error> {
-    let mut xs = xenpv::xenstore::open()?;
+fn main(xen: Xen) -> Result<(), Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let me = xs.read_string("domid")?;
-    let peer = wait_key(&mut xs, "data/peer_domid")?;
-    let b = DomId(peer.parse().map_err(|_| Error::Timeout("peer domid"))?);
+    let peer = wait_key(&xen, &mut xs, "data/peer_domid")?;
+    let b = DomId(peer.parse().map_err(|_| Error::App("peer domid"))?);
     println!("grant_a: I am dom{me}, sharing with dom{}", b.0);
 
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let rw = g.share(b, 1, Access::ReadWrite)?;
     let ro = g.share(b, 1, Access::ReadOnly)?;
     rw.page(0).expect("page").write(0, b"hello B from A (rw)")?;
@@ -46,15 +49,15 @@ fn main() -> Result<(), Error> {
             break;
         }
         if xenpv::time::now_ns() > deadline {
-            return Err(Error::Timeout("B's write"));
+            return Err(Error::App("B's write"));
         }
-        xenpv::sleep(Duration::from_millis(20));
+        xen.sleep(Duration::from_millis(20));
     }
     println!("grant_a: (b) A sees B's write: {:?}", core::str::from_utf8(&buf));
-    let c = wait_key(&mut xs, "data/c_result")?;
+    let c = wait_key(&xen, &mut xs, "data/c_result")?;
     println!("grant_a: (c) C reports: {c}");
     if !c.starts_with("refused") {
-        return Err(Error::Timeout("C was not refused"));
+        return Err(Error::App("C was not refused"));
     }
     // B unmaps when done; wait for that, then release with nothing pending.
     // Wait for B to unmap both pages, so that nothing goes pending.
@@ -69,4 +72,17 @@ fn main() -> Result<(), Error> {
     println!("grant_a: released; refs in use {}, pending {}", st.refs_used, st.pending);
     println!("grant_a: PASS");
     Ok(())
+}
+
+/// Reads `key` once dom0's relay (grant_a.dom0.sh) has written it, polling
+/// for up to 60 s.
+fn wait_key(xen: &Xen, xs: &mut Client<RingTransport>, key: &str) -> Result<String, Error> {
+    let deadline = xen.now_ns() + 60_000_000_000;
+    loop {
+        match xs.read_string(key) {
+            Ok(v) => return Ok(v),
+            Err(XsError::Errno(_)) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

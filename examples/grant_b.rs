@@ -7,25 +7,28 @@
 extern crate alloc;
 
 use core::time::Duration;
-use xenpv::grant::{self, Access, GntStatus, GrantError};
+use xenpv::grant::{Access, GntStatus, GrantError};
 use xenpv::{println, DomId, GrantRef};
 
-use xenpv_test_support::guest::{wait_key, Error};
+use alloc::string::String;
+use xenpv::xenstore::{Client, RingTransport, XsError};
+use xenpv::{Error, Xen};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), Error> {
-    let mut xs = xenpv::xenstore::open()?;
-    let a = DomId(wait_key(&mut xs, "data/peer_domid")?.parse().map_err(|_| Error::Check("domid"))?);
-    let rw = GrantRef(wait_key(&mut xs, "data/rw")?.parse().map_err(|_| Error::Check("rw ref"))?);
-    let ro = GrantRef(wait_key(&mut xs, "data/ro")?.parse().map_err(|_| Error::Check("ro ref"))?);
+fn main(xen: Xen) -> Result<(), Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
+    let a = DomId(wait_key(&xen, &mut xs, "data/peer_domid")?.parse().map_err(|_| Error::App("domid"))?);
+    let rw = GrantRef(wait_key(&xen, &mut xs, "data/rw")?.parse().map_err(|_| Error::App("rw ref"))?);
+    let ro = GrantRef(wait_key(&xen, &mut xs, "data/ro")?.parse().map_err(|_| Error::App("ro ref"))?);
     println!("grant_b: mapping dom{} grefs rw {} ro {}", a.0, rw.0, ro.0);
-    let g = grant::grants()?;
+    let g = xen.grants()?;
 
-    let e = g.map(a, &[ro], Access::ReadWrite).err().ok_or(Error::Check("writable map of a r/o grant worked"))?;
+    let e = g.map(a, &[ro], Access::ReadWrite).err().ok_or(Error::App("writable map of a r/o grant worked"))?;
     println!("grant_b: (b) writable map of the read-only grant refused: {e}");
     if e != (GrantError::BatchOp { index: 0, status: GntStatus::GeneralError }) {
-        return Err(Error::Check("unexpected error"));
+        return Err(Error::App("unexpected error"));
     }
 
     let m = g.map(a, &[rw, ro], Access::ReadOnly)?;
@@ -35,15 +38,28 @@ fn main() -> Result<(), Error> {
     m.page(1).expect("page").read(0, &mut buf)?;
     println!("grant_b: (b) ro page says {:?}", core::str::from_utf8(&buf));
     if &buf != b"hello B from A (ro)" {
-        return Err(Error::Check("ro data"));
+        return Err(Error::App("ro data"));
     }
     drop(m);
     let w = g.map(a, &[rw], Access::ReadWrite)?;
     w.page(0).expect("page").write(100, b"B was here")?;
     println!("grant_b: (b) wrote to A's writable page");
     // Give A time to see it through its own mapping, then unmap.
-    xenpv::sleep(Duration::from_millis(500));
+    xen.sleep(Duration::from_millis(500));
     w.unmap()?;
     println!("grant_b: PASS");
     Ok(())
+}
+
+/// Reads `key` once dom0's relay (grant_a.dom0.sh) has written it, polling
+/// for up to 60 s.
+fn wait_key(xen: &Xen, xs: &mut Client<RingTransport>, key: &str) -> Result<String, Error> {
+    let deadline = xen.now_ns() + 60_000_000_000;
+    loop {
+        match xs.read_string(key) {
+            Ok(v) => return Ok(v),
+            Err(XsError::Errno(_)) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

@@ -16,16 +16,16 @@ use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let order: u32 = helpers::arg("order", 16);
     let total: u64 = helpers::arg("bytes", 64 << 20);
     let chunk: usize = helpers::arg("chunk", 65536);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
@@ -37,7 +37,7 @@ fn main() -> Result<(), ChannelError> {
 
     // left = client->server: the producer's ring gets the requested order.
     let left = 1usize << order.clamp(10, 20);
-    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, left, 1024)?;
+    let chan = Vchan::server(xen.vchan()?, DomId(peer), &path, left, 1024)?;
     println!("ring_consumer: offering vchan at {path} to dom{peer} (left ring {left} bytes)");
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
@@ -56,7 +56,7 @@ fn main() -> Result<(), ChannelError> {
         if buf[..n] != want[..n] {
             let bad = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b).unwrap_or(0);
             println!("ring_consumer: FAIL: byte {} differs", got + bad as u64);
-            return Err(ChannelError::Timeout);
+            return Err(xenpv::Error::App("the stream differs"));
         }
         sum.update(&buf[..n]);
         got += n as u64;

@@ -12,21 +12,21 @@ use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let total: u64 = helpers::arg("bytes", 64 << 20);
     let chunk: usize = helpers::arg("chunk", 65536);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
     helpers::wait_key_for(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
-    let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(peer), &path)?;
+    let mut chan = Vchan::client(xen.vchan()?, DomId(peer), &path)?;
     println!("ring_producer: connected to dom{peer} at {path}");
 
     let mut buf = vec![0u8; chunk];

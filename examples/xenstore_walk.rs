@@ -8,7 +8,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
-use xenpv::xenstore::{self, Client, Transport, XsError};
+use xenpv::xenstore::{Client, Transport, XsError};
 use xenpv::{println, time};
 
 xenpv::main!(main);
@@ -39,15 +39,16 @@ fn walk<T: Transport>(c: &mut Client<T>, path: &str, depth: usize, budget: &mut 
     Ok(())
 }
 
-fn main() -> Result<(), XsError> {
-    let mut c = xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+    let store = xen.store()?;
+    let mut c = store.lock();
     let domid = c.own_domid()?;
     let home = c.own_domain_path()?;
     let name = c.read_string("name")?;
     println!("xenstore_walk: domid {domid}, home {home}, name \"{name}\"");
     if name != CFG_NAME || home != format!("/local/domain/{}", domid.0) {
         println!("xenstore_walk: FAIL: identity does not match the xl config");
-        return Err(XsError::Unavailable);
+        return Err(xenpv::Error::App("xenstore_walk check failed"));
     }
     println!("xenstore_walk: ok: name and domain path match the xl config");
 
@@ -61,7 +62,7 @@ fn main() -> Result<(), XsError> {
     println!("xenstore_walk: wrote and read back {key} = \"{back}\"");
     if back != value {
         println!("xenstore_walk: FAIL: read-back differs");
-        return Err(XsError::Unavailable);
+        return Err(xenpv::Error::App("xenstore_walk check failed"));
     }
 
     let counter = format!("{home}/data/counter");

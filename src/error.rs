@@ -169,6 +169,9 @@ pub enum Error {
     Channel(crate::vchan::ChannelError),
     /// A vchan ring's protocol.
     Ring(crate::vchan::VchanError),
+    /// The application's own failure: a check that did not hold, a value
+    /// it could not parse (`Err(Error::App("peer id is not a number"))`).
+    App(&'static str),
 }
 
 macro_rules! into_error {
@@ -201,6 +204,7 @@ impl fmt::Display for Error {
             Error::Grant(e) => write!(f, "grant table: {e}"),
             Error::Channel(e) => write!(f, "vchan: {e:?}"),
             Error::Ring(e) => write!(f, "vchan ring: {e:?}"),
+            Error::App(what) => f.write_str(what),
         }
     }
 }
@@ -228,6 +232,7 @@ mod umbrella_tests {
         let e = grant().unwrap_err();
         assert!(matches!(e, Error::Grant(_)));
         assert!(alloc::format!("{e}").starts_with("grant table: "), "{e}");
+        assert_eq!(alloc::format!("{}", Error::App("no peer")), "no peer");
         let e: Error = Errno::EINVAL.into();
         assert_eq!(alloc::format!("{e}"), alloc::format!("hypercall failed: {}", Errno::EINVAL));
     }
