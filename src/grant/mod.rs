@@ -45,7 +45,9 @@ pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
 pub use transfer::{TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
-pub use ops::xen::{grants, XenGrantOps};
+pub use ops::xen::XenGrantOps;
+#[cfg(target_os = "none")]
+pub(crate) use ops::xen::grants;
 
 use crate::abi::grant_table as abi;
 use crate::error::Errno;

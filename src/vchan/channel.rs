@@ -148,15 +148,6 @@ impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Clone for Backends<'_, G,
 }
 impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Copy for Backends<'_, G, E, S> {}
 
-#[cfg(target_os = "none")]
-impl<'b, T: Transport> Backends<'b, crate::grant::XenGrantOps, crate::event::XenEvents, spin::Mutex<Client<T>>> {
-    /// This domain's grant table and event channels, and `store`.
-    pub fn xen(store: &'b spin::Mutex<Client<T>>) -> core::result::Result<Self, GrantError> {
-        static EVENTS: crate::event::XenEvents = crate::event::XenEvents;
-        Ok(Backends { grants: crate::grant::grants()?, events: &EVENTS, store })
-    }
-}
-
 /// The pages a channel lives in, owned by the ring; dropping them
 /// releases (server) or unmaps (client) them, with their unmap notify.
 #[derive(Debug)]

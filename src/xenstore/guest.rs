@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 static OPEN: AtomicBool = AtomicBool::new(false);
 
 /// The store ring and its port. Only one exists at a time (the ring has
-/// one reader); dropping it lets [`open`] succeed again.
+/// one reader); applications reach it through [`Xen::store`](crate::Xen::store).
 #[derive(Debug)]
 pub struct RingTransport {
     ring: StoreRing<'static>,

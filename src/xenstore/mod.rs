@@ -122,4 +122,6 @@ pub struct Perm {
 #[cfg(target_os = "none")]
 pub(crate) mod guest;
 #[cfg(target_os = "none")]
-pub use guest::{open, open_shared, RingTransport};
+pub use guest::RingTransport;
+#[cfg(target_os = "none")]
+pub(crate) use guest::open_shared;

@@ -9,7 +9,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use xenpv::grant::{self, Access};
+use xenpv::grant::Access;
 use xenpv::mm::{self, Page};
 use xenpv::{println, DomId, GrantRef};
 
@@ -25,13 +25,13 @@ fn per_s(n: u64, ns: u64) -> u64 {
     n * 1_000_000_000 / ns.max(1)
 }
 
-fn main() -> Result<(), Error> {
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
     let me = if xenpv::runtime::boot_info().is_initial_domain() {
         DomId(0)
     } else {
-        xenpv::xenstore::open()?.own_domid()?
+        xen.domid()?
     };
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let pairs: u64 = xenpv::runtime::boot_info().arg("pairs").and_then(|v| v.parse().ok()).unwrap_or(200_000);
 
     // Floor: a plain compare-and-swap on a u16 in a page.

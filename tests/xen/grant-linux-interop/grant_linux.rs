@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use alloc::{format, vec};
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError, PageView};
+use xenpv::grant::{Access, GrantError, PageView};
 use xenpv::mm::{MemError, Page};
 use xenpv::xenstore::{Client, Transport, XsError};
 use xenpv::{println, DomId, GrantRef};
@@ -90,10 +90,11 @@ fn check_pattern(view: PageView<'_>, page: usize, seed: u8, range: core::ops::Ra
     }
 }
 
-fn main() -> Result<(), Error> {
-    let mut xs = xenpv::xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let me = xs.read_string("domid")?;
-    let g = grant::grants()?;
+    let g = xen.grants()?;
 
     // 1. dom0 maps our grants through gntdev.
     let mut shared = g.share(DOM0, 2, Access::ReadWrite)?;

@@ -22,7 +22,7 @@ use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), GrantError> {
+fn main(xen: xenpv::Xen) -> Result<(), GrantError> {
     let info = xenpv::runtime::boot_info();
     if !info.is_initial_domain() {
         // A domU needs its own domid from xenstore to grant to itself.
@@ -30,7 +30,7 @@ fn main() -> Result<(), GrantError> {
         return Ok(());
     }
     let me = DomId(0);
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let size = g.query_size()?;
     println!("grant_selftest: table {:?}, Xen says {size:?}", g.stats());
 

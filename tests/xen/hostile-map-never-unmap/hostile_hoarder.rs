@@ -12,15 +12,16 @@ use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access};
+use xenpv::grant::Access;
 use xenpv::vchan::ChannelError;
 use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId, GrantRef};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
-    let mut xs = xenpv::xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let me = xs.own_domid()?;
     let a: u16 = helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?
         .parse()
@@ -30,7 +31,7 @@ fn main() -> Result<(), ChannelError> {
     let r: u32 = helpers::wait_key_for(&mut xs, &format!("/local/domain/{}/data/ref", a.0), Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "ref".into() })?;
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let m = g.map(a, &[GrantRef(r)], Access::ReadWrite)?;
     let page = m.page(0).ok_or(ChannelError::Timeout)?;
     page.write(100, b"hoarded")?;
@@ -47,7 +48,7 @@ fn main() -> Result<(), ChannelError> {
         core::str::from_utf8(&ours).unwrap_or("?")
     );
     if &head != b"sharer's page" || &ours != b"hoarded" {
-        return Err(ChannelError::Timeout);
+        return Err(ChannelError::Timeout.into());
     }
     xs.write("data/checked", b"1")?;
     xs.set_perms("data/checked", &perms)?;

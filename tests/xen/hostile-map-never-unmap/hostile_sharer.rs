@@ -15,7 +15,7 @@ use xenpv_test_support::guest as helpers;
 use alloc::format;
 use alloc::vec::Vec;
 use core::time::Duration;
-use xenpv::grant::{self, Access, GrantError};
+use xenpv::grant::{Access, GrantError};
 use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId};
 
@@ -27,12 +27,13 @@ fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::Check(what)) }
 }
 
-fn main() -> Result<(), Error> {
-    let mut xs = xenpv::xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let me = xs.own_domid()?;
     let b = DomId(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
     let perms = [Perm { domid: me, access: XsAccess::None }, Perm { domid: b, access: XsAccess::Read }];
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     g.set_share_limit(4);
     let mut s = g.share(b, 1, Access::ReadWrite)?;
     let (r, mfn) = (s.gref(0).ok_or(Error::Check("ref"))?, s.mfn(0).ok_or(Error::Check("mfn"))?);

@@ -12,7 +12,7 @@ use xenpv_test_support::guest as helpers;
 use alloc::format;
 use core::time::Duration;
 use xenpv::abi::vchan::{CLI_LIVE, LEFT, RIGHT, RING_CONS, RING_PROD};
-use xenpv::grant::{self, Access};
+use xenpv::grant::Access;
 use xenpv::vchan::ChannelError;
 use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId, EvtchnPort, GrantRef};
@@ -23,13 +23,14 @@ fn number(s: alloc::string::String, path: &str) -> Result<u32, ChannelError> {
     s.parse().map_err(|_| ChannelError::BadNode { path: path.into() })
 }
 
-fn main() -> Result<(), ChannelError> {
-    let mut xs = xenpv::xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let victim = DomId(number(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?, "peer")? as u16);
     let path = format!("/local/domain/{}/data/hostile", victim.0);
     let port = number(helpers::wait_key_for(&mut xs, &format!("{path}/event-channel"), Duration::from_secs(60))?, "event-channel")?;
     let ring_ref = number(helpers::wait_key_for(&mut xs, &format!("{path}/ring-ref"), Duration::from_secs(60))?, "ring-ref")?;
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let local = xenpv::event::bind_interdomain(victim, EvtchnPort(port))?;
     let ctrl = g.map(victim, &[GrantRef(ring_ref)], Access::ReadWrite)?;
     let page = ctrl.page(0).ok_or(ChannelError::Timeout)?;

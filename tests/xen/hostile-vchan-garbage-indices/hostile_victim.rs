@@ -15,22 +15,22 @@ use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan, VchanError};
+use xenpv::vchan::{ChannelError, Vchan, VchanError};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
-    let xs = xenpv::xenstore::open_shared()?;
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/hostile", me.0);
     // First use of the grant table maps it (page-table frames): before measuring.
-    let g = xenpv::grant::grants()?;
+    let g = xen.grants()?;
     let frames_before = xenpv::mm::stats().free_frames;
-    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, 1024, 1024)?;
+    let chan = Vchan::server(xen.vchan()?, DomId(peer), &path, 1024, 1024)?;
     println!("hostile_victim: offering a vchan to dom{peer}");
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
@@ -41,7 +41,7 @@ fn main() -> Result<(), ChannelError> {
     println!("hostile_victim: write into the scribbled ring: {write:?}");
     let corrupt = |r: &Result<usize, ChannelError>| matches!(r, Err(ChannelError::Vchan(VchanError::PeerCorrupt { .. })));
     if !corrupt(&read) || !corrupt(&write) {
-        return Err(ChannelError::Timeout);
+        return Err(ChannelError::Timeout.into());
     }
     // Alive and well: xenstore still answers, memory is intact.
     xs.lock().write("data/victim", b"alive")?;
@@ -58,7 +58,7 @@ fn main() -> Result<(), ChannelError> {
         xenpv::mm::stats().free_frames
     );
     if pending != 0 || xenpv::mm::stats().free_frames != frames_before {
-        return Err(ChannelError::Timeout);
+        return Err(ChannelError::Timeout.into());
     }
     println!("hostile_victim: PASS");
     Ok(())

@@ -14,22 +14,23 @@ extern crate alloc;
 use xenpv_test_support::guest as helpers;
 
 use core::time::Duration;
-use xenpv::grant::{self, Access};
+use xenpv::grant::Access;
 use xenpv::{println, DomId, GrantRef};
 
 use xenpv_test_support::guest::Error;
 
 xenpv::main!(main);
 
-fn main() -> Result<(), Error> {
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
     let refs: u32 = helpers::arg("refs", 2048);
     let rounds: u32 = helpers::arg("rounds", 3);
-    let mut xs = xenpv::xenstore::open()?;
+    let store = xen.store()?;
+    let mut xs = store.lock();
     let a = DomId(helpers::wait_key_for(&mut xs, "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("domid"))?);
     let mine: u32 = helpers::wait_key_for(&mut xs, &alloc::format!("/local/domain/{}/data/c_ref", a.0), Duration::from_secs(60))?
         .parse()
         .map_err(|_| Error::Check("c_ref"))?;
-    let g = grant::grants()?;
+    let g = xen.grants()?;
     let (m0, g0) = (xenpv::mm::stats(), g.stats());
 
     // Positive control: the page A granted to us maps, read-only only.

@@ -25,8 +25,8 @@ use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access};
-use xenpv::vchan::{Backends, Vchan};
+use xenpv::grant::Access;
+use xenpv::vchan::Vchan;
 use xenpv::xenstore::Perm;
 use xenpv::{println, DomId};
 
@@ -51,14 +51,14 @@ macro_rules! figures {
     }};
 }
 
-fn main() -> Result<(), Error> {
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
     let shares: u32 = helpers::arg("shares", 10_000);
     let opens: u32 = helpers::arg("opens", 1_000);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     let b = DomId(helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
     let c = DomId(helpers::wait_key_for(&mut xs.lock(), "data/guesser_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("C's domid"))?);
-    let g = grant::grants()?;
+    let g = xen.grants()?;
 
     // C's positive control: one page granted to it, read-only.
     let for_c = g.share(c, 1, Access::ReadOnly)?;
@@ -69,7 +69,7 @@ fn main() -> Result<(), Error> {
 
     let base = format!("/local/domain/{}/data", me.0);
     let ctl_path = format!("{base}/soakctl");
-    let ctl = Vchan::server(Backends::xen(&xs)?, b, &ctl_path, 1024, 1024)?;
+    let ctl = Vchan::server(xen.vchan()?, b, &ctl_path, 1024, 1024)?;
     ctl.wait_connected(Some(Duration::from_secs(60)))?;
     let mut ctl = ctl;
     println!("soak_a: dom{} connected; {shares} share/release cycles, {opens} vchan open/close cycles", b.0);
@@ -123,7 +123,7 @@ fn main() -> Result<(), Error> {
     let start = xenpv::time::now_ns();
     let path = format!("{base}/soakchan");
     for i in 0..opens {
-        let chan = Vchan::server(Backends::xen(&xs)?, b, &path, 1024, 1024)?;
+        let chan = Vchan::server(xen.vchan()?, b, &path, 1024, 1024)?;
         ctl.write_all(&i.to_le_bytes(), T)?;
         chan.wait_connected(T)?;
         let mut chan = chan;

@@ -13,8 +13,8 @@ use xenpv_test_support::guest as helpers;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{self, Access};
-use xenpv::vchan::{Backends, Vchan};
+use xenpv::grant::Access;
+use xenpv::vchan::Vchan;
 use xenpv::{println, DomId, GrantRef};
 
 use xenpv_test_support::guest::Error;
@@ -23,16 +23,16 @@ xenpv::main!(main);
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
 
-fn main() -> Result<(), Error> {
+fn main(xen: xenpv::Xen) -> Result<(), Error> {
     let shares: u32 = helpers::arg("shares", 10_000);
     let opens: u32 = helpers::arg("opens", 1_000);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let a = DomId(helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?.parse().map_err(|_| Error::Check("peer domid"))?);
     let base = format!("/local/domain/{}/data", a.0);
     let ctl_path = format!("{base}/soakctl");
     helpers::wait_key_for(&mut xs.lock(), &format!("{ctl_path}/event-channel"), Duration::from_secs(60))?;
-    let mut ctl = Vchan::client(Backends::xen(&xs)?, a, &ctl_path)?;
-    let g = grant::grants()?;
+    let mut ctl = Vchan::client(xen.vchan()?, a, &ctl_path)?;
+    let g = xen.grants()?;
     let (m0, g0) = (xenpv::mm::stats(), g.stats());
     println!(
         "soak_b: before: free frames {}, free map pages {}, grant refs used {}, pending {}",
@@ -75,7 +75,7 @@ fn main() -> Result<(), Error> {
         let mut n = [0u8; 4];
         ctl.read_exact(&mut n, T)?;
         let i = u32::from_le_bytes(n);
-        let mut chan = Vchan::client(Backends::xen(&xs)?, a, &path)?;
+        let mut chan = Vchan::client(xen.vchan()?, a, &path)?;
         chan.write_all(&[i as u8], T)?;
         let mut byte = [0u8; 1];
         chan.read_exact(&mut byte, T)?;

@@ -19,21 +19,21 @@ use xenpv_test_support::{guest as helpers, stream};
 use alloc::format;
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let total: usize = helpers::arg("bytes", 256 << 10);
     let chunk: usize = helpers::arg("chunk", 4096);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let server = helpers::wait_key_for(&mut xs.lock(), "data/server", Duration::from_secs(60))?;
     let bad = || ChannelError::BadNode { path: "data/server".into() };
     let (domid, path) = server.trim().split_once(' ').ok_or_else(bad)?;
     let domid = DomId(domid.parse().map_err(|_| bad())?);
     helpers::wait_key_for(&mut xs.lock(), &format!("{path}/event-channel"), Duration::from_secs(60))?;
-    let mut chan = Vchan::client(Backends::xen(&xs)?, domid, path)?;
+    let mut chan = Vchan::client(xen.vchan()?, domid, path)?;
     let (read, write) = chan.ring_sizes();
     println!("vchan_client: header at connect {:?}", chan.header());
     println!(
@@ -54,13 +54,13 @@ fn main() -> Result<(), ChannelError> {
         let r = chan.read(&mut back)?;
         if back[..r] != data[got..(got + r).min(total)] {
             println!("vchan_client: FAIL: echo differs near byte {got}");
-            return Err(ChannelError::Timeout);
+            return Err(ChannelError::Timeout.into());
         }
         got += r;
         if w == 0 && r == 0 {
             if let Err(e) = chan.wait(true, sent < total, Some(Duration::from_secs(30))) {
                 println!("vchan_client: stalled after {sent} bytes sent, {got} received; header {:?}", chan.header());
-                return Err(e);
+                return Err(e.into());
             }
         }
     }

@@ -25,23 +25,23 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan, VchanError, XenVchan};
+use xenpv::vchan::{ChannelError, Vchan, VchanError, XenVchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let peer = DomId(helpers::arg("peer", 0u16));
     let orders: String = helpers::arg("orders", String::from("10:11,11:10,12:16,20:12"));
     let sessions = parse_orders(&orders).ok_or(ChannelError::BadNode { path: format!("orders={orders}") })?;
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     xs.lock().write("data/sessions", format!("{}", sessions.len()).as_bytes())?;
 
     let mut all_ok = true;
     for (i, &(lo, ro)) in sessions.iter().enumerate() {
         let path = format!("/local/domain/{}/data/echo{i}", me.0);
-        let chan = Vchan::server(Backends::xen(&xs)?, peer, &path, 1 << lo, 1 << ro)?;
+        let chan = Vchan::server(xen.vchan()?, peer, &path, 1 << lo, 1 << ro)?;
         let (read, write) = chan.ring_sizes();
         println!(
             "vchan_echo: session {i}: offering {path} to dom{}, rings {read} bytes in (order {}), {write} bytes out (order {})",
@@ -58,7 +58,7 @@ fn main() -> Result<(), ChannelError> {
         println!("vchan_echo: session {i}: dom0 says: {}", verdict.trim());
         all_ok &= verdict.starts_with("ok");
     }
-    let pending = xenpv::grant::grants()?.reclaim();
+    let pending = xen.grants()?.reclaim();
     println!("vchan_echo: {} sessions done, {pending} granted pages still pending", sessions.len());
     if all_ok && pending == 0 {
         println!("vchan_echo: PASS");

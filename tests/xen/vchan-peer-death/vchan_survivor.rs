@@ -20,24 +20,24 @@ use xenpv_test_support::{guest as helpers, stream};
 use alloc::format;
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let order: u32 = helpers::arg("order", 20);
     let kill_after: u64 = helpers::arg("kill_after", 1 << 20);
-    let xs = xenpv::xenstore::open_shared()?;
+    let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
     let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = format!("/local/domain/{}/data/vchan", me.0);
-    let grants = xenpv::grant::grants()?;
+    let grants = xen.grants()?;
     let before = grants.stats();
 
-    let chan = Vchan::server(Backends::xen(&xs)?, DomId(peer), &path, 1 << order.clamp(10, 20), 1024)?;
+    let chan = Vchan::server(xen.vchan()?, DomId(peer), &path, 1 << order.clamp(10, 20), 1024)?;
     let shared = grants.stats().shared_pages - before.shared_pages;
     println!("vchan_survivor: offering {path} to dom{peer}: {} byte ring in, {shared} pages shared", chan.ring_sizes().0);
     chan.wait_connected(Some(Duration::from_secs(60)))?;
@@ -55,7 +55,7 @@ fn main() -> Result<(), ChannelError> {
         stream::fill(got, &mut want[..n]);
         if buf[..n] != want[..n] {
             println!("vchan_survivor: FAIL: byte {} differs", got);
-            return Err(ChannelError::Timeout);
+            return Err(ChannelError::Timeout.into());
         }
         got += n as u64;
         if asked {
@@ -73,7 +73,7 @@ fn main() -> Result<(), ChannelError> {
     println!("vchan_survivor: read failed after {got} bytes: {error:?} (peer still live per ring: {})", chan.is_open());
     if error != ChannelError::PeerGone || !asked {
         println!("vchan_survivor: FAIL: expected PeerGone after the destroy");
-        return Err(error);
+        return Err(error.into());
     }
     drop(chan);
     let pending = grants.stats().pending;
@@ -92,7 +92,7 @@ fn main() -> Result<(), ChannelError> {
     );
     if left != 0 || after.shared_pages != before.shared_pages {
         println!("vchan_survivor: FAIL: pages the dead peer had mapped were not reclaimed");
-        return Err(ChannelError::Timeout);
+        return Err(ChannelError::Timeout.into());
     }
     let _ = xs.lock().rm(&path);
     println!("vchan_survivor: PASS: peer death detected and its pages reclaimed");

@@ -13,19 +13,19 @@ use xenpv_test_support::{guest as helpers, stream};
 
 use alloc::vec;
 use core::time::Duration;
-use xenpv::vchan::{Backends, ChannelError, Vchan};
+use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
 
-fn main() -> Result<(), ChannelError> {
-    let xs = xenpv::xenstore::open_shared()?;
+fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
+    let xs = xen.store()?;
     let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
     helpers::wait_key_for(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
-    let mut chan = Vchan::client(Backends::xen(&xs)?, DomId(peer), &path)?;
+    let mut chan = Vchan::client(xen.vchan()?, DomId(peer), &path)?;
     println!("vchan_victim: connected to dom{peer}, streaming until destroyed");
     let mut buf = vec![0u8; 65536];
     let mut sent = 0u64;
@@ -33,7 +33,7 @@ fn main() -> Result<(), ChannelError> {
         stream::fill(sent, &mut buf);
         if let Err(e) = chan.write_all(&buf, Some(Duration::from_secs(60))) {
             println!("vchan_victim: FAIL: still alive after {sent} bytes: {e:?}");
-            return Err(e);
+            return Err(e.into());
         }
         sent += buf.len() as u64;
     }

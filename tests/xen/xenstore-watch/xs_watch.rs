@@ -8,7 +8,7 @@
 extern crate alloc;
 
 use xenpv::println;
-use xenpv::xenstore::{self, XsError};
+use xenpv::xenstore::XsError;
 
 xenpv::main!(main);
 
@@ -20,8 +20,9 @@ fn fail(what: &str) -> Result<(), XsError> {
     Err(XsError::Unavailable)
 }
 
-fn main() -> Result<(), XsError> {
-    let mut c = xenstore::open()?;
+fn main(xen: xenpv::Xen) -> Result<(), XsError> {
+    let store = xen.store()?;
+    let mut c = store.lock();
     let domid = c.own_domid()?;
     let name = c.read_string("name")?;
     // dom0's companion writes xl's idea of our domid; it runs alongside
