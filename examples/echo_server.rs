@@ -30,10 +30,16 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     let chan = Vchan::server(xen.vchan()?, DomId(client), &path, 4096, 4096)?;
     chan.wait_connected(Some(Duration::from_secs(60)))?;
     let mut chan = chan;
+    // The client's line arrives in one write: take it whole (`recv` moves
+    // all of it or nothing), answer it whole (`send`, likewise).
     let mut buf = [0u8; 17];
-    chan.read_exact(&mut buf, Some(Duration::from_secs(30)))?;
+    while chan.recv(&mut buf)? == 0 {
+        chan.wait(true, false, Some(Duration::from_secs(30)))?;
+    }
     buf.make_ascii_uppercase();
-    chan.write_all(&buf, Some(Duration::from_secs(30)))?;
+    while chan.send(&buf)? == 0 {
+        chan.wait(false, true, Some(Duration::from_secs(30)))?;
+    }
     // Stay until the application has read the answer and closed.
     while chan.is_open() {
         let _ = chan.wait(true, false, Some(Duration::from_millis(200)));

@@ -202,6 +202,24 @@ impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vcha
     }
 }
 
+/// Where a channel is (libxenvchan_is_open's three answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A server whose client has not connected yet.
+    Waiting,
+    /// Both ends are there.
+    Connected,
+    /// The peer has closed (or never will connect).
+    Closed,
+}
+
+/// The xenstore directory where Qubes' qrexec (libvchan over
+/// `vchan_server_init(domain, port)`) offers a channel: the server's
+/// `/local/domain/<server>/data/vchan/<client>/<port>`.
+pub fn qubes_path(server: DomId, client: DomId, port: u32) -> String {
+    format!("/local/domain/{}/data/vchan/{}/{port}", server.0, client.0)
+}
+
 /// How often a blocked wait checks that the peer domain still exists.
 /// Xen sends no event when it closes a dead domain's end of an
 /// interdomain channel (evtchn_close turns ours back into "unbound"), so
@@ -337,6 +355,48 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// not connected yet).
     pub fn is_open(&self) -> bool {
         self.ring.peer_live()
+    }
+
+    /// Where the channel is: a server `Waiting` for its client,
+    /// `Connected`, or `Closed` by the peer.
+    pub fn state(&self) -> State {
+        let ctrl = self.ring.memory().ctrl();
+        match self.published {
+            // Server: the client's flag (2 until it connects).
+            Some(_) => match ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) {
+                2 => State::Waiting,
+                1 => State::Connected,
+                _ => State::Closed,
+            },
+            None if self.ring.peer_live() => State::Connected,
+            None => State::Closed,
+        }
+    }
+
+    /// Writes all of `data` if it fits in the ring now, else nothing
+    /// (`Ok(0)`; wait with [`wait`](Self::wait) and try again):
+    /// libxenvchan_send without blocking. `data` larger than the ring can
+    /// never fit: `InvalidArgument`.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize> {
+        if data.len() > self.ring.write_capacity() {
+            return Err(GrantError::InvalidArgument.into());
+        }
+        if self.buffer_space()? < data.len() {
+            return Ok(0);
+        }
+        self.write(data)
+    }
+
+    /// Reads exactly `buf.len()` bytes if that many are there now, else
+    /// nothing (`Ok(0)`): libxenvchan_recv without blocking.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.len() > self.ring.read_capacity() {
+            return Err(GrantError::InvalidArgument.into());
+        }
+        if self.data_ready()? < buf.len() {
+            return Ok(0);
+        }
+        self.read(buf)
     }
 
     /// Bytes of the ring we read from and of the one we write to.
@@ -627,6 +687,40 @@ mod tests {
             assert_eq!((ew.open_ports(A), ew.open_ports(B)), (0, 0));
             assert!(gw.violations().is_empty(), "{:?}", gw.violations());
         }
+    }
+
+    /// libxenvchan's all-or-nothing send/recv and its tri-state open check.
+    #[test]
+    fn send_and_recv_move_all_or_nothing_and_state_follows_the_peer() {
+        let (_gw, _ew, a, b) = world();
+        let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        assert_eq!(srv.state(), State::Waiting);
+        let mut cli = connect(&b);
+        assert_eq!((srv.state(), cli.state()), (State::Connected, State::Connected));
+        let (_, room) = cli.ring_sizes();
+        // Too big to ever fit: refused, nothing written.
+        assert!(matches!(cli.send(&std::vec![1u8; room + 1]), Err(ChannelError::Grant(GrantError::InvalidArgument))));
+        assert_eq!(srv.data_ready().unwrap(), 0);
+        // Fill all but 10 bytes; a send of 11 moves nothing, of 10 moves all.
+        assert_eq!(cli.send(&std::vec![7u8; room - 10]).unwrap(), room - 10);
+        assert_eq!(cli.send(&[9u8; 11]).unwrap(), 0);
+        assert_eq!(srv.data_ready().unwrap(), room - 10);
+        assert_eq!(cli.send(&[9u8; 10]).unwrap(), 10);
+        // recv: all of the request or nothing.
+        let mut big = std::vec![0u8; room];
+        assert_eq!(srv.recv(&mut big[..room - 5]).unwrap(), room - 5);
+        assert_eq!(srv.recv(&mut [0u8; 6]).unwrap(), 0, "only 5 left");
+        let mut five = [0u8; 5];
+        assert_eq!(srv.recv(&mut five).unwrap(), 5);
+        assert_eq!(five, [9u8; 5]);
+        assert!(srv.recv(&mut std::vec![0u8; srv.ring_sizes().0 + 1]).is_err());
+        drop(cli);
+        assert_eq!(srv.state(), State::Closed);
+    }
+
+    #[test]
+    fn qubes_paths() {
+        assert_eq!(qubes_path(DomId(3), DomId(7), 512), "/local/domain/3/data/vchan/7/512");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
-use xenpv::vchan::{ChannelError, Vchan, VchanError, XenVchan};
+use xenpv::vchan::{ChannelError, State, Vchan, VchanError, XenVchan};
 use xenpv::{println, DomId};
 
 xenpv::main!(main);
@@ -49,9 +49,14 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
             read.trailing_zeros(),
             write.trailing_zeros()
         );
+        let before = chan.state();
         chan.wait_connected(Some(Duration::from_secs(60)))?;
+        let during = chan.state();
         let mut chan = chan;
         let (bytes, sum) = echo(&mut chan)?;
+        let after = chan.state();
+        println!("vchan_echo: session {i}: states {before:?} -> {during:?} -> {after:?}");
+        all_ok &= (before, during, after) == (State::Waiting, State::Connected, State::Closed);
         println!("vchan_echo: session {i}: client closed after {bytes} bytes echoed (checksum {sum:016x})");
         drop(chan); // closes, removing the nodes
         let verdict = helpers::wait_key_for(&mut xs.lock(), &format!("data/verdict{i}"), Duration::from_secs(60))?;
