@@ -194,6 +194,9 @@ pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
     peer: DomId,
     /// A server's store and the directory it published, removed at close.
     published: Option<(&'b S, String)>,
+    /// libxenvchan's `blocking` switch: `read`, `write`, `send` and `recv`
+    /// wait instead of returning 0 (see [`set_blocking`](Vchan::set_blocking)).
+    blocking: bool,
 }
 
 impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vchan<'_, G, E, S> {
@@ -264,7 +267,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         // From here on a failure drops the ring (releasing the pages),
         // then the port.
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
-        let mut chan = Vchan { ring, port, peer, published: None };
+        let mut chan = Vchan { ring, port, peer, published: None, blocking: false };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
         let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port().0));
         b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
@@ -307,7 +310,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         ring.set_live(1);
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
         let _ = port.send();
-        Ok(Vchan { ring, port, peer: server, published: None })
+        Ok(Vchan { ring, port, peer: server, published: None, blocking: false })
     }
 
     /// A snapshot of the control page's header, for diagnostics:
@@ -373,30 +376,81 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         }
     }
 
+    /// libxenvchan's blocking switch. Blocking, [`read`](Self::read)
+    /// waits for at least one byte, [`write`](Self::write) for room for
+    /// all of its data, [`send`](Self::send) and [`recv`](Self::recv) for
+    /// all of theirs; without a timeout, until the peer closes or vanishes.
+    /// Non-blocking (the default), each moves what it can now.
+    pub fn set_blocking(&mut self, blocking: bool) {
+        self.blocking = blocking;
+    }
+
+    /// Whether the channel blocks (see [`set_blocking`](Self::set_blocking)).
+    pub fn is_blocking(&self) -> bool {
+        self.blocking
+    }
+
     /// Writes all of `data` if it fits in the ring now, else nothing
     /// (`Ok(0)`; wait with [`wait`](Self::wait) and try again):
-    /// libxenvchan_send without blocking. `data` larger than the ring can
-    /// never fit: `InvalidArgument`.
+    /// libxenvchan_send. Blocking, it waits until it fits. `data` larger
+    /// than the ring can never fit: `InvalidArgument`.
     pub fn send(&mut self, data: &[u8]) -> Result<usize> {
         if data.len() > self.ring.write_capacity() {
             return Err(GrantError::InvalidArgument.into());
         }
+        if self.blocking {
+            let (ring, want) = (&self.ring, data.len());
+            self.wait_for(None, &mut || ring.buffer_space().map_or(true, |n| n >= want) || !ring.peer_live())?;
+        }
         if self.buffer_space()? < data.len() {
             return Ok(0);
         }
-        self.write(data)
+        self.write_now(data)
     }
 
     /// Reads exactly `buf.len()` bytes if that many are there now, else
-    /// nothing (`Ok(0)`): libxenvchan_recv without blocking.
+    /// nothing (`Ok(0)`): libxenvchan_recv. Blocking, it waits for them.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.len() > self.ring.read_capacity() {
             return Err(GrantError::InvalidArgument.into());
         }
+        if self.blocking {
+            let (ring, want) = (&self.ring, buf.len());
+            self.wait_for(None, &mut || ring.data_ready().map_or(true, |n| n >= want) || !ring.peer_live())?;
+        }
         if self.data_ready()? < buf.len() {
             return Ok(0);
         }
-        self.read(buf)
+        self.read_now(buf)
+    }
+
+    /// Waits until one of `chans` has something to read or its peer has
+    /// closed, and returns its index (the first such): waiting on several
+    /// channels at once, as libxenvchan's `fd_for_select` allows. All of
+    /// them must share one event backend (one domain's).
+    pub fn wait_any(chans: &[&Self], timeout: Option<Duration>) -> Result<usize> {
+        let first = chans.first().ok_or(GrantError::InvalidArgument)?;
+        let events = first.events();
+        let deadline = timeout.map(|t| events.deadline_after(t));
+        let ready = || {
+            chans
+                .iter()
+                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || !c.ring.peer_live())
+        };
+        loop {
+            let slice = events.deadline_after(PEER_CHECK);
+            let step = deadline.map_or(slice, |d| d.min(slice));
+            match events.wait_until(Some(step), &mut || ready().is_some()) {
+                Ok(()) => return ready().ok_or(ChannelError::Timeout),
+                Err(EventError::Timeout) if deadline.is_none_or(|d| events.now_ns() < d) => {
+                    if let Some(i) = chans.iter().position(|c| c.peer_gone()) {
+                        return Ok(i);
+                    }
+                }
+                Err(EventError::Timeout) => return Err(ChannelError::Timeout),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Bytes of the ring we read from and of the one we write to.
@@ -466,14 +520,30 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         Ok(p.bytes)
     }
 
-    /// Reads what is available, up to `buf.len()`, without blocking.
+    /// Reads what is available, up to `buf.len()`; blocking (see
+    /// [`set_blocking`](Self::set_blocking)), waits for at least one byte.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.blocking {
+            return self.read_until(buf, None);
+        }
+        self.read_now(buf)
+    }
+
+    /// Writes what fits, up to `data.len()`; blocking, all of it.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+        if self.blocking {
+            self.write_all(data, None)?;
+            return Ok(data.len());
+        }
+        self.write_now(data)
+    }
+
+    fn read_now(&mut self, buf: &mut [u8]) -> Result<usize> {
         let p = self.ring.read(buf)?;
         self.kick(p)
     }
 
-    /// Writes what fits, up to `data.len()`, without blocking.
-    pub fn write(&mut self, data: &[u8]) -> Result<usize> {
+    fn write_now(&mut self, data: &[u8]) -> Result<usize> {
         let p = self.ring.write(data)?;
         self.kick(p)
     }
@@ -487,7 +557,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     fn read_until(&mut self, buf: &mut [u8], until: Option<u64>) -> Result<usize> {
         loop {
-            let n = self.read(buf)?;
+            let n = self.read_now(buf)?;
             if n > 0 || buf.is_empty() {
                 return Ok(n);
             }
@@ -513,7 +583,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let until = self.deadline(timeout);
         let mut sent = 0;
         while sent < data.len() {
-            let n = match self.write(&data[sent..]) {
+            let n = match self.write_now(&data[sent..]) {
                 Ok(n) => n,
                 Err(ChannelError::NotifyFailed { bytes, error }) => {
                     return Err(ChannelError::NotifyFailed { bytes: sent + bytes, error })
@@ -716,6 +786,62 @@ mod tests {
         assert!(srv.recv(&mut std::vec![0u8; srv.ring_sizes().0 + 1]).is_err());
         drop(cli);
         assert_eq!(srv.state(), State::Closed);
+    }
+
+    /// The blocking switch: recv/read wait for their data, send/write for
+    /// room, and a peer that closes ends the wait.
+    #[test]
+    fn blocking_channels_wait_for_their_data_and_room() {
+        let (_gw, _ew, a, b) = world();
+        std::thread::scope(|s| {
+            let srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+            let client = s.spawn(|| {
+                let mut c = connect(&b);
+                std::thread::sleep(Duration::from_millis(50));
+                // In two parts, the second late: a blocking recv of 8
+                // must not return after the first 4.
+                assert_eq!(c.write(b"abcd").unwrap(), 4);
+                std::thread::sleep(Duration::from_millis(50));
+                assert_eq!(c.write(b"efgh").unwrap(), 4);
+                c.set_blocking(true);
+                let mut back = [0u8; 8];
+                assert_eq!(c.recv(&mut back).unwrap(), 8);
+                assert_eq!(&back, b"ABCDEFGH");
+            });
+            let mut srv = srv;
+            srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            srv.set_blocking(true);
+            assert!(srv.is_blocking());
+            let mut buf = [0u8; 8];
+            let start = Instant::now();
+            assert_eq!(srv.recv(&mut buf).unwrap(), 8);
+            assert!(start.elapsed() >= Duration::from_millis(90), "waited for the second half");
+            assert_eq!(&buf, b"abcdefgh");
+            buf.make_ascii_uppercase();
+            assert_eq!(srv.send(&buf).unwrap(), 8);
+            client.join().unwrap();
+            // The client is gone: a blocking read ends with Closed.
+            assert_eq!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::Closed)));
+            srv.set_blocking(false);
+        });
+    }
+
+    /// Waiting on several channels: the one with data (or a closed peer)
+    /// is named; none ready is a timeout.
+    #[test]
+    fn wait_any_names_the_ready_channel() {
+        let (_gw, _ew, a, b) = world();
+        const PATH2: &str = "data/vchan/second";
+        let first = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let second = Vchan::server(a.backends(), B, PATH2, 1024, 1024).unwrap();
+        let _c1 = connect(&b);
+        let mut c2 = Vchan::client(b.backends(), A, PATH2).unwrap();
+        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_millis(30))), Err(ChannelError::Timeout));
+        c2.write(b"x").unwrap();
+        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))), Ok(1));
+        drop(_c1);
+        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))), Ok(0), "a closed peer counts");
+        assert!(Vchan::<FakeXen, FakeEvents, FakeStore>::wait_any(&[], None).is_err());
     }
 
     #[test]

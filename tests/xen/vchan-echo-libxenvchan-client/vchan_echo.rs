@@ -53,6 +53,9 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
         chan.wait_connected(Some(Duration::from_secs(60)))?;
         let during = chan.state();
         let mut chan = chan;
+        // Odd sessions use libxenvchan's blocking mode (plain read/write
+        // wait), even ones the explicit blocking calls with timeouts.
+        chan.set_blocking(i % 2 == 1);
         let (bytes, sum) = echo(&mut chan)?;
         let after = chan.state();
         println!("vchan_echo: session {i}: states {before:?} -> {during:?} -> {after:?}");
@@ -78,13 +81,18 @@ fn echo(chan: &mut XenVchan<'_>) -> Result<(u64, u64), ChannelError> {
     let mut buf = vec![0u8; 16384];
     let (mut total, mut sum) = (0u64, stream::Checksum::new());
     loop {
-        let n = match chan.read_blocking(&mut buf, Some(Duration::from_secs(60))) {
+        let got = if chan.is_blocking() { chan.read(&mut buf) } else { chan.read_blocking(&mut buf, Some(Duration::from_secs(60))) };
+        let n = match got {
             Ok(n) => n,
             Err(ChannelError::Vchan(VchanError::Closed)) => return Ok((total, sum.finish())),
             Err(e) => return Err(e),
         };
         sum.update(&buf[..n]);
-        chan.write_all(&buf[..n], Some(Duration::from_secs(60)))?;
+        if chan.is_blocking() {
+            assert_eq!(chan.write(&buf[..n])?, n, "a blocking write moves everything");
+        } else {
+            chan.write_all(&buf[..n], Some(Duration::from_secs(60)))?;
+        }
         total += n as u64;
     }
 }
