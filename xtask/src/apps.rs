@@ -101,10 +101,13 @@ struct Env {
 impl Env {
     fn prepare() -> Result<Env> {
         let repo = util::repo_root();
+        // Installed the way the README says (`cargo install --path
+        // xenpv-run`), into a folder of our own.
+        let root = util::target_dir().join("xenpv-run-install");
         let mut cmd = util::cargo();
-        cmd.current_dir(&repo).args(["build", "-p", "xenpv-run", "--bin", "xenpv-run"]);
-        run_captured(&mut cmd, Duration::from_secs(1800)).context("building xenpv-run")?;
-        let runner_dir = util::target_dir().join("debug");
+        cmd.current_dir(&repo).args(["install", "--locked", "--path", "xenpv-run", "--root"]).arg(&root);
+        run_captured(&mut cmd, Duration::from_secs(1800)).context("cargo install --path xenpv-run")?;
+        let runner_dir = root.join("bin");
         if !runner_dir.join("xenpv-run").is_file() {
             bail!("built xenpv-run but {} is missing", runner_dir.join("xenpv-run").display());
         }
