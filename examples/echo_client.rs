@@ -1,7 +1,7 @@
 //! A vchan echo client (with echo_server: `cargo xtask run echo_server
 //! echo_client`): finds the server's domain id in its own xenstore
 //! (`data/peers/echo_server`, written by the runner or the lab before the
-//! guests start), waits for the server's vchan nodes, connects, sends a
+//! guests start), waits on a xenstore watch for the server's vchan nodes, connects, sends a
 //! line and checks that it comes back in capitals. It uses only the `Xen`
 //! handle and `xenpv::Error`. `cargo xtask test` also builds this file as
 //! the main binary of an application made with `xenpv-run new`.
@@ -13,7 +13,6 @@ extern crate alloc;
 
 use core::time::Duration;
 use xenpv::vchan::{ChannelError, Vchan};
-use xenpv::xenstore::XsError;
 use xenpv::{DomId, Xen};
 
 xenpv::main!(main);
@@ -29,17 +28,8 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peers/echo_server".into() })?;
     let path = alloc::format!("/local/domain/{server}/data/vchan");
-    let ready = alloc::format!("{path}/event-channel");
-    let mut waited = 0;
-    loop {
-        match xs.lock().read(&ready) {
-            Ok(_) => break,
-            Err(XsError::Errno(_)) if waited < 600 => waited += 1,
-            Err(e) => return Err(e.into()),
-        }
-        xen.sleep(Duration::from_millis(100));
-    }
-    let mut chan = Vchan::client(xen.vchan()?, DomId(server), &path)?;
+    // Waits on a xenstore watch until the server has offered the channel.
+    let mut chan = Vchan::client_wait(xen.vchan()?, DomId(server), &path, Duration::from_secs(60))?;
     chan.write_all(MESSAGE, Some(Duration::from_secs(30)))?;
     let mut reply = [0u8; MESSAGE.len()];
     chan.read_exact(&mut reply, Some(Duration::from_secs(30)))?;

@@ -101,6 +101,8 @@ pub trait Rendezvous {
     fn publish(&self, nodes: &[(&str, &str)], reader: DomId) -> core::result::Result<(), XsError>;
     /// Removes a node and everything below it.
     fn remove(&self, path: &str) -> core::result::Result<(), XsError>;
+    /// Waits up to `timeout_ns` for node `path` to exist.
+    fn wait_for(&self, path: &str, timeout_ns: u64) -> core::result::Result<(), XsError>;
 }
 
 impl<T: Transport> Rendezvous for spin::Mutex<Client<T>> {
@@ -127,6 +129,11 @@ impl<T: Transport> Rendezvous for spin::Mutex<Client<T>> {
     }
     fn remove(&self, path: &str) -> core::result::Result<(), XsError> {
         self.lock().rm(path)
+    }
+    /// On a watch ([`Client::wait_for_node`]), holding the store for the
+    /// wait.
+    fn wait_for(&self, path: &str, timeout_ns: u64) -> core::result::Result<(), XsError> {
+        self.lock().wait_for_node(path, timeout_ns).map(drop)
     }
 }
 
@@ -311,6 +318,16 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
         let _ = port.send();
         Ok(Vchan { ring, port, peer: server, published: None, blocking: false })
+    }
+
+    /// [`client`](Self::client) once the server has offered the channel:
+    /// waits (on a xenstore watch, not by polling) up to `timeout` for
+    /// `<path>/event-channel`, which the server publishes in the same
+    /// transaction as `ring-ref`.
+    pub fn client_wait(b: Backends<'b, G, E, S>, server: DomId, path: &str, timeout: Duration) -> Result<Self> {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        b.store.wait_for(&format!("{path}/event-channel"), ns)?;
+        Self::client(b, server, path)
     }
 
     /// A snapshot of the control page's header, for diagnostics:
@@ -668,6 +685,16 @@ mod tests {
             self.nodes().retain(|k, _| !(k == path || k.starts_with(&format!("{path}/"))));
             Ok(())
         }
+        fn wait_for(&self, path: &str, timeout_ns: u64) -> core::result::Result<(), XsError> {
+            let start = Instant::now();
+            while !self.nodes().contains_key(path) {
+                if start.elapsed().as_nanos() >= u128::from(timeout_ns) {
+                    return Err(XsError::Timeout);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        }
     }
 
     struct Dom {
@@ -842,6 +869,34 @@ mod tests {
         drop(_c1);
         assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))), Ok(0), "a closed peer counts");
         assert!(Vchan::<FakeXen, FakeEvents, FakeStore>::wait_any(&[], None).is_err());
+    }
+
+    /// A client started before its server waits for the offer instead of
+    /// failing; with no server it times out.
+    #[test]
+    fn a_client_can_wait_for_its_server() {
+        let (_gw, _ew, a, b) = world();
+        assert!(matches!(
+            Vchan::client_wait(b.backends(), A, PATH, Duration::from_millis(20)),
+            Err(ChannelError::Xenstore(XsError::Timeout))
+        ));
+        std::thread::scope(|s| {
+            let client = s.spawn(|| {
+                let mut c = Vchan::client_wait(b.backends(), A, PATH, Duration::from_secs(10)).unwrap();
+                c.write_all(b"hi", Some(Duration::from_secs(5))).unwrap();
+                let mut ack = [0u8; 1];
+                c.read_exact(&mut ack, Some(Duration::from_secs(5))).unwrap();
+            });
+            std::thread::sleep(Duration::from_millis(30));
+            let srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+            srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            let mut srv = srv;
+            let mut buf = [0u8; 2];
+            srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(&buf, b"hi");
+            srv.write_all(b"!", Some(Duration::from_secs(5))).unwrap();
+            client.join().unwrap();
+        });
     }
 
     #[test]

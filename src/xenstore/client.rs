@@ -118,6 +118,8 @@ pub struct Client<T: Transport> {
     watch_queue_limit: usize,
     timeout_ns: u64,
     broken: Option<Malformed>,
+    /// Numbers the tokens of `wait_for_node`'s watches.
+    wait_seq: u32,
 }
 
 impl<T: Transport> core::fmt::Debug for Client<T> {
@@ -144,6 +146,7 @@ impl<T: Transport> Client<T> {
             watch_queue_limit: DEFAULT_WATCH_QUEUE_LIMIT,
             timeout_ns: DEFAULT_TIMEOUT_NS,
             broken: None,
+            wait_seq: 0,
         }
     }
 
@@ -186,7 +189,12 @@ impl<T: Transport> Client<T> {
     }
 
     fn pop_event(&mut self) -> Option<WatchEvent> {
-        let Queued { event, stray } = self.events.pop_front()?;
+        self.take_event(0)
+    }
+
+    /// Takes queued event `i`, keeping the per-token counts right.
+    fn take_event(&mut self, i: usize) -> Option<WatchEvent> {
+        let Queued { event, stray } = self.events.remove(i)?;
         if stray {
             self.stray.queued = self.stray.queued.saturating_sub(1);
         } else if let Some(i) = self.watch_queues.iter().position(|q| q.token == event.token) {
@@ -508,6 +516,55 @@ impl<T: Transport> Client<T> {
                 // message; one incomplete for a whole request timeout was
                 // cut short.
                 self.give_up_on_a_stalled_message(now, self.timeout_ns);
+                return Err(XsError::Timeout);
+            }
+            if waiting {
+                self.transport.wait(deadline)?;
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ns` for node `path` to exist and returns its
+    /// value: a watch on `path` wakes the wait when another domain writes
+    /// it (no polling). Events for other tokens stay queued; the watch
+    /// and its events are gone when this returns. A node we may not read
+    /// (`EACCES`) counts as not there yet: its writer may still be
+    /// setting its permissions.
+    pub fn wait_for_node(&mut self, path: &str, timeout_ns: u64) -> Result<Vec<u8>, XsError> {
+        let deadline = self.transport.now_ns().saturating_add(timeout_ns);
+        self.wait_seq = self.wait_seq.wrapping_add(1);
+        let token = alloc::format!("xenpv-wait-for-node-{}", self.wait_seq);
+        self.watch(path, &token)?;
+        let result = loop {
+            match self.read(path) {
+                Ok(v) => break Ok(v),
+                Err(XsError::Errno(e)) if e == Errno::ENOENT || e == Errno::EACCES => {}
+                Err(e) => break Err(e),
+            }
+            if let Err(e) = self.wait_token_event(&token, deadline) {
+                break Err(e);
+            }
+        };
+        let unwatched = self.unwatch(path, &token);
+        while let Some(i) = self.events.iter().position(|q| !q.stray && q.event.token == token) {
+            self.take_event(i);
+        }
+        let value = result?;
+        unwatched?;
+        Ok(value)
+    }
+
+    /// Waits until an event for `token` is queued (taking it), or the
+    /// clock reaches `deadline`.
+    fn wait_token_event(&mut self, token: &str, deadline: u64) -> Result<(), XsError> {
+        loop {
+            if let Some(i) = self.events.iter().position(|q| !q.stray && q.event.token == token) {
+                self.take_event(i);
+                return Ok(());
+            }
+            let waiting = self.next_incoming()?.is_none();
+            let now = self.transport.now_ns();
+            if now >= deadline {
                 return Err(XsError::Timeout);
             }
             if waiting {

@@ -52,6 +52,9 @@ pub struct FakeXenstored {
     pub stalled: bool,
     /// Answer the next requests with these raw bytes instead (hostile).
     pub raw_replies: VecDeque<Vec<u8>>,
+    /// After this many more steps (client waits), write the node as
+    /// another domain would: (steps, path, value).
+    pub write_later: Option<(u32, String, Vec<u8>)>,
     /// Headers of every request received.
     pub requests: Vec<xsd_sockmsg>,
     /// Cut the next reply to this many bytes, header included, and never
@@ -87,6 +90,7 @@ impl FakeXenstored {
             silent: false,
             stalled: false,
             raw_replies: VecDeque::new(),
+            write_later: None,
             requests: Vec::new(),
             truncate_next_reply: None,
             flood: None,
@@ -181,6 +185,12 @@ impl FakeXenstored {
     /// Consumes requests from the ring, answers complete ones, and moves
     /// as much output into the response ring as fits.
     pub fn step(&mut self) {
+        if let Some((steps, path, value)) = self.write_later.take() {
+            match steps {
+                0 => self.external_write(&path, &value),
+                n => self.write_later = Some((n - 1, path, value)),
+            }
+        }
         if self.stalled {
             return;
         }

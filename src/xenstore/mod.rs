@@ -17,6 +17,8 @@ pub mod ring;
 pub mod wire;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wait_tests;
 
 pub use client::{Client, Transaction, Transport, TxId, WatchEvent, DEFAULT_TIMEOUT_NS, DEFAULT_WATCH_QUEUE_LIMIT, MAX_TRANSACTION_ATTEMPTS};
 
