@@ -204,6 +204,14 @@ pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
     /// libxenvchan's `blocking` switch: `read`, `write`, `send` and `recv`
     /// wait instead of returning 0 (see [`set_blocking`](Vchan::set_blocking)).
     blocking: bool,
+    /// libxenvchan's `server_persist` (see [`set_persist`](Vchan::set_persist)).
+    persist: bool,
+}
+
+/// Whether the peer has closed for good: never for a persistent server,
+/// whose client may come back.
+fn ring_closed<M: RingMemory>(ring: &Ring<M>, persist: bool) -> bool {
+    !persist && !ring.peer_live()
 }
 
 impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vchan<'_, G, E, S> {
@@ -274,7 +282,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         // From here on a failure drops the ring (releasing the pages),
         // then the port.
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
-        let mut chan = Vchan { ring, port, peer, published: None, blocking: false };
+        let mut chan = Vchan { ring, port, peer, published: None, blocking: false, persist: false };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
         let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port().0));
         b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
@@ -317,7 +325,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         ring.set_live(1);
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
         let _ = port.send();
-        Ok(Vchan { ring, port, peer: server, published: None, blocking: false })
+        Ok(Vchan { ring, port, peer: server, published: None, blocking: false, persist: false })
     }
 
     /// [`client`](Self::client) once the server has offered the channel:
@@ -374,7 +382,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// Whether the peer is still there (a server counts a client that has
     /// not connected yet).
     pub fn is_open(&self) -> bool {
-        self.ring.peer_live()
+        self.persist || self.ring.peer_live()
     }
 
     /// Where the channel is: a server `Waiting` for its client,
@@ -386,6 +394,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             Some(_) => match ctrl.load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) {
                 2 => State::Waiting,
                 1 => State::Connected,
+                _ if self.persist => State::Waiting,
                 _ => State::Closed,
             },
             None if self.ring.peer_live() => State::Connected,
@@ -407,6 +416,19 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         self.blocking
     }
 
+    /// libxenvchan's `server_persist`: a server that outlives its client.
+    /// When the client closes, reads and writes find nothing to do instead
+    /// of `Closed`, the state goes back to `Waiting`, the offer stays in
+    /// xenstore, and a client of the same domain may connect again and
+    /// carry on where the stream stopped. Only a server can persist.
+    pub fn set_persist(&mut self, persist: bool) -> Result<()> {
+        if persist && self.published.is_none() {
+            return Err(GrantError::InvalidArgument.into());
+        }
+        self.persist = persist;
+        Ok(())
+    }
+
     /// Writes all of `data` if it fits in the ring now, else nothing
     /// (`Ok(0)`; wait with [`wait`](Self::wait) and try again):
     /// libxenvchan_send. Blocking, it waits until it fits. `data` larger
@@ -416,8 +438,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             return Err(GrantError::InvalidArgument.into());
         }
         if self.blocking {
-            let (ring, want) = (&self.ring, data.len());
-            self.wait_for(None, &mut || ring.buffer_space().map_or(true, |n| n >= want) || !ring.peer_live())?;
+            let (ring, want, persist) = (&self.ring, data.len(), self.persist);
+            self.wait_for(None, &mut || ring.buffer_space().map_or(true, |n| n >= want) || ring_closed(ring, persist))?;
         }
         if self.buffer_space()? < data.len() {
             return Ok(0);
@@ -432,8 +454,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             return Err(GrantError::InvalidArgument.into());
         }
         if self.blocking {
-            let (ring, want) = (&self.ring, buf.len());
-            self.wait_for(None, &mut || ring.data_ready().map_or(true, |n| n >= want) || !ring.peer_live())?;
+            let (ring, want, persist) = (&self.ring, buf.len(), self.persist);
+            self.wait_for(None, &mut || ring.data_ready().map_or(true, |n| n >= want) || ring_closed(ring, persist))?;
         }
         if self.data_ready()? < buf.len() {
             return Ok(0);
@@ -452,7 +474,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let ready = || {
             chans
                 .iter()
-                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || !c.ring.peer_live())
+                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || ring_closed(&c.ring, c.persist))
         };
         loop {
             let slice = events.deadline_after(PEER_CHECK);
@@ -460,7 +482,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             match events.wait_until(Some(step), &mut || ready().is_some()) {
                 Ok(()) => return ready().ok_or(ChannelError::Timeout),
                 Err(EventError::Timeout) if deadline.is_none_or(|d| events.now_ns() < d) => {
-                    if let Some(i) = chans.iter().position(|c| c.peer_gone()) {
+                    if let Some(i) = chans.iter().position(|c| !c.persist && c.peer_gone()) {
                         return Ok(i);
                     }
                 }
@@ -497,7 +519,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             let step = until.map_or(slice, |u| u.min(slice));
             match events.wait_until(Some(step), cond) {
                 Err(EventError::Timeout) if until.is_none_or(|u| events.now_ns() < u) => {
-                    if self.peer_gone() {
+                    // A persistent server waits for the next client instead.
+                    if !self.persist && self.peer_gone() {
                         return Err(ChannelError::PeerGone);
                     }
                     // Nothing happened for a whole slice: nudge the peer.
@@ -518,11 +541,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// (`write`), or the peer has closed (the next read or write then
     /// says so); libxenvchan_wait with the condition made explicit.
     pub fn wait(&self, read: bool, write: bool, timeout: Option<Duration>) -> Result<()> {
-        let ring = &self.ring;
+        let (ring, persist) = (&self.ring, self.persist);
         self.wait_for(self.deadline(timeout), &mut || {
             (read && ring.data_ready().map_or(true, |n| n > 0))
                 || (write && ring.buffer_space().map_or(true, |n| n > 0))
-                || !ring.peer_live()
+                || ring_closed(ring, persist)
         })
     }
 
@@ -556,12 +579,18 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     }
 
     fn read_now(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let p = self.ring.read(buf)?;
+        let p = match self.ring.read(buf) {
+            Err(VchanError::Closed) if self.persist => return Ok(0),
+            p => p?,
+        };
         self.kick(p)
     }
 
     fn write_now(&mut self, data: &[u8]) -> Result<usize> {
-        let p = self.ring.write(data)?;
+        let p = match self.ring.write(data) {
+            Err(VchanError::Closed) if self.persist => return Ok(0),
+            p => p?,
+        };
         self.kick(p)
     }
 
@@ -579,8 +608,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 return Ok(n);
             }
             // `read` requested a notification; sleep until data or close.
-            let ring = &self.ring;
-            self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || !ring.peer_live())?;
+            let (ring, persist) = (&self.ring, self.persist);
+            self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
         }
     }
 
@@ -609,8 +638,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             };
             sent += n;
             if n == 0 {
-                let ring = &self.ring;
-                self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || !ring.peer_live())?;
+                let (ring, persist) = (&self.ring, self.persist);
+                self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
             }
         }
         Ok(())
@@ -897,6 +926,42 @@ mod tests {
             srv.write_all(b"!", Some(Duration::from_secs(5))).unwrap();
             client.join().unwrap();
         });
+    }
+
+    /// server_persist: the server outlives its client, and a second client
+    /// of the same domain carries on the stream.
+    #[test]
+    fn a_persistent_server_takes_a_second_client() {
+        let (_gw, _ew, a, b) = world();
+        let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        srv.set_persist(true).unwrap();
+        let mut first = connect(&b);
+        assert!(matches!(first.set_persist(true), Err(ChannelError::Grant(GrantError::InvalidArgument))), "only servers persist");
+        first.write_all(b"one", Some(Duration::from_secs(5))).unwrap();
+        drop(first);
+        let mut buf = [0u8; 3];
+        srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(&buf, b"one");
+        // Gone client: nothing to read, not Closed; waiting again.
+        assert_eq!(srv.read(&mut buf).unwrap(), 0);
+        assert_eq!(srv.write(b"x").unwrap(), 0);
+        assert_eq!(srv.state(), State::Waiting);
+        assert!(srv.is_open());
+        assert!(srv.read_blocking(&mut buf, Some(Duration::from_millis(20))).is_err(), "a timeout, not an end");
+        // The offer is still there: a second client connects.
+        let mut second = connect(&b);
+        assert_eq!(srv.state(), State::Connected);
+        second.write_all(b"two", Some(Duration::from_secs(5))).unwrap();
+        srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(&buf, b"two");
+        srv.write_all(b"ack", Some(Duration::from_secs(5))).unwrap();
+        second.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(&buf, b"ack");
+        drop(second);
+        // Without persist the same server sees the close.
+        srv.set_persist(false).unwrap();
+        assert_eq!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::Closed)));
+        assert_eq!(srv.state(), State::Closed);
     }
 
     #[test]
