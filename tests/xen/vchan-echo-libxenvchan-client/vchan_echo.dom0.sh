@@ -47,4 +47,31 @@ while [ $i -lt "$n" ]; do
     xenstore-write /local/domain/$D/data/verdict$i "$verdict"
     i=$((i + 1))
 done
+
+# The persistent server: two clients in a row on one path.
+path=/local/domain/$D/data/persist
+wait_node $path/event-channel
+pverdict=ok
+for c in 1 2; do
+    dd if=/dev/urandom of=$W/pin$c bs=4096 count=4 2>/dev/null
+    rm -f $W/pout$c
+    (
+        cat $W/pin$c
+        t=0
+        while [ "$(size $W/pout$c)" -lt 16384 ] && [ $t -lt 600 ]; do
+            t=$((t + 1))
+            sleep 0.1
+        done
+    ) | vchan-socket-proxy -m client "$D" "$path" - > $W/pout$c
+    rc=$?
+    if [ $rc = 0 ] && cmp -s $W/pin$c $W/pout$c; then
+        echo "persistent session, client $c: 16384 bytes came back identical"
+    else
+        echo "persistent session, client $c: FAIL: proxy exit $rc, $(size $W/pout$c) bytes back"
+        pverdict=FAIL
+        failed=1
+    fi
+    sleep 0.5
+done
+xenstore-write /local/domain/$D/data/persist-done "$pverdict: two clients in a row"
 exit $failed

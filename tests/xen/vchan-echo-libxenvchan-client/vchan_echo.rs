@@ -66,6 +66,7 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
         println!("vchan_echo: session {i}: dom0 says: {}", verdict.trim());
         all_ok &= verdict.starts_with("ok");
     }
+    all_ok &= persistent_session(&xen, peer, me)?;
     let pending = xen.grants()?.reclaim();
     println!("vchan_echo: {} sessions done, {pending} granted pages still pending", sessions.len());
     if all_ok && pending == 0 {
@@ -74,6 +75,49 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
         println!("vchan_echo: FAIL");
     }
     Ok(())
+}
+
+/// libxenvchan's server_persist: one persistent server, two clients in a
+/// row (two runs of dom0's vchan-socket-proxy on the same path), each
+/// echoed; the stream carries on across them. dom0 writes `data/persist-done`
+/// after the second.
+fn persistent_session(xen: &xenpv::Xen, peer: DomId, me: DomId) -> Result<bool, xenpv::Error> {
+    let path = format!("/local/domain/{}/data/persist", me.0);
+    let mut chan = Vchan::server(xen.vchan()?, peer, &path, 4096, 4096)?;
+    chan.set_persist(true)?;
+    println!("vchan_echo: persistent session: offering {path}");
+    let mut buf = vec![0u8; 16384];
+    let mut clients = 0;
+    let mut connected = false;
+    let mut total = 0u64;
+    loop {
+        match chan.state() {
+            State::Connected if !connected => {
+                connected = true;
+                clients += 1;
+                println!("vchan_echo: persistent session: client {clients} connected");
+            }
+            State::Waiting if connected => {
+                connected = false;
+                println!("vchan_echo: persistent session: client {clients} left, still offering");
+            }
+            _ => {}
+        }
+        if !connected && xen.store()?.lock().read_string("data/persist-done").is_ok() {
+            break;
+        }
+        match chan.read_blocking(&mut buf, Some(Duration::from_millis(200))) {
+            Ok(n) => {
+                chan.write_all(&buf[..n], Some(Duration::from_secs(60)))?;
+                total += n as u64;
+            }
+            Err(ChannelError::Timeout) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let verdict = xen.store()?.lock().read_string("data/persist-done")?;
+    println!("vchan_echo: persistent session: {clients} clients, {total} bytes echoed; dom0 says: {}", verdict.trim());
+    Ok(clients == 2 && verdict.starts_with("ok"))
 }
 
 /// Echoes until the client closes; returns the byte count and checksum.
