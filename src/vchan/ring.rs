@@ -287,7 +287,15 @@ impl<M: RingMemory> Ring<M> {
     fn take_notify(&self, bit: u8) -> bool {
         // mb(): our index update is visible before we look at the request.
         mb();
-        let prev = self.ctrl().fetch_and_u8(self.our_request_slot(), !bit).unwrap_or(0);
+        // Look before the locked clear: most calls find no request and
+        // then cost no locked operation. A request set after this load
+        // was set after our index was published (the mb above), and the
+        // peer re-reads the index after setting it, so it sees our bytes.
+        let slot = self.our_request_slot();
+        if self.ctrl().load_u8(slot, Ordering::Relaxed).unwrap_or(0) & bit == 0 {
+            return false;
+        }
+        let prev = self.ctrl().fetch_and_u8(slot, !bit).unwrap_or(0);
         prev & bit != 0
     }
 
