@@ -435,6 +435,15 @@ fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
     unasked_event(&mut c, "u");
     take_in(&mut c);
     assert_eq!(c.take_dropped_watch_events("other"), 1);
+    assert_eq!(drain(&mut c), 1);
+
+    // Each token watched gets a queue of its own, not another's.
+    c.watch("data", "a").unwrap();
+    c.watch("misc", "b").unwrap();
+    unasked_event(&mut c, "other");
+    take_in(&mut c);
+    assert_eq!(c.queued_watch_events(), 3, "a's, b's and the stray event, one per queue");
+    assert_eq!(c.take_dropped_watch_events("other"), 0);
 }
 
 #[test]
