@@ -869,3 +869,51 @@ fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
     t.make_writable(ro).unwrap();
     assert_eq!(t.flags(ro).unwrap(), GTF_permit_access);
 }
+
+#[test]
+fn accept_transfer_refuses_a_domain_that_is_not_real() {
+    let (w, a, _b, _c) = world();
+    assert_eq!(a.accept_transfer(DomId::SELF).map(|_| ()).unwrap_err(), GrantError::BadDomain(DomId::SELF));
+    assert_eq!(a.stats().refs_used, 0, "no reference taken");
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn reclaim_reports_the_pages_still_pending() {
+    let (w, a, _b, _c) = world();
+    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
+    drop(g);
+    assert_eq!(a.reclaim(), 1, "still mapped: kept");
+    w.peer_unmap(B, h).unwrap();
+    assert_eq!(a.reclaim(), 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn shared_pages_report_their_peer_access_and_what_they_still_hold() {
+    let (w, a, _b, _c) = world();
+    let mut s = a.share(C, 2, Access::ReadOnly).unwrap();
+    assert_eq!((s.domid(), s.access()), (C, Access::ReadOnly));
+    assert!(!s.is_empty());
+    s.release(s.index(), 1).unwrap();
+    assert!(!s.is_empty(), "page 1 is still held");
+    s.release(s.index() + 4096, 1).unwrap();
+    assert!(s.is_empty());
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "1025 pages: the fake's per-free scan of the table makes it hours under Miri")]
+fn by_default_one_peer_gets_three_quarters_of_the_share_limit() {
+    let (w, a, _b, _c) = world();
+    let rw = Access::ReadWrite;
+    // 768 of 1024: enough for a vchan at the largest orders (513 pages).
+    let to_b = a.share(B, 768, rw).unwrap();
+    assert_eq!(a.share(B, 1, rw).unwrap_err(), GrantError::DomainLimitReached { domid: B, limit: 768, in_use: 768, requested: 1 });
+    // The last quarter is left for the other peers.
+    let to_c = a.share(C, 256, rw).unwrap();
+    assert_eq!(a.share(C, 1, rw).unwrap_err(), GrantError::LimitReached { limit: 1024, in_use: 1024, requested: 1 });
+    drop((to_b, to_c));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

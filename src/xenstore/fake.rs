@@ -315,8 +315,14 @@ impl FakeXenstored {
                 if perms.is_empty() || perms.iter().any(|s| wire::parse_perm(s).is_err()) {
                     return Err("EINVAL");
                 }
-                let n = self.nodes.get_mut(&p).ok_or("ENOENT")?;
-                n.perms = perms;
+                if !self.view(tx).contains_key(&p) {
+                    return Err("ENOENT");
+                }
+                self.modify(tx, &p, |nodes, _| {
+                    if let Some(n) = nodes.get_mut(&p) {
+                        n.perms = perms;
+                    }
+                });
                 Ok(ok)
             }
             msg::XS_WATCH => {

@@ -333,3 +333,145 @@ fn a_flooded_watch_queue_stays_bounded_and_reports_its_drops() {
     assert_eq!(c.take_dropped_watch_events("made-up"), 1_000 - 4);
     assert_eq!(c.take_dropped_watch_events("tok"), 0);
 }
+
+#[test]
+fn debug_output_shows_the_client_and_transaction_state() {
+    let mut c = client();
+    assert!(alloc::format!("{c:?}").contains("next_req_id: 1"), "{c:?}");
+    c.read("name").unwrap();
+    let s = alloc::format!("{c:?}");
+    assert!(s.starts_with("Client") && s.contains("next_req_id: 2") && s.contains("broken: None"), "{s}");
+    let shown = c.transaction(|tx| Ok(alloc::format!("{tx:?}"))).unwrap();
+    assert_eq!(shown, "Transaction { id: TxId(1) }");
+}
+
+#[test]
+fn every_operation_of_a_transaction_goes_out_in_it() {
+    let mut c = client();
+    c.write("data/old", b"1").unwrap();
+    let perms = [Perm { domid: DomId(7), access: Access::None }, Perm { domid: DomId(0), access: Access::Read }];
+    let mut id = TxId::NONE;
+    let listing = c
+        .transaction(|tx| {
+            id = tx.id();
+            tx.mkdir("data/new")?;
+            tx.rm("data/old")?;
+            tx.set_perms("data", &perms)?;
+            tx.directory("data")
+        })
+        .unwrap();
+    assert_eq!(listing, ["new"], "the transaction's own view");
+    assert_ne!(id, TxId::NONE);
+    assert_eq!(c.directory("data").unwrap(), ["new"], "committed");
+    assert_eq!(c.get_perms("data").unwrap(), perms);
+    let in_tx: Vec<u32> = c.transport_mut().server.requests.iter().filter(|h| h.tx_id == id.0).map(|h| h.type_).collect();
+    assert_eq!(in_tx, [msg::XS_MKDIR, msg::XS_RM, msg::XS_SET_PERMS, msg::XS_DIRECTORY, msg::XS_TRANSACTION_END]);
+}
+
+/// Sends an unasked watch event for `token` (as a hostile daemon may).
+fn unasked_event(c: &mut Client<FakeTransport>, token: &str) {
+    let payload = alloc::format!("/x\0{token}\0");
+    c.transport_mut().server.send_raw(&raw(msg::XS_WATCH_EVENT, 0, payload.as_bytes()));
+}
+
+/// Takes in everything that waits (events queue on the way to a reply).
+fn take_in(c: &mut Client<FakeTransport>) {
+    assert_eq!(c.read_string("name").unwrap(), "guest-seven");
+}
+
+fn drain(c: &mut Client<FakeTransport>) -> usize {
+    let mut n = 0;
+    while c.poll_watch_event().unwrap().is_some() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
+    let mut c = client();
+    // One token, two watches: the queue lives until both end, even when
+    // it is empty in between.
+    c.watch("data", "t").unwrap();
+    c.watch("misc", "t").unwrap();
+    assert_eq!(drain(&mut c), 2, "the two initial events");
+    c.unwatch("data", "t").unwrap();
+    c.set_watch_queue_limit(1);
+    unasked_event(&mut c, "other");
+    unasked_event(&mut c, "other");
+    c.transport_mut().server.external_write("misc/m", b"1");
+    c.transport_mut().server.external_write("misc/m", b"2");
+    take_in(&mut c);
+    assert_eq!(c.queued_watch_events(), 2);
+    assert_eq!(c.take_dropped_watch_events("t"), 1, "t's own queue");
+    assert_eq!(c.take_dropped_watch_events("other"), 1, "the shared queue of unwatched tokens");
+    assert_eq!(drain(&mut c), 2);
+
+    // Its last watch gone (and nothing queued), the token is a stray one.
+    c.unwatch("misc", "t").unwrap();
+    unasked_event(&mut c, "other");
+    unasked_event(&mut c, "t");
+    take_in(&mut c);
+    assert_eq!(c.queued_watch_events(), 1);
+    assert_eq!(c.take_dropped_watch_events("other"), 1, "t's event counted in the shared queue");
+    assert_eq!(drain(&mut c), 1);
+
+    // Unwatched while its events wait: the queue stays until the last of
+    // them is taken, so later events still count against it.
+    c.set_watch_queue_limit(2);
+    c.watch("data", "u").unwrap();
+    c.transport_mut().server.external_write("data/k", b"1");
+    take_in(&mut c);
+    c.unwatch("data", "u").unwrap();
+    assert_eq!(c.poll_watch_event().unwrap().unwrap().token, "u");
+    unasked_event(&mut c, "u");
+    unasked_event(&mut c, "u");
+    take_in(&mut c);
+    assert_eq!(c.take_dropped_watch_events("u"), 1, "one left queued, one more fits");
+    assert_eq!(drain(&mut c), 2);
+    // Now drained, "u" shares the stray queue.
+    c.set_watch_queue_limit(1);
+    unasked_event(&mut c, "other");
+    unasked_event(&mut c, "u");
+    take_in(&mut c);
+    assert_eq!(c.take_dropped_watch_events("other"), 1);
+    assert_eq!(drain(&mut c), 1);
+
+    // Each token watched gets a queue of its own, not another's.
+    c.watch("data", "a").unwrap();
+    c.watch("misc", "b").unwrap();
+    unasked_event(&mut c, "other");
+    take_in(&mut c);
+    assert_eq!(c.queued_watch_events(), 3, "a's, b's and the stray event, one per queue");
+    assert_eq!(c.take_dropped_watch_events("other"), 0);
+}
+
+#[test]
+fn a_message_stalls_from_its_first_byte_not_its_latest_chunk() {
+    let mut c = client();
+    c.set_timeout_ns(5_000_000);
+    let event = raw(msg::XS_WATCH_EVENT, 0, b"/a\0tok\0");
+    // The header and two bytes at 0 ms, two more bytes at 3 ms, then no more.
+    c.transport_mut().server.send_raw(&event[..HEADER_SIZE + 2]);
+    assert_eq!(c.wait_watch_event(3_000_000), Err(XsError::Timeout));
+    c.transport_mut().server.send_raw(&event[HEADER_SIZE + 2..HEADER_SIZE + 4]);
+    assert_eq!(c.wait_watch_event(3_000_000), Err(XsError::Timeout));
+    // At 6 ms the message began 6 ms ago, more than the 5 ms timeout.
+    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+}
+
+#[test]
+fn a_request_that_could_not_start_leaves_the_stream_usable() {
+    let mut c = client();
+    c.set_timeout_ns(5_000_000);
+    c.transport_mut().server.stalled = true;
+    // Exactly fills the 1 KiB request ring: 16 + "data/a\0" + 1001.
+    let value = vec![b'x'; 1001];
+    assert_eq!(c.write("data/a", &value), Err(XsError::Timeout));
+    // Not a byte of this one fits: it times out, but nothing half-sent
+    // is in the ring.
+    assert_eq!(c.read("name"), Err(XsError::Timeout));
+    c.transport_mut().server.stalled = false;
+    assert_eq!(c.read("name").unwrap(), b"guest-seven");
+    assert_eq!(c.read("data/a").unwrap(), value);
+}

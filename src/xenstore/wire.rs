@@ -228,4 +228,28 @@ mod tests {
         assert_eq!(check_path("a\0b"), Err(XsError::InvalidPath));
         assert_eq!(check_path(&"a".repeat(3073)), Err(XsError::InvalidPath));
     }
+
+    #[test]
+    fn the_longest_path_is_accepted() {
+        assert_eq!(check_path(&"a".repeat(XENSTORE_ABS_PATH_MAX)), Ok(()));
+    }
+
+    #[test]
+    fn ten_digit_numbers_parse_and_padding_or_signs_do_not() {
+        assert_eq!(parse_u32("4294967295"), Ok(u32::MAX));
+        assert_eq!(parse_u32("0000000042"), Ok(42));
+        // `str::parse` alone would accept these.
+        for bad in ["00000000042", "000000000001", "+1"] {
+            assert_eq!(parse_u32(bad), Err(Malformed::BadNumber), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_access_letter_round_trips() {
+        for (access, s) in [(Access::None, "n3"), (Access::Read, "r3"), (Access::Write, "w3"), (Access::ReadWrite, "b3")] {
+            let p = Perm { domid: DomId(3), access };
+            assert_eq!(encode_perm(&p), s);
+            assert_eq!(parse_perm(s), Ok(p));
+        }
+    }
 }
