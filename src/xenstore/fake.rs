@@ -55,6 +55,8 @@ pub struct FakeXenstored {
     /// After this many more steps (client waits), write the node as
     /// another domain would: (steps, path, value).
     pub write_later: Option<(u32, String, Vec<u8>)>,
+    /// Answer the next reads with these errors (`"EACCES"`, ...).
+    pub read_errors: VecDeque<&'static str>,
     /// Headers of every request received.
     pub requests: Vec<xsd_sockmsg>,
     /// Cut the next reply to this many bytes, header included, and never
@@ -91,6 +93,7 @@ impl FakeXenstored {
             stalled: false,
             raw_replies: VecDeque::new(),
             write_later: None,
+            read_errors: VecDeque::new(),
             requests: Vec::new(),
             truncate_next_reply: None,
             flood: None,
@@ -258,6 +261,9 @@ impl FakeXenstored {
         }
         match h.type_ {
             msg::XS_READ => {
+                if let Some(name) = self.read_errors.pop_front() {
+                    return Err(name);
+                }
                 let p = self.canon(arg0);
                 self.view(tx).get(&p).map(|n| n.value.clone()).ok_or("ENOENT")
             }

@@ -50,3 +50,19 @@ fn a_node_that_never_comes_times_out_and_cleans_up() {
     // A bad path is refused before any request.
     assert!(matches!(c.wait_for_node("", 1), Err(XsError::InvalidPath)));
 }
+
+#[test]
+fn only_absent_or_unreadable_nodes_are_waited_for() {
+    let mut c = client();
+    // Unreadable for now (its writer is still setting permissions): wait.
+    c.write("data/locked", b"v").unwrap();
+    c.transport_mut().server.read_errors.push_back("EACCES");
+    c.transport_mut().server.write_later = Some((2, String::from("data/locked"), b"open".to_vec()));
+    assert_eq!(c.wait_for_node("data/locked", 10_000_000_000).unwrap(), b"open");
+    // Any other error ends the wait at once.
+    c.transport_mut().server.read_errors.push_back("EINVAL");
+    let waits = c.transport_mut().waits;
+    assert_eq!(c.wait_for_node("data/locked", 10_000_000_000), Err(XsError::Errno(crate::error::Errno::EINVAL)));
+    assert!(c.transport_mut().waits - waits < 10, "not waited out");
+    assert_eq!(c.poll_watch_event().unwrap(), None);
+}
