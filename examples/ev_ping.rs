@@ -8,7 +8,7 @@
 extern crate alloc;
 
 use core::time::Duration;
-use xenpv::event::{self, EventOps};
+use xenpv::event::EventOps;
 use xenpv::xenstore::{Access, Perm};
 use xenpv::{println, DomId, Error, Xen};
 
@@ -28,12 +28,12 @@ fn main(xen: Xen) -> Result<(), Error> {
     store.set_perms("data/port", &[Perm { domid: me, access: Access::None }, Perm { domid: peer, access: Access::Read }])?;
     drop(store);
     println!("ev_ping: domid {me}, peer {peer}: offered port {port} in data/port");
-    event::wait(port, Some(Duration::from_secs(30)))?;
+    xen.events().wait(port, Some(Duration::from_secs(30)))?;
     println!("ev_ping: peer connected; {ROUNDS} round trips");
     let t0 = xen.now_ns();
     for _ in 0..ROUNDS {
         xen.events().send(port)?;
-        event::wait(port, Some(Duration::from_secs(5)))?;
+        xen.events().wait(port, Some(Duration::from_secs(5)))?;
     }
     let dt = (xen.now_ns() - t0).max(1);
     println!(

@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use core::time::Duration;
-use xenpv::event::{self, EventOps};
+use xenpv::event::EventOps;
 use xenpv::xenstore::XsError;
 use xenpv::{println, DomId, Error, EvtchnPort, Xen};
 
@@ -31,11 +31,11 @@ fn main(xen: Xen) -> Result<(), Error> {
     };
     let port = xen.events().bind_interdomain(peer, remote)?;
     // Xen raises a freshly bound port once (for events lost while unbound).
-    event::take_fired(port);
+    xen.events().take_fired(port);
     println!("ev_pong: bound local port {port} to {peer}:{remote}");
     xen.events().send(port)?;
     for _ in 0..ROUNDS {
-        event::wait(port, Some(Duration::from_secs(5)))?;
+        xen.events().wait(port, Some(Duration::from_secs(5)))?;
         xen.events().send(port)?;
     }
     println!("ev_pong: answered {ROUNDS} pings");

@@ -61,9 +61,9 @@ fn main(xen: Xen) -> Result<(), Error> {
     }
     // B unmaps when done; wait for that, then release with nothing pending.
     // Wait for B to unmap both pages, so that nothing goes pending.
-    let events = xenpv::event::XenEvents;
+    let events = xen.events();
     for pages in [&rw, &ro] {
-        pages.wait_unmapped(&events, Duration::from_secs(30))?;
+        pages.wait_unmapped(events, Duration::from_secs(30))?;
     }
     println!("grant_a: B has unmapped both pages");
     drop(rw);

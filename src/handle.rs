@@ -43,7 +43,7 @@ pub struct Xen {
 }
 
 static STORE: spin::Once<Store> = spin::Once::new();
-static EVENTS: XenEvents = XenEvents;
+static EVENTS: XenEvents = XenEvents::new();
 
 impl Xen {
     /// Made by [`main!`](crate::main) once the runtime is up.

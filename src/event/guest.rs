@@ -121,11 +121,6 @@ pub fn is_pending(port: EvtchnPort) -> Result<bool, EventError> {
     Ok(ready_state()?.is_pending(port)?)
 }
 
-/// Clears `port`'s pending bit; returns whether it was set.
-pub fn clear_pending(port: EvtchnPort) -> Result<bool, EventError> {
-    Ok(ready_state()?.clear_pending(port)?)
-}
-
 fn op<T>(cmd: u32, arg: &mut T) -> Result<(), EventError> {
     // SAFETY: every caller passes the struct `cmd` expects (the pairs
     // below are fixed), valid for reads and writes during the call.
@@ -322,14 +317,6 @@ pub(crate) fn init_timer() -> Result<(), EventError> {
     TIMER_PORT.store(port.0, Ordering::Release);
     let _ = crate::hypercall::vcpu_stop_periodic_timer();
     Ok(())
-}
-
-/// The port `VIRQ_TIMER` is bound to (after `event::init`).
-pub fn timer_port() -> Option<EvtchnPort> {
-    match TIMER_PORT.load(Ordering::Acquire) {
-        0 => None,
-        p => Some(EvtchnPort(p)),
-    }
 }
 
 /// Arms the vCPU's one-shot timer for system time `deadline_ns`

@@ -96,4 +96,10 @@ pub enum Status {
 #[cfg(target_os = "none")]
 mod guest;
 #[cfg(target_os = "none")]
-pub use guest::*;
+// The event channels are reached through `Xen::events()` (`XenEvents`);
+// the free functions behind it stay inside the crate. `sleep` is
+// `xenpv::sleep`, like `std::thread::sleep`.
+#[cfg(target_os = "none")]
+pub(crate) use guest::*;
+#[cfg(target_os = "none")]
+pub use guest::sleep;

@@ -132,10 +132,65 @@ impl<E: EventOps> NotifyPort for Port<E> {
 }
 
 /// This domain's event channels: the hypercalls and `SCHEDOP_block`
-/// waits of [`crate::event`], and Xen's system time.
+/// waits of [`crate::event`], and Xen's system time. Applications get it
+/// from [`Xen::events`](crate::Xen::events); it is the only public door to
+/// the domain's event channels.
 #[cfg(target_os = "none")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct XenEvents;
+#[derive(Debug, Clone, Copy)]
+pub struct XenEvents {
+    _private: (),
+}
+
+#[cfg(target_os = "none")]
+impl XenEvents {
+    /// The runtime's instance (one per domain).
+    pub(crate) const fn new() -> Self {
+        XenEvents { _private: () }
+    }
+
+    /// Waits until `port` fires (consuming its fired bit), for at most
+    /// `timeout` (`None`: forever).
+    pub fn wait(&self, port: EvtchnPort, timeout: Option<core::time::Duration>) -> Result<(), EventError> {
+        super::wait(port, timeout)
+    }
+
+    /// Whether `port` fired since the last look (and clears that).
+    pub fn take_fired(&self, port: EvtchnPort) -> bool {
+        super::take_fired(port)
+    }
+
+    /// `SCHEDOP_poll`: sleeps until one of `ports` is pending or the clock
+    /// reaches `deadline_ns`; whether one was.
+    pub fn poll(&self, ports: &[EvtchnPort], deadline_ns: Option<u64>) -> Result<bool, EventError> {
+        super::poll(ports, deadline_ns)
+    }
+
+    /// Installs (or removes) the handler run from the upcall when `port`
+    /// fires (see [`Handler`](super::Handler) for what one may do).
+    pub fn set_handler(&self, port: EvtchnPort, handler: Option<super::Handler>) -> Result<(), EventError> {
+        super::set_handler(port, handler)
+    }
+
+    /// Masks `port`: it stays pending but wakes nothing.
+    pub fn mask(&self, port: EvtchnPort) -> Result<(), EventError> {
+        super::mask(port)
+    }
+
+    /// Unmasks `port` (delivering it if it is pending).
+    pub fn unmask(&self, port: EvtchnPort) -> Result<(), EventError> {
+        super::unmask(port)
+    }
+
+    /// Whether `port` is pending.
+    pub fn is_pending(&self, port: EvtchnPort) -> Result<bool, EventError> {
+        super::is_pending(port)
+    }
+
+    /// `EVTCHNOP_bind_virq` on vCPU 0.
+    pub fn bind_virq(&self, virq: super::Virq) -> Result<EvtchnPort, EventError> {
+        super::bind_virq(virq)
+    }
+}
 
 #[cfg(target_os = "none")]
 impl EventOps for XenEvents {

@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
-use xenpv::event::{self, EventError, Status};
+use xenpv::event::{EventError, EventOps, Status, XenEvents};
 use xenpv::{println, time, DomId, EvtchnPort};
 
 xenpv::main!(main);
@@ -28,64 +28,64 @@ fn check(ok: bool, what: &str) -> Result<(), &'static str> {
     }
 }
 
-fn main() -> Result<(), EventError> {
-    run().map_err(|_| EventError::Timeout)
+fn main(xen: xenpv::Xen) -> Result<(), EventError> {
+    run(xen.events()).map_err(|_| EventError::Timeout)
 }
 
-fn run() -> Result<(), &'static str> {
+fn run(ev: &XenEvents) -> Result<(), &'static str> {
     let e = |e: EventError| {
         println!("ev_selftest: error {e:?}");
         "event error"
     };
-    let a = event::alloc_unbound(DomId::SELF).map_err(e)?;
-    let b = event::bind_interdomain(DomId::SELF, a).map_err(e)?;
+    let a = ev.alloc_unbound(DomId::SELF).map_err(e)?;
+    let b = ev.bind_interdomain(DomId::SELF, a).map_err(e)?;
     println!("ev_selftest: loopback ports a={a} b={b}");
-    match event::status(b).map_err(e)? {
+    match ev.status(b).map_err(e)? {
         Status::Interdomain { remote_port, .. } => check(remote_port == a, "status(b) names a")?,
         s => {
             println!("ev_selftest: status {s:?}");
             check(false, "status(b) is interdomain")?
         }
     }
-    event::set_handler(a, Some(count)).map_err(e)?;
-    event::send(b).map_err(e)?;
-    event::wait(a, Some(Duration::from_secs(1))).map_err(e)?;
+    ev.set_handler(a, Some(count)).map_err(e)?;
+    ev.send(b).map_err(e)?;
+    ev.wait(a, Some(Duration::from_secs(1))).map_err(e)?;
     check(HITS.load(Ordering::SeqCst) == 1, "handler ran once for one send")?;
 
     // Masked: the event stays pending; poll sees it; unmask delivers it.
-    event::mask(a).map_err(e)?;
-    event::send(b).map_err(e)?;
-    let pending = event::poll(&[a], Some(time::deadline_after(Duration::from_millis(500)))).map_err(e)?;
+    ev.mask(a).map_err(e)?;
+    ev.send(b).map_err(e)?;
+    let pending = ev.poll(&[a], Some(time::deadline_after(Duration::from_millis(500)))).map_err(e)?;
     check(pending && HITS.load(Ordering::SeqCst) == 1, "masked port: poll sees it pending, no handler")?;
-    event::unmask(a).map_err(e)?;
-    event::wait(a, Some(Duration::from_secs(1))).map_err(e)?;
+    ev.unmask(a).map_err(e)?;
+    ev.wait(a, Some(Duration::from_secs(1))).map_err(e)?;
     check(HITS.load(Ordering::SeqCst) == 2, "unmask delivers the held event")?;
 
     // poll timing out.
-    event::mask(a).map_err(e)?;
+    ev.mask(a).map_err(e)?;
     let t0 = time::now_ns();
-    let pending = event::poll(&[a], Some(t0 + 20_000_000)).map_err(e)?;
+    let pending = ev.poll(&[a], Some(t0 + 20_000_000)).map_err(e)?;
     let waited = time::now_ns() - t0;
     println!("ev_selftest: poll with nothing pending returned after {} us", waited / 1000);
     check(!pending && waited >= 20_000_000, "poll times out after 20 ms")?;
-    event::unmask(a).map_err(e)?;
+    ev.unmask(a).map_err(e)?;
 
     // A wait on a silent port times out. (Xen raises the local port once
     // at bind_interdomain, for notifications lost while unbound: drop it.)
-    event::take_fired(b);
-    let r = event::wait(b, Some(Duration::from_millis(30)));
+    ev.take_fired(b);
+    let r = ev.wait(b, Some(Duration::from_millis(30)));
     println!("ev_selftest: wait on silent port: {r:?}");
     check(r == Err(EventError::Timeout), "wait on a silent port times out")?;
 
     // Ping-pong over the loopback pair.
-    event::set_handler(a, None).map_err(e)?;
+    ev.set_handler(a, None).map_err(e)?;
     let n = 1000;
     let t0 = time::now_ns();
     for _ in 0..n {
-        event::send(b).map_err(e)?;
-        event::wait(a, Some(Duration::from_secs(1))).map_err(e)?;
-        event::send(a).map_err(e)?;
-        event::wait(b, Some(Duration::from_secs(1))).map_err(e)?;
+        ev.send(b).map_err(e)?;
+        ev.wait(a, Some(Duration::from_secs(1))).map_err(e)?;
+        ev.send(a).map_err(e)?;
+        ev.wait(b, Some(Duration::from_secs(1))).map_err(e)?;
     }
     let dt = time::now_ns() - t0;
     println!("ev_selftest: {n} loopback round trips in {} us ({} round trips/s)", dt / 1000, n as u64 * 1_000_000_000 / dt.max(1));
@@ -110,10 +110,10 @@ fn run() -> Result<(), &'static str> {
     let wc = time::wallclock();
     println!("ev_selftest: wallclock {}.{:09} s since the epoch", wc.as_secs(), wc.subsec_nanos());
 
-    event::close(b).map_err(e)?;
-    check(matches!(event::status(a), Ok(Status::Unbound { .. })), "closing b leaves a unbound")?;
-    event::close(a).map_err(e)?;
-    check(event::send(a).is_err(), "send on a closed port fails")?;
+    ev.close(b).map_err(e)?;
+    check(matches!(ev.status(a), Ok(Status::Unbound { .. })), "closing b leaves a unbound")?;
+    ev.close(a).map_err(e)?;
+    check(ev.send(a).is_err(), "send on a closed port fails")?;
     println!("ev_selftest: all checks passed");
     Ok(())
 }

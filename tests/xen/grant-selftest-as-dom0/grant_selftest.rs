@@ -35,7 +35,7 @@ fn main(xen: xenpv::Xen) -> Result<(), GrantError> {
     println!("grant_selftest: table {:?}, Xen says {size:?}", g.stats());
 
     self_grant(g, me)?;
-    conveniences(g, me)?;
+    conveniences(&xen, g, me)?;
     let mem_before = mm::stats();
     growth(g, me)?;
     let mem_after = mm::stats();
@@ -150,8 +150,8 @@ fn self_grant(g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Resul
 /// (e) What users expect on top of gntalloc: pages as one buffer, release
 /// by page number, waiting for unmaps, and pending pages freed in the
 /// background (before the domain blocks) without calling `reclaim`.
-fn conveniences(g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Result<(), GrantError> {
-    let events = xenpv::event::XenEvents;
+fn conveniences(xen: &xenpv::Xen, g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Result<(), GrantError> {
+    let events = xen.events();
     let mut s = g.share(me, 3, Access::ReadWrite)?;
     let text = b"one buffer across the page boundary";
     s.write_at(4096 - 10, text)?;
@@ -162,16 +162,16 @@ fn conveniences(g: &'static grant::Grants<grant::XenGrantOps>, me: DomId) -> Res
     assert_eq!(&back, text);
     println!("grant_selftest: (e) write_at/read_at across pages through Xen's mapping: ok");
     assert_eq!(s.mapped_count(), 3);
-    assert_eq!(s.wait_unmapped(&events, Duration::from_millis(20)), Err(GrantError::StillMapped { pages: 3 }));
+    assert_eq!(s.wait_unmapped(events, Duration::from_millis(20)), Err(GrantError::StillMapped { pages: 3 }));
     let r = s.release_pages(1, 1)?;
     assert_eq!((r.freed, r.pending), (0, 1), "page 1 is mapped: pending");
-    assert_eq!(g.wait_reclaimed(&events, Duration::from_millis(20)), Err(GrantError::StillMapped { pages: 1 }));
+    assert_eq!(g.wait_reclaimed(events, Duration::from_millis(20)), Err(GrantError::StillMapped { pages: 1 }));
     m.unmap()?;
     assert_eq!(g.stats().pending, 1, "unmapping is no grant operation: still pending");
     // Blocking runs the background reclaim.
     xenpv::sleep(Duration::from_millis(5));
     assert_eq!(g.stats().pending, 0, "reclaimed in the background");
-    s.wait_unmapped(&events, Duration::from_secs(1))?;
+    s.wait_unmapped(events, Duration::from_secs(1))?;
     drop(s);
     println!("grant_selftest: (e) release_pages, wait_unmapped/wait_reclaimed, background reclaim: ok");
     Ok(())
