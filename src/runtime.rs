@@ -198,14 +198,12 @@ mod guest {
     /// After a failure: the test harness's restart point if a test was
     /// running, else the end of the domain.
     fn go_on_or_crash(restart: Option<extern "C" fn() -> !>) -> ! {
-        match restart {
-            // SAFETY: this is the panic or fatal-exception path of the only
-            // vCPU, which never returns to the failed test's frames; nothing
-            // outside the boot stack points into it (the harness keeps its
-            // state in a static and its tests are statics).
-            Some(f) => unsafe { crate::arch::x86_64::restart_on_boot_stack(f) },
-            None => shutdown(ShutdownReason::Crash),
-        }
+        let Some(f) = restart else { shutdown(ShutdownReason::Crash) };
+        // SAFETY: this is the panic or fatal-exception path of the only
+        // vCPU, which never returns to the failed test's frames; nothing
+        // outside the boot stack points into it (the harness keeps its
+        // state in a static and its tests are statics).
+        unsafe { crate::arch::x86_64::restart_on_boot_stack(f) }
     }
 
     /// Called by `arch`'s failsafe stub: a segment reload failed.

@@ -29,6 +29,8 @@ mod more {
     pub fn faults_on_purpose() {
         // A read of an unmapped page: a page fault, not a panic.
         let p = core::hint::black_box(0x10usize) as *const u64;
+        // SAFETY: none: this reads an unmapped address on purpose, to
+        // check that a page fault fails the test and the next ones run.
         let v = unsafe { core::ptr::read_volatile(p) };
         xenpv::println!("read {v}");
     }
