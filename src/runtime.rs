@@ -199,10 +199,9 @@ mod guest {
     /// running, else the end of the domain.
     fn go_on_or_crash(restart: Option<extern "C" fn() -> !>) -> ! {
         let Some(f) = restart else { shutdown(ShutdownReason::Crash) };
-        // SAFETY: this is the panic or fatal-exception path of the only
-        // vCPU, which never returns to the failed test's frames; nothing
-        // outside the boot stack points into it (the harness keeps its
-        // state in a static and its tests are statics).
+        // SAFETY: the panic/fatal-exception path of the only vCPU never
+        // returns to the failed test's frames; the harness's state and tests
+        // are statics, so nothing outside the boot stack points into it.
         unsafe { crate::arch::x86_64::restart_on_boot_stack(f) }
     }
 
