@@ -216,7 +216,7 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
 
     // Host.
     let _ = writeln!(md, "## Ring code on the host, two threads\n");
-    let _ = writeln!(md, "xenpv's vchan ring between a producer and a consumer thread over one buffer, next to the `rtrb` crate's SPSC ring and a plain memcpy of the same bytes, in the same run (`cargo bench --bench ring`). Two threads spinning on a 2-core machine: noisy.\n");
+    let _ = writeln!(md, "xenpv's vchan ring between a producer and a consumer thread, next to the `rtrb` crate's SPSC ring driven through its bulk chunk API (both built with the same bench profile) and a memcpy reference making the ring's two copies (into a ring-sized buffer, out of it) on one thread, in the same run (`cargo bench --bench ring`). Each figure is min/median/max GiB/s over 5 runs, the three subjects taking turns in each round; the ratios compare medians. The write size is capped at the ring's size (rtrb cannot take a chunk larger than its capacity). Two threads spinning on a 2-core machine: noisy.\n");
     let _ = writeln!(md, "```");
     for l in host {
         let _ = writeln!(md, "{l}");
