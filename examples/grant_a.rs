@@ -14,11 +14,12 @@ use core::time::Duration;
 use xenpv::grant::{Access};
 use xenpv::{println, DomId};
 
-use alloc::string::String;
-use xenpv::xenstore::{Client, RingTransport, XsError};
 use xenpv::{Error, Xen};
 
 xenpv::main!(main);
+
+/// How long to wait for a node dom0's relay (grant_a.dom0.sh) writes.
+const WAIT_NS: u64 = 60_000_000_000;
 
 const B_WROTE: &[u8] = b"B was here";
 
@@ -26,7 +27,7 @@ fn main(xen: Xen) -> Result<(), Error> {
     let store = xen.store()?;
     let mut xs = store.lock();
     let me = xs.read_string("domid")?;
-    let peer = wait_key(&xen, &mut xs, "data/peer_domid")?;
+    let peer = xs.wait_for_string("data/peer_domid", WAIT_NS)?;
     let b = DomId(peer.parse().map_err(|_| Error::App("peer domid"))?);
     println!("grant_a: I am dom{me}, sharing with dom{}", b.0);
 
@@ -54,7 +55,7 @@ fn main(xen: Xen) -> Result<(), Error> {
         xen.sleep(Duration::from_millis(20));
     }
     println!("grant_a: (b) A sees B's write: {:?}", core::str::from_utf8(&buf));
-    let c = wait_key(&xen, &mut xs, "data/c_result")?;
+    let c = xs.wait_for_string("data/c_result", WAIT_NS)?;
     println!("grant_a: (c) C reports: {c}");
     if !c.starts_with("refused") {
         return Err(Error::App("C was not refused"));
@@ -72,17 +73,4 @@ fn main(xen: Xen) -> Result<(), Error> {
     println!("grant_a: released; refs in use {}, pending {}", st.refs_used, st.pending);
     println!("grant_a: PASS");
     Ok(())
-}
-
-/// Reads `key` once dom0's relay (grant_a.dom0.sh) has written it, polling
-/// for up to 60 s.
-fn wait_key(xen: &Xen, xs: &mut Client<RingTransport>, key: &str) -> Result<String, Error> {
-    let deadline = xen.now_ns() + 60_000_000_000;
-    loop {
-        match xs.read_string(key) {
-            Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

@@ -10,18 +10,19 @@ use core::time::Duration;
 use xenpv::grant::{Access, GntStatus, GrantError};
 use xenpv::{println, DomId, GrantRef};
 
-use alloc::string::String;
-use xenpv::xenstore::{Client, RingTransport, XsError};
 use xenpv::{Error, Xen};
 
 xenpv::main!(main);
 
+/// How long to wait for a node dom0's relay (grant_a.dom0.sh) writes.
+const WAIT_NS: u64 = 60_000_000_000;
+
 fn main(xen: Xen) -> Result<(), Error> {
     let store = xen.store()?;
     let mut xs = store.lock();
-    let a = DomId(wait_key(&xen, &mut xs, "data/peer_domid")?.parse().map_err(|_| Error::App("domid"))?);
-    let rw = GrantRef(wait_key(&xen, &mut xs, "data/rw")?.parse().map_err(|_| Error::App("rw ref"))?);
-    let ro = GrantRef(wait_key(&xen, &mut xs, "data/ro")?.parse().map_err(|_| Error::App("ro ref"))?);
+    let a = DomId(xs.wait_for_string("data/peer_domid", WAIT_NS)?.parse().map_err(|_| Error::App("domid"))?);
+    let rw = GrantRef(xs.wait_for_string("data/rw", WAIT_NS)?.parse().map_err(|_| Error::App("rw ref"))?);
+    let ro = GrantRef(xs.wait_for_string("data/ro", WAIT_NS)?.parse().map_err(|_| Error::App("ro ref"))?);
     println!("grant_b: mapping dom{} grefs rw {} ro {}", a.0, rw.0, ro.0);
     let g = xen.grants()?;
 
@@ -49,17 +50,4 @@ fn main(xen: Xen) -> Result<(), Error> {
     w.unmap()?;
     println!("grant_b: PASS");
     Ok(())
-}
-
-/// Reads `key` once dom0's relay (grant_a.dom0.sh) has written it, polling
-/// for up to 60 s.
-fn wait_key(xen: &Xen, xs: &mut Client<RingTransport>, key: &str) -> Result<String, Error> {
-    let deadline = xen.now_ns() + 60_000_000_000;
-    loop {
-        match xs.read_string(key) {
-            Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

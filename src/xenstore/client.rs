@@ -554,6 +554,12 @@ impl<T: Transport> Client<T> {
         Ok(value)
     }
 
+    /// [`wait_for_node`](Self::wait_for_node), as text.
+    pub fn wait_for_string(&mut self, path: &str, timeout_ns: u64) -> Result<String, XsError> {
+        let v = self.wait_for_node(path, timeout_ns)?;
+        String::from_utf8(v).map_err(|_| Malformed::InvalidUtf8.into())
+    }
+
     /// Waits until an event for `token` is queued (taking it), or the
     /// clock reaches `deadline`.
     fn wait_token_event(&mut self, token: &str, deadline: u64) -> Result<(), XsError> {

@@ -17,6 +17,9 @@ fn a_node_that_exists_is_read_at_once() {
     assert_eq!(c.wait_for_node("data/ready", 1_000_000_000).unwrap(), b"yes");
     assert_eq!(c.transport_mut().server.requests.len() - requests, 3, "watch, read, unwatch");
     assert_eq!(c.poll_watch_event().unwrap(), None, "the watch's initial event is not left queued");
+    assert_eq!(c.wait_for_string("data/ready", 1_000_000_000).unwrap(), "yes");
+    c.write("data/binary", &[0xff, 0xfe]).unwrap();
+    assert_eq!(c.wait_for_string("data/binary", 1_000_000_000), Err(XsError::Malformed(Malformed::InvalidUtf8)));
 }
 
 #[test]
