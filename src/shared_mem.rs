@@ -267,8 +267,23 @@ impl<'a> SharedMem<'a> {
         #[cfg(loom)]
         return self.loom_read(offset, dst);
         self.check(offset, dst.len(), 1)?;
-        // Byte-wise up to an 8-byte boundary of the shared side, then whole
-        // aligned words (8x fewer volatile accesses), then the tail.
+        #[cfg(not(miri))]
+        // SAFETY: in bounds (checked), mapped for 'a (constructor); `dst` is
+        // our exclusive buffer, so no overlap; a racing peer leaves the bytes
+        // unspecified, never UB (the asm is opaque: `arch::x86_64::copy`).
+        unsafe {
+            crate::arch::x86_64::copy::copy_bytes(dst.as_mut_ptr(), self.base.as_ptr().add(offset), dst.len())
+        };
+        #[cfg(miri)]
+        self.read_volatile(offset, dst);
+        Ok(())
+    }
+
+    /// The copy loop Miri runs (it cannot run `asm!`): byte-wise up to an
+    /// 8-byte boundary of the shared side, then whole aligned words, then
+    /// the tail, each a single volatile access.
+    #[cfg(miri)]
+    fn read_volatile(&self, offset: usize, dst: &mut [u8]) {
         let base = self.base.as_ptr() as usize + offset;
         let head = ((8 - base % 8) % 8).min(dst.len());
         let words = (dst.len() - head) / 8;
@@ -288,7 +303,6 @@ impl<'a> SharedMem<'a> {
             // SAFETY: as for the head bytes.
             *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
         }
-        Ok(())
     }
 
     /// Copies `src` into the shared region at `offset`.
@@ -296,7 +310,21 @@ impl<'a> SharedMem<'a> {
         #[cfg(loom)]
         return self.loom_write(offset, src);
         self.check(offset, src.len(), 1)?;
-        // Same shape as `read`: head bytes, aligned words, tail bytes.
+        #[cfg(not(miri))]
+        // SAFETY: in bounds (checked), writable for 'a (constructor); `src`
+        // is a Rust slice, never peer memory, so no overlap; a racing peer
+        // leaves the bytes unspecified, never UB (`arch::x86_64::copy`).
+        unsafe {
+            crate::arch::x86_64::copy::copy_bytes(self.base.as_ptr().add(offset), src.as_ptr(), src.len())
+        };
+        #[cfg(miri)]
+        self.write_volatile(offset, src);
+        Ok(())
+    }
+
+    /// `write`'s loop under Miri: the same shape as `read_volatile`.
+    #[cfg(miri)]
+    fn write_volatile(&self, offset: usize, src: &[u8]) {
         let base = self.base.as_ptr() as usize + offset;
         let head = ((8 - base % 8) % 8).min(src.len());
         let words = (src.len() - head) / 8;
@@ -316,7 +344,6 @@ impl<'a> SharedMem<'a> {
             // SAFETY: as for the head bytes.
             unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
         }
-        Ok(())
     }
 
     /// Sets `len` bytes at `offset` to `value`.

@@ -1,6 +1,7 @@
 //! x86_64 PV: hypercall instructions, the boot entry and the trap entry
 //! stubs (the page-table code is in `mm::paging`: no assembly there).
 
+pub mod copy;
 pub mod hypercall;
 
 #[cfg(target_os = "none")]
