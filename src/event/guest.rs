@@ -235,12 +235,14 @@ pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> R
             // Upcalls were masked by our caller: we must not unmask them.
             return yield_until(deadline_ns, cond);
         }
-        // (Re-)arm the one-shot timer on every turn, not once: Xen's
-        // timer may fire a little before our TSC-derived clock reaches the
-        // deadline (or another wait may have re-armed it for a later
-        // time), and then nothing would ever wake this block again.
+        // Arm the one-shot timer when the deadline differs from the one it
+        // holds, or when it has fired since it was armed: Xen's timer may
+        // fire a little before our TSC-derived clock reaches the deadline
+        // (and a far deadline is armed at most MAX_TIMER_SPAN_NS ahead), and
+        // then nothing would ever wake this block again. A wait woken by
+        // its peer's event keeps its timer: no hypercall per turn.
         if let Some(d) = deadline_ns {
-            if let Err(e) = set_timer(d) {
+            if let Err(e) = arm_timer(d) {
                 enable(&ev);
                 return Err(e);
             }
@@ -325,13 +327,33 @@ pub(crate) fn init_timer() -> Result<(), EventError> {
 /// (the caller's wait loop re-arms it), see [`timer_deadline`](crate::time::timer_deadline).
 /// Replaces any earlier deadline.
 #[doc(alias = "VCPUOP_set_singleshot_timer")]
-pub fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
+fn set_timer(deadline_ns: u64) -> Result<(), EventError> {
     let deadline_ns = crate::time::timer_deadline(crate::time::now_ns(), deadline_ns);
     if crate::hypercall::vcpu_set_singleshot_timer(deadline_ns).is_ok() {
         return Ok(());
     }
     // Older interface, same effect on this vCPU.
     crate::hypercall::set_timer_op(deadline_ns).map_err(EventError::Hypercall)
+}
+
+/// The deadline `wait_until` last armed the timer for and that has not
+/// fired since; 0 when none (or unknown).
+static ARMED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Arms the timer for `deadline_ns` unless it already holds that deadline
+/// and has not fired (the timer port's fired bit, set by the upcall, says
+/// it fired; taking it here is the only reader). Called with upcalls
+/// masked, so a timer event arriving after the check is still pending
+/// when the vCPU blocks and wakes it at once.
+fn arm_timer(deadline_ns: u64) -> Result<(), EventError> {
+    let fired = TABLE.take_fired(EvtchnPort(TIMER_PORT.load(Ordering::Acquire)));
+    if !fired && ARMED.load(Ordering::Relaxed) == deadline_ns {
+        return Ok(());
+    }
+    ARMED.store(0, Ordering::Relaxed);
+    set_timer(deadline_ns)?;
+    ARMED.store(deadline_ns, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Blocks the vCPU for at least `d` (the timer's event wakes it).

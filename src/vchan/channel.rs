@@ -206,6 +206,9 @@ pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
     blocking: bool,
     /// libxenvchan's `server_persist` (see [`set_persist`](Vchan::set_persist)).
     persist: bool,
+    /// Whether the peer has woken one of our sleeps, i.e. it reads its
+    /// events: from then on an idle wait no longer nudges it.
+    peer_wakes_us: core::sync::atomic::AtomicBool,
 }
 
 /// Whether the peer has closed for good: never for a persistent server,
@@ -243,6 +246,22 @@ pub fn qubes_path(server: DomId, client: DomId, port: u32) -> String {
 /// interdomain channel (evtchn_close turns ours back into "unbound"), so
 /// nothing else would wake us.
 const PEER_CHECK: Duration = Duration::from_millis(100);
+
+/// The wake-up for the next peer check: the end of the next-but-one
+/// 2^26 ns (67 ms) period, 67-134 ms ahead. Waits that follow each other
+/// within one period share the deadline, so the guest's timer (armed
+/// only when its deadline changes) costs no hypercall per wait.
+fn peer_check_deadline(now_ns: u64) -> u64 {
+    const GRID: u64 = 1 << 26;
+    const _: () = assert!(GRID * 3 / 2 >= PEER_CHECK.as_nanos() as u64);
+    (now_ns / GRID).saturating_add(2).saturating_mul(GRID)
+}
+
+/// How long a blocking read or write polls the ring before it asks the
+/// peer for an event and sleeps. A sleep and its wake-up cost a round
+/// trip through Xen (tens of microseconds, ~100 under QEMU-TCG); a peer
+/// running on another CPU usually moves the ring sooner than that.
+const SPIN_NS: u64 = 20_000;
 
 fn read_number<S: Rendezvous + ?Sized>(store: &S, path: String) -> Result<u32> {
     let text = store.read_string(&path)?;
@@ -282,7 +301,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         // From here on a failure drops the ring (releasing the pages),
         // then the port.
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
-        let mut chan = Vchan { ring, port, peer, published: None, blocking: false, persist: false };
+        let mut chan = Vchan { ring, port, peer, published: None, blocking: false, persist: false, peer_wakes_us: Default::default() };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
         let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port().0));
         b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
@@ -325,7 +344,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         ring.set_live(1);
         let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
         let _ = port.send();
-        Ok(Vchan { ring, port, peer: server, published: None, blocking: false, persist: false })
+        Ok(Vchan { ring, port, peer: server, published: None, blocking: false, persist: false, peer_wakes_us: Default::default() })
     }
 
     /// [`client`](Self::client) once the server has offered the channel:
@@ -514,8 +533,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// domain is found gone (checked every [`PEER_CHECK`]).
     fn wait_for(&self, until: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<()> {
         let events = self.events();
+        if cond() {
+            return Ok(());
+        }
         loop {
-            let slice = events.deadline_after(PEER_CHECK);
+            let slice = peer_check_deadline(events.now_ns());
             let step = until.map_or(slice, |u| u.min(slice));
             match events.wait_until(Some(step), cond) {
                 Err(EventError::Timeout) if until.is_none_or(|u| events.now_ns() < u) => {
@@ -523,17 +545,41 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                     if !self.persist && self.peer_gone() {
                         return Err(ChannelError::PeerGone);
                     }
-                    // Nothing happened for a whole slice: nudge the peer.
-                    // By the protocol we only notify when asked, but a
-                    // peer can miss a notification: dom0's
-                    // vchan-socket-proxy (server mode) consumes the
-                    // client's first write event in its connect wait and
-                    // then sleeps in select() without looking at the ring.
-                    // An extra event only makes a correct peer re-check.
-                    let _ = events.send(self.port.port());
+                    // Nothing happened for a whole slice and the peer has
+                    // never woken us: nudge it. By the protocol we only
+                    // notify when asked, but dom0's vchan-socket-proxy
+                    // (server mode) consumes the client's first write
+                    // event in its connect wait and then sleeps in
+                    // select() without looking at the ring. An extra
+                    // event only makes a correct peer re-check.
+                    if !self.peer_wakes_us.load(Ordering::Relaxed) {
+                        let _ = events.send(self.port.port());
+                    }
+                }
+                Ok(()) => {
+                    // We slept and the peer's move ended the wait.
+                    self.peer_wakes_us.store(true, Ordering::Relaxed);
+                    return Ok(());
                 }
                 r => return Ok(r?),
             }
+        }
+    }
+
+    /// Polls `ready` for up to [`SPIN_NS`] (until `until` at most);
+    /// whether it became true.
+    fn spin(&self, until: Option<u64>, ready: &mut dyn FnMut() -> bool) -> bool {
+        let events = self.events();
+        let end = events.now_ns().saturating_add(SPIN_NS);
+        let end = until.map_or(end, |u| u.min(end));
+        loop {
+            if ready() {
+                return true;
+            }
+            if events.now_ns() >= end {
+                return false;
+            }
+            core::hint::spin_loop();
         }
     }
 
@@ -579,15 +625,24 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     }
 
     fn read_now(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let p = match self.ring.read(buf) {
+        self.read_step(buf, true)
+    }
+
+    fn write_now(&mut self, data: &[u8]) -> Result<usize> {
+        self.write_step(data, true)
+    }
+
+    /// One non-blocking read; `request`: see [`Ring::read_with`].
+    fn read_step(&mut self, buf: &mut [u8], request: bool) -> Result<usize> {
+        let p = match self.ring.read_with(buf, request) {
             Err(VchanError::Closed) if self.persist => return Ok(0),
             p => p?,
         };
         self.kick(p)
     }
 
-    fn write_now(&mut self, data: &[u8]) -> Result<usize> {
-        let p = match self.ring.write(data) {
+    fn write_step(&mut self, data: &[u8], request: bool) -> Result<usize> {
+        let p = match self.ring.write_with(data, request) {
             Err(VchanError::Closed) if self.persist => return Ok(0),
             p => p?,
         };
@@ -603,11 +658,22 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     fn read_until(&mut self, buf: &mut [u8], until: Option<u64>) -> Result<usize> {
         loop {
-            let n = self.read_now(buf)?;
+            // Without a notification request: bytes picked up while
+            // spinning need no event from the peer.
+            let n = self.read_step(buf, false)?;
             if n > 0 || buf.is_empty() {
                 return Ok(n);
             }
-            // `read` requested a notification; sleep until data or close.
+            let (ring, persist) = (&self.ring, self.persist);
+            if self.spin(until, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
+                continue;
+            }
+            // About to sleep: ask for an event (read_now requests, then
+            // re-reads), and sleep until data or close.
+            let n = self.read_now(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
             let (ring, persist) = (&self.ring, self.persist);
             self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
         }
@@ -628,8 +694,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
         let until = self.deadline(timeout);
         let mut sent = 0;
+        // Spun already since the last sleep or progress: the next full
+        // ring asks for an event and sleeps.
+        let mut spun = false;
         while sent < data.len() {
-            let n = match self.write_now(&data[sent..]) {
+            let n = match self.write_step(&data[sent..], spun) {
                 Ok(n) => n,
                 Err(ChannelError::NotifyFailed { bytes, error }) => {
                     return Err(ChannelError::NotifyFailed { bytes: sent + bytes, error })
@@ -637,10 +706,22 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 Err(e) => return Err(e),
             };
             sent += n;
-            if n == 0 {
-                let (ring, persist) = (&self.ring, self.persist);
-                self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
+            if n > 0 {
+                spun = false;
+                continue;
             }
+            let (ring, persist) = (&self.ring, self.persist);
+            if !spun {
+                spun = true;
+                if self.spin(until, &mut || ring.peek_space().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
+                    continue;
+                }
+                // Full after the spin: the next write_step asks for an
+                // event (and re-reads) before we sleep.
+                continue;
+            }
+            self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
+            spun = false;
         }
         Ok(())
     }
@@ -884,6 +965,45 @@ mod tests {
 
     /// Waiting on several channels: the one with data (or a closed peer)
     /// is named; none ready is a timeout.
+    #[test]
+    fn idle_waits_nudge_only_a_peer_that_never_woke_us() {
+        let (_gw, ew, a, b) = world();
+        std::thread::scope(|s| {
+            let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+            let client = s.spawn(|| {
+                let mut c = connect(&b);
+                // Idle for 300 ms: the server has not woken us yet, so
+                // each 67-134 ms peer-check slice nudges it.
+                let before = ew.sends(B, c.port());
+                let mut buf = [0u8; 4];
+                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_millis(300))), Err(ChannelError::Timeout));
+                assert!(ew.sends(B, c.port()) - before >= 2, "the unproven peer is nudged");
+                // Now the server's write wakes a sleep of ours...
+                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_secs(5))).unwrap(), 4);
+                // ...and an idle wait sends nothing any more.
+                let before = ew.sends(B, c.port());
+                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_millis(300))), Err(ChannelError::Timeout));
+                assert_eq!(ew.sends(B, c.port()), before, "a peer that woke us is not nudged");
+            });
+            srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            srv.write_all(b"wake", Some(Duration::from_secs(5))).unwrap();
+            client.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn peer_check_deadlines_are_shared_within_a_period() {
+        let grid = 1u64 << 26;
+        assert_eq!(peer_check_deadline(0), 2 * grid);
+        assert_eq!(peer_check_deadline(grid - 1), 2 * grid);
+        assert_eq!(peer_check_deadline(grid), 3 * grid);
+        let now = 5 * grid + 12345;
+        let d = peer_check_deadline(now);
+        assert!(d - now >= grid && d - now <= 2 * grid && d.is_multiple_of(grid));
+        assert_eq!(peer_check_deadline(u64::MAX), u64::MAX);
+    }
+
     #[test]
     fn wait_any_names_the_ready_channel() {
         let (_gw, _ew, a, b) = world();

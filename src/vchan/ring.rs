@@ -329,6 +329,17 @@ impl<M: RingMemory> Ring<M> {
         Ok(self.raw_space()? as usize)
     }
 
+    /// Bytes ready to read, without asking for a notification (for a
+    /// short spin before sleeping; [`data_ready`](Self::data_ready) asks).
+    pub fn peek_ready(&self) -> Result<usize, VchanError> {
+        Ok(self.raw_ready()? as usize)
+    }
+
+    /// Free space to write, without asking for a notification.
+    pub fn peek_space(&self) -> Result<usize, VchanError> {
+        Ok(self.raw_space()? as usize)
+    }
+
     /// Whether the peer is still there (`cli_live`/`srv_live` != 0; a
     /// server counts a client that has not connected yet as live).
     pub fn peer_live(&self) -> bool {
@@ -367,11 +378,21 @@ impl<M: RingMemory> Ring<M> {
     /// means nothing is ready yet (a notification is then requested);
     /// `Closed` means nothing is ready and the peer is gone.
     pub fn read(&mut self, dst: &mut [u8]) -> Result<Progress, VchanError> {
+        self.read_with(dst, true)
+    }
+
+    /// [`read`](Self::read), asking the peer for a notification when the
+    /// ring holds less than `dst.len()` only if `request` (libxenvchan
+    /// always asks). A caller that will wait through
+    /// [`data_ready`](Self::data_ready) (which asks, then re-reads) may
+    /// pass `false`: the peer then sends no event for bytes we pick up
+    /// without sleeping.
+    pub fn read_with(&mut self, dst: &mut [u8], request: bool) -> Result<Progress, VchanError> {
         if dst.is_empty() {
             return Ok(Progress { bytes: 0, notify: false });
         }
         let mut ready = self.raw_ready()?;
-        if (ready as usize) < dst.len() {
+        if request && (ready as usize) < dst.len() {
             // We plan to consume everything: ask to hear of more, re-read.
             self.request_notify(NOTIFY_WRITE);
             ready = self.raw_ready()?;
@@ -402,6 +423,13 @@ impl<M: RingMemory> Ring<M> {
     /// Writes up to `src.len()` bytes without blocking; 0 bytes means the
     /// ring is full (a notification is then requested).
     pub fn write(&mut self, src: &[u8]) -> Result<Progress, VchanError> {
+        self.write_with(src, true)
+    }
+
+    /// [`write`](Self::write), asking for a notification when the ring has
+    /// less room than `src.len()` only if `request`; see
+    /// [`read_with`](Self::read_with).
+    pub fn write_with(&mut self, src: &[u8], request: bool) -> Result<Progress, VchanError> {
         if !self.peer_live() {
             return Err(VchanError::Closed);
         }
@@ -409,7 +437,7 @@ impl<M: RingMemory> Ring<M> {
             return Ok(Progress { bytes: 0, notify: false });
         }
         let mut space = self.raw_space()?;
-        if (space as usize) < src.len() {
+        if request && (space as usize) < src.len() {
             self.request_notify(NOTIFY_READ);
             space = self.raw_space()?;
         }
