@@ -79,6 +79,8 @@
 //! - [`shared_mem`]: the only door to memory a peer domain can write.
 //! - [`grant`], [`event`], [`xenstore`], [`time`], [`vchan`]: services
 //!   between domains; [`handle`] ties them into [`Xen`].
+//! - [`ring`]: Xen's request/response rings (`io/ring.h`), the transport
+//!   of split drivers, front and back ends.
 
 #![cfg_attr(not(test), no_std)]
 // The front page describes the guest API; host builds (tests, fakes) have
@@ -106,6 +108,7 @@ pub mod handle;
 #[cfg(target_os = "none")]
 pub mod hypercall;
 pub mod mm;
+pub mod ring;
 pub mod runtime;
 pub mod shared_info;
 pub mod shared_mem;
