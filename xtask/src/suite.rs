@@ -65,6 +65,8 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     if !settings.quick {
         packages.push("xtask");
         packages.push("xenpv-run");
+        // xenpv::ring against Xen's C io/ring.h (tests/ring-c).
+        packages.push("xenpv-ring-c");
         packages.push(crate::dom0_tools::PACKAGE);
     }
     let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
