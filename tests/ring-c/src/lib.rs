@@ -7,10 +7,12 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 
-/// The shim's functions for one ring type.
-#[derive(Clone, Copy)]
-pub struct Shim {
-    /// Request and response sizes (the C structs' `sizeof`).
+/// The shim's table of functions for one ring type (`struct fns` in
+/// shim.c, same field order; the C side stores each function as a
+/// `void *` of the signature given here).
+#[repr(C)]
+pub struct Fns {
+    /// `sizeof` the request and the response struct.
     pub req: usize,
     pub rsp: usize,
     front_state_size: unsafe extern "C" fn() -> usize,
@@ -32,52 +34,34 @@ pub struct Shim {
     back_final_check: unsafe extern "C" fn(*mut u8) -> i32,
 }
 
-macro_rules! funcs {
-    ($req:expr, $rsp:expr, $($field:ident = $sym:ident),* $(,)?) => {{
-        extern "C" {
-            $(fn $sym();)*
-        }
-        // SAFETY: each symbol is the shim.c function of that name, whose C
-        // signature is the field's type (checked by reading shim.c: the
-        // casts only restate it).
-        unsafe {
-            Shim {
-                req: $req,
-                rsp: $rsp,
-                $($field: core::mem::transmute::<unsafe extern "C" fn(), _>($sym as unsafe extern "C" fn()),)*
-            }
-        }
-    }};
+/// One ring type's functions.
+pub type Shim = &'static Fns;
+
+extern "C" {
+    fn a_fns() -> *const Fns;
+    fn b_fns() -> *const Fns;
+    fn c_fns() -> *const Fns;
+}
+
+fn table(get: unsafe extern "C" fn() -> *const Fns) -> Shim {
+    // SAFETY: each `*_fns` returns a pointer to a static `struct fns`,
+    // whose layout `Fns` mirrors (all fields pointer-sized).
+    unsafe { &*get() }
 }
 
 /// Ring type a: 12-byte requests, 16-byte responses.
 pub fn a() -> Shim {
-    funcs!(12, 16,
-        front_state_size = a_front_state_size, back_state_size = a_back_state_size, entry_size = a_entry_size,
-        init = a_init, front_size = a_front_size, front_free = a_front_free, front_push = a_front_push,
-        front_push_notify = a_front_push_notify, front_unconsumed = a_front_unconsumed, front_poll = a_front_poll,
-        front_final_check = a_front_final_check, back_unconsumed = a_back_unconsumed, back_poll = a_back_poll,
-        back_push = a_back_push, back_push_notify = a_back_push_notify, back_final_check = a_back_final_check)
+    table(a_fns)
 }
 
 /// Ring type b: 112-byte requests (blkif's size), 16-byte responses.
 pub fn b() -> Shim {
-    funcs!(112, 16,
-        front_state_size = b_front_state_size, back_state_size = b_back_state_size, entry_size = b_entry_size,
-        init = b_init, front_size = b_front_size, front_free = b_front_free, front_push = b_front_push,
-        front_push_notify = b_front_push_notify, front_unconsumed = b_front_unconsumed, front_poll = b_front_poll,
-        front_final_check = b_front_final_check, back_unconsumed = b_back_unconsumed, back_poll = b_back_poll,
-        back_push = b_back_push, back_push_notify = b_back_push_notify, back_final_check = b_back_final_check)
+    table(b_fns)
 }
 
 /// Ring type c: 4-byte requests and responses.
 pub fn c() -> Shim {
-    funcs!(4, 4,
-        front_state_size = c_front_state_size, back_state_size = c_back_state_size, entry_size = c_entry_size,
-        init = c_init, front_size = c_front_size, front_free = c_front_free, front_push = c_front_push,
-        front_push_notify = c_front_push_notify, front_unconsumed = c_front_unconsumed, front_poll = c_front_poll,
-        front_final_check = c_front_final_check, back_unconsumed = c_back_unconsumed, back_poll = c_back_poll,
-        back_push = c_back_push, back_push_notify = c_back_push_notify, back_final_check = c_back_final_check)
+    table(c_fns)
 }
 
 /// A C ring: its pages and both ends' `front_ring`/`back_ring` structs.

@@ -92,6 +92,34 @@ int T##_back_final_check(struct T##_back_ring *r) {                            \
     return more;                                                               \
 }
 
-SHIM(a)
-SHIM(b)
-SHIM(c)
+/* One table of function pointers per ring type, read by src/lib.rs
+ * (same field order as its `Fns`). */
+struct fns {
+    size_t req, rsp;
+    size_t (*front_state_size)(void);
+    size_t (*back_state_size)(void);
+    size_t (*entry_size)(void);
+    void *init, *front_size, *front_free, *front_push, *front_push_notify,
+         *front_unconsumed, *front_poll, *front_final_check, *back_unconsumed,
+         *back_poll, *back_push, *back_push_notify, *back_final_check;
+};
+
+#define TABLE(T)                                                               \
+SHIM(T)                                                                        \
+const struct fns *T##_fns(void) {                                              \
+    static const struct fns f = {                                              \
+        sizeof(struct T##_req), sizeof(struct T##_rsp),                        \
+        T##_front_state_size, T##_back_state_size, T##_entry_size,             \
+        (void *)T##_init, (void *)T##_front_size, (void *)T##_front_free,      \
+        (void *)T##_front_push, (void *)T##_front_push_notify,                 \
+        (void *)T##_front_unconsumed, (void *)T##_front_poll,                  \
+        (void *)T##_front_final_check, (void *)T##_back_unconsumed,            \
+        (void *)T##_back_poll, (void *)T##_back_push,                          \
+        (void *)T##_back_push_notify, (void *)T##_back_final_check,            \
+    };                                                                         \
+    return &f;                                                                 \
+}
+
+TABLE(a)
+TABLE(b)
+TABLE(c)
