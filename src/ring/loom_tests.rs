@@ -27,7 +27,7 @@ impl Message for Word {
 /// A ring where one request went round already (request and response
 /// consumed, both event indices stale at 1), every header field and the
 /// bytes of the next two slots primed on this thread.
-fn rings() -> (FrontRing<'static, Word, Word>, BackRing<'static, Word, Word>) {
+fn rings() -> (FrontRing<SharedMem<'static>, Word, Word>, BackRing<SharedMem<'static>, Word, Word>) {
     let m = SharedMem::leak_zeroed(4096);
     for off in [REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT] {
         m.loom_prime(off, 4);

@@ -33,7 +33,7 @@
 //! bad statuses) is the driver's to check.
 //!
 //! ```ignore
-//! let mut front = FrontRing::<BlkReq, BlkRsp>::init(page.shared_mem())?;
+//! let mut front = FrontRing::<_, BlkReq, BlkRsp>::init(ring_pages)?;
 //! front.push_request(&req).map_err(|RingFull| ...)?;
 //! if front.push_requests_and_check_notify() { port.notify()?; }
 //! while let Some(rsp) = front.poll_response()? { ... }
@@ -126,24 +126,39 @@ fn passed(old: RingIdx, new: RingIdx, event: RingIdx) -> bool {
     new.wrapping_sub(event) < new.wrapping_sub(old)
 }
 
-/// What both ends share: the view, the slot count, the broken flag.
+/// Memory a ring lives in: a [`SharedMem`] view, or an owner of the
+/// ring's pages (a grant owner, a mapping) that hands out views of them,
+/// so a driver can keep its ring and its pages in one struct.
+pub trait RingMemory {
+    /// The ring's bytes.
+    fn ring_mem(&self) -> SharedMem<'_>;
+}
+
+impl RingMemory for SharedMem<'_> {
+    fn ring_mem(&self) -> SharedMem<'_> {
+        *self
+    }
+}
+
+/// What both ends share: the memory, the slot count, the broken flag.
 #[derive(Debug)]
-struct Shared<'a> {
-    mem: SharedMem<'a>,
+struct Shared<M> {
+    mem: M,
     size: u32,
     /// Bytes per slot: the larger of the two messages (the C union).
     entry: usize,
     broken: bool,
 }
 
-impl<'a> Shared<'a> {
-    fn new(mem: SharedMem<'a>, entry: usize) -> Result<Self, RingError> {
+impl<M: RingMemory> Shared<M> {
+    fn new(mem: M, entry: usize) -> Result<Self, RingError> {
         if entry > MAX_ENTRY {
             return Err(RingError::EntryTooLarge { entry });
         }
-        let size = ring_entries(mem.len(), entry);
+        let bytes = mem.ring_mem().len();
+        let size = ring_entries(bytes, entry);
         if size == 0 {
-            return Err(RingError::TooSmall { bytes: mem.len(), entry });
+            return Err(RingError::TooSmall { bytes, entry });
         }
         Ok(Shared { mem, size, entry, broken: false })
     }
@@ -152,31 +167,31 @@ impl<'a> Shared<'a> {
         // Acquire: the partner Release store (or wmb()) published the
         // slots below this index; this is ring.h's rmb() after reading a
         // producer index. The header is in bounds (checked in `new`).
-        self.mem.load_u32(off, Ordering::Acquire).unwrap_or(0)
+        self.mem.ring_mem().load_u32(off, Ordering::Acquire).unwrap_or(0)
     }
 
     fn store(&self, off: usize, v: RingIdx) {
         // Release: ring.h's wmb() before publishing a producer index (the
         // slots written before it are visible first).
-        let _ = self.mem.store_u32(off, v, Ordering::Release);
+        let _ = self.mem.ring_mem().store_u32(off, v, Ordering::Release);
     }
 
     fn slot(&self, idx: RingIdx) -> usize {
         ENTRIES + (idx & (self.size - 1)) as usize * self.entry
     }
 
-    fn get<M: Message>(&self, idx: RingIdx) -> M {
+    fn get<T: Message>(&self, idx: RingIdx) -> T {
         let mut buf = [0u8; MAX_ENTRY];
         // In bounds: slot < size entries, each `entry` <= MAX_ENTRY bytes,
         // and size entries fit the view (ring_entries).
-        let _ = self.mem.read(self.slot(idx), &mut buf[..M::SIZE]);
-        M::decode(&buf[..M::SIZE])
+        let _ = self.mem.ring_mem().read(self.slot(idx), &mut buf[..T::SIZE]);
+        T::decode(&buf[..T::SIZE])
     }
 
-    fn put<M: Message>(&self, idx: RingIdx, m: &M) {
+    fn put<T: Message>(&self, idx: RingIdx, m: &T) {
         let mut buf = [0u8; MAX_ENTRY];
-        m.encode(&mut buf[..M::SIZE]);
-        let _ = self.mem.write(self.slot(idx), &buf[..M::SIZE]);
+        m.encode(&mut buf[..T::SIZE]);
+        let _ = self.mem.ring_mem().write(self.slot(idx), &buf[..T::SIZE]);
     }
 
     /// `RING_PUSH_*_AND_CHECK_NOTIFY`: publish `new` at `prod_off` and say
@@ -188,20 +203,21 @@ impl<'a> Shared<'a> {
         // pairs with the peer's mb() between setting its event index and
         // re-checking our producer index (RING_FINAL_CHECK_FOR_*).
         mb();
-        let event = self.mem.load_u32(event_off, Ordering::Relaxed).unwrap_or(0);
+        let event = self.mem.ring_mem().load_u32(event_off, Ordering::Relaxed).unwrap_or(0);
         passed(old, new, event)
     }
 
-    fn entry_size<Req: Message, Rsp: Message>() -> usize {
-        Req::SIZE.max(Rsp::SIZE)
-    }
+}
+
+fn entry_size<Req: Message, Rsp: Message>() -> usize {
+    Req::SIZE.max(Rsp::SIZE)
 }
 
 /// The front end of a ring: produces requests, consumes responses
 /// (`FRONT_RING_INIT`/`FRONT_RING_ATTACH`, `struct name_front_ring`).
 #[derive(Debug)]
-pub struct FrontRing<'a, Req: Message, Rsp: Message> {
-    ring: Shared<'a>,
+pub struct FrontRing<M: RingMemory, Req: Message, Rsp: Message> {
+    ring: Shared<M>,
     /// `req_prod_pvt`: requests queued, published or not.
     req_prod_pvt: RingIdx,
     /// The `req_prod` we last published (kept here, not read back).
@@ -211,27 +227,33 @@ pub struct FrontRing<'a, Req: Message, Rsp: Message> {
     _msgs: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl<'a, Req: Message, Rsp: Message> FrontRing<'a, Req, Rsp> {
+impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
     /// `SHARED_RING_INIT` + `FRONT_RING_INIT`: a fresh ring in `mem`,
     /// before it is granted to the back end.
-    pub fn init(mem: SharedMem<'a>) -> Result<Self, RingError> {
-        let ring = Shared::new(mem, Shared::entry_size::<Req, Rsp>())?;
-        let _ = ring.mem.store_u32(REQ_PROD, 0, Ordering::Relaxed);
-        let _ = ring.mem.store_u32(RSP_PROD, 0, Ordering::Relaxed);
-        let _ = ring.mem.store_u32(REQ_EVENT, 1, Ordering::Relaxed);
-        let _ = ring.mem.store_u32(RSP_EVENT, 1, Ordering::Relaxed);
-        let _ = ring.mem.fill(PVT, ENTRIES - PVT, 0);
+    pub fn init(mem: M) -> Result<Self, RingError> {
+        let ring = Shared::new(mem, entry_size::<Req, Rsp>())?;
+        let m = ring.mem.ring_mem();
+        let _ = m.store_u32(REQ_PROD, 0, Ordering::Relaxed);
+        let _ = m.store_u32(RSP_PROD, 0, Ordering::Relaxed);
+        let _ = m.store_u32(REQ_EVENT, 1, Ordering::Relaxed);
+        let _ = m.store_u32(RSP_EVENT, 1, Ordering::Relaxed);
+        let _ = m.fill(PVT, ENTRIES - PVT, 0);
         Ok(Self::at(ring, 0))
     }
 
     /// `FRONT_RING_ATTACH`: take over a ring whose indices stand at `idx`
     /// (both ends agree on it, e.g. after a resume).
-    pub fn attach(mem: SharedMem<'a>, idx: RingIdx) -> Result<Self, RingError> {
-        Ok(Self::at(Shared::new(mem, Shared::entry_size::<Req, Rsp>())?, idx))
+    pub fn attach(mem: M, idx: RingIdx) -> Result<Self, RingError> {
+        Ok(Self::at(Shared::new(mem, entry_size::<Req, Rsp>())?, idx))
     }
 
-    fn at(ring: Shared<'a>, idx: RingIdx) -> Self {
+    fn at(ring: Shared<M>, idx: RingIdx) -> Self {
         FrontRing { ring, req_prod_pvt: idx, req_prod: idx, rsp_cons: idx, _msgs: PhantomData }
+    }
+
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &M {
+        &self.ring.mem
     }
 
     /// `RING_SIZE`: the number of slots.
@@ -306,7 +328,7 @@ impl<'a, Req: Message, Rsp: Message> FrontRing<'a, Req, Rsp> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        let _ = self.ring.mem.store_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
+        let _ = self.ring.mem.ring_mem().store_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
         // "mb()": the event index is visible before we re-read rsp_prod,
         // pairing with the back end's mb() between publishing rsp_prod
         // and reading rsp_event. Without it both may miss each other.
@@ -318,8 +340,8 @@ impl<'a, Req: Message, Rsp: Message> FrontRing<'a, Req, Rsp> {
 /// The back end of a ring: consumes requests, produces responses
 /// (`BACK_RING_INIT`/`BACK_RING_ATTACH`, `struct name_back_ring`).
 #[derive(Debug)]
-pub struct BackRing<'a, Req: Message, Rsp: Message> {
-    ring: Shared<'a>,
+pub struct BackRing<M: RingMemory, Req: Message, Rsp: Message> {
+    ring: Shared<M>,
     /// `rsp_prod_pvt`: responses queued, published or not.
     rsp_prod_pvt: RingIdx,
     /// The `rsp_prod` we last published.
@@ -329,15 +351,15 @@ pub struct BackRing<'a, Req: Message, Rsp: Message> {
     _msgs: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl<'a, Req: Message, Rsp: Message> BackRing<'a, Req, Rsp> {
+impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
     /// `BACK_RING_INIT`: the back end of a ring the front end initialised.
-    pub fn attach(mem: SharedMem<'a>) -> Result<Self, RingError> {
+    pub fn attach(mem: M) -> Result<Self, RingError> {
         Self::attach_at(mem, 0)
     }
 
     /// `BACK_RING_ATTACH` at index `idx`.
-    pub fn attach_at(mem: SharedMem<'a>, idx: RingIdx) -> Result<Self, RingError> {
-        let ring = Shared::new(mem, Shared::entry_size::<Req, Rsp>())?;
+    pub fn attach_at(mem: M, idx: RingIdx) -> Result<Self, RingError> {
+        let ring = Shared::new(mem, entry_size::<Req, Rsp>())?;
         Ok(BackRing { ring, rsp_prod_pvt: idx, rsp_prod: idx, req_cons: idx, _msgs: PhantomData })
     }
 
@@ -402,7 +424,7 @@ impl<'a, Req: Message, Rsp: Message> BackRing<'a, Req, Rsp> {
         if self.unconsumed_requests()? > 0 {
             return Ok(true);
         }
-        let _ = self.ring.mem.store_u32(REQ_EVENT, self.req_cons.wrapping_add(1), Ordering::Relaxed);
+        let _ = self.ring.mem.ring_mem().store_u32(REQ_EVENT, self.req_cons.wrapping_add(1), Ordering::Relaxed);
         // "mb()": pairs with the front end's mb() in
         // RING_PUSH_REQUESTS_AND_CHECK_NOTIFY.
         mb();

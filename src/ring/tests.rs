@@ -44,8 +44,8 @@ impl Message for Rsp {
     }
 }
 
-type Front = FrontRing<'static, Req, Rsp>;
-type Back = BackRing<'static, Req, Rsp>;
+type Front = FrontRing<SharedMem<'static>, Req, Rsp>;
+type Back = BackRing<SharedMem<'static>, Req, Rsp>;
 
 fn page() -> SharedMem<'static> {
     SharedMem::leak_zeroed(4096)
@@ -309,6 +309,6 @@ fn entries_larger_than_the_copy_buffer_are_refused() {
             Big
         }
     }
-    assert_eq!(FrontRing::<Big, Rsp>::init(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
-    assert_eq!(BackRing::<Req, Big>::attach(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
+    assert_eq!(FrontRing::<_, Big, Rsp>::init(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
+    assert_eq!(BackRing::<_, Req, Big>::attach(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
 }

@@ -52,13 +52,13 @@ fn run<const Q: usize, const P: usize>(shim: Shim, bytes: usize, start: u32, see
     let ctx = format!("req {Q} rsp {P}, {bytes} bytes, start {start:#x}, seed {seed}");
     let mut c = CRing::new(shim, bytes, start);
     let m = SharedMem::leak_zeroed(bytes);
-    FrontRing::<Raw<Q>, Raw<P>>::init(m).unwrap();
+    FrontRing::<_, Raw<Q>, Raw<P>>::init(m).unwrap();
     m.store_u32(REQ_PROD, start, Ordering::Relaxed).unwrap();
     m.store_u32(RSP_PROD, start, Ordering::Relaxed).unwrap();
     m.store_u32(REQ_EVENT, start.wrapping_add(1), Ordering::Relaxed).unwrap();
     m.store_u32(RSP_EVENT, start.wrapping_add(1), Ordering::Relaxed).unwrap();
-    let mut f = FrontRing::<Raw<Q>, Raw<P>>::attach(m, start).unwrap();
-    let mut b = BackRing::<Raw<Q>, Raw<P>>::attach_at(m, start).unwrap();
+    let mut f = FrontRing::<_, Raw<Q>, Raw<P>>::attach(m, start).unwrap();
+    let mut b = BackRing::<_, Raw<Q>, Raw<P>>::attach_at(m, start).unwrap();
     assert_eq!(f.size(), c.size(), "RING_SIZE, {ctx}");
     assert_eq!(shared_bytes(&m), c.bytes(), "after init, {ctx}");
     let mut rng = Rng(seed | 1);
