@@ -304,6 +304,8 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
                 let empty = GuestResult::default();
                 let result = report.guests.get(name).unwrap_or(&empty);
                 problems.extend(check_guest(name, &expect.reason, &expect.output, result));
+                let dom0_lines = report.companion_output.get(name).cloned().unwrap_or_default();
+                problems.extend(check_dom0(name, &expect.dom0_output, &dom0_lines));
                 reasons.push(result.reason.clone().unwrap_or_else(|| "no report".into()));
             }
             if let Some(failure) = &report.failure {
@@ -351,6 +353,23 @@ fn check_guest<S: AsRef<str>>(name: &str, reason: &str, patterns: &[S], result: 
             .rev()
             .collect();
         problems.push(format!("{name}'s last lines: {tail:?}"));
+    }
+    problems
+}
+
+/// Which of `patterns` no line of `name`'s dom0 scripts matches.
+fn check_dom0(name: &str, patterns: &[String], lines: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for pattern in patterns {
+        match Regex::new(pattern) {
+            Ok(re) if lines.iter().any(|line| re.is_match(line)) => {}
+            Ok(_) => problems.push(format!("{name}: no dom0 script line matches /{pattern}/")),
+            Err(e) => problems.push(format!("bad pattern /{pattern}/: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        let tail: Vec<&String> = lines.iter().skip(lines.len().saturating_sub(5)).collect();
+        problems.push(format!("{name}'s dom0 scripts' last lines: {tail:?}"));
     }
     problems
 }
