@@ -6,6 +6,13 @@
 # dirs go. Tells the guest the verdict in its data/verdict; once the guest
 # has gone, checks the image is intact and its loop device released.
 D=$DOMID_backends
+if [ -z "$D" ]; then
+    # xl create failed (its messages are the [xl:backends] lines).
+    echo "FAIL: the guest was not created"
+    tail -20 /var/log/xen/hotplug.log 2>/dev/null
+    dmesg | tail -10
+    exit 1
+fi
 VIF=backend/vif/$D/0
 VBD=backend/vbd/$D/51712
 B=/local/domain/0
