@@ -39,13 +39,33 @@ pub const XENSTORE_TOOLS: &[&str] = &[
     "xenstore-chmod",
 ];
 
-/// Kernel modules (file names without `.ko`) that the toolstack needs.
+/// Kernel modules, as paths under the kernel's `lib/modules/<version>/kernel/`
+/// without `.ko`, in the order dom0's `/init` loads them (every module after
+/// the ones its `depends=` names; `build` checks this). The toolstack needs
+/// the `drivers/xen` ones (privcmd before xenfs, which uses it); the split
+/// drivers' backends need the rest: `bridge` (with `llc` and `stp`) for the
+/// lab's `xenbr0`, `loop` for file-backed disks, `xen-netback` and
+/// `xen-blkback` themselves.
 pub const MODULES: &[&str] = &[
-    "xen-evtchn",
-    "xen-gntdev",
-    "xen-gntalloc",
-    "xen-privcmd",
-    "xenfs",
+    "drivers/xen/xen-privcmd",
+    "drivers/xen/xenfs/xenfs",
+    "drivers/xen/xen-evtchn",
+    "drivers/xen/xen-gntdev",
+    "drivers/xen/xen-gntalloc",
+    "net/llc/llc",
+    "net/802/stp",
+    "net/bridge/bridge",
+    "drivers/block/loop",
+    "drivers/net/xen-netback/xen-netback",
+    "drivers/block/xen-blkback/xen-blkback",
+];
+
+/// Backend hotplug scripts, installed in `/etc/xen/scripts/` where libxl
+/// runs them for each vif and each disk. Small busybox-sh replacements for
+/// Debian's bash scripts of xen-utils-common (see `dom0/vif-bridge.sh`).
+pub const HOTPLUG_SCRIPTS: &[(&str, &str)] = &[
+    ("vif-bridge", include_str!("dom0/vif-bridge.sh")),
+    ("block", include_str!("dom0/block.sh")),
 ];
 
 /// Libraries loaded with dlopen, which `ldd` cannot see, with their Debian
@@ -58,7 +78,7 @@ const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
 /// Text that, when it changes, makes `lab` rebuild the initramfs.
 pub fn recipe() -> String {
     format!(
-        "initramfs v1\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{LIB_DIR}\n{DLOPENED:?}\n"
+        "initramfs v2\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{HOTPLUG_SCRIPTS:?}\n{LIB_DIR}\n{DLOPENED:?}\n"
     )
 }
 
@@ -76,6 +96,7 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
         "var/lib/xen",
         "root",
         "etc/xen",
+        "etc/xen/scripts",
         "payload",
     ] {
         archive.dir(dir);
@@ -88,6 +109,9 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
         b"# empty: silences xl's warning about a missing xl.conf\n",
     );
     archive.file("init", 0o755, INIT_SCRIPT.as_bytes());
+    for (name, text) in HOTPLUG_SCRIPTS {
+        archive.file(&format!("etc/xen/scripts/{name}"), 0o755, text.as_bytes());
+    }
 
     add_busybox(&mut archive, staging)?;
 
@@ -115,10 +139,25 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
     for (name, path) in libraries {
         archive.file(&name, 0o755, &read(&path)?);
     }
+    let mut loaded: Vec<&str> = Vec::new();
     for module in MODULES {
         let data = module_bytes(staging, module)?;
-        archive.file(&format!("lib/modules/{module}.ko"), 0o644, &data);
+        let name = module_name(module);
+        for dep in module_depends(&data) {
+            // Module names use `_` and `-` interchangeably.
+            if !loaded.iter().any(|l| l.replace('-', "_") == dep.replace('-', "_")) {
+                bail!(
+                    "kernel module {name} depends on {dep}, which is not loaded before it: \
+                     add it before {module} in initramfs::MODULES"
+                );
+            }
+        }
+        archive.file(&format!("lib/modules/{name}.ko"), 0o644, &data);
+        loaded.push(name);
     }
+    // /init loads them in this order.
+    let order: String = loaded.iter().map(|n| format!("{n}\n")).collect();
+    archive.file("lib/modules/order", 0o644, order.as_bytes());
     Ok(archive.finish())
 }
 
@@ -255,26 +294,46 @@ fn module_bytes(staging: &Path, module: &str) -> Result<Vec<u8>> {
     util::run_captured_bytes(&mut cmd, Duration::from_secs(30))
 }
 
+/// A module's name: the last part of its path in [`MODULES`].
+pub fn module_name(module: &str) -> &str {
+    module.rsplit('/').next().unwrap_or(module)
+}
+
+/// The file extensions a kernel module may have in Debian's packages.
+pub const MODULE_EXTENSIONS: &[&str] = &["ko", "ko.xz", "ko.zst", "ko.gz"];
+
+/// The modules named in a module's `.modinfo` `depends=` string.
+fn module_depends(data: &[u8]) -> Vec<String> {
+    let key = b"depends=";
+    data.split(|&b| b == 0)
+        .filter_map(|s| s.strip_prefix(&key[..]))
+        .flat_map(|list| {
+            String::from_utf8_lossy(list)
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn find_module(staging: &Path, module: &str) -> Result<PathBuf> {
     for modules_root in [staging.join("lib/modules"), staging.join("usr/lib/modules")] {
         let Ok(versions) = fs::read_dir(&modules_root) else {
             continue;
         };
         for version in versions.filter_map(|e| e.ok()) {
-            let xen = version.path().join("kernel/drivers/xen");
-            let dirs = [xen.clone(), xen.join(module)];
-            for dir in dirs {
-                for ext in ["ko", "ko.xz", "ko.zst", "ko.gz"] {
-                    let candidate = dir.join(format!("{module}.{ext}"));
-                    if candidate.is_file() {
-                        return Ok(candidate);
-                    }
+            for ext in MODULE_EXTENSIONS {
+                let candidate = version.path().join(format!("kernel/{module}.{ext}"));
+                if candidate.is_file() {
+                    return Ok(candidate);
                 }
             }
         }
     }
     bail!(
-        "kernel module {module} not found under {}/lib/modules/*/kernel/drivers/xen",
+        "kernel module {module} not found under {}/lib/modules/*/kernel/",
         staging.display()
     )
 }
@@ -307,6 +366,14 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn module_dependencies() {
+        let data = b"\x7fELF..\0license=GPL\0depends=llc,stp\0retpoline=Y\0";
+        assert_eq!(module_depends(data), ["llc", "stp"]);
+        assert!(module_depends(b"\0depends=\0name=loop\0").is_empty());
+        assert_eq!(module_name("net/bridge/bridge"), "bridge");
     }
 
     #[test]

@@ -234,9 +234,10 @@ fn step(what: &str) {
 fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     let root = dir.join("packages");
     let stamp = root.join("complete");
+    // The kept modules are part of it: the others are deleted when unpacking.
     let wanted = format!(
         "{:016x}",
-        util::fnv1a(format!("{PACKAGES:?}{KERNEL_META}").as_bytes())
+        util::fnv1a(format!("{PACKAGES:?}{KERNEL_META}{:?}", initramfs::MODULES).as_bytes())
     );
     if let Ok(text) = fs::read_to_string(&stamp) {
         if text.lines().next() == Some(&format!("packages {wanted}"))
@@ -323,7 +324,7 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
         stamp_text.push_str(&format!("package {}\n", fields.join(" ")));
     }
     // The .deb files are no longer needed, nor the ~400 MB of kernel modules
-    // other than Xen's: keep the cache small.
+    // the lab does not load: keep the cache small.
     fs::remove_dir_all(&debs)?;
     prune_modules(&staging)?;
     write_atomic(&stamp, stamp_text.as_bytes())?;
@@ -337,37 +338,53 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     ))
 }
 
-/// Removes every kernel module outside `kernel/drivers/xen`.
+/// Removes every kernel module but those of [`initramfs::MODULES`]
+/// (the kernel package holds ~400 MB of them), and the folders left empty.
 fn prune_modules(staging: &Path) -> Result<()> {
+    let keep: Vec<String> = initramfs::MODULES
+        .iter()
+        .flat_map(|m| {
+            initramfs::MODULE_EXTENSIONS
+                .iter()
+                .map(move |ext| format!("{m}.{ext}"))
+        })
+        .collect();
     for root in [staging.join("lib/modules"), staging.join("usr/lib/modules")] {
         let Ok(versions) = fs::read_dir(&root) else {
             continue;
         };
         for version in versions.filter_map(|e| e.ok()) {
             let kernel = version.path().join("kernel");
-            remove_all_but(&kernel, "drivers")?;
-            remove_all_but(&kernel.join("drivers"), "xen")?;
+            prune_dir(&kernel, "", &keep)?;
         }
     }
     Ok(())
 }
 
-fn remove_all_but(dir: &Path, keep: &str) -> Result<()> {
+/// Removes the files under `dir` (at `rel` below the kernel folder) whose
+/// paths are not in `keep`; returns whether anything is left.
+fn prune_dir(dir: &Path, rel: &str, keep: &[String]) -> Result<bool> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut left = false;
     for entry in entries.filter_map(|e| e.ok()) {
-        if entry.file_name() != keep {
-            let path = entry.path();
-            if path.is_dir() {
-                fs::remove_dir_all(&path)
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let sub = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        if path.is_dir() {
+            if prune_dir(&path, &sub, keep)? {
+                left = true;
             } else {
-                fs::remove_file(&path)
+                fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
             }
-            .with_context(|| format!("removing {}", path.display()))?;
+        } else if keep.contains(&sub) {
+            left = true;
+        } else {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
-    Ok(())
+    Ok(left)
 }
 
 /// The `linux-image-<version>-amd64` package the meta-package depends on,

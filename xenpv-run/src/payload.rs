@@ -1,7 +1,8 @@
 //! The per-run payload: a small cpio archive appended to the dom0 initramfs
 //! with the guest images (`/payload/<name>.elf`), their xl configs rewritten
 //! for the lab (`/payload/<name>.cfg`), optional dom0 companion scripts
-//! (`/payload/<name>.dom0.sh`), the helpers (`dom0/lab.sh`) and the plan
+//! (`/payload/<name>.dom0.sh`) and pre-create scripts
+//! (`/payload/<name>.pre.dom0.sh`), the helpers (`dom0/lab.sh`) and the plan
 //! that dom0's `/init` runs (`/payload/plan`). The plan's tools
 //! (xtask's dom0 test tools, for companions) go to `/payload/bin/`, which the
 //! plan puts first on `PATH`.
@@ -34,6 +35,9 @@ pub struct Guest {
     pub cfg: String,
     /// A dom0 script to run in the background once the group is created.
     pub companion: Option<String>,
+    /// A dom0 script to run (in the foreground) just before its `xl create`,
+    /// e.g. to make the disk image its cfg names.
+    pub pre_create: Option<String>,
 }
 
 /// What dom0 does in one boot: groups of guests, one group after another;
@@ -93,6 +97,13 @@ pub fn build(plan: &Plan) -> Result<Vec<u8>> {
         if let Some(script) = &guest.companion {
             archive.file(
                 &format!("payload/{}.dom0.sh", guest.name),
+                0o755,
+                format!("{COMPANION_SH}{script}").as_bytes(),
+            );
+        }
+        if let Some(script) = &guest.pre_create {
+            archive.file(
+                &format!("payload/{}.pre.dom0.sh", guest.name),
                 0o755,
                 format!("{COMPANION_SH}{script}").as_bytes(),
             );
@@ -187,6 +198,9 @@ fn plan_script(plan: &Plan) -> String {
         let names: Vec<&str> = group.iter().map(|g| g.name.as_str()).collect();
         let _ = writeln!(s, "\n# group {}: {}", i + 1, names.join(" "));
         for guest in group {
+            if guest.pre_create.is_some() {
+                let _ = writeln!(s, "guest_prepare {0} /payload/{0}.pre.dom0.sh", guest.name);
+            }
             let _ = writeln!(s, "guest_create {0} /payload/{0}.cfg", guest.name);
         }
         if plan.announce_peers && group.len() > 1 {
@@ -210,6 +224,7 @@ mod tests {
             image: PathBuf::new(),
             cfg: cfg.into(),
             companion: None,
+            pre_create: None,
         }
     }
 
@@ -255,6 +270,7 @@ mod tests {
     fn plan_runs_groups_in_order() {
         let mut producer = guest("ring_producer", "");
         producer.companion = Some("true\n".into());
+        producer.pre_create = Some("true\n".into());
         let plan = Plan {
             groups: vec![
                 vec![guest("hello", "")],
@@ -267,6 +283,7 @@ mod tests {
         let script = plan_script(&plan);
         let expected = "guest_create hello /payload/hello.cfg\ngroup_unpause\ngroup_wait 30\n\n\
                         # group 2: ring_producer ring_consumer\n\
+                        guest_prepare ring_producer /payload/ring_producer.pre.dom0.sh\n\
                         guest_create ring_producer /payload/ring_producer.cfg\n\
                         guest_create ring_consumer /payload/ring_consumer.cfg\n\
                         companion_start ring_producer /payload/ring_producer.dom0.sh\n\

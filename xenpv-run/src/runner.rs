@@ -408,6 +408,7 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
             image: g.image.clone(),
             cfg: g.xl_config(),
             companion: if i == 0 { plan.dom0_script.clone() } else { None },
+            pre_create: None,
         })
         .collect();
     let boot_plan = Plan {

@@ -16,6 +16,7 @@
 //! name = "grant_linux"     # tests/xen/*/grant_linux.rs or examples/grant_linux.rs
 //! reason = "poweroff"      # poweroff, crash, gone (destroyed by dom0), ...
 //! output = ['grant_linux: PASS']   # regexes, each must match a console line
+//! dom0_output = ['image: ok']      # optional: regexes for its dom0 scripts' lines
 //! ```
 //!
 //! The test programs are built from a manifest xtask writes in
@@ -55,6 +56,11 @@ pub struct Expect {
     /// Regular expressions (regex-lite syntax) that must each match a line of its console.
     #[serde(default)]
     pub output: Vec<String>,
+    /// Regular expressions that must each match a line printed by its dom0
+    /// scripts (`<name>.dom0.sh` and `<name>.pre.dom0.sh`), e.g. a check
+    /// the companion makes after the guest has gone.
+    #[serde(default)]
+    pub dom0_output: Vec<String>,
 }
 
 /// One test case: guests booted together.
@@ -108,7 +114,16 @@ impl Program {
 
     /// Its dom0 companion script, if it has one.
     pub fn companion(&self) -> Result<Option<String>> {
-        let path = self.dir.join(format!("{}.dom0.sh", self.name));
+        self.optional_file("dom0.sh")
+    }
+
+    /// Its dom0 pre-create script (run before its `xl create`), if it has one.
+    pub fn pre_create(&self) -> Result<Option<String>> {
+        self.optional_file("pre.dom0.sh")
+    }
+
+    fn optional_file(&self, suffix: &str) -> Result<Option<String>> {
+        let path = self.dir.join(format!("{}.{suffix}", self.name));
         match fs::read_to_string(&path) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -123,6 +138,7 @@ impl Program {
             image: image.to_path_buf(),
             cfg: self.cfg()?,
             companion: self.companion()?,
+            pre_create: self.pre_create()?,
         })
     }
 }
@@ -192,7 +208,7 @@ fn check_case(case: &Case, programs: &BTreeMap<String, Program>) -> Result<()> {
                 case.name
             );
         }
-        for pattern in &g.output {
+        for pattern in g.output.iter().chain(&g.dom0_output) {
             regex_lite::Regex::new(pattern).with_context(|| format!("bad pattern /{pattern}/"))?;
         }
     }
@@ -352,7 +368,12 @@ mod tests {
             mode,
             guests: names
                 .iter()
-                .map(|n| Expect { name: n.to_string(), reason: "poweroff".into(), output: vec![pattern.into()] })
+                .map(|n| Expect {
+                    name: n.to_string(),
+                    reason: "poweroff".into(),
+                    output: vec![pattern.into()],
+                    dom0_output: Vec::new(),
+                })
                 .collect(),
         };
         assert!(check_case(&bad(Mode::Domu, &["hello"], "ok"), &programs).is_ok());

@@ -25,10 +25,12 @@ struct Row {
 /// `cargo xtask test [--quick] [--host-only] [--verbose]`.
 pub fn cmd_test(settings: Settings) -> Result<()> {
     let started = Instant::now();
-    let mut rows = host_tests(&settings);
+    let mut rows = if settings.cases.is_empty() { host_tests(&settings) } else { Vec::new() };
     if !settings.host_only {
         rows.extend(xen_tests(&settings));
-        rows.extend(crate::apps::checks().into_iter().map(|(name, passed, detail)| Row { name, passed, detail }));
+        if settings.cases.is_empty() {
+            rows.extend(crate::apps::checks().into_iter().map(|(name, passed, detail)| Row { name, passed, detail }));
+        }
     }
     print_rows(&rows, started.elapsed());
     let failed = rows.iter().filter(|r| !r.passed).count();
@@ -57,6 +59,9 @@ pub struct Settings {
     /// Show Xen's and Linux's messages too.
     #[arg(long, short)]
     verbose: bool,
+    /// Only the tests/xen cases with these names (no host tests, no apps).
+    #[arg(value_name = "CASE")]
+    cases: Vec<String>,
 }
 
 /// `cargo test` of the library on the host, and xtask's own unit tests.
@@ -151,7 +156,18 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
             return vec![Row { name: "xen: tests/xen".into(), passed: false, detail: format!("{e:#}") }];
         }
     };
-    let cases_list: Vec<&Case> = all_cases.iter().collect();
+    if let Some(unknown) = settings.cases.iter().find(|n| !all_cases.iter().any(|c| &c.name == *n)) {
+        let known: Vec<&str> = all_cases.iter().map(|c| c.name.as_str()).collect();
+        return vec![Row {
+            name: format!("xen: {unknown}"),
+            passed: false,
+            detail: format!("no such case; the cases are {}", known.join(", ")),
+        }];
+    }
+    let cases_list: Vec<&Case> = all_cases
+        .iter()
+        .filter(|c| settings.cases.is_empty() || settings.cases.contains(&c.name))
+        .collect();
     // Images: a failed build fails the cases that need it, not the others.
     let mut images: BTreeMap<String, Result<Guest, String>> = BTreeMap::new();
     let examples_built = images::build_examples(Profile::Release).map_err(|e| format!("{e:#}"));
@@ -306,6 +322,8 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
                 let empty = GuestResult::default();
                 let result = report.guests.get(name).unwrap_or(&empty);
                 problems.extend(check_guest(name, &expect.reason, &expect.output, result));
+                let dom0_lines = report.companion_output.get(name).cloned().unwrap_or_default();
+                problems.extend(check_dom0(name, &expect.dom0_output, &dom0_lines));
                 reasons.push(result.reason.clone().unwrap_or_else(|| "no report".into()));
             }
             if let Some(failure) = &report.failure {
@@ -353,6 +371,23 @@ fn check_guest<S: AsRef<str>>(name: &str, reason: &str, patterns: &[S], result: 
             .rev()
             .collect();
         problems.push(format!("{name}'s last lines: {tail:?}"));
+    }
+    problems
+}
+
+/// Which of `patterns` no line of `name`'s dom0 scripts matches.
+fn check_dom0(name: &str, patterns: &[String], lines: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for pattern in patterns {
+        match Regex::new(pattern) {
+            Ok(re) if lines.iter().any(|line| re.is_match(line)) => {}
+            Ok(_) => problems.push(format!("{name}: no dom0 script line matches /{pattern}/")),
+            Err(e) => problems.push(format!("bad pattern /{pattern}/: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        let tail: Vec<&String> = lines.iter().skip(lines.len().saturating_sub(5)).collect();
+        problems.push(format!("{name}'s dom0 scripts' last lines: {tail:?}"));
     }
     problems
 }

@@ -26,11 +26,24 @@ mount -t tmpfs tmpfs /tmp || fail "mount /tmp"
 mount -t tmpfs tmpfs /var/run || fail "mount /var/run"
 mkdir -p /var/run/xen /var/run/xenstored /var/log/xen/console /var/lib/xen
 
-# privcmd before xenfs: xenfs uses it.
-for module in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
+# In dependency order (xenpv-run's initramfs::MODULES, checked when the
+# lab is built): the toolstack's (privcmd before xenfs, which uses it), then
+# the split drivers' backends (bridge with llc and stp, loop, xen-netback,
+# xen-blkback).
+for module in $(cat /lib/modules/order); do
     insmod "/lib/modules/$module.ko" || fail "insmod $module"
 done
 mount -t xenfs xenfs /proc/xen || fail "mount xenfs"
+
+# The guests' network: the bridge xenbr0 (libxl's default bridge), dom0 at
+# 10.0.7.1/24; /etc/xen/scripts/vif-bridge adds each guest's vif<domid>.<n>
+# to it. STP off, no forward delay: a port forwards as soon as it is up.
+ip link set lo up
+brctl addbr xenbr0 || fail "brctl addbr xenbr0"
+brctl stp xenbr0 off
+brctl setfd xenbr0 0 2>/dev/null
+ip addr add 10.0.7.1/24 dev xenbr0 || fail "address of xenbr0"
+ip link set xenbr0 up || fail "ip link set xenbr0 up"
 
 xenstored --pid-file /var/run/xenstored.pid || fail "xenstored"
 xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || { cat /tmp/xen-init-dom0.log; fail "xen-init-dom0"; }

@@ -1,8 +1,9 @@
 # Shell helpers for /payload/plan, run by dom0's busybox sh (the plan
 # sources this file; xtask puts it in the payload as /payload/lab.sh).
 #
-# A plan is a list of groups. For each group it calls `guest_create` for
-# every guest (created paused), `companion_start` for every dom0 companion
+# A plan is a list of groups. For each group it calls `guest_prepare` for
+# every guest with a pre-create script (<name>.pre.dom0.sh, e.g. making
+# its disk image), `guest_create` for every guest (created paused), `companion_start` for every dom0 companion
 # script, `group_unpause` (all guests start together) and `group_wait`.
 #
 # Every guest is created with on_poweroff/on_reboot/on_crash = "preserve"
@@ -32,16 +33,38 @@ COMPANIONS=""
 
 now() { cut -d ' ' -f 1 /proc/uptime; }
 
+# guest_prepare NAME SCRIPT: runs the guest's pre-create script in the
+# foreground (60 s at most) before its `xl create`, e.g. to make the disk
+# image its cfg names; prints its output as the companion's ([dom0:NAME]).
+# If it fails, the guest is not created (reported as create-failed).
+guest_prepare() {
+    local rc
+    mkdir -p "$STATE/$1"
+    rm -f "$STATE/$1/prepare-failed"
+    GUEST=$1 timeout 60 /bin/sh "$2" > "$STATE/$1/prepare.log" 2>&1
+    rc=$?
+    sed "s/^/[dom0:$1] /" "$STATE/$1/prepare.log"
+    [ "$rc" = 0 ] || echo "$rc" > "$STATE/$1/prepare-failed"
+}
+
 # guest_create NAME CFG: creates the domain, paused. Exports DOMID_<NAME>
 # (NAME with characters other than letters, digits and _ turned into _).
+# xl waits for each vif's and disk's backend and hotplug script (libxl
+# gives each step ~10 s); the `timeout` bounds the whole create anyway.
 guest_create() {
     local name=$1 domid var
     rm -f "$LOGDIR/guest-$name.log"
     mkdir -p "$STATE/$name"
     echo 0 > "$STATE/$name/printed"
+    if [ -f "$STATE/$name/prepare-failed" ]; then
+        echo "[xl:$name] not created: its pre-create script failed (exit $(cat "$STATE/$name/prepare-failed"))"
+        echo "XENPV-GUEST $name create-failed $(now)"
+        return 0
+    fi
     echo "XENPV-CREATE $name $(now)"
-    if ! xl create -p -q "$2" > "$STATE/$name/xl.log" 2>&1; then
+    if ! timeout 90 xl create -p -q "$2" > "$STATE/$name/xl.log" 2>&1; then
         sed "s/^/[xl:$name] /" "$STATE/$name/xl.log"
+        xl destroy "$name" > /dev/null 2>&1
         echo "XENPV-GUEST $name create-failed $(now)"
         return 0
     fi
