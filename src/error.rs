@@ -169,6 +169,8 @@ pub enum Error {
     Channel(crate::vchan::ChannelError),
     /// A vchan ring's protocol.
     Ring(crate::vchan::VchanError),
+    /// A block device.
+    Block(crate::block::BlockError),
     /// The application's own failure: a check that did not hold, a value
     /// it could not parse (`Err(Error::App("peer id is not a number"))`).
     App(&'static str),
@@ -192,6 +194,7 @@ into_error! {
     crate::grant::GrantError => Grant,
     crate::vchan::ChannelError => Channel,
     crate::vchan::VchanError => Ring,
+    crate::block::BlockError => Block,
 }
 
 impl fmt::Display for Error {
@@ -204,6 +207,7 @@ impl fmt::Display for Error {
             Error::Grant(e) => write!(f, "grant table: {e}"),
             Error::Channel(e) => write!(f, "vchan: {e:?}"),
             Error::Ring(e) => write!(f, "vchan ring: {e:?}"),
+            Error::Block(e) => write!(f, "block device: {e:?}"),
             Error::App(what) => f.write_str(what),
         }
     }

@@ -99,6 +99,7 @@ pub mod abi;
 mod compile_fail;
 #[doc(hidden)]
 pub mod arch;
+pub mod block;
 pub mod console;
 pub mod error;
 pub mod event;

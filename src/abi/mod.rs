@@ -8,6 +8,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod blkif;
 pub mod console;
 pub mod event;
 pub mod grant_table;

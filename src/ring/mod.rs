@@ -309,6 +309,13 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
         Ok(ready)
     }
 
+    /// Whether `rsp_prod` has moved past what we consumed: an unchecked
+    /// look for a wait's wake-up condition (the next `poll_response`
+    /// checks the index).
+    pub fn response_published(&self) -> bool {
+        self.ring.load(RSP_PROD) != self.rsp_cons
+    }
+
     /// `RING_GET_RESPONSE` + `rsp_cons++`: the next response, copied out
     /// of its slot; `None` when none is published.
     pub fn poll_response(&mut self) -> Result<Option<Rsp>, RingError> {
@@ -363,6 +370,11 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
         Ok(BackRing { ring, rsp_prod_pvt: idx, rsp_prod: idx, req_cons: idx, _msgs: PhantomData })
     }
 
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &M {
+        &self.ring.mem
+    }
+
     /// `RING_SIZE`.
     pub fn size(&self) -> u32 {
         self.ring.size
@@ -383,6 +395,12 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
             return Err(RingError::TooManyRequests { req_prod, rsp_prod: self.rsp_prod_pvt, size: self.ring.size });
         }
         Ok(req_prod.wrapping_sub(self.req_cons))
+    }
+
+    /// Whether `req_prod` has moved past what we consumed (unchecked, for
+    /// a wait's condition; `poll_request` checks it).
+    pub fn request_published(&self) -> bool {
+        self.ring.load(REQ_PROD) != self.req_cons
     }
 
     /// `RING_COPY_REQUEST` + `req_cons++`: the next request, copied out

@@ -312,3 +312,26 @@ fn entries_larger_than_the_copy_buffer_are_refused() {
     assert_eq!(FrontRing::<_, Big, Rsp>::init(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
     assert_eq!(BackRing::<_, Req, Big>::attach(page()).unwrap_err(), RingError::EntryTooLarge { entry: MAX_ENTRY + 1 });
 }
+
+#[test]
+fn published_looks_see_index_moves_without_checking_them() {
+    let m = page();
+    let mut f = Front::init(m).unwrap();
+    let mut b = Back::attach(m).unwrap();
+    assert!(!b.request_published() && !f.response_published());
+    f.push_request(&Req { id: 1, val: 0 }).unwrap();
+    assert!(!b.request_published(), "queued is not published");
+    f.push_requests_and_check_notify();
+    assert!(b.request_published());
+    b.poll_request().unwrap().unwrap();
+    assert!(!b.request_published());
+    b.push_response(&Rsp { id: 1, status: 0 }).unwrap();
+    b.push_responses_and_check_notify();
+    assert!(f.response_published());
+    f.poll_response().unwrap().unwrap();
+    assert!(!f.response_published());
+    // A hostile index: seen as a move, refused by the checked poll.
+    m.store_u32(RSP_PROD, 77, Ordering::Relaxed).unwrap();
+    assert!(f.response_published());
+    assert!(f.poll_response().is_err());
+}

@@ -1,0 +1,294 @@
+//! The block front end against a fake `blkback` on another thread: the
+//! backend maps the ring and the data pages through the grant fake, as
+//! dom0's would through Xen, and serves a disk held in memory. Some
+//! backends misbehave on purpose.
+
+extern crate std;
+
+use super::*;
+use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
+use crate::grant::fake::{FakeWorld, FakeXen};
+use crate::grant::MappedPages;
+use crate::ring::BackRing;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::vec;
+
+const FRONT: DomId = DomId(1);
+const BACK: DomId = DomId(0);
+const SECTORS: u64 = 2048; // 1 MiB
+
+/// What the fake backend does with each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serve,
+    /// Answers with an id no request has.
+    WrongId,
+    /// Answers a read as if it were a write.
+    WrongOperation,
+    /// `BLKIF_RSP_ERROR` for every write.
+    FailWrites,
+    /// `BLKIF_RSP_EOPNOTSUPP` for flushes.
+    NoFlush,
+    /// Never answers.
+    Silent,
+    /// Publishes `rsp_prod` far beyond the requests.
+    Flood,
+    /// Closes its event channel (the domain dies) at the first request.
+    Die,
+}
+
+struct Mapped<'g>(MappedPages<'g, FakeXen>);
+
+impl RingMemory for Mapped<'_> {
+    fn ring_mem(&self) -> SharedMem<'_> {
+        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
+    }
+}
+
+struct World {
+    _gw: FakeWorld,
+    ew: FakeEventWorld,
+    front_grants: Grants<FakeXen>,
+    back_grants: Grants<FakeXen>,
+    front_events: FakeEvents,
+    back_events: FakeEvents,
+    disk: Arc<Mutex<std::vec::Vec<u8>>>,
+    /// Requests the backend saw: (operation, sector, segments).
+    log: Arc<Mutex<std::vec::Vec<(u8, u64, u8)>>>,
+    stop: AtomicBool,
+}
+
+fn world() -> World {
+    let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
+    let disk: std::vec::Vec<u8> = (0..SECTORS as usize * 512).map(|i| (i * 7 + i / 512) as u8).collect();
+    World {
+        front_grants: Grants::new(gw.add_domain(FRONT, 1, 8), 1).unwrap(),
+        back_grants: Grants::new(gw.add_domain(BACK, 1, 8), 1).unwrap(),
+        front_events: ew.domain(FRONT),
+        back_events: ew.domain(BACK),
+        _gw: gw,
+        ew,
+        disk: Arc::new(Mutex::new(disk)),
+        log: Arc::new(Mutex::new(vec![])),
+        stop: AtomicBool::new(false),
+    }
+}
+
+const INFO: DiskInfo = DiskInfo { sectors: SECTORS, sector_size: 512, read_only: false, flush: true, barrier: false };
+
+/// The backend: binds the channel, maps the ring, serves until `stop`.
+fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
+    let port = Port::bind_interdomain(&w.back_events, FRONT, keys.event_channel).unwrap();
+    let ring_map = w.back_grants.map(FRONT, &[keys.ring_ref], Access::ReadWrite).unwrap();
+    let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(Mapped(ring_map)).unwrap();
+    while !w.stop.load(Ordering::Relaxed) {
+        let req = match ring.poll_request() {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                if !ring.final_check_for_requests().unwrap() {
+                    let deadline = w.back_events.deadline_after(Duration::from_millis(20));
+                    let _ = w.back_events.wait_until(Some(deadline), &mut || ring.request_published());
+                }
+                continue;
+            }
+            Err(e) => panic!("backend ring: {e:?}"),
+        };
+        w.log.lock().unwrap().push((req.operation, req.sector_number, req.nr_segments));
+        let mut status = BLKIF_RSP_OKAY;
+        let mut sector = req.sector_number as usize;
+        for s in &req.seg[..req.nr_segments as usize] {
+            let writable = req.operation == BLKIF_OP_READ;
+            let access = if writable { Access::ReadWrite } else { Access::ReadOnly };
+            let page = w.back_grants.map(FRONT, &[s.gref], access).unwrap();
+            let mut disk = w.disk.lock().unwrap();
+            for sect in s.first_sect..=s.last_sect {
+                let at = sector * 512;
+                let off = sect as usize * 512;
+                if at + 512 > disk.len() {
+                    status = BLKIF_RSP_ERROR;
+                    break;
+                }
+                if req.operation == BLKIF_OP_READ {
+                    page.write_at(off, &disk[at..at + 512]).unwrap();
+                } else {
+                    page.read_at(off, &mut disk[at..at + 512]).unwrap();
+                }
+                sector += 1;
+            }
+            drop(disk);
+            page.unmap().unwrap();
+        }
+        let mut rsp = BlkResponse { id: req.id, operation: req.operation, status };
+        match mode {
+            Mode::Serve => {}
+            Mode::WrongId => rsp.id += 100,
+            Mode::WrongOperation => rsp.operation = BLKIF_OP_WRITE,
+            Mode::FailWrites if req.operation == BLKIF_OP_WRITE => rsp.status = BLKIF_RSP_ERROR,
+            Mode::NoFlush if req.operation == BLKIF_OP_FLUSH_DISKCACHE => rsp.status = BLKIF_RSP_EOPNOTSUPP,
+            Mode::FailWrites | Mode::NoFlush => {}
+            Mode::Silent => continue,
+            Mode::Flood => {
+                ring.memory().ring_mem().store_u32(crate::ring::RSP_PROD, 1000, core::sync::atomic::Ordering::Release).unwrap();
+                let _ = port.send();
+                continue;
+            }
+            Mode::Die => {
+                w.ew.kill(BACK);
+                return;
+            }
+        }
+        ring.push_response(&rsp).unwrap();
+        if ring.push_responses_and_check_notify() {
+            port.send().unwrap();
+        }
+    }
+}
+
+/// Runs `body` against a backend in `mode`.
+fn with_backend(mode: Mode, opts: Options, body: impl FnOnce(&mut BlkFront<'_, FakeXen, FakeEvents>, &World)) {
+    let w = world();
+    let mut front = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, opts).unwrap();
+    front.set_info(INFO).unwrap();
+    let keys = front.keys();
+    std::thread::scope(|s| {
+        let back = s.spawn(|| blkback(&w, keys, mode));
+        body(&mut front, &w);
+        w.stop.store(true, Ordering::Relaxed);
+        back.join().unwrap();
+    });
+}
+
+fn quick() -> Options {
+    Options { in_flight: 4, timeout: Duration::from_millis(500) }
+}
+
+#[test]
+fn messages_have_blkif_h_s_layout() {
+    let mut req = BlkRequest { operation: 1, nr_segments: 2, handle: 51712, id: 0x0102030405060708, sector_number: 99, ..Default::default() };
+    req.seg[0] = Segment { gref: GrantRef(0xaabbccdd), first_sect: 1, last_sect: 7 };
+    req.seg[10] = Segment { gref: GrantRef(5), first_sect: 0, last_sect: 3 };
+    let mut b = [0xffu8; BLKIF_REQUEST_SIZE];
+    req.encode(&mut b);
+    assert_eq!(&b[..4], &[1, 2, 0x00, 0xca]);
+    assert_eq!(&b[4..8], &[0; 4], "padding");
+    assert_eq!(&b[8..16], &0x0102030405060708u64.to_le_bytes());
+    assert_eq!(&b[16..24], &99u64.to_le_bytes());
+    assert_eq!(&b[24..32], &[0xdd, 0xcc, 0xbb, 0xaa, 1, 7, 0, 0]);
+    assert_eq!(&b[104..112], &[5, 0, 0, 0, 0, 3, 0, 0]);
+    assert_eq!(BlkRequest::decode(&b), req);
+    let rsp = BlkResponse { id: 7, operation: 3, status: -2 };
+    let mut b = [0xffu8; BLKIF_RESPONSE_SIZE];
+    rsp.encode(&mut b);
+    assert_eq!(b, [7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0xfe, 0xff, 0, 0, 0, 0]);
+    assert_eq!(BlkResponse::decode(&b), rsp);
+}
+
+#[test]
+fn reads_and_writes_of_every_shape_reach_the_disk() {
+    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(5) }, |f, w| {
+        // One sector; a page; a request's worth (11 pages); more than the
+        // slots hold at once (3 x 11 pages), at odd sectors.
+        for (sector, bytes) in [(0u64, 512usize), (5, 4096), (17, 11 * 4096), (101, 40 * 4096 + 1536)] {
+            let mut got = vec![0u8; bytes];
+            f.read(sector, &mut got).unwrap();
+            let at = sector as usize * 512;
+            assert!(got == w.disk.lock().unwrap()[at..at + bytes], "read {bytes} at {sector}");
+            let data: std::vec::Vec<u8> = (0..bytes).map(|i| (i as u8) ^ 0x5a ^ (sector as u8)).collect();
+            f.write(sector, &data).unwrap();
+            assert!(w.disk.lock().unwrap()[at..at + bytes] == data[..], "write {bytes} at {sector}");
+            assert_eq!(f.in_flight(), 0);
+        }
+        // The big transfer went as 11-page requests, several in flight.
+        let log = w.log.lock().unwrap();
+        assert!(log.iter().any(|&(op, _, segs)| op == BLKIF_OP_READ && segs == 11));
+        let last_read: std::vec::Vec<_> = log.iter().filter(|&&(op, s, _)| op == BLKIF_OP_READ && s >= 101).collect();
+        assert_eq!(last_read.len(), 4, "41.5 pages in 4 requests: {last_read:?}");
+        assert_eq!(last_read.iter().map(|r| r.1).collect::<std::vec::Vec<_>>(), [101, 189, 277, 365]);
+    });
+}
+
+#[test]
+fn flush_is_sent_only_when_the_backend_has_a_cache() {
+    with_backend(Mode::Serve, quick(), |f, w| {
+        f.flush().unwrap();
+        assert_eq!(w.log.lock().unwrap().last(), Some(&(BLKIF_OP_FLUSH_DISKCACHE, 0, 0)));
+        f.set_info(DiskInfo { flush: false, barrier: true, ..INFO }).unwrap();
+        f.flush().unwrap();
+        assert_eq!(w.log.lock().unwrap().last(), Some(&(BLKIF_OP_WRITE_BARRIER, 0, 0)));
+        f.set_info(DiskInfo { flush: false, barrier: false, ..INFO }).unwrap();
+        let before = w.log.lock().unwrap().len();
+        f.flush().unwrap();
+        assert_eq!(w.log.lock().unwrap().len(), before, "nothing to flush, nothing sent");
+    });
+}
+
+#[test]
+fn bad_arguments_and_read_only_disks_are_refused_before_anything_is_sent() {
+    with_backend(Mode::Serve, quick(), |f, w| {
+        let mut buf = [0u8; 1024];
+        assert_eq!(f.read(0, &mut buf[..100]), Err(BlockError::OutOfRange { sector: 0, bytes: 100 }));
+        assert_eq!(f.read(SECTORS - 1, &mut buf), Err(BlockError::OutOfRange { sector: SECTORS - 1, bytes: 1024 }));
+        assert_eq!(f.read(u64::MAX, &mut buf), Err(BlockError::OutOfRange { sector: u64::MAX, bytes: 1024 }));
+        f.read(SECTORS - 2, &mut buf).unwrap();
+        f.set_info(DiskInfo { read_only: true, ..INFO }).unwrap();
+        assert_eq!(f.write(0, &buf), Err(BlockError::ReadOnly));
+        assert_eq!(f.set_info(DiskInfo { sector_size: 4096, ..INFO }), Err(BlockError::SectorSize(4096)));
+        assert_eq!(w.log.lock().unwrap().len(), 1, "only the good read went out");
+    });
+}
+
+#[test]
+fn failed_requests_are_typed_errors_and_the_device_goes_on() {
+    with_backend(Mode::FailWrites, quick(), |f, _| {
+        let data = vec![1u8; 20 * 4096];
+        assert_eq!(f.write(0, &data), Err(BlockError::Io { operation: BLKIF_OP_WRITE, status: BLKIF_RSP_ERROR }));
+        assert_eq!(f.in_flight(), 0, "the call's other requests were waited for");
+        let mut buf = [0u8; 512];
+        f.read(0, &mut buf).unwrap();
+    });
+    with_backend(Mode::NoFlush, quick(), |f, _| {
+        assert_eq!(f.flush(), Err(BlockError::Unsupported { operation: BLKIF_OP_FLUSH_DISKCACHE }));
+        f.read(0, &mut [0u8; 512]).unwrap();
+    });
+}
+
+#[test]
+fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
+    for (mode, want) in [
+        (Mode::WrongId, BlockError::BadResponse { id: 100, operation: BLKIF_OP_READ }),
+        (Mode::WrongOperation, BlockError::BadResponse { id: 0, operation: BLKIF_OP_WRITE }),
+        (Mode::Silent, BlockError::Timeout),
+        (Mode::Flood, BlockError::Ring(RingError::TooManyResponses { rsp_prod: 1000, rsp_cons: 0, req_prod: 1 })),
+        (Mode::Die, BlockError::BackendGone),
+    ] {
+        with_backend(mode, quick(), |f, _| {
+            let start = std::time::Instant::now();
+            let mut buf = [0u8; 512];
+            assert_eq!(f.read(0, &mut buf), Err(want), "{mode:?}");
+            assert!(start.elapsed() < Duration::from_secs(2), "{mode:?} took {:?}", start.elapsed());
+            assert_eq!(f.read(0, &mut buf), Err(BlockError::Broken), "{mode:?}");
+            assert_eq!(f.flush(), Err(BlockError::Broken), "{mode:?}");
+        });
+    }
+}
+
+#[test]
+fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
+    let w = world();
+    {
+        let mut f = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, Options { in_flight: 2, timeout: Duration::from_secs(1) }).unwrap();
+        f.set_info(INFO).unwrap();
+        // 1 ring page + 2 x 11 data pages.
+        assert_eq!(w.front_grants.stats().shared_pages, 23);
+        let keys = f.keys();
+        // The backend keeps the ring mapped past the front's drop.
+        let ring = w.back_grants.map(FRONT, &[keys.ring_ref], Access::ReadWrite).unwrap();
+        drop(f);
+        assert_eq!(w.front_grants.stats().pending, 1, "the mapped ring page is parked, not freed");
+        ring.unmap().unwrap();
+    }
+    w.front_grants.reclaim();
+    assert_eq!(w.front_grants.stats().pending, 0);
+    assert_eq!(w.front_grants.stats().shared_pages, 0);
+}
