@@ -171,6 +171,8 @@ pub enum Error {
     Ring(crate::vchan::VchanError),
     /// A block device.
     Block(crate::block::BlockError),
+    /// A split driver's xenbus handshake.
+    Xenbus(crate::xenbus::XenbusError),
     /// The application's own failure: a check that did not hold, a value
     /// it could not parse (`Err(Error::App("peer id is not a number"))`).
     App(&'static str),
@@ -195,6 +197,7 @@ into_error! {
     crate::vchan::ChannelError => Channel,
     crate::vchan::VchanError => Ring,
     crate::block::BlockError => Block,
+    crate::xenbus::XenbusError => Xenbus,
 }
 
 impl fmt::Display for Error {
@@ -208,6 +211,7 @@ impl fmt::Display for Error {
             Error::Channel(e) => write!(f, "vchan: {e:?}"),
             Error::Ring(e) => write!(f, "vchan ring: {e:?}"),
             Error::Block(e) => write!(f, "block device: {e:?}"),
+            Error::Xenbus(e) => write!(f, "xenbus: {e:?}"),
             Error::App(what) => f.write_str(what),
         }
     }

@@ -118,6 +118,7 @@ pub mod testing;
 pub mod time;
 pub mod types;
 pub mod vchan;
+pub mod xenbus;
 pub mod xenstore;
 
 pub use error::{Errno, Error, Result};

@@ -31,6 +31,10 @@ use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError, RingMemory};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef};
+use crate::xenbus::{Frontend, XenbusState};
+use crate::xenstore::{Client, Transport};
+use alloc::boxed::Box;
+use alloc::format;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -68,7 +72,7 @@ pub trait BlockDevice {
 }
 
 /// Why a block operation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockError {
     /// A length that is not a multiple of 512, or a range past the end.
     OutOfRange { sector: u64, bytes: usize },
@@ -91,6 +95,10 @@ pub enum BlockError {
     /// The backend's `sector-size` is not 512 and we did not ask for
     /// large sectors.
     SectorSize(u32),
+    /// The backend is closing or gone (the device was detached).
+    BackendClosing,
+    /// The xenbus handshake.
+    Xenbus(crate::xenbus::XenbusError),
     /// Sharing the pages.
     Grant(GrantError),
     /// The event channel.
@@ -106,6 +114,15 @@ impl From<GrantError> for BlockError {
 impl From<EventError> for BlockError {
     fn from(e: EventError) -> Self {
         BlockError::Event(e)
+    }
+}
+
+impl From<crate::xenbus::XenbusError> for BlockError {
+    fn from(e: crate::xenbus::XenbusError) -> Self {
+        match e {
+            crate::xenbus::XenbusError::BackendClosing(_) => BlockError::BackendClosing,
+            e => BlockError::Xenbus(e),
+        }
     }
 }
 
@@ -245,6 +262,25 @@ struct InFlight {
     len: usize,
 }
 
+/// The xenbus side of a connected device, as the engine needs it.
+trait Bus {
+    fn check(&self) -> Result<(), crate::xenbus::XenbusError>;
+    fn close(&self, timeout: Duration) -> Result<(), crate::xenbus::XenbusError>;
+}
+
+impl<T: Transport> Bus for Frontend<'_, T> {
+    fn check(&self) -> Result<(), crate::xenbus::XenbusError> {
+        self.check_backend()
+    }
+    fn close(&self, timeout: Duration) -> Result<(), crate::xenbus::XenbusError> {
+        Frontend::close(self, timeout)
+    }
+}
+
+/// How long a close waits for the backend to close too (libxl gives a
+/// detach 10 s).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The front end of one virtual block device.
 pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     grants: &'g Grants<G>,
@@ -258,6 +294,9 @@ pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     info: Option<DiskInfo>,
     broken: bool,
     timeout: Duration,
+    /// The xenbus connection (from `connect`): checked while waiting,
+    /// closed at the end.
+    bus: Option<Box<dyn Bus + 'g>>,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for BlkFront<'_, G, E> {
@@ -296,7 +335,54 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             info: None,
             broken: false,
             timeout: opts.timeout,
+            bus: None,
         })
+    }
+
+    /// Connects to virtual block device `devid` (`device/vbd/<devid>`,
+    /// e.g. 51712 for `xvda`) through the xenbus handshake: wait for the
+    /// backend's InitWait, grant the ring and data pages, publish
+    /// `ring-ref`, `event-channel`, `protocol` and `feature-persistent`,
+    /// wait for Connected and read the disk (`sectors`, `sector-size`,
+    /// `info`, `mode`, `feature-flush-cache`, `feature-barrier`).
+    pub fn connect<T: Transport>(
+        grants: &'g Grants<G>,
+        events: &'g E,
+        store: &'g spin::Mutex<Client<T>>,
+        devid: u32,
+        opts: Options,
+    ) -> Result<Self, BlockError> {
+        let bus = Frontend::open(store, "vbd", devid)?;
+        bus.wait_backend(XenbusState::InitWait, opts.timeout)?;
+        let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange { sector: u64::from(devid), bytes: 0 })?;
+        let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
+        let keys = front.keys();
+        let (ring_ref, port) = (format!("{}", keys.ring_ref.0), format!("{}", keys.event_channel.0));
+        bus.publish(&[("ring-ref", &ring_ref), ("event-channel", &port), ("protocol", "x86_64-abi"), ("feature-persistent", "1")])?;
+        bus.switch(XenbusState::Initialised)?;
+        bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        let info = u32::try_from(bus.read_backend("info")?.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)).unwrap_or(0);
+        let mode_ro = bus.read_backend("mode")?.is_some_and(|m| m.trim() == "r");
+        let disk = DiskInfo {
+            sectors: bus.backend_u64("sectors")?,
+            sector_size: bus.read_backend("sector-size")?.map_or(Some(512), |v| v.trim().parse().ok()).unwrap_or(0),
+            read_only: info & VDISK_READONLY != 0 || mode_ro,
+            flush: bus.backend_flag("feature-flush-cache")?,
+            barrier: bus.backend_flag("feature-barrier")?,
+        };
+        front.set_info(disk)?;
+        bus.switch(XenbusState::Connected)?;
+        front.bus = Some(Box::new(bus));
+        Ok(front)
+    }
+
+    /// Closes the xenbus connection (Closing, the backend closes, Closed).
+    /// Also done when the device is dropped.
+    pub fn close(mut self) -> Result<(), BlockError> {
+        match self.bus.take() {
+            Some(bus) => Ok(bus.close(CLOSE_TIMEOUT)?),
+            None => Ok(()),
+        }
     }
 
     /// What to publish in `device/vbd/<handle>/`.
@@ -493,6 +579,16 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             match r {
                 Ok(()) => return Ok(()),
                 Err(EventError::Timeout) => {
+                    // A detached device: the backend closes (and unbinds
+                    // its end of the channel) and will not answer; close
+                    // ours so the detach completes. Asked first, so that
+                    // a detach is told from a backend domain's death.
+                    if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
+                        if let Some(bus) = self.bus.take() {
+                            let _ = bus.close(CLOSE_TIMEOUT);
+                        }
+                        return self.fail(e.into());
+                    }
                     if !matches!(events.status(self.port.port()), Ok(Status::Interdomain { .. })) {
                         return self.fail(BlockError::BackendGone);
                     }
@@ -510,6 +606,19 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
 }
+
+impl<G: GrantOps, E: EventOps> Drop for BlkFront<'_, G, E> {
+    fn drop(&mut self) {
+        if let Some(bus) = self.bus.take() {
+            let _ = bus.close(CLOSE_TIMEOUT);
+        }
+    }
+}
+
+/// A block device of this domain, over Xen's grant table, event channels
+/// and xenstore: `BlkFront::connect(xen.grants()?, xen.events(), xen.store()?, 51712, Default::default())`.
+#[cfg(target_os = "none")]
+pub type XenBlkFront = BlkFront<'static, crate::grant::XenGrantOps, crate::event::XenEvents>;
 
 impl<G: GrantOps, E: EventOps> BlockDevice for BlkFront<'_, G, E> {
     fn info(&self) -> DiskInfo {

@@ -292,3 +292,71 @@ fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
     assert_eq!(w.front_grants.stats().pending, 0);
     assert_eq!(w.front_grants.stats().shared_pages, 0);
 }
+
+/// The keys the frontend published, handed from the fake xenstored's
+/// backend hook to the fake blkback thread.
+static PUBLISHED: Mutex<Option<FrontKeys>> = Mutex::new(None);
+
+const VBD_FRONT: &str = "/local/domain/7/device/vbd/51712";
+const VBD_BACK: &str = "/local/domain/0/backend/vbd/7/51712";
+
+/// blkback's xenbus side: InitWait with its features, then, once the
+/// front is Initialised, reads its keys and connects with the disk.
+fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
+    let get = |x: &crate::xenstore::fake::FakeXenstored, p: &str| x.get(p).map(|v| std::string::String::from_utf8(v).unwrap());
+    let front = get(x, &format!("{VBD_FRONT}/state"));
+    match (get(x, &format!("{VBD_BACK}/state")).as_deref(), front.as_deref()) {
+        (Some("1"), _) => {
+            x.external_write(&format!("{VBD_BACK}/feature-flush-cache"), b"1");
+            x.external_write(&format!("{VBD_BACK}/state"), b"2");
+        }
+        (Some("2"), Some("3")) => {
+            let num = |k: &str| get(x, &format!("{VBD_FRONT}/{k}")).unwrap().parse::<u32>().unwrap();
+            assert_eq!(get(x, &format!("{VBD_FRONT}/protocol")).as_deref(), Some("x86_64-abi"));
+            assert_eq!(get(x, &format!("{VBD_FRONT}/feature-persistent")).as_deref(), Some("1"));
+            *PUBLISHED.lock().unwrap() = Some(FrontKeys { ring_ref: GrantRef(num("ring-ref")), event_channel: EvtchnPort(num("event-channel")) });
+            x.external_write(&format!("{VBD_BACK}/sectors"), SECTORS.to_string().as_bytes());
+            x.external_write(&format!("{VBD_BACK}/info"), b"0");
+            x.external_write(&format!("{VBD_BACK}/sector-size"), b"512");
+            x.external_write(&format!("{VBD_BACK}/state"), b"4");
+        }
+        (Some("5"), Some("5" | "6")) => x.external_write(&format!("{VBD_BACK}/state"), b"6"),
+        _ => {}
+    }
+}
+
+#[test]
+fn connect_handshakes_serves_and_closes_on_detach() {
+    use crate::xenstore::fake::FakeTransport;
+    use crate::xenstore::Client;
+    let w = world();
+    let mut t = FakeTransport::new(7, "guest-seven");
+    t.server.external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
+    t.server.external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
+    t.server.external_write(&format!("{VBD_BACK}/state"), b"1");
+    t.server.peer = Some(blkback_bus);
+    let store = spin::Mutex::new(Client::new(t));
+    let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+    assert_eq!(f.info(), INFO);
+    let keys = PUBLISHED.lock().unwrap().take().unwrap();
+    assert_eq!(keys, f.keys());
+    let front_state = |s: &spin::Mutex<Client<FakeTransport>>| s.lock().transport_mut().server.get(&format!("{VBD_FRONT}/state"));
+    assert_eq!(front_state(&store).as_deref(), Some(&b"4"[..]));
+    std::thread::scope(|s| {
+        let back = s.spawn(|| blkback(&w, keys, Mode::Serve));
+        let mut buf = vec![0u8; 8192];
+        f.read(3, &mut buf).unwrap();
+        assert!(buf[..] == w.disk.lock().unwrap()[3 * 512..3 * 512 + 8192]);
+        // The toolstack detaches the disk: the backend stops serving and
+        // goes to Closing. The next read ends with that, not a timeout,
+        // and our end closes so the detach can complete.
+        w.stop.store(true, Ordering::Relaxed);
+        back.join().unwrap();
+        store.lock().transport_mut().server.external_write(&format!("{VBD_BACK}/state"), b"5");
+        let start = std::time::Instant::now();
+        assert_eq!(f.read(3, &mut buf), Err(BlockError::BackendClosing));
+        assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+        assert_eq!(front_state(&store).as_deref(), Some(&b"6"[..]));
+        assert_eq!(f.read(3, &mut buf), Err(BlockError::Broken));
+    });
+}

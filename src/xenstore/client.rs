@@ -531,15 +531,28 @@ impl<T: Transport> Client<T> {
     /// (`EACCES`) counts as not there yet: its writer may still be
     /// setting its permissions.
     pub fn wait_for_node(&mut self, path: &str, timeout_ns: u64) -> Result<Vec<u8>, XsError> {
+        // Some(value) is returned only for an existing node.
+        self.wait_node_until(path, timeout_ns, |v| v.is_some()).map(Option::unwrap_or_default)
+    }
+
+    /// Waits up to `timeout_ns` until `done(value)` holds for node `path`
+    /// (`None` while it does not exist or we may not read it), woken by a
+    /// watch on it as [`wait_for_node`](Self::wait_for_node) is, and
+    /// returns the value `done` accepted. A xenbus driver waits for its
+    /// peer's `state` this way.
+    pub fn wait_node_until(&mut self, path: &str, timeout_ns: u64, mut done: impl FnMut(Option<&[u8]>) -> bool) -> Result<Option<Vec<u8>>, XsError> {
         let deadline = self.transport.now_ns().saturating_add(timeout_ns);
         self.wait_seq = self.wait_seq.wrapping_add(1);
         let token = alloc::format!("xenpv-wait-for-node-{}", self.wait_seq);
         self.watch(path, &token)?;
         let result = loop {
-            match self.read(path) {
-                Ok(v) => break Ok(v),
-                Err(XsError::Errno(e)) if e == Errno::ENOENT || e == Errno::EACCES => {}
+            let value = match self.read(path) {
+                Ok(v) => Some(v),
+                Err(XsError::Errno(e)) if e == Errno::ENOENT || e == Errno::EACCES => None,
                 Err(e) => break Err(e),
+            };
+            if done(value.as_deref()) {
+                break Ok(value);
             }
             if let Err(e) = self.wait_token_event(&token, deadline) {
                 break Err(e);

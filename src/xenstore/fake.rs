@@ -57,6 +57,9 @@ pub struct FakeXenstored {
     pub write_later: Option<(u32, String, Vec<u8>)>,
     /// Answer the next reads with these errors (`"EACCES"`, ...).
     pub read_errors: VecDeque<&'static str>,
+    /// Another domain acting on every step (client wait), e.g. a split
+    /// driver's backend answering the frontend's state changes.
+    pub peer: Option<fn(&mut FakeXenstored)>,
     /// Headers of every request received.
     pub requests: Vec<xsd_sockmsg>,
     /// Cut the next reply to this many bytes, header included, and never
@@ -94,6 +97,7 @@ impl FakeXenstored {
             raw_replies: VecDeque::new(),
             write_later: None,
             read_errors: VecDeque::new(),
+            peer: None,
             requests: Vec::new(),
             truncate_next_reply: None,
             flood: None,
@@ -128,6 +132,21 @@ impl FakeXenstored {
         self.set(&p, value);
         self.generation += 1;
         self.fire(&p);
+        self.send_deferred();
+        self.flush();
+    }
+
+    /// Removes a node and everything below it, as another domain would
+    /// (a toolstack tearing a device down), firing watches.
+    pub fn external_rm(&mut self, path: &str) {
+        let p = self.canon(path);
+        let prefix = alloc::format!("{p}/");
+        self.nodes.retain(|k, _| k != &p && !k.starts_with(&prefix));
+        self.generation += 1;
+        self.fire(&p);
+        // xenstored also fires the watches below a removed node.
+        let below: Vec<(String, String)> = self.watches.iter().filter(|(w, _)| w.starts_with(&prefix)).cloned().collect();
+        self.deferred.extend(below);
         self.send_deferred();
         self.flush();
     }
@@ -188,6 +207,9 @@ impl FakeXenstored {
     /// Consumes requests from the ring, answers complete ones, and moves
     /// as much output into the response ring as fits.
     pub fn step(&mut self) {
+        if let Some(peer) = self.peer {
+            peer(self);
+        }
         if let Some((steps, path, value)) = self.write_later.take() {
             match steps {
                 0 => self.external_write(&path, &value),
