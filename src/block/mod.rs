@@ -297,6 +297,8 @@ pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     /// The xenbus connection (from `connect`): checked while waiting,
     /// closed at the end.
     bus: Option<Box<dyn Bus + 'g>>,
+    /// When the bus was last checked (ns).
+    checked_ns: u64,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for BlkFront<'_, G, E> {
@@ -336,6 +338,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             broken: false,
             timeout: opts.timeout,
             bus: None,
+            checked_ns: 0,
         })
     }
 
@@ -431,9 +434,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// into requests of up to 11 pages, up to `slots.len()` in flight;
     /// `write` supplies the bytes of a write, `read` takes those of a read.
     fn transfer(&mut self, operation: u8, sector: u64, len: usize, write: Option<&[u8]>, mut read: Option<&mut [u8]>) -> Result<(), BlockError> {
-        if self.broken {
-            return Err(BlockError::Broken);
-        }
+        self.check_bus()?;
         let deadline = self.port.events().deadline_after(self.timeout);
         let (mut next, mut done) = (0, 0); // bytes submitted, completed
         while done < len {
@@ -549,9 +550,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
 
     /// A request without data (flush, barrier), and its answer.
     fn bare(&mut self, operation: u8) -> Result<(), BlockError> {
-        if self.broken {
-            return Err(BlockError::Broken);
-        }
+        self.check_bus()?;
         let deadline = self.port.events().deadline_after(self.timeout);
         // Every call completes its requests: slot 0 is free.
         let req = self.request(operation, 0, 0);
@@ -572,7 +571,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                 Ok(false) => {}
                 Err(e) => return self.fail(e.into()),
             }
-            let events = self.port.events();
+            let events: &'g E = *self.port.events();
             let step = deadline.min(events.deadline_after(BACKEND_CHECK));
             let ring = &self.ring;
             let r = events.wait_until(Some(step), &mut || ring.response_published());
@@ -583,12 +582,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                     // its end of the channel) and will not answer; close
                     // ours so the detach completes. Asked first, so that
                     // a detach is told from a backend domain's death.
-                    if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
-                        if let Some(bus) = self.bus.take() {
-                            let _ = bus.close(CLOSE_TIMEOUT);
-                        }
-                        return self.fail(e.into());
-                    }
+                    self.bus_closing()?;
                     if !matches!(events.status(self.port.port()), Ok(Status::Interdomain { .. })) {
                         return self.fail(BlockError::BackendGone);
                     }
@@ -599,6 +593,34 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                 Err(e) => return self.fail(e.into()),
             }
         }
+    }
+
+    /// Before an operation: refuses when broken and, at most every
+    /// [`BACKEND_CHECK`], asks xenbus whether the backend is closing. A
+    /// detached backend (Linux's blkback) goes on serving requests while
+    /// it waits for us to close, so only its `state` tells.
+    fn check_bus(&mut self) -> Result<(), BlockError> {
+        if self.broken {
+            return Err(BlockError::Broken);
+        }
+        let now = self.port.events().now_ns();
+        if now.saturating_sub(self.checked_ns) < BACKEND_CHECK.as_nanos() as u64 {
+            return Ok(());
+        }
+        self.checked_ns = now;
+        self.bus_closing()
+    }
+
+    /// `Err` (and our end closed, so the detach completes) when the
+    /// backend is closing or gone.
+    fn bus_closing(&mut self) -> Result<(), BlockError> {
+        if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
+            if let Some(bus) = self.bus.take() {
+                let _ = bus.close(CLOSE_TIMEOUT);
+            }
+            return self.fail(e.into());
+        }
+        Ok(())
     }
 
     /// Requests in flight (answered or not); 0 after every completed call.

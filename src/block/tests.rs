@@ -347,16 +347,46 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         let mut buf = vec![0u8; 8192];
         f.read(3, &mut buf).unwrap();
         assert!(buf[..] == w.disk.lock().unwrap()[3 * 512..3 * 512 + 8192]);
-        // The toolstack detaches the disk: the backend stops serving and
-        // goes to Closing. The next read ends with that, not a timeout,
-        // and our end closes so the detach can complete.
-        w.stop.store(true, Ordering::Relaxed);
-        back.join().unwrap();
+        // The toolstack detaches the disk: the backend goes to Closing but
+        // serves on (as blkback does) until we close. Reads notice within
+        // a bus check period, and our end closes so the detach completes.
         store.lock().transport_mut().server.external_write(&format!("{VBD_BACK}/state"), b"5");
         let start = std::time::Instant::now();
-        assert_eq!(f.read(3, &mut buf), Err(BlockError::BackendClosing));
-        assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+        let err = loop {
+            if let Err(e) = f.read(3, &mut buf) {
+                break e;
+            }
+            assert!(start.elapsed() < Duration::from_secs(2), "reads go on against a closing backend");
+        };
+        assert_eq!(err, BlockError::BackendClosing);
         assert_eq!(front_state(&store).as_deref(), Some(&b"6"[..]));
         assert_eq!(f.read(3, &mut buf), Err(BlockError::Broken));
+        w.stop.store(true, Ordering::Relaxed);
+        back.join().unwrap();
     });
+
+    // A backend that stops answering and then closes: the wait notices.
+    let w2 = world();
+    let mut t = FakeTransport::new(7, "guest-seven");
+    t.server.external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
+    t.server.external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
+    t.server.external_write(&format!("{VBD_BACK}/state"), b"1");
+    t.server.peer = Some(blkback_bus);
+    let store = spin::Mutex::new(Client::new(t));
+    let mut f = BlkFront::connect(&w2.front_grants, &w2.front_events, &store, 51712, quick()).unwrap();
+    let keys = PUBLISHED.lock().unwrap().take().unwrap();
+    let port = Port::bind_interdomain(&w2.back_events, FRONT, keys.event_channel).unwrap();
+    let mut buf = [0u8; 512];
+    std::thread::scope(|s| {
+        // Closing arrives while the read waits for an answer that never
+        // comes (its bus check before sending found the backend connected).
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            store.lock().transport_mut().server.external_write(&format!("{VBD_BACK}/state"), b"5");
+        });
+        let start = std::time::Instant::now();
+        assert_eq!(f.read(0, &mut buf), Err(BlockError::BackendClosing));
+        assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+    });
+    drop(port);
 }
