@@ -571,7 +571,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                 Ok(false) => {}
                 Err(e) => return self.fail(e.into()),
             }
-            let events: &'g E = *self.port.events();
+            let events: &'g E = self.port.events();
             let step = deadline.min(events.deadline_after(BACKEND_CHECK));
             let ring = &self.ring;
             let r = events.wait_until(Some(step), &mut || ring.response_published());
