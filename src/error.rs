@@ -173,6 +173,8 @@ pub enum Error {
     Block(crate::block::BlockError),
     /// A split driver's xenbus handshake.
     Xenbus(crate::xenbus::XenbusError),
+    /// A network interface.
+    Net(crate::net::NetError),
     /// The application's own failure: a check that did not hold, a value
     /// it could not parse (`Err(Error::App("peer id is not a number"))`).
     App(&'static str),
@@ -198,6 +200,7 @@ into_error! {
     crate::vchan::VchanError => Ring,
     crate::block::BlockError => Block,
     crate::xenbus::XenbusError => Xenbus,
+    crate::net::NetError => Net,
 }
 
 impl fmt::Display for Error {
@@ -212,6 +215,7 @@ impl fmt::Display for Error {
             Error::Ring(e) => write!(f, "vchan ring: {e:?}"),
             Error::Block(e) => write!(f, "block device: {e:?}"),
             Error::Xenbus(e) => write!(f, "xenbus: {e:?}"),
+            Error::Net(e) => write!(f, "network: {e:?}"),
             Error::App(what) => f.write_str(what),
         }
     }

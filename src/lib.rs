@@ -109,6 +109,7 @@ pub mod handle;
 #[cfg(target_os = "none")]
 pub mod hypercall;
 pub mod mm;
+pub mod net;
 pub mod ring;
 pub mod runtime;
 pub mod shared_info;

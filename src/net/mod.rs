@@ -1,0 +1,625 @@
+//! A network front end (`xen/include/public/io/netif.h`, Linux's
+//! `xen-netfront`) and its [`smoltcp`] device: Ethernet frames to and from
+//! a backend in another domain (dom0's `xen-netback`, which bridges them).
+//!
+//! [`NetFront`] owns two rings (tx, rx), each in a page granted to the
+//! backend, one event channel, and two pools of pages granted for the
+//! device's life:
+//! - **rx** (`feature-rx-copy`, the only mode modern backends offer: page
+//!   flipping is obsolete): every pool page stays posted in an rx request;
+//!   the backend copies a frame into it and answers with the frame's
+//!   offset and length, we copy it out and post the page again;
+//! - **tx**: a frame is copied into a free pool page (granted read-only)
+//!   and sent; the page is reused after the backend's response, never
+//!   regranted per frame.
+//!
+//! Everything the backend writes is checked: a response must name a
+//! request in flight, an rx frame must lie inside its page, a status must
+//! be a length or a known error. A bad response drops the frame and is
+//! counted ([`NetStats`]), a broken ring index breaks the device
+//! ([`NetError::Ring`]). Scatter-gather, GSO and checksum offload are not
+//! negotiated, so every frame fits one page (MTU 1500).
+//!
+//! [`NetFront::connect`] does the xenbus handshake (mac from our device
+//! node, `ip` from the backend's, which `xl`'s `vif = ['ip=...']` sets);
+//! [`NetFront`] implements [`smoltcp::phy::Device`].
+
+use crate::event::{EventError, EventOps, Port, Status};
+use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
+use crate::ring::{FrontRing, Message, RingError, RingMemory};
+use crate::shared_mem::SharedMem;
+use crate::types::{DomId, GrantRef};
+use crate::xenbus::{Frontend, XenbusError, XenbusState};
+use crate::xenstore::{Client, Transport};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+/// `NETTXF_more_data`: the frame continues in the next request.
+pub const NETTXF_MORE_DATA: u16 = 1 << 2;
+/// `NETRXF_more_data`.
+pub const NETRXF_MORE_DATA: u16 = 1 << 2;
+/// `NETRXF_extra_info`: an extra-info slot follows.
+pub const NETRXF_EXTRA_INFO: u16 = 1 << 3;
+/// `NETIF_RSP_OKAY`.
+pub const NETIF_RSP_OKAY: i16 = 0;
+/// `NETIF_RSP_ERROR`.
+pub const NETIF_RSP_ERROR: i16 = -1;
+/// `NETIF_RSP_DROPPED`.
+pub const NETIF_RSP_DROPPED: i16 = -2;
+
+/// The largest Ethernet frame we send or take (MTU 1500 + header).
+pub const MAX_FRAME: usize = 1514;
+const PAGE: usize = 4096;
+
+/// `struct netif_tx_request` (12 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxRequest {
+    pub gref: GrantRef,
+    pub offset: u16,
+    pub flags: u16,
+    pub id: u16,
+    pub size: u16,
+}
+
+impl Message for TxRequest {
+    const SIZE: usize = 12;
+    fn encode(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.gref.0.to_le_bytes());
+        out[4..6].copy_from_slice(&self.offset.to_le_bytes());
+        out[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        out[8..10].copy_from_slice(&self.id.to_le_bytes());
+        out[10..12].copy_from_slice(&self.size.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        TxRequest { gref: GrantRef(u32::from_le_bytes([b[0], b[1], b[2], b[3]])), offset: u16_at(4), flags: u16_at(6), id: u16_at(8), size: u16_at(10) }
+    }
+}
+
+/// `struct netif_tx_response` (4 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxResponse {
+    pub id: u16,
+    pub status: i16,
+}
+
+impl Message for TxResponse {
+    const SIZE: usize = 4;
+    fn encode(&self, out: &mut [u8]) {
+        out[..2].copy_from_slice(&self.id.to_le_bytes());
+        out[2..4].copy_from_slice(&self.status.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        TxResponse { id: u16::from_le_bytes([b[0], b[1]]), status: i16::from_le_bytes([b[2], b[3]]) }
+    }
+}
+
+/// `struct netif_rx_request` (8 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxRequest {
+    pub id: u16,
+    pub gref: GrantRef,
+}
+
+impl Message for RxRequest {
+    const SIZE: usize = 8;
+    fn encode(&self, out: &mut [u8]) {
+        out[..2].copy_from_slice(&self.id.to_le_bytes());
+        out[2..4].fill(0);
+        out[4..8].copy_from_slice(&self.gref.0.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        RxRequest { id: u16::from_le_bytes([b[0], b[1]]), gref: GrantRef(u32::from_le_bytes([b[4], b[5], b[6], b[7]])) }
+    }
+}
+
+/// `struct netif_rx_response` (8 bytes): `status` is the frame's length
+/// when positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxResponse {
+    pub id: u16,
+    pub offset: u16,
+    pub flags: u16,
+    pub status: i16,
+}
+
+impl Message for RxResponse {
+    const SIZE: usize = 8;
+    fn encode(&self, out: &mut [u8]) {
+        out[..2].copy_from_slice(&self.id.to_le_bytes());
+        out[2..4].copy_from_slice(&self.offset.to_le_bytes());
+        out[4..6].copy_from_slice(&self.flags.to_le_bytes());
+        out[6..8].copy_from_slice(&self.status.to_le_bytes());
+    }
+    fn decode(b: &[u8]) -> Self {
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        RxResponse { id: u16_at(0), offset: u16_at(2), flags: u16_at(4), status: u16_at(6) as i16 }
+    }
+}
+
+/// Why the device failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// A frame longer than [`MAX_FRAME`] or empty.
+    BadFrame(usize),
+    /// A ring index broke the protocol: the device is broken.
+    Ring(RingError),
+    /// The backend domain is gone.
+    BackendGone,
+    /// The backend is closing (the vif was detached): link down.
+    BackendClosing,
+    /// An earlier error broke the device.
+    Broken,
+    /// The `mac` node is not a MAC address.
+    BadMac(String),
+    /// The xenbus handshake.
+    Xenbus(XenbusError),
+    /// Sharing pages.
+    Grant(GrantError),
+    /// The event channel.
+    Event(EventError),
+}
+
+impl From<GrantError> for NetError {
+    fn from(e: GrantError) -> Self {
+        NetError::Grant(e)
+    }
+}
+
+impl From<EventError> for NetError {
+    fn from(e: EventError) -> Self {
+        NetError::Event(e)
+    }
+}
+
+impl From<RingError> for NetError {
+    fn from(e: RingError) -> Self {
+        NetError::Ring(e)
+    }
+}
+
+impl From<XenbusError> for NetError {
+    fn from(e: XenbusError) -> Self {
+        match e {
+            XenbusError::BackendClosing(_) => NetError::BackendClosing,
+            e => NetError::Xenbus(e),
+        }
+    }
+}
+
+/// Counters of what went through, and what the backend got wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub tx_frames: u64,
+    pub rx_frames: u64,
+    /// tx responses with an error status (`NETIF_RSP_ERROR`/`DROPPED`).
+    pub tx_errors: u64,
+    /// rx responses dropped: error status, bad id, a frame outside its
+    /// page, or flags we did not negotiate.
+    pub rx_dropped: u64,
+}
+
+/// Sizes of the pools.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// rx pages posted to the backend (frames it can deliver before we
+    /// take them).
+    pub rx_buffers: usize,
+    /// tx pages (frames in flight).
+    pub tx_buffers: usize,
+    /// How long the handshake waits for the backend.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { rx_buffers: 64, tx_buffers: 32, timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A ring page: a one-page grant to the backend.
+#[derive(Debug)]
+pub struct RingPage<'g, G: GrantOps>(SharedPages<'g, G>);
+
+impl<G: GrantOps> RingMemory for RingPage<'_, G> {
+    fn ring_mem(&self) -> SharedMem<'_> {
+        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
+    }
+}
+
+/// The xenbus side, as the device needs it after connecting.
+trait Bus {
+    fn check(&self) -> Result<(), XenbusError>;
+    fn close(&self, timeout: Duration) -> Result<(), XenbusError>;
+}
+
+impl<T: Transport> Bus for Frontend<'_, T> {
+    fn check(&self) -> Result<(), XenbusError> {
+        self.check_backend()
+    }
+    fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
+        Frontend::close(self, timeout)
+    }
+}
+
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the link (backend state, event channel) is checked.
+const LINK_CHECK: Duration = Duration::from_millis(250);
+
+/// The keys the frontend publishes (`tx-ring-ref`, `rx-ring-ref`,
+/// `event-channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontKeys {
+    pub tx_ring_ref: GrantRef,
+    pub rx_ring_ref: GrantRef,
+    pub event_channel: crate::types::EvtchnPort,
+}
+
+/// The front end of one virtual network interface.
+pub struct NetFront<'g, G: GrantOps, E: EventOps> {
+    tx: FrontRing<RingPage<'g, G>, TxRequest, TxResponse>,
+    rx: FrontRing<RingPage<'g, G>, RxRequest, RxResponse>,
+    tx_pages: SharedPages<'g, G>,
+    rx_pages: SharedPages<'g, G>,
+    /// tx pool ids free to use.
+    tx_free: Vec<u16>,
+    /// rx ids posted to the backend.
+    rx_posted: Vec<bool>,
+    port: Port<&'g E>,
+    backend: DomId,
+    mac: [u8; 6],
+    stats: NetStats,
+    broken: bool,
+    bus: Option<Box<dyn Bus + 'g>>,
+    checked_ns: u64,
+}
+
+impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NetFront").field("backend", &self.backend).field("mac", &self.mac).field("stats", &self.stats).finish()
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in mac.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
+    /// Grants the rings and pools to `backend`, posts every rx page and
+    /// allocates the event channel.
+    pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, mac: [u8; 6], opts: Options) -> Result<Self, NetError> {
+        let tx = FrontRing::init(RingPage(grants.share(backend, 1, Access::ReadWrite)?))?;
+        let rx = FrontRing::init(RingPage(grants.share(backend, 1, Access::ReadWrite)?))?;
+        let n_tx = opts.tx_buffers.clamp(1, tx.size() as usize);
+        let n_rx = opts.rx_buffers.clamp(1, rx.size() as usize);
+        let tx_pages = grants.share(backend, n_tx as u32, Access::ReadOnly)?;
+        let rx_pages = grants.share(backend, n_rx as u32, Access::ReadWrite)?;
+        let port = Port::alloc_unbound(events, backend)?;
+        let mut nf = NetFront {
+            tx,
+            rx,
+            tx_pages,
+            rx_pages,
+            tx_free: (0..n_tx as u16).rev().collect(),
+            rx_posted: alloc::vec![false; n_rx],
+            port,
+            backend,
+            mac,
+            stats: NetStats::default(),
+            broken: false,
+            bus: None,
+            checked_ns: 0,
+        };
+        for id in 0..n_rx as u16 {
+            nf.post_rx(id)?;
+        }
+        // Published at connect; the backend reads req_prod once connected.
+        nf.rx.push_requests_and_check_notify();
+        Ok(nf)
+    }
+
+    fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
+        let gref = self.rx_pages.gref(id as usize).ok_or(GrantError::InvalidArgument)?;
+        // One request per pool page and as many slots as pages: room.
+        if self.rx.push_request(&RxRequest { id, gref }).is_ok() {
+            self.rx_posted[id as usize] = true;
+        }
+        Ok(())
+    }
+
+    /// Connects to virtual interface `devid` (`device/vif/<devid>`):
+    /// waits for netback's InitWait, publishes the rings, the event
+    /// channel and `request-rx-copy`/`feature-rx-notify`, switches to
+    /// Connected and waits for the backend to connect.
+    pub fn connect<T: Transport>(grants: &'g Grants<G>, events: &'g E, store: &'g spin::Mutex<Client<T>>, devid: u32, opts: Options) -> Result<Self, NetError> {
+        let bus = Frontend::open(store, "vif", devid)?;
+        let mac_node = store.lock().read_string(&format!("{}/mac", bus.path())).map_err(XenbusError::from)?;
+        let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
+        bus.wait_backend(XenbusState::InitWait, opts.timeout)?;
+        let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
+        let k = nf.keys();
+        let (tx, rx, port) = (format!("{}", k.tx_ring_ref.0), format!("{}", k.rx_ring_ref.0), format!("{}", k.event_channel.0));
+        bus.publish(&[
+            ("tx-ring-ref", &tx),
+            ("rx-ring-ref", &rx),
+            ("event-channel", &port),
+            ("request-rx-copy", "1"),
+            ("feature-rx-notify", "1"),
+            ("feature-sg", "0"),
+            ("feature-gso-tcpv4", "0"),
+        ])?;
+        bus.switch(XenbusState::Connected)?;
+        bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        nf.bus = Some(Box::new(bus));
+        // Tell the backend about the posted rx requests.
+        let _ = nf.port.send();
+        Ok(nf)
+    }
+
+    /// What to publish under `device/vif/<devid>/`.
+    pub fn keys(&self) -> FrontKeys {
+        FrontKeys {
+            tx_ring_ref: self.tx.memory().0.gref(0).unwrap_or(GrantRef(0)),
+            rx_ring_ref: self.rx.memory().0.gref(0).unwrap_or(GrantRef(0)),
+            event_channel: self.port.port(),
+        }
+    }
+
+    /// Our MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The backend domain.
+    pub fn backend(&self) -> DomId {
+        self.backend
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    fn fail<T>(&mut self, e: NetError) -> Result<T, NetError> {
+        self.broken = true;
+        Err(e)
+    }
+
+    /// At most every [`LINK_CHECK`]: the backend still there and open.
+    fn check_link(&mut self) -> Result<(), NetError> {
+        if self.broken {
+            return Err(NetError::Broken);
+        }
+        let events = self.port.events();
+        let now = events.now_ns();
+        if now.saturating_sub(self.checked_ns) < LINK_CHECK.as_nanos() as u64 {
+            return Ok(());
+        }
+        self.checked_ns = now;
+        if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
+            if let Some(bus) = self.bus.take() {
+                let _ = bus.close(CLOSE_TIMEOUT);
+            }
+            return self.fail(e.into());
+        }
+        if !matches!(events.status(self.port.port()), Ok(Status::Interdomain { .. })) && self.bus.is_some() {
+            return self.fail(NetError::BackendGone);
+        }
+        Ok(())
+    }
+
+    /// Takes tx responses: their pages are free again.
+    fn reap_tx(&mut self) -> Result<(), NetError> {
+        loop {
+            let rsp = match self.tx.poll_response() {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => return self.fail(e.into()),
+            };
+            let id = rsp.id as usize;
+            // In flight: a pool id not on the free list.
+            if id >= self.tx_pages.len() || self.tx_free.contains(&rsp.id) {
+                self.stats.tx_errors += 1;
+                continue;
+            }
+            if rsp.status != NETIF_RSP_OKAY {
+                self.stats.tx_errors += 1;
+            }
+            self.tx_free.push(rsp.id);
+        }
+    }
+
+    /// Sends one Ethernet frame. `Ok(false)`: no tx page is free (the
+    /// backend has not answered earlier frames yet); try again later.
+    pub fn send(&mut self, frame: &[u8]) -> Result<bool, NetError> {
+        self.check_link()?;
+        if frame.is_empty() || frame.len() > MAX_FRAME {
+            return Err(NetError::BadFrame(frame.len()));
+        }
+        self.reap_tx()?;
+        let Some(id) = self.tx_free.pop() else { return Ok(false) };
+        self.tx_pages.write_at(id as usize * PAGE, frame)?;
+        let gref = self.tx_pages.gref(id as usize).ok_or(GrantError::InvalidArgument)?;
+        let req = TxRequest { gref, offset: 0, flags: 0, id, size: frame.len() as u16 };
+        if self.tx.push_request(&req).is_err() {
+            // The ring has as many slots as the pool has pages at least.
+            self.tx_free.push(id);
+            return Ok(false);
+        }
+        if self.tx.push_requests_and_check_notify() {
+            if let Err(e) = self.port.send() {
+                return self.fail(e.into());
+            }
+        }
+        self.stats.tx_frames += 1;
+        Ok(true)
+    }
+
+    /// Copies the next received frame into `buf` (at least [`MAX_FRAME`]
+    /// bytes) and returns its length; `None` when none has arrived.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
+        self.check_link()?;
+        let mut reposted = false;
+        let got = loop {
+            let rsp = match self.rx.poll_response() {
+                Ok(Some(r)) => r,
+                Ok(None) => break None,
+                Err(e) => return self.fail(e.into()),
+            };
+            let id = rsp.id as usize;
+            if id >= self.rx_posted.len() || !self.rx_posted[id] {
+                // Names no posted page: nothing to copy or repost.
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            self.rx_posted[id] = false;
+            let (off, len) = (rsp.offset as usize, rsp.status as isize);
+            let ok = len > 0
+                && rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO) == 0
+                && off + len as usize <= PAGE
+                && len as usize <= buf.len();
+            let result = if ok {
+                self.rx_pages.read_at(id * PAGE + off, &mut buf[..len as usize])?;
+                Some(len as usize)
+            } else {
+                self.stats.rx_dropped += 1;
+                None
+            };
+            self.post_rx(rsp.id)?;
+            reposted = true;
+            if let Some(n) = result {
+                self.stats.rx_frames += 1;
+                break Some(n);
+            }
+        };
+        if reposted && self.rx.push_requests_and_check_notify() {
+            if let Err(e) = self.port.send() {
+                return self.fail(e.into());
+            }
+        }
+        Ok(got)
+    }
+
+    /// Sleeps until the backend signals (a frame arrived or tx pages came
+    /// back) or `timeout` passes.
+    pub fn wait(&mut self, timeout: Duration) -> Result<(), NetError> {
+        self.check_link()?;
+        let (rx_more, tx_more) = match (self.rx.final_check_for_responses(), self.tx.final_check_for_responses()) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return self.fail(e.into()),
+        };
+        if rx_more || tx_more {
+            return Ok(());
+        }
+        let events = self.port.events();
+        let deadline = events.deadline_after(timeout.min(LINK_CHECK));
+        let (rx, tx) = (&self.rx, &self.tx);
+        match events.wait_until(Some(deadline), &mut || rx.response_published() || tx.response_published()) {
+            Ok(()) | Err(EventError::Timeout) => Ok(()),
+            Err(e) => self.fail(e.into()),
+        }
+    }
+
+    /// Closes the xenbus connection (also done on drop).
+    pub fn close(mut self) -> Result<(), NetError> {
+        match self.bus.take() {
+            Some(bus) => Ok(bus.close(CLOSE_TIMEOUT)?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<G: GrantOps, E: EventOps> Drop for NetFront<'_, G, E> {
+    fn drop(&mut self) {
+        if let Some(bus) = self.bus.take() {
+            let _ = bus.close(CLOSE_TIMEOUT);
+        }
+    }
+}
+
+/// A network interface of this domain over Xen's services:
+/// `NetFront::connect(xen.grants()?, xen.events(), xen.store()?, 0, Default::default())`.
+#[cfg(target_os = "none")]
+pub type XenNetFront = NetFront<'static, crate::grant::XenGrantOps, crate::event::XenEvents>;
+
+// ---- smoltcp ----
+
+/// A received frame, handed to smoltcp.
+#[derive(Debug)]
+pub struct RxToken {
+    frame: Vec<u8>,
+}
+
+impl smoltcp::phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.frame)
+    }
+}
+
+/// Room to send one frame.
+#[derive(Debug)]
+pub struct TxToken<'d, 'g, G: GrantOps, E: EventOps> {
+    dev: &'d mut NetFront<'g, G, E>,
+}
+
+impl<G: GrantOps, E: EventOps> smoltcp::phy::TxToken for TxToken<'_, '_, G, E> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = alloc::vec![0u8; len];
+        let r = f(&mut frame);
+        // smoltcp has no way to hear of a failure here: a frame that
+        // cannot go (broken device) is dropped, as a full NIC would.
+        let _ = self.dev.send(&frame);
+        r
+    }
+}
+
+impl<'g, G: GrantOps, E: EventOps> smoltcp::phy::Device for NetFront<'g, G, E> {
+    type RxToken<'a>
+        = RxToken
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, 'g, G, E>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let mut buf = alloc::vec![0u8; MAX_FRAME];
+        let n = self.recv(&mut buf).ok()??;
+        buf.truncate(n);
+        // With no tx page free, a frame smoltcp sends in answer is dropped
+        // (`send` returns false), as a full NIC would drop it.
+        Some((RxToken { frame: buf }, TxToken { dev: self }))
+    }
+
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        if self.broken || self.reap_tx().is_err() || self.tx_free.is_empty() {
+            return None;
+        }
+        Some(TxToken { dev: self })
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        let mut caps = smoltcp::phy::DeviceCapabilities::default();
+        caps.medium = smoltcp::phy::Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_burst_size = Some(self.tx_pages.len().max(1));
+        caps
+    }
+}

@@ -1,0 +1,248 @@
+//! The network front end against a fake netback on another thread,
+//! mapping the rings and pages through the grant fake as dom0's would:
+//! frames both ways, the pools reused, and a backend that lies.
+
+extern crate std;
+
+use super::*;
+use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
+use crate::grant::fake::{FakeWorld, FakeXen};
+use crate::grant::MappedPages;
+use crate::ring::BackRing;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::vec;
+
+const FRONT: DomId = DomId(1);
+const BACK: DomId = DomId(0);
+const MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x10];
+
+struct Mapped<'g>(MappedPages<'g, FakeXen>);
+
+impl RingMemory for Mapped<'_> {
+    fn ring_mem(&self) -> SharedMem<'_> {
+        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
+    }
+}
+
+/// How the fake backend answers an injected frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rx {
+    Good { offset: u16 },
+    BadId,
+    OutsidePage,
+    Error,
+    MoreData,
+}
+
+struct World {
+    _gw: FakeWorld,
+    front_grants: Grants<FakeXen>,
+    back_grants: Grants<FakeXen>,
+    front_events: FakeEvents,
+    back_events: FakeEvents,
+    /// Frames the backend took off the tx ring.
+    sent: Mutex<std::vec::Vec<std::vec::Vec<u8>>>,
+    /// Frames for the backend to deliver.
+    inject: Mutex<VecDeque<(std::vec::Vec<u8>, Rx)>>,
+    /// Answer tx requests (else hold them).
+    answer_tx: AtomicBool,
+    stop: AtomicBool,
+}
+
+fn world() -> World {
+    let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
+    World {
+        front_grants: Grants::new(gw.add_domain(FRONT, 1, 8), 1).unwrap(),
+        back_grants: Grants::new(gw.add_domain(BACK, 1, 8), 1).unwrap(),
+        front_events: ew.domain(FRONT),
+        back_events: ew.domain(BACK),
+        _gw: gw,
+        sent: Mutex::new(vec![]),
+        inject: Mutex::new(VecDeque::new()),
+        answer_tx: AtomicBool::new(true),
+        stop: AtomicBool::new(false),
+    }
+}
+
+fn netback(w: &World, k: FrontKeys) {
+    let port = Port::bind_interdomain(&w.back_events, FRONT, k.event_channel).unwrap();
+    let map = |r| Mapped(w.back_grants.map(FRONT, &[r], Access::ReadWrite).unwrap());
+    let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map(k.tx_ring_ref)).unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map(k.rx_ring_ref)).unwrap();
+    while !w.stop.load(Ordering::Relaxed) {
+        let mut notify = false;
+        if w.answer_tx.load(Ordering::Relaxed) {
+            while let Some(req) = tx.poll_request().unwrap() {
+                let page = w.back_grants.map(FRONT, &[req.gref], Access::ReadOnly).unwrap();
+                let mut frame = vec![0u8; req.size as usize];
+                page.read_at(req.offset as usize, &mut frame).unwrap();
+                page.unmap().unwrap();
+                w.sent.lock().unwrap().push(frame);
+                tx.push_response(&TxResponse { id: req.id, status: NETIF_RSP_OKAY }).unwrap();
+            }
+            notify |= tx.push_responses_and_check_notify();
+        }
+        while rx.unconsumed_requests().unwrap() > 0 {
+            let Some((frame, how)) = w.inject.lock().unwrap().pop_front() else { break };
+            let req = rx.poll_request().unwrap().unwrap();
+            let page = w.back_grants.map(FRONT, &[req.gref], Access::ReadWrite).unwrap();
+            let offset = if let Rx::Good { offset } = how { offset } else { 0 };
+            page.write_at(offset as usize, &frame).unwrap();
+            page.unmap().unwrap();
+            let mut rsp = RxResponse { id: req.id, offset, flags: 0, status: frame.len() as i16 };
+            match how {
+                Rx::Good { .. } => {}
+                Rx::BadId => rsp.id = 999,
+                Rx::OutsidePage => rsp.offset = 4000,
+                Rx::Error => rsp.status = NETIF_RSP_ERROR,
+                Rx::MoreData => rsp.flags = NETRXF_MORE_DATA,
+            }
+            rx.push_response(&rsp).unwrap();
+            notify |= rx.push_responses_and_check_notify();
+        }
+        if notify {
+            port.send().unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn with_backend(opts: Options, body: impl FnOnce(&mut NetFront<'_, FakeXen, FakeEvents>, &World)) {
+    let w = world();
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let keys = nf.keys();
+    std::thread::scope(|s| {
+        let back = s.spawn(|| netback(&w, keys));
+        body(&mut nf, &w);
+        w.stop.store(true, Ordering::Relaxed);
+        back.join().unwrap();
+    });
+}
+
+fn frame(n: usize, seed: u8) -> std::vec::Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+}
+
+/// Receives one frame, waiting up to a second.
+fn recv(nf: &mut NetFront<'_, FakeXen, FakeEvents>) -> Option<std::vec::Vec<u8>> {
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; MAX_FRAME];
+    while start.elapsed() < Duration::from_secs(1) {
+        if let Some(n) = nf.recv(&mut buf).unwrap() {
+            return Some(buf[..n].to_vec());
+        }
+        nf.wait(Duration::from_millis(20)).unwrap();
+    }
+    None
+}
+
+#[test]
+fn messages_have_netif_h_s_layout() {
+    let mut b = [0u8; 12];
+    TxRequest { gref: GrantRef(0x01020304), offset: 5, flags: 4, id: 7, size: 1514 }.encode(&mut b);
+    assert_eq!(b, [4, 3, 2, 1, 5, 0, 4, 0, 7, 0, 0xea, 0x05]);
+    assert_eq!(TxRequest::decode(&b).size, 1514);
+    let mut b = [0xffu8; 8];
+    RxRequest { id: 3, gref: GrantRef(9) }.encode(&mut b);
+    assert_eq!(b, [3, 0, 0, 0, 9, 0, 0, 0]);
+    let r = RxResponse { id: 1, offset: 2, flags: 8, status: -2 };
+    r.encode(&mut b);
+    assert_eq!(b, [1, 0, 2, 0, 8, 0, 0xfe, 0xff]);
+    assert_eq!(RxResponse::decode(&b), r);
+    let t = TxResponse { id: 300, status: -1 };
+    let mut b = [0u8; 4];
+    t.encode(&mut b);
+    assert_eq!(TxResponse::decode(&b), t);
+    assert_eq!(parse_mac("00:16:3e:00:00:1a"), Some([0, 0x16, 0x3e, 0, 0, 0x1a]));
+    for bad in ["00:16:3e:00:00", "00:16:3e:00:00:1a:22", "0:16:3e:00:00:1a", "zz:16:3e:00:00:1a", ""] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn frames_go_both_ways_and_the_pools_are_reused() {
+    with_backend(Options { rx_buffers: 4, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
+        // More frames than either pool has pages: pages come back.
+        for i in 0..20u8 {
+            let f = frame(60 + i as usize * 70, i);
+            let start = std::time::Instant::now();
+            while !nf.send(&f).unwrap() {
+                assert!(start.elapsed() < Duration::from_secs(1), "tx pages never came back");
+                nf.wait(Duration::from_millis(10)).unwrap();
+            }
+        }
+        let start = std::time::Instant::now();
+        while w.sent.lock().unwrap().len() < 20 && start.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let sent = w.sent.lock().unwrap().clone();
+        assert_eq!(sent, (0..20u8).map(|i| frame(60 + i as usize * 70, i)).collect::<std::vec::Vec<_>>());
+        for i in 0..10u8 {
+            let f = frame(42 + i as usize * 140, 100 + i);
+            w.inject.lock().unwrap().push_back((f.clone(), Rx::Good { offset: (i as u16 % 3) * 64 }));
+            assert_eq!(recv(nf), Some(f), "frame {i}");
+        }
+        assert_eq!(nf.stats(), NetStats { tx_frames: 20, rx_frames: 10, tx_errors: 0, rx_dropped: 0 });
+        // 2 rings + 2 tx + 4 rx pages, granted once.
+        assert_eq!(w.front_grants.stats().shared_pages, 8);
+    });
+}
+
+#[test]
+fn frames_we_cannot_send_are_refused() {
+    with_backend(Options::default(), |nf, _| {
+        assert_eq!(nf.send(&[]), Err(NetError::BadFrame(0)));
+        assert_eq!(nf.send(&[0u8; MAX_FRAME + 1]), Err(NetError::BadFrame(MAX_FRAME + 1)));
+        assert!(nf.send(&[0u8; MAX_FRAME]).unwrap());
+    });
+}
+
+#[test]
+fn a_backend_holding_every_tx_page_makes_send_wait_not_fail() {
+    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
+        w.answer_tx.store(false, Ordering::Relaxed);
+        assert!(nf.send(&frame(100, 1)).unwrap());
+        assert!(nf.send(&frame(100, 2)).unwrap());
+        assert!(!nf.send(&frame(100, 3)).unwrap(), "no tx page free");
+        w.answer_tx.store(true, Ordering::Relaxed);
+        let start = std::time::Instant::now();
+        while !nf.send(&frame(100, 3)).unwrap() {
+            assert!(start.elapsed() < Duration::from_secs(1));
+            nf.wait(Duration::from_millis(10)).unwrap();
+        }
+    });
+}
+
+#[test]
+fn lying_rx_responses_drop_the_frame_and_keep_the_device() {
+    with_backend(Options { rx_buffers: 4, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
+        for how in [Rx::BadId, Rx::OutsidePage, Rx::Error, Rx::MoreData] {
+            w.inject.lock().unwrap().push_back((frame(200, 1), how));
+        }
+        let good = frame(300, 9);
+        w.inject.lock().unwrap().push_back((good.clone(), Rx::Good { offset: 0 }));
+        assert_eq!(recv(nf), Some(good.clone()));
+        let s = nf.stats();
+        assert_eq!((s.rx_frames, s.rx_dropped), (1, 4));
+        // The bad id named no page, so one page is still the backend's
+        // (never reposted); the three others came back: frames still flow.
+        for i in 0..6u8 {
+            let f = frame(100 + i as usize, i);
+            w.inject.lock().unwrap().push_back((f.clone(), Rx::Good { offset: 0 }));
+            assert_eq!(recv(nf), Some(f));
+        }
+    });
+}
+
+#[test]
+fn a_flooding_backend_breaks_the_device() {
+    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, _| {
+        nf.rx.memory().ring_mem().store_u32(crate::ring::RSP_PROD, 500, core::sync::atomic::Ordering::Release).unwrap();
+        let mut buf = [0u8; MAX_FRAME];
+        assert!(matches!(nf.recv(&mut buf), Err(NetError::Ring(RingError::TooManyResponses { .. }))));
+        assert_eq!(nf.recv(&mut buf), Err(NetError::Broken));
+        assert_eq!(nf.send(&[1u8; 60]), Err(NetError::Broken));
+    });
+}
