@@ -37,8 +37,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+mod stack;
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+pub use stack::Stack;
+/// The TCP/IP stack the device plugs into, re-exported so applications use
+/// the same version.
+pub use smoltcp;
 
 /// `NETTXF_more_data`: the frame continues in the next request.
 pub const NETTXF_MORE_DATA: u16 = 1 << 2;
@@ -278,6 +284,8 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     broken: bool,
     bus: Option<Box<dyn Bus + 'g>>,
     checked_ns: u64,
+    /// The backend's `ip` node.
+    ip: Option<String>,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
@@ -325,6 +333,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             broken: false,
             bus: None,
             checked_ns: 0,
+            ip: None,
         };
         for id in 0..n_rx as u16 {
             nf.post_rx(id)?;
@@ -363,9 +372,14 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             ("feature-rx-notify", "1"),
             ("feature-sg", "0"),
             ("feature-gso-tcpv4", "0"),
+            // Full checksums in every frame we get: smoltcp checks them
+            // (without this netback passes dom0's partial ones, csum_blank).
+            ("feature-no-csum-offload", "1"),
+            ("feature-ipv6-csum-offload", "0"),
         ])?;
         bus.switch(XenbusState::Connected)?;
         bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        nf.ip = bus.read_backend("ip")?;
         nf.bus = Some(Box::new(bus));
         // Tell the backend about the posted rx requests.
         let _ = nf.port.send();
@@ -379,6 +393,17 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             rx_ring_ref: self.rx.memory().0.gref(0).unwrap_or(GrantRef(0)),
             event_channel: self.port.port(),
         }
+    }
+
+    /// The event clock, in ns (smoltcp's timestamps).
+    pub fn now_ns(&self) -> u64 {
+        self.port.events().now_ns()
+    }
+
+    /// The address the toolstack gave the interface (`ip=` in the xl vif
+    /// spec, the backend's `ip` node), if any.
+    pub fn configured_ip(&self) -> Option<core::net::Ipv4Addr> {
+        self.ip.as_deref().and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok())
     }
 
     /// Our MAC address.
@@ -402,7 +427,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     }
 
     /// At most every [`LINK_CHECK`]: the backend still there and open.
-    fn check_link(&mut self) -> Result<(), NetError> {
+    pub(crate) fn check_link(&mut self) -> Result<(), NetError> {
         if self.broken {
             return Err(NetError::Broken);
         }
