@@ -64,6 +64,10 @@
 //!   writer of a watched node sends.
 //! - **vchan** — [`vchan::Vchan`]: libxenvchan-compatible byte streams
 //!   between domains, server or client, over [`Xen::vchan`]'s backends.
+//! - **Devices** — [`block::BlkFront`] (a disk, the [`block::BlockDevice`]
+//!   trait) and [`net::NetFront`] (a network interface, a smoltcp device;
+//!   [`net::Stack`] adds the TCP/IP stack), split-driver front ends that
+//!   connect to dom0's backends through [`xenbus`] over [`ring`]s.
 //! - **Errors** — every subsystem's error converts into [`Error`], so `?`
 //!   works across them.
 //!
