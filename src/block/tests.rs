@@ -186,7 +186,7 @@ fn messages_have_blkif_h_s_layout() {
 
 #[test]
 fn reads_and_writes_of_every_shape_reach_the_disk() {
-    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(5) }, |f, w| {
+    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(1) }, |f, w| {
         // One sector; a page; a request's worth (11 pages); more than the
         // slots hold at once (3 x 11 pages), at odd sectors.
         for (sector, bytes) in [(0u64, 512usize), (5, 4096), (17, 11 * 4096), (101, 40 * 4096 + 1536)] {
