@@ -130,7 +130,8 @@ pub enum RingError {
     /// The front end published more requests than the ring holds
     /// (`RING_REQUEST_PROD_OVERFLOW`).
     TooManyRequests { req_prod: RingIdx, rsp_prod: RingIdx, size: u32 },
-    /// An earlier error broke this ring: its peer is not trusted again.
+    /// An earlier error broke this ring: its peer is not trusted again
+    /// (see `is_broken`).
     Broken,
 }
 
@@ -301,6 +302,14 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
         &self.ring.mem
     }
 
+    /// Whether a [`RingError`] broke the ring: every check of the peer's
+    /// index answers [`RingError::Broken`] from then on. Pushing is not
+    /// refused (it writes only our slots and our index), but a driver
+    /// should stop using the ring and close the device.
+    pub fn is_broken(&self) -> bool {
+        self.ring.broken
+    }
+
     /// `RING_SIZE`: the number of slots.
     pub fn size(&self) -> u32 {
         self.ring.size
@@ -428,6 +437,14 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
     /// The memory the ring lives in.
     pub fn memory(&self) -> &M {
         &self.ring.mem
+    }
+
+    /// Whether a [`RingError`] broke the ring: every check of the peer's
+    /// index answers [`RingError::Broken`] from then on. Pushing is not
+    /// refused (it writes only our slots and our index), but a driver
+    /// should stop using the ring and close the device.
+    pub fn is_broken(&self) -> bool {
+        self.ring.broken
     }
 
     /// `RING_SIZE`.

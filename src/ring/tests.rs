@@ -202,12 +202,14 @@ fn the_notify_test_is_ring_h_s_on_wrapping_indices() {
 fn a_back_end_claiming_unrequested_responses_breaks_the_ring() {
     let m = page();
     let mut f = Front::init(m).unwrap();
+    assert!(!f.is_broken());
     f.push_request(&Req { id: 0, val: 0 }).unwrap();
     // Queued, not published: the back end cannot have answered it.
     m.store_u32(RSP_PROD, 1, Ordering::Relaxed).unwrap();
     assert_eq!(f.poll_response(), Err(RingError::TooManyResponses { rsp_prod: 1, rsp_cons: 0, req_prod: 0 }));
     // Broken for good, whatever the page says now.
     m.store_u32(RSP_PROD, 0, Ordering::Relaxed).unwrap();
+    assert!(f.is_broken());
     assert_eq!(f.poll_response(), Err(RingError::Broken));
     assert_eq!(f.final_check_for_responses(), Err(RingError::Broken));
 
@@ -235,6 +237,7 @@ fn a_front_end_flooding_requests_breaks_the_ring() {
         let mut b = Back::attach(m).unwrap();
         m.store_u32(REQ_PROD, bad, Ordering::Relaxed).unwrap();
         assert_eq!(b.poll_request(), Err(RingError::TooManyRequests { req_prod: bad, rsp_prod: 0, size: 128 }));
+        assert!(b.is_broken());
         assert_eq!(b.poll_request(), Err(RingError::Broken));
         assert_eq!(b.final_check_for_requests(), Err(RingError::Broken));
     }
