@@ -32,12 +32,46 @@
 //! peer could have rewritten it). What a message *means* (unknown ids,
 //! bad statuses) is the driver's to check.
 //!
-//! ```ignore
-//! let mut front = FrontRing::<_, BlkReq, BlkRsp>::init(ring_pages)?;
-//! front.push_request(&req).map_err(|RingFull| ...)?;
-//! if front.push_requests_and_check_notify() { port.notify()?; }
-//! while let Some(rsp) = front.poll_response()? { ... }
-//! if !front.final_check_for_responses()? { /* sleep on the port */ }
+//! A message type says how it sits in a slot; the driver owns the rest
+//! (here both ends run in one program over a host page, `host-fakes`):
+//!
+//! ```
+//! # #[cfg(feature = "host-fakes")] {
+//! use xenpv::ring::{BackRing, FrontRing, Message, RingError, RingFull};
+//! use xenpv::shared_mem::SharedMem;
+//!
+//! /// `struct ping { uint64_t id; }`: 8 bytes, little-endian.
+//! #[derive(Debug, PartialEq)]
+//! struct Ping(u64);
+//! impl Message for Ping {
+//!     const SIZE: usize = 8;
+//!     fn encode(&self, out: &mut [u8]) {
+//!         out.copy_from_slice(&self.0.to_le_bytes());
+//!     }
+//!     fn decode(bytes: &[u8]) -> Self {
+//!         Ping(u64::from_le_bytes(bytes.try_into().unwrap()))
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), RingError> {
+//! // In a guest: the view of the page(s) you grant to the back end.
+//! let page = SharedMem::leak_zeroed(4096);
+//! let mut front = FrontRing::<_, Ping, Ping>::init(page)?;
+//! let mut back = BackRing::<_, Ping, Ping>::attach(page)?; // the peer
+//!
+//! front.push_request(&Ping(1)).map_err(|RingFull| RingError::Broken)?;
+//! if front.push_requests_and_check_notify() { /* notify the event channel */ }
+//!
+//! while let Some(Ping(id)) = back.poll_request()? {
+//!     back.push_response(&Ping(id + 100)).unwrap();
+//! }
+//! assert!(back.push_responses_and_check_notify());
+//!
+//! assert_eq!(front.poll_response()?, Some(Ping(101)));
+//! if !front.final_check_for_responses()? { /* nothing more: sleep on the port */ }
+//! # Ok(()) }
+//! # main().unwrap();
+//! # }
 //! ```
 
 use crate::shared_mem::{mb, SharedMem};
@@ -84,6 +118,10 @@ pub trait Message: Sized {
 pub enum RingError {
     /// The view cannot hold the header and one entry of this size.
     TooSmall { bytes: usize, entry: usize },
+    /// The view does not start on a 4-byte boundary, so its `u32`
+    /// indices cannot be accessed atomically (ring pages are
+    /// page-aligned; this is a sub-view at an odd offset).
+    Misaligned { addr: usize },
     /// An entry larger than the slot buffer this crate copies through.
     EntryTooLarge { entry: usize },
     /// The back end published `rsp_prod` beyond the requests we
@@ -92,7 +130,8 @@ pub enum RingError {
     /// The front end published more requests than the ring holds
     /// (`RING_REQUEST_PROD_OVERFLOW`).
     TooManyRequests { req_prod: RingIdx, rsp_prod: RingIdx, size: u32 },
-    /// An earlier error broke this ring: its peer is not trusted again.
+    /// An earlier error broke this ring: its peer is not trusted again
+    /// (see `is_broken`).
     Broken,
 }
 
@@ -155,10 +194,16 @@ impl<M: RingMemory> Shared<M> {
         if entry > MAX_ENTRY {
             return Err(RingError::EntryTooLarge { entry });
         }
-        let bytes = mem.ring_mem().len();
+        let view = mem.ring_mem();
+        let bytes = view.len();
         let size = ring_entries(bytes, entry);
         if size == 0 {
             return Err(RingError::TooSmall { bytes, entry });
+        }
+        // From here on index accesses cannot fail (in bounds, aligned),
+        // so `load`/`store` may ignore their Result.
+        if !(view.as_ptr() as usize).is_multiple_of(4) {
+            return Err(RingError::Misaligned { addr: view.as_ptr() as usize });
         }
         Ok(Shared { mem, size, entry, broken: false })
     }
@@ -166,7 +211,8 @@ impl<M: RingMemory> Shared<M> {
     fn load(&self, off: usize) -> RingIdx {
         // Acquire: the partner Release store (or wmb()) published the
         // slots below this index; this is ring.h's rmb() after reading a
-        // producer index. The header is in bounds (checked in `new`).
+        // producer index. The header is in bounds and aligned
+        // (checked in `new`).
         self.mem.ring_mem().load_u32(off, Ordering::Acquire).unwrap_or(0)
     }
 
@@ -256,6 +302,14 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
         &self.ring.mem
     }
 
+    /// Whether a [`RingError`] broke the ring: every check of the peer's
+    /// index answers [`RingError::Broken`] from then on. Pushing is not
+    /// refused (it writes only our slots and our index), but a driver
+    /// should stop using the ring and close the device.
+    pub fn is_broken(&self) -> bool {
+        self.ring.broken
+    }
+
     /// `RING_SIZE`: the number of slots.
     pub fn size(&self) -> u32 {
         self.ring.size
@@ -270,6 +324,16 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
     /// Requests queued or published and not yet answered and consumed.
     pub fn in_flight(&self) -> u32 {
         self.req_prod_pvt.wrapping_sub(self.rsp_cons)
+    }
+
+    /// `req_prod_pvt`: the index the next request goes to.
+    pub fn req_prod_pvt(&self) -> RingIdx {
+        self.req_prod_pvt
+    }
+
+    /// `rsp_cons`: the index of the next response to consume.
+    pub fn rsp_cons(&self) -> RingIdx {
+        self.rsp_cons
     }
 
     /// `RING_GET_REQUEST` + `req_prod_pvt++`: queues `req` in the next
@@ -375,9 +439,28 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
         &self.ring.mem
     }
 
+    /// Whether a [`RingError`] broke the ring: every check of the peer's
+    /// index answers [`RingError::Broken`] from then on. Pushing is not
+    /// refused (it writes only our slots and our index), but a driver
+    /// should stop using the ring and close the device.
+    pub fn is_broken(&self) -> bool {
+        self.ring.broken
+    }
+
     /// `RING_SIZE`.
     pub fn size(&self) -> u32 {
         self.ring.size
+    }
+
+    /// `req_cons`: the index of the next request to consume.
+    pub fn req_cons(&self) -> RingIdx {
+        self.req_cons
+    }
+
+    /// `rsp_prod_pvt`: the index the next response goes to (the slot of
+    /// the oldest unanswered request).
+    pub fn rsp_prod_pvt(&self) -> RingIdx {
+        self.rsp_prod_pvt
     }
 
     /// Requests published and not consumed (`RING_HAS_UNCONSUMED_REQUESTS`),
@@ -405,6 +488,12 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
 
     /// `RING_COPY_REQUEST` + `req_cons++`: the next request, copied out
     /// of its slot before anything looks at it.
+    ///
+    /// ring.h leaves `RING_REQUEST_CONS_OVERFLOW` (consuming a request
+    /// while a ring's worth are unanswered) to the back end to check;
+    /// here it cannot happen: a request is consumed only below a
+    /// `req_prod` that [`unconsumed_requests`](Self::unconsumed_requests)
+    /// checked to be at most `size` past `rsp_prod_pvt`.
     pub fn poll_request(&mut self) -> Result<Option<Req>, RingError> {
         if self.unconsumed_requests()? == 0 {
             return Ok(None);

@@ -202,12 +202,14 @@ fn the_notify_test_is_ring_h_s_on_wrapping_indices() {
 fn a_back_end_claiming_unrequested_responses_breaks_the_ring() {
     let m = page();
     let mut f = Front::init(m).unwrap();
+    assert!(!f.is_broken());
     f.push_request(&Req { id: 0, val: 0 }).unwrap();
     // Queued, not published: the back end cannot have answered it.
     m.store_u32(RSP_PROD, 1, Ordering::Relaxed).unwrap();
     assert_eq!(f.poll_response(), Err(RingError::TooManyResponses { rsp_prod: 1, rsp_cons: 0, req_prod: 0 }));
     // Broken for good, whatever the page says now.
     m.store_u32(RSP_PROD, 0, Ordering::Relaxed).unwrap();
+    assert!(f.is_broken());
     assert_eq!(f.poll_response(), Err(RingError::Broken));
     assert_eq!(f.final_check_for_responses(), Err(RingError::Broken));
 
@@ -235,6 +237,7 @@ fn a_front_end_flooding_requests_breaks_the_ring() {
         let mut b = Back::attach(m).unwrap();
         m.store_u32(REQ_PROD, bad, Ordering::Relaxed).unwrap();
         assert_eq!(b.poll_request(), Err(RingError::TooManyRequests { req_prod: bad, rsp_prod: 0, size: 128 }));
+        assert!(b.is_broken());
         assert_eq!(b.poll_request(), Err(RingError::Broken));
         assert_eq!(b.final_check_for_requests(), Err(RingError::Broken));
     }
@@ -334,4 +337,60 @@ fn published_looks_see_index_moves_without_checking_them() {
     m.store_u32(RSP_PROD, 77, Ordering::Relaxed).unwrap();
     assert!(f.response_published());
     assert!(f.poll_response().is_err());
+}
+
+#[test]
+fn a_view_whose_indices_cannot_be_atomic_is_refused() {
+    let m = SharedMem::leak_zeroed(2 * 4096);
+    let odd = m.slice(2, 4096).unwrap();
+    assert_eq!(Front::init(odd).unwrap_err(), RingError::Misaligned { addr: odd.as_ptr() as usize });
+    assert_eq!(Back::attach(odd).unwrap_err(), RingError::Misaligned { addr: odd.as_ptr() as usize });
+    // A 4-aligned sub-view is a ring (the header's u32s are atomic there).
+    assert_eq!(Front::init(m.slice(4, 4096).unwrap()).unwrap().size(), 128);
+}
+
+#[test]
+fn private_indices_follow_ring_h_s_names() {
+    let m = page();
+    let start = u32::MAX - 1;
+    Front::init(m).unwrap();
+    for off in [REQ_PROD, RSP_PROD] {
+        m.store_u32(off, start, Ordering::Relaxed).unwrap();
+    }
+    let mut f = Front::attach(m, start).unwrap();
+    let mut b = Back::attach_at(m, start).unwrap();
+    for i in 0..3 {
+        f.push_request(&Req { id: i, val: 0 }).unwrap();
+    }
+    assert_eq!((f.req_prod_pvt(), f.rsp_cons()), (1, start));
+    f.push_requests_and_check_notify();
+    b.poll_request().unwrap().unwrap();
+    b.poll_request().unwrap().unwrap();
+    b.push_response(&Rsp { id: 0, status: 0 }).unwrap();
+    assert_eq!((b.req_cons(), b.rsp_prod_pvt()), (0, u32::MAX));
+    b.push_responses_and_check_notify();
+    f.poll_response().unwrap().unwrap();
+    assert_eq!((f.req_prod_pvt(), f.rsp_cons(), f.in_flight()), (1, u32::MAX, 2));
+}
+
+#[test]
+fn messages_are_copied_through_their_encodings() {
+    // What a peer wrote into a slot is decoded from a copy; what we
+    // write is exactly the encoding (padding included).
+    let m = page();
+    let mut f = Front::init(m).unwrap();
+    let mut b = Back::attach(m).unwrap();
+    f.push_request(&Req { id: 0x0102_0304_0506_0708, val: 0xa0b0_c0d0 }).unwrap();
+    let mut slot = [0u8; 12];
+    m.read(ENTRIES, &mut slot).unwrap();
+    assert_eq!(slot, [8, 7, 6, 5, 4, 3, 2, 1, 0xd0, 0xc0, 0xb0, 0xa0]);
+    f.push_requests_and_check_notify();
+    // The peer's bytes change after the copy: the copy is what we got.
+    let got = b.poll_request().unwrap().unwrap();
+    m.fill(ENTRIES, 16, 0xee).unwrap();
+    assert_eq!(got, Req { id: 0x0102_0304_0506_0708, val: 0xa0b0_c0d0 });
+    b.push_response(&Rsp { id: 9, status: -2 }).unwrap();
+    let mut slot = [0u8; 16];
+    m.read(ENTRIES, &mut slot).unwrap();
+    assert_eq!(slot, [9, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0, 0, 0, 0, 0, 0], "Rsp::encode zeroes its padding");
 }

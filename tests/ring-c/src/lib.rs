@@ -32,6 +32,8 @@ pub struct Fns {
     back_push: unsafe extern "C" fn(*mut u8, *const u8) -> i32,
     back_push_notify: unsafe extern "C" fn(*mut u8) -> i32,
     back_final_check: unsafe extern "C" fn(*mut u8) -> i32,
+    front_idx: unsafe extern "C" fn(*mut u8, *mut u32),
+    back_idx: unsafe extern "C" fn(*mut u8, *mut u32),
 }
 
 /// One ring type's functions.
@@ -173,6 +175,22 @@ impl CRing {
     pub fn push_responses_notify(&mut self) -> bool {
         // SAFETY: back state initialised.
         unsafe { (self.shim.back_push_notify)(self.b()) != 0 }
+    }
+
+    /// The front end's `(req_prod_pvt, rsp_cons)`.
+    pub fn front_indices(&mut self) -> (u32, u32) {
+        let mut out = [0u32; 2];
+        // SAFETY: front state initialised; `out` holds two RING_IDX.
+        unsafe { (self.shim.front_idx)(self.f(), out.as_mut_ptr()) };
+        (out[0], out[1])
+    }
+
+    /// The back end's `(req_cons, rsp_prod_pvt)`.
+    pub fn back_indices(&mut self) -> (u32, u32) {
+        let mut out = [0u32; 2];
+        // SAFETY: back state initialised; `out` holds two RING_IDX.
+        unsafe { (self.shim.back_idx)(self.b(), out.as_mut_ptr()) };
+        (out[0], out[1])
     }
 
     /// `RING_FINAL_CHECK_FOR_REQUESTS`.

@@ -90,6 +90,15 @@ int T##_back_final_check(struct T##_back_ring *r) {                            \
     int more;                                                                  \
     RING_FINAL_CHECK_FOR_REQUESTS(r, more);                                    \
     return more;                                                               \
+}                                                                              \
+/* The private indices: req_prod_pvt, rsp_cons; req_cons, rsp_prod_pvt. */     \
+void T##_front_idx(struct T##_front_ring *r, RING_IDX out[2]) {                \
+    out[0] = r->req_prod_pvt;                                                  \
+    out[1] = r->rsp_cons;                                                      \
+}                                                                              \
+void T##_back_idx(struct T##_back_ring *r, RING_IDX out[2]) {                  \
+    out[0] = r->req_cons;                                                      \
+    out[1] = r->rsp_prod_pvt;                                                  \
 }
 
 /* One table of function pointers per ring type, read by src/lib.rs
@@ -101,7 +110,8 @@ struct fns {
     size_t (*entry_size)(void);
     void *init, *front_size, *front_free, *front_push, *front_push_notify,
          *front_unconsumed, *front_poll, *front_final_check, *back_unconsumed,
-         *back_poll, *back_push, *back_push_notify, *back_final_check;
+         *back_poll, *back_push, *back_push_notify, *back_final_check,
+         *front_idx, *back_idx;
 };
 
 #define TABLE(T)                                                               \
@@ -116,6 +126,7 @@ const struct fns *T##_fns(void) {                                              \
         (void *)T##_front_final_check, (void *)T##_back_unconsumed,            \
         (void *)T##_back_poll, (void *)T##_back_push,                          \
         (void *)T##_back_push_notify, (void *)T##_back_final_check,            \
+        (void *)T##_front_idx, (void *)T##_back_idx,                           \
     };                                                                         \
     return &f;                                                                 \
 }

@@ -2,7 +2,8 @@
 //! Debian's libxen-dev by build.rs): the same random sequence of
 //! operations on both, from index positions including the u32 wrap;
 //! after every step the shared bytes, the ring's answers (full or not,
-//! notify or not, what was read) and the counts must agree.
+//! notify or not, what was read), both ends' private indices and the
+//! counts must agree.
 
 use std::sync::atomic::Ordering;
 use xenpv::ring::{ring_entries, BackRing, FrontRing, Message, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
@@ -101,6 +102,8 @@ fn run<const Q: usize, const P: usize>(shim: Shim, bytes: usize, start: u32, see
                 "final_check_for_requests"
             }
         };
+        assert_eq!((f.req_prod_pvt(), f.rsp_cons()), c.front_indices(), "req_prod_pvt, rsp_cons after {what}, step {step}, {ctx}");
+        assert_eq!((b.req_cons(), b.rsp_prod_pvt()), c.back_indices(), "req_cons, rsp_prod_pvt after {what}, step {step}, {ctx}");
         assert_eq!(f.free_requests(), c.free(), "RING_FREE_REQUESTS after {what}, step {step}, {ctx}");
         assert_eq!(f.unconsumed_responses().unwrap(), c.unconsumed_responses(), "unconsumed responses after {what}, step {step}, {ctx}");
         assert_eq!(b.unconsumed_requests().unwrap(), c.unconsumed_requests(), "unconsumed requests after {what}, step {step}, {ctx}");
