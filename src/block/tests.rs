@@ -153,8 +153,11 @@ fn with_backend(mode: Mode, opts: Options, body: impl FnOnce(&mut BlkFront<'_, F
     let keys = front.keys();
     std::thread::scope(|s| {
         let back = s.spawn(|| blkback(&w, keys, mode));
+        // Stops the backend even when the body panics, so that the
+        // scope's join cannot hang a failing test.
+        let _stop = StopOnDrop(&w.stop);
         body(&mut front, &w);
-        w.stop.store(true, Ordering::Relaxed);
+        drop(_stop);
         back.join().unwrap();
     });
 }
@@ -344,6 +347,7 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     assert_eq!(front_state(&store).as_deref(), Some(&b"4"[..]));
     std::thread::scope(|s| {
         let back = s.spawn(|| blkback(&w, keys, Mode::Serve));
+        let stop = StopOnDrop(&w.stop);
         let mut buf = vec![0u8; 8192];
         f.read(3, &mut buf).unwrap();
         assert!(buf[..] == w.disk.lock().unwrap()[3 * 512..3 * 512 + 8192]);
@@ -361,7 +365,7 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         assert_eq!(err, BlockError::BackendClosing);
         assert_eq!(front_state(&store).as_deref(), Some(&b"6"[..]));
         assert_eq!(f.read(3, &mut buf), Err(BlockError::Broken));
-        w.stop.store(true, Ordering::Relaxed);
+        drop(stop);
         back.join().unwrap();
     });
 
@@ -389,4 +393,13 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
     });
     drop(port);
+}
+
+/// Sets the flag when dropped (also while unwinding).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

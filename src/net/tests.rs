@@ -115,8 +115,11 @@ fn with_backend(opts: Options, body: impl FnOnce(&mut NetFront<'_, FakeXen, Fake
     let keys = nf.keys();
     std::thread::scope(|s| {
         let back = s.spawn(|| netback(&w, keys));
+        // Stops the backend even when the body panics, so that the
+        // scope's join cannot hang a failing test.
+        let _stop = StopOnDrop(&w.stop);
         body(&mut nf, &w);
-        w.stop.store(true, Ordering::Relaxed);
+        drop(_stop);
         back.join().unwrap();
     });
 }
@@ -245,4 +248,13 @@ fn a_flooding_backend_breaks_the_device() {
         assert_eq!(nf.recv(&mut buf), Err(NetError::Broken));
         assert_eq!(nf.send(&[1u8; 60]), Err(NetError::Broken));
     });
+}
+
+/// Sets the flag when dropped (also while unwinding).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
