@@ -120,7 +120,7 @@ impl From<EventError> for BlockError {
 impl From<crate::xenbus::XenbusError> for BlockError {
     fn from(e: crate::xenbus::XenbusError) -> Self {
         match e {
-            crate::xenbus::XenbusError::BackendClosing(_) => BlockError::BackendClosing,
+            crate::xenbus::XenbusError::BackendClosing(_) | crate::xenbus::XenbusError::BackendGone => BlockError::BackendClosing,
             e => BlockError::Xenbus(e),
         }
     }

@@ -193,7 +193,7 @@ impl From<RingError> for NetError {
 impl From<XenbusError> for NetError {
     fn from(e: XenbusError) -> Self {
         match e {
-            XenbusError::BackendClosing(_) => NetError::BackendClosing,
+            XenbusError::BackendClosing(_) | XenbusError::BackendGone => NetError::BackendClosing,
             e => NetError::Xenbus(e),
         }
     }
