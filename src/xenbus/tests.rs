@@ -341,6 +341,13 @@ fn initialise_waits_for_a_late_initwait_and_skips_nothing() {
         Some((3, BACK.to_string() + "/state", b"2".to_vec()));
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
     assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
+    // A backend still Closed from an earlier connection is waited for
+    // while it reopens.
+    let s = store("6", None);
+    s.lock().transport_mut().server.write_later =
+        Some((30, BACK.to_string() + "/state", b"2".to_vec()));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
     // A backend that went straight to Connected satisfies it too.
     let s = store("4", None);
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
