@@ -338,7 +338,7 @@ fn initialise_waits_for_a_late_initwait_and_skips_nothing() {
     // InitWait comes a few client waits later.
     let s = store("1", None);
     s.lock().transport_mut().server.write_later =
-        Some((3, BACK.to_string() + "/state", b"2".to_vec()));
+        Some((30, BACK.to_string() + "/state", b"2".to_vec()));
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
     assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
     // A backend still Closed from an earlier connection is waited for
