@@ -29,7 +29,7 @@ use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError, RingMemory};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, GrantRef};
-use crate::xenbus::{Frontend, XenbusError, XenbusState};
+use crate::xenbus::{Announce, Frontend, XenbusError};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
@@ -247,7 +247,7 @@ trait Bus {
 
 impl<T: Transport> Bus for Frontend<'_, T> {
     fn check(&self) -> Result<(), XenbusError> {
-        self.check_backend()
+        self.poll_backend().map(drop)
     }
     fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
         Frontend::close(self, timeout)
@@ -360,14 +360,14 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         let bus = Frontend::open(store, "vif", devid)?;
         let mac_node = store.lock().read_string(&format!("{}/mac", bus.path())).map_err(XenbusError::from)?;
         let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
-        bus.wait_backend(XenbusState::InitWait, opts.timeout)?;
+        bus.initialise(opts.timeout)?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
         let k = nf.keys();
         let (tx, rx, port) = (format!("{}", k.tx_ring_ref.0), format!("{}", k.rx_ring_ref.0), format!("{}", k.event_channel.0));
-        bus.publish(&[
-            ("tx-ring-ref", &tx),
-            ("rx-ring-ref", &rx),
-            ("event-channel", &port),
+        let keys = [
+            ("tx-ring-ref", &*tx),
+            ("rx-ring-ref", &*rx),
+            ("event-channel", &*port),
             ("request-rx-copy", "1"),
             ("feature-rx-notify", "1"),
             ("feature-sg", "0"),
@@ -376,9 +376,9 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             // (without this netback passes dom0's partial ones, csum_blank).
             ("feature-no-csum-offload", "1"),
             ("feature-ipv6-csum-offload", "0"),
-        ])?;
-        bus.switch(XenbusState::Connected)?;
-        bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        ];
+        // netfront announces Connected with its keys.
+        bus.connect(Announce::Connected, &keys, opts.timeout)?;
         nf.ip = bus.read_backend("ip")?;
         nf.bus = Some(Box::new(bus));
         // Tell the backend about the posted rx requests.
