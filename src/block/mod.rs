@@ -31,7 +31,7 @@ use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError, RingMemory};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef};
-use crate::xenbus::{Frontend, XenbusState};
+use crate::xenbus::{Announce, Frontend, XenbusState};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
@@ -120,7 +120,7 @@ impl From<EventError> for BlockError {
 impl From<crate::xenbus::XenbusError> for BlockError {
     fn from(e: crate::xenbus::XenbusError) -> Self {
         match e {
-            crate::xenbus::XenbusError::BackendClosing(_) => BlockError::BackendClosing,
+            crate::xenbus::XenbusError::BackendClosing(_) | crate::xenbus::XenbusError::BackendGone => BlockError::BackendClosing,
             e => BlockError::Xenbus(e),
         }
     }
@@ -270,7 +270,7 @@ trait Bus {
 
 impl<T: Transport> Bus for Frontend<'_, T> {
     fn check(&self) -> Result<(), crate::xenbus::XenbusError> {
-        self.check_backend()
+        self.poll_backend().map(drop)
     }
     fn close(&self, timeout: Duration) -> Result<(), crate::xenbus::XenbusError> {
         Frontend::close(self, timeout)
@@ -356,14 +356,15 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         opts: Options,
     ) -> Result<Self, BlockError> {
         let bus = Frontend::open(store, "vbd", devid)?;
-        bus.wait_backend(XenbusState::InitWait, opts.timeout)?;
+        bus.initialise(opts.timeout)?;
         let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange { sector: u64::from(devid), bytes: 0 })?;
         let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
         let keys = front.keys();
         let (ring_ref, port) = (format!("{}", keys.ring_ref.0), format!("{}", keys.event_channel.0));
-        bus.publish(&[("ring-ref", &ring_ref), ("event-channel", &port), ("protocol", "x86_64-abi"), ("feature-persistent", "1")])?;
-        bus.switch(XenbusState::Initialised)?;
-        bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        // blkfront announces Initialised with its keys, and Connected once
+        // it has read the disk the backend published on connecting.
+        let keys = [("ring-ref", &*ring_ref), ("event-channel", &*port), ("protocol", "x86_64-abi"), ("feature-persistent", "1")];
+        bus.connect(Announce::Initialised, &keys, opts.timeout)?;
         let info = u32::try_from(bus.read_backend("info")?.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)).unwrap_or(0);
         let mode_ro = bus.read_backend("mode")?.is_some_and(|m| m.trim() == "r");
         let disk = DiskInfo {

@@ -29,7 +29,7 @@ use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError, RingMemory};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, GrantRef};
-use crate::xenbus::{Frontend, XenbusError, XenbusState};
+use crate::xenbus::{Announce, Frontend, XenbusError};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
@@ -193,7 +193,7 @@ impl From<RingError> for NetError {
 impl From<XenbusError> for NetError {
     fn from(e: XenbusError) -> Self {
         match e {
-            XenbusError::BackendClosing(_) => NetError::BackendClosing,
+            XenbusError::BackendClosing(_) | XenbusError::BackendGone => NetError::BackendClosing,
             e => NetError::Xenbus(e),
         }
     }
@@ -247,7 +247,7 @@ trait Bus {
 
 impl<T: Transport> Bus for Frontend<'_, T> {
     fn check(&self) -> Result<(), XenbusError> {
-        self.check_backend()
+        self.poll_backend().map(drop)
     }
     fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
         Frontend::close(self, timeout)
@@ -282,6 +282,8 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     mac: [u8; 6],
     stats: NetStats,
     broken: bool,
+    /// Why the link went down (backend closing or gone), once it did.
+    down: Option<NetError>,
     bus: Option<Box<dyn Bus + 'g>>,
     checked_ns: u64,
     /// The backend's `ip` node.
@@ -331,6 +333,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             mac,
             stats: NetStats::default(),
             broken: false,
+            down: None,
             bus: None,
             checked_ns: 0,
             ip: None,
@@ -360,14 +363,14 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         let bus = Frontend::open(store, "vif", devid)?;
         let mac_node = store.lock().read_string(&format!("{}/mac", bus.path())).map_err(XenbusError::from)?;
         let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
-        bus.wait_backend(XenbusState::InitWait, opts.timeout)?;
+        bus.initialise(opts.timeout)?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
         let k = nf.keys();
         let (tx, rx, port) = (format!("{}", k.tx_ring_ref.0), format!("{}", k.rx_ring_ref.0), format!("{}", k.event_channel.0));
-        bus.publish(&[
-            ("tx-ring-ref", &tx),
-            ("rx-ring-ref", &rx),
-            ("event-channel", &port),
+        let keys = [
+            ("tx-ring-ref", &*tx),
+            ("rx-ring-ref", &*rx),
+            ("event-channel", &*port),
             ("request-rx-copy", "1"),
             ("feature-rx-notify", "1"),
             ("feature-sg", "0"),
@@ -376,9 +379,9 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             // (without this netback passes dom0's partial ones, csum_blank).
             ("feature-no-csum-offload", "1"),
             ("feature-ipv6-csum-offload", "0"),
-        ])?;
-        bus.switch(XenbusState::Connected)?;
-        bus.wait_backend(XenbusState::Connected, opts.timeout)?;
+        ];
+        // netfront announces Connected with its keys.
+        bus.connect(Announce::Connected, &keys, opts.timeout)?;
         nf.ip = bus.read_backend("ip")?;
         nf.bus = Some(Box::new(bus));
         // Tell the backend about the posted rx requests.
@@ -423,13 +426,18 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
 
     fn fail<T>(&mut self, e: NetError) -> Result<T, NetError> {
         self.broken = true;
+        if matches!(e, NetError::BackendClosing | NetError::BackendGone) {
+            self.down = Some(e.clone());
+        }
         Err(e)
     }
 
     /// At most every [`LINK_CHECK`]: the backend still there and open.
     pub(crate) fn check_link(&mut self) -> Result<(), NetError> {
         if self.broken {
-            return Err(NetError::Broken);
+            // A link that went down says so every time (smoltcp's device
+            // calls, which may be the first to see it, cannot report).
+            return Err(self.down.clone().unwrap_or(NetError::Broken));
         }
         let events = self.port.events();
         let now = events.now_ns();

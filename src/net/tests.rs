@@ -258,3 +258,13 @@ impl Drop for StopOnDrop<'_> {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+#[test]
+fn a_link_that_went_down_keeps_saying_why() {
+    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, _| {
+        assert_eq!(nf.fail::<()>(NetError::BackendClosing), Err(NetError::BackendClosing));
+        let mut buf = [0u8; MAX_FRAME];
+        assert_eq!(nf.recv(&mut buf), Err(NetError::BackendClosing));
+        assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendClosing));
+    });
+}

@@ -1,7 +1,7 @@
 //! The xenbus handshake of a split-driver front end
 //! (`xen/include/public/io/xenbus.h`; the conventions of Linux's
 //! `xenbus_probe_frontend.c`/`xenbus_client.c` and Mini-OS's
-//! `blkfront.c`/`netfront.c`).
+//! `xenbus.c`/`blkfront.c`/`netfront.c`).
 //!
 //! The toolstack creates the device in xenstore: ours under
 //! `device/<class>/<devid>` (`backend`, `backend-id`, `state`), the
@@ -9,59 +9,95 @@
 //! domid>/<devid>`. Each end publishes its [`XenbusState`] in its `state`
 //! node and watches the other's:
 //!
-//! 1. [`Frontend::open`] reads `backend` and `backend-id` (checked: the
-//!    path must be the one the toolstack builds for this device);
-//! 2. [`wait_backend`](Frontend::wait_backend) for `InitWait`: the
-//!    backend has probed and published its features
-//!    ([`backend_flag`](Frontend::backend_flag), [`backend_u64`](Frontend::backend_u64));
-//! 3. the driver [`publish`](Frontend::publish)es its keys (ring
-//!    references, event channel, features) in one transaction, then
-//!    [`switch`](Frontend::switch)es to `Initialised`;
-//! 4. it waits for the backend's `Connected`, reads what the backend
-//!    published on connecting, and switches to `Connected`;
-//! 5. [`close`](Frontend::close): `Closing`, wait for the backend to
-//!    close, `Closed`. A backend that starts closing by itself (the
-//!    toolstack detaching the device) is seen by
+//! 1. [`Frontend::devices`] lists a class's devices; [`Frontend::open`]
+//!    reads `backend` and `backend-id` (checked: the path must be the one
+//!    the toolstack builds for this device);
+//! 2. [`initialise`](Frontend::initialise): we say `Initialising` (a
+//!    backend left `Closed` by an earlier connection reopens on seeing
+//!    it, as Linux's netback/blkback do) and wait for the backend's
+//!    `InitWait`: it has probed and published its features
+//!    ([`backend_flag`](Frontend::backend_flag),
+//!    [`backend_u64`](Frontend::backend_u64),
+//!    [`read_backend`](Frontend::read_backend));
+//! 3. [`connect`](Frontend::connect): the driver's keys (ring references,
+//!    event channel, features) and our new state, `Initialised`
+//!    (blkfront) or `Connected` (netfront), in one transaction retried
+//!    while it conflicts; then wait for the backend's `Connected`. From
+//!    here a watch on the backend's `state` is kept, which
+//!    [`poll_backend`](Frontend::poll_backend) reads without blocking; a
+//!    driver that announced `Initialised` reads what the backend
+//!    published on connecting and [`switch`](Frontend::switch)es to
+//!    `Connected`;
+//! 4. a backend that starts closing (the toolstack detaching the device)
+//!    or whose node disappears shows in `poll_backend` or
 //!    [`check_backend`](Frontend::check_backend) as
-//!    [`XenbusError::BackendClosing`].
+//!    [`XenbusError::BackendClosing`] or [`XenbusError::BackendGone`];
+//! 5. [`close`](Frontend::close): `Closing`, wait for the backend to close
+//!    (or be gone), `Closed`. The watch goes with `close`, or on drop.
 //!
 //! Every wait is a watch with a deadline: a backend that never answers
 //! gives [`XenbusError::Timeout`], garbage in a node a typed error.
+//!
+//! ```ignore
+//! let bus = Frontend::open(xen.store(), "vbd", 51712)?;
+//! bus.initialise(Duration::from_secs(10))?;
+//! let persistent = bus.backend_flag("feature-persistent")?;
+//! bus.connect(Announce::Initialised, &[("ring-ref", "8"), ("event-channel", "5"), ("protocol", "x86_64-abi")], Duration::from_secs(10))?;
+//! let sectors = bus.backend_u64("sectors")?;
+//! bus.switch(XenbusState::Connected)?;
+//! // ... on every wake-up:
+//! bus.poll_backend()?; // Err(BackendClosing(_) | BackendGone): tear down
+//! // ... and at the end:
+//! bus.close(Duration::from_secs(5))?;
+//! ```
 
+use crate::error::Errno;
 use crate::types::DomId;
 use crate::xenstore::{Client, Transport, XsError};
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-/// `enum xenbus_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// `enum xenbus_state`: what an end publishes in its `state` node, as a
+/// decimal number.
+#[doc(alias = "xenbus_state")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum XenbusState {
+    /// `XenbusStateUnknown`.
     Unknown = 0,
+    /// `XenbusStateInitialising`.
     Initialising = 1,
-    /// "Finished early initialisation, but waiting for information from
-    /// the peer or hotplug scripts."
+    /// `XenbusStateInitWait`: "Finished early initialisation, but waiting
+    /// for information from the peer or hotplug scripts."
     InitWait = 2,
-    /// "Initialised and waiting for a connection from the peer."
+    /// `XenbusStateInitialised`: "Initialised and waiting for a connection
+    /// from the peer."
     Initialised = 3,
+    /// `XenbusStateConnected`.
     Connected = 4,
-    /// "The device is being closed due to an error or an unplug event."
+    /// `XenbusStateClosing`: "The device is being closed due to an error
+    /// or an unplug event."
     Closing = 5,
+    /// `XenbusStateClosed`.
     Closed = 6,
+    /// `XenbusStateReconfiguring`: "Reconfiguring: The device is being
+    /// reconfigured."
     Reconfiguring = 7,
+    /// `XenbusStateReconfigured`.
     Reconfigured = 8,
 }
 
 impl XenbusState {
-    /// Parses a `state` node's value (a decimal number).
-    pub fn parse(v: &[u8]) -> Result<Self, XenbusError> {
-        let bad = || XenbusError::BadState(v.first().copied().unwrap_or(0));
-        let n: u8 = core::str::from_utf8(v).ok().and_then(|s| s.trim_end_matches('\0').parse().ok()).ok_or_else(bad)?;
-        Ok(match n {
+    /// The state numbered `n`, if any.
+    pub const fn from_number(n: u32) -> Option<Self> {
+        Some(match n {
             0 => Self::Unknown,
             1 => Self::Initialising,
             2 => Self::InitWait,
@@ -71,32 +107,140 @@ impl XenbusState {
             6 => Self::Closed,
             7 => Self::Reconfiguring,
             8 => Self::Reconfigured,
-            _ => return Err(XenbusError::BadState(n)),
+            _ => return None,
         })
+    }
+
+    /// Parses a `state` node's value: decimal digits (a trailing NUL, as
+    /// some writers leave, is ignored). Anything else, a number outside
+    /// the enum included, is [`XenbusError::BadState`] with the value.
+    pub fn parse(v: &[u8]) -> Result<Self, XenbusError> {
+        let digits = v.strip_suffix(b"\0").unwrap_or(v);
+        // At most 3 digits: no overflow, and "0004" is nobody's state.
+        let n = match digits {
+            [] => None,
+            d if d.len() <= 3 && d.iter().all(u8::is_ascii_digit) => {
+                Some(d.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+            }
+            _ => None,
+        };
+        n.and_then(Self::from_number)
+            .ok_or(XenbusError::BadState(Snippet::new(v)))
+    }
+
+    /// The value written to a `state` node.
+    fn digit(self) -> [u8; 1] {
+        [b'0' + self as u8]
+    }
+}
+
+/// The first [`Snippet::CAP`] bytes of a value or path, kept inside an
+/// error without allocating, so that [`XenbusError`] is `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Snippet {
+    bytes: [u8; Snippet::CAP],
+    len: u8,
+    cut: bool,
+}
+
+impl Snippet {
+    /// How many bytes are kept.
+    pub const CAP: usize = 64;
+
+    /// Keeps the first [`CAP`](Self::CAP) bytes of `v`.
+    pub fn new(v: &[u8]) -> Self {
+        let len = v.len().min(Self::CAP);
+        let mut bytes = [0; Self::CAP];
+        bytes[..len].copy_from_slice(&v[..len]);
+        Snippet {
+            bytes,
+            len: len as u8,
+            cut: v.len() > Self::CAP,
+        }
+    }
+
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether the original was longer.
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+}
+
+impl fmt::Debug for Snippet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for &b in self.as_bytes() {
+            match b {
+                b'"' | b'\\' => write!(f, "\\{}", b as char)?,
+                0x20..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_str(if self.cut { "...\"" } else { "\"" })
     }
 }
 
 /// Why a xenbus step failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XenbusError {
     /// The store refused or broke.
     Store(XsError),
-    /// A `state` node that is not a state (first byte, or the number).
-    BadState(u8),
-    /// `backend`/`backend-id` missing, unparsable, or not the path the
-    /// toolstack builds for this device.
-    BadBackend(String),
-    /// A backend node the driver needs is missing or unparsable.
-    BadNode(String),
-    /// The backend did not reach the state in time (the state it was in).
-    Timeout { waiting_for: XenbusState, backend: Option<XenbusState> },
-    /// The backend is closing or closed (detached), or its directory is gone.
+    /// A `state` node that is not a state (its value).
+    BadState(Snippet),
+    /// A node that must exist does not (its path): our device's
+    /// `backend`/`backend-id` (no such device), or a backend key the
+    /// driver requires.
+    Missing(Snippet),
+    /// `backend-id` is not a domid, or `backend` is not the path the
+    /// toolstack builds for this device (the offending value).
+    BadBackend(Snippet),
+    /// A node whose value does not parse (its path).
+    BadNode(Snippet),
+    /// The backend did not reach `waiting_for` in time; `backend` is the
+    /// state it was last seen in (`None`: no `state` node).
+    Timeout {
+        /// The state waited for.
+        waiting_for: XenbusState,
+        /// The backend's state at the deadline.
+        backend: Option<XenbusState>,
+    },
+    /// The backend is closing or closed (the device is being detached).
     BackendClosing(XenbusState),
+    /// The backend's `state` node is gone (the toolstack removed the
+    /// device, or the backend domain died).
+    BackendGone,
+    /// Our own device directory is gone: [`Frontend::connect`] does not
+    /// recreate a device the toolstack removed.
+    DeviceGone,
 }
 
 impl From<XsError> for XenbusError {
     fn from(e: XsError) -> Self {
         XenbusError::Store(e)
+    }
+}
+
+/// The state [`Frontend::connect`] announces with the driver's keys:
+/// the driver's choice, as Linux's front ends differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// blkfront: `Initialised`; switch to `Connected` after reading what
+    /// the backend publishes on connecting.
+    Initialised,
+    /// netfront: `Connected` at once.
+    Connected,
+}
+
+impl From<Announce> for XenbusState {
+    fn from(a: Announce) -> Self {
+        match a {
+            Announce::Initialised => XenbusState::Initialised,
+            Announce::Connected => XenbusState::Connected,
+        }
     }
 }
 
@@ -109,45 +253,132 @@ pub struct Frontend<'s, T: Transport> {
     backend: String,
     backend_id: DomId,
     devid: u32,
+    /// Whether our watch on the backend's `state` is set (from `connect`
+    /// or `watch_backend` until `close` or drop).
+    watching: AtomicBool,
 }
+
+/// Reads a node as text: `None` when absent, [`XenbusError::BadNode`]
+/// when not UTF-8.
+fn read_text<T: Transport>(c: &mut Client<T>, path: &str) -> Result<Option<String>, XenbusError> {
+    match c.read(path) {
+        Ok(v) => String::from_utf8(v)
+            .map(Some)
+            .map_err(|_| XenbusError::BadNode(Snippet::new(path.as_bytes()))),
+        Err(XsError::Errno(e)) if e == Errno::ENOENT => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A domid as the toolstack writes it: decimal digits, below 2^16.
+fn parse_domid(v: &str) -> Option<DomId> {
+    if v.is_empty() || v.len() > 5 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok().map(DomId)
+}
+
+/// What a wait makes of the backend's `state` now.
+enum Verdict {
+    Done(XenbusState),
+    Wait(Option<XenbusState>),
+    Fail(XenbusError),
+}
+
+/// When a wait for `want` is over, given the backend's `state` value
+/// (`None`: no node).
+fn verdict(want: XenbusState, value: Option<&[u8]>) -> Verdict {
+    use XenbusState::*;
+    let now = match value.map(XenbusState::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return Verdict::Fail(e),
+    };
+    match (want, now) {
+        // A backend closed by an earlier connection reopens when it sees
+        // our Initialising (Linux netback/blkback `frontend_changed`), and
+        // one that is not there yet may still be being created: neither
+        // is final while we wait for InitWait; the timeout says where it
+        // stood.
+        (InitWait, Some(s @ (InitWait | Initialised | Connected))) => Verdict::Done(s),
+        (Connected, Some(Connected)) => Verdict::Done(Connected),
+        (Connected, Some(s @ (Closing | Closed))) => Verdict::Fail(XenbusError::BackendClosing(s)),
+        (Connected, None) => Verdict::Fail(XenbusError::BackendGone),
+        // Closing: anything from Closing on, or gone, ends the wait.
+        // Unknown is what Linux reads for a backend it cannot see.
+        (Closing, Some(s @ (Closing | Closed | Unknown))) => Verdict::Done(s),
+        (Closing | Closed, None) => Verdict::Done(Closed),
+        (Closed, Some(s @ (Closed | Unknown))) => Verdict::Done(s),
+        (w, Some(s)) if !matches!(w, InitWait | Connected | Closing | Closed) && s == w => {
+            Verdict::Done(s)
+        }
+        (_, s) => Verdict::Wait(s),
+    }
+}
+
+/// The most watch events [`Frontend::poll_backend`] takes per call: a
+/// backend rewriting its `state` as fast as we read must not hold us.
+const MAX_EVENTS_PER_POLL: usize = 64;
 
 impl<'s, T: Transport> Frontend<'s, T> {
     /// The devices of `class` (`vbd`, `vif`) the toolstack gave us: their
-    /// ids under `device/<class>`.
-    pub fn devices(store: &'s spin::Mutex<Client<T>>, class: &str) -> Result<alloc::vec::Vec<u32>, XenbusError> {
+    /// ids under `device/<class>`, ascending. Entries that are not
+    /// numbers are left out.
+    pub fn devices(
+        store: &'s spin::Mutex<Client<T>>,
+        class: &str,
+    ) -> Result<Vec<u32>, XenbusError> {
         let mut c = store.lock();
         let home = c.own_domain_path()?;
         let names = match c.directory(&format!("{home}/device/{class}")) {
             Ok(n) => n,
-            Err(XsError::Errno(e)) if e == crate::error::Errno::ENOENT => alloc::vec::Vec::new(),
+            Err(XsError::Errno(e)) if e == Errno::ENOENT => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        let mut ids: alloc::vec::Vec<u32> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        let mut ids: Vec<u32> = names
+            .iter()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|n| n.parse().ok())
+            .collect();
         ids.sort_unstable();
         Ok(ids)
     }
 
     /// Opens device `class`/`devid`: reads and checks its backend.
-    pub fn open(store: &'s spin::Mutex<Client<T>>, class: &str, devid: u32) -> Result<Self, XenbusError> {
+    pub fn open(
+        store: &'s spin::Mutex<Client<T>>,
+        class: &str,
+        devid: u32,
+    ) -> Result<Self, XenbusError> {
         let mut c = store.lock();
         let me = c.own_domid()?;
         let path = format!("{}/device/{class}/{devid}", c.own_domain_path()?);
-        let read = |c: &mut Client<T>, key: &str| -> Result<String, XenbusError> {
-            match c.read_string(&format!("{path}/{key}")) {
-                Ok(v) => Ok(v),
-                Err(XsError::Errno(_)) | Err(XsError::Malformed(_)) => Err(XenbusError::BadBackend(format!("{path}/{key}"))),
-                Err(e) => Err(e.into()),
-            }
+        let mut read = |key: &str| -> Result<String, XenbusError> {
+            let node = format!("{path}/{key}");
+            read_text(&mut c, &node)?.ok_or(XenbusError::Missing(Snippet::new(node.as_bytes())))
         };
-        let backend = read(&mut c, "backend")?;
-        let id = read(&mut c, "backend-id")?;
-        let backend_id = id.parse::<u16>().map(DomId).map_err(|_| XenbusError::BadBackend(format!("backend-id {id:?}")))?;
-        let expected = format!("/local/domain/{}/backend/{class}/{}/{devid}", backend_id.0, me.0);
+        let backend = read("backend")?;
+        let id = read("backend-id")?;
+        let backend_id =
+            parse_domid(&id).ok_or(XenbusError::BadBackend(Snippet::new(id.as_bytes())))?;
+        // The backend directory is where the backend's keys are read and
+        // its state watched: a `backend` node pointing elsewhere (another
+        // guest's device, another domain than backend-id) is refused.
+        let expected = format!(
+            "/local/domain/{}/backend/{class}/{}/{devid}",
+            backend_id.0, me.0
+        );
         if backend != expected {
-            return Err(XenbusError::BadBackend(backend));
+            return Err(XenbusError::BadBackend(Snippet::new(backend.as_bytes())));
         }
         drop(c);
-        Ok(Frontend { store, path, backend, backend_id, devid })
+        Ok(Frontend {
+            store,
+            path,
+            backend,
+            backend_id,
+            devid,
+            watching: AtomicBool::new(false),
+        })
     }
 
     /// Our device directory.
@@ -172,25 +403,33 @@ impl<'s, T: Transport> Frontend<'s, T> {
 
     /// A backend node, as text; `None` when absent.
     pub fn read_backend(&self, key: &str) -> Result<Option<String>, XenbusError> {
-        match self.store.lock().read_string(&format!("{}/{key}", self.backend)) {
-            Ok(v) => Ok(Some(v)),
-            Err(XsError::Errno(e)) if e == crate::error::Errno::ENOENT => Ok(None),
-            Err(XsError::Malformed(_)) => Err(XenbusError::BadNode(key.to_string())),
-            Err(e) => Err(e.into()),
-        }
+        read_text(&mut self.store.lock(), &format!("{}/{key}", self.backend))
     }
 
-    /// A backend number (`sectors`, `info`, ...); absent or garbage is an error.
+    /// A backend number (`sectors`, `multi-queue-max-queues`, ...):
+    /// [`Missing`](XenbusError::Missing) when absent,
+    /// [`BadNode`](XenbusError::BadNode) when not a decimal number.
     pub fn backend_u64(&self, key: &str) -> Result<u64, XenbusError> {
-        self.read_backend(key)?.and_then(|v| v.trim().parse().ok()).ok_or_else(|| XenbusError::BadNode(key.to_string()))
+        let node = || Snippet::new(format!("{}/{key}", self.backend).as_bytes());
+        let v = self
+            .read_backend(key)?
+            .ok_or_else(|| XenbusError::Missing(node()))?;
+        let v = v.trim();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(XenbusError::BadNode(node()));
+        }
+        v.parse().map_err(|_| XenbusError::BadNode(node()))
     }
 
-    /// A backend `feature-*` flag: absent or `0` is off, `1` on.
+    /// A backend `feature-*` flag: absent or `0` is off, `1` on, anything
+    /// else [`BadNode`](XenbusError::BadNode).
     pub fn backend_flag(&self, key: &str) -> Result<bool, XenbusError> {
         match self.read_backend(key)?.as_deref().map(str::trim) {
             None | Some("0") => Ok(false),
             Some("1") => Ok(true),
-            Some(_) => Err(XenbusError::BadNode(key.to_string())),
+            Some(_) => Err(XenbusError::BadNode(Snippet::new(
+                format!("{}/{key}", self.backend).as_bytes(),
+            ))),
         }
     }
 
@@ -207,69 +446,223 @@ impl<'s, T: Transport> Frontend<'s, T> {
         Ok(())
     }
 
-    /// Publishes our state.
+    /// Publishes our state, as Linux's `xenbus_switch_state` does: in a
+    /// transaction that writes only when the value changes (no needless
+    /// watch firing) and never recreates the directory of a device the
+    /// toolstack removed (its `backend` node gone).
     pub fn switch(&self, state: XenbusState) -> Result<(), XenbusError> {
-        let v = (state as u8).to_string();
-        self.store.lock().write(&format!("{}/state", self.path), v.as_bytes())?;
+        self.switch_with(state, &[]).map(drop)
+    }
+
+    /// `keys`, then `state`, in one transaction unless our directory is
+    /// gone; returns whether it was there.
+    fn switch_with(&self, state: XenbusState, keys: &[(&str, &str)]) -> Result<bool, XenbusError> {
+        let path = &self.path;
+        let node = format!("{path}/state");
+        let value = state.digit();
+        let backend_node = format!("{path}/backend");
+        let there = self.store.lock().transaction(|tx| {
+            let old = match tx.read(&node) {
+                Ok(v) => Some(v),
+                Err(XsError::Errno(e)) if e == Errno::ENOENT => None,
+                Err(e) => return Err(e),
+            };
+            // Linux checks `state` alone; a toolstack (or a lab script)
+            // that never wrote our initial state is not a removed device:
+            // the directory is gone when its `backend` is.
+            if old.is_none() {
+                match tx.read(&backend_node) {
+                    Ok(_) => {}
+                    Err(XsError::Errno(e)) if e == Errno::ENOENT => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            for (k, v) in keys {
+                tx.write(&format!("{path}/{k}"), v.as_bytes())?;
+            }
+            if old.as_deref() != Some(&value[..]) {
+                tx.write(&node, &value)?;
+            }
+            Ok(true)
+        })?;
+        Ok(there)
+    }
+
+    /// Handshake step 2: switches to `Initialising` and waits for the
+    /// backend's `InitWait` (or a later state of the handshake); then the
+    /// backend's features can be read. A backend left `Closed` by an
+    /// earlier connection reopens on our `Initialising`; one that does not
+    /// reach InitWait in `timeout` is [`XenbusError::Timeout`].
+    pub fn initialise(&self, timeout: Duration) -> Result<XenbusState, XenbusError> {
+        self.switch(XenbusState::Initialising)?;
+        self.wait_backend(XenbusState::InitWait, timeout)
+    }
+
+    /// Handshake step 3: writes the driver's `keys` and our state
+    /// `announce` in one transaction (retried on `EAGAIN`), waits for the
+    /// backend's `Connected`, and watches the backend's `state` from then
+    /// on ([`poll_backend`](Self::poll_backend)). A backend that closes or
+    /// disappears instead is [`BackendClosing`](XenbusError::BackendClosing)
+    /// or [`BackendGone`](XenbusError::BackendGone).
+    pub fn connect(
+        &self,
+        announce: Announce,
+        keys: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<(), XenbusError> {
+        if !self.switch_with(announce.into(), keys)? {
+            return Err(XenbusError::DeviceGone);
+        }
+        self.wait_backend(XenbusState::Connected, timeout)?;
+        self.watch_backend()
+    }
+
+    /// The token of our watch on the backend's `state`: one per device.
+    fn token(&self) -> String {
+        format!("xenpv-xenbus:{}", self.path)
+    }
+
+    fn state_node(&self) -> String {
+        format!("{}/state", self.backend)
+    }
+
+    /// Sets the watch [`poll_backend`](Self::poll_backend) reads (done by
+    /// [`connect`](Self::connect); for drivers doing the steps by hand).
+    /// Its events are bounded by the client's per-token queue limit.
+    pub fn watch_backend(&self) -> Result<(), XenbusError> {
+        if self.watching.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.store.lock().watch(&self.state_node(), &self.token())?;
+        self.watching.store(true, Ordering::Relaxed);
         Ok(())
     }
 
-    /// The backend's state now (a missing node is `Closed`: the
-    /// toolstack removed the device).
-    pub fn backend_state(&self) -> Result<XenbusState, XenbusError> {
-        match self.read_backend("state")? {
-            Some(v) => XenbusState::parse(v.as_bytes()),
-            None => Ok(XenbusState::Closed),
+    /// Removes the watch and whatever of its events wait.
+    fn unwatch_backend(&self, c: &mut Client<T>) -> Result<(), XenbusError> {
+        if !self.watching.swap(false, Ordering::Relaxed) {
+            return Ok(());
         }
+        let token = self.token();
+        let r = c.unwatch(&self.state_node(), &token);
+        c.discard_watch_events(&token);
+        c.take_dropped_watch_events(&token);
+        r.map_err(Into::into)
     }
 
-    /// Whether the backend is still with us: `Err(BackendClosing)` once it
-    /// is closing, closed or gone.
-    pub fn check_backend(&self) -> Result<(), XenbusError> {
-        match self.backend_state()? {
-            s @ (XenbusState::Closing | XenbusState::Closed) => Err(XenbusError::BackendClosing(s)),
-            _ => Ok(()),
+    /// Without blocking: `Ok(None)` when the backend's `state` has not
+    /// changed since the last call (no watch event); otherwise its state
+    /// now, or [`BackendClosing`](XenbusError::BackendClosing) /
+    /// [`BackendGone`](XenbusError::BackendGone) when the device is going
+    /// away. Without a watch (before `connect`) it reads the state.
+    pub fn poll_backend(&self) -> Result<Option<XenbusState>, XenbusError> {
+        if !self.watching.load(Ordering::Relaxed) {
+            return self.checked_state().map(Some);
         }
-    }
-
-    /// Waits (on a watch of the backend's `state`) until the backend is in
-    /// `want` or further along the handshake; a backend that goes to
-    /// Closing/Closed instead (unless that is what we wait for) is an error.
-    pub fn wait_backend(&self, want: XenbusState, timeout: Duration) -> Result<XenbusState, XenbusError> {
-        let node = format!("{}/state", self.backend);
-        let mut last: Result<Option<XenbusState>, XenbusError> = Ok(None);
-        let closing_ok = want >= XenbusState::Closing;
-        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        let r = self.store.lock().wait_node_until(&node, ns, |v| {
-            last = match v {
-                None => Ok(Some(XenbusState::Closed)),
-                Some(v) => XenbusState::parse(v).map(Some),
-            };
-            match &last {
-                Err(_) => true,
-                Ok(Some(s)) if closing_ok => *s >= want && *s <= XenbusState::Closed,
-                Ok(Some(s @ (XenbusState::Closing | XenbusState::Closed))) => {
-                    last = Err(XenbusError::BackendClosing(*s));
-                    true
-                }
-                Ok(Some(s)) => *s >= want && *s < XenbusState::Closing,
-                Ok(None) => false,
+        let token = self.token();
+        let mut c = self.store.lock();
+        // Dropped events were changes too.
+        let mut fired = c.take_dropped_watch_events(&token) > 0;
+        for _ in 0..MAX_EVENTS_PER_POLL {
+            if c.poll_watch_event_for(&token)?.is_none() {
+                break;
             }
-        });
-        match r {
-            Ok(_) => last.map(|s| s.unwrap_or(XenbusState::Unknown)),
-            Err(XsError::Timeout) => Err(XenbusError::Timeout { waiting_for: want, backend: last.ok().flatten() }),
+            fired = true;
+        }
+        drop(c);
+        if !fired {
+            return Ok(None);
+        }
+        self.checked_state().map(Some)
+    }
+
+    /// The backend's state now; [`BackendGone`](XenbusError::BackendGone)
+    /// when its `state` node is missing.
+    pub fn backend_state(&self) -> Result<XenbusState, XenbusError> {
+        match self.store.lock().read(&self.state_node()) {
+            Ok(v) => XenbusState::parse(&v),
+            Err(XsError::Errno(e)) if e == Errno::ENOENT => Err(XenbusError::BackendGone),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Closes our end: `Closing`, wait (up to `timeout`) for the backend
-    /// to close, `Closed`. A backend that is gone or never answers still
-    /// leaves us `Closed`; the timeout is then reported.
+    fn checked_state(&self) -> Result<XenbusState, XenbusError> {
+        match self.backend_state()? {
+            s @ (XenbusState::Closing | XenbusState::Closed) => Err(XenbusError::BackendClosing(s)),
+            s => Ok(s),
+        }
+    }
+
+    /// Whether the backend is still with us (reads its `state`):
+    /// [`BackendClosing`](XenbusError::BackendClosing) once it is closing
+    /// or closed, [`BackendGone`](XenbusError::BackendGone) once its node
+    /// is gone.
+    pub fn check_backend(&self) -> Result<(), XenbusError> {
+        self.checked_state().map(drop)
+    }
+
+    /// Waits (on a watch of the backend's `state`, up to `timeout`) until
+    /// the backend reaches `want`:
+    /// - `InitWait`: InitWait, Initialised or Connected; a closed or
+    ///   missing backend is waited for (it may be reopening);
+    /// - `Connected`: Connected; closing, closed or gone is an error;
+    /// - `Closing`/`Closed`: that state or later, or gone (returned as
+    ///   `Closed`);
+    /// - any other state: exactly it.
+    ///
+    /// A `state` that is not a state fails at once.
+    pub fn wait_backend(
+        &self,
+        want: XenbusState,
+        timeout: Duration,
+    ) -> Result<XenbusState, XenbusError> {
+        let node = self.state_node();
+        let mut last = Verdict::Wait(None);
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        let r = self.store.lock().wait_node_until(&node, ns, |v| {
+            last = verdict(want, v);
+            !matches!(last, Verdict::Wait(_))
+        });
+        match (r, last) {
+            (Ok(_), Verdict::Done(s)) => Ok(s),
+            (Ok(_), Verdict::Fail(e)) => Err(e),
+            (Err(XsError::Timeout), Verdict::Wait(backend)) => Err(XenbusError::Timeout {
+                waiting_for: want,
+                backend,
+            }),
+            (Err(e), _) => Err(e.into()),
+            // wait_node_until returns Ok only once `done` held.
+            (Ok(_), Verdict::Wait(backend)) => Err(XenbusError::Timeout {
+                waiting_for: want,
+                backend,
+            }),
+        }
+    }
+
+    /// Closes our end: removes the backend watch, switches to `Closing`,
+    /// waits (up to `timeout`) for the backend to close or disappear,
+    /// switches to `Closed`. A backend that never answers still leaves us
+    /// `Closed`; the timeout is then reported.
     pub fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
+        let unwatched = self.unwatch_backend(&mut self.store.lock());
         self.switch(XenbusState::Closing)?;
         let waited = self.wait_backend(XenbusState::Closing, timeout);
         self.switch(XenbusState::Closed)?;
+        unwatched?;
         waited.map(drop)
+    }
+}
+
+impl<T: Transport> Drop for Frontend<'_, T> {
+    /// Removes the backend watch. The store is only tried: a drop while
+    /// the caller holds the store's lock leaves the watch (its events then
+    /// count against the client's queue of unwatched tokens) rather than
+    /// spinning forever.
+    fn drop(&mut self) {
+        if self.watching.load(Ordering::Relaxed) {
+            if let Some(mut c) = self.store.try_lock() {
+                let _ = self.unwatch_backend(&mut c);
+            }
+        }
     }
 }

@@ -1,51 +1,141 @@
-//! The front-end handshake against the fake xenstored, with a backend
-//! played on every client wait (`FakeXenstored::peer`) as Linux's blkback
-//! would, and backends that misbehave.
+//! The front-end handshake against the fake xenstored, with the backend
+//! played on every client wait (`FakeXenstored::peer`) as Linux's
+//! blkback/netback do (`frontend_changed`), and backends that misbehave.
 
 use super::*;
 use crate::xenstore::fake::{FakeTransport, FakeXenstored};
-use alloc::vec::Vec;
+use alloc::string::ToString;
 
 const FRONT: &str = "/local/domain/7/device/vbd/51712";
 const BACK: &str = "/local/domain/0/backend/vbd/7/51712";
+const VIF_FRONT: &str = "/local/domain/7/device/vif/0";
+const VIF_BACK: &str = "/local/domain/0/backend/vif/7/0";
 
 fn get(x: &FakeXenstored, p: &str) -> Option<String> {
     x.get(p).map(|v| String::from_utf8(v).unwrap())
 }
 
-/// blkback's side: InitWait with its features, Connected once the front
-/// is Initialised (publishing the disk), and closing after the front.
-fn blkback(x: &mut FakeXenstored) {
-    let front = get(x, &format!("{FRONT}/state"));
-    let back = get(x, &format!("{BACK}/state"));
-    match (back.as_deref(), front.as_deref()) {
-        (Some("1"), _) => {
-            x.external_write(&format!("{BACK}/feature-flush-cache"), b"1");
-            x.external_write(&format!("{BACK}/state"), b"2");
+/// A backend's reaction to the two states, as Linux's blkback and
+/// netback have it: InitWait after probing (or when a frontend starts
+/// over after a close), Connected once the frontend announced `ready`
+/// (with its keys, which must be there by then), closing after it.
+fn backend(
+    x: &mut FakeXenstored,
+    front: &str,
+    back: &str,
+    ready: &str,
+    keys: &[&str],
+    on_connect: &[(&str, &str)],
+) {
+    let fs = get(x, &format!("{front}/state"));
+    let bs = get(x, &format!("{back}/state"));
+    match (bs.as_deref(), fs.as_deref()) {
+        // A frontend may announce itself only after our InitWait.
+        (Some("1" | "6"), Some("3" | "4")) => {
+            panic!("frontend state {fs:?} before the backend's InitWait")
         }
-        (Some("2"), Some("3")) => {
-            x.external_write(&format!("{BACK}/sectors"), b"2048");
-            x.external_write(&format!("{BACK}/state"), b"4");
+        (Some("1"), _) | (Some("6"), Some("1")) => {
+            x.external_write(&format!("{back}/feature-flush-cache"), b"1");
+            x.external_write(&format!("{back}/feature-rx-copy"), b"1");
+            x.external_write(&format!("{back}/state"), b"2");
         }
-        (Some("4"), Some("5")) => x.external_write(&format!("{BACK}/state"), b"5"),
-        (Some("5"), Some("5" | "6")) => x.external_write(&format!("{BACK}/state"), b"6"),
+        (Some("2"), Some(s)) if s == ready => {
+            for k in keys {
+                assert!(
+                    x.get(&format!("{front}/{k}")).is_some(),
+                    "{k} missing when the frontend said {ready}"
+                );
+            }
+            for (k, v) in on_connect {
+                x.external_write(&format!("{back}/{k}"), v.as_bytes());
+            }
+            x.external_write(&format!("{back}/state"), b"4");
+        }
+        (Some("4"), Some("5")) => x.external_write(&format!("{back}/state"), b"5"),
+        (Some("5"), Some("5" | "6")) => x.external_write(&format!("{back}/state"), b"6"),
         _ => {}
     }
 }
 
-/// A client of domain 7 with device vbd/51712 whose backend is in state
-/// `back_state`, played by `peer`.
-fn store(back_state: &str, peer: Option<fn(&mut FakeXenstored)>) -> spin::Mutex<Client<FakeTransport>> {
+fn blkback(x: &mut FakeXenstored) {
+    backend(
+        x,
+        FRONT,
+        BACK,
+        "3",
+        &["ring-ref", "event-channel", "protocol"],
+        &[("sectors", "2048")],
+    );
+}
+
+fn netback(x: &mut FakeXenstored) {
+    backend(
+        x,
+        VIF_FRONT,
+        VIF_BACK,
+        "4",
+        &[
+            "tx-ring-ref",
+            "rx-ring-ref",
+            "event-channel",
+            "request-rx-copy",
+        ],
+        &[],
+    );
+}
+
+/// A client of domain 7 with devices vbd/51712 and vif/0 as libxl
+/// creates them (both ends Initialising); vbd's backend in `back_state`,
+/// played by `peer`.
+fn store(
+    back_state: &str,
+    peer: Option<fn(&mut FakeXenstored)>,
+) -> spin::Mutex<Client<FakeTransport>> {
     let mut t = FakeTransport::new(7, "guest-seven");
-    t.server.external_write(&format!("{FRONT}/backend"), BACK.as_bytes());
-    t.server.external_write(&format!("{FRONT}/backend-id"), b"0");
-    t.server.external_write(&format!("{FRONT}/state"), b"1");
-    t.server.external_write(&format!("{BACK}/state"), back_state.as_bytes());
+    for (front, back) in [(FRONT, BACK), (VIF_FRONT, VIF_BACK)] {
+        t.server
+            .external_write(&format!("{front}/backend"), back.as_bytes());
+        t.server
+            .external_write(&format!("{front}/backend-id"), b"0");
+        t.server.external_write(&format!("{front}/state"), b"1");
+        t.server.external_write(&format!("{back}/state"), b"1");
+    }
+    t.server
+        .external_write(&format!("{BACK}/state"), back_state.as_bytes());
     t.server.peer = peer;
     spin::Mutex::new(Client::new(t))
 }
 
+/// The values our `state` writes under `front` carried, in order.
+fn state_writes(s: &spin::Mutex<Client<FakeTransport>>, front: &str) -> Vec<String> {
+    let node = format!("{front}/state");
+    s.lock()
+        .transport_mut()
+        .server
+        .writes
+        .iter()
+        .filter(|w| w.1 == node)
+        .map(|w| String::from_utf8(w.2.clone()).unwrap())
+        .collect()
+}
+
+/// No watch of ours is left at xenstored and no event waits in the client.
+fn assert_no_watches(s: &spin::Mutex<Client<FakeTransport>>) {
+    let mut c = s.lock();
+    assert_eq!(
+        c.transport_mut().server.watches(),
+        &[],
+        "watches left at xenstored"
+    );
+    assert_eq!(c.queued_watch_events(), 0, "events left in the client");
+}
+
+fn snip(s: &str) -> Snippet {
+    Snippet::new(s.as_bytes())
+}
+
 const T: Duration = Duration::from_secs(1);
+const SHORT: Duration = Duration::from_millis(30);
 
 #[test]
 fn states_parse_from_their_numbers_only() {
@@ -53,97 +143,266 @@ fn states_parse_from_their_numbers_only() {
     assert_eq!(XenbusState::parse(b"6\0"), Ok(XenbusState::Closed));
     assert_eq!(XenbusState::parse(b"0"), Ok(XenbusState::Unknown));
     assert_eq!(XenbusState::parse(b"8"), Ok(XenbusState::Reconfigured));
-    assert_eq!(XenbusState::parse(b"9"), Err(XenbusError::BadState(9)));
-    assert_eq!(XenbusState::parse(b"x"), Err(XenbusError::BadState(b'x')));
-    assert_eq!(XenbusState::parse(b""), Err(XenbusError::BadState(0)));
-    assert_eq!(XenbusState::parse(&[0xff]), Err(XenbusError::BadState(0xff)));
+    for bad in [
+        &b"9"[..],
+        b"300",
+        b"4294967300",
+        b"x",
+        b"",
+        b"+4",
+        b" 4",
+        b"4\n",
+        b"\xff",
+        b"\0",
+    ] {
+        assert_eq!(
+            XenbusState::parse(bad),
+            Err(XenbusError::BadState(Snippet::new(bad))),
+            "{bad:?}"
+        );
+    }
+    for s in 0..=8 {
+        let st = XenbusState::from_number(s).unwrap();
+        assert_eq!(XenbusState::parse(&st.digit()), Ok(st));
+        assert_eq!(st as u32, s);
+    }
+    // Errors stay small and readable.
+    let long = [b'7'; 100];
+    let e = Snippet::new(&long);
+    assert!(e.is_cut() && e.as_bytes().len() == Snippet::CAP);
+    assert_eq!(format!("{:?}", Snippet::new(b"a\"\xff")), r#""a\"\xff""#);
 }
 
 #[test]
-fn the_handshake_goes_through_initwait_to_connected_and_closes() {
+fn blkfront_handshake_initwait_initialised_connected_closed() {
     let s = store("1", Some(blkback));
     assert_eq!(Frontend::devices(&s, "vbd").unwrap(), [51712]);
-    assert_eq!(Frontend::devices(&s, "vif").unwrap(), Vec::<u32>::new());
+    assert_eq!(Frontend::devices(&s, "vif").unwrap(), [0]);
+    assert_eq!(Frontend::devices(&s, "vkbd").unwrap(), Vec::<u32>::new());
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert_eq!((f.backend_path(), f.backend_id(), f.devid(), f.path()), (BACK, DomId(0), 51712, FRONT));
-    assert_eq!(f.wait_backend(XenbusState::InitWait, T).unwrap(), XenbusState::InitWait);
+    assert_eq!(
+        (f.backend_path(), f.backend_id(), f.devid(), f.path()),
+        (BACK, DomId(0), 51712, FRONT)
+    );
+    assert_eq!(f.initialise(T).unwrap(), XenbusState::InitWait);
     assert!(f.backend_flag("feature-flush-cache").unwrap());
     assert!(!f.backend_flag("feature-barrier").unwrap());
     // The backend publishes the disk only when connecting.
-    assert_eq!(f.backend_u64("sectors"), Err(XenbusError::BadNode("sectors".into())));
-    f.publish(&[("ring-ref", "8"), ("event-channel", "5"), ("protocol", "x86_64-abi")]).unwrap();
-    f.switch(XenbusState::Initialised).unwrap();
-    assert_eq!(f.wait_backend(XenbusState::Connected, T).unwrap(), XenbusState::Connected);
+    assert_eq!(
+        f.backend_u64("sectors"),
+        Err(XenbusError::Missing(snip(&format!("{BACK}/sectors"))))
+    );
+    f.connect(
+        Announce::Initialised,
+        &[
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("protocol", "x86_64-abi"),
+        ],
+        T,
+    )
+    .unwrap();
+    assert_eq!(f.backend_state().unwrap(), XenbusState::Connected);
     assert_eq!(f.backend_u64("sectors").unwrap(), 2048);
     f.switch(XenbusState::Connected).unwrap();
-    f.check_backend().unwrap();
     {
         let mut c = s.lock();
         let x = &c.transport_mut().server;
         assert_eq!(get(x, &format!("{FRONT}/ring-ref")).as_deref(), Some("8"));
-        assert_eq!(get(x, &format!("{FRONT}/protocol")).as_deref(), Some("x86_64-abi"));
-        assert_eq!(get(x, &format!("{FRONT}/state")).as_deref(), Some("4"));
+        assert_eq!(
+            get(x, &format!("{FRONT}/protocol")).as_deref(),
+            Some("x86_64-abi")
+        );
+        // The keys and Initialised went in one transaction, state last.
+        let tx: Vec<_> = x.writes.iter().filter(|w| w.1.starts_with(FRONT)).collect();
+        assert_eq!(tx.len(), 5, "{tx:?}");
+        assert!(tx[..4].iter().all(|w| w.0 != 0 && w.0 == tx[0].0), "{tx:?}");
+        assert_eq!(
+            (tx[3].1.as_str(), &tx[3].2[..]),
+            (&*format!("{FRONT}/state"), &b"3"[..])
+        );
     }
+    // The watch fires once when set: the backend is still connected.
+    assert_eq!(f.poll_backend(), Ok(Some(XenbusState::Connected)));
+    assert_eq!(f.poll_backend(), Ok(None));
+    f.check_backend().unwrap();
     f.close(T).unwrap();
-    let mut c = s.lock();
-    assert_eq!(get(&c.transport_mut().server, &format!("{FRONT}/state")).as_deref(), Some("6"));
-    assert_eq!(get(&c.transport_mut().server, &format!("{BACK}/state")).as_deref(), Some("6"));
-    // No watch of ours is left: a backend write fires nothing.
-    assert_eq!(c.queued_watch_events(), 0);
-    c.transport_mut().server.external_write(&format!("{BACK}/state"), b"1");
-    assert_eq!(c.poll_watch_event().unwrap(), None);
+    // Initialising was there already (libxl writes it): not rewritten.
+    assert_eq!(state_writes(&s, FRONT), ["3", "4", "5", "6"]);
+    assert_eq!(
+        get(&s.lock().transport_mut().server, &format!("{BACK}/state")).as_deref(),
+        Some("6")
+    );
+    assert_no_watches(&s);
+    drop(f);
+    assert_no_watches(&s);
 }
 
 #[test]
-fn waiting_skips_nothing_the_backend_has_not_reached() {
-    // A backend that went straight to Connected satisfies a wait for
-    // InitWait; one stuck in Initialising does not.
-    let s = store("4", None);
-    let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert_eq!(f.wait_backend(XenbusState::InitWait, T).unwrap(), XenbusState::Connected);
+fn netfront_announces_connected_with_its_keys() {
+    let s = store("1", Some(netback));
+    let f = Frontend::open(&s, "vif", 0).unwrap();
+    assert_eq!(f.initialise(T).unwrap(), XenbusState::InitWait);
+    assert!(f.backend_flag("feature-rx-copy").unwrap());
+    let keys = [
+        ("tx-ring-ref", "9"),
+        ("rx-ring-ref", "10"),
+        ("event-channel", "6"),
+        ("request-rx-copy", "1"),
+    ];
+    f.connect(Announce::Connected, &keys, T).unwrap();
+    assert_eq!(state_writes(&s, VIF_FRONT), ["4"]);
+    assert_eq!(
+        get(
+            &s.lock().transport_mut().server,
+            &format!("{VIF_FRONT}/request-rx-copy")
+        )
+        .as_deref(),
+        Some("1")
+    );
+    f.close(T).unwrap();
+    assert_eq!(state_writes(&s, VIF_FRONT), ["4", "5", "6"]);
+    assert_no_watches(&s);
+}
+
+#[test]
+fn a_conflicting_writer_makes_the_publishing_transaction_start_over() {
+    let s = store("1", Some(netback));
+    let f = Frontend::open(&s, "vif", 0).unwrap();
+    f.initialise(T).unwrap();
+    let before = s.lock().transport_mut().server.commits;
+    s.lock().transport_mut().server.fail_commits = 2;
+    f.connect(
+        Announce::Connected,
+        &[
+            ("tx-ring-ref", "9"),
+            ("rx-ring-ref", "10"),
+            ("event-channel", "6"),
+            ("request-rx-copy", "1"),
+        ],
+        T,
+    )
+    .unwrap();
+    assert_eq!(s.lock().transport_mut().server.commits - before, 3);
+    assert_eq!(
+        get(
+            &s.lock().transport_mut().server,
+            &format!("{VIF_FRONT}/state")
+        )
+        .as_deref(),
+        Some("4")
+    );
+}
+
+#[test]
+fn a_backend_that_never_gets_there_times_out_and_leaves_no_watch() {
+    // Stuck in Initialising: no InitWait.
     let s = store("1", None);
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
     assert_eq!(
-        f.wait_backend(XenbusState::InitWait, Duration::from_millis(50)),
-        Err(XenbusError::Timeout { waiting_for: XenbusState::InitWait, backend: Some(XenbusState::Initialising) })
+        f.initialise(SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::InitWait,
+            backend: Some(XenbusState::Initialising)
+        })
     );
-    assert_eq!(s.lock().queued_watch_events(), 0, "the wait's watch is gone");
+    assert_no_watches(&s);
+    // No state node at all.
+    s.lock()
+        .transport_mut()
+        .server
+        .external_rm(&format!("{BACK}/state"));
+    assert_eq!(
+        f.initialise(SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::InitWait,
+            backend: None
+        })
+    );
+    // InitWait, but never Connected.
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
+    assert_eq!(
+        f.connect(Announce::Initialised, &[("ring-ref", "8")], SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::Connected,
+            backend: Some(XenbusState::InitWait)
+        })
+    );
+    assert_no_watches(&s);
 }
 
 #[test]
-fn garbage_and_closing_backends_are_typed_errors() {
-    let s = store("banana", None);
+fn initialise_waits_for_a_late_initwait_and_skips_nothing() {
+    // InitWait comes a few client waits later.
+    let s = store("1", None);
+    s.lock().transport_mut().server.write_later =
+        Some((30, BACK.to_string() + "/state", b"2".to_vec()));
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert_eq!(f.wait_backend(XenbusState::InitWait, T), Err(XenbusError::BadState(b'b')));
-    assert_eq!(f.backend_state(), Err(XenbusError::BadState(b'b')));
-    let s = store("42", None);
+    assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
+    // A backend still Closed from an earlier connection is waited for
+    // while it reopens.
+    let s = store("6", None);
+    s.lock().transport_mut().server.write_later =
+        Some((30, BACK.to_string() + "/state", b"2".to_vec()));
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert_eq!(f.wait_backend(XenbusState::InitWait, T), Err(XenbusError::BadState(42)));
-    // A backend closing while we wait for it to connect.
-    let s = store("5", None);
-    let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert_eq!(f.wait_backend(XenbusState::Connected, T), Err(XenbusError::BackendClosing(XenbusState::Closing)));
-    assert_eq!(f.check_backend(), Err(XenbusError::BackendClosing(XenbusState::Closing)));
-    // Its directory removed (device detached): Closed.
-    s.lock().transport_mut().server.external_rm(BACK);
-    assert_eq!(f.check_backend(), Err(XenbusError::BackendClosing(XenbusState::Closed)));
-    // Closing against a vanished backend still ends Closed, at once.
-    f.close(T).unwrap();
-    assert_eq!(get(&s.lock().transport_mut().server, &format!("{FRONT}/state")).as_deref(), Some("6"));
-    let s = store("x", None);
-    let f = Frontend::open(&s, "vbd", 51712).unwrap();
-    assert!(matches!(f.backend_flag("state"), Err(XenbusError::BadNode(_))));
-}
-
-#[test]
-fn a_backend_that_never_closes_leaves_us_closed_after_the_timeout() {
+    assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
+    // A backend that went straight to Connected satisfies it too.
     let s = store("4", None);
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(f.initialise(T), Ok(XenbusState::Connected));
+}
+
+#[test]
+fn garbage_states_are_typed_errors() {
+    for bad in ["banana", "42", "-1", ""] {
+        let s = store(bad, None);
+        let f = Frontend::open(&s, "vbd", 51712).unwrap();
+        assert_eq!(
+            f.initialise(T),
+            Err(XenbusError::BadState(snip(bad))),
+            "{bad:?}"
+        );
+        assert_eq!(f.backend_state(), Err(XenbusError::BadState(snip(bad))));
+        assert_eq!(f.poll_backend(), Err(XenbusError::BadState(snip(bad))));
+        assert_no_watches(&s);
+    }
+    let s = store("1", None);
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/state"), b"\xff\xfe");
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
     assert_eq!(
-        f.close(Duration::from_millis(30)),
-        Err(XenbusError::Timeout { waiting_for: XenbusState::Closing, backend: Some(XenbusState::Connected) })
+        f.backend_state(),
+        Err(XenbusError::BadState(Snippet::new(b"\xff\xfe")))
     );
-    assert_eq!(get(&s.lock().transport_mut().server, &format!("{FRONT}/state")).as_deref(), Some("6"));
+    // Garbage in feature keys and numbers.
+    let x = |k: &str, v: &[u8]| {
+        s.lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{BACK}/{k}"), v)
+    };
+    x("feature-a", b"yes");
+    x("sectors", b"-5");
+    x("max", b"18446744073709551616");
+    x("utf", b"\xc0");
+    let node = |k: &str| snip(&format!("{BACK}/{k}"));
+    assert_eq!(
+        f.backend_flag("feature-a"),
+        Err(XenbusError::BadNode(node("feature-a")))
+    );
+    assert_eq!(
+        f.backend_u64("sectors"),
+        Err(XenbusError::BadNode(node("sectors")))
+    );
+    assert_eq!(f.backend_u64("max"), Err(XenbusError::BadNode(node("max"))));
+    assert_eq!(
+        f.read_backend("utf"),
+        Err(XenbusError::BadNode(node("utf")))
+    );
 }
 
 #[test]
@@ -152,15 +411,245 @@ fn a_backend_path_that_is_not_the_toolstack_s_is_refused() {
         ("backend", "/local/domain/0/backend/vbd/8/51712"), // another guest's
         ("backend", "/local/domain/3/backend/vbd/7/51712"), // not backend-id's
         ("backend", "/local/domain/0/backend/vif/7/51712"), // another class
+        ("backend", "/local/domain/0/backend/vbd/7/51712/"),
+        (
+            "backend",
+            "/local/domain/0/backend/vbd/7/51712/../../8/51712",
+        ),
         ("backend-id", "zero"),
         ("backend-id", "70000"),
+        ("backend-id", "+0"),
+        ("backend-id", ""),
     ] {
         let s = store("1", None);
-        s.lock().transport_mut().server.external_write(&format!("{FRONT}/{node}"), value.as_bytes());
-        assert!(matches!(Frontend::open(&s, "vbd", 51712), Err(XenbusError::BadBackend(_))), "{node} = {value}");
+        s.lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{FRONT}/{node}"), value.as_bytes());
+        assert_eq!(
+            Frontend::open(&s, "vbd", 51712).err(),
+            Some(XenbusError::BadBackend(snip(value))),
+            "{node} = {value}"
+        );
     }
     let s = store("1", None);
-    s.lock().transport_mut().server.external_rm(&format!("{FRONT}/backend"));
-    assert!(matches!(Frontend::open(&s, "vbd", 51712), Err(XenbusError::BadBackend(_))));
-    assert!(matches!(Frontend::open(&s, "vbd", 1), Err(XenbusError::BadBackend(_))), "no such device");
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{FRONT}/backend"), b"\xff");
+    assert_eq!(
+        Frontend::open(&s, "vbd", 51712).err(),
+        Some(XenbusError::BadNode(snip(&format!("{FRONT}/backend"))))
+    );
+    let s = store("1", None);
+    s.lock()
+        .transport_mut()
+        .server
+        .external_rm(&format!("{FRONT}/backend-id"));
+    assert_eq!(
+        Frontend::open(&s, "vbd", 51712).err(),
+        Some(XenbusError::Missing(snip(&format!("{FRONT}/backend-id"))))
+    );
+    s.lock()
+        .transport_mut()
+        .server
+        .external_rm(&format!("{FRONT}/backend"));
+    assert_eq!(
+        Frontend::open(&s, "vbd", 51712).err(),
+        Some(XenbusError::Missing(snip(&format!("{FRONT}/backend"))))
+    );
+    assert_eq!(
+        Frontend::open(&s, "vbd", 1).err(),
+        Some(XenbusError::Missing(snip(
+            "/local/domain/7/device/vbd/1/backend"
+        )))
+    );
+}
+
+#[test]
+fn a_backend_closing_or_vanishing_while_connected_is_a_typed_error() {
+    let s = store("1", Some(blkback));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.initialise(T).unwrap();
+    f.connect(
+        Announce::Initialised,
+        &[
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("protocol", "x86_64-abi"),
+        ],
+        T,
+    )
+    .unwrap();
+    f.switch(XenbusState::Connected).unwrap();
+    assert_eq!(f.poll_backend(), Ok(Some(XenbusState::Connected)));
+    assert_eq!(f.poll_backend(), Ok(None));
+    // The toolstack detaches the device: blkback goes Closing.
+    s.lock().transport_mut().server.peer = None;
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/state"), b"5");
+    assert_eq!(
+        f.poll_backend(),
+        Err(XenbusError::BackendClosing(XenbusState::Closing))
+    );
+    assert_eq!(
+        f.check_backend(),
+        Err(XenbusError::BackendClosing(XenbusState::Closing))
+    );
+    // Its directory removed (the backend domain died, say).
+    s.lock().transport_mut().server.external_rm(BACK);
+    assert_eq!(f.poll_backend(), Err(XenbusError::BackendGone));
+    assert_eq!(f.check_backend(), Err(XenbusError::BackendGone));
+    // Closing against a vanished backend still ends Closed, at once.
+    f.close(T).unwrap();
+    assert_eq!(
+        get(&s.lock().transport_mut().server, &format!("{FRONT}/state")).as_deref(),
+        Some("6")
+    );
+    assert_no_watches(&s);
+    // While waiting for Connected, closing and vanishing are errors too.
+    let s = store("5", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(
+        f.wait_backend(XenbusState::Connected, T),
+        Err(XenbusError::BackendClosing(XenbusState::Closing))
+    );
+    s.lock().transport_mut().server.external_rm(BACK);
+    assert_eq!(
+        f.wait_backend(XenbusState::Connected, T),
+        Err(XenbusError::BackendGone)
+    );
+    assert_no_watches(&s);
+}
+
+#[test]
+fn polling_our_watch_leaves_other_watchers_events_alone() {
+    let s = store("1", Some(blkback));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.initialise(T).unwrap();
+    f.connect(
+        Announce::Initialised,
+        &[
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("protocol", "x86_64-abi"),
+        ],
+        T,
+    )
+    .unwrap();
+    s.lock()
+        .watch("/local/domain/7/data", "someone-else")
+        .unwrap();
+    assert_eq!(f.poll_backend(), Ok(Some(XenbusState::Connected)));
+    let e = s.lock().poll_watch_event().unwrap().unwrap();
+    assert_eq!(e.token, "someone-else");
+}
+
+#[test]
+fn dropping_a_connected_frontend_removes_its_watch() {
+    let s = store("1", Some(blkback));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.initialise(T).unwrap();
+    f.connect(
+        Announce::Initialised,
+        &[
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("protocol", "x86_64-abi"),
+        ],
+        T,
+    )
+    .unwrap();
+    // A backend storm while nobody polls: bounded by the queue limit.
+    s.lock().set_watch_queue_limit(4);
+    for _ in 0..10 {
+        s.lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{BACK}/state"), b"4");
+    }
+    assert_eq!(s.lock().transport_mut().server.watches().len(), 1);
+    drop(f);
+    assert_no_watches(&s);
+    // A drop while the store is locked does not spin.
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.watch_backend().unwrap();
+    let guard = s.lock();
+    drop(f);
+    drop(guard);
+}
+
+#[test]
+fn a_closed_device_can_be_connected_again() {
+    let s = store("1", Some(blkback));
+    for _ in 0..2 {
+        let f = Frontend::open(&s, "vbd", 51712).unwrap();
+        assert_eq!(f.initialise(T), Ok(XenbusState::InitWait));
+        f.connect(
+            Announce::Initialised,
+            &[
+                ("ring-ref", "8"),
+                ("event-channel", "5"),
+                ("protocol", "x86_64-abi"),
+            ],
+            T,
+        )
+        .unwrap();
+        f.switch(XenbusState::Connected).unwrap();
+        f.close(T).unwrap();
+        assert_eq!(
+            get(&s.lock().transport_mut().server, &format!("{BACK}/state")).as_deref(),
+            Some("6")
+        );
+    }
+    assert_eq!(
+        state_writes(&s, FRONT),
+        ["3", "4", "5", "6", "1", "3", "4", "5", "6"]
+    );
+    assert_no_watches(&s);
+}
+
+#[test]
+fn a_removed_device_is_not_recreated() {
+    let s = store("1", Some(blkback));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.initialise(T).unwrap();
+    s.lock().transport_mut().server.external_rm(FRONT);
+    assert_eq!(
+        f.connect(Announce::Initialised, &[("ring-ref", "8")], T),
+        Err(XenbusError::DeviceGone)
+    );
+    f.close(SHORT).unwrap_or(());
+    let mut c = s.lock();
+    assert_eq!(c.transport_mut().server.get(FRONT), None);
+    assert_eq!(
+        c.transport_mut().server.get(&format!("{FRONT}/state")),
+        None
+    );
+}
+
+#[test]
+fn a_backend_that_never_closes_leaves_us_closed_after_the_timeout() {
+    let s = store("4", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.watch_backend().unwrap();
+    assert_eq!(
+        f.close(SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::Closing,
+            backend: Some(XenbusState::Connected)
+        })
+    );
+    assert_eq!(state_writes(&s, FRONT), ["5", "6"]);
+    assert_no_watches(&s);
+}
+
+#[test]
+fn errors_convert_into_the_crate_error() {
+    let e: crate::Error = XenbusError::BackendGone.into();
+    assert_eq!(e, crate::Error::Xenbus(XenbusError::BackendGone));
+    let e: XenbusError = XsError::Timeout.into();
+    assert_eq!(e, XenbusError::Store(XsError::Timeout));
 }

@@ -499,6 +499,38 @@ impl<T: Transport> Client<T> {
         Ok(self.pop_event())
     }
 
+    /// A queued event of watch `token` only, after taking in whatever
+    /// has arrived (a bounded number of messages). Never blocks. Events
+    /// of other tokens stay queued for their owners: a driver polling its
+    /// own watch must not eat another's (a second device's, a vchan's).
+    pub fn poll_watch_event_for(&mut self, token: &str) -> Result<Option<WatchEvent>, XsError> {
+        for _ in 0..MAX_MESSAGES_PER_POLL {
+            if let Some(i) = self.position_of(token) {
+                return Ok(self.take_event(i));
+            }
+            if self.next_incoming()?.is_none() {
+                break;
+            }
+        }
+        Ok(self.position_of(token).and_then(|i| self.take_event(i)))
+    }
+
+    /// Drops every queued event of watch `token` (after unwatching it, say:
+    /// they would otherwise wait for a reader that is gone); returns how many.
+    pub fn discard_watch_events(&mut self, token: &str) -> usize {
+        let mut n = 0;
+        while let Some(i) = self.position_of(token) {
+            self.take_event(i);
+            n += 1;
+        }
+        n
+    }
+
+    /// Where the first queued event of watch `token` is.
+    fn position_of(&self, token: &str) -> Option<usize> {
+        self.events.iter().position(|q| !q.stray && q.event.token == token)
+    }
+
     /// Waits up to `timeout_ns` for a watch event.
     pub fn wait_watch_event(&mut self, timeout_ns: u64) -> Result<WatchEvent, XsError> {
         let deadline = self.transport.now_ns().saturating_add(timeout_ns);
@@ -559,9 +591,7 @@ impl<T: Transport> Client<T> {
             }
         };
         let unwatched = self.unwatch(path, &token);
-        while let Some(i) = self.events.iter().position(|q| !q.stray && q.event.token == token) {
-            self.take_event(i);
-        }
+        self.discard_watch_events(&token);
         let value = result?;
         unwatched?;
         Ok(value)
@@ -577,7 +607,7 @@ impl<T: Transport> Client<T> {
     /// clock reaches `deadline`.
     fn wait_token_event(&mut self, token: &str, deadline: u64) -> Result<(), XsError> {
         loop {
-            if let Some(i) = self.events.iter().position(|q| !q.stray && q.event.token == token) {
+            if let Some(i) = self.position_of(token) {
                 self.take_event(i);
                 return Ok(());
             }

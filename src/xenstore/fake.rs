@@ -62,6 +62,8 @@ pub struct FakeXenstored {
     pub peer: Option<fn(&mut FakeXenstored)>,
     /// Headers of every request received.
     pub requests: Vec<xsd_sockmsg>,
+    /// Every `XS_WRITE` the client sent, in order: (tx_id, path, value).
+    pub writes: Vec<(u32, String, Vec<u8>)>,
     /// Cut the next reply to this many bytes, header included, and never
     /// send the rest (a buggy or hostile daemon).
     pub truncate_next_reply: Option<usize>,
@@ -99,6 +101,7 @@ impl FakeXenstored {
             read_errors: VecDeque::new(),
             peer: None,
             requests: Vec::new(),
+            writes: Vec::new(),
             truncate_next_reply: None,
             flood: None,
             flood_left: 0,
@@ -149,6 +152,11 @@ impl FakeXenstored {
         self.deferred.extend(below);
         self.send_deferred();
         self.flush();
+    }
+
+    /// The watches the client has set: (path, token).
+    pub fn watches(&self) -> &[(String, String)] {
+        &self.watches
     }
 
     /// Sends `bytes` unasked, as they are (hostile or broken output).
@@ -293,6 +301,7 @@ impl FakeXenstored {
                 let split = payload.iter().position(|&b| b == 0).ok_or("EINVAL")?;
                 let p = self.canon(arg0);
                 let value = payload[split + 1..].to_vec();
+                self.writes.push((tx, p.clone(), value.clone()));
                 self.modify(tx, &p, |nodes, d| set_in(nodes, &p, &value, d));
                 Ok(ok)
             }
