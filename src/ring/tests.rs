@@ -394,3 +394,42 @@ fn messages_are_copied_through_their_encodings() {
     m.read(ENTRIES, &mut slot).unwrap();
     assert_eq!(slot, [9, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0, 0, 0, 0, 0, 0], "Rsp::encode zeroes its padding");
 }
+
+#[test]
+fn back_ring_getters_follow_its_private_indices() {
+    let m = page();
+    let mut f = Front::init(m).unwrap();
+    let mut b = Back::attach(m).unwrap();
+    assert_eq!((b.size(), b.req_cons(), b.rsp_prod_pvt(), b.is_broken()), (128, 0, 0, false));
+    for i in 0..3 {
+        f.push_request(&Req { id: i, val: 0 }).unwrap();
+    }
+    f.push_requests_and_check_notify();
+    b.poll_request().unwrap().unwrap();
+    b.poll_request().unwrap().unwrap();
+    b.push_response(&Rsp { id: 0, status: 0 }).unwrap();
+    assert_eq!((b.req_cons(), b.rsp_prod_pvt()), (2, 1));
+    m.store_u32(REQ_PROD, 999, Ordering::Relaxed).unwrap();
+    assert!(b.poll_request().is_err());
+    assert!(b.is_broken());
+}
+
+#[test]
+fn a_final_check_that_finds_work_leaves_the_event_index_alone() {
+    // RING_FINAL_CHECK_FOR_*: "if (_work_to_do) break;" before touching
+    // the event index.
+    let m = page();
+    let mut f = Front::init(m).unwrap();
+    let mut b = Back::attach(m).unwrap();
+    f.push_request(&Req { id: 0, val: 0 }).unwrap();
+    f.push_requests_and_check_notify();
+    m.store_u32(REQ_EVENT, 77, Ordering::Relaxed).unwrap();
+    assert!(b.final_check_for_requests().unwrap());
+    assert_eq!(u32_at(&m, REQ_EVENT), 77);
+    b.poll_request().unwrap().unwrap();
+    b.push_response(&Rsp { id: 0, status: 0 }).unwrap();
+    b.push_responses_and_check_notify();
+    m.store_u32(RSP_EVENT, 77, Ordering::Relaxed).unwrap();
+    assert!(f.final_check_for_responses().unwrap());
+    assert_eq!(u32_at(&m, RSP_EVENT), 77);
+}
