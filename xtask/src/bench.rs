@@ -119,6 +119,7 @@ fn linux_guest(lab: &Lab) -> Guest {
         cfg: "name = \"linux\"\ntype = \"pv\"\nkernel = \"vmlinuz\"\nmemory = 128\nextra = \"console=hvc0 panic=-1\"\n".into(),
         companion: None,
         pre_create: None,
+        ramdisk: None,
     }
 }
 
@@ -131,7 +132,7 @@ fn ring_pair(prod: &std::path::Path, cons: &std::path::Path, tag: &str, order: u
     let extra = format!("\"order={order} chunk={chunk} bytes={bytes} check={}\"", u8::from(check));
     let mk = |example: &str, image: &std::path::Path, name: String| -> Result<Guest> {
         let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", &mib.to_string());
-        Ok(Guest { name, image: image.into(), cfg, companion: None, pre_create: None })
+        Ok(Guest { name, image: image.into(), cfg, companion: None, pre_create: None, ramdisk: None })
     };
     let (p, c) = (format!("p{tag}"), format!("c{tag}"));
     let mut producer = mk("ring_producer", prod, p.clone())?;
@@ -263,7 +264,7 @@ fn dom0_vchan_groups(prod: &std::path::Path, cons: &std::path::Path, quick: bool
         let extra = format!("\"order={order} chunk={DOM0_CHUNK} bytes={bytes}\"");
         let mk = |example: &str, image: &std::path::Path, name: String, companion: String| -> Result<Guest> {
             let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", "32");
-            Ok(Guest { name, image: image.into(), cfg, companion: Some(companion), pre_create: None })
+            Ok(Guest { name, image: image.into(), cfg, companion: Some(companion), pre_create: None, ramdisk: None })
         };
         // Static glibc's dlopen looks libc.so.6's own dependency,
         // ld-linux-x86-64.so.2, up on the search path, and dom0 has it
