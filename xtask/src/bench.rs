@@ -34,7 +34,8 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     let host = host_ring(quick)?;
 
     crate::qemu::check_installed()?;
-    let names: Vec<String> = ["hello", "bench_grant", "ring_producer", "ring_consumer"].iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> =
+        ["hello", "bench_grant", "ring_producer", "ring_consumer", "net_bench", "blk_bench", "http_server"].iter().map(|s| s.to_string()).collect();
     let built = crate::cases::build_guests(&names, Profile::Release)?;
     let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].image.clone();
     let lab = lab::ensure()?;
@@ -62,6 +63,8 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("k{order}"), order, DOM0_CHUNK, bytes, 32, true)?);
     }
     groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
+    let io = IoParams::new(quick);
+    groups.extend(io_groups(&lab, &io, &image("net_bench"), &image("blk_bench"))?);
     let tools = crate::dom0_tools::for_groups(&groups)?;
     let plan = Plan { groups, guest_timeout: Duration::from_secs(300), tools, announce_peers: false };
     let opts = Options {
@@ -76,7 +79,8 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         bail!("the benchmark boot failed: {f}");
     }
     let built_images: Vec<std::path::PathBuf> = built.iter().map(|g| g.image.clone()).collect();
-    let md = render(&report, &host, &built_images, &lab, quick, started.elapsed())?;
+    let mut md = render(&report, &host, &built_images, &lab, quick, started.elapsed())?;
+    render_io(&mut md, &report, &io, &built_images);
     let out = util::repo_root().join("BENCHMARKS.md");
     fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
     println!("xtask bench: wrote {}", out.display());
@@ -121,6 +125,194 @@ fn linux_guest(lab: &Lab) -> Guest {
         pre_create: None,
         ramdisk: None,
     }
+}
+
+// ---- Network and disk next to a Linux PV guest (issue 13) ----
+//
+// `blk_bench` and `net_bench` (tests/xen/bench/) against dom0's
+// xen-blkback and xen-netback, and `linux_bench`, the dom0 kernel booted
+// as a PV domU with the lab's guest initramfs and tests/xen/bench/linux_bench.sh
+// as its /guest.sh, doing the same with busybox. Each guest has a group of
+// its own; dom0's side of the network runs is tests/xen/bench/net_client.dom0.sh
+// for both. The figures come from console lines `<guest>: block write|read
+// run N: B bytes in T ns` and companion lines `sink|source run N: B bytes
+// in S s` and `ping: round-trip min/avg/max = a/b/c ms`.
+
+/// Sizes and repetitions of the network and disk runs.
+struct IoParams {
+    runs: u32,
+    net_bytes: u64,
+    disk_bytes: u64,
+    chunk: u64,
+}
+
+impl IoParams {
+    fn new(quick: bool) -> Self {
+        if quick {
+            IoParams { runs: 1, net_bytes: 2 << 20, disk_bytes: 8 << 20, chunk: 65536 }
+        } else {
+            IoParams { runs: 3, net_bytes: 8 << 20, disk_bytes: 32 << 20, chunk: 65536 }
+        }
+    }
+}
+
+const XENPV_IP: &str = "10.0.7.20";
+const LINUX_IP: &str = "10.0.7.21";
+
+fn bench_file(name: &str) -> Result<String> {
+    let path = util::repo_root().join("tests/xen/bench").join(name);
+    fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The pre-create script making a zeroed raw image of `bytes` for `name`.
+fn make_image(name: &str, bytes: u64) -> String {
+    format!(
+        "rm -f /tmp/*_bench.img\ndd if=/dev/zero of=/tmp/{name}.img bs=65536 count={} 2>/dev/null || exit 1\necho \"image: $(wc -c < /tmp/{name}.img) bytes\"\n",
+        bytes / 65536
+    )
+}
+
+fn net_companion(name: &str, ip: &str, io: &IoParams) -> Result<String> {
+    Ok(format!("NAME={name}
+IP={ip}
+BYTES={}
+RUNS={}
+{}", io.net_bytes, io.runs, bench_file("net_client.dom0.sh")?))
+}
+
+/// The groups: xenpv's block guest, xenpv's network guest, the Linux guest doing both.
+fn io_groups(lab: &Lab, io: &IoParams, net: &std::path::Path, blk: &std::path::Path) -> Result<Vec<Vec<Guest>>> {
+    let mut b = example_guest("blk_bench", blk)?;
+    b.cfg = set_line(&b.cfg, "extra", &format!("\"runs={} chunk={}\"", io.runs, io.chunk));
+    b.pre_create = Some(make_image("blk_bench", io.disk_bytes));
+    let mut n = example_guest("net_bench", net)?;
+    n.cfg = set_line(&n.cfg, "extra", &format!("\"runs={} bytes={}\"", io.runs, io.net_bytes));
+    n.companion = Some(net_companion("net_bench", XENPV_IP, io)?);
+
+    // The lab's guest initramfs with /guest.sh appended as a second archive.
+    let mut extra = xenpv_run::cpio::Archive::new();
+    let script = format!(
+        "IP={LINUX_IP}\nBYTES={}\nRUNS={}\nDISK_BYTES={}\nCHUNK={}\n{}",
+        io.net_bytes, io.runs, io.disk_bytes, io.chunk, bench_file("linux_bench.sh")?
+    );
+    extra.file("guest.sh", 0o755, script.as_bytes());
+    let mut ramdisk = fs::read(&lab.linux_guest_cpio).with_context(|| format!("reading {}", lab.linux_guest_cpio.display()))?;
+    ramdisk.extend(extra.finish());
+    let path = util::target_dir().join("bench-linux-guest.cpio");
+    fs::write(&path, ramdisk).with_context(|| format!("writing {}", path.display()))?;
+    let l = Guest {
+        name: "linux_bench".into(),
+        image: lab.vmlinuz.clone(),
+        cfg: format!(
+            "type = \"pv\"\nmemory = 128\nvcpus = 1\nextra = \"console=hvc0 quiet panic=-1\"\n\
+             vif = ['bridge=xenbr0,mac=00:16:3e:00:00:15,ip={LINUX_IP}']\n\
+             disk = ['format=raw,vdev=xvda,access=rw,target=/tmp/linux_bench.img']\n"
+        ),
+        companion: Some(net_companion("linux_bench", LINUX_IP, io)?),
+        pre_create: Some(make_image("linux_bench", io.disk_bytes)),
+        ramdisk: Some(path),
+    };
+    Ok(vec![vec![b], vec![n], vec![l]])
+}
+
+/// min/median/max of `v` formatted with `f`, or "failed".
+fn spread(v: &[f64], f: impl Fn(f64) -> String) -> String {
+    if v.is_empty() {
+        return "failed".into();
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.len() == 1 {
+        return f(v[0]);
+    }
+    format!("{} / {} / {}", f(v[0]), f(median(&v)), f(v[v.len() - 1]))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// MiB/s of each `<what> run N: B bytes in T ns` console line of `name`.
+fn block_rates(report: &Report, name: &str, what: &str) -> Vec<f64> {
+    let Some(g) = guest(report, name) else { return Vec::new() };
+    g.output
+        .iter()
+        .filter(|l| l.contains(&format!("block {what} run ")))
+        .filter_map(|l| Some(number_after(l, ":")? / MIB / (number_after(l, "bytes in")? / 1e9)))
+        .collect()
+}
+
+/// MiB/s of each `<what> run N: B bytes in S s` line of `name`'s companion.
+fn net_rates(report: &Report, name: &str, what: &str) -> Vec<f64> {
+    let Some(lines) = report.companion_output.get(name) else { return Vec::new() };
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{what} run ")))
+        .filter_map(|l| Some(number_after(l, ":")? / MIB / number_after(l, "bytes in")?))
+        .collect()
+}
+
+/// (min, avg, max) ms from the companion's `ping: round-trip min/avg/max = a/b/c ms`.
+fn ping_rtt(report: &Report, name: &str) -> Option<(f64, f64, f64)> {
+    let line = report.companion_output.get(name)?.iter().find(|l| l.starts_with("ping: round-trip"))?;
+    let v: Vec<f64> = line.split('=').nth(1)?.split_whitespace().next()?.split('/').filter_map(|x| x.parse().ok()).collect();
+    (v.len() == 3).then(|| (v[0], v[1], v[2]))
+}
+
+fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path::PathBuf]) {
+    let _ = writeln!(md, "\n## Network and disk, next to a Linux PV guest\n");
+    let _ = writeln!(md, "A xenpv guest and a Linux PV guest in the same run, each alone in its group, against the same backends in dom0: Linux's `xen-netback` (bridge `xenbr0`) and `xen-blkback` (a raw image in dom0's tmpfs `/tmp` on a loop device). The Linux guest is the dom0 kernel (Debian 12) booted as a domU, 1 vCPU, 128 MiB, with the lab's guest initramfs (busybox and Debian's `xen-netfront.ko` and `xen-blkfront.ko`; `tests/xen/bench/linux_bench.sh`); the xenpv guests (`tests/xen/bench/net_bench.rs`, `blk_bench.rs`) have 1 vCPU and 16 MiB. Each cell is min / median / max over {} runs.\n", io.runs);
+    let f2 = |v: f64| format!("{v:.2}");
+    let _ = writeln!(md, "| figure | xenpv | Linux PV guest |\n|---|---|---|");
+    let row = |md: &mut String, label: String, a: String, b: String| {
+        let _ = writeln!(md, "| {label} | {a} | {b} |");
+    };
+    let net = |what| (spread(&net_rates(report, "net_bench", what), f2), spread(&net_rates(report, "linux_bench", what), f2));
+    let (a, b) = net("sink");
+    row(md, format!("TCP dom0 → guest, MiB/s ({} MiB)", io.net_bytes >> 20), a, b);
+    let (a, b) = net("source");
+    row(md, format!("TCP guest → dom0, MiB/s ({} MiB)", io.net_bytes >> 20), a, b);
+    let rtt = |name| ping_rtt(report, name).map(|(lo, avg, hi)| format!("{lo:.3} / {avg:.3} / {hi:.3}")).unwrap_or_else(|| "failed".into());
+    row(md, "ping dom0 → guest, ms (min / avg / max of 20)".into(), rtt("net_bench"), rtt("linux_bench"));
+    for what in ["write", "read"] {
+        row(
+            md,
+            format!("disk sequential {what}, MiB/s ({} MiB, {} KiB requests)", io.disk_bytes >> 20, io.chunk >> 10),
+            spread(&block_rates(report, "blk_bench", what), f2),
+            spread(&block_rates(report, "linux_bench", what), f2),
+        );
+    }
+    let outcome = |n: &str| guest(report, n).and_then(|g| g.reason.clone()).unwrap_or_else(|| "?".into());
+    let comp = |n: &str| report.companions.get(n).cloned().unwrap_or_else(|| "-".into());
+    let _ = writeln!(md, "\nOutcomes: blk_bench {}, net_bench {} (dom0 side {}), linux_bench {} (dom0 side {}).\n", outcome("blk_bench"), outcome("net_bench"), comp("net_bench"), outcome("linux_bench"), comp("linux_bench"));
+    let _ = writeln!(md, "What is timed:\n");
+    let _ = writeln!(md, "- **TCP**: dom0's busybox `nc` against a server in the guest (xenpv: smoltcp sockets with 64 KiB buffers; Linux: busybox `nc -ll -e`). dom0 → guest: `nc` sends a {} MiB file to the guest's sink on port 5001, half-closes, and ends when the guest closes after reading everything; guest → dom0: `nc` reads the guest's source on port 5002 until it closes after sending {} MiB, piped to `wc -c` (the count is checked). The time is dom0's monotonic clock (`/proc/timer_list`) around the `nc` process, so it includes the connection set-up and close and `nc`'s start; dom0 is a Linux PV domain under the same TCG, so the figure is also bounded by dom0's own cost.", io.net_bytes >> 20, io.net_bytes >> 20);
+    let _ = writeln!(md, "- **ping**: busybox `ping -c 20 -i 0.2` from dom0 after one ping to fill the ARP cache; the xenpv guest answers from its poll loop (smoltcp), Linux from its kernel.");
+    let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, in {} KiB requests one call at a time. xenpv: `BlkFront::write`/`read` calls (each split into 44 KiB ring requests, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs={} oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side, timed in the guest with `/proc/timer_list` around `dd` (including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20, io.chunk >> 10, io.chunk);
+    let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} shared host cores. Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if let Some(lines) = guest(report, "net_bench").map(|g| g.output.iter().filter(|l| l.contains(" run ")).cloned().collect::<Vec<_>>()) {
+        if !lines.is_empty() {
+            let _ = writeln!(md, "The xenpv guest's own clock for the same transfers (from the connection to its close):\n\n```");
+            for l in lines {
+                let _ = writeln!(md, "{l}");
+            }
+            let _ = writeln!(md, "```\n");
+        }
+    }
+    let size = |name: &str| built.iter().find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}.")) || f.to_string_lossy() == name)).and_then(|p| fs::metadata(p).ok()).map(|m| format!("{:.1} KiB", m.len() as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+    let _ = writeln!(md, "## Image sizes (release, stripped)\n");
+    let _ = writeln!(md, "| program | image | what it holds |\n|---|---|---|");
+    let _ = writeln!(md, "| hello | {} | console only |", size("hello"));
+    let _ = writeln!(md, "| http_server | {} | netfront, smoltcp (TCP, UDP, ICMP), a one-page HTTP server |", size("http_server"));
+    let _ = writeln!(md, "| net_bench | {} | netfront, smoltcp, the benchmark's sink and source |", size("net_bench"));
+    let _ = writeln!(md, "| blk_bench | {} | blkfront |", size("blk_bench"));
 }
 
 /// A producer/consumer pair named `p<tag>`/`c<tag>` with the given ring
