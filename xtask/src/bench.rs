@@ -143,15 +143,17 @@ struct IoParams {
     runs: u32,
     net_bytes: u64,
     disk_bytes: u64,
-    chunk: u64,
 }
+
+/// Bytes per call of the disk runs (xenpv's read/write calls, Linux's dd `bs=`).
+const DISK_CHUNKS: [u64; 2] = [65536, 1 << 20];
 
 impl IoParams {
     fn new(quick: bool) -> Self {
         if quick {
-            IoParams { runs: 1, net_bytes: 2 << 20, disk_bytes: 8 << 20, chunk: 65536 }
+            IoParams { runs: 1, net_bytes: 2 << 20, disk_bytes: 8 << 20 }
         } else {
-            IoParams { runs: 3, net_bytes: 8 << 20, disk_bytes: 32 << 20, chunk: 65536 }
+            IoParams { runs: 3, net_bytes: 4 << 20, disk_bytes: 32 << 20 }
         }
     }
 }
@@ -183,7 +185,8 @@ RUNS={}
 /// The groups: xenpv's block guest, xenpv's network guest, the Linux guest doing both.
 fn io_groups(lab: &Lab, io: &IoParams, net: &std::path::Path, blk: &std::path::Path) -> Result<Vec<Vec<Guest>>> {
     let mut b = example_guest("blk_bench", blk)?;
-    b.cfg = set_line(&b.cfg, "extra", &format!("\"runs={} chunk={}\"", io.runs, io.chunk));
+    let chunks: Vec<String> = DISK_CHUNKS.iter().map(u64::to_string).collect();
+    b.cfg = set_line(&b.cfg, "extra", &format!("\"runs={} chunks={}\"", io.runs, chunks.join(",")));
     b.pre_create = Some(make_image("blk_bench", io.disk_bytes));
     let mut n = example_guest("net_bench", net)?;
     n.cfg = set_line(&n.cfg, "extra", &format!("\"runs={} bytes={}\"", io.runs, io.net_bytes));
@@ -192,8 +195,12 @@ fn io_groups(lab: &Lab, io: &IoParams, net: &std::path::Path, blk: &std::path::P
     // The lab's guest initramfs with /guest.sh appended as a second archive.
     let mut extra = xenpv_run::cpio::Archive::new();
     let script = format!(
-        "IP={LINUX_IP}\nBYTES={}\nRUNS={}\nDISK_BYTES={}\nCHUNK={}\n{}",
-        io.net_bytes, io.runs, io.disk_bytes, io.chunk, bench_file("linux_bench.sh")?
+        "IP={LINUX_IP}\nBYTES={}\nRUNS={}\nDISK_BYTES={}\nCHUNKS=\"{}\"\n{}",
+        io.net_bytes,
+        io.runs,
+        io.disk_bytes,
+        chunks.join(" "),
+        bench_file("linux_bench.sh")?
     );
     extra.file("guest.sh", 0o755, script.as_bytes());
     let mut ramdisk = fs::read(&lab.linux_guest_cpio).with_context(|| format!("reading {}", lab.linux_guest_cpio.display()))?;
@@ -239,13 +246,22 @@ fn median(sorted: &[f64]) -> f64 {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// MiB/s of each `<what> run N: B bytes in T ns` console line of `name`.
-fn block_rates(report: &Report, name: &str, what: &str) -> Vec<f64> {
+/// (bytes, time) of a line `... run N: B bytes in T ...`.
+fn run_figure(line: &str) -> Option<(f64, f64)> {
+    let rest = &line[line.find(" run ")? + 5..];
+    let rest = &rest[rest.find(": ")? + 2..];
+    Some((rest.split_whitespace().next()?.parse().ok()?, number_after(rest, "bytes in")?))
+}
+
+/// MiB/s of each `block <what> run N: B bytes in T ns, C-byte requests`
+/// console line of `name`.
+fn block_rates(report: &Report, name: &str, what: &str, chunk: u64) -> Vec<f64> {
     let Some(g) = guest(report, name) else { return Vec::new() };
     g.output
         .iter()
-        .filter(|l| l.contains(&format!("block {what} run ")))
-        .filter_map(|l| Some(number_after(l, ":")? / MIB / (number_after(l, "bytes in")? / 1e9)))
+        .filter(|l| l.contains(&format!("block {what} run ")) && l.contains(&format!(" {chunk}-byte requests")))
+        .filter_map(|l| run_figure(l))
+        .map(|(bytes, ns)| bytes / MIB / (ns / 1e9))
         .collect()
 }
 
@@ -255,7 +271,8 @@ fn net_rates(report: &Report, name: &str, what: &str) -> Vec<f64> {
     lines
         .iter()
         .filter(|l| l.starts_with(&format!("{what} run ")))
-        .filter_map(|l| Some(number_after(l, ":")? / MIB / number_after(l, "bytes in")?))
+        .filter_map(|l| run_figure(l))
+        .map(|(bytes, s)| bytes / MIB / s)
         .collect()
 }
 
@@ -281,13 +298,15 @@ fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path
     row(md, format!("TCP guest → dom0, MiB/s ({} MiB)", io.net_bytes >> 20), a, b);
     let rtt = |name| ping_rtt(report, name).map(|(lo, avg, hi)| format!("{lo:.3} / {avg:.3} / {hi:.3}")).unwrap_or_else(|| "failed".into());
     row(md, "ping dom0 → guest, ms (min / avg / max of 20)".into(), rtt("net_bench"), rtt("linux_bench"));
-    for what in ["write", "read"] {
-        row(
-            md,
-            format!("disk sequential {what}, MiB/s ({} MiB, {} KiB requests)", io.disk_bytes >> 20, io.chunk >> 10),
-            spread(&block_rates(report, "blk_bench", what), f2),
-            spread(&block_rates(report, "linux_bench", what), f2),
-        );
+    for chunk in DISK_CHUNKS {
+        for what in ["write", "read"] {
+            row(
+                md,
+                format!("disk sequential {what}, MiB/s ({} MiB in {} KiB calls)", io.disk_bytes >> 20, chunk >> 10),
+                spread(&block_rates(report, "blk_bench", what, chunk), f2),
+                spread(&block_rates(report, "linux_bench", what, chunk), f2),
+            );
+        }
     }
     let outcome = |n: &str| guest(report, n).and_then(|g| g.reason.clone()).unwrap_or_else(|| "?".into());
     let comp = |n: &str| report.companions.get(n).cloned().unwrap_or_else(|| "-".into());
@@ -295,7 +314,7 @@ fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path
     let _ = writeln!(md, "What is timed:\n");
     let _ = writeln!(md, "- **TCP**: dom0's busybox `nc` against a server in the guest (xenpv: smoltcp sockets with 64 KiB buffers; Linux: busybox `nc -ll -e`). dom0 → guest: `nc` sends a {} MiB file to the guest's sink on port 5001, half-closes, and ends when the guest closes after reading everything; guest → dom0: `nc` reads the guest's source on port 5002 until it closes after sending {} MiB, piped to `wc -c` (the count is checked). The time is dom0's monotonic clock (`/proc/timer_list`) around the `nc` process, so it includes the connection set-up and close and `nc`'s start; dom0 is a Linux PV domain under the same TCG, so the figure is also bounded by dom0's own cost.", io.net_bytes >> 20, io.net_bytes >> 20);
     let _ = writeln!(md, "- **ping**: busybox `ping -c 20 -i 0.2` from dom0 after one ping to fill the ARP cache; the xenpv guest answers from its poll loop (smoltcp), Linux from its kernel.");
-    let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, in {} KiB requests one call at a time. xenpv: `BlkFront::write`/`read` calls (each split into 44 KiB ring requests, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs={} oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side, timed in the guest with `/proc/timer_list` around `dd` (including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20, io.chunk >> 10, io.chunk);
+    let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, one call at a time of 64 KiB, then of 1 MiB. xenpv: `BlkFront::write`/`read` calls (each split into ring requests of at most 44 KiB, 11 segments, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs=<size> oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side (xen-blkfront splits and queues as it likes: indirect segments, persistent grants), timed in the guest with `/proc/timer_list` around `dd` (including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20);
     let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} shared host cores. Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if let Some(lines) = guest(report, "net_bench").map(|g| g.output.iter().filter(|l| l.contains(" run ")).cloned().collect::<Vec<_>>()) {
         if !lines.is_empty() {
