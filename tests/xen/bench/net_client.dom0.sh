@@ -22,6 +22,7 @@ done
 ping -c 1 -W 5 $IP > /dev/null 2>&1 || { echo "FAIL: no answer to a first ping"; ip -o addr; exit 1; }
 if ping -c 20 -i 0.2 -W 2 $IP > /tmp/$NAME.ping 2>&1; then
     echo "ping: $(grep -o 'round-trip.*' /tmp/$NAME.ping)"
+    echo "ping times: $(grep -o 'time=[0-9.]*' /tmp/$NAME.ping | cut -d = -f 2 | tr '\n' ' ')"
 else
     echo "FAIL: ping"; cat /tmp/$NAME.ping
 fi
