@@ -1,6 +1,8 @@
 //! `xenpv-run lab` (and `cargo xtask lab`): prepares the Xen lab, a cache folder with Debian's Xen
 //! 4.17 hypervisor (`xen.elf`), a Linux kernel for dom0 (`vmlinuz`) and the
-//! dom0 initramfs (`dom0.cpio`). See shared/xen-lab.md for the measured recipe.
+//! dom0 initramfs (`dom0.cpio`), and an initramfs for the same kernel
+//! booted as a PV domU (`linux-guest.cpio`, busybox and the front-end
+//! modules). See shared/xen-lab.md for the measured recipe.
 //!
 //! Nothing is installed on the host: packages are fetched with
 //! `apt-get download` and unpacked with `dpkg -x`. Two stamps make the cache

@@ -264,6 +264,16 @@ mod tests {
     }
 
     #[test]
+    fn ramdisk_is_the_payload_copy() {
+        let mut g = guest("linux", "memory = 128\nramdisk = \"/elsewhere.cpio\"\n");
+        assert!(!rewrite_cfg(&g).contains("/payload/linux.ramdisk"));
+        g.ramdisk = Some(PathBuf::from("/host/initrd.cpio"));
+        let out = rewrite_cfg(&g);
+        assert!(out.contains("ramdisk = \"/payload/linux.ramdisk\"\n"), "{out}");
+        assert!(out.contains("# (replaced) ramdisk = \"/elsewhere.cpio\""), "{out}");
+    }
+
+    #[test]
     fn uuids() {
         let (a, b) = (random_uuid(), random_uuid());
         assert_ne!(a, b);

@@ -6,8 +6,11 @@
 //! One Xen boot runs, one group after another: the boot-time guests
 //! (hello at 4 and 3 MiB, a Linux PV guest made of the dom0 kernel),
 //! the in-guest grant benchmark, the ring pair at every order and
-//! write size, and a ring example against Xen's libxenvchan in dom0
-//! (`vchan-bench`) in each direction at every order. The host part runs
+//! write size, a ring example against Xen's libxenvchan in dom0
+//! (`vchan-bench`) in each direction at every order, and network and disk
+//! figures of xenpv guests (`tests/xen/bench/net_bench.rs`, `blk_bench.rs`)
+//! next to a Linux PV guest doing the same (the lab's guest initramfs with
+//! `tests/xen/bench/linux_bench.sh`), taking turns. The host part runs
 //! `cargo bench --bench ring`.
 
 use std::collections::BTreeMap;
@@ -30,6 +33,7 @@ const CHUNKS: [usize; 2] = [64, 65536];
 /// `cargo xtask bench [--quick]`.
 pub fn cmd_bench(quick: bool) -> Result<()> {
     let started = Instant::now();
+    let load_before = loadavg();
     println!("xtask bench: host ring benchmark");
     let host = host_ring(quick)?;
 
@@ -79,7 +83,8 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         bail!("the benchmark boot failed: {f}");
     }
     let built_images: Vec<std::path::PathBuf> = built.iter().map(|g| g.image.clone()).collect();
-    let mut md = render(&report, &host, &built_images, &lab, quick, started.elapsed())?;
+    let load = format!("{} at the start, {} at the end", load_before, loadavg());
+    let mut md = render(&report, &host, &built_images, &lab, quick, started.elapsed(), &load)?;
     render_io(&mut md, &report, &io, &built_images);
     let out = util::repo_root().join("BENCHMARKS.md");
     fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
@@ -354,7 +359,7 @@ fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path
     let _ = writeln!(md, "- **TCP**: dom0's busybox `nc` against a server in the guest (xenpv: smoltcp sockets with 64 KiB buffers; Linux: busybox `nc -ll -e`). dom0 → guest: `nc` sends a {mib} MiB file to the guest's sink on port 5001, half-closes, and ends when the guest closes after reading everything; guest → dom0: `nc` reads the guest's source on port 5002 until it closes after sending {mib} MiB, piped to `wc -c` (the count is checked). The time is dom0's monotonic clock (`/proc/timer_list`) around the `nc` process, so it includes the connection set-up and close and `nc`'s start; dom0 is a Linux PV domain under the same TCG, so both figures are also bounded by dom0's own cost (`tests/xen/bench/net_client.dom0.sh`).");
     let _ = writeln!(md, "- **ping**: busybox `ping -c 20 -i 0.2` from dom0, after one ping to fill the ARP cache; the xenpv guest answers from its poll loop (smoltcp), Linux from its kernel.");
     let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, one call at a time of 64 KiB, then of 1 MiB. xenpv: `BlkFront::write`/`read` calls (split into ring requests of at most 44 KiB, 11 segments, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs=<size> oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side (xen-blkfront splits and queues as it does: indirect segments, persistent grants), timed in the guest with `/proc/timer_list` around `dd` (so including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20);
-    let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} host cores shared with whatever else runs on the host, which shows as spread between runs. Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} host cores shared with whatever else runs on the host, which shows as spread between runs (see the host load above; a ping of 0.000 ms is an artifact of dom0's clock under TCG, not an answer). Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let own: Vec<String> = net.iter().filter_map(|n| guest(report, n)).flat_map(|g| g.output.iter().filter(|l| l.contains(" run ")).cloned()).collect();
     if !own.is_empty() {
         let _ = writeln!(md, "The xenpv guest's own clock for the same transfers (from its side's connection to its close):\n\n```");
@@ -413,7 +418,12 @@ fn first_line_s(g: &GuestResult) -> Option<f64> {
     Some(g.first_output? - g.started?)
 }
 
-fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &Lab, quick: bool, took: Duration) -> Result<String> {
+/// The host's 1-minute load average (other work sharing the cores shows in every figure).
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "?".into())
+}
+
+fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &Lab, quick: bool, took: Duration, load: &str) -> Result<String> {
     let mut md = String::new();
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -429,7 +439,7 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
         .unwrap_or_else(|| "Xen 4.17 (Debian)".into());
     let _ = writeln!(md, "# xenpv benchmarks\n");
     let _ = writeln!(md, "Written by `cargo xtask bench{}` in {:.0} s. **Every guest figure comes from Xen running under QEMU with {} (software emulation): these are not hardware numbers.** Compare the ratios, each against a reference measured in the same run.\n", if quick { " --quick" } else { "" }, took.as_secs_f64(), report.accel.to_uppercase());
-    let _ = writeln!(md, "| machine | |\n|---|---|\n| host CPU | {cpu}, {cores} cores |\n| QEMU | {qemu} (accelerator: {}) |\n| hypervisor | {xen} |\n| dom0 | Linux from Debian 12 (`linux-image-amd64`) |\n", report.accel);
+    let _ = writeln!(md, "| machine | |\n|---|---|\n| host CPU | {cpu}, {cores} cores |\n| host load (1 min) | {load} |\n| QEMU | {qemu} (accelerator: {}) |\n| hypervisor | {xen} |\n| dom0 | Linux from Debian 12 (`linux-image-amd64`) |\n", report.accel);
 
     // Boot.
     let _ = writeln!(md, "## Boot\n");
