@@ -311,6 +311,24 @@ fn ping_times(report: &Report, names: &[String]) -> Vec<f64> {
         .collect()
 }
 
+/// " Its eth0 counters: ..." from the Linux guests' `/proc/net/dev` line
+/// (` eth0: rx-bytes rx-packets ... tx-bytes tx-packets ...`), or "".
+fn linux_packet_sizes(report: &Report, names: &[String]) -> String {
+    let (mut rx, mut rxp, mut tx, mut txp) = (0u64, 0u64, 0u64, 0u64);
+    for g in names.iter().filter_map(|n| guest(report, n)) {
+        for l in g.output.iter().filter_map(|l| l.split_once("eth0:").map(|(_, r)| r)) {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if f.len() >= 10 {
+                (rx, rxp, tx, txp) = (rx + f[0], rxp + f[1], tx + f[8], txp + f[9]);
+            }
+        }
+    }
+    if rxp == 0 || txp == 0 {
+        return String::new();
+    }
+    format!(" In this run the Linux guest's eth0 averaged {} bytes per received and {} bytes per sent packet (GRO/GSO packets count once).", rx / rxp, tx / txp)
+}
+
 fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path::PathBuf]) {
     let (blk, net, linux) = (io.names("blk_bench"), io.names("net_bench"), io.names("linux_bench"));
     let runs = io.rounds * io.runs;
@@ -357,6 +375,7 @@ fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path
     let _ = writeln!(md, "\nOutcomes: {}.\n", all.join(", "));
     let _ = writeln!(md, "What is timed:\n");
     let _ = writeln!(md, "- **TCP**: dom0's busybox `nc` against a server in the guest (xenpv: smoltcp sockets with 64 KiB buffers; Linux: busybox `nc -ll -e`). dom0 → guest: `nc` sends a {mib} MiB file to the guest's sink on port 5001, half-closes, and ends when the guest closes after reading everything; guest → dom0: `nc` reads the guest's source on port 5002 until it closes after sending {mib} MiB, piped to `wc -c` (the count is checked). The time is dom0's monotonic clock (`/proc/timer_list`) around the `nc` process, so it includes the connection set-up and close and `nc`'s start; dom0 is a Linux PV domain under the same TCG, so both figures are also bounded by dom0's own cost (`tests/xen/bench/net_client.dom0.sh`).");
+    let _ = writeln!(md, "  The two front ends differ: xenpv's netfront asks for no scatter-gather, no GSO and no checksum offload (`feature-sg`/`feature-gso-tcpv4` 0, `feature-no-csum-offload` 1), so every frame is at most 1514 bytes and smoltcp computes every checksum; Linux's xen-netfront uses scatter-gather, TSO and checksum offload.{}", linux_packet_sizes(report, &linux));
     let _ = writeln!(md, "- **ping**: busybox `ping -c 20 -i 0.2` from dom0, after one ping to fill the ARP cache; the xenpv guest answers from its poll loop (smoltcp), Linux from its kernel.");
     let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, one call at a time of 64 KiB, then of 1 MiB. xenpv: `BlkFront::write`/`read` calls (split into ring requests of at most 44 KiB, 11 segments, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs=<size> oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side (xen-blkfront splits and queues as it does: indirect segments, persistent grants), timed in the guest with `/proc/timer_list` around `dd` (so including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20);
     let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} host cores shared with whatever else runs on the host, which shows as spread between runs (see the host load above; a ping of 0.000 ms is an artifact of dom0's clock under TCG, not an answer). Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
@@ -661,6 +680,9 @@ mod tests {
             ..Default::default()
         };
         report.guests.insert("blk_bench_1".into(), g);
+        let l = GuestResult { output: vec!["linux_bench: eth0: 2146664 926 0 0 0 0 0 0 2118276 308 0 0 0 0 0 0".into()], ..Default::default() };
+        report.guests.insert("linux_bench_1".into(), l);
+        assert!(linux_packet_sizes(&report, &["linux_bench_1".to_string()]).contains("2318 bytes per received and 6877 bytes per sent"));
         report.companion_output.insert("net_bench_1".into(), vec![
             "ping: round-trip min/avg/max = 1.316/3.728/20.987 ms".into(),
             "ping times: 1.5 2.25 ".into(),
