@@ -60,6 +60,16 @@ pub const MODULES: &[&str] = &[
     "drivers/block/xen-blkback/xen-blkback",
 ];
 
+/// Front-end modules of the Linux PV guest initramfs ([`build_linux_guest`]),
+/// in load order; kept in the lab's unpacked kernel with [`MODULES`].
+pub const GUEST_MODULES: &[&str] = &[
+    "drivers/net/xen-netfront",
+    "drivers/block/xen-blkfront",
+];
+
+/// `/init` of the Linux PV guest initramfs.
+pub const GUEST_INIT_SCRIPT: &str = include_str!("linux_guest/init.sh");
+
 /// Backend hotplug scripts, installed in `/etc/xen/scripts/` where libxl
 /// runs them for each vif and each disk. Small busybox-sh replacements for
 /// Debian's bash scripts of xen-utils-common (see `dom0/vif-bridge.sh`).
@@ -78,7 +88,8 @@ const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
 /// Text that, when it changes, makes `lab` rebuild the initramfs.
 pub fn recipe() -> String {
     format!(
-        "initramfs v2\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{HOTPLUG_SCRIPTS:?}\n{LIB_DIR}\n{DLOPENED:?}\n"
+        "initramfs v2\n{INIT_SCRIPT}\n{XEN_PROGRAMS:?}\n{XENSTORE_TOOLS:?}\n{MODULES:?}\n{HOTPLUG_SCRIPTS:?}\n{LIB_DIR}\n{DLOPENED:?}\n\
+         guest v1\n{GUEST_INIT_SCRIPT}\n{GUEST_MODULES:?}\n"
     )
 }
 
@@ -139,8 +150,31 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
     for (name, path) in libraries {
         archive.file(&name, 0o755, &read(&path)?);
     }
+    add_modules(&mut archive, staging, MODULES, "MODULES")?;
+    Ok(archive.finish())
+}
+
+/// The initramfs of a Linux PV domU booted from the dom0 kernel: busybox,
+/// the front-end modules of [`GUEST_MODULES`] and `/init`
+/// ([`GUEST_INIT_SCRIPT`]), which runs `/guest.sh` from an archive appended
+/// to this one and powers off. No Xen tools, no libraries.
+pub fn build_linux_guest(staging: &Path) -> Result<Vec<u8>> {
+    let mut archive = Archive::new();
+    for dir in ["proc", "sys", "dev", "tmp", "root"] {
+        archive.dir(dir);
+    }
+    archive.char_device("dev/console", 0o600, 5, 1);
+    archive.file("init", 0o755, GUEST_INIT_SCRIPT.as_bytes());
+    add_busybox(&mut archive, staging)?;
+    add_modules(&mut archive, staging, GUEST_MODULES, "GUEST_MODULES")?;
+    Ok(archive.finish())
+}
+
+/// Adds `modules` (decompressed) and `lib/modules/order`, checking that
+/// each comes after the modules it depends on.
+fn add_modules(archive: &mut Archive, staging: &Path, modules: &[&str], list: &str) -> Result<()> {
     let mut loaded: Vec<&str> = Vec::new();
-    for module in MODULES {
+    for module in modules {
         let data = module_bytes(staging, module)?;
         let name = module_name(module);
         for dep in module_depends(&data) {
@@ -148,7 +182,7 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
             if !loaded.iter().any(|l| l.replace('-', "_") == dep.replace('-', "_")) {
                 bail!(
                     "kernel module {name} depends on {dep}, which is not loaded before it: \
-                     add it before {module} in initramfs::MODULES"
+                     add it before {module} in initramfs::{list}"
                 );
             }
         }
@@ -158,7 +192,7 @@ pub fn build(staging: &Path) -> Result<Vec<u8>> {
     // /init loads them in this order.
     let order: String = loaded.iter().map(|n| format!("{n}\n")).collect();
     archive.file("lib/modules/order", 0o644, order.as_bytes());
-    Ok(archive.finish())
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -1,6 +1,8 @@
 //! `xenpv-run lab` (and `cargo xtask lab`): prepares the Xen lab, a cache folder with Debian's Xen
 //! 4.17 hypervisor (`xen.elf`), a Linux kernel for dom0 (`vmlinuz`) and the
-//! dom0 initramfs (`dom0.cpio`). See shared/xen-lab.md for the measured recipe.
+//! dom0 initramfs (`dom0.cpio`), and an initramfs for the same kernel
+//! booted as a PV domU (`linux-guest.cpio`, busybox and the front-end
+//! modules). See shared/xen-lab.md for the measured recipe.
 //!
 //! Nothing is installed on the host: packages are fetched with
 //! `apt-get download` and unpacked with `dpkg -x`. Two stamps make the cache
@@ -50,9 +52,12 @@ pub struct Lab {
     pub vmlinuz: PathBuf,
     /// The dom0 initramfs (uncompressed newc cpio).
     pub dom0_cpio: PathBuf,
+    /// The initramfs of a Linux PV domU booted from `vmlinuz`
+    /// (`initramfs::build_linux_guest`): append an archive with `/guest.sh`.
+    pub linux_guest_cpio: PathBuf,
 }
 
-const OUTPUTS: &[&str] = &["xen.elf", "vmlinuz", "dom0.cpio"];
+const OUTPUTS: &[&str] = &["xen.elf", "vmlinuz", "dom0.cpio", "linux-guest.cpio"];
 
 /// The lab folder: `XENPV_LAB_DIR`, else a user-level cache shared by
 /// every application (`$XDG_CACHE_HOME/xenpv/lab`, `~/.cache/xenpv/lab`).
@@ -76,6 +81,7 @@ impl Lab {
             xen: dir.join("xen.elf"),
             vmlinuz: dir.join("vmlinuz"),
             dom0_cpio: dir.join("dom0.cpio"),
+            linux_guest_cpio: dir.join("linux-guest.cpio"),
         }
     }
 }
@@ -94,7 +100,7 @@ pub fn cmd_lab(args: &[String]) -> Result<()> {
         lab.dir.display(),
         start.elapsed().as_secs_f64()
     );
-    for path in [&lab.xen, &lab.vmlinuz, &lab.dom0_cpio] {
+    for path in [&lab.xen, &lab.vmlinuz, &lab.dom0_cpio, &lab.linux_guest_cpio] {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         eprintln!("  {} ({})", path.display(), human_size(size));
     }
@@ -167,7 +173,9 @@ fn build_outputs(lab: &Lab) -> Result<()> {
 
     step("building the dom0 initramfs");
     let cpio = initramfs::build(&staging)?;
-    write_atomic(&lab.dom0_cpio, &cpio)
+    write_atomic(&lab.dom0_cpio, &cpio)?;
+    step("building the Linux guest initramfs");
+    write_atomic(&lab.linux_guest_cpio, &initramfs::build_linux_guest(&staging)?)
 }
 
 enum Problem {
@@ -237,7 +245,10 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     // The kept modules are part of it: the others are deleted when unpacking.
     let wanted = format!(
         "{:016x}",
-        util::fnv1a(format!("{PACKAGES:?}{KERNEL_META}{:?}", initramfs::MODULES).as_bytes())
+        util::fnv1a(
+            format!("{PACKAGES:?}{KERNEL_META}{:?}{:?}", initramfs::MODULES, initramfs::GUEST_MODULES)
+                .as_bytes()
+        )
     );
     if let Ok(text) = fs::read_to_string(&stamp) {
         if text.lines().next() == Some(&format!("packages {wanted}"))
@@ -338,11 +349,13 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     ))
 }
 
-/// Removes every kernel module but those of [`initramfs::MODULES`]
+/// Removes every kernel module but those of [`initramfs::MODULES`] and
+/// [`initramfs::GUEST_MODULES`]
 /// (the kernel package holds ~400 MB of them), and the folders left empty.
 fn prune_modules(staging: &Path) -> Result<()> {
     let keep: Vec<String> = initramfs::MODULES
         .iter()
+        .chain(initramfs::GUEST_MODULES)
         .flat_map(|m| {
             initramfs::MODULE_EXTENSIONS
                 .iter()

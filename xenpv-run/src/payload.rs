@@ -38,6 +38,9 @@ pub struct Guest {
     /// A dom0 script to run (in the foreground) just before its `xl create`,
     /// e.g. to make the disk image its cfg names.
     pub pre_create: Option<String>,
+    /// An initial ramdisk for a Linux guest: put at
+    /// `/payload/<name>.ramdisk` and named by the cfg's `ramdisk=`.
+    pub ramdisk: Option<PathBuf>,
 }
 
 /// What dom0 does in one boot: groups of guests, one group after another;
@@ -89,6 +92,10 @@ pub fn build(plan: &Plan) -> Result<Vec<u8>> {
         let image = std::fs::read(&guest.image)
             .with_context(|| format!("reading {}", guest.image.display()))?;
         archive.file(&format!("payload/{}.elf", guest.name), 0o644, &image);
+        if let Some(path) = &guest.ramdisk {
+            let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            archive.file(&format!("payload/{}.ramdisk", guest.name), 0o644, &data);
+        }
         archive.file(
             &format!("payload/{}.cfg", guest.name),
             0o644,
@@ -138,6 +145,9 @@ pub fn rewrite_cfg(guest: &Guest) -> String {
     );
     let _ = writeln!(out, "name = \"{}\"", guest.name);
     let _ = writeln!(out, "kernel = \"/payload/{}.elf\"", guest.name);
+    if guest.ramdisk.is_some() {
+        let _ = writeln!(out, "ramdisk = \"/payload/{}.ramdisk\"", guest.name);
+    }
     for key in &OWNED_KEYS[2..] {
         let _ = writeln!(out, "{key} = \"preserve\"");
     }
@@ -145,7 +155,8 @@ pub fn rewrite_cfg(guest: &Guest) -> String {
     for line in guest.cfg.lines() {
         let key = line.split('=').next().unwrap_or("").trim();
         has_uuid |= line.contains('=') && key == "uuid";
-        if line.contains('=') && OWNED_KEYS.contains(&key) {
+        let owned = OWNED_KEYS.contains(&key) || (key == "ramdisk" && guest.ramdisk.is_some());
+        if line.contains('=') && owned {
             let _ = writeln!(out, "# (replaced) {line}");
         } else {
             let _ = writeln!(out, "{line}");
@@ -225,6 +236,7 @@ mod tests {
             cfg: cfg.into(),
             companion: None,
             pre_create: None,
+            ramdisk: None,
         }
     }
 
@@ -249,6 +261,16 @@ mod tests {
             out.contains("# (replaced) kernel = \"../target/x/hello\""),
             "{out}"
         );
+    }
+
+    #[test]
+    fn ramdisk_is_the_payload_copy() {
+        let mut g = guest("linux", "memory = 128\nramdisk = \"/elsewhere.cpio\"\n");
+        assert!(!rewrite_cfg(&g).contains("/payload/linux.ramdisk"));
+        g.ramdisk = Some(PathBuf::from("/host/initrd.cpio"));
+        let out = rewrite_cfg(&g);
+        assert!(out.contains("ramdisk = \"/payload/linux.ramdisk\"\n"), "{out}");
+        assert!(out.contains("# (replaced) ramdisk = \"/elsewhere.cpio\""), "{out}");
     }
 
     #[test]

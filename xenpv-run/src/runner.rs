@@ -409,6 +409,7 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
             cfg: g.xl_config(),
             companion: if i == 0 { plan.dom0_script.clone() } else { None },
             pre_create: None,
+            ramdisk: None,
         })
         .collect();
     let boot_plan = Plan {

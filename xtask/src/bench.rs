@@ -6,8 +6,11 @@
 //! One Xen boot runs, one group after another: the boot-time guests
 //! (hello at 4 and 3 MiB, a Linux PV guest made of the dom0 kernel),
 //! the in-guest grant benchmark, the ring pair at every order and
-//! write size, and a ring example against Xen's libxenvchan in dom0
-//! (`vchan-bench`) in each direction at every order. The host part runs
+//! write size, a ring example against Xen's libxenvchan in dom0
+//! (`vchan-bench`) in each direction at every order, and network and disk
+//! figures of xenpv guests (`tests/xen/bench/net_bench.rs`, `blk_bench.rs`)
+//! next to a Linux PV guest doing the same (the lab's guest initramfs with
+//! `tests/xen/bench/linux_bench.sh`), taking turns. The host part runs
 //! `cargo bench --bench ring`.
 
 use std::collections::BTreeMap;
@@ -30,11 +33,13 @@ const CHUNKS: [usize; 2] = [64, 65536];
 /// `cargo xtask bench [--quick]`.
 pub fn cmd_bench(quick: bool) -> Result<()> {
     let started = Instant::now();
+    let load_before = loadavg();
     println!("xtask bench: host ring benchmark");
     let host = host_ring(quick)?;
 
     crate::qemu::check_installed()?;
-    let names: Vec<String> = ["hello", "bench_grant", "ring_producer", "ring_consumer"].iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> =
+        ["hello", "bench_grant", "ring_producer", "ring_consumer", "net_bench", "blk_bench", "http_server"].iter().map(|s| s.to_string()).collect();
     let built = crate::cases::build_guests(&names, Profile::Release)?;
     let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].image.clone();
     let lab = lab::ensure()?;
@@ -62,6 +67,8 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("k{order}"), order, DOM0_CHUNK, bytes, 32, true)?);
     }
     groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
+    let io = IoParams::new(quick);
+    groups.extend(io_groups(&lab, &io, &image("net_bench"), &image("blk_bench"))?);
     let tools = crate::dom0_tools::for_groups(&groups)?;
     let plan = Plan { groups, guest_timeout: Duration::from_secs(300), tools, announce_peers: false };
     let opts = Options {
@@ -76,7 +83,9 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         bail!("the benchmark boot failed: {f}");
     }
     let built_images: Vec<std::path::PathBuf> = built.iter().map(|g| g.image.clone()).collect();
-    let md = render(&report, &host, &built_images, &lab, quick, started.elapsed())?;
+    let load = format!("{} at the start, {} at the end", load_before, loadavg());
+    let mut md = render(&report, &host, &built_images, &lab, quick, started.elapsed(), &load)?;
+    render_io(&mut md, &report, &io, &built_images);
     let out = util::repo_root().join("BENCHMARKS.md");
     fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
     println!("xtask bench: wrote {}", out.display());
@@ -119,7 +128,280 @@ fn linux_guest(lab: &Lab) -> Guest {
         cfg: "name = \"linux\"\ntype = \"pv\"\nkernel = \"vmlinuz\"\nmemory = 128\nextra = \"console=hvc0 panic=-1\"\n".into(),
         companion: None,
         pre_create: None,
+        ramdisk: None,
     }
+}
+
+// ---- Network and disk next to a Linux PV guest (issue 13) ----
+//
+// `blk_bench` and `net_bench` (tests/xen/bench/) against dom0's
+// xen-blkback and xen-netback, and `linux_bench`, the dom0 kernel booted
+// as a PV domU with the lab's guest initramfs and tests/xen/bench/linux_bench.sh
+// as its /guest.sh, doing the same with busybox. Each guest has a group of
+// its own; dom0's side of the network runs is tests/xen/bench/net_client.dom0.sh
+// for both. The figures come from console lines `<guest>: block write|read
+// run N: B bytes in T ns` and companion lines `sink|source run N: B bytes
+// in S s` and `ping: round-trip min/avg/max = a/b/c ms`.
+
+/// Sizes and repetitions of the network and disk runs: `rounds` times
+/// the three groups (xenpv disk, xenpv network, Linux), each guest doing
+/// `runs` runs of everything, so that the two guests take turns.
+struct IoParams {
+    rounds: u32,
+    runs: u32,
+    net_bytes: u64,
+    disk_bytes: u64,
+}
+
+/// Bytes per call of the disk runs (xenpv's read/write calls, Linux's dd `bs=`).
+const DISK_CHUNKS: [u64; 2] = [65536, 1 << 20];
+
+impl IoParams {
+    fn new(quick: bool) -> Self {
+        if quick {
+            IoParams { rounds: 1, runs: 1, net_bytes: 2 << 20, disk_bytes: 8 << 20 }
+        } else {
+            IoParams { rounds: 2, runs: 2, net_bytes: 4 << 20, disk_bytes: 32 << 20 }
+        }
+    }
+
+    /// The guests' names in round `r` (from 1).
+    fn names(&self, base: &str) -> Vec<String> {
+        (1..=self.rounds).map(|r| format!("{base}_{r}")).collect()
+    }
+}
+
+const XENPV_IP: &str = "10.0.7.20";
+const LINUX_IP: &str = "10.0.7.21";
+
+fn bench_file(name: &str) -> Result<String> {
+    let path = util::repo_root().join("tests/xen/bench").join(name);
+    fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The pre-create script making a zeroed raw image of `bytes` for `name`.
+fn make_image(name: &str, bytes: u64) -> String {
+    format!(
+        "rm -f /tmp/*_bench.img\ndd if=/dev/zero of=/tmp/{name}.img bs=65536 count={} 2>/dev/null || exit 1\necho \"image: $(wc -c < /tmp/{name}.img) bytes\"\n",
+        bytes / 65536
+    )
+}
+
+fn net_companion(name: &str, ip: &str, io: &IoParams) -> Result<String> {
+    Ok(format!("NAME={name}
+IP={ip}
+BYTES={}
+RUNS={}
+{}", io.net_bytes, io.runs, bench_file("net_client.dom0.sh")?))
+}
+
+/// The groups, `io.rounds` times: xenpv's block guest, xenpv's network
+/// guest, the Linux guest doing both.
+fn io_groups(lab: &Lab, io: &IoParams, net: &std::path::Path, blk: &std::path::Path) -> Result<Vec<Vec<Guest>>> {
+    // The lab's guest initramfs with /guest.sh appended as a second archive.
+    let chunks: Vec<String> = DISK_CHUNKS.iter().map(u64::to_string).collect();
+    let mut extra = xenpv_run::cpio::Archive::new();
+    let script = format!(
+        "IP={LINUX_IP}\nBYTES={}\nRUNS={}\nDISK_BYTES={}\nCHUNKS=\"{}\"\n{}",
+        io.net_bytes,
+        io.runs,
+        io.disk_bytes,
+        chunks.join(" "),
+        bench_file("linux_bench.sh")?
+    );
+    extra.file("guest.sh", 0o755, script.as_bytes());
+    let mut ramdisk = fs::read(&lab.linux_guest_cpio).with_context(|| format!("reading {}", lab.linux_guest_cpio.display()))?;
+    ramdisk.extend(extra.finish());
+    let path = util::target_dir().join("bench-linux-guest.cpio");
+    fs::write(&path, ramdisk).with_context(|| format!("writing {}", path.display()))?;
+
+    let mut groups = Vec::new();
+    for r in 0..io.rounds as usize {
+        let mut b = example_guest("blk_bench", blk)?;
+        b.name = io.names("blk_bench")[r].clone();
+        b.cfg = set_line(&b.cfg, "extra", &format!("\"runs={} chunks={}\"", io.runs, chunks.join(",")));
+        b.pre_create = Some(make_image("blk_bench", io.disk_bytes));
+        let mut n = example_guest("net_bench", net)?;
+        n.name = io.names("net_bench")[r].clone();
+        n.cfg = set_line(&n.cfg, "extra", &format!("\"runs={} bytes={}\"", io.runs, io.net_bytes));
+        n.companion = Some(net_companion(&n.name, XENPV_IP, io)?);
+        let name = io.names("linux_bench")[r].clone();
+        let l = Guest {
+            image: lab.vmlinuz.clone(),
+            cfg: format!(
+                "type = \"pv\"\nmemory = 128\nvcpus = 1\nextra = \"console=hvc0 quiet panic=-1\"\n\
+                 vif = ['bridge=xenbr0,mac=00:16:3e:00:00:15,ip={LINUX_IP}']\n\
+                 disk = ['format=raw,vdev=xvda,access=rw,target=/tmp/linux_bench.img']\n"
+            ),
+            companion: Some(net_companion(&name, LINUX_IP, io)?),
+            pre_create: Some(make_image("linux_bench", io.disk_bytes)),
+            ramdisk: Some(path.clone()),
+            name,
+        };
+        groups.extend([vec![b], vec![n], vec![l]]);
+    }
+    Ok(groups)
+}
+
+/// min/median/max of `v` formatted with `f`, or "failed".
+fn spread(v: &[f64], f: impl Fn(f64) -> String) -> String {
+    if v.is_empty() {
+        return "failed".into();
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.len() == 1 {
+        return f(v[0]);
+    }
+    format!("{} / {} / {}", f(v[0]), f(median(&v)), f(v[v.len() - 1]))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// (bytes, time) of a line `... run N: B bytes in T ...`.
+fn run_figure(line: &str) -> Option<(f64, f64)> {
+    let rest = &line[line.find(" run ")? + 5..];
+    let rest = &rest[rest.find(": ")? + 2..];
+    Some((rest.split_whitespace().next()?.parse().ok()?, number_after(rest, "bytes in")?))
+}
+
+/// MiB/s of each `block <what> run N: B bytes in T ns, C-byte requests`
+/// console line of the guests `names`.
+fn block_rates(report: &Report, names: &[String], what: &str, chunk: u64) -> Vec<f64> {
+    names
+        .iter()
+        .filter_map(|n| guest(report, n))
+        .flat_map(|g| g.output.iter())
+        .filter(|l| l.contains(&format!("block {what} run ")) && l.contains(&format!(" {chunk}-byte requests")))
+        .filter_map(|l| run_figure(l))
+        .map(|(bytes, ns)| bytes / MIB / (ns / 1e9))
+        .collect()
+}
+
+/// MiB/s of each `<what> run N: B bytes in S s` line of the companions of `names`.
+fn net_rates(report: &Report, names: &[String], what: &str) -> Vec<f64> {
+    names
+        .iter()
+        .filter_map(|n| report.companion_output.get(n))
+        .flatten()
+        .filter(|l| l.starts_with(&format!("{what} run ")))
+        .filter_map(|l| run_figure(l))
+        .map(|(bytes, s)| bytes / MIB / s)
+        .collect()
+}
+
+/// Every ping round-trip time (ms) of the companions of `names`, from
+/// their `ping times: a b c ...` lines.
+fn ping_times(report: &Report, names: &[String]) -> Vec<f64> {
+    names
+        .iter()
+        .filter_map(|n| report.companion_output.get(n))
+        .flatten()
+        .filter_map(|l| l.strip_prefix("ping times:"))
+        .flat_map(|l| l.split_whitespace().filter_map(|x| x.parse().ok()).collect::<Vec<f64>>())
+        .collect()
+}
+
+/// " Its eth0 counters: ..." from the Linux guests' `/proc/net/dev` line
+/// (` eth0: rx-bytes rx-packets ... tx-bytes tx-packets ...`), or "".
+fn linux_packet_sizes(report: &Report, names: &[String]) -> String {
+    let (mut rx, mut rxp, mut tx, mut txp) = (0u64, 0u64, 0u64, 0u64);
+    for g in names.iter().filter_map(|n| guest(report, n)) {
+        for l in g.output.iter().filter_map(|l| l.split_once("eth0:").map(|(_, r)| r)) {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if f.len() >= 10 {
+                (rx, rxp, tx, txp) = (rx + f[0], rxp + f[1], tx + f[8], txp + f[9]);
+            }
+        }
+    }
+    if rxp == 0 || txp == 0 {
+        return String::new();
+    }
+    format!(" In this run the Linux guest's eth0 averaged {} bytes per received and {} bytes per sent packet (GRO/GSO packets count once).", rx / rxp, tx / txp)
+}
+
+fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path::PathBuf]) {
+    let (blk, net, linux) = (io.names("blk_bench"), io.names("net_bench"), io.names("linux_bench"));
+    let runs = io.rounds * io.runs;
+    let _ = writeln!(md, "\n## Network and disk, next to a Linux PV guest\n");
+    let _ = writeln!(md, "A xenpv guest and a Linux PV guest in the same run, against the same backends in dom0: Linux's `xen-netback` (bridge `xenbr0`) and `xen-blkback` (a raw image in dom0's tmpfs `/tmp` on a loop device). The Linux guest is the dom0 kernel (Debian 12) booted as a domU, 1 vCPU, 128 MiB, with the lab's guest initramfs (busybox and Debian's `xen-netfront.ko` and `xen-blkfront.ko`; its script is `tests/xen/bench/linux_bench.sh`); the xenpv guests (`tests/xen/bench/net_bench.rs`, `blk_bench.rs`) have 1 vCPU and 16 MiB. Each guest runs alone; the groups xenpv disk, xenpv network, Linux follow each other {} time(s), each guest making {} run(s) of every figure each time, so the two take turns. Each cell is min / median / max over the {runs} run(s) (ping: over every echo); the last column divides the medians (MiB/s: above 1 means xenpv is faster; ping: below 1 means xenpv answers sooner).\n", io.rounds, io.runs);
+    let f2 = |v: f64| format!("{v:.2}");
+    let _ = writeln!(md, "| figure | xenpv | Linux PV guest | xenpv / Linux (medians) |\n|---|---|---|---|");
+    let row = |md: &mut String, label: String, a: Vec<f64>, b: Vec<f64>, f: &dyn Fn(f64) -> String| {
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(|x, y| x.total_cmp(y));
+            (!v.is_empty()).then(|| median(&v))
+        };
+        let ratio = match (med(&a), med(&b)) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+            _ => "-".into(),
+        };
+        let _ = writeln!(md, "| {label} | {} | {} | {ratio} |", spread(&a, f), spread(&b, f));
+    };
+    let mib = io.net_bytes >> 20;
+    row(md, format!("TCP dom0 → guest, MiB/s ({mib} MiB)"), net_rates(report, &net, "sink"), net_rates(report, &linux, "sink"), &f2);
+    row(md, format!("TCP guest → dom0, MiB/s ({mib} MiB)"), net_rates(report, &net, "source"), net_rates(report, &linux, "source"), &f2);
+    let pings = |names: &[String]| ping_times(report, names);
+    row(md, format!("ping dom0 → guest, ms ({} echoes)", pings(&net).len().max(pings(&linux).len())), pings(&net), pings(&linux), &|v| format!("{v:.3}"));
+    for chunk in DISK_CHUNKS {
+        for what in ["write", "read"] {
+            row(
+                md,
+                format!("disk sequential {what}, MiB/s ({} MiB in {} KiB calls)", io.disk_bytes >> 20, chunk >> 10),
+                block_rates(report, &blk, what, chunk),
+                block_rates(report, &linux, what, chunk),
+                &f2,
+            );
+        }
+    }
+    let outcome = |n: &String| {
+        let reason = guest(report, n).and_then(|g| g.reason.clone()).unwrap_or_else(|| "?".into());
+        match report.companions.get(n) {
+            Some(c) => format!("{n} {reason} (dom0 side {c})"),
+            None => format!("{n} {reason}"),
+        }
+    };
+    let all: Vec<String> = (0..io.rounds as usize).flat_map(|r| [&blk[r], &net[r], &linux[r]]).map(outcome).collect();
+    let _ = writeln!(md, "\nOutcomes: {}.\n", all.join(", "));
+    let _ = writeln!(md, "What is timed:\n");
+    let _ = writeln!(md, "- **TCP**: dom0's busybox `nc` against a server in the guest (xenpv: smoltcp sockets with 64 KiB buffers; Linux: busybox `nc -ll -e`). dom0 → guest: `nc` sends a {mib} MiB file to the guest's sink on port 5001, half-closes, and ends when the guest closes after reading everything; guest → dom0: `nc` reads the guest's source on port 5002 until it closes after sending {mib} MiB, piped to `wc -c` (the count is checked). The time is dom0's monotonic clock (`/proc/timer_list`) around the `nc` process, so it includes the connection set-up and close and `nc`'s start; dom0 is a Linux PV domain under the same TCG, so both figures are also bounded by dom0's own cost (`tests/xen/bench/net_client.dom0.sh`).");
+    let _ = writeln!(md, "  The two front ends differ: xenpv's netfront asks for no scatter-gather, no GSO and no checksum offload (`feature-sg`/`feature-gso-tcpv4` 0, `feature-no-csum-offload` 1), so every frame is at most 1514 bytes and smoltcp computes every checksum; Linux's xen-netfront uses scatter-gather, TSO and checksum offload.{}", linux_packet_sizes(report, &linux));
+    let _ = writeln!(md, "- **ping**: busybox `ping -c 20 -i 0.2` from dom0, after one ping to fill the ARP cache; the xenpv guest answers from its poll loop (smoltcp), Linux from its kernel.");
+    let _ = writeln!(md, "- **Disk**: the whole {} MiB `xvda` written from start to end, then read back, one call at a time of 64 KiB, then of 1 MiB. xenpv: `BlkFront::write`/`read` calls (split into ring requests of at most 44 KiB, 11 segments, up to 4 in flight), timed in the guest around the calls alone, the flush after the writes not included. Linux: busybox `dd bs=<size> oflag=direct` (write) and `iflag=direct` (read) on `/dev/xvda`, so no page cache on either side (xen-blkfront splits and queues as it does: indirect segments, persistent grants), timed in the guest with `/proc/timer_list` around `dd` (so including its process start). The image lives in dom0's RAM (tmpfs), so this measures the split-driver path, not a disk.", io.disk_bytes >> 20);
+    let _ = writeln!(md, "\nThese are QEMU-TCG figures: every guest instruction, the hypervisor's and dom0's are emulated on {} host cores shared with whatever else runs on the host, which shows as spread between runs (see the host load above; a ping of 0.000 ms is an artifact of dom0's clock under TCG, not an answer). Read them only as xenpv against Linux in the same run, not as what either does on hardware.\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let own: Vec<String> = net.iter().filter_map(|n| guest(report, n)).flat_map(|g| g.output.iter().filter(|l| l.contains(" run ")).cloned()).collect();
+    if !own.is_empty() {
+        let _ = writeln!(md, "The xenpv guest's own clock for the same transfers (from its side's connection to its close):\n\n```");
+        for l in own {
+            let _ = writeln!(md, "{l}");
+        }
+        let _ = writeln!(md, "```\n");
+    }
+    let size = |name: &str| {
+        built
+            .iter()
+            .find(|p| p.file_name().is_some_and(|f| f.to_string_lossy() == format!("{name}.stripped")))
+            .and_then(|p| fs::metadata(p).ok())
+            .map(|m| format!("{:.1} KiB ({} bytes)", m.len() as f64 / 1024.0, m.len()))
+            .unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(md, "## Image sizes (release, stripped)\n");
+    let _ = writeln!(md, "The ELF files `xl create` loads (release profile: `opt-level = \"s\"`, LTO, `panic = \"abort\"`; stripped).\n");
+    let _ = writeln!(md, "| program | image | what it holds |\n|---|---|---|");
+    let _ = writeln!(md, "| hello | {} | console only |", size("hello"));
+    let _ = writeln!(md, "| http_server | {} | netfront, smoltcp (TCP, UDP, ICMP), a one-page HTTP server |", size("http_server"));
+    let _ = writeln!(md, "| net_bench | {} | netfront, smoltcp, the benchmark's sink and source |", size("net_bench"));
+    let _ = writeln!(md, "| blk_bench | {} | blkfront |", size("blk_bench"));
 }
 
 /// A producer/consumer pair named `p<tag>`/`c<tag>` with the given ring
@@ -131,7 +413,7 @@ fn ring_pair(prod: &std::path::Path, cons: &std::path::Path, tag: &str, order: u
     let extra = format!("\"order={order} chunk={chunk} bytes={bytes} check={}\"", u8::from(check));
     let mk = |example: &str, image: &std::path::Path, name: String| -> Result<Guest> {
         let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", &mib.to_string());
-        Ok(Guest { name, image: image.into(), cfg, companion: None, pre_create: None })
+        Ok(Guest { name, image: image.into(), cfg, companion: None, pre_create: None, ramdisk: None })
     };
     let (p, c) = (format!("p{tag}"), format!("c{tag}"));
     let mut producer = mk("ring_producer", prod, p.clone())?;
@@ -155,7 +437,12 @@ fn first_line_s(g: &GuestResult) -> Option<f64> {
     Some(g.first_output? - g.started?)
 }
 
-fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &Lab, quick: bool, took: Duration) -> Result<String> {
+/// The host's 1-minute load average (other work sharing the cores shows in every figure).
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "?".into())
+}
+
+fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &Lab, quick: bool, took: Duration, load: &str) -> Result<String> {
     let mut md = String::new();
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -171,7 +458,7 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
         .unwrap_or_else(|| "Xen 4.17 (Debian)".into());
     let _ = writeln!(md, "# xenpv benchmarks\n");
     let _ = writeln!(md, "Written by `cargo xtask bench{}` in {:.0} s. **Every guest figure comes from Xen running under QEMU with {} (software emulation): these are not hardware numbers.** Compare the ratios, each against a reference measured in the same run.\n", if quick { " --quick" } else { "" }, took.as_secs_f64(), report.accel.to_uppercase());
-    let _ = writeln!(md, "| machine | |\n|---|---|\n| host CPU | {cpu}, {cores} cores |\n| QEMU | {qemu} (accelerator: {}) |\n| hypervisor | {xen} |\n| dom0 | Linux from Debian 12 (`linux-image-amd64`) |\n", report.accel);
+    let _ = writeln!(md, "| machine | |\n|---|---|\n| host CPU | {cpu}, {cores} cores |\n| host load (1 min) | {load} |\n| QEMU | {qemu} (accelerator: {}) |\n| hypervisor | {xen} |\n| dom0 | Linux from Debian 12 (`linux-image-amd64`) |\n", report.accel);
 
     // Boot.
     let _ = writeln!(md, "## Boot\n");
@@ -263,7 +550,7 @@ fn dom0_vchan_groups(prod: &std::path::Path, cons: &std::path::Path, quick: bool
         let extra = format!("\"order={order} chunk={DOM0_CHUNK} bytes={bytes}\"");
         let mk = |example: &str, image: &std::path::Path, name: String, companion: String| -> Result<Guest> {
             let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", "32");
-            Ok(Guest { name, image: image.into(), cfg, companion: Some(companion), pre_create: None })
+            Ok(Guest { name, image: image.into(), cfg, companion: Some(companion), pre_create: None, ramdisk: None })
         };
         // Static glibc's dlopen looks libc.so.6's own dependency,
         // ld-linux-x86-64.so.2, up on the search path, and dom0 has it
@@ -379,5 +666,38 @@ mod tests {
         report.companion_output.insert("d2g16".into(), vec!["vchan-bench: 4194304 bytes in 60650904 ns, 65.95 MiB/s, checksum d07ad5be0f18f642".into()]);
         assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", false), (Some(71.49), Some(true)));
         assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", true), (Some(65.95), Some(true)));
+    }
+
+    #[test]
+    fn io_figures_are_read() {
+        let mut report = Report::default();
+        let g = GuestResult {
+            output: vec![
+                "blk_bench: block write run 1: 33554432 bytes in 250000000 ns, 65536-byte requests (flush after it 1983 us)".into(),
+                "blk_bench: block write run 2: 33554432 bytes in 500000000 ns, 65536-byte requests (flush after it 1983 us)".into(),
+                "blk_bench: block read run 1: 33554432 bytes in 100000000 ns, 1048576-byte requests".into(),
+            ],
+            ..Default::default()
+        };
+        report.guests.insert("blk_bench_1".into(), g);
+        let l = GuestResult { output: vec!["linux_bench: eth0: 2146664 926 0 0 0 0 0 0 2118276 308 0 0 0 0 0 0".into()], ..Default::default() };
+        report.guests.insert("linux_bench_1".into(), l);
+        assert!(linux_packet_sizes(&report, &["linux_bench_1".to_string()]).contains("2318 bytes per received and 6877 bytes per sent"));
+        report.companion_output.insert("net_bench_1".into(), vec![
+            "ping: round-trip min/avg/max = 1.316/3.728/20.987 ms".into(),
+            "ping times: 1.5 2.25 ".into(),
+            "sink run 1: 4194304 bytes in 0.5000 s".into(),
+            "source run 1: 4194304 bytes in 2.0000 s".into(),
+        ]);
+        let names = vec!["blk_bench_1".to_string()];
+        assert_eq!(block_rates(&report, &names, "write", 65536), vec![128.0, 64.0]);
+        assert_eq!(block_rates(&report, &names, "read", 1 << 20), vec![320.0]);
+        assert!(block_rates(&report, &names, "read", 65536).is_empty());
+        let names = vec!["net_bench_1".to_string(), "net_bench_2".to_string()];
+        assert_eq!(net_rates(&report, &names, "sink"), vec![8.0]);
+        assert_eq!(net_rates(&report, &names, "source"), vec![2.0]);
+        assert_eq!(ping_times(&report, &names), vec![1.5, 2.25]);
+        assert_eq!(spread(&[3.0, 1.0, 2.0, 10.0], |v| format!("{v}")), "1 / 2.5 / 10");
+        assert_eq!(spread(&[], |v| format!("{v}")), "failed");
     }
 }

@@ -139,6 +139,7 @@ impl Program {
             cfg: self.cfg()?,
             companion: self.companion()?,
             pre_create: self.pre_create()?,
+            ramdisk: None,
         })
     }
 }
