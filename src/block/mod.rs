@@ -28,10 +28,9 @@
 use crate::abi::blkif::*;
 use crate::event::{EventError, EventOps, Port, Status};
 use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
-use crate::ring::{FrontRing, Message, RingError, RingMemory};
-use crate::shared_mem::SharedMem;
+use crate::ring::{FrontRing, Message, RingError};
 use crate::types::{DomId, EvtchnPort, GrantRef};
-use crate::xenbus::{Announce, Frontend, XenbusState};
+use crate::xenbus::{Announce, Connection, Frontend, XenbusState, CLOSE_TIMEOUT};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
@@ -242,16 +241,6 @@ const REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// How often a wait checks that the backend domain still exists.
 const BACKEND_CHECK: Duration = Duration::from_millis(100);
 
-/// The ring page: a one-page grant to the backend.
-#[derive(Debug)]
-pub struct RingPage<'g, G: GrantOps>(SharedPages<'g, G>);
-
-impl<G: GrantOps> RingMemory for RingPage<'_, G> {
-    fn ring_mem(&self) -> SharedMem<'_> {
-        // Page 0 exists: the share has one page (BlkFront::new).
-        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
-    }
-}
 
 /// A request in flight: what it is and which caller bytes it carries.
 #[derive(Debug, Clone, Copy)]
@@ -262,29 +251,12 @@ struct InFlight {
     len: usize,
 }
 
-/// The xenbus side of a connected device, as the engine needs it.
-trait Bus {
-    fn check(&self) -> Result<(), crate::xenbus::XenbusError>;
-    fn close(&self, timeout: Duration) -> Result<(), crate::xenbus::XenbusError>;
-}
 
-impl<T: Transport> Bus for Frontend<'_, T> {
-    fn check(&self) -> Result<(), crate::xenbus::XenbusError> {
-        self.poll_backend().map(drop)
-    }
-    fn close(&self, timeout: Duration) -> Result<(), crate::xenbus::XenbusError> {
-        Frontend::close(self, timeout)
-    }
-}
-
-/// How long a close waits for the backend to close too (libxl gives a
-/// detach 10 s).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The front end of one virtual block device.
 pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     grants: &'g Grants<G>,
-    ring: FrontRing<RingPage<'g, G>, BlkRequest, BlkResponse>,
+    ring: FrontRing<SharedPages<'g, G>, BlkRequest, BlkResponse>,
     /// `in_flight * 11` pages; slot `i` uses pages `11 i .. 11 i + 11`.
     data: SharedPages<'g, G>,
     port: Port<&'g E>,
@@ -296,7 +268,7 @@ pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     timeout: Duration,
     /// The xenbus connection (from `connect`): checked while waiting,
     /// closed at the end.
-    bus: Option<Box<dyn Bus + 'g>>,
+    bus: Option<Box<dyn Connection + 'g>>,
     /// When the bus was last checked (ns).
     checked_ns: u64,
 }
@@ -321,7 +293,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// `handle` is the virtual device number (`device/vbd/<handle>`).
     pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, handle: u16, opts: Options) -> Result<Self, BlockError> {
         let in_flight = opts.in_flight.clamp(1, 32);
-        let ring_page = RingPage(grants.share(backend, 1, Access::ReadWrite)?);
+        let ring_page = grants.share(backend, 1, Access::ReadWrite)?;
         let ring = FrontRing::init(ring_page)?;
         let in_flight = in_flight.min(ring.size() as usize);
         let data = grants.share(backend, (in_flight * BLKIF_MAX_SEGMENTS_PER_REQUEST) as u32, Access::ReadWrite)?;
@@ -392,7 +364,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// What to publish in `device/vbd/<handle>/`.
     pub fn keys(&self) -> FrontKeys {
         FrontKeys {
-            ring_ref: self.ring.memory().0.gref(0).unwrap_or(GrantRef(0)),
+            ring_ref: self.ring.memory().gref(0).unwrap_or(GrantRef(0)),
             event_channel: self.port.port(),
         }
     }

@@ -8,8 +8,7 @@ extern crate std;
 use super::*;
 use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
 use crate::grant::fake::{FakeWorld, FakeXen};
-use crate::grant::MappedPages;
-use crate::ring::BackRing;
+use crate::ring::{BackRing, RingMemory};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::vec;
@@ -36,14 +35,6 @@ enum Mode {
     Flood,
     /// Closes its event channel (the domain dies) at the first request.
     Die,
-}
-
-struct Mapped<'g>(MappedPages<'g, FakeXen>);
-
-impl RingMemory for Mapped<'_> {
-    fn ring_mem(&self) -> SharedMem<'_> {
-        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
-    }
 }
 
 struct World {
@@ -81,7 +72,7 @@ const INFO: DiskInfo = DiskInfo { sectors: SECTORS, sector_size: 512, read_only:
 fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
     let port = Port::bind_interdomain(&w.back_events, FRONT, keys.event_channel).unwrap();
     let ring_map = w.back_grants.map(FRONT, &[keys.ring_ref], Access::ReadWrite).unwrap();
-    let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(Mapped(ring_map)).unwrap();
+    let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(ring_map).unwrap();
     while !w.stop.load(Ordering::Relaxed) {
         let req = match ring.poll_request() {
             Ok(Some(r)) => r,

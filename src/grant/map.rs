@@ -238,3 +238,11 @@ impl<B: GrantOps> Drop for MappedPages<'_, B> {
         let _ = self.do_unmap();
     }
 }
+
+/// A mapping can hold a ring (`crate::ring`): a backend's view of the ring
+/// page its front end granted (the first mapped page).
+impl<B: GrantOps> crate::ring::RingMemory for MappedPages<'_, B> {
+    fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
+        self.page(0).map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+    }
+}

@@ -278,3 +278,11 @@ impl<B: GrantOps> Drop for SharedPages<'_, B> {
         let _ = self.release_all();
     }
 }
+
+/// A share can hold a ring (`crate::ring`): its first page, as split
+/// drivers grant one page per ring to their backend.
+impl<B: GrantOps> crate::ring::RingMemory for SharedPages<'_, B> {
+    fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
+        self.page(0).map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+    }
+}

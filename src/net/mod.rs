@@ -26,10 +26,9 @@
 
 use crate::event::{EventError, EventOps, Port, Status};
 use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
-use crate::ring::{FrontRing, Message, RingError, RingMemory};
-use crate::shared_mem::SharedMem;
+use crate::ring::{FrontRing, Message, RingError};
 use crate::types::{DomId, GrantRef};
-use crate::xenbus::{Announce, Frontend, XenbusError};
+use crate::xenbus::{Announce, Connection, Frontend, XenbusError, CLOSE_TIMEOUT};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
@@ -229,32 +228,8 @@ impl Default for Options {
     }
 }
 
-/// A ring page: a one-page grant to the backend.
-#[derive(Debug)]
-pub struct RingPage<'g, G: GrantOps>(SharedPages<'g, G>);
 
-impl<G: GrantOps> RingMemory for RingPage<'_, G> {
-    fn ring_mem(&self) -> SharedMem<'_> {
-        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
-    }
-}
 
-/// The xenbus side, as the device needs it after connecting.
-trait Bus {
-    fn check(&self) -> Result<(), XenbusError>;
-    fn close(&self, timeout: Duration) -> Result<(), XenbusError>;
-}
-
-impl<T: Transport> Bus for Frontend<'_, T> {
-    fn check(&self) -> Result<(), XenbusError> {
-        self.poll_backend().map(drop)
-    }
-    fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
-        Frontend::close(self, timeout)
-    }
-}
-
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the link (backend state, event channel) is checked.
 const LINK_CHECK: Duration = Duration::from_millis(250);
 
@@ -269,8 +244,8 @@ pub struct FrontKeys {
 
 /// The front end of one virtual network interface.
 pub struct NetFront<'g, G: GrantOps, E: EventOps> {
-    tx: FrontRing<RingPage<'g, G>, TxRequest, TxResponse>,
-    rx: FrontRing<RingPage<'g, G>, RxRequest, RxResponse>,
+    tx: FrontRing<SharedPages<'g, G>, TxRequest, TxResponse>,
+    rx: FrontRing<SharedPages<'g, G>, RxRequest, RxResponse>,
     tx_pages: SharedPages<'g, G>,
     rx_pages: SharedPages<'g, G>,
     /// tx pool ids free to use.
@@ -284,7 +259,7 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     broken: bool,
     /// Why the link went down (backend closing or gone), once it did.
     down: Option<NetError>,
-    bus: Option<Box<dyn Bus + 'g>>,
+    bus: Option<Box<dyn Connection + 'g>>,
     checked_ns: u64,
     /// The backend's `ip` node.
     ip: Option<String>,
@@ -314,8 +289,8 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// Grants the rings and pools to `backend`, posts every rx page and
     /// allocates the event channel.
     pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, mac: [u8; 6], opts: Options) -> Result<Self, NetError> {
-        let tx = FrontRing::init(RingPage(grants.share(backend, 1, Access::ReadWrite)?))?;
-        let rx = FrontRing::init(RingPage(grants.share(backend, 1, Access::ReadWrite)?))?;
+        let tx = FrontRing::init(grants.share(backend, 1, Access::ReadWrite)?)?;
+        let rx = FrontRing::init(grants.share(backend, 1, Access::ReadWrite)?)?;
         let n_tx = opts.tx_buffers.clamp(1, tx.size() as usize);
         let n_rx = opts.rx_buffers.clamp(1, rx.size() as usize);
         let tx_pages = grants.share(backend, n_tx as u32, Access::ReadOnly)?;
@@ -392,8 +367,8 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// What to publish under `device/vif/<devid>/`.
     pub fn keys(&self) -> FrontKeys {
         FrontKeys {
-            tx_ring_ref: self.tx.memory().0.gref(0).unwrap_or(GrantRef(0)),
-            rx_ring_ref: self.rx.memory().0.gref(0).unwrap_or(GrantRef(0)),
+            tx_ring_ref: self.tx.memory().gref(0).unwrap_or(GrantRef(0)),
+            rx_ring_ref: self.rx.memory().gref(0).unwrap_or(GrantRef(0)),
             event_channel: self.port.port(),
         }
     }

@@ -7,8 +7,7 @@ extern crate std;
 use super::*;
 use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
 use crate::grant::fake::{FakeWorld, FakeXen};
-use crate::grant::MappedPages;
-use crate::ring::BackRing;
+use crate::ring::{BackRing, RingMemory};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -17,14 +16,6 @@ use std::vec;
 const FRONT: DomId = DomId(1);
 const BACK: DomId = DomId(0);
 const MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x10];
-
-struct Mapped<'g>(MappedPages<'g, FakeXen>);
-
-impl RingMemory for Mapped<'_> {
-    fn ring_mem(&self) -> SharedMem<'_> {
-        self.0.page(0).map_or(SharedMem::empty(), |p| p.shared_mem())
-    }
-}
 
 /// How the fake backend answers an injected frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +59,7 @@ fn world() -> World {
 
 fn netback(w: &World, k: FrontKeys) {
     let port = Port::bind_interdomain(&w.back_events, FRONT, k.event_channel).unwrap();
-    let map = |r| Mapped(w.back_grants.map(FRONT, &[r], Access::ReadWrite).unwrap());
+    let map = |r| w.back_grants.map(FRONT, &[r], Access::ReadWrite).unwrap();
     let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map(k.tx_ring_ref)).unwrap();
     let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map(k.rx_ring_ref)).unwrap();
     while !w.stop.load(Ordering::Relaxed) {

@@ -666,3 +666,27 @@ impl<T: Transport> Drop for Frontend<'_, T> {
         }
     }
 }
+
+/// How long a driver's close waits for its backend to close too (libxl
+/// gives a detach 10 s).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected device's xenbus side, as its driver keeps it after the
+/// handshake: without the store's transport in its type, so drivers are
+/// not generic over it (`Box<dyn Connection>`).
+pub trait Connection {
+    /// `Err(BackendClosing | BackendGone)` once the backend is closing or
+    /// gone ([`Frontend::poll_backend`]).
+    fn check(&self) -> Result<(), XenbusError>;
+    /// [`Frontend::close`].
+    fn close(&self, timeout: Duration) -> Result<(), XenbusError>;
+}
+
+impl<T: Transport> Connection for Frontend<'_, T> {
+    fn check(&self) -> Result<(), XenbusError> {
+        self.poll_backend().map(drop)
+    }
+    fn close(&self, timeout: Duration) -> Result<(), XenbusError> {
+        Frontend::close(self, timeout)
+    }
+}
