@@ -37,8 +37,12 @@ fn mib_per_s(bytes: u64, ns: u64) -> f64 {
 }
 
 fn main(xen: Xen) -> Result<(), xenpv::Error> {
-    let mut disk = BlkFront::connect(xen.grants()?, xen.events(), xen.store()?, XVDA, Options::default())?;
+    // A 4-page ring where blkback offers one, 16 requests in flight.
+    let opts = Options { in_flight: 16, ..Options::default() };
+    let mut disk = BlkFront::connect(xen.grants()?, xen.events(), xen.store()?, XVDA, opts)?;
     let info = disk.info();
+    let (ring_pages, in_flight) = disk.ring_pages();
+    println!("block_rw: xvda: ring of {ring_pages} pages, {in_flight} requests in flight");
     println!(
         "block_rw: xvda: {} sectors ({} KiB), sector-size {}, read-only {}, flush {}, barrier {}",
         info.sectors,

@@ -34,6 +34,7 @@ use crate::xenbus::{Announce, Connection, Frontend, XenbusState, CLOSE_TIMEOUT};
 use crate::xenstore::{Client, Transport};
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -222,17 +223,25 @@ impl Message for BlkResponse {
 /// Tuning knobs.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Requests outstanding at once (each with 11 granted data pages).
+    /// Requests outstanding at once (each with 11 granted data pages; at
+    /// most the ring's slots, 32 per ring page, and 128).
     pub in_flight: usize,
     /// How long one operation may wait for the backend.
     pub timeout: Duration,
+    /// The ring is `2^ring_order` pages (`ring-page-order`); `connect`
+    /// takes the smaller of this and the backend's `max-ring-page-order`
+    /// (0 when it offers none: a one-page ring, `ring-ref`).
+    pub ring_order: u8,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { in_flight: 4, timeout: Duration::from_secs(30) }
+        Options { in_flight: 4, timeout: Duration::from_secs(30), ring_order: 2 }
     }
 }
+
+/// The largest `ring-page-order` asked for (16 pages, 512 slots).
+pub const MAX_RING_ORDER: u8 = 4;
 
 const PAGE: usize = 4096;
 const SECTORS_PER_PAGE: usize = PAGE / BLKIF_SECTOR;
@@ -279,12 +288,36 @@ impl<G: GrantOps, E: EventOps> core::fmt::Debug for BlkFront<'_, G, E> {
     }
 }
 
-/// The keys a frontend publishes for its backend (`ring-ref`,
-/// `event-channel`, `protocol`, `feature-persistent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The keys a frontend publishes for its backend (`ring-ref`, or
+/// `ring-page-order` and `ring-ref0..`; `event-channel`, `protocol`,
+/// `feature-persistent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontKeys {
-    pub ring_ref: GrantRef,
+    /// The ring's pages, in order.
+    pub ring_refs: Vec<GrantRef>,
+    /// `ring-page-order` (0: one page, published as `ring-ref`).
+    pub ring_order: u8,
     pub event_channel: EvtchnPort,
+}
+
+impl FrontKeys {
+    /// The `(key, value)` pairs for xenstore, event channel and protocol
+    /// included.
+    pub fn nodes(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if self.ring_order == 0 {
+            v.push((String::from("ring-ref"), format!("{}", self.ring_refs.first().map_or(0, |r| r.0))));
+        } else {
+            v.push((String::from("ring-page-order"), format!("{}", self.ring_order)));
+            for (i, r) in self.ring_refs.iter().enumerate() {
+                v.push((format!("ring-ref{i}"), format!("{}", r.0)));
+            }
+        }
+        v.push((String::from("event-channel"), format!("{}", self.event_channel.0)));
+        v.push((String::from("protocol"), String::from("x86_64-abi")));
+        v.push((String::from("feature-persistent"), String::from("1")));
+        v
+    }
 }
 
 impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
@@ -292,9 +325,10 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// ring and allocates the event channel the backend will bind.
     /// `handle` is the virtual device number (`device/vbd/<handle>`).
     pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, handle: u16, opts: Options) -> Result<Self, BlockError> {
-        let in_flight = opts.in_flight.clamp(1, 32);
-        let ring_page = grants.share(backend, 1, Access::ReadWrite)?;
-        let ring = FrontRing::init(ring_page)?;
+        let in_flight = opts.in_flight.clamp(1, 128);
+        let order = opts.ring_order.min(MAX_RING_ORDER);
+        let ring_pages = grants.share(backend, 1 << order, Access::ReadWrite)?;
+        let ring = FrontRing::init(ring_pages)?;
         let in_flight = in_flight.min(ring.size() as usize);
         let data = grants.share(backend, (in_flight * BLKIF_MAX_SEGMENTS_PER_REQUEST) as u32, Access::ReadWrite)?;
         let port = Port::alloc_unbound(events, backend)?;
@@ -330,12 +364,14 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         let bus = Frontend::open(store, "vbd", devid)?;
         bus.initialise(opts.timeout)?;
         let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange { sector: u64::from(devid), bytes: 0 })?;
+        // A multi-page ring only where the backend offers one.
+        let offered = bus.read_backend("max-ring-page-order")?.and_then(|v| v.trim().parse::<u8>().ok()).unwrap_or(0);
+        let opts = Options { ring_order: opts.ring_order.min(offered), ..opts };
         let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
-        let keys = front.keys();
-        let (ring_ref, port) = (format!("{}", keys.ring_ref.0), format!("{}", keys.event_channel.0));
+        let nodes = front.keys().nodes();
+        let keys: Vec<(&str, &str)> = nodes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         // blkfront announces Initialised with its keys, and Connected once
         // it has read the disk the backend published on connecting.
-        let keys = [("ring-ref", &*ring_ref), ("event-channel", &*port), ("protocol", "x86_64-abi"), ("feature-persistent", "1")];
         bus.connect(Announce::Initialised, &keys, opts.timeout)?;
         let info = u32::try_from(bus.read_backend("info")?.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)).unwrap_or(0);
         let mode_ro = bus.read_backend("mode")?.is_some_and(|m| m.trim() == "r");
@@ -361,10 +397,17 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         }
     }
 
+    /// Pages of the ring (`2^ring-page-order`) and requests in flight at most.
+    pub fn ring_pages(&self) -> (usize, usize) {
+        (self.ring.memory().len(), self.slots.len())
+    }
+
     /// What to publish in `device/vbd/<handle>/`.
     pub fn keys(&self) -> FrontKeys {
+        let pages = self.ring.memory();
         FrontKeys {
-            ring_ref: self.ring.memory().gref(0).unwrap_or(GrantRef(0)),
+            ring_refs: pages.refs().collect(),
+            ring_order: pages.len().trailing_zeros() as u8,
             event_channel: self.port.port(),
         }
     }

@@ -71,7 +71,7 @@ const INFO: DiskInfo = DiskInfo { sectors: SECTORS, sector_size: 512, read_only:
 /// The backend: binds the channel, maps the ring, serves until `stop`.
 fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
     let port = Port::bind_interdomain(&w.back_events, FRONT, keys.event_channel).unwrap();
-    let ring_map = w.back_grants.map(FRONT, &[keys.ring_ref], Access::ReadWrite).unwrap();
+    let ring_map = w.back_grants.map(FRONT, &keys.ring_refs, Access::ReadWrite).unwrap();
     let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(ring_map).unwrap();
     while !w.stop.load(Ordering::Relaxed) {
         let req = match ring.poll_request() {
@@ -154,7 +154,7 @@ fn with_backend(mode: Mode, opts: Options, body: impl FnOnce(&mut BlkFront<'_, F
 }
 
 fn quick() -> Options {
-    Options { in_flight: 4, timeout: Duration::from_millis(500) }
+    Options { in_flight: 4, timeout: Duration::from_millis(500), ring_order: 0 }
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn messages_have_blkif_h_s_layout() {
 
 #[test]
 fn reads_and_writes_of_every_shape_reach_the_disk() {
-    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(1) }, |f, w| {
+    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(1), ring_order: 0 }, |f, w| {
         // One sector; a page; a request's worth (11 pages); more than the
         // slots hold at once (3 x 11 pages), at odd sectors.
         for (sector, bytes) in [(0u64, 512usize), (5, 4096), (17, 11 * 4096), (101, 40 * 4096 + 1536)] {
@@ -271,13 +271,13 @@ fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
 fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
     let w = world();
     {
-        let mut f = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, Options { in_flight: 2, timeout: Duration::from_secs(1) }).unwrap();
+        let mut f = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, Options { in_flight: 2, timeout: Duration::from_secs(1), ring_order: 0 }).unwrap();
         f.set_info(INFO).unwrap();
         // 1 ring page + 2 x 11 data pages.
         assert_eq!(w.front_grants.stats().shared_pages, 23);
         let keys = f.keys();
         // The backend keeps the ring mapped past the front's drop.
-        let ring = w.back_grants.map(FRONT, &[keys.ring_ref], Access::ReadWrite).unwrap();
+        let ring = w.back_grants.map(FRONT, &keys.ring_refs, Access::ReadWrite).unwrap();
         drop(f);
         assert_eq!(w.front_grants.stats().pending, 1, "the mapped ring page is parked, not freed");
         ring.unmap().unwrap();
@@ -302,13 +302,22 @@ fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
     match (get(x, &format!("{VBD_BACK}/state")).as_deref(), front.as_deref()) {
         (Some("1"), _) => {
             x.external_write(&format!("{VBD_BACK}/feature-flush-cache"), b"1");
+            x.external_write(&format!("{VBD_BACK}/max-ring-page-order"), b"2");
             x.external_write(&format!("{VBD_BACK}/state"), b"2");
         }
         (Some("2"), Some("3")) => {
             let num = |k: &str| get(x, &format!("{VBD_FRONT}/{k}")).unwrap().parse::<u32>().unwrap();
             assert_eq!(get(x, &format!("{VBD_FRONT}/protocol")).as_deref(), Some("x86_64-abi"));
             assert_eq!(get(x, &format!("{VBD_FRONT}/feature-persistent")).as_deref(), Some("1"));
-            *PUBLISHED.lock().unwrap() = Some(FrontKeys { ring_ref: GrantRef(num("ring-ref")), event_channel: EvtchnPort(num("event-channel")) });
+            // ring-ref, or ring-page-order and ring-ref0.. (blkif.h).
+            let order = get(x, &format!("{VBD_FRONT}/ring-page-order")).map_or(0, |o| o.parse::<u8>().unwrap());
+            let ring_refs = if order == 0 {
+                vec![GrantRef(num("ring-ref"))]
+            } else {
+                assert!(get(x, &format!("{VBD_FRONT}/ring-ref")).is_none());
+                (0..1u32 << order).map(|i| GrantRef(num(&format!("ring-ref{i}")))).collect()
+            };
+            *PUBLISHED.lock().unwrap() = Some(FrontKeys { ring_refs, ring_order: order, event_channel: EvtchnPort(num("event-channel")) });
             x.external_write(&format!("{VBD_BACK}/sectors"), SECTORS.to_string().as_bytes());
             x.external_write(&format!("{VBD_BACK}/info"), b"0");
             x.external_write(&format!("{VBD_BACK}/sector-size"), b"512");
@@ -330,10 +339,14 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     t.server.external_write(&format!("{VBD_BACK}/state"), b"1");
     t.server.peer = Some(blkback_bus);
     let store = spin::Mutex::new(Client::new(t));
-    let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+    // We would take 16 ring pages; the backend offers 4 (order 2).
+    let opts = Options { ring_order: 4, in_flight: 40, ..quick() };
+    let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, opts).unwrap();
     assert_eq!(f.info(), INFO);
     let keys = PUBLISHED.lock().unwrap().take().unwrap();
     assert_eq!(keys, f.keys());
+    assert_eq!((keys.ring_order, keys.ring_refs.len()), (2, 4), "a multi-page ring where offered");
+    assert_eq!(f.slots.len(), 40, "more requests in flight than one ring page has slots for");
     let front_state = |s: &spin::Mutex<Client<FakeTransport>>| s.lock().transport_mut().server.get(&format!("{VBD_FRONT}/state"));
     assert_eq!(front_state(&store).as_deref(), Some(&b"4"[..]));
     std::thread::scope(|s| {
@@ -342,6 +355,13 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         let mut buf = vec![0u8; 8192];
         f.read(3, &mut buf).unwrap();
         assert!(buf[..] == w.disk.lock().unwrap()[3 * 512..3 * 512 + 8192]);
+        // The whole disk, 24 requests at once, 8 times: the ring's slots
+        // (128 over 4 pages, entries straddling page ends) all get used.
+        let mut all = vec![0u8; SECTORS as usize * 512];
+        for _ in 0..8 {
+            f.read(0, &mut all).unwrap();
+            assert!(all == *w.disk.lock().unwrap());
+        }
         // The toolstack detaches the disk: the backend goes to Closing but
         // serves on (as blkback does) until we close. Reads notice within
         // a bus check period, and our end closes so the detach completes.

@@ -168,9 +168,26 @@ fn passed(old: RingIdx, new: RingIdx, event: RingIdx) -> bool {
 /// Memory a ring lives in: a [`SharedMem`] view, or an owner of the
 /// ring's pages (a grant owner, a mapping) that hands out views of them,
 /// so a driver can keep its ring and its pages in one struct.
+///
+/// A multi-page ring (`ring-page-order`) need not be contiguous in our
+/// address space: its owner says how long the ring is and copies slots
+/// across its page boundaries; the header is always in the first page.
 pub trait RingMemory {
-    /// The ring's bytes.
+    /// The first page (the header, and the slots it holds): for a
+    /// one-view ring, all of it.
     fn ring_mem(&self) -> SharedMem<'_>;
+    /// The ring's length in bytes (all its pages).
+    fn ring_len(&self) -> usize {
+        self.ring_mem().len()
+    }
+    /// Copies `dst.len()` bytes at `offset` out of the ring.
+    fn ring_read(&self, offset: usize, dst: &mut [u8]) {
+        let _ = self.ring_mem().read(offset, dst);
+    }
+    /// Copies `src` into the ring at `offset`.
+    fn ring_write(&self, offset: usize, src: &[u8]) {
+        let _ = self.ring_mem().write(offset, src);
+    }
 }
 
 impl RingMemory for SharedMem<'_> {
@@ -195,8 +212,11 @@ impl<M: RingMemory> Shared<M> {
             return Err(RingError::EntryTooLarge { entry });
         }
         let view = mem.ring_mem();
-        let bytes = view.len();
+        let bytes = mem.ring_len();
         let size = ring_entries(bytes, entry);
+        if view.len() < ENTRIES {
+            return Err(RingError::TooSmall { bytes: view.len(), entry });
+        }
         if size == 0 {
             return Err(RingError::TooSmall { bytes, entry });
         }
@@ -229,15 +249,15 @@ impl<M: RingMemory> Shared<M> {
     fn get<T: Message>(&self, idx: RingIdx) -> T {
         let mut buf = [0u8; MAX_ENTRY];
         // In bounds: slot < size entries, each `entry` <= MAX_ENTRY bytes,
-        // and size entries fit the view (ring_entries).
-        let _ = self.mem.ring_mem().read(self.slot(idx), &mut buf[..T::SIZE]);
+        // and size entries fit the ring (ring_entries of ring_len).
+        self.mem.ring_read(self.slot(idx), &mut buf[..T::SIZE]);
         T::decode(&buf[..T::SIZE])
     }
 
     fn put<T: Message>(&self, idx: RingIdx, m: &T) {
         let mut buf = [0u8; MAX_ENTRY];
         m.encode(&mut buf[..T::SIZE]);
-        let _ = self.mem.ring_mem().write(self.slot(idx), &buf[..T::SIZE]);
+        self.mem.ring_write(self.slot(idx), &buf[..T::SIZE]);
     }
 
     /// `RING_PUSH_*_AND_CHECK_NOTIFY`: publish `new` at `prod_off` and say
