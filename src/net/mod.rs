@@ -336,6 +336,12 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// Connected and waits for the backend to connect.
     pub fn connect<T: Transport>(grants: &'g Grants<G>, events: &'g E, store: &'g spin::Mutex<Client<T>>, devid: u32, opts: Options) -> Result<Self, NetError> {
         let bus = Frontend::open(store, "vif", devid)?;
+        // A device the toolstack is detaching (libxl sets the backend's
+        // `online` to 0 first) is not reconnected: writing Initialising
+        // would make netback reopen a vif that is about to be removed.
+        if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
+            return Err(NetError::BackendClosing);
+        }
         let mac_node = store.lock().read_string(&format!("{}/mac", bus.path())).map_err(XenbusError::from)?;
         let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
         bus.initialise(opts.timeout)?;

@@ -49,6 +49,14 @@ impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
         Stack { dev, iface, sockets: SocketSet::new(Vec::new()) }
     }
 
+    /// Puts a new device under the stack (the same interface: a vif
+    /// detached and attached again, reconnected with [`NetFront::connect`])
+    /// and returns the old one. Sockets keep their state; connections of
+    /// the old link will time out or be reset by their peers.
+    pub fn replace_device(&mut self, dev: NetFront<'g, G, E>) -> NetFront<'g, G, E> {
+        core::mem::replace(&mut self.dev, dev)
+    }
+
     /// Adds a socket.
     pub fn add<S: smoltcp::socket::AnySocket<'static>>(&mut self, socket: S) -> SocketHandle {
         self.sockets.add(socket)

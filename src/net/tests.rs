@@ -259,3 +259,23 @@ fn a_link_that_went_down_keeps_saying_why() {
         assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendClosing));
     });
 }
+
+#[test]
+fn a_vif_being_detached_is_not_reconnected() {
+    use crate::xenstore::fake::FakeTransport;
+    use crate::xenstore::Client;
+    const F: &str = "/local/domain/7/device/vif/0";
+    const B: &str = "/local/domain/0/backend/vif/7/0";
+    let w = world();
+    let mut t = FakeTransport::new(7, "guest-seven");
+    for (p, v) in [(format!("{F}/backend"), B), (format!("{F}/backend-id"), "0"), (format!("{F}/mac"), "00:16:3e:00:00:12"), (format!("{F}/state"), "6")] {
+        t.server.external_write(&p, v.as_bytes());
+    }
+    t.server.external_write(&format!("{B}/state"), b"6");
+    t.server.external_write(&format!("{B}/online"), b"0");
+    let store = spin::Mutex::new(Client::new(t));
+    let r = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, Options { timeout: Duration::from_millis(50), ..Options::default() });
+    assert_eq!(r.err(), Some(NetError::BackendClosing));
+    assert_eq!(store.lock().transport_mut().server.get(&format!("{F}/state")).as_deref(), Some(&b"6"[..]), "nothing written: netback is not reopened");
+    assert_eq!(w.front_grants.stats().shared_pages, 0, "nothing granted");
+}
