@@ -27,10 +27,11 @@
 /// nothing more.
 #[inline]
 pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    // `rep movs` copies forwards (the direction flag is clear at every Rust
+    // call boundary, per the SysV ABI), advances rdi/rsi/rcx, touches
+    // nothing else and does not use the stack.
     // SAFETY: the caller guarantees both ranges are valid for `len` bytes
-    // and do not overlap. `rep movs` copies forwards (the direction flag is
-    // clear at every Rust call boundary, per the SysV ABI), advances
-    // rdi/rsi/rcx, touches nothing else and does not use the stack.
+    // and do not overlap; the asm touches only them (see above).
     unsafe {
         core::arch::asm!(
             "rep movsq",
