@@ -45,3 +45,33 @@ pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
         );
     }
 }
+
+/// Sets `len` bytes at `dst` to `value` with `rep stosq`/`rep stosb`.
+///
+/// # Safety
+/// `dst..dst+len` must be mapped and writable for the whole call and not
+/// covered by a live Rust reference another access could observe (the
+/// caller owns it, or it is peer memory reached only through
+/// `SharedMem`). A peer writing the range concurrently leaves those bytes
+/// unspecified, nothing more (as for [`copy_bytes`]).
+#[inline]
+pub unsafe fn fill_bytes(dst: *mut u8, value: u8, len: usize) {
+    // The byte repeated in every lane of rax, for the word stores.
+    let word = u64::from(value) * 0x0101_0101_0101_0101;
+    // `rep stos` stores forwards (direction flag clear at every call
+    // boundary), advances rdi/rcx, touches nothing else, no stack.
+    // SAFETY: the caller guarantees the range is valid for `len` bytes;
+    // the asm writes only it (see above).
+    unsafe {
+        core::arch::asm!(
+            "rep stosq",
+            "mov rcx, {rest}",
+            "rep stosb",
+            rest = in(reg) len % 8,
+            inout("rcx") len / 8 => _,
+            inout("rdi") dst => _,
+            in("rax") word,
+            options(nostack, preserves_flags),
+        );
+    }
+}
