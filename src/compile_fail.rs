@@ -64,6 +64,33 @@
 //! let _ = part.load_u8(0, core::sync::atomic::Ordering::Relaxed);
 //! ```
 //!
+//! # A reserved batch outlives its grants and stays on one thread
+//!
+//! A grant through a [`ReservedRefs`](crate::grant::ReservedRefs) batch
+//! gives its reference back to the batch, so the batch cannot go first:
+//! ```compile_fail,E0505
+//! use xenpv::grant::{fake::FakeWorld, Access, Grants};
+//! use xenpv::DomId;
+//! let w = FakeWorld::new();
+//! let g = Grants::new(w.add_domain(DomId(1), 1, 4), 1).unwrap();
+//! let refs = g.reserve_refs(1).unwrap();
+//! let granted = refs.grant(DomId(2), g.alloc_page().unwrap(), Access::ReadWrite).unwrap();
+//! drop(refs); // would free the reference the grant still holds
+//! let _ = granted.gref();
+//! ```
+//! The batch takes no lock, so two threads may not use it at once:
+//! ```compile_fail,E0277
+//! use xenpv::grant::{fake::FakeWorld, Access, Grants};
+//! use xenpv::DomId;
+//! let w = FakeWorld::new();
+//! let g = Grants::new(w.add_domain(DomId(1), 1, 4), 1).unwrap();
+//! let refs = g.reserve_refs(2).unwrap();
+//! std::thread::scope(|s| {
+//!     s.spawn(|| refs.grant(DomId(2), g.alloc_page().unwrap(), Access::ReadWrite).map(drop));
+//!     let _ = refs.grant(DomId(2), g.alloc_page().unwrap(), Access::ReadWrite).map(drop);
+//! });
+//! ```
+//!
 //! # The backend is not reachable from safe code
 //!
 //! No accessor hands out a `Grants`' backend (its raw operations map at
@@ -151,4 +178,12 @@
 //! let part = page.mem().slice(16, 16).unwrap();
 //! assert_eq!(part.load_u8(0, core::sync::atomic::Ordering::Relaxed).unwrap(), 0);
 //! let _ = LocalFrame::of(&page).mfn();
+//! // A batch moves to another thread whole, and is used there.
+//! let refs = a.reserve_refs(2).unwrap();
+//! std::thread::scope(|s| {
+//!     s.spawn(move || {
+//!         let granted = refs.grant(DomId(2), page, Access::ReadWrite).unwrap();
+//!         assert!(granted.end_access().is_ok());
+//!     });
+//! });
 //! ```

@@ -58,46 +58,49 @@ impl EntryTable {
         (self.mem.len() / GNTENT_SIZE) as u32
     }
 
-    fn off(&self, r: GrantRef, field: usize) -> Result<usize, GrantError> {
-        if r.0 >= self.capacity() {
-            return Err(GrantError::BadRef(r));
-        }
-        Ok(r.0 as usize * GNTENT_SIZE + field)
+    /// Entry `r`'s bytes: one bounds check, then each field at its
+    /// constant offset.
+    #[inline(always)]
+    fn entry(&self, r: GrantRef) -> Result<SharedMem<'static>, GrantError> {
+        self.mem.slice(r.0 as usize * GNTENT_SIZE, GNTENT_SIZE).map_err(|_| GrantError::BadRef(r))
     }
 
     /// The entry's current `flags`.
+    #[inline]
     pub fn flags(&self, r: GrantRef) -> Result<u16, GrantError> {
-        let off = self.off(r, GNTENT_FLAGS)?;
-        self.mem.load_u16(off, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
+        self.entry(r)?.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
     }
 
     /// The entry's `domid` and `frame` (diagnostics and tests).
     pub fn read(&self, r: GrantRef) -> Result<(u16, DomId, u32), GrantError> {
         let flags = self.flags(r)?;
-        let d = self.mem.load_u16(self.off(r, GNTENT_DOMID)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
-        let f = self.mem.load_u32(self.off(r, GNTENT_FRAME)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        let e = self.entry(r)?;
+        let d = e.load_u16(GNTENT_DOMID, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        let f = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
         Ok((flags, DomId(d), f))
     }
 
+    #[inline]
     fn introduce(&self, r: GrantRef, domid: DomId, frame: u32, flags: u16) -> Result<(), GrantError> {
-        let fo = self.off(r, GNTENT_FLAGS)?;
+        let e = self.entry(r)?;
         let bad = |_| GrantError::BadRef(r);
         // "Introducing a valid entry into the grant table":
         // 1. Write ent->domid.
-        self.mem.store_u16(self.off(r, GNTENT_DOMID)?, domid.0, Ordering::Relaxed).map_err(bad)?;
+        e.store_u16(GNTENT_DOMID, domid.0, Ordering::Relaxed).map_err(bad)?;
         // 2. Write ent->frame.
-        self.mem.store_u32(self.off(r, GNTENT_FRAME)?, frame, Ordering::Relaxed).map_err(bad)?;
+        e.store_u32(GNTENT_FRAME, frame, Ordering::Relaxed).map_err(bad)?;
         // 3. Write memory barrier (WMB): Xen must not see the new flags
         //    with the old domid or frame.
         wmb();
         // 4. Write ent->flags, inc. valid type. The entry is invalid
         //    (flags 0) while it is free, and Xen never changes an invalid
         //    entry, so a plain store is enough here.
-        self.mem.store_u16(fo, flags, Ordering::Release).map_err(bad)
+        e.store_u16(GNTENT_FLAGS, flags, Ordering::Release).map_err(bad)
     }
 
     /// Grants `domid` access to `frame` (`GTF_permit_access`, plus
     /// `GTF_readonly` if `readonly`). The entry must be invalid (free).
+    #[inline]
     pub fn grant_access(&self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
         let frame32 = u32::try_from(frame.0).map_err(|_| GrantError::FrameTooLarge(frame))?;
         let ro = if readonly { GTF_readonly } else { 0 };
@@ -113,14 +116,15 @@ impl EntryTable {
     /// CAS sees the bits (and fails) or Xen's sees flags 0 (and refuses
     /// the map). The 2011 driver's "query in use, then end access" as two
     /// steps left a window between them: CVE-2022-23039 (XSA-396).
+    #[inline(always)]
     pub fn try_end_access_from(&self, r: GrantRef, seen: u16) -> Result<EndStep, GrantError> {
         if seen & (GTF_reading | GTF_writing) != 0 {
             return Ok(EndStep::InUse(seen));
         }
-        let off = self.off(r, GNTENT_FLAGS)?;
+        let e = self.entry(r)?;
         // No WMB needed after success: "reuse of entry is
         // control-dependent on success of step 3".
-        match self.mem.cas_u16(off, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+        match e.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(r))? {
             Ok(_) => Ok(EndStep::Done),
             Err(now) => Ok(EndStep::Retry(now)),
         }
@@ -130,10 +134,14 @@ impl EntryTable {
     /// [`GrantError::InUse`] while the peer has it mapped. The loop only
     /// repeats when Xen changed the flags without leaving them in use.
     #[must_use = "the page may be reused only if access ended"]
+    #[inline(always)]
     pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
-        let mut seen = self.flags(r)?;
+        // The view copied to a local: its base and length then stay in
+        // registers across the atomics (behind `&self` they are reloaded).
+        let t = *self;
+        let mut seen = t.flags(r)?;
         loop {
-            match self.try_end_access_from(r, seen)? {
+            match t.try_end_access_from(r, seen)? {
                 EndStep::Done => return Ok(()),
                 EndStep::InUse(_) => return Err(GrantError::InUse(r)),
                 EndStep::Retry(now) => seen = now,
@@ -144,7 +152,7 @@ impl EntryTable {
     /// "Changing a GTF_permit_access from writable to read-only: use
     /// SMP-safe CMPXCHG to set GTF_readonly, while checking !GTF_writing."
     pub fn make_readonly(&self, r: GrantRef) -> Result<(), GrantError> {
-        let off = self.off(r, GNTENT_FLAGS)?;
+        let e = self.entry(r)?;
         let mut seen = self.flags(r)?;
         loop {
             if seen & GTF_writing != 0 {
@@ -153,7 +161,7 @@ impl EntryTable {
             if seen & GTF_permit_access == 0 {
                 return Err(GrantError::InvalidArgument);
             }
-            match self.mem.cas_u16(off, seen, seen | GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+            match e.cas_u16(GNTENT_FLAGS, seen, seen | GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
                 Ok(_) => return Ok(()),
                 Err(now) => seen = now,
             }
@@ -164,13 +172,13 @@ impl EntryTable {
     /// SMP-safe bit-setting instruction" (here clearing `GTF_readonly`
     /// with an atomic read-modify-write; the other bits are Xen's).
     pub fn make_writable(&self, r: GrantRef) -> Result<(), GrantError> {
-        let off = self.off(r, GNTENT_FLAGS)?;
+        let e = self.entry(r)?;
         let mut seen = self.flags(r)?;
         loop {
             if seen & GTF_permit_access == 0 {
                 return Err(GrantError::InvalidArgument);
             }
-            match self.mem.cas_u16(off, seen, seen & !GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+            match e.cas_u16(GNTENT_FLAGS, seen, seen & !GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
                 Ok(_) => return Ok(()),
                 Err(now) => seen = now,
             }
@@ -188,11 +196,11 @@ impl EntryTable {
     /// a single CMPXCHG checking !GTF_transfer_committed), reports a
     /// commitment in progress, or takes the frame once completed.
     pub fn end_transfer(&self, r: GrantRef) -> Result<TransferState, GrantError> {
-        let off = self.off(r, GNTENT_FLAGS)?;
+        let e = self.entry(r)?;
         let mut seen = self.flags(r)?;
         loop {
             if seen & GTF_transfer_committed == 0 {
-                match self.mem.cas_u16(off, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+                match e.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(r))? {
                     Ok(_) => return Ok(TransferState::Cancelled),
                     Err(now) => {
                         seen = now;
@@ -206,11 +214,10 @@ impl EntryTable {
             // "Xen will always write the frame address, followed by ORing
             // this flag": read the frame only after seeing the flag.
             rmb();
-            let frame =
-                self.mem.load_u32(self.off(r, GNTENT_FRAME)?, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+            let frame = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
             // Xen is done with a completed entry; clearing it makes the
             // free entry look like every other free entry.
-            self.mem.store_u16(off, 0, Ordering::Release).map_err(|_| GrantError::BadRef(r))?;
+            e.store_u16(GNTENT_FLAGS, 0, Ordering::Release).map_err(|_| GrantError::BadRef(r))?;
             return Ok(TransferState::Completed(Mfn(frame as u64)));
         }
     }

@@ -354,6 +354,12 @@ impl FakeWorld {
         self.lock().unmapped.iter().find(|(m, _)| *m == mfn.0).map(|(_, b)| b.clone())
     }
 
+    /// Makes the next frame handed out `mfn` (and the ones after it
+    /// follow): e.g. one too large for a v1 entry's 32-bit `frame`.
+    pub fn set_next_mfn(&self, mfn: u64) {
+        self.lock().next_mfn = mfn - 0x1001;
+    }
+
     /// Whether frame `mfn` has been freed.
     pub fn is_freed(&self, mfn: Mfn) -> bool {
         self.lock().frames.get(&mfn.0).is_some_and(|f| f.freed)

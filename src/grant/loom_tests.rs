@@ -236,3 +236,41 @@ fn loom_share_release_frees_only_what_the_peer_does_not_map() {
         assert_eq!(g.stats().pending == 1, mapped);
     });
 }
+
+#[test]
+fn loom_reserved_end_access_and_a_peer_map_never_both_win() {
+    loom_model(|| {
+        let (_w, g, table) = grants();
+        let refs = g.reserve_refs(1).unwrap();
+        let granted = refs.grant(B, g.alloc_page().unwrap(), Access::ReadOnly).map_err(|e| e.1).unwrap();
+        let r = granted.gref();
+        let peer = thread::spawn(move || xen_map(table, r, false).is_some());
+        let ended = granted.end_access();
+        let mapped = peer.join().unwrap();
+        match ended {
+            Ok(_page) => {
+                assert!(!mapped, "page handed back while the peer maps it");
+                assert_eq!(refs.available(), 1);
+            }
+            Err((_granted, e)) => {
+                assert_eq!(e, GrantError::InUse(r));
+                assert!(mapped);
+            }
+        }
+    });
+}
+
+#[test]
+fn loom_a_dropped_reserved_grant_is_freed_only_if_the_peer_does_not_map_it() {
+    loom_model(|| {
+        let (_w, g, table) = grants();
+        let refs = g.reserve_refs(1).unwrap();
+        let granted = refs.grant(B, g.alloc_page().unwrap(), Access::ReadWrite).map_err(|e| e.1).unwrap();
+        let r = granted.gref();
+        let peer = thread::spawn(move || xen_map(table, r, true).is_some());
+        drop(granted);
+        let mapped = peer.join().unwrap();
+        assert_eq!(g.stats().pending == 1, mapped, "a page the peer maps was freed, or one it does not map kept");
+        assert_eq!(refs.len() == 0, mapped, "the reference went pending with the page");
+    });
+}

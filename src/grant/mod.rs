@@ -28,6 +28,7 @@ pub mod refs;
 
 mod copy;
 mod map;
+mod reserve;
 mod share;
 mod table;
 mod transfer;
@@ -39,6 +40,7 @@ mod tests;
 
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
+pub use reserve::{ReservedGrant, ReservedRefs};
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
 pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
 pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
@@ -247,6 +249,11 @@ pub enum GrantError {
     StillMapped {
         /// Pages a peer still maps.
         pages: u32,
+    },
+    /// Every reference of a [`ReservedRefs`] batch is granted now.
+    NoReservedRef {
+        /// References the batch holds.
+        reserved: u32,
     },
 }
 

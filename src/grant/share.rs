@@ -86,7 +86,7 @@ impl<B: GrantOps> Grants<B> {
         if in_use.checked_add(count).is_none_or(|n| n > g.share_limit) {
             return Err(GrantError::LimitReached { limit: g.share_limit, in_use, requested: count });
         }
-        let dom_in_use = g.shared_per_domain.get(&domid).copied().unwrap_or(0);
+        let dom_in_use = g.shared_per_domain.get(domid);
         let limit = g.share_limit_per_domain;
         if dom_in_use.checked_add(count).is_none_or(|n| n > limit) {
             return Err(GrantError::DomainLimitReached { domid, limit, in_use: dom_in_use, requested: count });
@@ -94,32 +94,39 @@ impl<B: GrantOps> Grants<B> {
         // Room on the pending list for every page, so that releasing them
         // (also in a drop) never allocates.
         g.reserve_pending(count)?;
-        let mut pages = Vec::with_capacity(count as usize);
-        let mut refs = Vec::with_capacity(count as usize);
+        // One vector for the whole share: page, reference and unmap
+        // notification of each.
+        let mut slots = Vec::with_capacity(count as usize);
         let got = (|| {
+            // Room for every reference first (growing the table if it
+            // must), all or nothing.
+            g.table.grow_for(count)?;
             for _ in 0..count {
-                let p = g.table.ops.alloc_page()?;
-                if u32::try_from(p.mfn().0).is_err() {
-                    return Err(GrantError::FrameTooLarge(p.mfn()));
+                let page = g.table.ops.alloc_page()?;
+                if u32::try_from(page.mfn().0).is_err() {
+                    return Err(GrantError::FrameTooLarge(page.mfn()));
                 }
-                pages.push(p);
+                let gref = g.table.alloc_ref()?;
+                slots.push(Some(Slot { gref, page, notify: UnmapNotify::default() }));
             }
-            // Nothing is granted yet: on failure the pages just drop.
-            g.table.alloc_refs(count, &mut refs)
+            Ok(())
         })();
         if let Err(e) = got {
+            // Nothing is granted yet: the references go back, the pages
+            // just drop.
+            for slot in slots.iter().flatten() {
+                let _ = g.table.refs.free(slot.gref);
+            }
             g.unreserve(count);
             return Err(e);
         }
-        let mut slots = Vec::with_capacity(count as usize);
-        for (r, page) in refs.into_iter().zip(pages) {
+        for slot in slots.iter().flatten() {
             // Cannot fail: the reference is in range and the frame fits
             // (both checked above).
-            let _ = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly());
-            slots.push(Some(Slot { gref: r, page, notify: UnmapNotify::default() }));
+            let _ = g.table.entries.grant_access(slot.gref, domid, slot.page.mfn(), access.readonly());
         }
         g.shared_pages += count;
-        *g.shared_per_domain.entry(domid).or_insert(0) += count;
+        g.shared_per_domain.add(domid, count);
         let index = g.next_index;
         g.next_index += count as u64 * PAGE_SIZE as u64;
         Ok(SharedPages { grants: self, domid, access, index, slots })

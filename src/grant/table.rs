@@ -12,7 +12,6 @@ use crate::event::EventOps;
 use crate::mm::MemError;
 use core::time::Duration;
 use crate::types::{DomId, GrantRef, Mfn};
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
 
@@ -60,7 +59,7 @@ impl<B: GrantOps> GrantTable<B> {
     /// Grows the table so that at least `want` references are free, or
     /// fails with [`GrantError::TableFull`] without growing if even the
     /// maximum size could not hold them.
-    fn grow_for(&mut self, want: u32) -> Result<(), GrantError> {
+    pub(crate) fn grow_for(&mut self, want: u32) -> Result<(), GrantError> {
         let free = self.refs.free_count();
         if free >= want {
             return Ok(());
@@ -132,6 +131,44 @@ pub(crate) enum Charge {
     Granted,
 }
 
+/// A count per peer domain, holding only the peers with a non-zero count.
+/// A few peers at a time, so a vector scanned in order; it keeps its
+/// capacity when a peer leaves, so sharing with the same peers again does
+/// not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct PerDomain(Vec<(DomId, u32)>);
+
+impl PerDomain {
+    /// `domid`'s count (0 when it has none).
+    pub(crate) fn get(&self, domid: DomId) -> u32 {
+        self.0.iter().find(|e| e.0 == domid).map_or(0, |e| e.1)
+    }
+
+    /// Adds `n` to `domid`'s count.
+    pub(crate) fn add(&mut self, domid: DomId, n: u32) {
+        match self.0.iter_mut().find(|e| e.0 == domid) {
+            Some(e) => e.1 += n,
+            None => self.0.push((domid, n)),
+        }
+    }
+
+    /// Takes `n` off `domid`'s count, dropping the peer at 0.
+    pub(crate) fn sub(&mut self, domid: DomId, n: u32) {
+        if let Some(i) = self.0.iter().position(|e| e.0 == domid) {
+            self.0[i].1 = self.0[i].1.saturating_sub(n);
+            if self.0[i].1 == 0 {
+                self.0.swap_remove(i);
+            }
+        }
+    }
+
+    /// Whether no peer has a non-zero count.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner<B: GrantOps> {
     pub(crate) table: GrantTable<B>,
@@ -140,7 +177,7 @@ pub(crate) struct Inner<B: GrantOps> {
     pub(crate) shared_pages: u32,
     pub(crate) share_limit: u32,
     /// Share-API pages per peer, pending ones included (no entry: 0).
-    pub(crate) shared_per_domain: BTreeMap<DomId, u32>,
+    pub(crate) shared_per_domain: PerDomain,
     pub(crate) share_limit_per_domain: u32,
     /// Pages from `grant` on the pending list, and their limit.
     pub(crate) granted_pending: u32,
@@ -214,13 +251,7 @@ impl<B: GrantOps> Inner<B> {
         match charge {
             Charge::Shared(domid) => {
                 self.shared_pages -= 1;
-                if let Some(n) = self.shared_per_domain.get_mut(&domid) {
-                    *n -= 1;
-                    // Drop the entry so the map holds only current peers.
-                    if *n == 0 {
-                        self.shared_per_domain.remove(&domid);
-                    }
-                }
+                self.shared_per_domain.sub(domid, 1);
             }
             Charge::Granted => {}
         }
@@ -269,7 +300,7 @@ impl<B: GrantOps> Grants<B> {
                 pending: Vec::new(),
                 shared_pages: 0,
                 share_limit: super::share::DEFAULT_SHARE_LIMIT,
-                shared_per_domain: BTreeMap::new(),
+                shared_per_domain: PerDomain::default(),
                 share_limit_per_domain: super::share::DEFAULT_SHARE_LIMIT_PER_DOMAIN,
                 granted_pending: 0,
                 pending_limit: DEFAULT_PENDING_LIMIT,

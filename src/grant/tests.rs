@@ -919,3 +919,167 @@ fn by_default_one_peer_gets_three_quarters_of_the_share_limit() {
     drop((to_b, to_c));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn reserved_refs_grant_and_end_without_the_table() {
+    let (w, a, b, _c) = world();
+    let refs = a.reserve_refs(3).unwrap();
+    assert_eq!((refs.len(), refs.available()), (3, 3));
+    assert_eq!(a.stats().refs_used, 3, "taken from the table at once");
+    let p = page(&a);
+    let mfn = p.mfn();
+    p.mem().write(0, b"batch").unwrap();
+    let g = refs.grant(B, p, Access::ReadOnly).map_err(|e| e.1).unwrap();
+    let r = g.gref();
+    assert_eq!(refs.available(), 2);
+    assert_eq!(g.access(), Access::ReadOnly);
+    let t = a.inner.lock().table.entries;
+    assert_eq!(t.read(r).unwrap(), (GTF_permit_access | GTF_readonly, B, mfn.0 as u32));
+    // The peer sees the page through the reference, read-only.
+    assert_eq!(b.map(A, &[r], Access::ReadWrite).unwrap_err(), GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    let m = b.map(A, &[r], Access::ReadOnly).unwrap();
+    let mut buf = [0u8; 5];
+    m.page(0).unwrap().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"batch");
+    // Ending access is refused while mapped, and the owner comes back.
+    let (g, e) = g.end_access().unwrap_err();
+    assert_eq!(e, GrantError::InUse(r));
+    assert_eq!(t.read(r).unwrap().0 & GTF_permit_access, GTF_permit_access, "entry left valid");
+    assert_eq!(refs.available(), 2);
+    m.unmap().unwrap();
+    let p = g.end_access().map_err(|e| e.1).unwrap();
+    assert_eq!(p.mfn(), mfn);
+    assert_eq!(t.read(r).unwrap().0, 0, "entry invalid again");
+    assert_eq!(refs.available(), 3, "the reference is back in the batch");
+    assert_eq!(a.stats().refs_used, 3, "and not in the table's free list");
+    // Each reference is handed out once.
+    let g1 = refs.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g2 = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g3 = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let mut seen = [g1.gref(), g2.gref(), g3.gref()];
+    seen.sort();
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
+    let (_p, e) = refs.grant(B, page(&a), Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::NoReservedRef { reserved: 3 });
+    drop((g1, g2, g3));
+    assert_eq!(refs.available(), 3);
+    drop(refs);
+    assert_eq!(a.stats().refs_used, 0, "the batch gave its references back");
+    assert_eq!(a.inner.lock().reserved, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_reserved_grant_dropped_while_mapped_goes_pending_and_the_batch_shrinks() {
+    let (w, a, _b, _c) = world();
+    let refs = a.reserve_refs(2).unwrap();
+    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let r = g.gref();
+    let (h, view) = w.peer_map(B, A, r, true).unwrap();
+    let cap = a.inner.lock().pending.capacity();
+    drop(g);
+    assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    assert_eq!(a.stats().pending, 1, "kept while the peer maps it");
+    assert_eq!((refs.len(), refs.available()), (1, 1), "the reference went with the page");
+    view.write(0, b"peer still writes").unwrap();
+    // The other reference still works.
+    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    assert_ne!(g.gref(), r);
+    let (_p, e) = refs.grant(B, page(&a), Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::NoReservedRef { reserved: 1 });
+    drop(g);
+    assert_eq!(refs.available(), 1);
+    drop(refs);
+    assert_eq!(a.stats().refs_used, 1, "only the pending page's reference");
+    w.peer_unmap(B, h).unwrap();
+    assert_eq!(a.reclaim(), 0);
+    assert_eq!(a.stats().refs_used, 0);
+    let g = a.inner.lock();
+    assert_eq!((g.granted_pending, g.reserved), (0, 0));
+    drop(g);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn reserved_refs_check_their_input_and_the_pending_limit() {
+    let (w, a, _b, _c) = world();
+    assert_eq!(a.reserve_refs(0).unwrap_err(), GrantError::InvalidArgument);
+    let refs = a.reserve_refs(1).unwrap();
+    let (_p, e) = refs.grant(DomId::SELF, page(&a), Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::BadDomain(DomId::SELF));
+    assert_eq!(refs.available(), 1, "a refused grant takes no reference");
+    // A page whose frame does not fit an entry gives its reference back.
+    w.set_next_mfn(1 << 40);
+    let big = page(&a);
+    assert_eq!(big.mfn(), Mfn(1 << 40));
+    let (_p, e) = refs.grant(B, big, Access::ReadWrite).unwrap_err();
+    assert_eq!(e, GrantError::FrameTooLarge(Mfn(1 << 40)));
+    assert_eq!(refs.available(), 1);
+    w.set_next_mfn(0x10_0000);
+    assert!(!refs.is_empty());
+    // Readonly <-> writable, as for Granted.
+    let mut g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let r = g.gref();
+    let (h, _) = w.peer_map(B, A, r, true).unwrap();
+    assert_eq!(g.make_readonly(), Err(GrantError::InUse(r)), "refused while mapped writable");
+    w.peer_unmap(B, h).unwrap();
+    g.make_readonly().unwrap();
+    assert_eq!((a.entry_flags(r).unwrap(), g.access()), (GTF_permit_access | GTF_readonly, Access::ReadOnly));
+    assert_eq!(g.page().load_u8(0), Ok(0));
+    g.make_writable().unwrap();
+    assert_eq!((a.entry_flags(r).unwrap(), g.access()), (GTF_permit_access, Access::ReadWrite));
+    drop(g);
+    drop(refs);
+    // At the pending limit no batch is handed out.
+    a.set_pending_limit(1);
+    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
+    drop(g);
+    assert_eq!(a.reserve_refs(4).unwrap_err(), GrantError::PendingLimitReached { limit: 1, pending: 1 });
+    assert_eq!(a.stats().refs_used, 1, "the refused batch took no reference");
+    w.peer_unmap(B, h).unwrap();
+    let refs = a.reserve_refs(4).unwrap();
+    assert_eq!(a.stats().pending, 0, "reserving reclaims first");
+    drop(refs);
+    let g = a.inner.lock();
+    assert_eq!((g.reserved, g.table.refs.used_count()), (0, 0));
+}
+
+#[test]
+fn a_batch_larger_than_the_table_grows_it_or_is_refused_whole() {
+    let (_w, a, _b, _c) = world();
+    let per = GNTENT_PER_FRAME as u32;
+    let before = a.stats();
+    let refs = a.reserve_refs(per).unwrap();
+    assert!(a.stats().nr_frames > before.nr_frames, "grown for the batch");
+    // A reference from the grown part works through the batch's view.
+    let gs: Vec<_> = (0..per).map(|_| refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap()).collect();
+    assert!(gs.iter().any(|g| g.gref().0 >= before.nr_frames * per));
+    drop(gs);
+    drop(refs);
+    let max_refs = a.stats().max_frames * per;
+    assert_eq!(a.reserve_refs(max_refs).unwrap_err(), GrantError::TableFull);
+    let g = a.inner.lock();
+    assert_eq!((g.reserved, g.table.refs.used_count()), (0, 0));
+}
+
+#[test]
+fn a_share_that_fails_midway_gives_back_its_references_and_pages() {
+    let (w, a, _b, _c) = world();
+    let before = a.stats();
+    // The first page's frame fits a v1 entry, the second's does not.
+    w.set_next_mfn(u32::MAX as u64);
+    assert_eq!(a.share(B, 3, Access::ReadWrite).unwrap_err(), GrantError::FrameTooLarge(Mfn(1 << 32)));
+    assert!(w.is_freed(Mfn(u32::MAX as u64)), "the first page was freed");
+    let after = a.stats();
+    assert_eq!((after.refs_used, after.shared_pages), (before.refs_used, before.shared_pages));
+    let g = a.inner.lock();
+    assert_eq!(g.reserved, 0);
+    assert!(g.shared_per_domain.is_empty());
+    drop(g);
+    w.set_next_mfn(0x10_0000);
+    let s = a.share(B, 3, Access::ReadWrite).unwrap();
+    assert_eq!(a.stats().refs_used, 3);
+    drop(s);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
