@@ -107,7 +107,7 @@ impl<'g, B: GrantOps> ReservedRefs<'g, B> {
             self.give_back(r);
             return Err((page, e));
         }
-        Ok(ReservedGrant { refs: self, gref: r, page: Some(page), access })
+        Ok(ReservedGrant { refs: self, entries: self.entries, gref: r, page: Some(page), access })
     }
 
     /// Takes a free reference off the stack.
@@ -149,6 +149,9 @@ impl<B: GrantOps> Drop for ReservedRefs<'_, B> {
 #[derive(Debug)]
 pub struct ReservedGrant<'r, B: GrantOps> {
     refs: &'r ReservedRefs<'r, B>,
+    /// The batch's view of the table, copied: ending access then uses
+    /// the base and length the grant checked, without reloading them.
+    entries: EntryTable,
     gref: GrantRef,
     page: Option<B::Page>,
     access: Access,
@@ -177,7 +180,7 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
     /// fails with [`GrantError::InUse`] and hands the owner back.
     #[inline]
     pub fn end_access(mut self) -> Result<B::Page, (Self, GrantError)> {
-        match self.refs.entries.end_access(self.gref) {
+        match self.entries.end_access(self.gref) {
             Ok(()) => {
                 self.refs.give_back(self.gref);
                 Ok(self.page.take().expect("ReservedGrant without page"))
@@ -189,14 +192,14 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
     /// Restricts the peer to reading (refused while it maps the page
     /// writable).
     pub fn make_readonly(&mut self) -> Result<(), GrantError> {
-        self.refs.entries.make_readonly(self.gref)?;
+        self.entries.make_readonly(self.gref)?;
         self.access = Access::ReadOnly;
         Ok(())
     }
 
     /// Lets the peer write again.
     pub fn make_writable(&mut self) -> Result<(), GrantError> {
-        self.refs.entries.make_writable(self.gref)?;
+        self.entries.make_writable(self.gref)?;
         self.access = Access::ReadWrite;
         Ok(())
     }
@@ -215,7 +218,7 @@ impl<B: GrantOps> Drop for ReservedGrant<'_, B> {
 impl<B: GrantOps> ReservedGrant<'_, B> {
     #[cold]
     fn end_or_park(&self, page: B::Page) {
-        if self.refs.entries.end_access(self.gref).is_ok() {
+        if self.entries.end_access(self.gref).is_ok() {
             self.refs.give_back(self.gref);
             return;
         }
