@@ -12,6 +12,9 @@
 //! - [`Grants`]: the table itself (growth on demand), owner objects for
 //!   granted pages ([`Granted`], [`SharedPages`]), mapped foreign pages
 //!   ([`MappedPages`]), copies and transfers.
+//! - [`ReservedRefs`]: a caller's own batch of references, taken from the
+//!   table once, through which granting and ending access take no lock
+//!   (for drivers that grant per request).
 //!
 //! Everything but the real backend is free of `unsafe` and runs on the
 //! host against the fake.
