@@ -21,6 +21,7 @@ pub const FILES: &[&str] = &[
     "src/grant/share.rs",
     "src/grant/table.rs",
     "src/grant/refs.rs",
+    "src/grant/reserve.rs",
     "src/vchan/ring.rs",
     "src/vchan/channel.rs",
     "src/shared_mem.rs",
