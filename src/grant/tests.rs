@@ -1083,3 +1083,38 @@ fn a_share_that_fails_midway_gives_back_its_references_and_pages() {
     drop(s);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
+
+#[test]
+fn shared_and_mapped_pages_hold_a_ring_across_their_pages() {
+    use crate::ring::RingMemory;
+    let (_w, a, b, _c) = world();
+    let shared = a.share(B, 2, Access::ReadWrite).unwrap();
+    let refs: Vec<_> = shared.refs().collect();
+    let mapped = b.map(A, &refs, Access::ReadWrite).unwrap();
+    assert_eq!((shared.ring_len(), mapped.ring_len()), (2 * PAGE_SIZE, 2 * PAGE_SIZE));
+    assert_eq!(shared.ring_mem().len(), PAGE_SIZE, "the header page");
+    // A slot straddling the page end, written on one side, read on the other.
+    shared.ring_write(PAGE_SIZE - 3, b"across");
+    let mut got = [0u8; 6];
+    mapped.ring_read(PAGE_SIZE - 3, &mut got);
+    assert_eq!(&got, b"across");
+    mapped.ring_write(2 * PAGE_SIZE - 4, b"back");
+    let mut got = [0u8; 4];
+    shared.ring_read(2 * PAGE_SIZE - 4, &mut got);
+    assert_eq!(&got, b"back");
+}
+
+#[test]
+fn a_batch_whose_references_all_went_pending_is_empty() {
+    let (w, a, _b, _c) = world();
+    let refs = a.reserve_refs(1).unwrap();
+    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
+    assert!(!refs.is_empty());
+    drop(g);
+    assert!(refs.is_empty(), "its one reference went pending with the page");
+    assert_eq!(refs.available(), 0);
+    drop(refs);
+    w.peer_unmap(B, h).unwrap();
+    assert_eq!(a.reclaim(), 0);
+}
