@@ -169,6 +169,7 @@ enum ChanMem<'b, G: GrantOps> {
 }
 
 impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
+    #[inline]
     fn ctrl(&self) -> SharedMem<'_> {
         let page = match self {
             ChanMem::Server { pages, .. } => pages.page(0),
@@ -177,6 +178,7 @@ impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
         page.map_or(SharedMem::empty(), |p| p.shared_mem())
     }
 
+    #[inline]
     fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>> {
         let page = match (self, which) {
             (ChanMem::Server { left, .. }, Which::Left) if i >= *left => None,

@@ -172,6 +172,7 @@ pub struct Ring<M: RingMemory> {
     write: Half,
 }
 
+#[inline]
 fn load(ctrl: &SharedMem<'_>, off: usize) -> u32 {
     // The control page is at least a page (checked in `new`): in bounds.
     ctrl.load_u32(off, Ordering::Acquire).unwrap_or(0)
@@ -227,12 +228,14 @@ impl<M: RingMemory> Ring<M> {
         &self.mem
     }
 
+    #[inline]
     fn ctrl(&self) -> SharedMem<'_> {
         self.mem.ctrl()
     }
 
     /// Applies `f(view, offset_in_view, range_of_buffer)` to each piece of
     /// `len` bytes at ring offset `off` of `half`, split at page boundaries.
+    #[inline]
     fn pieces(&self, half: &Half, off: usize, len: usize, mut f: impl FnMut(&SharedMem<'_>, usize, core::ops::Range<usize>)) {
         match half.place {
             Place::InCtrl(base) => f(&self.ctrl(), base + off, 0..len),
@@ -261,6 +264,7 @@ impl<M: RingMemory> Ring<M> {
         self.write.size as usize
     }
 
+    #[inline]
     fn peer_request_slot(&self) -> usize {
         // Requests *we* make for the peer to notify us (request_notify).
         match self.side {
@@ -269,6 +273,7 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
+    #[inline]
     fn our_request_slot(&self) -> usize {
         // Requests the peer made for *us* to notify it (send_notify).
         match self.side {
@@ -277,6 +282,7 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
+    #[inline]
     fn request_notify(&self, bit: u8) {
         let _ = self.ctrl().fetch_or_u8(self.peer_request_slot(), bit);
         // mb(): post the request before re-reading the peer's index, or a
@@ -284,6 +290,7 @@ impl<M: RingMemory> Ring<M> {
         mb();
     }
 
+    #[inline]
     fn take_notify(&self, bit: u8) -> bool {
         // mb(): our index update is visible before we look at the request.
         mb();
@@ -299,6 +306,7 @@ impl<M: RingMemory> Ring<M> {
         prev & bit != 0
     }
 
+    #[inline]
     fn raw_ready(&self) -> Result<u32, VchanError> {
         let prod = load(&self.ctrl(), self.read.shared + RING_PROD);
         let ready = prod.wrapping_sub(self.read.mine);
@@ -308,6 +316,7 @@ impl<M: RingMemory> Ring<M> {
         Ok(ready)
     }
 
+    #[inline]
     fn raw_space(&self) -> Result<u32, VchanError> {
         let cons = load(&self.ctrl(), self.write.shared + RING_CONS);
         let used = self.write.mine.wrapping_sub(cons);
@@ -342,6 +351,7 @@ impl<M: RingMemory> Ring<M> {
 
     /// Whether the peer is still there (`cli_live`/`srv_live` != 0; a
     /// server counts a client that has not connected yet as live).
+    #[inline]
     pub fn peer_live(&self) -> bool {
         let off = match self.side {
             Side::Server => CLI_LIVE,
