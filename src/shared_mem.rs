@@ -279,32 +279,6 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
-    /// The copy loop Miri runs (it cannot run `asm!`): byte-wise up to an
-    /// 8-byte boundary of the shared side, then whole aligned words, then
-    /// the tail, each a single volatile access.
-    #[cfg(miri)]
-    fn read_volatile(&self, offset: usize, dst: &mut [u8]) {
-        let base = self.base.as_ptr() as usize + offset;
-        let head = ((8 - base % 8) % 8).min(dst.len());
-        let words = (dst.len() - head) / 8;
-        for (i, d) in dst[..head].iter_mut().enumerate() {
-            // SAFETY: offset+i is in bounds (checked); a volatile byte read
-            // of memory a peer may write is sound (it only yields a value).
-            *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
-        }
-        for w in 0..words {
-            let at = head + w * 8;
-            // SAFETY: in bounds (checked) and 8-aligned (base + at is a
-            // multiple of 8 by construction of `head`); volatile read.
-            let v = unsafe { (self.base.as_ptr().add(offset + at) as *const u64).read_volatile() };
-            dst[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-        }
-        for (i, d) in dst.iter_mut().enumerate().skip(head + words * 8) {
-            // SAFETY: as for the head bytes.
-            *d = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
-        }
-    }
-
     /// Copies `src` into the shared region at `offset`.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
         #[cfg(loom)]
@@ -322,30 +296,6 @@ impl<'a> SharedMem<'a> {
         Ok(())
     }
 
-    /// `write`'s loop under Miri: the same shape as `read_volatile`.
-    #[cfg(miri)]
-    fn write_volatile(&self, offset: usize, src: &[u8]) {
-        let base = self.base.as_ptr() as usize + offset;
-        let head = ((8 - base % 8) % 8).min(src.len());
-        let words = (src.len() - head) / 8;
-        for (i, s) in src[..head].iter().enumerate() {
-            // SAFETY: offset+i is in bounds (checked); volatile byte write.
-            unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
-        }
-        for w in 0..words {
-            let at = head + w * 8;
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&src[at..at + 8]);
-            // SAFETY: in bounds (checked) and 8-aligned by construction of
-            // `head`; volatile write.
-            unsafe { (self.base.as_ptr().add(offset + at) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
-        }
-        for (i, s) in src.iter().enumerate().skip(head + words * 8) {
-            // SAFETY: as for the head bytes.
-            unsafe { self.base.as_ptr().add(offset + i).write_volatile(*s) };
-        }
-    }
-
     /// Sets `len` bytes at `offset` to `value`.
     pub fn fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
         #[cfg(loom)]
@@ -359,10 +309,7 @@ impl<'a> SharedMem<'a> {
             crate::arch::x86_64::copy::fill_bytes(self.base.as_ptr().add(offset), value, len)
         };
         #[cfg(miri)]
-        for i in 0..len {
-            // SAFETY: offset+i is in bounds (checked); volatile byte write.
-            unsafe { self.base.as_ptr().add(offset + i).write_volatile(value) };
-        }
+        self.fill_volatile(offset, len, value);
         Ok(())
     }
 }
@@ -390,160 +337,12 @@ pub fn mb() {
     fence(Ordering::SeqCst);
 }
 
-/// Under `cfg(loom)` (`cargo xtask loom`), every access goes to a loom
-/// atomic instead of the memory, so loom explores the interleavings and
-/// weak-memory outcomes of the library's own protocol code with a peer
-/// thread. Each offset gets one atomic of the width first used there
-/// (the protocols use one width per field); bulk copies go byte by byte
-/// through relaxed `u8` atomics, like the volatile copies they stand for.
-/// The atomics live in a per-thread registry keyed by address, cleared by
-/// [`loom_model`] at the start of each execution.
 #[cfg(loom)]
-mod loom_cells {
-    extern crate std;
-    use loom::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
-    use std::boxed::Box;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-
-    #[derive(Debug)]
-    pub(super) enum Cell {
-        U8(AtomicU8),
-        U16(AtomicU16),
-        U32(AtomicU32),
-        U64(AtomicU64),
-    }
-
-    impl Cell {
-        pub(super) fn u8(&self) -> &AtomicU8 {
-            match self {
-                Cell::U8(a) => a,
-                other => panic!("loom model: u8 access to {other:?}"),
-            }
-        }
-        pub(super) fn u16(&self) -> &AtomicU16 {
-            match self {
-                Cell::U16(a) => a,
-                other => panic!("loom model: u16 access to {other:?}"),
-            }
-        }
-        pub(super) fn u32(&self) -> &AtomicU32 {
-            match self {
-                Cell::U32(a) => a,
-                other => panic!("loom model: u32 access to {other:?}"),
-            }
-        }
-        pub(super) fn u64(&self) -> &AtomicU64 {
-            match self {
-                Cell::U64(a) => a,
-                other => panic!("loom model: u64 access to {other:?}"),
-            }
-        }
-    }
-
-    std::thread_local! {
-        static CELLS: RefCell<BTreeMap<usize, (usize, &'static Cell)>> = const { RefCell::new(BTreeMap::new()) };
-    }
-
-    /// The atomic of `width` bytes at address `addr`, made (zero) on
-    /// first use. A different width, or an overlap with another field,
-    /// is a model error.
-    pub(super) fn cell(addr: usize, width: usize) -> &'static Cell {
-        CELLS.with(|c| {
-            let mut cells = c.borrow_mut();
-            if let Some(&(w, cell)) = cells.get(&addr) {
-                assert_eq!(w, width, "loom model: mixed-width access at {addr:#x}");
-                return cell;
-            }
-            let overlaps = cells.range(addr.saturating_sub(7)..addr + width).any(|(&a, &(w, _))| a + w > addr);
-            assert!(!overlaps, "loom model: overlapping access at {addr:#x}");
-            let cell: &'static Cell = Box::leak(Box::new(match width {
-                1 => Cell::U8(AtomicU8::new(0)),
-                2 => Cell::U16(AtomicU16::new(0)),
-                4 => Cell::U32(AtomicU32::new(0)),
-                _ => Cell::U64(AtomicU64::new(0)),
-            }));
-            cells.insert(addr, (width, cell));
-            cell
-        })
-    }
-
-    pub(super) fn clear() {
-        CELLS.with(|c| c.borrow_mut().clear());
-    }
-}
-
-/// `loom::model` with a fresh set of shared-memory atomics for each
-/// execution. The fakes scan tables and zero pages, so an execution has
-/// many more loads and stores than loom's default branch budget allows;
-/// `LOOM_MAX_PREEMPTIONS` (default 3 here) bounds the exploration.
+mod under_loom;
+#[cfg(miri)]
+mod under_miri;
 #[cfg(loom)]
-pub fn loom_model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut b = loom::model::Builder::new();
-    b.max_branches = 200_000;
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.check(move || {
-        loom_cells::clear();
-        f()
-    });
-}
-
-#[cfg(loom)]
-impl SharedMem<'_> {
-    /// Makes the loom atomic of `width` bytes at `offset` now, in this
-    /// thread. Cells are otherwise made on first use, and loom counts a
-    /// cell made by one thread and used by another without ordering
-    /// between them as a race: tests prime the fields both sides touch
-    /// before starting the peer.
-    pub fn loom_prime(&self, offset: usize, width: usize) {
-        if let Ok(c) = self.loom(offset, width) {
-            match width {
-                1 => drop(c.u8().load(Ordering::Relaxed)),
-                2 => drop(c.u16().load(Ordering::Relaxed)),
-                4 => drop(c.u32().load(Ordering::Relaxed)),
-                _ => drop(c.u64().load(Ordering::Relaxed)),
-            }
-        }
-    }
-}
-
-#[cfg(loom)]
-impl SharedMem<'_> {
-    fn loom(&self, offset: usize, width: usize) -> Result<&'static loom_cells::Cell, OutOfBounds> {
-        self.check(offset, width, width)?;
-        let addr = self.base.as_ptr() as usize + offset;
-        if !addr.is_multiple_of(width) {
-            return Err(OutOfBounds { offset, len: width });
-        }
-        Ok(loom_cells::cell(addr, width))
-    }
-
-    fn loom_read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
-        self.check(offset, dst.len(), 1)?;
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = self.loom(offset + i, 1)?.u8().load(Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    fn loom_write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
-        self.check(offset, src.len(), 1)?;
-        for (i, s) in src.iter().enumerate() {
-            self.loom(offset + i, 1)?.u8().store(*s, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    fn loom_fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
-        self.check(offset, len, 1)?;
-        for i in 0..len {
-            self.loom(offset + i, 1)?.u8().store(value, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-}
+pub use under_loom::loom_model;
 
 #[cfg(test)]
 mod tests {

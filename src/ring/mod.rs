@@ -81,7 +81,7 @@ use core::sync::atomic::Ordering;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_tests;
 
 /// `RING_IDX`: a free-running 32-bit index; slots are `idx & (size - 1)`.

@@ -74,6 +74,11 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
         packages.push("xenpv-ring-c");
         packages.push(crate::dom0_tools::PACKAGE);
     }
+    // The guest lint rows build for the guest target: a toolchain that
+    // rustup had before rust-toolchain.toml named the target lacks it.
+    if let Err(e) = crate::util::ensure_rust_target(&crate::util::repo_root(), crate::images::GUEST_TARGET) {
+        println!("xtask: could not add {}: {e:#}", crate::images::GUEST_TARGET);
+    }
     let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
     rows.push({
         println!("xtask: cargo xtask loom");
