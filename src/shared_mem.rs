@@ -417,6 +417,41 @@ mod tests {
     }
 
     #[test]
+    fn every_accessor_touches_its_own_width_and_returns_the_old_value() {
+        let m = SharedMem::leak_zeroed(4096);
+        // Each width at its own offset, values with no byte 0 or 1, so a
+        // constant answer or a write of the wrong width shows.
+        m.store_u8(1, 0x5a, Ordering::Relaxed).unwrap();
+        m.store_u16(2, 0xa55a, Ordering::Relaxed).unwrap();
+        m.store_u32(4, 0x1234_5678, Ordering::Relaxed).unwrap();
+        m.store_u64(8, 0x0123_4567_89ab_cdef, Ordering::Relaxed).unwrap();
+        assert_eq!(m.load_u8(1, Ordering::Relaxed), Ok(0x5a));
+        assert_eq!(m.load_u16(2, Ordering::Relaxed), Ok(0xa55a));
+        assert_eq!(m.load_u32(4, Ordering::Relaxed), Ok(0x1234_5678));
+        assert_eq!(m.load_u64(8, Ordering::Relaxed), Ok(0x0123_4567_89ab_cdef));
+        let mut bytes = [0u8; 16];
+        m.read(0, &mut bytes).unwrap();
+        assert_eq!(bytes[..4], [0, 0x5a, 0x5a, 0xa5], "little-endian, nothing spilled into byte 0");
+        // Read-modify-writes return what was there and leave the result.
+        assert_eq!(m.swap_u8(1, 0x33), Ok(0x5a));
+        assert_eq!(m.fetch_or_u8(1, 0x0c), Ok(0x33));
+        assert_eq!(m.fetch_and_u8(1, 0xf0), Ok(0x3f));
+        assert_eq!(m.load_u8(1, Ordering::Relaxed), Ok(0x30));
+        assert_eq!(m.swap_u64(8, 0x2222), Ok(0x0123_4567_89ab_cdef));
+        assert_eq!(m.fetch_or_u64(8, 0x4400), Ok(0x2222));
+        assert_eq!(m.fetch_and_u64(8, 0x0f0f), Ok(0x6622));
+        assert_eq!(m.load_u64(8, Ordering::Relaxed), Ok(0x0602));
+        assert_eq!(m.cas_u16(2, 0xa55a, 0x7777), Ok(Ok(0xa55a)));
+        assert_eq!(m.cas_u16(2, 0xa55a, 0x8888), Ok(Err(0x7777)));
+        // Alignment is checked on the absolute address, not the offset: a
+        // view starting at an odd byte has no aligned u16 at offset 0.
+        let odd = m.slice(1, 16).unwrap();
+        assert!(odd.load_u16(0, Ordering::Relaxed).is_err());
+        assert_eq!(odd.load_u8(0, Ordering::Relaxed), Ok(0x30));
+        assert_eq!(m.slice(2, 16).unwrap().load_u16(0, Ordering::Relaxed), Ok(0x7777));
+    }
+
+    #[test]
     fn values_round_trip() {
         let m = SharedMem::leak_zeroed(4096);
         m.store_u32(8, 0xdead_beef, Ordering::Release).unwrap();
