@@ -851,6 +851,27 @@ mod tests {
         (0..n).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect()
     }
 
+    /// The real xenstore client is a `Rendezvous` (over the fake daemon):
+    /// one transaction writes the nodes, owned by us and readable by the
+    /// peer, the wait is a watch with its deadline, remove takes the tree.
+    #[test]
+    fn the_xenstore_client_is_a_rendezvous() {
+        use crate::xenstore::{fake::FakeTransport, Access, Client, Perm, XsError};
+        let store = spin::Mutex::new(Client::new(FakeTransport::new(7, "guest-seven")));
+        assert_eq!(store.own_domid(), Ok(DomId(7)));
+        assert_eq!(store.wait_for("data/v/event-channel", 5_000_000), Err(XsError::Timeout));
+        store.publish(&[("data/v/ring-ref", "12"), ("data/v/event-channel", "5")], DomId(3)).unwrap();
+        assert_eq!(store.read_string("data/v/ring-ref").as_deref(), Ok("12"));
+        assert_eq!(store.read_string("data/v/event-channel").as_deref(), Ok("5"));
+        let perms = [Perm { domid: DomId(7), access: Access::None }, Perm { domid: DomId(3), access: Access::Read }];
+        assert_eq!(store.lock().get_perms("data/v/ring-ref").unwrap(), perms);
+        assert_eq!(store.lock().get_perms("data/v/event-channel").unwrap(), perms);
+        assert_eq!(store.wait_for("data/v/event-channel", 5_000_000), Ok(()));
+        store.remove("data/v").unwrap();
+        assert!(store.read_string("data/v/ring-ref").is_err());
+        assert!(store.lock().read("data/v").is_err(), "the directory went too");
+    }
+
     #[test]
     fn server_and_client_stream_both_ways_then_close_cleanly() {
         // Orders 10/11 (rings in the control page) and 12/16 (ring pages).
@@ -864,6 +885,7 @@ mod tests {
                 let client = s.spawn(|| {
                     let mut c = connect(&b);
                     assert_eq!(c.ring_sizes(), (right, left));
+                    assert_eq!(c.peer(), A);
                     let mut got = std::vec![0u8; up.len()];
                     c.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
                     assert!(got == up, "client->server stream corrupted");
@@ -874,10 +896,17 @@ mod tests {
                 });
                 let mut srv = srv;
                 srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+                assert_eq!(srv.peer(), B);
+                assert_eq!(a.store.nodes()[&format!("{PATH}/event-channel")].0, format!("{}", srv.port().0));
+                assert_eq!(srv.header().1[..2], [1, 1], "both ends live");
                 srv.write_all(&up, Some(Duration::from_secs(20))).unwrap();
                 let mut got = std::vec![0u8; down.len()];
                 srv.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
                 assert!(got == down, "server->client stream corrupted");
+                // The indices: all of `down` through the left ring, all of
+                // `up` through the right one, each consumed.
+                let (d, u) = (down.len() as u32, up.len() as u32);
+                assert_eq!(srv.header().0, [d, d, u, u]);
                 client.join().unwrap();
                 // Every sleep was ended by an event: no lost wake-up (a
                 // lost one would cost a whole PEER_CHECK slice and count).
