@@ -1151,6 +1151,10 @@ mod tests {
             let mut buf = [0u8; 8];
             assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_secs(10))), Err(ChannelError::PeerGone));
             assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+            // Waiting on several channels finds it gone too.
+            let t = Instant::now();
+            assert_eq!(Vchan::wait_any(&[&srv], Some(Duration::from_secs(10))), Ok(0));
+            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
             // The dead peer still maps our pages (the fake keeps its
             // mappings): closing must leave them pending, never freed.
             drop(srv);
@@ -1176,6 +1180,33 @@ mod tests {
         let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
         srv.ring.memory().ctrl().store_u16(LEFT_ORDER, 9, Ordering::Release).unwrap();
         assert!(matches!(Vchan::client(b.backends(), A, PATH), Err(ChannelError::Vchan(VchanError::Layout(_)))));
+    }
+
+    /// Every wait with a timeout ends at it on an idle channel, an empty
+    /// read returns at once, and a wait for room returns while there is.
+    #[test]
+    fn idle_waits_end_at_their_timeout() {
+        let (_gw, _ew, a, b) = world();
+        let mut srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let mut cli = connect(&b);
+        let short = Some(Duration::from_millis(60));
+        let t = Instant::now();
+        assert_eq!(cli.read_blocking(&mut [], Some(Duration::from_secs(5))), Ok(0));
+        assert!(t.elapsed() < Duration::from_secs(2), "an empty read waited {:?}", t.elapsed());
+        assert_eq!(cli.wait(true, false, short), Err(ChannelError::Timeout));
+        assert_eq!(cli.wait(false, true, short), Ok(()), "there is room");
+        let mut buf = [0u8; 8];
+        assert_eq!(cli.read_blocking(&mut buf, short), Err(ChannelError::Timeout));
+        assert_eq!(cli.read_exact(&mut buf, short), Err(ChannelError::Timeout));
+        // Fill the server's write ring, then wait for room that never comes.
+        let room = srv.buffer_space().unwrap();
+        assert_eq!(srv.write(&std::vec![7u8; room]), Ok(room));
+        assert_eq!((srv.buffer_space(), cli.data_ready()), (Ok(0), Ok(room)));
+        assert_eq!(srv.write_all(b"more", short), Err(ChannelError::Timeout));
+        assert_eq!(srv.wait(false, true, short), Err(ChannelError::Timeout));
+        assert_eq!(cli.wait(true, false, short), Ok(()), "there is data");
+        let shown = format!("{srv:?}");
+        assert!(shown.contains("ring_sizes: (1024, 2048)") && shown.contains(&format!("peer: {B:?}")), "{shown}");
     }
 
     #[test]
