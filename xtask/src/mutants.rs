@@ -60,8 +60,11 @@ pub fn cmd_mutants(mut files: Vec<String>, jobs: usize) -> Result<()> {
         cmd.args(["--file", f]);
     }
     // The library's host tests over the fakes (the loom runs have their
-    // own command).
-    cmd.args(["--", "--lib", "--features", "host-fakes"]);
+    // own command). Features and `--lib` go to the build as well as the
+    // test run: given only after `--`, they reach `cargo test` alone, so
+    // each mutant was built twice and the rebuild counted against the
+    // test timeout.
+    cmd.args(["--features", "host-fakes", "--cargo-arg=--lib"]);
     // cargo-mutants exits non-zero when a mutant survives: judge below.
     let _ = run_inherited(&mut cmd, Duration::from_secs(6 * 3600));
     let dir = out.join("mutants.out");
