@@ -928,6 +928,39 @@ mod tests {
     }
 
     /// libxenvchan's all-or-nothing send/recv and its tri-state open check.
+    /// Rings of many pages on both sides (orders 18 and 17: 64 and 32
+    /// pages, more grants than a product of the two could hold): each
+    /// page is where the control page says, and no ring reaches past its
+    /// own pages.
+    #[test]
+    fn rings_of_many_pages_on_both_sides() {
+        let (left, right) = (1 << 18, 1 << 17);
+        let (gw, _ew, a, b) = world();
+        let up = pattern(700_000, 5);
+        let down = pattern(500_000, 9);
+        std::thread::scope(|s| {
+            let mut srv = Vchan::server(a.backends(), B, PATH, left, right).unwrap();
+            let (nl, nr) = (left / 4096, right / 4096);
+            let mem = srv.ring.memory();
+            assert!(mem.ring_page(Which::Left, nl - 1).is_some() && mem.ring_page(Which::Left, nl).is_none());
+            assert!(mem.ring_page(Which::Right, nr - 1).is_some() && mem.ring_page(Which::Right, nr).is_none());
+            let client = s.spawn(|| {
+                let mut c = connect(&b);
+                assert_eq!(c.ring_sizes(), (right, left));
+                c.write_all(&up, Some(Duration::from_secs(20))).unwrap();
+                let mut got = std::vec![0u8; down.len()];
+                c.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                assert!(got == down, "server->client stream corrupted");
+            });
+            let mut got = std::vec![0u8; up.len()];
+            srv.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+            assert!(got == up, "client->server stream corrupted");
+            srv.write_all(&down, Some(Duration::from_secs(20))).unwrap();
+            client.join().unwrap();
+        });
+        assert!(gw.violations().is_empty(), "{:?}", gw.violations());
+    }
+
     #[test]
     fn send_and_recv_move_all_or_nothing_and_state_follows_the_peer() {
         let (_gw, _ew, a, b) = world();
@@ -1233,6 +1266,10 @@ mod tests {
         a.store.publish(&[(&format!("{PATH}/ring-ref"), "zero"), (&format!("{PATH}/event-channel"), "3")], B).unwrap();
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
         assert!(matches!(r, Err(ChannelError::BadNode { .. })));
+        // Reference 0 is never a vchan's (it is the toolstack's).
+        a.store.publish(&[(&format!("{PATH}/ring-ref"), "0"), (&format!("{PATH}/event-channel"), "3")], B).unwrap();
+        let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
+        assert!(matches!(&r, Err(ChannelError::BadNode { path }) if path.ends_with("ring-ref")), "{r:?}");
         a.store.publish(&[(&format!("{PATH}/ring-ref"), "8"), (&format!("{PATH}/event-channel"), "99")], B).unwrap();
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
         assert!(matches!(r, Err(ChannelError::Event(_))), "{r:?}");
