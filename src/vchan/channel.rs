@@ -236,6 +236,15 @@ pub enum State {
     Closed,
 }
 
+/// What ended a [`Vchan::wait_any_or`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The channel at this index of `chans` has data, or its peer closed.
+    Channel(usize),
+    /// The caller's own condition holds (another event port fired, ...).
+    Other,
+}
+
 /// The xenstore directory where Qubes' qrexec (libvchan over
 /// `vchan_server_init(domain, port)`) offers a channel: the server's
 /// `/local/domain/<server>/data/vchan/<client>/<port>`.
@@ -487,24 +496,41 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// Waits until one of `chans` has something to read or its peer has
     /// closed, and returns its index (the first such): waiting on several
     /// channels at once, as libxenvchan's `fd_for_select` allows. All of
-    /// them must share one event backend (one domain's).
+    /// them must share one event backend (one domain's). To wait on other
+    /// event ports too, see [`wait_any_or`](Self::wait_any_or).
     pub fn wait_any(chans: &[&Self], timeout: Option<Duration>) -> Result<usize> {
+        match Self::wait_any_or(chans, &mut || false, timeout)? {
+            Woken::Channel(i) => Ok(i),
+            // `other` never holds.
+            Woken::Other => Err(ChannelError::Timeout),
+        }
+    }
+
+    /// [`wait_any`](Self::wait_any), also ending when `other()` holds:
+    /// the caller's own condition, re-checked after every event the
+    /// domain receives, e.g. another event port having fired
+    /// (`|| xen.events().take_fired(port)`) or a device having work. A
+    /// ready channel comes first; `other` is asked only when none is.
+    pub fn wait_any_or(chans: &[&Self], other: &mut dyn FnMut() -> bool, timeout: Option<Duration>) -> Result<Woken> {
         let first = chans.first().ok_or(GrantError::InvalidArgument)?;
         let events = first.events();
         let deadline = timeout.map(|t| events.deadline_after(t));
-        let ready = || {
-            chans
+        let found = core::cell::Cell::new(None);
+        let mut ready = || {
+            let chan = chans
                 .iter()
-                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || ring_closed(&c.ring, c.persist))
+                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || ring_closed(&c.ring, c.persist));
+            found.set(chan.map(Woken::Channel).or_else(|| other().then_some(Woken::Other)));
+            found.get().is_some()
         };
         loop {
             let slice = events.deadline_after(PEER_CHECK);
             let step = deadline.map_or(slice, |d| d.min(slice));
-            match events.wait_until(Some(step), &mut || ready().is_some()) {
-                Ok(()) => return ready().ok_or(ChannelError::Timeout),
+            match events.wait_until(Some(step), &mut ready) {
+                Ok(()) => return found.get().ok_or(ChannelError::Timeout),
                 Err(EventError::Timeout) if deadline.is_none_or(|d| events.now_ns() < d) => {
                     if let Some(i) = chans.iter().position(|c| !c.persist && c.peer_gone()) {
-                        return Ok(i);
+                        return Ok(Woken::Channel(i));
                     }
                 }
                 Err(EventError::Timeout) => return Err(ChannelError::Timeout),
@@ -1086,6 +1112,35 @@ mod tests {
 
     /// A client started before its server waits for the offer instead of
     /// failing; with no server it times out.
+    #[test]
+    fn wait_any_or_wakes_for_the_callers_condition_too() {
+        use core::sync::atomic::AtomicBool;
+        let (_gw, _ew, a, b) = world();
+        let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let mut cli = connect(&b);
+        let flag = AtomicBool::new(false);
+        let cli_port = cli.port();
+        let mut other = || flag.load(Ordering::Acquire);
+        assert_eq!(Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_millis(60))), Err(ChannelError::Timeout));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                flag.store(true, Ordering::Release);
+                // Any event to the domain wakes it; here the client's port.
+                b.events.send(cli_port).unwrap();
+            });
+            let t = Instant::now();
+            let mut other = || flag.load(Ordering::Acquire);
+            assert_eq!(Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_secs(10))), Ok(Woken::Other));
+            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        });
+        // A ready channel comes first.
+        cli.write(b"x").unwrap();
+        let mut asked = false;
+        assert_eq!(Vchan::wait_any_or(&[&srv], &mut || { asked = true; true }, None), Ok(Woken::Channel(0)));
+        assert!(!asked, "other() is asked only when no channel is ready");
+    }
+
     #[test]
     fn a_client_can_wait_for_its_server() {
         let (_gw, _ew, a, b) = world();
