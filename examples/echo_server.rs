@@ -8,6 +8,7 @@
 extern crate alloc;
 
 use core::time::Duration;
+use xenpv::event::Port;
 use xenpv::vchan::{ChannelError, Vchan};
 use xenpv::{DomId, Xen};
 
@@ -26,6 +27,19 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         .read_string(&alloc::format!("data/peers/{app}"))?
         .parse()
         .map_err(|_| ChannelError::BadNode { path: "data/peers".into() })?;
+    // Waiting on a channel and another event port at once: a channel
+    // nobody maps (offered to dom0, which never connects) and a loopback
+    // pair of our own ports. Signalling one end of the pair ends the wait.
+    {
+        let events = xen.events();
+        let idle_path = alloc::format!("/local/domain/{}/data/idle-vchan", me.0);
+        let idle = Vchan::server(xen.vchan()?, DomId(0), &idle_path, 1024, 1024)?;
+        let a = Port::alloc_unbound(events, me)?;
+        let b = Port::bind_interdomain(events, me, a.port())?;
+        a.send()?;
+        let woken = Vchan::wait_any_or(&[&idle], &mut || events.take_fired(b.port()), Some(Duration::from_secs(10)))?;
+        xenpv::println!("echo_server: wait_any_or woke for {woken:?}");
+    }
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);
     let chan = Vchan::server(xen.vchan()?, DomId(client), &path, 4096, 4096)?;
     chan.wait_connected(Some(Duration::from_secs(60)))?;
