@@ -1295,6 +1295,13 @@ mod tests {
         assert_eq!(cli.wait(true, false, short), Ok(()), "there is data");
         let shown = format!("{srv:?}");
         assert!(shown.contains("ring_sizes: (1024, 2048)") && shown.contains(&format!("peer: {B:?}")), "{shown}");
+        // Unread bytes both ways: each index is its own.
+        assert_eq!(cli.write(b"abc"), Ok(3));
+        assert_eq!(srv.header().0, [0, 3, 0, room as u32]);
+        // The server closes: the client sees it, whatever is left unread.
+        assert_eq!((cli.state(), cli.is_open()), (State::Connected, true));
+        drop(srv);
+        assert_eq!((cli.state(), cli.is_open()), (State::Closed, false));
     }
 
     #[test]
