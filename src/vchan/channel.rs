@@ -1297,7 +1297,8 @@ mod tests {
         assert!(shown.contains("ring_sizes: (1024, 2048)") && shown.contains(&format!("peer: {B:?}")), "{shown}");
         // Unread bytes both ways: each index is its own.
         assert_eq!(cli.write(b"abc"), Ok(3));
-        assert_eq!(srv.header().0, [0, 3, 0, room as u32]);
+        assert_eq!(cli.read(&mut [0u8; 5]), Ok(5));
+        assert_eq!(srv.header().0, [0, 3, 5, room as u32]);
         // The server closes: the client sees it, whatever is left unread.
         assert_eq!((cli.state(), cli.is_open()), (State::Connected, true));
         drop(srv);
