@@ -1287,8 +1287,11 @@ mod tests {
         assert_eq!(cli.read_blocking(&mut buf, short), Err(ChannelError::Timeout));
         assert_eq!(cli.read_exact(&mut buf, short), Err(ChannelError::Timeout));
         // Fill the server's write ring, then wait for room that never comes.
+        assert!(!cli.is_blocking() && !srv.is_blocking(), "non-blocking by default");
         let room = srv.buffer_space().unwrap();
-        assert_eq!(srv.write(&std::vec![7u8; room]), Ok(room));
+        assert_eq!(room, srv.ring_sizes().1);
+        // A message the size of the whole ring fits an empty one.
+        assert_eq!(srv.send(&std::vec![7u8; room]), Ok(room));
         assert_eq!((srv.buffer_space(), cli.data_ready()), (Ok(0), Ok(room)));
         assert_eq!(srv.write_all(b"more", short), Err(ChannelError::Timeout));
         assert_eq!(srv.wait(false, true, short), Err(ChannelError::Timeout));
@@ -1299,6 +1302,11 @@ mod tests {
         assert_eq!(cli.write(b"abc"), Ok(3));
         assert_eq!(cli.read(&mut [0u8; 5]), Ok(5));
         assert_eq!(srv.header().0, [0, 3, 5, room as u32]);
+        // Full again: one receive takes the whole ring.
+        assert_eq!(srv.send(&[1, 2, 3, 4, 5]), Ok(5));
+        let mut all = std::vec![0u8; cli.ring_sizes().0];
+        assert_eq!(cli.recv(&mut all), Ok(room));
+        assert_eq!(all[room - 5..], [1, 2, 3, 4, 5]);
         // The server closes: the client sees it, whatever is left unread.
         assert_eq!((cli.state(), cli.is_open()), (State::Connected, true));
         drop(srv);
