@@ -1312,6 +1312,8 @@ mod tests {
         assert_eq!((cli.state(), cli.is_open()), (State::Connected, true));
         drop(srv);
         assert_eq!((cli.state(), cli.is_open()), (State::Closed, false));
+        // Not persistent: writing to a closed peer is an error, not 0.
+        assert_eq!(cli.write(b"x"), Err(ChannelError::Vchan(VchanError::Closed)));
     }
 
     #[test]
