@@ -1334,6 +1334,51 @@ mod tests {
         assert_eq!(&buf[..5], b"hello");
     }
 
+    /// A failed event in the middle of `write_all` reports every byte the
+    /// call moved, the earlier steps' included.
+    #[test]
+    fn a_failed_event_inside_write_all_counts_the_whole_call() {
+        let (_gw, ew, a, b) = world();
+        let data = pattern(3000, 1);
+        let ready = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let mut srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 2048).unwrap();
+            let client = s.spawn(|| {
+                let mut c = connect(&b);
+                let until = |c: &TestChan<'_>, n: usize| {
+                    let t = Instant::now();
+                    while c.ring.peek_ready().unwrap() < n {
+                        assert!(t.elapsed() < Duration::from_secs(10), "waited for {n} bytes");
+                        std::thread::yield_now();
+                    }
+                };
+                // The byte that answers connect's request for an event,
+                // read without asking for another.
+                until(&c, 1);
+                assert_eq!(c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes), Ok(1));
+                ready.wait();
+                // The ring full, ask for an event, then make room.
+                until(&c, 2048);
+                c.ring.data_ready().unwrap();
+                let mut got = std::vec![0u8; 3000];
+                assert_eq!(c.read(&mut got), Ok(2048));
+                c.read_exact(&mut got[2048..], Some(Duration::from_secs(10))).unwrap();
+                assert!(got == data, "the stream arrived whole");
+            });
+            srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(srv.write(b"z"), Ok(1));
+            ready.wait();
+            ew.fail_sends(A);
+            // 2048 bytes fill the ring without an event; the last 952 go
+            // after the client asked for one, which fails.
+            assert_eq!(
+                srv.write_all(&data, Some(Duration::from_secs(10))),
+                Err(ChannelError::NotifyFailed { bytes: 3000, error: EventError::Hypercall(crate::error::Errno::EINVAL) })
+            );
+            client.join().unwrap();
+        });
+    }
+
     #[test]
     fn bad_handshake_nodes_are_typed_errors() {
         let (_gw, _ew, a, b) = world();
