@@ -149,6 +149,31 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> Result<(), Err
     Errno::check(r).map(drop)
 }
 
+/// `memory_op(XENMEM_decrease_reservation | XENMEM_populate_physmap)`
+/// for `DOMID_SELF`, one page per entry of `frames`: returns how many
+/// entries Xen processed (it stops at the first failure).
+///
+/// # Safety
+/// Decreasing: no mapping of the listed machine frames may be left in use
+/// (Xen frees each frame once its last reference goes). Populating: the
+/// listed pfns must have no frame behind them.
+#[doc(alias = "XENMEM_populate_physmap")]
+#[doc(alias = "XENMEM_decrease_reservation")]
+pub unsafe fn memory_reservation(cmd: u64, frames: &mut [u64]) -> Result<usize, Errno> {
+    let mut r = abi::memory::xen_memory_reservation {
+        extent_start: frames.as_mut_ptr(),
+        nr_extents: frames.len() as u64,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: 0x7FF0,
+    };
+    // SAFETY: `r` and the list it points at are exclusive borrows, valid
+    // for Xen's reads and writes for the call; the caller vouches for
+    // the frames.
+    let n = unsafe { raw(abi::__HYPERVISOR_memory_op, cmd, &mut r as *mut _ as u64, 0, 0, 0) };
+    Errno::check(n).map(|n| n as usize)
+}
+
 /// `grant_table_op(cmd, ops, count)`. The hypercall's result only says
 /// whether Xen could process the batch; each op's own `status` field
 /// says whether it succeeded.

@@ -12,6 +12,7 @@ pub mod blkif;
 pub mod console;
 pub mod event;
 pub mod grant_table;
+pub mod memory;
 pub mod vchan;
 pub mod xenstore;
 
@@ -20,7 +21,7 @@ pub use xen_sys::{
     trap_info, vcpu_info, vcpu_time_info, xen_pfn_t,
 };
 pub use xen_sys::{
-    CONSOLEIO_write, FLAT_KERNEL_CS, MMUEXT_PIN_L1_TABLE, MMU_NORMAL_PT_UPDATE, SCHEDOP_block,
+    CONSOLEIO_write, FLAT_KERNEL_CS, MMUEXT_PIN_L1_TABLE, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, SCHEDOP_block,
     SCHEDOP_shutdown, SCHEDOP_yield, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
     SIF_INITDOMAIN, SIF_PRIVILEGED, __HYPERVISOR_console_io, __HYPERVISOR_event_channel_op,
     __HYPERVISOR_grant_table_op, __HYPERVISOR_memory_op, __HYPERVISOR_mmu_update,

@@ -185,10 +185,13 @@ impl EntryTable {
         }
     }
 
-    /// Lets `domid` transfer one frame to us (`GTF_accept_transfer`,
-    /// frame 0: "zero if none").
-    pub fn accept_transfer(&self, r: GrantRef, domid: DomId) -> Result<(), GrantError> {
-        self.introduce(r, domid, 0, GTF_accept_transfer)
+    /// Lets `domid` transfer one frame to us (`GTF_accept_transfer`).
+    /// `pfn` is where the frame will go: a PV receiver's Xen enters the
+    /// new frame in the M2P at the entry's `frame` before overwriting it
+    /// with the mfn.
+    pub fn accept_transfer(&self, r: GrantRef, domid: DomId, pfn: u64) -> Result<(), GrantError> {
+        let pfn32 = u32::try_from(pfn).map_err(|_| GrantError::FrameTooLarge(Mfn(pfn)))?;
+        self.introduce(r, domid, pfn32, GTF_accept_transfer)
     }
 
     /// One poll of an accept-transfer entry: invalidates it if nothing

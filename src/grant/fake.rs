@@ -33,6 +33,9 @@ struct Frame {
     owner: u16,
     mem: SharedMem<'static>,
     freed: bool,
+    /// Out of its owner's memory map (vacated): the only state in which
+    /// Xen steals a frame for a transfer.
+    unmapped: bool,
 }
 
 #[derive(Debug)]
@@ -73,12 +76,19 @@ struct World {
     /// before, not after).
     unmapped: Vec<(u64, Vec<u8>)>,
     violations: Vec<std::string::String>,
+    /// Make every vacate fail (Xen refusing to unmap or take a frame).
+    fail_vacate: bool,
+    /// Make every refill that needs a new frame fail (no room left).
+    fail_populate: bool,
     /// Fail map op number N (counted from 0 over all map ops) with status.
     fail_map: Option<(u64, i16)>,
     /// The next this-many map ops answer GNTST_eagain (paged-out frame).
     eagain_maps: u64,
     map_ops: u64,
     hypercalls: u64,
+    next_slot: u64,
+    /// Frames handed to a domain's pages by refill (Xen's populate).
+    populated: u64,
 }
 
 /// A handle on the simulated hypervisor, shared by every domain in it.
@@ -113,6 +123,25 @@ impl Drop for FakePage {
     }
 }
 
+/// The fake's vacated page: a numbered place with the frame it kept.
+#[derive(Debug)]
+pub struct FakeVacancy {
+    slot: u64,
+    frame: Option<Mfn>,
+}
+
+impl super::ops::Vacant for FakeVacancy {
+    fn pfn(&self) -> u64 {
+        self.slot
+    }
+    fn frame(&self) -> Option<Mfn> {
+        self.frame
+    }
+    fn frame_gone(&mut self) {
+        self.frame = None;
+    }
+}
+
 /// One domain's backend in a [`FakeWorld`].
 #[derive(Debug, Clone)]
 pub struct FakeXen {
@@ -129,7 +158,7 @@ impl World {
         self.next_mfn += 1;
         let mfn = 0x1000 + self.next_mfn;
         let mem = SharedMem::leak_zeroed(PAGE_SIZE);
-        self.frames.insert(mfn, Frame { owner, mem, freed: false });
+        self.frames.insert(mfn, Frame { owner, mem, freed: false, unmapped: false });
         (mfn, mem)
     }
 
@@ -360,6 +389,26 @@ impl FakeWorld {
         self.lock().next_mfn = mfn - 0x1001;
     }
 
+    /// Makes every later vacate fail.
+    pub fn fail_vacate(&self, fail: bool) {
+        self.lock().fail_vacate = fail;
+    }
+
+    /// Makes every later refill that needs a new frame fail.
+    pub fn fail_populate(&self, fail: bool) {
+        self.lock().fail_populate = fail;
+    }
+
+    /// New frames refills took from the world (Xen's populate_physmap).
+    pub fn populated(&self) -> u64 {
+        self.lock().populated
+    }
+
+    /// The domain that owns frame `mfn` now.
+    pub fn owner(&self, mfn: Mfn) -> Option<DomId> {
+        self.lock().frames.get(&mfn.0).map(|f| DomId(f.owner))
+    }
+
     /// Whether frame `mfn` has been freed.
     pub fn is_freed(&self, mfn: Mfn) -> bool {
         self.lock().frames.get(&mfn.0).is_some_and(|f| f.freed)
@@ -478,6 +527,7 @@ impl FakeXen {
 #[allow(unsafe_code)]
 unsafe impl GrantOps for FakeXen {
     type Page = FakePage;
+    type Vacancy = FakeVacancy;
 
     fn query_size(&mut self) -> Result<TableSize, GrantError> {
         let mut w = self.world.lock();
@@ -555,21 +605,32 @@ unsafe impl GrantOps for FakeXen {
     fn transfer(&mut self, ops: &mut [gnttab_transfer]) -> Result<(), Errno> {
         let me = self.dom;
         for t in ops.iter_mut() {
-            let owned = {
+            let stealable = {
                 let mut w = self.world.lock();
                 w.hypercalls += 1;
-                w.frames.get(&t.mfn).is_some_and(|f| f.owner == me.0 && !f.freed)
+                // steal_page: ours, and no mapping of it left.
+                w.frames.get(&t.mfn).is_some_and(|f| f.owner == me.0 && !f.freed && f.unmapped)
             };
-            if !owned {
+            if !stealable {
                 t.status = GNTST_bad_page;
                 continue;
             }
-            t.status = match self.world.transfer_commit(me, DomId(t.domid), GrantRef(t.ref_)) {
+            let to = DomId(t.domid);
+            let found = self.world.lock().doms.contains_key(&to.0);
+            let commit = if found { self.world.transfer_commit(me, to, GrantRef(t.ref_)) } else { Err(GNTST_bad_domain) };
+            t.status = match commit {
                 Ok(()) => {
-                    self.world.transfer_complete(DomId(t.domid), GrantRef(t.ref_), Mfn(t.mfn));
+                    self.world.transfer_complete(to, GrantRef(t.ref_), Mfn(t.mfn));
                     GNTST_okay
                 }
-                Err(st) => st,
+                Err(st) => {
+                    // Xen stole the frame before looking at the receiver;
+                    // on failure it frees it.
+                    if let Some(f) = self.world.lock().frames.get_mut(&t.mfn) {
+                        f.freed = true;
+                    }
+                    st
+                }
             };
         }
         Ok(())
@@ -590,15 +651,57 @@ unsafe impl GrantOps for FakeXen {
         core::mem::forget(page);
     }
 
-    fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError> {
-        // Only a live frame of this domain can go back; the world's
-        // free_frame then checks that nothing maps or grants it.
-        let ours = self.world.lock().frames.get(&mfn.0).is_some_and(|f| f.owner == self.dom.0 && !f.freed);
-        if !ours {
-            return Err(GrantError::Memory(MemError::BadAddress(mfn.0)));
+    fn vacate(&mut self, page: FakePage, give_back: bool) -> Result<FakeVacancy, (FakePage, GrantError)> {
+        let mfn = page.mfn;
+        if self.world.lock().fail_vacate {
+            return Err((page, GrantError::Hypercall(Errno::ENOMEM)));
         }
-        self.world.free_frame(mfn.0);
-        Ok(())
+        // The page's place survives it; its frame is not freed by it.
+        core::mem::forget(page);
+        let slot = {
+            let mut w = self.world.lock();
+            w.next_slot += 1;
+            if let Some(f) = w.frames.get_mut(&mfn.0) {
+                f.unmapped = true;
+            }
+            w.next_slot
+        };
+        if give_back {
+            // XENMEM_decrease_reservation: the world checks that nothing
+            // maps or grants the frame.
+            self.world.free_frame(mfn.0);
+        }
+        Ok(FakeVacancy { slot, frame: (!give_back).then_some(mfn) })
+    }
+
+    fn refill(&mut self, vacancy: FakeVacancy, arrived: Option<Mfn>) -> Result<FakePage, (FakeVacancy, GrantError)> {
+        let mut w = self.world.lock();
+        let mfn = match (arrived, vacancy.frame) {
+            (Some(m), None) => {
+                // A frame transferred to us: ours now, and live.
+                if !w.frames.get(&m.0).is_some_and(|f| f.owner == self.dom.0 && !f.freed) {
+                    return Err((vacancy, GrantError::Memory(MemError::BadAddress(m.0))));
+                }
+                m
+            }
+            (Some(m), Some(_)) => return Err((vacancy, GrantError::Memory(MemError::BadAddress(m.0)))),
+            (None, Some(m)) => m,
+            (None, None) => {
+                if w.fail_populate {
+                    return Err((vacancy, GrantError::Memory(MemError::OutOfFrames)));
+                }
+                w.populated += 1;
+                Mfn(w.new_frame(self.dom.0).0)
+            }
+        };
+        let f = w.frames.get_mut(&mfn.0).ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)));
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => return Err((vacancy, e)),
+        };
+        f.unmapped = false;
+        let mem = f.mem;
+        Ok(FakePage { world: self.world.clone(), mfn, mem })
     }
 
     fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {

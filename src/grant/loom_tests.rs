@@ -128,7 +128,7 @@ fn loom_transfer_cancel_and_xen_commit_never_both_win() {
     loom_model(|| {
         let (t, mem) = table();
         let r = GrantRef(9);
-        t.accept_transfer(r, B).unwrap();
+        t.accept_transfer(r, B, 0x1234).unwrap();
         // Xen's transfer: commit with a CAS from the bare accept-transfer
         // entry, write the frame, then OR in "completed" (wmb between).
         let xen = thread::spawn(move || {

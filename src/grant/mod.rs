@@ -44,10 +44,10 @@ mod tests;
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
 pub use reserve::{ReservedGrant, ReservedRefs};
-pub use ops::{GrantOps, LocalFrame, SharePage, TableSize};
+pub use ops::{GrantOps, LocalFrame, SharePage, TableSize, Vacant};
 pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
 pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
-pub use transfer::{TransferError, TransferPoll, TransferSlot};
+pub use transfer::{Cancelled, TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
 pub use ops::xen::XenGrantOps;

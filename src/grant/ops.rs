@@ -73,6 +73,20 @@ impl<'a> LocalFrame<'a> {
     }
 }
 
+/// A page of ours taken out of our memory map so that its frame can
+/// change hands (`GNTTABOP_transfer`, `XENMEM_decrease_reservation`):
+/// Xen takes a frame only when no mapping of it is left. The page's
+/// place (its pfn) stays ours, for the frame that fills it again.
+pub trait Vacant: core::fmt::Debug {
+    /// The page's pfn: what an accept-transfer entry names as `frame`, so
+    /// that Xen enters the frame it transfers there in the M2P.
+    fn pfn(&self) -> u64;
+    /// The frame still ours behind it (`None` once given back or gone).
+    fn frame(&self) -> Option<Mfn>;
+    /// Xen took the frame (`GNTTABOP_transfer` stole it).
+    fn frame_gone(&mut self);
+}
+
 /// The hypervisor operations grant tables need.
 ///
 /// These act on raw addresses and frames, so only the grant code calls
@@ -92,6 +106,8 @@ impl<'a> LocalFrame<'a> {
 pub unsafe trait GrantOps {
     /// The page type [`alloc_page`](Self::alloc_page) hands out.
     type Page: SharePage;
+    /// A page taken out of the memory map ([`vacate`](Self::vacate)).
+    type Vacancy: Vacant;
 
     /// `GNTTABOP_query_size` for `DOMID_SELF`.
     #[doc(alias = "GNTTABOP_query_size")]
@@ -142,12 +158,18 @@ pub unsafe trait GrantOps {
     /// domain, after `GNTTABOP_transfer`).
     fn forget_page(&mut self, page: Self::Page);
 
-    /// Returns to the frame allocator a frame that arrived in one of our
-    /// accept-transfer entries and that nobody took (a `TransferSlot`
-    /// dropped after the transfer completed). Xen writes the frame only
-    /// after making it ours, so no page of ours owns it. A backend that
-    /// cannot take the frame back refuses it, and the frame stays lost.
-    fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError>;
+    /// Takes `page` out of our memory map so that no mapping of its frame
+    /// is left (Xen steals only such a frame); with `give_back` the frame
+    /// also goes back to Xen, which leaves room in our reservation for a
+    /// frame another domain transfers to us. On failure the page is
+    /// still mapped and comes back.
+    fn vacate(&mut self, page: Self::Page, give_back: bool) -> Result<Self::Vacancy, (Self::Page, GrantError)>;
+
+    /// Puts a frame behind a vacancy and maps it again: `arrived`, a frame
+    /// Xen transferred to us (from an accept-transfer entry of our own
+    /// table, which only Xen writes), else the frame the vacancy kept,
+    /// else a new zeroed frame from Xen. On failure the vacancy comes back.
+    fn refill(&mut self, vacancy: Self::Vacancy, arrived: Option<Mfn>) -> Result<Self::Page, (Self::Vacancy, GrantError)>;
 
     /// Reserves `pages` pages of address space where Xen can map grants
     /// (`GNTMAP_host_map` needs the page tables down to L1 present).
@@ -174,7 +196,7 @@ pub mod xen {
     use crate::abi::PAGE_SIZE;
     use crate::grant::{GntStatus, Grants};
     use crate::hypercall;
-    use crate::mm::{self, MemError, Page};
+    use crate::mm::{self, Page, Vacated};
     use crate::types::DomId;
     use alloc::vec::Vec;
     use core::ptr::NonNull;
@@ -220,6 +242,18 @@ pub mod xen {
         }
     }
 
+    impl Vacant for Vacated {
+        fn pfn(&self) -> u64 {
+            Vacated::pfn(self).0
+        }
+        fn frame(&self) -> Option<Mfn> {
+            Vacated::frame(self)
+        }
+        fn frame_gone(&mut self) {
+            Vacated::frame_gone(self)
+        }
+    }
+
     fn op<T>(cmd: u32, ops: &mut [T]) -> Result<(), Errno> {
         let count = u32::try_from(ops.len()).map_err(|_| Errno::E2BIG)?;
         // SAFETY: `ops` is an exclusive slice of `count` structs of the
@@ -233,6 +267,7 @@ pub mod xen {
     // before dropping views; `alloc_page` hands out `Page`s.
     unsafe impl GrantOps for XenGrantOps {
         type Page = Page;
+        type Vacancy = Vacated;
 
         fn query_size(&mut self) -> Result<TableSize, GrantError> {
             let mut q = [gnttab_query_size { dom: DomId::SELF.0, ..Default::default() }];
@@ -316,19 +351,21 @@ pub mod xen {
             let _ = page.leak();
         }
 
-        fn free_frame(&mut self, mfn: Mfn) -> Result<(), GrantError> {
-            // The allocator works in pfns: only a frame our p2m still maps
-            // can go back (one we gave away and got back). A frame new to
-            // us needs p2m and M2P entries first, which xenpv does not
-            // make, so it is refused.
-            let pfn = mm::mfn_to_pfn(mfn).ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)))?;
-            // Xen transferred the frame to us, so it was the sender's until
-            // then and no peer maps it; our pfn for it was leaked by
-            // forget_page when we gave it away.
-            // SAFETY: no Page of ours owns the frame (above), and the grant
-            // code offers each completed transfer only once.
-            let freed = unsafe { mm::free_frame(pfn) };
-            Ok(freed?)
+        fn vacate(&mut self, page: Page, give_back: bool) -> Result<Vacated, (Page, GrantError)> {
+            page.vacate(give_back).map_err(|(p, e)| (p, e.into()))
+        }
+
+        fn refill(&mut self, vacancy: Vacated, arrived: Option<Mfn>) -> Result<Page, (Vacated, GrantError)> {
+            let r = match arrived {
+                // SAFETY: Xen wrote `mfn` into our own table's completed
+                // accept-transfer entry, after making the frame ours; the
+                // grant code takes each completed entry once, so no Page
+                // owns the frame. refill_with checks ownership again (the
+                // M2P update fails for a frame not ours).
+                Some(mfn) => unsafe { vacancy.refill_with(mfn) },
+                None => vacancy.refill(),
+            };
+            r.map_err(|(v, e)| (v, e.into()))
         }
 
         fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {

@@ -4,7 +4,7 @@
 //! grant owner object refers to.
 
 use super::entry::EntryTable;
-use super::ops::{GrantOps, SharePage};
+use super::ops::{GrantOps, SharePage, Vacant};
 use super::refs::RefAllocator;
 use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
@@ -384,20 +384,35 @@ impl<B: GrantOps> Grants<B> {
         Ok(Granted { grants: self, gref: r, page: Some(page), access })
     }
 
-    /// Lets `domid` make ours a page whose frame it gives away with
-    /// `GNTTABOP_transfer`.
-    pub fn accept_transfer(&self, domid: DomId) -> Result<super::TransferSlot<'_, B>, GrantError> {
+    /// Lets `domid` give us a page with `GNTTABOP_transfer`; `landing`
+    /// makes room for it. The landing page's frame goes back to Xen now
+    /// (Xen refuses a transfer to a domain at its reservation), and its
+    /// pfn is where the frame that arrives will be mapped. Should nothing
+    /// arrive, cancelling the slot gives the landing page back over a new
+    /// frame. On failure the landing page is freed.
+    pub fn accept_transfer(&self, domid: DomId, landing: B::Page) -> Result<super::TransferSlot<'_, B>, GrantError> {
         if !domid.is_real() {
             return Err(GrantError::BadDomain(domid));
         }
         let mut g = self.inner.lock();
         g.reclaim();
         let r = g.table.alloc_ref()?;
-        if let Err(e) = g.table.entries.accept_transfer(r, domid) {
+        let v = match g.table.ops.vacate(landing, true) {
+            Ok(v) => v,
+            Err((_, e)) => {
+                let _ = g.table.refs.free(r);
+                return Err(e);
+            }
+        };
+        if let Err(e) = g.table.entries.accept_transfer(r, domid, v.pfn()) {
             let _ = g.table.refs.free(r);
+            // Back to a page, and freed; a vacancy that cannot be refilled
+            // is dropped (a backend's drop refills or leaks it).
+            let _ = g.table.ops.refill(v, None);
             return Err(e);
         }
-        Ok(super::TransferSlot::new(self, r))
+        drop(g);
+        Ok(super::TransferSlot::new(self, r, v))
     }
 
     /// Sets the limit on pages from [`grant`](Self::grant) kept pending

@@ -4,6 +4,9 @@ use super::entry::EntryTable;
 use super::fake::{FakeWorld, FakeXen};
 use super::*;
 use super::ops::SharePage as _;
+use crate::error::Errno;
+use crate::mm::MemError;
+use core::sync::atomic::Ordering;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -643,19 +646,39 @@ fn copy_reports_a_status_per_op() {
     assert_eq!(b.dump_table(), Ok(()));
 }
 
+/// The landing place an accept-transfer entry names in its `frame`.
+fn entry_frame(w: &FakeWorld, dom: DomId, r: GrantRef) -> u32 {
+    w.table(dom).load_u32(r.0 as usize * GNTENT_SIZE + GNTENT_FRAME, Ordering::Relaxed).unwrap()
+}
+
 #[test]
 fn transfer_state_machine() {
     let (w, a, b, _c) = world();
-    // Cancel before anything is committed.
-    let slot = a.accept_transfer(B).unwrap();
+    // Cancel before anything is committed: the landing page's frame went
+    // back to Xen, and the page comes back over a new, zeroed frame.
+    let landing = page(&a);
+    let landing_mfn = landing.mfn();
+    landing.mem().write(0, b"old bytes").unwrap();
+    let populated = w.populated();
+    let slot = a.accept_transfer(B, landing).unwrap();
     let r = slot.gref();
+    assert!(w.is_freed(landing_mfn), "the landing frame goes back to Xen at once");
     assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer);
-    assert_eq!(slot.cancel().map_err(|e| e.1).unwrap(), None);
+    assert_ne!(entry_frame(&w, A, r), 0, "the entry names the landing place");
+    let back = match slot.cancel().map_err(|e| e.1).unwrap() {
+        Cancelled::Withdrawn(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(back.mfn(), landing_mfn);
+    assert_eq!(w.populated(), populated + 1);
+    let mut buf = [0xAAu8; 9];
+    back.mem().read(0, &mut buf).unwrap();
+    assert_eq!(buf, [0; 9], "a new frame, zeroed");
     assert_eq!(a.entry_flags(r).unwrap(), 0);
     assert_eq!(a.stats().refs_used, 0);
 
     // Committed: the entry must be left alone until completed.
-    let slot = a.accept_transfer(B).unwrap();
+    let slot = a.accept_transfer(B, back).unwrap();
     let r = slot.gref();
     assert_eq!(w.transfer_commit(C, A, r), Err(GNTST_general_error), "only B may transfer");
     let slot = match slot.poll().unwrap() {
@@ -670,60 +693,161 @@ fn transfer_state_machine() {
         TransferPoll::Waiting(s) => s,
         TransferPoll::Received(_) => panic!("not completed yet"),
     };
-    let (frame, _) = w.peer_frame(B);
+    let (frame, mem) = w.peer_frame(B);
+    mem.write(0, b"from B").unwrap();
     w.transfer_complete(A, r, frame);
-    match slot.poll().unwrap() {
-        TransferPoll::Received(m) => assert_eq!(m, frame),
+    let got = match slot.poll().unwrap() {
+        TransferPoll::Received(p) => p,
         TransferPoll::Waiting(_) => panic!("completed"),
-    }
+    };
+    assert_eq!(got.mfn(), frame);
+    let mut buf = [0u8; 6];
+    got.mem().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"from B", "the sender's bytes arrive with its frame");
     assert_eq!(a.stats().refs_used, 0);
 
-    // GNTTABOP_transfer through the backend, B to A.
-    let slot = a.accept_transfer(B).unwrap();
+    // GNTTABOP_transfer through the backend, B to A: B's page leaves its
+    // map, its frame becomes A's, and B's pfn gets a new frame.
+    let slot = a.accept_transfer(B, got).unwrap();
     let p = page(&b);
+    p.mem().write(0, b"B's page").unwrap();
     let mfn = p.mfn();
+    let populated = w.populated();
     b.transfer(p, A, slot.gref()).map_err(|_| ()).unwrap();
-    match slot.poll().unwrap() {
-        TransferPoll::Received(m) => assert_eq!(m, mfn),
+    assert_eq!(w.populated(), populated + 1, "B's pfn refilled");
+    assert!(!w.is_freed(mfn));
+    assert_eq!(w.owner(mfn), Some(A));
+    let got = match slot.poll().unwrap() {
+        TransferPoll::Received(p) => p,
         TransferPoll::Waiting(_) => panic!("transferred"),
-    }
-    // A transfer to an entry that does not accept it: the page is lost
-    // (as the header says), not freed.
+    };
+    assert_eq!(got.mfn(), mfn);
+    let mut buf = [0u8; 8];
+    got.mem().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"B's page");
+    drop(got);
+    assert!(w.is_freed(mfn), "a received page is an ordinary page of A's");
+
+    // A transfer to an entry that does not accept it: Xen took the frame
+    // and freed it (as the header says, lost); B's pfn is refilled.
     let p = page(&b);
     let mfn = p.mfn();
+    let populated = w.populated();
     match b.transfer(p, A, GrantRef(20)) {
         Err(TransferError::Lost(GrantError::Status(GntStatus::GeneralError))) => {}
         other => panic!("{other:?}"),
     }
-    assert!(!w.is_freed(mfn));
-    // A page that is not ours to give comes back.
+    assert!(w.is_freed(mfn));
+    assert_eq!(w.populated(), populated + 1);
+    // To a domain that does not exist: lost the same way.
+    match b.transfer(page(&b), DomId(77), GrantRef(20)) {
+        Err(TransferError::Lost(GrantError::Status(GntStatus::BadDomain))) => {}
+        other => panic!("{other:?}"),
+    }
+    // A domain that is not real, or a page the backend cannot take out of
+    // the map: the page comes back.
     match b.transfer(page(&b), DomId::SELF, GrantRef(20)) {
         Err(TransferError::Kept(_, GrantError::BadDomain(_))) => {}
         other => panic!("{other:?}"),
     }
+    w.fail_vacate(true);
+    let p = page(&b);
+    let mfn = p.mfn();
+    match b.transfer(p, A, GrantRef(20)) {
+        Err(TransferError::Kept(p, GrantError::Hypercall(_))) => assert_eq!(p.mfn(), mfn),
+        other => panic!("{other:?}"),
+    }
+    w.fail_vacate(false);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_received_page_can_be_given_away_again() {
+    let (w, a, b, _c) = world();
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
+    let p = page(&b);
+    let mfn = p.mfn();
+    b.transfer(p, A, slot.gref()).map_err(|_| ()).unwrap();
+    let got = match slot.poll().unwrap() {
+        TransferPoll::Received(p) => p,
+        TransferPoll::Waiting(_) => panic!("transferred"),
+    };
+    got.mem().write(0, b"back to B").unwrap();
+    let slot = b.accept_transfer(A, page(&b)).unwrap();
+    a.transfer(got, B, slot.gref()).map_err(|_| ()).unwrap();
+    let back = match slot.poll().unwrap() {
+        TransferPoll::Received(p) => p,
+        TransferPoll::Waiting(_) => panic!("transferred"),
+    };
+    assert_eq!(back.mfn(), mfn);
+    assert_eq!(w.owner(mfn), Some(B));
+    let mut buf = [0u8; 9];
+    back.mem().read(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"back to B");
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
 #[test]
 fn a_dropped_transfer_slot_returns_a_completed_frame() {
     let (w, a, _b, _c) = world();
-    let slot = a.accept_transfer(B).unwrap();
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
     let r = slot.gref();
     let (frame, _) = w.peer_frame(B);
     w.transfer_commit(B, A, r).unwrap();
     w.transfer_complete(A, r, frame);
+    let populated = w.populated();
     drop(slot);
     assert!(w.is_freed(frame), "the frame went back to the allocator");
+    assert_eq!(w.populated(), populated, "the frame that arrived filled the place");
     assert_eq!(a.entry_flags(r).unwrap(), 0);
     assert_eq!(a.stats().refs_used, 0);
-    // An offer nothing arrived in has no frame to return.
-    let slot = a.accept_transfer(B).unwrap();
+    // An offer nothing arrived in: its place is refilled and freed.
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
     drop(slot);
+    assert_eq!(w.populated(), populated + 1);
     assert_eq!(a.stats().refs_used, 0);
-    // The backend refuses a frame that is not ours.
-    let (other, _) = w.peer_frame(B);
-    assert_eq!(a.with_ops(|o| o.free_frame(other)), Err(GrantError::Memory(crate::mm::MemError::BadAddress(other.0))));
-    assert!(!w.is_freed(other));
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_failed_refill_keeps_the_slot_and_its_place() {
+    let (w, a, _b, _c) = world();
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
+    let r = slot.gref();
+    w.fail_populate(true);
+    let (slot, e) = slot.cancel().unwrap_err();
+    assert_eq!(e, GrantError::Memory(MemError::OutOfFrames));
+    assert_eq!(a.entry_flags(r).unwrap(), 0, "the offer itself was withdrawn");
+    assert_eq!(a.stats().refs_used, 0);
+    w.fail_populate(false);
+    let populated = w.populated();
+    drop(slot);
+    assert_eq!(w.populated(), populated + 1, "the drop refilled the place");
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn accept_transfer_failures_leave_no_reference_and_no_frame_behind() {
+    let (w, a, _b, _c) = world();
+    let landing = page(&a);
+    let mfn = landing.mfn();
+    w.fail_vacate(true);
+    assert_eq!(a.accept_transfer(B, landing).map(|_| ()).unwrap_err(), GrantError::Hypercall(Errno::ENOMEM));
+    assert!(w.is_freed(mfn), "the landing page was freed");
+    w.fail_vacate(false);
+    assert_eq!(a.stats().refs_used, 0);
+    // A table that cannot grow: no reference, and the landing page freed.
+    let full = Grants::new(w.add_domain(DomId(9), 1, 1), 1).unwrap();
+    let mut held = std::vec::Vec::new();
+    while let Ok(s) = full.accept_transfer(B, page(&full)) {
+        held.push(s);
+    }
+    let p = page(&full);
+    let mfn = p.mfn();
+    assert_eq!(full.accept_transfer(B, p).map(|_| ()).unwrap_err(), GrantError::TableFull);
+    assert!(w.is_freed(mfn));
+    drop(held);
+    assert_eq!(full.stats().refs_used, 0);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -855,7 +979,7 @@ fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
     for f in [EntryTable::make_readonly, EntryTable::make_writable] {
         assert_eq!(f(&t, free), Err(GrantError::InvalidArgument));
     }
-    t.accept_transfer(transfer, B).unwrap();
+    t.accept_transfer(transfer, B, 5).unwrap();
     for f in [EntryTable::make_readonly, EntryTable::make_writable] {
         assert_eq!(f(&t, transfer), Err(GrantError::InvalidArgument));
     }
@@ -875,7 +999,7 @@ fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
 #[test]
 fn accept_transfer_refuses_a_domain_that_is_not_real() {
     let (w, a, _b, _c) = world();
-    assert_eq!(a.accept_transfer(DomId::SELF).map(|_| ()).unwrap_err(), GrantError::BadDomain(DomId::SELF));
+    assert_eq!(a.accept_transfer(DomId::SELF, page(&a)).map(|_| ()).unwrap_err(), GrantError::BadDomain(DomId::SELF));
     assert_eq!(a.stats().refs_used, 0, "no reference taken");
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }

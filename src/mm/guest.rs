@@ -5,7 +5,9 @@
 #![allow(unsafe_code)]
 
 use super::{FrameAllocator, MemError, MemStats, VaAllocator, MAP_AREA_SIZE, MAP_AREA_START};
-use crate::abi::PAGE_SIZE;
+use crate::abi::memory::{XENMEM_decrease_reservation, XENMEM_populate_physmap};
+use crate::abi::{mmu_update, MMU_MACHPHYS_UPDATE, PAGE_SIZE};
+use crate::hypercall;
 use crate::mm::paging::{self, MapError, PageTables};
 use crate::shared_mem::SharedMem;
 use crate::start_info::BootInfo;
@@ -52,9 +54,10 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     if first >= nr_pages {
         return Err(MemError::OutOfFrames);
     }
-    // SAFETY: Xen maps the p2m list (one u64 per pfn) inside the bootstrap
-    // region and never writes it afterwards; xenpv never changes it either.
-    let p2m: &'static [u64] = unsafe { core::slice::from_raw_parts(info.mfn_list as *const u64, nr_pages as usize) };
+    // SAFETY: Xen maps the p2m list (one u64 per pfn) writable inside the
+    // bootstrap region and never touches it afterwards; from here on only
+    // the page tables' owner (behind MEMORY's lock) reads and writes it.
+    let p2m: &'static mut [u64] = unsafe { core::slice::from_raw_parts_mut(info.mfn_list as *mut u64, nr_pages as usize) };
     // SAFETY: pt_base is the active L4 (start_info contract) and the
     // bootstrap tables are inside the bootstrap direct map.
     let tables = unsafe { PageTables::new(info.pt_base, p2m) };
@@ -78,7 +81,7 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
         if mfn.0 != 0 {
             // SAFETY: both are frames of this domain (start_info contract).
             let pfn = unsafe { paging::mfn_to_pfn(mfn) };
-            if p2m.get(pfn.0 as usize) == Some(&mfn.0) {
+            if tables.pfn_to_mfn(pfn) == Some(mfn) {
                 let _ = frames.reserve(pfn);
             }
         }
@@ -91,7 +94,7 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
         pfn += 1;
     }
     let mut alloc = || frames.alloc().ok();
-    let mut mfns = (pfn..nr_pages).map(|p| Mfn(p2m[p as usize]));
+    let mut mfns = (pfn..nr_pages).map(|p| tables.pfn_to_mfn(Pfn(p)).unwrap_or_default());
     // SAFETY: the range past the bootstrap mapping is unmapped, so no Rust
     // code uses it; the frames are our own.
     unsafe { tables.map(pfn_to_virt(Pfn(pfn)), &mut mfns, true, &mut alloc) }?;
@@ -213,6 +216,164 @@ impl Drop for Page {
         // must not be hidden, but a drop cannot report it; keep the frame.
         // SAFETY: this Page owned the frame, and is gone after this.
         let _ = unsafe { free_frame(self.pfn) };
+    }
+}
+
+impl Page {
+    /// Takes the page out of the direct map, so that no mapping of its
+    /// frame is left: Xen steals a frame for `GNTTABOP_transfer` only
+    /// then. With `give_back` the frame also goes back to Xen
+    /// (`XENMEM_decrease_reservation`), which leaves room in our
+    /// reservation for a frame another domain transfers to us. The pfn
+    /// stays allocated to the [`Vacated`]. On failure the page is mapped
+    /// as before and comes back.
+    pub fn vacate(self, give_back: bool) -> Result<Vacated, (Page, MemError)> {
+        let (pfn, mfn, va) = (self.pfn, self.mfn, self.virt());
+        let r = with(|m| {
+            // SAFETY: `self` is consumed on success, and every view of
+            // the page borrows it, so nothing uses the address any more.
+            unsafe { m.tables.unmap(va) }?;
+            if !give_back {
+                return Ok(());
+            }
+            let mut list = [mfn.0];
+            // SAFETY: the frame's one mapping (the direct map's) is gone.
+            let gone = unsafe { hypercall::memory_reservation(XENMEM_decrease_reservation, &mut list) };
+            if gone != Ok(1) {
+                // Still ours: map it back as it was.
+                remap(m, pfn, mfn)?;
+                return Err(gone.err().map_or(MemError::BadAddress(mfn.0), MemError::Hypercall));
+            }
+            m.tables.set_p2m(pfn, None)?;
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                core::mem::forget(self);
+                Ok(Vacated { pfn, frame: (!give_back).then_some(mfn) })
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
+/// A pfn of ours out of the direct map ([`Page::vacate`]), with the
+/// frame it kept, or none. Refill it to get a [`Page`] back; dropped, it
+/// refills itself and frees the page (or, should that fail, leaks the pfn).
+#[derive(Debug)]
+#[must_use = "a vacated pfn is lost unless refilled"]
+pub struct Vacated {
+    pfn: Pfn,
+    frame: Option<Mfn>,
+}
+
+/// Maps pfn `pfn` (out of the direct map) to `mfn` again, writable.
+fn remap(m: &mut Memory, pfn: Pfn, mfn: Mfn) -> Result<(), MemError> {
+    let Memory { frames, tables, .. } = m;
+    let mut alloc = || frames.alloc().ok();
+    // SAFETY: the address is unmapped (vacated), so no Rust code uses
+    // it; the frame is ours (callers check, or Xen did).
+    unsafe { tables.map(pfn_to_virt(pfn), &mut core::iter::once(mfn), true, &mut alloc) }?;
+    Ok(())
+}
+
+/// Puts frame `frame` (or, if `None`, a new one from Xen) behind `pfn`:
+/// M2P, p2m and the direct map. Returns the frame, whether it is new.
+///
+/// # Safety
+/// `pfn` must be vacated; `frame` ours, and used by nothing else.
+unsafe fn fill(pfn: Pfn, frame: Option<Mfn>) -> Result<(Mfn, bool), MemError> {
+    with(|m| {
+        let mfn = match frame {
+            Some(mfn) => {
+                let req = mmu_update { ptr: (mfn.0 << 12) | MMU_MACHPHYS_UPDATE as u64, val: pfn.0 };
+                // SAFETY: an M2P entry, no mapping: Xen refuses it for a
+                // frame that is not ours.
+                unsafe { hypercall::mmu_update(&[req]) }.map_err(MemError::Hypercall)?;
+                mfn
+            }
+            None => {
+                let mut list = [pfn.0];
+                // SAFETY: the pfn has no frame (vacated and given back, or
+                // its frame gone); Xen enters the new one in the M2P.
+                match unsafe { hypercall::memory_reservation(XENMEM_populate_physmap, &mut list) } {
+                    Ok(1) => Mfn(list[0]),
+                    Ok(_) => return Err(MemError::OutOfFrames),
+                    Err(e) => return Err(MemError::Hypercall(e)),
+                }
+            }
+        };
+        m.tables.set_p2m(pfn, Some(mfn))?;
+        remap(m, pfn, mfn)?;
+        Ok((mfn, frame.is_none()))
+    })
+}
+
+impl Vacated {
+    /// The pfn.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The frame still ours behind the pfn, if any.
+    pub fn frame(&self) -> Option<Mfn> {
+        self.frame
+    }
+
+    /// Records that Xen took the frame (a transfer went through, or
+    /// failed after Xen had taken the frame): the pfn has none now.
+    pub fn frame_gone(&mut self) {
+        if self.frame.take().is_some() {
+            let _ = with(|m| Ok(m.tables.set_p2m(self.pfn, None)?));
+        }
+    }
+
+    /// A page again at the pfn: over the frame kept, or else a new,
+    /// zeroed frame from Xen (`XENMEM_populate_physmap`).
+    pub fn refill(self) -> Result<Page, (Vacated, MemError)> {
+        let (pfn, frame) = (self.pfn, self.frame);
+        core::mem::forget(self);
+        // SAFETY: the pfn is vacated, and a kept frame is ours and used by
+        // nothing else (the Page it came from was consumed).
+        match unsafe { fill(pfn, frame) } {
+            Ok((mfn, new)) => {
+                let page = Page { pfn, mfn };
+                if new {
+                    // A new frame holds whatever Xen left in it.
+                    page.shared().fill(0, PAGE_SIZE, 0).map_err(|_| (Vacated { pfn, frame: None }, MemError::BadAddress(pfn.0)))?;
+                }
+                Ok(page)
+            }
+            Err(e) => Err((Vacated { pfn, frame }, e)),
+        }
+    }
+
+    /// A page again at the pfn, over `mfn`: a frame Xen made ours (a
+    /// completed transfer), with the bytes it holds.
+    ///
+    /// # Safety
+    /// `mfn` must be a frame of this domain that nothing else uses (no
+    /// `Page`, no mapping). The vacancy must have no frame of its own.
+    pub unsafe fn refill_with(self, mfn: Mfn) -> Result<Page, (Vacated, MemError)> {
+        if self.frame.is_some() {
+            return Err((self, MemError::BadAddress(mfn.0)));
+        }
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        // SAFETY: forwarded to the caller; the pfn is vacated.
+        match unsafe { fill(pfn, Some(mfn)) } {
+            Ok(_) => Ok(Page { pfn, mfn }),
+            Err(e) => Err((Vacated { pfn, frame: None }, e)),
+        }
+    }
+}
+
+impl Drop for Vacated {
+    fn drop(&mut self) {
+        // SAFETY: the pfn is vacated; a kept frame is ours alone.
+        if let Ok((mfn, _)) = unsafe { fill(self.pfn, self.frame) } {
+            drop(Page { pfn: self.pfn, mfn });
+        }
     }
 }
 

@@ -66,8 +66,11 @@ pub unsafe fn mfn_to_pfn(mfn: Mfn) -> Pfn {
 #[derive(Debug)]
 pub struct PageTables {
     l4: u64,
-    p2m: &'static [u64],
+    p2m: &'static mut [u64],
 }
+
+/// A p2m entry with no frame behind its pfn (`INVALID_P2M_ENTRY`).
+const INVALID_P2M: u64 = !0;
 
 fn index(va: u64, level: u32) -> u64 {
     (va >> (12 + 9 * (level - 1))) & 511
@@ -80,13 +83,23 @@ impl PageTables {
     /// `l4` must be the virtual address of the active L4 table
     /// (`start_info.pt_base`) and `p2m` the guest's pfn→mfn list; every
     /// table reachable from `l4` must be mapped in the direct map.
-    pub unsafe fn new(l4: u64, p2m: &'static [u64]) -> Self {
+    pub unsafe fn new(l4: u64, p2m: &'static mut [u64]) -> Self {
         PageTables { l4, p2m }
     }
 
-    /// The machine frame of pfn `pfn`.
+    /// The machine frame of pfn `pfn` (`None` past the end, or for a pfn
+    /// whose frame went back to Xen).
     pub fn pfn_to_mfn(&self, pfn: Pfn) -> Option<Mfn> {
-        self.p2m.get(pfn.0 as usize).map(|&m| Mfn(m))
+        self.p2m.get(pfn.0 as usize).filter(|&&m| m != INVALID_P2M).map(|&m| Mfn(m))
+    }
+
+    /// Records in the p2m list that pfn `pfn` is now frame `mfn`, or
+    /// none. Xen never reads the list; what reads it is this module and
+    /// the grant code's frame checks, which must see the truth.
+    pub fn set_p2m(&mut self, pfn: Pfn, mfn: Option<Mfn>) -> Result<(), MapError> {
+        let e = self.p2m.get_mut(pfn.0 as usize).ok_or(MapError::BadAddress(pfn.0))?;
+        *e = mfn.map_or(INVALID_P2M, |m| m.0);
+        Ok(())
     }
 
     fn read_entry(table_va: u64, idx: u64) -> u64 {
