@@ -76,6 +76,9 @@ struct World {
     /// before, not after).
     unmapped: Vec<(u64, Vec<u8>)>,
     violations: Vec<std::string::String>,
+    /// Make the next transfer hypercall fail with this errno, before (false)
+    /// or after (true) processing its op.
+    transfer_error: Option<(Errno, bool)>,
     /// Make every vacate fail (Xen refusing to unmap or take a frame).
     fail_vacate: bool,
     /// Make every refill that needs a new frame fail (no room left).
@@ -389,6 +392,12 @@ impl FakeWorld {
         self.lock().next_mfn = mfn - 0x1001;
     }
 
+    /// Makes the next transfer hypercall return `-errno`, having processed
+    /// its ops first or not.
+    pub fn fail_transfer_hypercall(&self, errno: Errno, processed: bool) {
+        self.lock().transfer_error = Some((errno, processed));
+    }
+
     /// Makes every later vacate fail.
     pub fn fail_vacate(&self, fail: bool) {
         self.lock().fail_vacate = fail;
@@ -604,6 +613,10 @@ unsafe impl GrantOps for FakeXen {
 
     fn transfer(&mut self, ops: &mut [gnttab_transfer]) -> Result<(), Errno> {
         let me = self.dom;
+        let fail = self.world.lock().transfer_error.take();
+        if let Some((e, false)) = fail {
+            return Err(e);
+        }
         for t in ops.iter_mut() {
             let stealable = {
                 let mut w = self.world.lock();
@@ -633,7 +646,10 @@ unsafe impl GrantOps for FakeXen {
                 }
             };
         }
-        Ok(())
+        match fail {
+            Some((e, _)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn dump_table(&mut self) -> Result<i16, Errno> {

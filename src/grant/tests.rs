@@ -810,6 +810,75 @@ fn a_dropped_transfer_slot_returns_a_completed_frame() {
 }
 
 #[test]
+fn a_dropped_slot_waits_for_a_committed_transfer_to_complete() {
+    let (w, a, _b, _c) = world();
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
+    let r = slot.gref();
+    let (frame, _) = w.peer_frame(B);
+    w.transfer_commit(B, A, r).unwrap();
+    // Xen completes a little later, while the drop spins.
+    let xen = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            w.transfer_complete(A, r, frame);
+        })
+    };
+    drop(slot);
+    xen.join().unwrap();
+    assert!(w.is_freed(frame), "the page that arrived went back to the allocator");
+    assert_eq!(a.stats().refs_used, 0, "the reference is free once Xen is done");
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_dropped_slot_gives_up_on_a_transfer_xen_never_completes() {
+    let (w, a, _b, _c) = world();
+    let landing = page(&a);
+    let slot = a.accept_transfer(B, landing).unwrap();
+    let r = slot.gref();
+    w.transfer_commit(B, A, r).unwrap();
+    let populated = w.populated();
+    drop(slot);
+    // The reference and the landing place are leaked, not reused under
+    // Xen's feet: nothing refilled, nothing freed.
+    assert_eq!(a.stats().refs_used, 1);
+    assert_eq!(w.populated(), populated);
+    assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer | GTF_transfer_committed);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
+fn a_failed_transfer_hypercall_keeps_or_loses_the_page_as_xen_did() {
+    let (w, a, b, _c) = world();
+    let slot = a.accept_transfer(B, page(&a)).unwrap();
+    // Refused before any op was processed: still ours, mapped again.
+    w.fail_transfer_hypercall(Errno::EFAULT, false);
+    let p = page(&b);
+    let mfn = p.mfn();
+    let p = match b.transfer(p, A, slot.gref()) {
+        Err(TransferError::Kept(p, GrantError::Hypercall(Errno::EFAULT))) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(p.mfn(), mfn);
+    assert_eq!(w.owner(mfn), Some(B));
+    // Failing after the op went through: the frame is gone.
+    w.fail_transfer_hypercall(Errno::EFAULT, true);
+    let populated = w.populated();
+    match b.transfer(p, A, slot.gref()) {
+        Err(TransferError::Lost(GrantError::Hypercall(Errno::EFAULT))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.owner(mfn), Some(A));
+    assert_eq!(w.populated(), populated + 1, "B's pfn refilled");
+    match slot.poll().unwrap() {
+        TransferPoll::Received(p) => assert_eq!(p.mfn(), mfn),
+        TransferPoll::Waiting(_) => panic!("Xen completed it"),
+    }
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[test]
 fn a_failed_refill_keeps_the_slot_and_its_place() {
     let (w, a, _b, _c) = world();
     let slot = a.accept_transfer(B, page(&a)).unwrap();
