@@ -22,6 +22,7 @@ pub const FILES: &[&str] = &[
     "src/grant/table.rs",
     "src/grant/refs.rs",
     "src/grant/reserve.rs",
+    "src/grant/transfer.rs",
     "src/vchan/ring.rs",
     "src/vchan/channel.rs",
     "src/shared_mem.rs",
