@@ -274,6 +274,42 @@ fn peer_check_deadline(now_ns: u64) -> u64 {
 /// running on another CPU usually moves the ring sooner than that.
 const SPIN_NS: u64 = 20_000;
 
+/// Looks at `ready` this many times between two clock reads while
+/// spinning: reading the clock costs more than a look at the ring (a
+/// PV clock read is an `rdtsc`, which Xen emulates, about 10 µs, when the
+/// host's TSC is not invariant, e.g. under QEMU).
+const SPIN_LOOKS: u32 = 32;
+
+/// A timeout turned into a deadline on the first clock read that needs
+/// it: a call that completes without waiting never reads the clock (see
+/// [`SPIN_LOOKS`]). The timeout therefore counts from the first wait.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    timeout: Option<Duration>,
+    at: Option<u64>,
+}
+
+impl Deadline {
+    fn new(timeout: Option<Duration>) -> Self {
+        Deadline { timeout, at: None }
+    }
+
+    /// The deadline (`None`: none), fixed from `now` the first time.
+    fn from(&mut self, now: u64) -> Option<u64> {
+        let t = self.timeout?;
+        Some(*self.at.get_or_insert_with(|| now.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))))
+    }
+
+    /// The deadline, reading the clock only if it is not fixed yet.
+    fn until<E: EventOps>(&mut self, events: &E) -> Option<u64> {
+        self.timeout?;
+        match self.at {
+            Some(at) => Some(at),
+            None => self.from(events.now_ns()),
+        }
+    }
+}
+
 fn read_number<S: Rendezvous + ?Sized>(store: &S, path: String) -> Result<u32> {
     let text = store.read_string(&path)?;
     match text.trim().parse::<u32>() {
@@ -594,20 +630,25 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         }
     }
 
-    /// Polls `ready` for up to [`SPIN_NS`] (until `until` at most);
-    /// whether it became true.
-    fn spin(&self, until: Option<u64>, ready: &mut dyn FnMut() -> bool) -> bool {
+    /// Polls `ready` for up to [`SPIN_NS`] (until the deadline at most),
+    /// reading the clock once per [`SPIN_LOOKS`] looks; whether it became
+    /// true. Fixes the deadline if not yet done; returns it too.
+    fn spin(&self, deadline: &mut Deadline, ready: &mut dyn FnMut() -> bool) -> (bool, Option<u64>) {
         let events = self.events();
-        let end = events.now_ns().saturating_add(SPIN_NS);
+        let now = events.now_ns();
+        let until = deadline.from(now);
+        let end = now.saturating_add(SPIN_NS);
         let end = until.map_or(end, |u| u.min(end));
         loop {
-            if ready() {
-                return true;
+            for _ in 0..SPIN_LOOKS {
+                if ready() {
+                    return (true, until);
+                }
+                core::hint::spin_loop();
             }
             if events.now_ns() >= end {
-                return false;
+                return (false, until);
             }
-            core::hint::spin_loop();
         }
     }
 
@@ -638,7 +679,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// [`set_blocking`](Self::set_blocking)), waits for at least one byte.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.blocking {
-            return self.read_until(buf, None);
+            return self.read_until(buf, &mut Deadline::new(None));
         }
         self.read_now(buf)
     }
@@ -680,11 +721,10 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// Blocks (the vCPU sleeps on the event channel) until at least one
     /// byte is read, the peer closes, or the timeout passes.
     pub fn read_blocking(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
-        let until = self.deadline(timeout);
-        self.read_until(buf, until)
+        self.read_until(buf, &mut Deadline::new(timeout))
     }
 
-    fn read_until(&mut self, buf: &mut [u8], until: Option<u64>) -> Result<usize> {
+    fn read_until(&mut self, buf: &mut [u8], deadline: &mut Deadline) -> Result<usize> {
         loop {
             // Without a notification request: bytes picked up while
             // spinning need no event from the peer.
@@ -693,7 +733,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 return Ok(n);
             }
             let (ring, persist) = (&self.ring, self.persist);
-            if self.spin(until, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
+            let (ready, until) = self.spin(deadline, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist));
+            if ready {
                 continue;
             }
             // About to sleep: ask for an event (read_now requests, then
@@ -710,17 +751,17 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// Reads exactly `buf.len()` bytes. On an error, `NotifyFailed`
     /// included, the bytes already read are in `buf` but not counted.
     pub fn read_exact(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<()> {
-        let until = self.deadline(timeout);
+        let mut deadline = Deadline::new(timeout);
         let mut got = 0;
         while got < buf.len() {
-            got += self.read_until(&mut buf[got..], until)?;
+            got += self.read_until(&mut buf[got..], &mut deadline)?;
         }
         Ok(())
     }
 
     /// Writes all of `data`, sleeping while the ring is full.
     pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
-        let until = self.deadline(timeout);
+        let mut deadline = Deadline::new(timeout);
         let mut sent = 0;
         // Spun already since the last sleep or progress: the next full
         // ring asks for an event and sleeps.
@@ -741,13 +782,12 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             let (ring, persist) = (&self.ring, self.persist);
             if !spun {
                 spun = true;
-                if self.spin(until, &mut || ring.peek_space().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
-                    continue;
-                }
-                // Full after the spin: the next write_step asks for an
-                // event (and re-reads) before we sleep.
+                // Full after the spin or not: the next write_step asks for
+                // an event (and re-reads) before we sleep.
+                let _ = self.spin(&mut deadline, &mut || ring.peek_space().map_or(true, |n| n > 0) || ring_closed(ring, persist));
                 continue;
             }
+            let until = deadline.until(self.events());
             self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
             spun = false;
         }
