@@ -630,24 +630,27 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         }
     }
 
-    /// Polls `ready` for up to [`SPIN_NS`] (until the deadline at most),
-    /// reading the clock once per [`SPIN_LOOKS`] looks; whether it became
-    /// true. Fixes the deadline if not yet done; returns it too.
-    fn spin(&self, deadline: &mut Deadline, ready: &mut dyn FnMut() -> bool) -> (bool, Option<u64>) {
+    /// Polls `ready` for up to [`SPIN_NS`] (until the deadline at most);
+    /// whether it became true. The clock is read only after the first
+    /// [`SPIN_LOOKS`] looks (most waits for a running peer end sooner),
+    /// then once per as many looks; that first read fixes the deadline.
+    fn spin(&self, deadline: &mut Deadline, ready: &mut dyn FnMut() -> bool) -> bool {
         let events = self.events();
-        let now = events.now_ns();
-        let until = deadline.from(now);
-        let end = now.saturating_add(SPIN_NS);
-        let end = until.map_or(end, |u| u.min(end));
+        let mut end = None;
         loop {
             for _ in 0..SPIN_LOOKS {
                 if ready() {
-                    return (true, until);
+                    return true;
                 }
                 core::hint::spin_loop();
             }
-            if events.now_ns() >= end {
-                return (false, until);
+            let now = events.now_ns();
+            let end = *end.get_or_insert_with(|| {
+                let spin_end = now.saturating_add(SPIN_NS);
+                deadline.from(now).map_or(spin_end, |u| u.min(spin_end))
+            });
+            if now >= end {
+                return false;
             }
         }
     }
@@ -733,8 +736,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 return Ok(n);
             }
             let (ring, persist) = (&self.ring, self.persist);
-            let (ready, until) = self.spin(deadline, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist));
-            if ready {
+            if self.spin(deadline, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
                 continue;
             }
             // About to sleep: ask for an event (read_now requests, then
@@ -743,6 +745,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             if n > 0 {
                 return Ok(n);
             }
+            let until = deadline.until(self.events());
             let (ring, persist) = (&self.ring, self.persist);
             self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
         }
