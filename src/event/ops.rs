@@ -249,6 +249,8 @@ pub mod fake {
         failing_sends: Vec<u16>,
         /// Waits of each domain that ended at their deadline.
         timeouts: BTreeMap<u16, u64>,
+        /// Clock reads of each domain (a PV clock read costs an `rdtsc`).
+        clock_reads: BTreeMap<u16, u64>,
     }
 
     /// The simulated hypervisor's event channels, shared by its domains.
@@ -306,6 +308,11 @@ pub mod fake {
         /// by an event or their condition.
         pub fn timeouts(&self, dom: DomId) -> u64 {
             self.state().timeouts.get(&dom.0).copied().unwrap_or(0)
+        }
+
+        /// How many times `dom` read the clock.
+        pub fn clock_reads(&self, dom: DomId) -> u64 {
+            self.state().clock_reads.get(&dom.0).copied().unwrap_or(0)
         }
 
         /// Ports `dom` holds open.
@@ -423,6 +430,7 @@ pub mod fake {
         }
 
         fn now_ns(&self) -> u64 {
+            *self.world.state().clock_reads.entry(self.dom).or_default() += 1;
             u64::try_from(self.world.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
         }
     }

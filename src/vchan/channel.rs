@@ -999,6 +999,30 @@ mod tests {
         }
     }
 
+    /// A clock read costs an `rdtsc`, which Xen emulates where the TSC is
+    /// not invariant (about 10 µs under QEMU): reads and writes that need
+    /// not wait read no clock, whatever their timeout; one that waits does.
+    #[test]
+    fn calls_that_need_not_wait_read_no_clock() {
+        let (_gw, ew, a, b) = world();
+        let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+        let mut cli = connect(&b);
+        srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+        let t = Some(Duration::from_secs(5));
+        let (ra, rb) = (ew.clock_reads(A), ew.clock_reads(B));
+        srv.write_all(b"hello", t).unwrap();
+        let mut buf = [0u8; 5];
+        cli.read_exact(&mut buf, t).unwrap();
+        assert_eq!(&buf, b"hello");
+        cli.write_all(b"x", t).unwrap();
+        assert_eq!(srv.read_blocking(&mut buf, t), Ok(1));
+        assert_eq!(buf[0], b'x');
+        assert_eq!((ew.clock_reads(A), ew.clock_reads(B)), (ra, rb), "clock reads without a wait");
+        // An idle read has to wait: it reads the clock, and times out.
+        assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_millis(2))), Err(ChannelError::Timeout));
+        assert!(ew.clock_reads(A) > ra);
+    }
+
     /// libxenvchan's all-or-nothing send/recv and its tri-state open check.
     /// Rings of many pages on both sides (orders 18 and 17: 64 and 32
     /// pages, more grants than a product of the two could hold): each
