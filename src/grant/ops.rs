@@ -356,11 +356,11 @@ pub mod xen {
         }
 
         fn refill(&mut self, vacancy: Vacated, arrived: Option<Mfn>) -> Result<Page, (Vacated, GrantError)> {
+            // Xen wrote an arrived frame into our own table's completed
+            // accept-transfer entry, after making the frame ours; the grant
+            // code takes each completed entry once, so no Page owns it.
             let r = match arrived {
-                // SAFETY: Xen wrote `mfn` into our own table's completed
-                // accept-transfer entry, after making the frame ours; the
-                // grant code takes each completed entry once, so no Page
-                // owns the frame. refill_with checks ownership again (the
+                // SAFETY: as above; refill_with checks ownership again (the
                 // M2P update fails for a frame not ours).
                 Some(mfn) => unsafe { vacancy.refill_with(mfn) },
                 None => vacancy.refill(),
