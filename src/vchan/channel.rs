@@ -553,7 +553,6 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     pub fn wait_any_or(chans: &[&Self], other: &mut dyn FnMut() -> bool, timeout: Option<Duration>) -> Result<Woken> {
         let first = chans.first().ok_or(GrantError::InvalidArgument)?;
         let events = first.events();
-        let deadline = timeout.map(|t| events.deadline_after(t));
         let found = core::cell::Cell::new(None);
         let mut ready = || {
             let chan = chans
@@ -562,6 +561,11 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             found.set(chan.map(Woken::Channel).or_else(|| other().then_some(Woken::Other)));
             found.get().is_some()
         };
+        // Ready already: no clock read for the deadline.
+        if ready() {
+            return found.get().ok_or(ChannelError::Timeout);
+        }
+        let deadline = timeout.map(|t| events.deadline_after(t));
         loop {
             let slice = events.deadline_after(PEER_CHECK);
             let step = deadline.map_or(slice, |d| d.min(slice));
@@ -663,11 +667,16 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// says so); libxenvchan_wait with the condition made explicit.
     pub fn wait(&self, read: bool, write: bool, timeout: Option<Duration>) -> Result<()> {
         let (ring, persist) = (&self.ring, self.persist);
-        self.wait_for(self.deadline(timeout), &mut || {
+        let mut ready = || {
             (read && ring.data_ready().map_or(true, |n| n > 0))
                 || (write && ring.buffer_space().map_or(true, |n| n > 0))
                 || ring_closed(ring, persist)
-        })
+        };
+        // Ready already: no clock read for the deadline.
+        if ready() {
+            return Ok(());
+        }
+        self.wait_for(self.deadline(timeout), &mut ready)
     }
 
     /// Tells the peer if it asked; the bytes were moved either way, and a
@@ -1017,6 +1026,10 @@ mod tests {
         cli.write_all(b"x", t).unwrap();
         assert_eq!(srv.read_blocking(&mut buf, t), Ok(1));
         assert_eq!(buf[0], b'x');
+        cli.write_all(b"y", t).unwrap();
+        srv.wait(true, false, t).unwrap();
+        assert_eq!(Vchan::wait_any(&[&srv], t), Ok(0));
+        assert_eq!(srv.read_blocking(&mut buf, t), Ok(1));
         assert_eq!((ew.clock_reads(A), ew.clock_reads(B)), (ra, rb), "clock reads without a wait");
         // An idle read has to wait: it reads the clock, and times out.
         assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_millis(2))), Err(ChannelError::Timeout));
