@@ -1435,8 +1435,11 @@ mod tests {
                         std::thread::yield_now();
                     }
                 };
-                // The byte that answers connect's request for an event,
-                // read without asking for another.
+                // Connect asked for an event; the server's "z" answers it
+                // only once it is sure to see the request (after this
+                // barrier), so none is left over for write_all below.
+                ready.wait();
+                // The byte that answers it, read without asking again.
                 until(&c, 1);
                 assert_eq!(c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes), Ok(1));
                 ready.wait();
@@ -1449,6 +1452,7 @@ mod tests {
                 assert!(got == data, "the stream arrived whole");
             });
             srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
+            ready.wait();
             assert_eq!(srv.write(b"z"), Ok(1));
             ready.wait();
             ew.fail_sends(A);
