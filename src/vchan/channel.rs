@@ -774,7 +774,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         Ok(())
     }
 
-    /// Writes all of `data`, sleeping while the ring is full.
+    /// Writes all of `data`, sleeping while the ring is full. As for every
+    /// blocking call here, the timeout counts from the first wait: a call
+    /// that need not wait reads no clock.
     pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
         let mut deadline = Deadline::new(timeout);
         let mut sent = 0;
