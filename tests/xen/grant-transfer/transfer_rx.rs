@@ -13,12 +13,9 @@ use xenpv::mm::{self, Page};
 use xenpv::xenstore::{Access, Perm};
 use xenpv::{println, DomId, Error, Xen};
 
-xenpv::main!(main);
+use xenpv_test_support::pattern;
 
-/// What transfer_tx writes over each page it sends (byte `i` of page `n`).
-fn pattern(n: u8, i: usize) -> u8 {
-    (i as u8).wrapping_mul(7).wrapping_add(n)
-}
+xenpv::main!(main);
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::App(what)) }
@@ -77,7 +74,7 @@ fn main(xen: Xen) -> Result<(), Error> {
     };
     let mut bytes = [0u8; 4096];
     got.shared().read(0, &mut bytes).map_err(|_| Error::App("page bounds"))?;
-    check(bytes.iter().enumerate().all(|(i, &b)| b == pattern(1, i)), "the page's bytes")?;
+    check(bytes.iter().enumerate().all(|(i, &b)| b == pattern::byte(1, i)), "the page's bytes")?;
     check(mm::mfn_to_pfn(got.mfn()) == Some(got.pfn()), "M2P and p2m agree on the frame that arrived")?;
     check(mm::virt_to_mfn(got.virt()) == Some(got.mfn()), "p2m names the frame that arrived")?;
     // It is an ordinary page of ours now: writable.

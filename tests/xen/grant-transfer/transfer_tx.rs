@@ -13,12 +13,9 @@ use xenpv::mm::{self, Page};
 use xenpv::xenstore::{Access, Perm};
 use xenpv::{println, DomId, Error, GrantRef, Xen};
 
-xenpv::main!(main);
+use xenpv_test_support::pattern;
 
-/// Byte `i` of page `n` (transfer_rx checks it).
-fn pattern(n: u8, i: usize) -> u8 {
-    (i as u8).wrapping_mul(7).wrapping_add(n)
-}
+xenpv::main!(main);
 
 fn check(ok: bool, what: &'static str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::App(what)) }
@@ -28,7 +25,7 @@ fn give(xen: &Xen, n: u8, rx: DomId, r: GrantRef) -> Result<u64, Error> {
     let page = Page::alloc()?;
     let mut bytes = [0u8; 4096];
     for (i, b) in bytes.iter_mut().enumerate() {
-        *b = pattern(n, i);
+        *b = pattern::byte(n, i);
     }
     page.shared().write(0, &bytes).map_err(|_| Error::App("page bounds"))?;
     let mfn = page.mfn().0;
