@@ -646,6 +646,14 @@ fn copy_reports_a_status_per_op() {
     assert_eq!(b.dump_table(), Ok(()));
 }
 
+/// The page a transfer slot received (a test failure if nothing did).
+fn received(slot: TransferSlot<'_, FakeXen>) -> fake::FakePage {
+    match slot.poll().unwrap() {
+        TransferPoll::Received(p) => p,
+        TransferPoll::Waiting(_) => panic!("nothing arrived"),
+    }
+}
+
 /// The landing place an accept-transfer entry names in its `frame`.
 fn entry_frame(w: &FakeWorld, dom: DomId, r: GrantRef) -> u32 {
     w.table(dom).load_u32(r.0 as usize * GNTENT_SIZE + GNTENT_FRAME, Ordering::Relaxed).unwrap()
@@ -696,10 +704,7 @@ fn transfer_state_machine() {
     let (frame, mem) = w.peer_frame(B);
     mem.write(0, b"from B").unwrap();
     w.transfer_complete(A, r, frame);
-    let got = match slot.poll().unwrap() {
-        TransferPoll::Received(p) => p,
-        TransferPoll::Waiting(_) => panic!("completed"),
-    };
+    let got = received(slot);
     assert_eq!(got.mfn(), frame);
     let mut buf = [0u8; 6];
     got.mem().read(0, &mut buf).unwrap();
@@ -717,10 +722,7 @@ fn transfer_state_machine() {
     assert_eq!(w.populated(), populated + 1, "B's pfn refilled");
     assert!(!w.is_freed(mfn));
     assert_eq!(w.owner(mfn), Some(A));
-    let got = match slot.poll().unwrap() {
-        TransferPoll::Received(p) => p,
-        TransferPoll::Waiting(_) => panic!("transferred"),
-    };
+    let got = received(slot);
     assert_eq!(got.mfn(), mfn);
     let mut buf = [0u8; 8];
     got.mem().read(0, &mut buf).unwrap();
@@ -768,17 +770,11 @@ fn a_received_page_can_be_given_away_again() {
     let p = page(&b);
     let mfn = p.mfn();
     b.transfer(p, A, slot.gref()).map_err(|_| ()).unwrap();
-    let got = match slot.poll().unwrap() {
-        TransferPoll::Received(p) => p,
-        TransferPoll::Waiting(_) => panic!("transferred"),
-    };
+    let got = received(slot);
     got.mem().write(0, b"back to B").unwrap();
     let slot = b.accept_transfer(A, page(&b)).unwrap();
     a.transfer(got, B, slot.gref()).map_err(|_| ()).unwrap();
-    let back = match slot.poll().unwrap() {
-        TransferPoll::Received(p) => p,
-        TransferPoll::Waiting(_) => panic!("transferred"),
-    };
+    let back = received(slot);
     assert_eq!(back.mfn(), mfn);
     assert_eq!(w.owner(mfn), Some(B));
     let mut buf = [0u8; 9];

@@ -37,6 +37,11 @@ from_xen!(
     xenpv::event::EventError
 );
 
+/// `Ok` if `ok`, else the failed check `what`.
+pub fn check(ok: bool, what: &'static str) -> Result<(), Error> {
+    if ok { Ok(()) } else { Err(Error::Check(what)) }
+}
+
 /// `key=value` from the command line (xl `extra=`), parsed, or `default`.
 pub fn arg<T: core::str::FromStr>(key: &str, default: T) -> T {
     xenpv::runtime::boot_info().arg(key).and_then(|v| v.parse().ok()).unwrap_or(default)

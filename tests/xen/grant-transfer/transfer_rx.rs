@@ -11,20 +11,17 @@ use core::time::Duration;
 use xenpv::grant::{Cancelled, TransferPoll};
 use xenpv::mm::{self, Page};
 use xenpv::xenstore::{Access, Perm};
-use xenpv::{println, DomId, Error, Xen};
+use xenpv::{println, DomId, Xen};
 
+use xenpv_test_support::guest::{self as helpers, check, Error};
 use xenpv_test_support::pattern;
 
 xenpv::main!(main);
 
-fn check(ok: bool, what: &'static str) -> Result<(), Error> {
-    if ok { Ok(()) } else { Err(Error::App(what)) }
-}
-
 fn main(xen: Xen) -> Result<(), Error> {
     let me = xen.domid()?;
     let xs = xen.store()?;
-    let tx: u16 = xs.lock().read_string("data/peers/transfer_tx")?.parse().map_err(|_| Error::App("bad peer id"))?;
+    let tx: u16 = xs.lock().read_string("data/peers/transfer_tx")?.parse().map_err(|_| Error::Check("bad peer id"))?;
     let tx = DomId(tx);
     let g = xen.grants()?;
     // Grow the grant table and the heap's working set once, so the frame
@@ -34,16 +31,16 @@ fn main(xen: Xen) -> Result<(), Error> {
 
     // An offer withdrawn before anything arrived.
     let landing = Page::alloc()?;
-    landing.shared().write(0, b"landing").map_err(|_| Error::App("page bounds"))?;
+    landing.shared().write(0, b"landing").map_err(|_| Error::Check("page bounds"))?;
     let old = landing.mfn();
     let slot = g.accept_transfer(tx, landing)?;
     let page = match slot.cancel() {
         Ok(Cancelled::Withdrawn(p)) => p,
-        Ok(Cancelled::Received(_)) => return Err(Error::App("nothing was sent yet")),
+        Ok(Cancelled::Received(_)) => return Err(Error::Check("nothing was sent yet")),
         Err((_, e)) => return Err(e.into()),
     };
     let mut buf = [0xAAu8; 7];
-    page.shared().read(0, &mut buf).map_err(|_| Error::App("page bounds"))?;
+    page.shared().read(0, &mut buf).map_err(|_| Error::Check("page bounds"))?;
     check(buf == [0; 7], "the new frame is not zeroed")?;
     // (Xen may hand back the very frame it was given: what counts is
     // that the page is mapped, consistent and zeroed.)
@@ -69,16 +66,16 @@ fn main(xen: Xen) -> Result<(), Error> {
                 slot = s;
                 xen.sleep(Duration::from_millis(5));
             }
-            TransferPoll::Waiting(_) => return Err(Error::App("no page arrived")),
+            TransferPoll::Waiting(_) => return Err(Error::Check("no page arrived")),
         }
     };
     let mut bytes = [0u8; 4096];
-    got.shared().read(0, &mut bytes).map_err(|_| Error::App("page bounds"))?;
+    got.shared().read(0, &mut bytes).map_err(|_| Error::Check("page bounds"))?;
     check(bytes.iter().enumerate().all(|(i, &b)| b == pattern::byte(1, i)), "the page's bytes")?;
     check(mm::mfn_to_pfn(got.mfn()) == Some(got.pfn()), "M2P and p2m agree on the frame that arrived")?;
     check(mm::virt_to_mfn(got.virt()) == Some(got.mfn()), "p2m names the frame that arrived")?;
     // It is an ordinary page of ours now: writable.
-    got.shared().write(0, b"mine").map_err(|_| Error::App("page bounds"))?;
+    got.shared().write(0, b"mine").map_err(|_| Error::Check("page bounds"))?;
     println!(
         "transfer_rx: received frame {} at pfn {} (was frame {}): all 4096 bytes as the sender wrote them",
         got.mfn().0,
@@ -90,14 +87,7 @@ fn main(xen: Xen) -> Result<(), Error> {
     // The second page: wait until the sender says it went, then drop
     // the slot without polling it.
     let sent = alloc::format!("{}/data/sent", xs.lock().domain_path(tx)?);
-    loop {
-        match xs.lock().read_string(&sent) {
-            Ok(_) => break,
-            Err(_) if xen.now_ns() < deadline => {}
-            Err(e) => return Err(e.into()),
-        }
-        xen.sleep(Duration::from_millis(20));
-    }
+    helpers::wait_key_for(&mut xs.lock(), &sent, Duration::from_secs(60))?;
     let free = mm::stats().free_frames;
     drop(second);
     check(mm::stats().free_frames == free + 1, "the dropped slot's page went back to the allocator")?;

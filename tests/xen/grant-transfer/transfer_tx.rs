@@ -11,15 +11,12 @@ use core::time::Duration;
 use xenpv::grant::TransferError;
 use xenpv::mm::{self, Page};
 use xenpv::xenstore::{Access, Perm};
-use xenpv::{println, DomId, Error, GrantRef, Xen};
+use xenpv::{println, DomId, GrantRef, Xen};
 
+use xenpv_test_support::guest::{self as helpers, check, Error};
 use xenpv_test_support::pattern;
 
 xenpv::main!(main);
-
-fn check(ok: bool, what: &'static str) -> Result<(), Error> {
-    if ok { Ok(()) } else { Err(Error::App(what)) }
-}
 
 fn give(xen: &Xen, n: u8, rx: DomId, r: GrantRef) -> Result<u64, Error> {
     let page = Page::alloc()?;
@@ -27,7 +24,7 @@ fn give(xen: &Xen, n: u8, rx: DomId, r: GrantRef) -> Result<u64, Error> {
     for (i, b) in bytes.iter_mut().enumerate() {
         *b = pattern::byte(n, i);
     }
-    page.shared().write(0, &bytes).map_err(|_| Error::App("page bounds"))?;
+    page.shared().write(0, &bytes).map_err(|_| Error::Check("page bounds"))?;
     let mfn = page.mfn().0;
     match xen.grants()?.transfer(page, rx, r) {
         Ok(()) => Ok(mfn),
@@ -38,20 +35,13 @@ fn give(xen: &Xen, n: u8, rx: DomId, r: GrantRef) -> Result<u64, Error> {
 fn main(xen: Xen) -> Result<(), Error> {
     let me = xen.domid()?;
     let xs = xen.store()?;
-    let rx: u16 = xs.lock().read_string("data/peers/transfer_rx")?.parse().map_err(|_| Error::App("bad peer id"))?;
+    let rx: u16 = xs.lock().read_string("data/peers/transfer_rx")?.parse().map_err(|_| Error::Check("bad peer id"))?;
     let rx = DomId(rx);
     let node = alloc::format!("{}/data/xfer", xs.lock().domain_path(rx)?);
-    let deadline = xen.now_ns() + 60_000_000_000;
-    let refs = loop {
-        match xs.lock().read_string(&node) {
-            Ok(v) => break v,
-            Err(_) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let refs = helpers::wait_key_for(&mut xs.lock(), &node, Duration::from_secs(60))?;
     let mut it = refs.split(' ').map(|r| r.trim().parse::<u32>().map(GrantRef));
     let (Some(Ok(first)), Some(Ok(second))) = (it.next(), it.next()) else {
-        return Err(Error::App("bad references"));
+        return Err(Error::Check("bad references"));
     };
     let g = xen.grants()?;
     let before = mm::stats().free_frames;
@@ -63,7 +53,7 @@ fn main(xen: Xen) -> Result<(), Error> {
             println!("transfer_tx: transfer to a reference that accepts none: Lost({e:?})")
         }
         Err(TransferError::Kept(_, e)) => return Err(e.into()),
-        Ok(()) => return Err(Error::App("a transfer to a reserved entry went through")),
+        Ok(()) => return Err(Error::Check("a transfer to a reserved entry went through")),
     }
     check(mm::stats().free_frames == before, "the lost page's pfn was not refilled")?;
 

@@ -19,13 +19,9 @@ use xenpv::grant::{Access, GrantError};
 use xenpv::xenstore::{Access as XsAccess, Perm};
 use xenpv::{println, DomId};
 
-use xenpv_test_support::guest::Error;
+use xenpv_test_support::guest::{check, Error};
 
 xenpv::main!(main);
-
-fn check(ok: bool, what: &'static str) -> Result<(), Error> {
-    if ok { Ok(()) } else { Err(Error::Check(what)) }
-}
 
 fn main(xen: xenpv::Xen) -> Result<(), Error> {
     let store = xen.store()?;
