@@ -2,7 +2,8 @@
 //! `rtrb` crate's SPSC ring and a plain memcpy of the same bytes, all in
 //! one run. Prints one line per figure; `cargo xtask bench` collects them.
 //!
-//! Run: `cargo bench --bench ring` (add `-- --quick` for a short run).
+//! Run: `cargo bench --bench ring` (add `-- --quick` for a short run,
+//! `-- --chunk=64` for one write size).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -133,13 +134,15 @@ const RUNS: usize = 5;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--chunk=N`: only that write size (for a quick look at one case).
+    let only: Option<usize> = std::env::args().find_map(|a| a.strip_prefix("--chunk=").and_then(|n| n.parse().ok()));
     let total = if quick { 8 << 20 } else { 64 << 20 };
     println!(
         "# host ring benchmark: {} MiB per run, {RUNS} runs per figure (min/median/max GiB/s), two threads; \
          xenpv and rtrb (bulk chunk API) built with the same profile; memcpy: the same two copies through a ring-sized buffer, one thread",
         total >> 20
     );
-    for &chunk in &[64usize, 4096, 65536] {
+    for &chunk in [64usize, 4096, 65536].iter().filter(|&&c| only.is_none_or(|o| o == c)) {
         for order in [10u16, 12, 16, 20] {
             let cap = 1usize << order;
             let c = chunk.min(cap);

@@ -26,9 +26,14 @@ use crate::lab::{self, Lab};
 use crate::payload::{Guest, Plan};
 use crate::run::{example_guest, read_example_cfg};
 use crate::util::{self, run_captured};
+use xenpv_test_support::rounds::Spread;
 
 const ORDERS: [u32; 4] = [10, 12, 16, 20];
 const CHUNKS: [usize; 2] = [64, 65536];
+
+/// Rounds of every ring run, guest to guest and with dom0: each figure is
+/// min / median / max over them (`xenpv_test_support::rounds`).
+const RING_ROUNDS: usize = 5;
 
 /// `cargo xtask bench [--quick]`.
 pub fn cmd_bench(quick: bool) -> Result<()> {
@@ -49,21 +54,22 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         vec![with_memory(example_guest("hello", &image("hello"))?, "hello_3m", 3)],
         vec![linux_guest(&lab)],
         vec![example_guest("bench_grant", &image("bench_grant"))?],
-        ring_pair(&image("ring_producer"), &image("ring_consumer"), "rmin", 10, 65536, 1 << 20, 4, true)?,
+        ring_pair(&image("ring_producer"), &image("ring_consumer"), "rmin", 10, 65536, 1 << 18, 4, true)?,
     ];
     for order in ORDERS {
         for chunk in CHUNKS {
+            // Per round.
             let bytes: u64 = match (chunk, quick) {
                 (64, true) => 256 << 10,
                 (64, false) => 2 << 20,
                 (_, true) => 4 << 20,
-                (_, false) => 32 << 20,
+                (_, false) => 16 << 20,
             };
             groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("o{order}c{chunk}"), order, chunk, bytes, 32, false)?);
         }
         // The same stream generated and checked on both sides, to set next
         // to libxenvchan's checked runs below.
-        let bytes: u64 = if quick { 4 << 20 } else { 32 << 20 };
+        let bytes: u64 = if quick { 2 << 20 } else { 8 << 20 };
         groups.push(ring_pair(&image("ring_producer"), &image("ring_consumer"), &format!("k{order}"), order, DOM0_CHUNK, bytes, 32, true)?);
     }
     groups.extend(dom0_vchan_groups(&image("ring_producer"), &image("ring_consumer"), quick)?);
@@ -410,7 +416,7 @@ fn render_io(md: &mut String, report: &Report, io: &IoParams, built: &[std::path
 /// checks every byte (else one buffer is sent again and again, unchecked).
 #[allow(clippy::too_many_arguments)]
 fn ring_pair(prod: &std::path::Path, cons: &std::path::Path, tag: &str, order: u32, chunk: usize, bytes: u64, mib: u32, check: bool) -> Result<Vec<Guest>> {
-    let extra = format!("\"order={order} chunk={chunk} bytes={bytes} check={}\"", u8::from(check));
+    let extra = format!("\"order={order} chunk={chunk} bytes={bytes} runs={RING_ROUNDS} check={}\"", u8::from(check));
     let mk = |example: &str, image: &std::path::Path, name: String| -> Result<Guest> {
         let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", &mib.to_string());
         Ok(Guest { name, image: image.into(), cfg, companion: None, pre_create: None, ramdisk: None })
@@ -427,6 +433,27 @@ fn ring_pair(prod: &std::path::Path, cons: &std::path::Path, tag: &str, order: u
 fn number_after(line: &str, key: &str) -> Option<f64> {
     let rest = &line[line.find(key)? + key.len()..];
     rest.split_whitespace().next()?.trim_end_matches([',', '%', ')']).parse().ok()
+}
+
+/// The `min/median/max` after `key` in `line` (e.g. "ring 1/2/3 MiB/s" for "ring").
+fn spread_after(line: &str, key: &str) -> Option<Spread> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let mut v = rest.split_whitespace().next()?.trim_end_matches([',', '%', ')']).split('/').map(|x| x.parse::<f64>().ok());
+    let (min, median, max) = (v.next()??, v.next()??, v.next()??);
+    v.next().is_none().then_some(Spread { min, median, max })
+}
+
+/// What `ring_consumer` prints last: min/median/max over its rounds.
+const CONSUMER_SUMMARY: &str = "min/median/max: ring ";
+
+/// `ring_consumer`'s summary line in guest `name`'s output.
+fn consumer_summary<'a>(report: &'a Report, name: &str) -> Option<&'a str> {
+    guest(report, name)?.output.iter().find(|l| l.contains(CONSUMER_SUMMARY)).map(String::as_str)
+}
+
+/// A table cell: "min / median / max", or "failed".
+fn cell(s: Option<Spread>) -> String {
+    s.map(|s| format!("{:.2} / {:.2} / {:.2}", s.min, s.median, s.max)).unwrap_or_else(|| "failed".into())
 }
 
 fn guest<'a>(report: &'a Report, name: &str) -> Option<&'a GuestResult> {
@@ -492,32 +519,26 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
 
     // Rings.
     let _ = writeln!(md, "## Ring throughput, guest to guest\n");
-    let _ = writeln!(md, "Producer → consumer through a vchan ring (libxenvchan's wire format). The timed window moves bytes only: the producer sends one prepared buffer again and again and the consumer does not look at what it receives (`check=0`); the checked runs are in the next table. The ceiling is a memcpy of the same volume with the same write size inside the consumer guest, measured in the same run.\n");
-    let _ = writeln!(md, "| order | ring size | write size | ring MiB/s | memcpy MiB/s | ring / memcpy |\n|---|---|---|---|---|---|");
+    let _ = writeln!(md, "Producer → consumer through a vchan ring (libxenvchan's wire format), in {RING_ROUNDS} rounds per row (`xenpv_test_support::rounds`). Before each round the consumer times its reference, a memcpy of the round's volume with the same write size between two buffers of its own, while the producer waits; then it tells the producer to go and times the round from that message to the round's last byte. The timed window moves bytes only: the producer sends one prepared buffer again and again and the consumer does not look at what it receives (`check=0`); the checked runs are in the next table. Each cell is min / median / max over the rounds; ring / memcpy is taken per round, each round against its own reference.\n");
+    let _ = writeln!(md, "| order | ring size | write size | ring MiB/s | memcpy MiB/s | ring / memcpy % |\n|---|---|---|---|---|---|");
     for order in ORDERS {
         for chunk in CHUNKS {
-            let tag = format!("o{order}c{chunk}");
-            let line = guest(report, &format!("c{tag}")).and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).cloned());
-            let (ring, copy) = line.as_deref().map(|l| (number_after(l, ": ring"), number_after(l, "memcpy"))).unwrap_or((None, None));
-            let ratio = match (ring, copy) {
-                (Some(r), Some(c)) if c > 0.0 => format!("{:.1} %", r * 100.0 / c),
-                _ => "-".into(),
-            };
-            let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "failed".into());
-            let _ = writeln!(md, "| {order} | {} KiB | {chunk} B | {} | {} | {ratio} |", (1u64 << order) / 1024, fmt(ring), fmt(copy));
+            let line = consumer_summary(report, &format!("co{order}c{chunk}"));
+            let _ = writeln!(md, "| {order} | {} KiB | {chunk} B | {} | {} | {} |", (1u64 << order) / 1024,
+                cell(line.and_then(|l| spread_after(l, ": ring"))),
+                cell(line.and_then(|l| spread_after(l, "memcpy"))),
+                cell(line.and_then(|l| spread_after(l, "ring/memcpy"))));
         }
     }
-    let _ = writeln!(md, "\nChecked: the producer generates the test stream and the consumer checks every byte against it, inside the timed window ({DOM0_CHUNK}-byte writes).\n");
+    let _ = writeln!(md, "\nChecked: the producer generates the test stream and the consumer checks every byte against it, inside the timed window ({DOM0_CHUNK}-byte writes, {RING_ROUNDS} rounds, min / median / max).\n");
     let _ = writeln!(md, "| order | ring size | checked ring MiB/s | unchecked ring MiB/s (above) | memcpy MiB/s |\n|---|---|---|---|---|");
-    let rate = |name: String| guest(report, &name).and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).cloned());
     for order in ORDERS {
-        let checked = rate(format!("ck{order}"));
-        let unchecked = rate(format!("co{order}c{DOM0_CHUNK}"));
-        let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "failed".into());
+        let checked = consumer_summary(report, &format!("ck{order}"));
+        let unchecked = consumer_summary(report, &format!("co{order}c{DOM0_CHUNK}"));
         let _ = writeln!(md, "| {order} | {} KiB | {} | {} | {} |", (1u64 << order) / 1024,
-            fmt(checked.as_deref().and_then(|l| number_after(l, ": ring"))),
-            fmt(unchecked.as_deref().and_then(|l| number_after(l, ": ring"))),
-            fmt(checked.as_deref().and_then(|l| number_after(l, "memcpy"))));
+            cell(checked.and_then(|l| spread_after(l, ": ring"))),
+            cell(unchecked.and_then(|l| spread_after(l, ": ring"))),
+            cell(checked.and_then(|l| spread_after(l, "memcpy"))));
     }
     render_dom0_vchan(&mut md, report);
 
@@ -544,10 +565,11 @@ const DOM0_CHUNK: usize = 65536;
 
 /// The dom0 ↔ guest groups, one guest each, at every order of [`ORDERS`].
 fn dom0_vchan_groups(prod: &std::path::Path, cons: &std::path::Path, quick: bool) -> Result<Vec<Vec<Guest>>> {
-    let bytes: u64 = if quick { 4 << 20 } else { 32 << 20 };
+    // Per round.
+    let bytes: u64 = if quick { 1 << 20 } else { 8 << 20 };
     let mut groups = Vec::new();
     for order in ORDERS {
-        let extra = format!("\"order={order} chunk={DOM0_CHUNK} bytes={bytes}\"");
+        let extra = format!("\"order={order} chunk={DOM0_CHUNK} bytes={bytes} runs={RING_ROUNDS}\"");
         let mk = |example: &str, image: &std::path::Path, name: String, companion: String| -> Result<Guest> {
             let cfg = set_line(&set_line(&read_example_cfg(example)?, "extra", &extra), "memory", "32");
             Ok(Guest { name, image: image.into(), cfg, companion: Some(companion), pre_create: None, ramdisk: None })
@@ -558,11 +580,11 @@ fn dom0_vchan_groups(prod: &std::path::Path, cons: &std::path::Path, quick: bool
         let ld = "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/lib64";
         let d2g = format!("d2g{order}");
         groups.push(vec![mk("ring_consumer", cons, d2g.clone(), format!(
-            "D=$DOMID_{d2g}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench client \"$D\" /local/domain/$D/data/vchan {bytes} {DOM0_CHUNK}\n"
+            "D=$DOMID_{d2g}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench client \"$D\" /local/domain/$D/data/vchan {bytes} {DOM0_CHUNK} {RING_ROUNDS}\n"
         ))?]);
         let g2d = format!("g2d{order}");
         groups.push(vec![mk("ring_producer", prod, g2d.clone(), format!(
-            "D=$DOMID_{g2d}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench server \"$D\" /local/domain/0/data/vchan {bytes} {DOM0_CHUNK} {}\n",
+            "D=$DOMID_{g2d}\nxenstore-write /local/domain/$D/data/peer_domid 0\n{ld} exec vchan-bench server \"$D\" /local/domain/0/data/vchan {bytes} {DOM0_CHUNK} {RING_ROUNDS} {}\n",
             1u64 << order
         ))?]);
     }
@@ -575,20 +597,20 @@ fn hex_after(line: &str, key: &str) -> Option<u64> {
     u64::from_str_radix(rest.split_whitespace().next()?.trim_end_matches(','), 16).ok()
 }
 
-/// One direction of one order: the receiver's MiB/s, and whether the
-/// sender's and receiver's checksums agree, from the guest's console line
-/// holding `guest_key` and the companion's `vchan-bench:` line.
-fn dom0_vchan_figure(report: &Report, name: &str, guest_key: &str, dom0_receives: bool) -> (Option<f64>, Option<bool>) {
+/// One direction of one order: the receiver's MiB/s over its rounds, and
+/// whether the sender's and receiver's checksums agree, from the guest's
+/// console line holding `guest_key` and the companion's `vchan-bench:` line.
+fn dom0_vchan_figure(report: &Report, name: &str, guest_key: &str, dom0_receives: bool) -> (Option<Spread>, Option<bool>) {
     let ok = guest(report, name).is_some_and(|g| g.reason.as_deref() == Some("poweroff"))
         && report.companions.get(name).map(String::as_str) == Some("exit 0");
     let gline = guest(report, name).and_then(|g| g.output.iter().find(|l| l.contains(guest_key)).cloned());
     let dline = report.companion_output.get(name).and_then(|o| o.iter().find(|l| l.contains(" MiB/s, checksum ")).cloned());
     let (Some(gline), Some(dline)) = (gline, dline) else { return (None, None) };
     let rate = if dom0_receives {
-        number_after(&dline, "ns,")
+        spread_after(&dline, "min/median/max")
     } else {
-        // ring_consumer prints its rate on a line of its own.
-        guest(report, name).and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).and_then(|l| number_after(l, ": ring")))
+        // ring_consumer prints its rates on a line of its own.
+        consumer_summary(report, name).and_then(|l| spread_after(l, ": ring"))
     };
     let same = hex_after(&gline, "checksum").zip(hex_after(&dline, "checksum")).map(|(a, b)| a == b);
     (rate.filter(|_| ok), same)
@@ -596,12 +618,11 @@ fn dom0_vchan_figure(report: &Report, name: &str, guest_key: &str, dom0_receives
 
 fn render_dom0_vchan(md: &mut String, report: &Report) {
     let _ = writeln!(md, "\n## Ring throughput, libxenvchan in dom0 and a xenpv guest\n");
-    let _ = writeln!(md, "Xen's own libxenvchan (dom0's `libxenvchan.so.4.17`, driven by `vchan-bench` from `xtask/dom0-tools`) as the peer of the ring examples, {DOM0_CHUNK}-byte writes, the receiver checking every byte; each figure is the receiver's. The guest → guest column repeats the checked table above. dom0 is a Linux PV domain under the same TCG: its side pays for gntalloc/gntdev mappings and a `poll` on `/dev/xen/evtchn` per wait.\n");
+    let _ = writeln!(md, "Xen's own libxenvchan (dom0's `libxenvchan.so.4.17`, driven by `vchan-bench` from `xtask/dom0-tools`) as the peer of the ring examples, {DOM0_CHUNK}-byte writes, the receiver checking every byte, in {RING_ROUNDS} rounds paced by the receiver as above; each figure is the receiver's, min / median / max over the rounds. The guest → guest column repeats the checked table above. dom0 is a Linux PV domain under the same TCG: its side pays for gntalloc/gntdev mappings and a `poll` on `/dev/xen/evtchn` per wait.\n");
     let _ = writeln!(md, "| order | ring size | xenpv → xenpv MiB/s | libxenvchan (dom0) → xenpv MiB/s | xenpv → libxenvchan (dom0) MiB/s | checksums (both directions) |\n|---|---|---|---|---|---|");
-    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "failed".into());
+    let fmt = cell;
     for order in ORDERS {
-        let g2g = guest(report, &format!("ck{order}"))
-            .and_then(|g| g.output.iter().find(|l| l.contains(" MiB/s, memcpy ")).and_then(|l| number_after(l, ": ring")));
+        let g2g = consumer_summary(report, &format!("ck{order}")).and_then(|l| spread_after(l, ": ring"));
         let (d2g, d2g_sum) = dom0_vchan_figure(report, &format!("d2g{order}"), "received ", false);
         let (g2d, g2d_sum) = dom0_vchan_figure(report, &format!("g2d{order}"), "sent ", true);
         let sums = match (d2g_sum, g2d_sum) {
@@ -635,16 +656,23 @@ mod tests {
 
     #[test]
     fn figures_are_read_from_console_lines() {
-        let l = "ring_consumer: order 16 chunk 65536: ring 22 MiB/s, memcpy 354 MiB/s in this guest (ring/memcpy 6%)";
-        assert_eq!(number_after(l, ": ring"), Some(22.0));
-        assert_eq!(number_after(l, "memcpy"), Some(354.0));
-        assert_eq!(number_after(l, "nothing"), None);
+        let l = "ring_consumer: order 16 chunk 65536 unchecked over 5 round(s), min/median/max: ring 20.00/22.00/23.50 MiB/s, memcpy 350.0/354.0/360.0 MiB/s in this guest, ring/memcpy 5.50/6.00/6.25%";
+        assert!(l.contains(CONSUMER_SUMMARY));
+        assert_eq!(spread_after(l, ": ring"), Some(Spread { min: 20.0, median: 22.0, max: 23.5 }));
+        assert_eq!(spread_after(l, "memcpy"), Some(Spread { min: 350.0, median: 354.0, max: 360.0 }));
+        assert_eq!(spread_after(l, "ring/memcpy"), Some(Spread { min: 5.5, median: 6.0, max: 6.25 }));
+        assert_eq!(spread_after(l, "nothing"), None);
+        assert_eq!(spread_after("ring 1/2 MiB/s", "ring"), None);
+        assert_eq!(spread_after("ring 1/2/3/4 MiB/s", "ring"), None);
+        assert_eq!(number_after("ring 22 MiB/s", "ring"), Some(22.0));
+        assert_eq!(cell(Some(Spread { min: 1.0, median: 2.0, max: 3.0 })), "1.00 / 2.00 / 3.00");
+        assert_eq!(cell(None), "failed");
     }
 
     #[test]
     fn dom0_vchan_lines_are_read() {
-        let d = "vchan-bench: 4194304 bytes in 2000000000 ns, 2.00 MiB/s, checksum 00c0ffee12345678";
-        assert_eq!(number_after(d, "ns,"), Some(2.0));
+        let d = "vchan-bench: 4194304 bytes in 5 round(s), min/median/max 1.00/2.00/3.00 MiB/s, checksum 00c0ffee12345678";
+        assert_eq!(spread_after(d, "min/median/max"), Some(Spread { min: 1.0, median: 2.0, max: 3.0 }));
         assert_eq!(hex_after(d, "checksum"), Some(0x00c0_ffee_1234_5678));
         let g = "ring_producer: sent 4194304 bytes, checksum 00c0ffee12345678, 3.10 MiB/s";
         assert_eq!(hex_after(g, "checksum"), hex_after(d, "checksum"));
@@ -657,15 +685,15 @@ mod tests {
             reason: Some("poweroff".into()),
             output: vec![
                 "ring_consumer: received 4194304 bytes, checksum d07ad5be0f18f642".into(),
-                "ring_consumer: order 16 chunk 65536: ring 71.49 MiB/s, memcpy 0.0 MiB/s in this guest (ring/memcpy 0.00%)".into(),
+                "ring_consumer: order 16 chunk 65536 checked over 5 round(s), min/median/max: ring 70.00/71.49/72.00 MiB/s, memcpy 1.0/2.0/3.0 MiB/s in this guest, ring/memcpy 1.00/2.00/3.00%".into(),
             ],
             ..Default::default()
         };
         report.guests.insert("d2g16".into(), g);
         report.companions.insert("d2g16".into(), "exit 0".into());
-        report.companion_output.insert("d2g16".into(), vec!["vchan-bench: 4194304 bytes in 60650904 ns, 65.95 MiB/s, checksum d07ad5be0f18f642".into()]);
-        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", false), (Some(71.49), Some(true)));
-        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", true), (Some(65.95), Some(true)));
+        report.companion_output.insert("d2g16".into(), vec!["vchan-bench: 4194304 bytes in 5 round(s), min/median/max 60.00/65.95/66.00 MiB/s, checksum d07ad5be0f18f642".into()]);
+        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", false), (Some(Spread { min: 70.0, median: 71.49, max: 72.0 }), Some(true)));
+        assert_eq!(dom0_vchan_figure(&report, "d2g16", "received ", true), (Some(Spread { min: 60.0, median: 65.95, max: 66.0 }), Some(true)));
     }
 
     #[test]

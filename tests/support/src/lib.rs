@@ -3,6 +3,8 @@
 //! one copy:
 //! - [`stream`]: the deterministic byte stream of the ring tests and its
 //!   checksum;
+//! - [`rounds`]: how the ring benchmark's receiver paces its sender
+//!   round by round, and the min/median/max of the rounds' figures;
 //! - [`pattern`]: the page pattern of the Linux grant interop test;
 //! - `guest` (feature `guest`): command-line options, xenstore waits and
 //!   the test error type, for the guests.
@@ -13,6 +15,7 @@
 extern crate alloc;
 
 pub mod pattern;
+pub mod rounds;
 pub mod stream;
 
 // Guest builds only: the helpers use the running domain.

@@ -9,7 +9,7 @@
 
 pub mod abi;
 pub mod dev;
-pub use xenpv_test_support::{pattern, stream};
+pub use xenpv_test_support::{pattern, rounds, stream};
 pub mod xenvchan;
 
 use std::fmt;
