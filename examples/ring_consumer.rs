@@ -2,7 +2,8 @@
 //! server, like a libxenvchan server), receives the producer's stream,
 //! checks every byte against the expected sequence and prints the
 //! checksum and throughput, next to a memcpy of the same volume in this
-//! guest (the ceiling) measured in the same run.
+//! guest (the ceiling) measured in the same run: its own copy out of a
+//! ring-sized buffer into its read buffer, with no peer.
 //!
 //! The transfer runs in rounds (`xenpv_test_support::rounds`): before
 //! each one this guest times its memcpy reference, then tells the
@@ -56,9 +57,9 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let (mut got, mut sum) = (0u64, stream::Checksum::new());
     let (mut ring, mut copy, mut share) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
-        // The ceiling: the same volume copied once in this guest, with the
+        // The ceiling: this round's copy in this guest alone, with the
         // producer idle (it waits for GO).
-        let memcpy_ns = memcpy_ns(total, chunk);
+        let memcpy_ns = memcpy_ns(total, left, &mut buf);
         let start = xenpv::time::now_ns();
         chan.write_all(&[rounds::GO], Some(Duration::from_secs(10)))?;
         let end = got + total;
@@ -105,17 +106,22 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     Ok(())
 }
 
-/// Nanoseconds to copy `total` bytes in `chunk`-byte memcpys between two
-/// buffers of this guest.
-fn memcpy_ns(total: u64, chunk: usize) -> u64 {
-    let src = vec![0x5au8; chunk];
-    let mut dst = vec![0u8; chunk];
+/// Nanoseconds for the copy the consumer makes of a round, without a
+/// peer: `total` bytes in reads of `dst.len()` out of a buffer the size of
+/// the ring, at the ring's running offset (so the same buffers and sizes
+/// as the ring: the bytes pass through `ring` bytes of memory, not through
+/// one hot chunk), into the read buffer.
+fn memcpy_ns(total: u64, ring: usize, dst: &mut [u8]) -> u64 {
+    let src = vec![0x5au8; ring];
     let t = xenpv::time::now_ns();
-    let mut done = 0;
+    let mut done = 0u64;
     while done < total {
-        let n = chunk.min((total - done) as usize);
-        dst[..n].copy_from_slice(&src[..n]);
-        core::hint::black_box(&mut dst);
+        let n = dst.len().min((total - done) as usize);
+        let at = (done % ring as u64) as usize;
+        let first = n.min(ring - at);
+        dst[..first].copy_from_slice(&src[at..at + first]);
+        dst[first..n].copy_from_slice(&src[..n - first]);
+        core::hint::black_box(&mut *dst);
         done += n as u64;
     }
     (xenpv::time::now_ns() - t).max(1)
