@@ -40,7 +40,9 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     let started = Instant::now();
     let load_before = loadavg();
     println!("xtask bench: host ring benchmark");
-    let host = host_ring(quick)?;
+    let mut host = host_bench("ring", quick)?;
+    println!("xtask bench: host grant benchmark");
+    host.extend(host_bench("grant", quick)?);
 
     crate::qemu::check_installed()?;
     let names: Vec<String> =
@@ -98,10 +100,10 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs the host ring benchmark and returns its figure lines.
-fn host_ring(quick: bool) -> Result<Vec<String>> {
+/// Runs host benchmark `name` (`benches/<name>.rs`) and returns its figure lines.
+fn host_bench(name: &str, quick: bool) -> Result<Vec<String>> {
     let mut cmd = util::cargo();
-    cmd.current_dir(util::repo_root()).args(["bench", "-q", "-p", "xenpv", "--bench", "ring", "--features", "host-fakes", "--"]);
+    cmd.current_dir(util::repo_root()).args(["bench", "-q", "-p", "xenpv", "--bench", name, "--features", "host-fakes", "--"]);
     if quick {
         cmd.arg("--quick");
     }
@@ -516,10 +518,16 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
         let _ = writeln!(md, "| {k} | {v} |");
     }
     let _ = writeln!(md, "\nEach figure is min / median / max over 5 rounds in one guest; within a round the subjects and their floors run back to back, and the percentages are taken per round. `cas_loop` is the floor for the grant paths: the same number of compare-and-swaps on a u16 in a page, no grant table (ending access is one such CAS). `grant_end_access` is `Grants::grant` + `Granted::end_access` (one table lock each); `grant_end_reserved` is the same pair through a `ReservedRefs` batch taken once (`Grants::reserve_refs`: no lock); `*_vs_cas_percent` is each path's speed as a share of the floor's in the same round. Neither path makes a hypercall or allocates (checked: the heap is the same after the loops). `map_unmap_*` are self-grants mapped and unmapped through `GNTTABOP_map_grant_ref`/`unmap_grant_ref`, one page or 64 per call. `share_release_N_per_page` is `Grants::share(N)` + `release` (gntalloc's alloc/dealloc), divided by N. The `split_*` rows are its parts, timed alone in the same round: a frame's allocation and free (`Page::alloc`, which zeroes it, and drop), of which the zeroing alone (`SharedMem::fill` of 4 KiB), and a grant + end through the table; `split_share_bookkeeping_1_page` is what `share_release_1_per_page` spends beyond those (the limits, the share's vector, the pending room, the lock). Shared pages are already mapped (the direct map), so there is no mapping step.\n");
+    let _ = writeln!(md, "The same two grant paths and their floor natively on the host, over the fake grant table (`cargo bench --bench grant`: the library's own `ReservedRefs`/`Grants` code and entry protocol, min / median / max over 5 runs, the subjects back to back in each). Under TCG every guest instruction costs about alike, so the guest ratio counts instructions; on a real CPU the floor's locked compare-and-swap weighs more against the plain stores and checks around it.\n");
+    let _ = writeln!(md, "```");
+    for l in host.iter().filter(|l| l.starts_with("host grant")) {
+        let _ = writeln!(md, "{l}");
+    }
+    let _ = writeln!(md, "```\n");
 
     // Rings.
     let _ = writeln!(md, "## Ring throughput, guest to guest\n");
-    let _ = writeln!(md, "Producer → consumer through a vchan ring (libxenvchan's wire format), in {RING_ROUNDS} rounds per row (`xenpv_test_support::rounds`). Before each round the consumer times its reference, a memcpy of the round's volume with the same write size between two buffers of its own, while the producer waits; then it tells the producer to go and times the round from that message to the round's last byte. The timed window moves bytes only: the producer sends one prepared buffer again and again and the consumer does not look at what it receives (`check=0`); the checked runs are in the next table. Each cell is min / median / max over the rounds; ring / memcpy is taken per round, each round against its own reference.\n");
+    let _ = writeln!(md, "Producer → consumer through a vchan ring (libxenvchan's wire format), in {RING_ROUNDS} rounds per row (`xenpv_test_support::rounds`). Before each round the consumer times its reference while the producer waits: its own copy of the round without a peer, the round's volume in reads of the same size out of a buffer the size of the ring at the ring's running offset (the bytes pass through as much memory as through the ring); then it tells the producer to go and times the round from that message to the round's last byte. The timed window moves bytes only: the producer sends one prepared buffer again and again and the consumer does not look at what it receives (`check=0`); the checked runs are in the next table. Each cell is min / median / max over the rounds; ring / memcpy is taken per round, each round against its own reference.\n");
     let _ = writeln!(md, "| order | ring size | write size | ring MiB/s | memcpy MiB/s | ring / memcpy % |\n|---|---|---|---|---|---|");
     for order in ORDERS {
         for chunk in CHUNKS {
@@ -546,7 +554,7 @@ fn render(report: &Report, host: &[String], built: &[std::path::PathBuf], lab: &
     let _ = writeln!(md, "## Ring code on the host, two threads\n");
     let _ = writeln!(md, "xenpv's vchan ring between a producer and a consumer thread (both spin and never sleep, so neither asks for notifications: `Ring::write_with`/`read_with` with `request = false`, as `Vchan`'s blocking calls do while they spin), next to the `rtrb` crate's SPSC ring driven through its bulk chunk API (both built with the same bench profile) and a memcpy reference making the ring's two copies (into a ring-sized buffer, out of it) on one thread, in the same run (`cargo bench --bench ring`). Each figure is min/median/max GiB/s over 5 runs, the three subjects taking turns in each round; the ratios compare medians. The write size is capped at the ring's size (rtrb cannot take a chunk larger than its capacity). Two threads spinning on a 2-core machine: noisy.\n");
     let _ = writeln!(md, "```");
-    for l in host {
+    for l in host.iter().filter(|l| l.starts_with("host ring")) {
         let _ = writeln!(md, "{l}");
     }
     let _ = writeln!(md, "```");
