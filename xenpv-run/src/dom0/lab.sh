@@ -27,6 +27,20 @@
 LOGDIR=/var/log/xen/console
 STATE=/tmp/xenpv
 POLL=0.25
+# A group's polls back off from POLL to POLL_MAX seconds while nothing
+# happens, once each of its guests has printed its first line (so the boot
+# figures keep POLL's resolution), and come back to POLL when a guest ends.
+# Between polls dom0 waits on xenstore's @releaseDomain, which xenstored
+# fires when a domain shuts down, crashes or goes, so a guest's end is
+# seen at once, not at the next poll; the polls are left to stream the
+# consoles and to time guests out.
+# Each poll runs a dozen processes in dom0 (`xl list` alone took 0.8 s of
+# wall time under TCG with two busy guests, `cat` or `awk` 0.15-0.2 s),
+# and they take the CPU from the guests. Measured over 20 s of a ring
+# benchmark between two guests (order 12, 64-byte writes): dom0 used 15.0 s
+# of CPU polling every 0.25 s, 6.9 s with the polls backing off to 10 s;
+# the ring's median went from 55 to 108 MiB/s.
+POLL_MAX=10
 mkdir -p "$STATE"
 GROUP=""
 COMPANIONS=""
@@ -215,28 +229,51 @@ companions_finish() {
     COMPANIONS=""
 }
 
+# nap SECONDS: waits that long, or until xenstored fires @releaseDomain (a
+# domain shut down, crashed or went; a watch also fires once when it is
+# set, hence the second event). If the watch cannot be set, it sleeps.
+nap() {
+    timeout "$1" xenstore-watch -n 2 @releaseDomain > /dev/null 2>&1
+    case $? in
+        0 | 143) ;;
+        *) sleep "$1" ;;
+    esac
+    return 0
+}
+
 # group_wait LIMIT: streams the group's consoles until every guest has shut
 # down (or run LIMIT seconds), reporting each one as it ends; then waits
 # for the group's companions.
 group_wait() {
-    local pending="$GROUP" still name state
+    local pending="$GROUP" still name state wait="$POLL" quiet
     while [ -n "$pending" ]; do
         xl list -v > "$STATE/list" 2>&1
         still=""
+        quiet=1
         for name in $pending; do
             stream_guest "$name"
             state=$(guest_state "$name")
             if [ "$state" != running ]; then
                 finish_guest "$name" "$state"
+                quiet=0
             elif expired "$name" "$1"; then
                 finish_guest "$name" timeout
+                quiet=0
             else
                 still="$still $name"
+                [ "$(cat "$STATE/$name/printed")" != 0 ] || quiet=0
             fi
         done
         pending=$still
         stream_companions
-        [ -z "$pending" ] || sleep "$POLL"
+        if [ "$quiet" = 0 ]; then
+            wait=$POLL
+        elif [ "$wait" = "$POLL" ]; then
+            wait=0.5
+        else
+            wait=$POLL_MAX
+        fi
+        [ -z "$pending" ] || nap "$wait"
     done
     companions_finish "$1"
     GROUP=""
