@@ -107,16 +107,17 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
 }
 
 /// Nanoseconds for the copy the consumer makes of a round, without a
-/// peer: `total` bytes in reads of `dst.len()` out of a buffer the size of
-/// the ring, at the ring's running offset (so the same buffers and sizes
-/// as the ring: the bytes pass through `ring` bytes of memory, not through
-/// one hot chunk), into the read buffer.
+/// peer: `total` bytes in reads of `dst.len()` (at most the ring's size,
+/// as a read of the ring) out of a buffer the size of the ring, at the
+/// ring's running offset (so the same buffers and sizes as the ring: the
+/// bytes pass through `ring` bytes of memory, not through one hot chunk),
+/// into the read buffer.
 fn memcpy_ns(total: u64, ring: usize, dst: &mut [u8]) -> u64 {
     let src = vec![0x5au8; ring];
     let t = xenpv::time::now_ns();
     let mut done = 0u64;
     while done < total {
-        let n = dst.len().min((total - done) as usize);
+        let n = dst.len().min(ring).min((total - done) as usize);
         let at = (done % ring as u64) as usize;
         let first = n.min(ring - at);
         dst[..first].copy_from_slice(&src[at..at + first]);
