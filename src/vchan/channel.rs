@@ -704,8 +704,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     }
 
     /// Reads what is available, up to `buf.len()` and a quarter of the
-    /// ring (see [`step_len`]); blocking (see
-    /// [`set_blocking`](Self::set_blocking)), waits for at least one byte.
+    /// ring (at least a page: the peer copies its next step meanwhile);
+    /// blocking (see [`set_blocking`](Self::set_blocking)), waits for at
+    /// least one byte.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.blocking {
             return self.read_until(buf, &mut Deadline::new(None));
@@ -714,8 +715,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         self.read_now(&mut buf[..n])
     }
 
-    /// Writes what fits, up to `data.len()` and a quarter of the ring (see
-    /// [`step_len`]); blocking, all of it.
+    /// Writes what fits, up to `data.len()` and a quarter of the ring (at
+    /// least a page); blocking, all of it.
     pub fn write(&mut self, data: &[u8]) -> Result<usize> {
         if self.blocking {
             self.write_all(data, None)?;
@@ -752,7 +753,7 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     /// Blocks (the vCPU sleeps on the event channel) until at least one
     /// byte is read, the peer closes, or the timeout passes; reads up to
-    /// `buf.len()` and a quarter of the ring (see [`step_len`]).
+    /// `buf.len()` and a quarter of the ring (at least a page).
     pub fn read_blocking(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
         self.read_until(buf, &mut Deadline::new(timeout))
     }
@@ -795,7 +796,8 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     }
 
     /// Writes all of `data`, sleeping while the ring is full, a quarter of
-    /// the ring at a time (see [`step_len`]). As for every
+    /// the ring at a time (at least a page), each step published at once
+    /// so that the peer copies it while we copy the next. As for every
     /// blocking call here, the timeout counts from the first wait: a call
     /// that need not wait reads no clock.
     pub fn write_all(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
