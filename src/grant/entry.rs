@@ -41,48 +41,18 @@ pub enum TransferState {
     Completed(Mfn),
 }
 
-/// A view of a grant table as an array of v1 entries.
+/// One entry of the table, found once: its life from introduction to
+/// the end of access, each step on the entry's own 8 bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct EntryTable {
+pub struct Entry {
     mem: SharedMem<'static>,
+    r: GrantRef,
 }
 
-impl EntryTable {
-    /// Wraps the table's memory (a whole number of frames).
-    pub fn new(mem: SharedMem<'static>) -> Self {
-        EntryTable { mem }
-    }
-
-    /// Number of entries the view covers.
-    pub fn capacity(&self) -> u32 {
-        (self.mem.len() / GNTENT_SIZE) as u32
-    }
-
-    /// Entry `r`'s bytes: one bounds check, then each field at its
-    /// constant offset.
-    #[inline(always)]
-    fn entry(&self, r: GrantRef) -> Result<SharedMem<'static>, GrantError> {
-        self.mem.slice(r.0 as usize * GNTENT_SIZE, GNTENT_SIZE).map_err(|_| GrantError::BadRef(r))
-    }
-
-    /// The entry's current `flags`.
+impl Entry {
     #[inline]
-    pub fn flags(&self, r: GrantRef) -> Result<u16, GrantError> {
-        self.entry(r)?.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
-    }
-
-    /// The entry's `domid` and `frame` (diagnostics and tests).
-    pub fn read(&self, r: GrantRef) -> Result<(u16, DomId, u32), GrantError> {
-        let flags = self.flags(r)?;
-        let e = self.entry(r)?;
-        let d = e.load_u16(GNTENT_DOMID, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
-        let f = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
-        Ok((flags, DomId(d), f))
-    }
-
-    #[inline]
-    fn introduce(&self, r: GrantRef, domid: DomId, frame: u32, flags: u16) -> Result<(), GrantError> {
-        let e = self.entry(r)?;
+    fn introduce(&self, domid: DomId, frame: u32, flags: u16) -> Result<(), GrantError> {
+        let (e, r) = (self.mem, self.r);
         let bad = |_| GrantError::BadRef(r);
         // "Introducing a valid entry into the grant table":
         // 1. Write ent->domid.
@@ -101,10 +71,10 @@ impl EntryTable {
     /// Grants `domid` access to `frame` (`GTF_permit_access`, plus
     /// `GTF_readonly` if `readonly`). The entry must be invalid (free).
     #[inline]
-    pub fn grant_access(&self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
+    pub fn grant_access(&self, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
         let frame32 = u32::try_from(frame.0).map_err(|_| GrantError::FrameTooLarge(frame))?;
         let ro = if readonly { GTF_readonly } else { 0 };
-        self.introduce(r, domid, frame32, GTF_permit_access | ro)
+        self.introduce(domid, frame32, GTF_permit_access | ro)
     }
 
     /// One attempt at "Invalidating an unused GTF_permit_access entry",
@@ -117,14 +87,13 @@ impl EntryTable {
     /// the map). The 2011 driver's "query in use, then end access" as two
     /// steps left a window between them: CVE-2022-23039 (XSA-396).
     #[inline(always)]
-    pub fn try_end_access_from(&self, r: GrantRef, seen: u16) -> Result<EndStep, GrantError> {
+    pub fn try_end_access_from(&self, seen: u16) -> Result<EndStep, GrantError> {
         if seen & (GTF_reading | GTF_writing) != 0 {
             return Ok(EndStep::InUse(seen));
         }
-        let e = self.entry(r)?;
         // No WMB needed after success: "reuse of entry is
         // control-dependent on success of step 3".
-        match e.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+        match self.mem.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(self.r))? {
             Ok(_) => Ok(EndStep::Done),
             Err(now) => Ok(EndStep::Retry(now)),
         }
@@ -135,18 +104,81 @@ impl EntryTable {
     /// repeats when Xen changed the flags without leaving them in use.
     #[must_use = "the page may be reused only if access ended"]
     #[inline(always)]
-    pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
-        // The view copied to a local: its base and length then stay in
-        // registers across the atomics (behind `&self` they are reloaded).
-        let t = *self;
-        let mut seen = t.flags(r)?;
+    pub fn end_access(&self) -> Result<(), GrantError> {
+        let r = self.r;
+        let mut seen = self.mem.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))?;
         loop {
-            match t.try_end_access_from(r, seen)? {
+            match self.try_end_access_from(seen)? {
                 EndStep::Done => return Ok(()),
                 EndStep::InUse(_) => return Err(GrantError::InUse(r)),
                 EndStep::Retry(now) => seen = now,
             }
         }
+    }
+}
+
+/// A view of a grant table as an array of v1 entries.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryTable {
+    mem: SharedMem<'static>,
+}
+
+impl EntryTable {
+    /// Wraps the table's memory (a whole number of frames).
+    pub fn new(mem: SharedMem<'static>) -> Self {
+        EntryTable { mem }
+    }
+
+    /// Number of entries the view covers.
+    pub fn capacity(&self) -> u32 {
+        (self.mem.len() / GNTENT_SIZE) as u32
+    }
+
+    /// Entry `r`: one bounds and alignment check, then each field at its
+    /// constant offset.
+    #[inline(always)]
+    pub fn at(&self, r: GrantRef) -> Result<Entry, GrantError> {
+        let mem = self.mem.record(r.0 as usize * GNTENT_SIZE, GNTENT_SIZE).map_err(|_| GrantError::BadRef(r))?;
+        Ok(Entry { mem, r })
+    }
+
+    #[inline(always)]
+    fn entry(&self, r: GrantRef) -> Result<SharedMem<'static>, GrantError> {
+        Ok(self.at(r)?.mem)
+    }
+
+    /// The entry's current `flags`.
+    #[inline]
+    pub fn flags(&self, r: GrantRef) -> Result<u16, GrantError> {
+        self.entry(r)?.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
+    }
+
+    /// The entry's `domid` and `frame` (diagnostics and tests).
+    pub fn read(&self, r: GrantRef) -> Result<(u16, DomId, u32), GrantError> {
+        let flags = self.flags(r)?;
+        let e = self.entry(r)?;
+        let d = e.load_u16(GNTENT_DOMID, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        let f = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        Ok((flags, DomId(d), f))
+    }
+
+    /// Grants `domid` access to `frame` in entry `r`: [`Entry::grant_access`].
+    #[inline]
+    pub fn grant_access(&self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
+        self.at(r)?.grant_access(domid, frame, readonly)
+    }
+
+    /// One attempt at ending access to entry `r`: [`Entry::try_end_access_from`].
+    #[inline(always)]
+    pub fn try_end_access_from(&self, r: GrantRef, seen: u16) -> Result<EndStep, GrantError> {
+        self.at(r)?.try_end_access_from(seen)
+    }
+
+    /// Ends access to entry `r`: [`Entry::end_access`].
+    #[must_use = "the page may be reused only if access ended"]
+    #[inline(always)]
+    pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
+        self.at(r)?.end_access()
     }
 
     /// "Changing a GTF_permit_access from writable to read-only: use
@@ -191,7 +223,7 @@ impl EntryTable {
     /// with the mfn.
     pub fn accept_transfer(&self, r: GrantRef, domid: DomId, pfn: u64) -> Result<(), GrantError> {
         let pfn32 = u32::try_from(pfn).map_err(|_| GrantError::FrameTooLarge(Mfn(pfn)))?;
-        self.introduce(r, domid, pfn32, GTF_accept_transfer)
+        self.at(r)?.introduce(domid, pfn32, GTF_accept_transfer)
     }
 
     /// One poll of an accept-transfer entry: invalidates it if nothing

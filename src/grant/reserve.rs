@@ -19,7 +19,7 @@
 //! table's pending list, in room reserved for it, and its reference goes
 //! with it (the batch shrinks by one).
 
-use super::entry::EntryTable;
+use super::entry::{Entry, EntryTable};
 use super::ops::{GrantOps, SharePage};
 use super::table::{Charge, Grants};
 use super::{Access, GrantError, PageView};
@@ -102,12 +102,19 @@ impl<'g, B: GrantOps> ReservedRefs<'g, B> {
         let Some(r) = self.take() else {
             return Err((page, GrantError::NoReservedRef { reserved: self.owned.get() }));
         };
-        if let Err(e) = self.entries.grant_access(r, domid, page.mfn(), access == Access::ReadOnly) {
+        let entry = match self.entries.at(r) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.give_back(r);
+                return Err((page, e));
+            }
+        };
+        if let Err(e) = entry.grant_access(domid, page.mfn(), access == Access::ReadOnly) {
             // The entry was never made valid: the reference is free again.
             self.give_back(r);
             return Err((page, e));
         }
-        Ok(ReservedGrant { refs: self, entries: self.entries, gref: r, page: Some(page), access })
+        Ok(ReservedGrant { refs: self, entry, gref: r, page: Some(page), access })
     }
 
     /// Takes a free reference off the stack.
@@ -149,9 +156,9 @@ impl<B: GrantOps> Drop for ReservedRefs<'_, B> {
 #[derive(Debug)]
 pub struct ReservedGrant<'r, B: GrantOps> {
     refs: &'r ReservedRefs<'r, B>,
-    /// The batch's view of the table, copied: ending access then uses
-    /// the base and length the grant checked, without reloading them.
-    entries: EntryTable,
+    /// The grant's entry, found (bounds and alignment checked) when it
+    /// was granted: ending access goes straight to it.
+    entry: Entry,
     gref: GrantRef,
     page: Option<B::Page>,
     access: Access,
@@ -180,7 +187,7 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
     /// fails with [`GrantError::InUse`] and hands the owner back.
     #[inline]
     pub fn end_access(mut self) -> Result<B::Page, (Self, GrantError)> {
-        match self.entries.end_access(self.gref) {
+        match self.entry.end_access() {
             Ok(()) => {
                 self.refs.give_back(self.gref);
                 Ok(self.page.take().expect("ReservedGrant without page"))
@@ -192,14 +199,14 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
     /// Restricts the peer to reading (refused while it maps the page
     /// writable).
     pub fn make_readonly(&mut self) -> Result<(), GrantError> {
-        self.entries.make_readonly(self.gref)?;
+        self.refs.entries.make_readonly(self.gref)?;
         self.access = Access::ReadOnly;
         Ok(())
     }
 
     /// Lets the peer write again.
     pub fn make_writable(&mut self) -> Result<(), GrantError> {
-        self.entries.make_writable(self.gref)?;
+        self.refs.entries.make_writable(self.gref)?;
         self.access = Access::ReadWrite;
         Ok(())
     }
@@ -218,7 +225,7 @@ impl<B: GrantOps> Drop for ReservedGrant<'_, B> {
 impl<B: GrantOps> ReservedGrant<'_, B> {
     #[cold]
     fn end_or_park(&self, page: B::Page) {
-        if self.entries.end_access(self.gref).is_ok() {
+        if self.entry.end_access().is_ok() {
             self.refs.give_back(self.gref);
             return;
         }
