@@ -412,9 +412,12 @@ mod tests {
         let m = SharedMem::leak_zeroed(256);
         // Miri runs the volatile loop (under_miri.rs), not the asm whose
         // split points the full ranges are for: a smaller grid suffices.
-        let (offs, lens) = if cfg!(miri) { (9, 19) } else { (17, 40) };
+        // Lengths on both sides of the short-copy loop's limit
+        // (arch::x86_64::copy::SMALL_COPY, 128) as well.
+        let (offs, lens): (usize, Vec<usize>) =
+            if cfg!(miri) { (9, (0..19).collect()) } else { (17, (0..40).chain(120..137).chain(200..239).collect()) };
         for off in 0..offs {
-            for len in 0..lens {
+            for &len in &lens {
                 let src: Vec<u8> = (0..len).map(|i| (i * 31 + off * 7 + 1) as u8).collect();
                 m.fill(0, 256, 0).unwrap();
                 m.write(off, &src).unwrap();

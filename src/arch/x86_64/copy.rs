@@ -27,6 +27,11 @@
 /// nothing more.
 #[inline]
 pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    if len <= SMALL_COPY {
+        // SAFETY: as below (the caller's contract).
+        unsafe { copy_small(dst, src, len) };
+        return;
+    }
     // `rep movs` copies forwards (the direction flag is clear at every Rust
     // call boundary, per the SysV ABI), advances rdi/rsi/rcx, touches
     // nothing else and does not use the stack.
@@ -42,6 +47,52 @@ pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
             inout("rdi") dst => _,
             inout("rsi") src => _,
             options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Up to this many bytes are copied by [`copy_small`]'s loop: `rep movs`
+/// takes some 30 cycles to start. Measured natively on the 2-core AMD
+/// EPYC host (20 M copies): 64 bytes in 5.8 ns by the loop, 15.5 ns by
+/// `rep movs`; 128 bytes in 10.9 ns and 17.7 ns.
+pub const SMALL_COPY: usize = 128;
+
+/// [`copy_bytes`] for short copies: a loop of 8-byte moves, then bytes,
+/// in one `asm!` block (the same opaque access as `rep movs`).
+///
+/// # Safety
+/// As for [`copy_bytes`].
+#[inline]
+unsafe fn copy_small(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the caller guarantees both ranges are valid for `len` bytes
+    // and do not overlap; the loop reads only `src..src+len` and writes
+    // only `dst..dst+len`, no stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "cmp {n}, 8",
+            "jb 3f",
+            "mov {t}, qword ptr [{s}]",
+            "mov qword ptr [{d}], {t}",
+            "add {s}, 8",
+            "add {d}, 8",
+            "sub {n}, 8",
+            "jmp 2b",
+            "3:",
+            "test {n}, {n}",
+            "jz 4f",
+            "mov {t:l}, byte ptr [{s}]",
+            "mov byte ptr [{d}], {t:l}",
+            "add {s}, 1",
+            "add {d}, 1",
+            "sub {n}, 1",
+            "jmp 3b",
+            "4:",
+            n = inout(reg) len => _,
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            t = out(reg) _,
+            options(nostack),
         );
     }
 }
