@@ -25,24 +25,52 @@ fn gib_per_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64
 }
 
+/// `len` bytes of `fill` starting at `page_offset` into a page, in a
+/// vector of their own. Every subject's buffers sit at the offset of the
+/// ring they copy into and out of, so each copy's destination is a whole
+/// number of pages from its source, plus the ring's running offset: on
+/// this host a destination a few bytes ahead of its source modulo 4 KiB
+/// makes `rep movsb` (glibc's memcpy) crawl at 1.5 GiB/s, and `rep
+/// movsq` at half speed, against 20-28 GiB/s otherwise.
+struct Buf {
+    backing: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Buf {
+    fn new(len: usize, page_offset: usize, fill: u8) -> Buf {
+        let backing = vec![fill; len + 8192];
+        let at = backing.as_ptr().align_offset(4096) + page_offset % 4096;
+        Buf { backing, at, len }
+    }
+    fn get(&self) -> &[u8] {
+        &self.backing[self.at..self.at + self.len]
+    }
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.backing[self.at..self.at + self.len]
+    }
+}
+
 /// Both threads spin and never sleep, so neither asks the other for a
 /// notification (`request = false`), as `Vchan`'s blocking calls do while
 /// they spin before sleeping; rtrb has no notifications at all.
 fn bench_vchan(order: u16, total: usize, chunk: usize) -> Duration {
     let (mut srv, mut cli) = vchan_pair(order);
-    let src = vec![0x5au8; chunk];
+    // The ring's pages are page-aligned.
+    let src = Buf::new(chunk, 0, 0x5a);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
         let mut sent = 0;
         while sent < total {
             let n = chunk.min(total - sent);
-            sent += cli.write_with(&src[..n], false).unwrap().bytes;
+            sent += cli.write_with(&src.get()[..n], false).unwrap().bytes;
         }
     });
-    let mut buf = vec![0u8; chunk];
+    let mut buf = Buf::new(chunk, 0, 0);
     let mut got = 0;
     while got < total {
-        got += srv.read_with(&mut buf, false).unwrap().bytes;
+        got += srv.read_with(buf.get_mut(), false).unwrap().bytes;
     }
     producer.join().unwrap();
     start.elapsed()
@@ -50,7 +78,10 @@ fn bench_vchan(order: u16, total: usize, chunk: usize) -> Duration {
 
 fn bench_rtrb(capacity: usize, total: usize, chunk: usize) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity);
-    let src = vec![0x5au8; chunk];
+    // Where rtrb's buffer starts in its page (a chunk asked for and
+    // dropped uncommitted writes nothing).
+    let ring_offset = tx.write_chunk_uninit(1).unwrap().as_mut_slices().0.as_ptr() as usize % 4096;
+    let src = Buf::new(chunk, ring_offset, 0x5a);
     let start = Instant::now();
     let producer = std::thread::spawn(move || {
         let mut sent = 0;
@@ -69,15 +100,16 @@ fn bench_rtrb(capacity: usize, total: usize, chunk: usize) -> Duration {
             // is split here; u8 has no invalid values; the regions are
             // distinct allocations.
             unsafe {
-                std::ptr::copy_nonoverlapping(src.as_ptr(), a.as_mut_ptr().cast::<u8>(), split);
-                std::ptr::copy_nonoverlapping(src[split..].as_ptr(), b.as_mut_ptr().cast::<u8>(), n - split);
+                std::ptr::copy_nonoverlapping(src.get().as_ptr(), a.as_mut_ptr().cast::<u8>(), split);
+                std::ptr::copy_nonoverlapping(src.get()[split..].as_ptr(), b.as_mut_ptr().cast::<u8>(), n - split);
             }
             // SAFETY: every slot of the chunk was initialised above.
             unsafe { w.commit_all() };
             sent += n;
         }
     });
-    let mut buf = vec![0u8; chunk];
+    let mut buf = Buf::new(chunk, ring_offset, 0);
+    let buf = buf.get_mut();
     let mut got = 0;
     while got < total {
         let n = rx.slots().min(chunk);
@@ -100,14 +132,13 @@ fn bench_rtrb(capacity: usize, total: usize, chunk: usize) -> Duration {
 /// synchronisation: each chunk from the producer's buffer into a
 /// ring-sized buffer at the running offset, then out into the consumer's.
 fn bench_memcpy(capacity: usize, total: usize, chunk: usize) -> Duration {
-    let src = vec![0x5au8; chunk];
-    // The ring's buffer page-aligned, as the shared ring pages are: on
-    // the heap right after `src`, a 64 KiB destination 16 bytes ahead of
-    // its source modulo 4 KiB made `rep movsb` crawl (~1 GiB/s here).
-    let mut backing = vec![0u8; capacity + 4096];
-    let at = backing.as_ptr().align_offset(4096);
-    let ring = &mut backing[at..at + capacity];
-    let mut dst = vec![0u8; chunk];
+    // Placed as for the xenpv ring: page-aligned (see `Buf`).
+    let src = Buf::new(chunk, 0, 0x5a);
+    let src = src.get();
+    let mut ring = Buf::new(capacity, 0, 0);
+    let ring = ring.get_mut();
+    let mut dst = Buf::new(chunk, 0, 0);
+    let dst = dst.get_mut();
     let start = Instant::now();
     let mut done = 0;
     while done < total {
@@ -119,7 +150,7 @@ fn bench_memcpy(capacity: usize, total: usize, chunk: usize) -> Duration {
         std::hint::black_box(&mut *ring);
         dst[..first].copy_from_slice(&ring[at..at + first]);
         dst[first..n].copy_from_slice(&ring[..n - first]);
-        std::hint::black_box(&mut dst);
+        std::hint::black_box(&mut *dst);
         done += n;
     }
     start.elapsed()
