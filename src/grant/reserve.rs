@@ -102,19 +102,17 @@ impl<'g, B: GrantOps> ReservedRefs<'g, B> {
         let Some(r) = self.take() else {
             return Err((page, GrantError::NoReservedRef { reserved: self.owned.get() }));
         };
-        let entry = match self.entries.at(r) {
-            Ok(entry) => entry,
+        let granted = self.entries.at(r).and_then(|entry| {
+            entry.grant_access(domid, page.mfn(), access == Access::ReadOnly).map(|()| entry)
+        });
+        match granted {
+            Ok(entry) => Ok(ReservedGrant { refs: self, entry, gref: r, page: Some(page), access }),
             Err(e) => {
+                // The entry was never made valid: the reference is free again.
                 self.give_back(r);
-                return Err((page, e));
+                Err((page, e))
             }
-        };
-        if let Err(e) = entry.grant_access(domid, page.mfn(), access == Access::ReadOnly) {
-            // The entry was never made valid: the reference is free again.
-            self.give_back(r);
-            return Err((page, e));
         }
-        Ok(ReservedGrant { refs: self, entry, gref: r, page: Some(page), access })
     }
 
     /// Takes a free reference off the stack.
