@@ -168,12 +168,6 @@ impl EntryTable {
         self.at(r)?.grant_access(domid, frame, readonly)
     }
 
-    /// One attempt at ending access to entry `r`: [`Entry::try_end_access_from`].
-    #[inline(always)]
-    pub fn try_end_access_from(&self, r: GrantRef, seen: u16) -> Result<EndStep, GrantError> {
-        self.at(r)?.try_end_access_from(seen)
-    }
-
     /// Ends access to entry `r`: [`Entry::end_access`].
     #[must_use = "the page may be reused only if access ended"]
     #[inline(always)]
