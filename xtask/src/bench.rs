@@ -51,9 +51,9 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     let image = |n: &str| built[names.iter().position(|x| x == n).unwrap_or(0)].image.clone();
     let lab = lab::ensure()?;
 
-    // The grant bench first: run after the Linux guest, its per-page
-    // figures came out about twice those of a lab of its own (sharing a
-    // page 6.1 and 7.5 us in two runs against 3.0 us).
+    // The grant bench first, before the Linux guest. Sharing one page
+    // (median) read 7.5 us after it, 5.5 and 5.1 us first, 3.0 us in a
+    // lab of its own: the order helps a little; the rest is the host.
     let mut groups = vec![
         vec![example_guest("bench_grant", &image("bench_grant"))?],
         vec![with_memory(example_guest("hello", &image("hello"))?, "hello_4m", 4)],
