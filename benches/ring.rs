@@ -64,13 +64,21 @@ fn bench_vchan(order: u16, total: usize, chunk: usize) -> Duration {
         let mut sent = 0;
         while sent < total {
             let n = chunk.min(total - sent);
-            sent += cli.write_with(&src.get()[..n], false).unwrap().bytes;
+            match cli.write_with(&src.get()[..n], false).unwrap().bytes {
+                // Full: pause as rtrb's loop below does.
+                0 => std::hint::spin_loop(),
+                k => sent += k,
+            }
         }
     });
     let mut buf = Buf::new(chunk, 0, 0);
     let mut got = 0;
     while got < total {
-        got += srv.read_with(buf.get_mut(), false).unwrap().bytes;
+        match srv.read_with(buf.get_mut(), false).unwrap().bytes {
+            // Empty: pause as rtrb's loop does.
+            0 => std::hint::spin_loop(),
+            k => got += k,
+        }
     }
     producer.join().unwrap();
     start.elapsed()
