@@ -1503,8 +1503,16 @@ mod tests {
                 until(&c, 1);
                 assert_eq!(c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes), Ok(1));
                 ready.wait();
-                // The ring full, ask for an event, then make room.
+                // The ring full, ask for an event, then make room. Not
+                // before the server has asked us for a read event: it does
+                // so only after the step that filled the ring decided
+                // whether to notify, so our request cannot reach that step.
                 until(&c, 2048);
+                let t = Instant::now();
+                while c.header().1[2] & NOTIFY_READ == 0 {
+                    assert!(t.elapsed() < Duration::from_secs(10), "the server never asked for room");
+                    std::thread::yield_now();
+                }
                 c.ring.data_ready().unwrap();
                 let mut got = std::vec![0u8; 3000];
                 assert_eq!(c.read(&mut got), Ok(2048));
