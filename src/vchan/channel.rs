@@ -1165,6 +1165,9 @@ mod tests {
         let (_gw, _ew, a, b) = world();
         std::thread::scope(|s| {
             let srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
+            // Before the client exists, so its two sleeps fall after it
+            // however late this thread is scheduled.
+            let start = Instant::now();
             let client = s.spawn(|| {
                 let mut c = connect(&b);
                 std::thread::sleep(Duration::from_millis(50));
@@ -1183,7 +1186,6 @@ mod tests {
             srv.set_blocking(true);
             assert!(srv.is_blocking());
             let mut buf = [0u8; 8];
-            let start = Instant::now();
             assert_eq!(srv.recv(&mut buf).unwrap(), 8);
             assert!(start.elapsed() >= Duration::from_millis(90), "waited for the second half");
             assert_eq!(&buf, b"abcdefgh");
