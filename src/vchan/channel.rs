@@ -1490,10 +1490,10 @@ mod tests {
             let mut srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 2048).unwrap();
             let client = s.spawn(|| {
                 let mut c = connect(&b);
-                let until = |c: &TestChan<'_>, n: usize| {
+                let until = |what: &str, done: &dyn Fn() -> bool| {
                     let t = Instant::now();
-                    while c.ring.peek_ready().unwrap() < n {
-                        assert!(t.elapsed() < Duration::from_secs(10), "waited for {n} bytes");
+                    while !done() {
+                        assert!(t.elapsed() < Duration::from_secs(10), "waited for {what}");
                         std::thread::yield_now();
                     }
                 };
@@ -1502,19 +1502,15 @@ mod tests {
                 // barrier), so none is left over for write_all below.
                 ready.wait();
                 // The byte that answers it, read without asking again.
-                until(&c, 1);
+                until("1 byte", &|| c.ring.peek_ready().unwrap() >= 1);
                 assert_eq!(c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes), Ok(1));
                 ready.wait();
                 // The ring full, ask for an event, then make room. Not
                 // before the server has asked us for a read event: it does
                 // so only after the step that filled the ring decided
                 // whether to notify, so our request cannot reach that step.
-                until(&c, 2048);
-                let t = Instant::now();
-                while c.header().1[2] & NOTIFY_READ == 0 {
-                    assert!(t.elapsed() < Duration::from_secs(10), "the server never asked for room");
-                    std::thread::yield_now();
-                }
+                until("2048 bytes", &|| c.ring.peek_ready().unwrap() >= 2048);
+                until("the server's request", &|| c.header().1[2] & NOTIFY_READ != 0);
                 c.ring.data_ready().unwrap();
                 let mut got = std::vec![0u8; 3000];
                 assert_eq!(c.read(&mut got), Ok(2048));
