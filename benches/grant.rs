@@ -37,7 +37,13 @@ fn main() {
     let g = Grants::new(ops, 1).unwrap();
     let mem = scratch.mem();
     // The first pair sizes the table's pending room once, as in the guest.
-    page = g.grant(peer, page, Access::ReadWrite).map_err(|e| e.1).unwrap().end_access().map_err(|e| e.1).unwrap();
+    page = g
+        .grant(peer, page, Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap()
+        .end_access()
+        .map_err(|e| e.1)
+        .unwrap();
     let refs = g.reserve_refs(1).unwrap();
     let (mut cas, mut table, mut reserved) = (Vec::new(), Vec::new(), Vec::new());
     let (mut table_pct, mut reserved_pct) = (Vec::new(), Vec::new());
@@ -53,14 +59,20 @@ fn main() {
 
         let t = Instant::now();
         for _ in 0..pairs {
-            let granted = g.grant(peer, page, Access::ReadWrite).map_err(|e| e.1).unwrap();
+            let granted = g
+                .grant(peer, page, Access::ReadWrite)
+                .map_err(|e| e.1)
+                .unwrap();
             page = black_box(granted.end_access().map_err(|e| e.1).unwrap());
         }
         let table_ns = t.elapsed().as_nanos() as f64;
 
         let t = Instant::now();
         for _ in 0..pairs {
-            let granted = refs.grant(peer, page, Access::ReadWrite).map_err(|e| e.1).unwrap();
+            let granted = refs
+                .grant(peer, page, Access::ReadWrite)
+                .map_err(|e| e.1)
+                .unwrap();
             page = black_box(granted.end_access().map_err(|e| e.1).unwrap());
         }
         let reserved_ns = t.elapsed().as_nanos() as f64;
@@ -75,6 +87,14 @@ fn main() {
     assert_eq!(g.stats().refs_used, 1, "only the batch's reference is out");
     println!("# host grant benchmark: {pairs} pairs per run, {ROUNDS} runs (min/median/max), the fake table, native code");
     println!("host grant cas_loop_Mops/s={}", spread(&mut cas));
-    println!("host grant grant_end_access_Mpairs/s={} vs_cas_percent={}", spread(&mut table), spread(&mut table_pct));
-    println!("host grant grant_end_reserved_Mpairs/s={} vs_cas_percent={}", spread(&mut reserved), spread(&mut reserved_pct));
+    println!(
+        "host grant grant_end_access_Mpairs/s={} vs_cas_percent={}",
+        spread(&mut table),
+        spread(&mut table_pct)
+    );
+    println!(
+        "host grant grant_end_reserved_Mpairs/s={} vs_cas_percent={}",
+        spread(&mut reserved),
+        spread(&mut reserved_pct)
+    );
 }

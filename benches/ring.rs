@@ -18,7 +18,10 @@ fn vchan_pair(order: u16) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory
     let mem = HostRingMemory::new(order, right);
     mem.ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
     mem.ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
-    (Ring::new(mem.clone(), Side::Server).unwrap(), Ring::new(mem, Side::Client).unwrap())
+    (
+        Ring::new(mem.clone(), Side::Server).unwrap(),
+        Ring::new(mem, Side::Client).unwrap(),
+    )
 }
 
 fn gib_per_s(bytes: usize, d: Duration) -> f64 {
@@ -108,8 +111,16 @@ fn bench_rtrb(capacity: usize, total: usize, chunk: usize) -> Duration {
             // is split here; u8 has no invalid values; the regions are
             // distinct allocations.
             unsafe {
-                std::ptr::copy_nonoverlapping(src.get().as_ptr(), a.as_mut_ptr().cast::<u8>(), split);
-                std::ptr::copy_nonoverlapping(src.get()[split..].as_ptr(), b.as_mut_ptr().cast::<u8>(), n - split);
+                std::ptr::copy_nonoverlapping(
+                    src.get().as_ptr(),
+                    a.as_mut_ptr().cast::<u8>(),
+                    split,
+                );
+                std::ptr::copy_nonoverlapping(
+                    src.get()[split..].as_ptr(),
+                    b.as_mut_ptr().cast::<u8>(),
+                    n - split,
+                );
             }
             // SAFETY: every slot of the chunk was initialised above.
             unsafe { w.commit_all() };
@@ -182,7 +193,8 @@ const RUNS: usize = 5;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // `--chunk=N`: only that write size (for a quick look at one case).
-    let only: Option<usize> = std::env::args().find_map(|a| a.strip_prefix("--chunk=").and_then(|n| n.parse().ok()));
+    let only: Option<usize> =
+        std::env::args().find_map(|a| a.strip_prefix("--chunk=").and_then(|n| n.parse().ok()));
     let total = if quick { 8 << 20 } else { 64 << 20 };
     println!(
         "# host ring benchmark: {} MiB per run, {RUNS} runs per figure (min/median/max GiB/s), two threads; \
@@ -193,7 +205,10 @@ fn main() {
     // capped at it, so 4 KiB and 64 KiB writes into a 1 KiB ring are
     // the same case.
     let mut cases: Vec<(u16, usize)> = Vec::new();
-    for &chunk in [64usize, 4096, 65536].iter().filter(|&&c| only.is_none_or(|o| o == c)) {
+    for &chunk in [64usize, 4096, 65536]
+        .iter()
+        .filter(|&&c| only.is_none_or(|o| o == c))
+    {
         for order in [10u16, 12, 16, 20] {
             let case = (order, chunk.min(1usize << order));
             if !cases.contains(&case) {

@@ -38,7 +38,10 @@ fn mib_per_s(bytes: u64, ns: u64) -> f64 {
 
 fn main(xen: Xen) -> Result<(), xenpv::Error> {
     // A 4-page ring where blkback offers one, 16 requests in flight.
-    let opts = Options { in_flight: 16, ..Options::default() };
+    let opts = Options {
+        in_flight: 16,
+        ..Options::default()
+    };
     let mut disk = BlkFront::connect(xen.grants()?, xen.events(), xen.store()?, XVDA, opts)?;
     let info = disk.info();
     let (ring_pages, in_flight) = disk.ring_pages();
@@ -73,7 +76,10 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         fill(c * per_chunk, &mut want);
         if buf != want {
             let bad = buf.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
-            println!("block_rw: FAIL: sector {} reads back wrong", c * per_chunk + (bad / 512) as u64);
+            println!(
+                "block_rw: FAIL: sector {} reads back wrong",
+                c * per_chunk + (bad / 512) as u64
+            );
             return Err(xenpv::Error::App("read-back differs"));
         }
     }
@@ -88,11 +94,20 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     disk.close()?;
 
     // A read-only disk reads, and refuses writes before sending anything.
-    let mut ro = BlkFront::connect(xen.grants()?, xen.events(), xen.store()?, XVDB, Options::default())?;
+    let mut ro = BlkFront::connect(
+        xen.grants()?,
+        xen.events(),
+        xen.store()?,
+        XVDB,
+        Options::default(),
+    )?;
     let mut sector = [0u8; 512];
     ro.read(0, &mut sector)?;
     match ro.write(0, &sector) {
-        Err(BlockError::ReadOnly) => println!("block_rw: xvdb is read-only ({} sectors): write refused with ReadOnly", ro.info().sectors),
+        Err(BlockError::ReadOnly) => println!(
+            "block_rw: xvdb is read-only ({} sectors): write refused with ReadOnly",
+            ro.info().sectors
+        ),
         other => {
             println!("block_rw: FAIL: a write to read-only xvdb gave {other:?}");
             return Err(xenpv::Error::App("read-only disk took a write"));

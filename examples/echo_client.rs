@@ -26,7 +26,9 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         .lock()
         .read_string("data/peers/echo_server")?
         .parse()
-        .map_err(|_| ChannelError::BadNode { path: "data/peers/echo_server".into() })?;
+        .map_err(|_| ChannelError::BadNode {
+            path: "data/peers/echo_server".into(),
+        })?;
     let path = alloc::format!("/local/domain/{server}/data/vchan");
     // Waits on a xenstore watch until the server has offered the channel.
     let mut chan = Vchan::client_wait(xen.vchan()?, DomId(server), &path, Duration::from_secs(60))?;

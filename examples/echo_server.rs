@@ -20,13 +20,18 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     // Our only peer is the application, whatever its name.
     let peers = xs.lock().directory("data/peers")?;
     let [app] = peers.as_slice() else {
-        return Err(ChannelError::BadNode { path: "data/peers".into() }.into());
+        return Err(ChannelError::BadNode {
+            path: "data/peers".into(),
+        }
+        .into());
     };
     let client: u16 = xs
         .lock()
         .read_string(&alloc::format!("data/peers/{app}"))?
         .parse()
-        .map_err(|_| ChannelError::BadNode { path: "data/peers".into() })?;
+        .map_err(|_| ChannelError::BadNode {
+            path: "data/peers".into(),
+        })?;
     // Waiting on a channel and another event port at once: a channel
     // nobody maps (offered to dom0, which never connects) and a loopback
     // pair of our own ports. Signalling one end of the pair ends the wait.
@@ -37,7 +42,11 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         let a = Port::alloc_unbound(events, me)?;
         let b = Port::bind_interdomain(events, me, a.port())?;
         a.send()?;
-        let woken = Vchan::wait_any_or(&[&idle], &mut || events.take_fired(b.port()), Some(Duration::from_secs(10)))?;
+        let woken = Vchan::wait_any_or(
+            &[&idle],
+            &mut || events.take_fired(b.port()),
+            Some(Duration::from_secs(10)),
+        )?;
         xenpv::println!("echo_server: wait_any_or woke for {woken:?}");
     }
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);

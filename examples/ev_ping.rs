@@ -19,13 +19,29 @@ const ROUNDS: u64 = 1000;
 fn main(xen: Xen) -> Result<(), Error> {
     let me = xen.domid()?;
     let xs = xen.store()?;
-    let peer: u16 = xs.lock().read_string("data/peers/ev_pong")?.parse().map_err(|_| Error::App("bad peer id"))?;
+    let peer: u16 = xs
+        .lock()
+        .read_string("data/peers/ev_pong")?
+        .parse()
+        .map_err(|_| Error::App("bad peer id"))?;
     let peer = DomId(peer);
     let port = xen.events().alloc_unbound(peer)?;
     let mut store = xs.lock();
     store.write("data/port", alloc::format!("{}", port.0).as_bytes())?;
     // Our data/ is ours alone by default: let the peer read the port.
-    store.set_perms("data/port", &[Perm { domid: me, access: Access::None }, Perm { domid: peer, access: Access::Read }])?;
+    store.set_perms(
+        "data/port",
+        &[
+            Perm {
+                domid: me,
+                access: Access::None,
+            },
+            Perm {
+                domid: peer,
+                access: Access::Read,
+            },
+        ],
+    )?;
     drop(store);
     println!("ev_ping: domid {me}, peer {peer}: offered port {port} in data/port");
     xen.events().wait(port, Some(Duration::from_secs(30)))?;

@@ -17,7 +17,11 @@ const ROUNDS: u32 = 1000;
 
 fn main(xen: Xen) -> Result<(), Error> {
     let xs = xen.store()?;
-    let peer: u16 = xs.lock().read_string("data/peers/ev_ping")?.parse().map_err(|_| Error::App("bad peer id"))?;
+    let peer: u16 = xs
+        .lock()
+        .read_string("data/peers/ev_ping")?
+        .parse()
+        .map_err(|_| Error::App("bad peer id"))?;
     let peer = DomId(peer);
     let port_node = alloc::format!("{}/data/port", xs.lock().domain_path(peer)?);
     // ev_ping writes it once it has a port: poll for up to 30 s.
@@ -25,7 +29,9 @@ fn main(xen: Xen) -> Result<(), Error> {
     let remote = loop {
         match xs.lock().read_string(&port_node) {
             Ok(v) => break EvtchnPort(v.trim().parse().map_err(|_| Error::App("bad port"))?),
-            Err(XsError::Errno(_)) if xen.now_ns() < deadline => xen.sleep(Duration::from_millis(20)),
+            Err(XsError::Errno(_)) if xen.now_ns() < deadline => {
+                xen.sleep(Duration::from_millis(20))
+            }
             Err(e) => return Err(e.into()),
         }
     };

@@ -11,7 +11,7 @@ extern crate alloc;
 
 use alloc::format;
 use core::time::Duration;
-use xenpv::grant::{Access};
+use xenpv::grant::Access;
 use xenpv::{println, DomId};
 
 use xenpv::{Error, Xen};
@@ -39,7 +39,10 @@ fn main(xen: Xen) -> Result<(), Error> {
     let (rw_ref, ro_ref) = (rw.gref(0).expect("page"), ro.gref(0).expect("page"));
     xs.write("data/ro", format!("{}", ro_ref.0).as_bytes())?;
     xs.write("data/rw", format!("{}", rw_ref.0).as_bytes())?;
-    println!("grant_a: published rw gref {} and ro gref {}", rw_ref.0, ro_ref.0);
+    println!(
+        "grant_a: published rw gref {} and ro gref {}",
+        rw_ref.0, ro_ref.0
+    );
 
     // B writes at offset 100 of the writable page.
     let deadline = xenpv::time::now_ns() + 60_000_000_000;
@@ -54,7 +57,10 @@ fn main(xen: Xen) -> Result<(), Error> {
         }
         xen.sleep(Duration::from_millis(20));
     }
-    println!("grant_a: (b) A sees B's write: {:?}", core::str::from_utf8(&buf));
+    println!(
+        "grant_a: (b) A sees B's write: {:?}",
+        core::str::from_utf8(&buf)
+    );
     let c = xs.wait_for_string("data/c_result", WAIT_NS)?;
     println!("grant_a: (c) C reports: {c}");
     if !c.starts_with("refused") {
@@ -70,7 +76,10 @@ fn main(xen: Xen) -> Result<(), Error> {
     drop(rw);
     drop(ro);
     let st = g.stats();
-    println!("grant_a: released; refs in use {}, pending {}", st.refs_used, st.pending);
+    println!(
+        "grant_a: released; refs in use {}, pending {}",
+        st.refs_used, st.pending
+    );
     println!("grant_a: PASS");
     Ok(())
 }

@@ -20,15 +20,33 @@ const WAIT_NS: u64 = 60_000_000_000;
 fn main(xen: Xen) -> Result<(), Error> {
     let store = xen.store()?;
     let mut xs = store.lock();
-    let a = DomId(xs.wait_for_string("data/peer_domid", WAIT_NS)?.parse().map_err(|_| Error::App("domid"))?);
-    let rw = GrantRef(xs.wait_for_string("data/rw", WAIT_NS)?.parse().map_err(|_| Error::App("rw ref"))?);
-    let ro = GrantRef(xs.wait_for_string("data/ro", WAIT_NS)?.parse().map_err(|_| Error::App("ro ref"))?);
+    let a = DomId(
+        xs.wait_for_string("data/peer_domid", WAIT_NS)?
+            .parse()
+            .map_err(|_| Error::App("domid"))?,
+    );
+    let rw = GrantRef(
+        xs.wait_for_string("data/rw", WAIT_NS)?
+            .parse()
+            .map_err(|_| Error::App("rw ref"))?,
+    );
+    let ro = GrantRef(
+        xs.wait_for_string("data/ro", WAIT_NS)?
+            .parse()
+            .map_err(|_| Error::App("ro ref"))?,
+    );
     println!("grant_b: mapping dom{} grefs rw {} ro {}", a.0, rw.0, ro.0);
     let g = xen.grants()?;
 
-    let e = g.map(a, &[ro], Access::ReadWrite).err().ok_or(Error::App("writable map of a r/o grant worked"))?;
+    let e = g
+        .map(a, &[ro], Access::ReadWrite)
+        .err()
+        .ok_or(Error::App("writable map of a r/o grant worked"))?;
     println!("grant_b: (b) writable map of the read-only grant refused: {e}");
-    if e != (GrantError::BatchOp { index: 0, status: GntStatus::GeneralError }) {
+    if e != (GrantError::BatchOp {
+        index: 0,
+        status: GntStatus::GeneralError,
+    }) {
         return Err(Error::App("unexpected error"));
     }
 

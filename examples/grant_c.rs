@@ -7,7 +7,7 @@
 extern crate alloc;
 
 use alloc::format;
-use xenpv::grant::{Access};
+use xenpv::grant::Access;
 use xenpv::{println, DomId, GrantRef};
 
 use xenpv::{Error, Xen};
@@ -20,8 +20,16 @@ const WAIT_NS: u64 = 60_000_000_000;
 fn main(xen: Xen) -> Result<(), Error> {
     let store = xen.store()?;
     let mut xs = store.lock();
-    let a = DomId(xs.wait_for_string("data/peer_domid", WAIT_NS)?.parse().map_err(|_| Error::App("domid"))?);
-    let rw = GrantRef(xs.wait_for_string("data/rw", WAIT_NS)?.parse().map_err(|_| Error::App("rw ref"))?);
+    let a = DomId(
+        xs.wait_for_string("data/peer_domid", WAIT_NS)?
+            .parse()
+            .map_err(|_| Error::App("domid"))?,
+    );
+    let rw = GrantRef(
+        xs.wait_for_string("data/rw", WAIT_NS)?
+            .parse()
+            .map_err(|_| Error::App("rw ref"))?,
+    );
     let g = xen.grants()?;
     let ro_try = g.map(a, &[rw], Access::ReadOnly);
     let rw_try = g.map(a, &[rw], Access::ReadWrite);
@@ -29,7 +37,10 @@ fn main(xen: Xen) -> Result<(), Error> {
         (Err(e1), Err(e2)) => format!("refused: read-only map: {e1}; writable map: {e2}"),
         _ => format!("MAPPED: {:?} {:?}", ro_try.is_ok(), rw_try.is_ok()),
     };
-    println!("grant_c: (c) mapping dom{}'s gref {} made for another domain: {result}", a.0, rw.0);
+    println!(
+        "grant_c: (c) mapping dom{}'s gref {} made for another domain: {result}",
+        a.0, rw.0
+    );
     let ok = ro_try.is_err() && rw_try.is_err();
     drop(ro_try);
     drop(rw_try);

@@ -23,10 +23,21 @@ xenpv::main!(main);
 const BODY: &str = "<html><body><h1>Hello from xenpv</h1><p>A Xen PV unikernel in Rust, over netfront and smoltcp.</p></body></html>\n";
 
 fn main(xen: Xen) -> Result<(), xenpv::Error> {
-    let dev = NetFront::connect(xen.grants()?, xen.events(), xen.store()?, 0, Options::default())?;
-    let ip = dev.configured_ip().ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
+    let dev = NetFront::connect(
+        xen.grants()?,
+        xen.events(),
+        xen.store()?,
+        0,
+        Options::default(),
+    )?;
+    let ip = dev
+        .configured_ip()
+        .ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
     let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)));
-    let h = net.add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096])));
+    let h = net.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 4096]),
+        tcp::SocketBuffer::new(vec![0; 4096]),
+    ));
     println!("http_server: serving http://{ip}/");
     xen.store()?.lock().write("data/listening", b"1")?;
     let mut served = 0u32;
@@ -44,7 +55,11 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         // device is dropped (its end closed) and the stack goes on with
         // the new one, same address.
         let dev = reconnect(&xen, deadline)?;
-        println!("http_server: link up again: {}", dev.configured_ip().map_or(alloc::string::String::from("?"), |a| alloc::format!("{a}")));
+        println!(
+            "http_server: link up again: {}",
+            dev.configured_ip()
+                .map_or(alloc::string::String::from("?"), |a| alloc::format!("{a}"))
+        );
         drop(net.replace_device(dev));
         net.sockets.get_mut::<tcp::Socket>(h).abort();
     }
@@ -54,13 +69,18 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
 
 /// Waits for a vif to appear in `device/vif` and connects to it.
 fn reconnect(xen: &Xen, deadline: u64) -> Result<xenpv::net::XenNetFront, xenpv::Error> {
-    let opts = Options { timeout: Duration::from_secs(10), ..Options::default() };
+    let opts = Options {
+        timeout: Duration::from_secs(10),
+        ..Options::default()
+    };
     loop {
         let ids = xenpv::xenbus::Frontend::devices(xen.store()?, "vif")?;
         if let Some(&id) = ids.first() {
             match NetFront::connect(xen.grants()?, xen.events(), xen.store()?, id, opts) {
                 Ok(dev) => return Ok(dev),
-                Err(e) if xen.now_ns() < deadline => println!("http_server: vif {id} not ready yet: {e:?}"),
+                Err(e) if xen.now_ns() < deadline => {
+                    println!("http_server: vif {id} not ready yet: {e:?}")
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -72,7 +92,13 @@ fn reconnect(xen: &Xen, deadline: u64) -> Result<xenpv::net::XenNetFront, xenpv:
 }
 
 /// Serves until the link goes down; returns why.
-fn serve(xen: &Xen, net: &mut Stack<'static, xenpv::grant::XenGrantOps, xenpv::event::XenEvents>, h: SocketHandle, served: &mut u32, deadline: u64) -> Result<NetError, xenpv::Error> {
+fn serve(
+    xen: &Xen,
+    net: &mut Stack<'static, xenpv::grant::XenGrantOps, xenpv::event::XenEvents>,
+    h: SocketHandle,
+    served: &mut u32,
+    deadline: u64,
+) -> Result<NetError, xenpv::Error> {
     let mut request = vec![0u8; 0];
     Ok(loop {
         if let Err(e) = net.poll() {
@@ -95,14 +121,20 @@ fn serve(xen: &Xen, net: &mut Stack<'static, xenpv::grant::XenGrantOps, xenpv::e
                 let head = if ok {
                     alloc::format!("HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", BODY.len())
                 } else {
-                    alloc::string::String::from("HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    alloc::string::String::from(
+                        "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
                 };
                 let _ = s.send_slice(head.as_bytes());
                 if ok {
                     let _ = s.send_slice(BODY.as_bytes());
                     *served += 1;
                 }
-                println!("http_server: {} -> {}", core::str::from_utf8(line).unwrap_or("?"), if ok { 200 } else { 404 });
+                println!(
+                    "http_server: {} -> {}",
+                    core::str::from_utf8(line).unwrap_or("?"),
+                    if ok { 200 } else { 404 }
+                );
                 s.close();
             }
         }

@@ -39,9 +39,12 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let check = helpers::arg::<u32>("check", 1) != 0;
     let xs = xen.store()?;
     let me = xs.lock().own_domid()?;
-    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
-        .parse()
-        .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
+    let peer: u16 =
+        helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+            .parse()
+            .map_err(|_| ChannelError::BadNode {
+                path: "data/peer_domid".into(),
+            })?;
     let path = alloc::format!("/local/domain/{}/data/vchan", me.0);
 
     // left = client->server: the producer's ring gets the requested order.
@@ -69,7 +72,11 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
             if check {
                 stream::fill(got, &mut want[..n]);
                 if buf[..n] != want[..n] {
-                    let bad = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b).unwrap_or(0);
+                    let bad = buf[..n]
+                        .iter()
+                        .zip(&want[..n])
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(0);
                     println!("ring_consumer: FAIL: byte {} differs", got + bad as u64);
                     return Err(xenpv::Error::App("the stream differs"));
                 }
@@ -91,11 +98,18 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     // Tell the producer we are done, so it can close first.
     chan.write_all(rounds::DONE, Some(Duration::from_secs(10)))?;
     if check {
-        println!("ring_consumer: received {got} bytes, checksum {:016x}", sum.finish());
+        println!(
+            "ring_consumer: received {got} bytes, checksum {:016x}",
+            sum.finish()
+        );
     } else {
         println!("ring_consumer: received {got} bytes (unchecked)");
     }
-    if let (Some(r), Some(c), Some(s)) = (Spread::of(&mut ring), Spread::of(&mut copy), Spread::of(&mut share)) {
+    if let (Some(r), Some(c), Some(s)) = (
+        Spread::of(&mut ring),
+        Spread::of(&mut copy),
+        Spread::of(&mut share),
+    ) {
         println!(
             "ring_consumer: order {order} chunk {chunk} {} over {runs} round(s), min/median/max: ring {r} MiB/s, memcpy {c:.1} MiB/s in this guest, ring/memcpy {s}%",
             if check { "checked" } else { "unchecked" },

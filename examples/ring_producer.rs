@@ -27,11 +27,18 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     let chunk: usize = helpers::arg("chunk", 65536).max(1);
     let check = helpers::arg::<u32>("check", 1) != 0;
     let xs = xen.store()?;
-    let peer: u16 = helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
-        .parse()
-        .map_err(|_| ChannelError::BadNode { path: "data/peer_domid".into() })?;
+    let peer: u16 =
+        helpers::wait_key_for(&mut xs.lock(), "data/peer_domid", Duration::from_secs(60))?
+            .parse()
+            .map_err(|_| ChannelError::BadNode {
+                path: "data/peer_domid".into(),
+            })?;
     let path = alloc::format!("/local/domain/{peer}/data/vchan");
-    helpers::wait_key_for(&mut xs.lock(), &alloc::format!("{path}/event-channel"), Duration::from_secs(60))?;
+    helpers::wait_key_for(
+        &mut xs.lock(),
+        &alloc::format!("{path}/event-channel"),
+        Duration::from_secs(60),
+    )?;
     let mut chan = Vchan::client(xen.vchan()?, DomId(peer), &path)?;
     println!("ring_producer: connected to dom{peer} at {path}");
 
@@ -44,7 +51,10 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
         let mut go = [0u8; 1];
         chan.read_exact(&mut go, Some(Duration::from_secs(60)))?;
         if go[0] != rounds::GO {
-            println!("ring_producer: FAIL: the consumer sent {:#04x}, not go", go[0]);
+            println!(
+                "ring_producer: FAIL: the consumer sent {:#04x}, not go",
+                go[0]
+            );
             return Err(xenpv::Error::App("unexpected byte from the consumer"));
         }
         let start = xenpv::time::now_ns();
@@ -63,13 +73,23 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     // Written into the ring, not necessarily read yet: the consumer's
     // figures are the ones to quote.
     if check {
-        println!("ring_producer: sent {sent} bytes, checksum {:016x}, {:.2} MiB/s", sum.finish(), stream::mib_per_s(sent, busy_ns));
+        println!(
+            "ring_producer: sent {sent} bytes, checksum {:016x}, {:.2} MiB/s",
+            sum.finish(),
+            stream::mib_per_s(sent, busy_ns)
+        );
     } else {
-        println!("ring_producer: sent {sent} bytes (unchecked), {:.2} MiB/s", stream::mib_per_s(sent, busy_ns));
+        println!(
+            "ring_producer: sent {sent} bytes (unchecked), {:.2} MiB/s",
+            stream::mib_per_s(sent, busy_ns)
+        );
     }
     let mut ack = [0u8; 2];
     chan.read_exact(&mut ack, Some(Duration::from_secs(30)))?;
-    println!("ring_producer: consumer says {:?}", core::str::from_utf8(&ack).unwrap_or("?"));
+    println!(
+        "ring_producer: consumer says {:?}",
+        core::str::from_utf8(&ack).unwrap_or("?")
+    );
     drop(chan);
     println!("ring_producer: PASS");
     Ok(())

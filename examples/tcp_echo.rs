@@ -18,14 +18,31 @@ use xenpv::{println, Xen};
 xenpv::main!(main);
 
 fn main(xen: Xen) -> Result<(), xenpv::Error> {
-    let limit: u64 = xen.arg("bytes").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    let dev = NetFront::connect(xen.grants()?, xen.events(), xen.store()?, 0, Options::default())?;
-    let ip = dev.configured_ip().ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
+    let limit: u64 = xen
+        .arg("bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let dev = NetFront::connect(
+        xen.grants()?,
+        xen.events(),
+        xen.store()?,
+        0,
+        Options::default(),
+    )?;
+    let ip = dev
+        .configured_ip()
+        .ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
     let mac = dev.mac();
     let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)));
-    let sock = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536]));
+    let sock = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 65536]),
+        tcp::SocketBuffer::new(vec![0; 65536]),
+    );
     let h = net.add(sock);
-    net.sockets.get_mut::<tcp::Socket>(h).listen(7).map_err(|_| xenpv::Error::App("listen"))?;
+    net.sockets
+        .get_mut::<tcp::Socket>(h)
+        .listen(7)
+        .map_err(|_| xenpv::Error::App("listen"))?;
     println!(
         "tcp_echo: {ip} ({:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}) listening on port 7",
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]

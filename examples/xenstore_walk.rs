@@ -16,7 +16,12 @@ xenpv::main!(main);
 /// The `name` in examples/xenstore_walk.cfg.
 const CFG_NAME: &str = "xenstore_walk";
 
-fn walk<T: Transport>(c: &mut Client<T>, path: &str, depth: usize, budget: &mut u32) -> Result<(), XsError> {
+fn walk<T: Transport>(
+    c: &mut Client<T>,
+    path: &str,
+    depth: usize,
+    budget: &mut u32,
+) -> Result<(), XsError> {
     if *budget == 0 {
         return Ok(());
     }
@@ -27,7 +32,11 @@ fn walk<T: Transport>(c: &mut Client<T>, path: &str, depth: usize, budget: &mut 
         Err(e) => return Err(e),
     };
     let name = path.rsplit('/').next().unwrap_or(path);
-    println!("xenstore_walk: {:indent$}{name} = \"{value}\"", "", indent = depth * 2);
+    println!(
+        "xenstore_walk: {:indent$}{name} = \"{value}\"",
+        "",
+        indent = depth * 2
+    );
     let children = match c.directory(path) {
         Ok(c) => c,
         Err(XsError::Errno(_)) => return Ok(()),
@@ -69,7 +78,11 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
     c.write(&counter, b"41")?;
     let n = c.transaction(|tx| {
         let v = tx.read(&counter)?;
-        let n: u32 = core::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0) + 1;
+        let n: u32 = core::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+            + 1;
         tx.write(&counter, format!("{n}").as_bytes())?;
         Ok(n)
     })?;
@@ -82,7 +95,11 @@ fn main(xen: xenpv::Xen) -> Result<(), xenpv::Error> {
         c.read(&key)?;
     }
     let dt = time::now_ns() - t0;
-    println!("xenstore_walk: {rounds} reads in {} us ({} us per request)", dt / 1000, dt / 1000 / rounds);
+    println!(
+        "xenstore_walk: {rounds} reads in {} us ({} us per request)",
+        dt / 1000,
+        dt / 1000 / rounds
+    );
     c.rm(&key)?;
     c.rm(&counter)?;
     println!("xenstore_walk: all checks passed");

@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(Errno::from_name("EAGAIN"), Some(Errno::EAGAIN));
         assert_eq!(Errno::EACCES.name(), Some("EACCES"));
         assert_eq!(Errno::from_name("EWHAT"), None);
-        assert_eq!(format!("{}", Errno::ENOENT), "No such file or directory (ENOENT)");
+        assert_eq!(
+            format!("{}", Errno::ENOENT),
+            "No such file or directory (ENOENT)"
+        );
         assert_eq!(format!("{:?}", Errno(999)), "Errno(999)");
     }
 }
@@ -240,12 +243,18 @@ mod umbrella_tests {
 
     #[test]
     fn question_mark_converts() {
-        assert_eq!(xs(), Err(Error::Xenstore(crate::xenstore::XsError::Timeout)));
+        assert_eq!(
+            xs(),
+            Err(Error::Xenstore(crate::xenstore::XsError::Timeout))
+        );
         let e = grant().unwrap_err();
         assert!(matches!(e, Error::Grant(_)));
         assert!(alloc::format!("{e}").starts_with("grant table: "), "{e}");
         assert_eq!(alloc::format!("{}", Error::App("no peer")), "no peer");
         let e: Error = Errno::EINVAL.into();
-        assert_eq!(alloc::format!("{e}"), alloc::format!("hypercall failed: {}", Errno::EINVAL));
+        assert_eq!(
+            alloc::format!("{e}"),
+            alloc::format!("hypercall failed: {}", Errno::EINVAL)
+        );
     }
 }

@@ -77,7 +77,11 @@ impl Xen {
     /// The backends a [`Vchan`](crate::vchan::Vchan) needs: this grant
     /// table, these event channels and this xenstore.
     pub fn vchan(&self) -> Result<XenBackends, crate::Error> {
-        Ok(Backends { grants: self.grants()?, events: &EVENTS, store: self.store()? })
+        Ok(Backends {
+            grants: self.grants()?,
+            events: &EVENTS,
+            store: self.store()?,
+        })
     }
 
     /// Xen's system time, in ns since Xen booted.
@@ -93,7 +97,10 @@ impl Xen {
     /// The domain's command line (`extra=` in its xl config; the words
     /// after `cargo run --`), split on whitespace.
     pub fn args(&self) -> impl Iterator<Item = &'static str> {
-        crate::start_info::boot_info().cmd_line().unwrap_or("").split_ascii_whitespace()
+        crate::start_info::boot_info()
+            .cmd_line()
+            .unwrap_or("")
+            .split_ascii_whitespace()
     }
 
     /// The value of `key=value` on the command line, if present.

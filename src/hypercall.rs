@@ -11,8 +11,8 @@
 use crate::abi::{self, mmu_update, mmuext_op, trap_info};
 use crate::arch::x86_64::hypercall::call5;
 use crate::error::Errno;
-use crate::types::ShutdownReason;
 use crate::types::EvtchnPort;
+use crate::types::ShutdownReason;
 
 extern "C" {
     /// The hypercall page (boot/entry.S), filled in by Xen before entry.
@@ -28,16 +28,35 @@ extern "C" {
 unsafe fn raw(nr: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
     // SAFETY: Xen wrote the hypercall page before jumping to _start (the
     // HYPERCALL_PAGE ELF note); the caller vouches for the arguments.
-    unsafe { call5(core::ptr::addr_of!(xenpv_hypercall_page), nr as usize, a1, a2, a3, a4, a5) }
+    unsafe {
+        call5(
+            core::ptr::addr_of!(xenpv_hypercall_page),
+            nr as usize,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+        )
+    }
 }
 
 /// `SCHEDOP_shutdown`. Returns only if Xen refused.
 #[doc(alias = "SCHEDOP_shutdown")]
 pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
-    let mut arg = abi::sched_shutdown { reason: reason as u32 };
+    let mut arg = abi::sched_shutdown {
+        reason: reason as u32,
+    };
     // SAFETY: `arg` is a valid sched_shutdown for the call's duration.
     let r = unsafe {
-        raw(abi::__HYPERVISOR_sched_op, abi::SCHEDOP_shutdown as u64, &mut arg as *mut _ as u64, 0, 0, 0)
+        raw(
+            abi::__HYPERVISOR_sched_op,
+            abi::SCHEDOP_shutdown as u64,
+            &mut arg as *mut _ as u64,
+            0,
+            0,
+            0,
+        )
     };
     Errno::check(r).err().unwrap_or(Errno::EINVAL)
 }
@@ -46,7 +65,16 @@ pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
 #[doc(alias = "SCHEDOP_yield")]
 pub fn sched_yield() {
     // SAFETY: SCHEDOP_yield takes no pointer.
-    unsafe { raw(abi::__HYPERVISOR_sched_op, abi::SCHEDOP_yield as u64, 0, 0, 0, 0) };
+    unsafe {
+        raw(
+            abi::__HYPERVISOR_sched_op,
+            abi::SCHEDOP_yield as u64,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
 }
 
 /// `SCHEDOP_poll`: sleeps until one of `ports` is pending or system time
@@ -60,7 +88,16 @@ pub fn sched_poll(ports: &[EvtchnPort], timeout_abs_ns: u64) -> Result<(), Errno
     };
     // SAFETY: `ports` is a live slice of u32 ports (EvtchnPort is
     // repr(transparent)) that Xen only reads, and `arg` is a sched_poll.
-    let r = unsafe { raw(abi::__HYPERVISOR_sched_op, abi::event::SCHEDOP_poll as u64, &mut arg as *mut _ as u64, 0, 0, 0) };
+    let r = unsafe {
+        raw(
+            abi::__HYPERVISOR_sched_op,
+            abi::event::SCHEDOP_poll as u64,
+            &mut arg as *mut _ as u64,
+            0,
+            0,
+            0,
+        )
+    };
     Errno::check(r).map(drop)
 }
 
@@ -82,7 +119,16 @@ pub unsafe fn set_callbacks(event: u64, failsafe: u64) -> Result<(), Errno> {
 #[doc(alias = "SCHEDOP_block")]
 pub fn sched_block() {
     // SAFETY: SCHEDOP_block takes no pointer.
-    unsafe { raw(abi::__HYPERVISOR_sched_op, abi::SCHEDOP_block as u64, 0, 0, 0, 0) };
+    unsafe {
+        raw(
+            abi::__HYPERVISOR_sched_op,
+            abi::SCHEDOP_block as u64,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
 }
 
 /// `CONSOLEIO_write`: Xen's own console. Refused for a domU on a
@@ -91,7 +137,14 @@ pub fn sched_block() {
 pub fn console_io_write(bytes: &[u8]) -> Result<(), Errno> {
     // SAFETY: Xen reads `len` bytes from `bytes`, which the slice guarantees.
     let r = unsafe {
-        raw(abi::__HYPERVISOR_console_io, abi::CONSOLEIO_write as u64, bytes.len() as u64, bytes.as_ptr() as u64, 0, 0)
+        raw(
+            abi::__HYPERVISOR_console_io,
+            abi::CONSOLEIO_write as u64,
+            bytes.len() as u64,
+            bytes.as_ptr() as u64,
+            0,
+            0,
+        )
     };
     Errno::check(r).map(drop)
 }
@@ -106,7 +159,16 @@ pub fn console_io_write(bytes: &[u8]) -> Result<(), Errno> {
 pub unsafe fn set_trap_table(table: &[trap_info]) -> Result<(), Errno> {
     // SAFETY: Xen reads the table up to its terminator, inside the slice
     // (the caller's contract covers the handlers).
-    let r = unsafe { raw(abi::__HYPERVISOR_set_trap_table, table.as_ptr() as u64, 0, 0, 0, 0) };
+    let r = unsafe {
+        raw(
+            abi::__HYPERVISOR_set_trap_table,
+            table.as_ptr() as u64,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
     Errno::check(r).map(drop)
 }
 
@@ -119,7 +181,14 @@ pub unsafe fn mmu_update(reqs: &[mmu_update]) -> Result<(), Errno> {
     let mut done: u32 = 0;
     // SAFETY: Xen reads `reqs` and writes `done`; DOMID_SELF (0x7FF0).
     let r = unsafe {
-        raw(abi::__HYPERVISOR_mmu_update, reqs.as_ptr() as u64, reqs.len() as u64, &mut done as *mut u32 as u64, 0x7FF0, 0)
+        raw(
+            abi::__HYPERVISOR_mmu_update,
+            reqs.as_ptr() as u64,
+            reqs.len() as u64,
+            &mut done as *mut u32 as u64,
+            0x7FF0,
+            0,
+        )
     };
     Errno::check(r).map(drop)
 }
@@ -133,7 +202,14 @@ pub unsafe fn mmuext_op(ops: &[mmuext_op]) -> Result<(), Errno> {
     let mut done: u32 = 0;
     // SAFETY: Xen reads `ops` and writes `done`.
     let r = unsafe {
-        raw(abi::__HYPERVISOR_mmuext_op, ops.as_ptr() as u64, ops.len() as u64, &mut done as *mut u32 as u64, 0x7FF0, 0)
+        raw(
+            abi::__HYPERVISOR_mmuext_op,
+            ops.as_ptr() as u64,
+            ops.len() as u64,
+            &mut done as *mut u32 as u64,
+            0x7FF0,
+            0,
+        )
     };
     Errno::check(r).map(drop)
 }
@@ -170,7 +246,16 @@ pub unsafe fn memory_reservation(cmd: u64, frames: &mut [u64]) -> Result<usize, 
     // SAFETY: `r` and the list it points at are exclusive borrows, valid
     // for Xen's reads and writes for the call; the caller vouches for
     // the frames.
-    let n = unsafe { raw(abi::__HYPERVISOR_memory_op, cmd, &mut r as *mut _ as u64, 0, 0, 0) };
+    let n = unsafe {
+        raw(
+            abi::__HYPERVISOR_memory_op,
+            cmd,
+            &mut r as *mut _ as u64,
+            0,
+            0,
+            0,
+        )
+    };
     Errno::check(n).map(|n| n as usize)
 }
 
@@ -184,7 +269,16 @@ pub unsafe fn memory_reservation(cmd: u64, frames: &mut [u64]) -> Result<usize, 
 #[doc(alias = "HYPERVISOR_grant_table_op")]
 pub unsafe fn grant_table_op(cmd: u32, ops: *mut u8, count: u32) -> Result<(), Errno> {
     // SAFETY: forwarded to the caller.
-    let r = unsafe { raw(abi::__HYPERVISOR_grant_table_op, cmd as u64, ops as u64, count as u64, 0, 0) };
+    let r = unsafe {
+        raw(
+            abi::__HYPERVISOR_grant_table_op,
+            cmd as u64,
+            ops as u64,
+            count as u64,
+            0,
+            0,
+        )
+    };
     Errno::check(r).map(drop)
 }
 
@@ -196,7 +290,16 @@ pub unsafe fn grant_table_op(cmd: u32, ops: *mut u8, count: u32) -> Result<(), E
 #[doc(alias = "HYPERVISOR_event_channel_op")]
 pub unsafe fn event_channel_op(cmd: u32, arg: *mut u8) -> Result<(), Errno> {
     // SAFETY: forwarded to the caller.
-    let r = unsafe { raw(abi::__HYPERVISOR_event_channel_op, cmd as u64, arg as u64, 0, 0, 0) };
+    let r = unsafe {
+        raw(
+            abi::__HYPERVISOR_event_channel_op,
+            cmd as u64,
+            arg as u64,
+            0,
+            0,
+            0,
+        )
+    };
     Errno::check(r).map(drop)
 }
 
@@ -214,7 +317,14 @@ pub fn evtchn_send(port: EvtchnPort) -> Result<(), Errno> {
 pub fn vcpu_stop_periodic_timer() -> Result<(), Errno> {
     // SAFETY: VCPUOP_stop_periodic_timer takes no argument; vCPU 0 is ours.
     let r = unsafe {
-        raw(abi::__HYPERVISOR_vcpu_op, abi::event::VCPUOP_stop_periodic_timer as u64, 0, 0, 0, 0)
+        raw(
+            abi::__HYPERVISOR_vcpu_op,
+            abi::event::VCPUOP_stop_periodic_timer as u64,
+            0,
+            0,
+            0,
+            0,
+        )
     };
     Errno::check(r).map(drop)
 }
@@ -223,7 +333,10 @@ pub fn vcpu_stop_periodic_timer() -> Result<(), Errno> {
 /// time `timeout_abs_ns` (at once if that is past).
 #[doc(alias = "VCPUOP_set_singleshot_timer")]
 pub fn vcpu_set_singleshot_timer(timeout_abs_ns: u64) -> Result<(), Errno> {
-    let mut arg = abi::event::vcpu_set_singleshot_timer { timeout_abs_ns, flags: 0 };
+    let mut arg = abi::event::vcpu_set_singleshot_timer {
+        timeout_abs_ns,
+        flags: 0,
+    };
     // SAFETY: `arg` is a vcpu_set_singleshot_timer valid for the call;
     // vCPU 0 is ours.
     let r = unsafe {
@@ -243,13 +356,31 @@ pub fn vcpu_set_singleshot_timer(timeout_abs_ns: u64) -> Result<(), Errno> {
 #[doc(alias = "HYPERVISOR_set_timer_op")]
 pub fn set_timer_op(timeout_abs_ns: u64) -> Result<(), Errno> {
     // SAFETY: set_timer_op takes the deadline by value.
-    let r = unsafe { raw(abi::event::__HYPERVISOR_set_timer_op, timeout_abs_ns, 0, 0, 0, 0) };
+    let r = unsafe {
+        raw(
+            abi::event::__HYPERVISOR_set_timer_op,
+            timeout_abs_ns,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
     Errno::check(r).map(drop)
 }
 
 /// `XENVER_version`: the hypervisor's (major, minor) version.
 pub fn xen_version() -> (u16, u16) {
     // SAFETY: XENVER_version takes no pointer.
-    let v = unsafe { raw(abi::__HYPERVISOR_xen_version, abi::XENVER_VERSION, 0, 0, 0, 0) } as u32;
+    let v = unsafe {
+        raw(
+            abi::__HYPERVISOR_xen_version,
+            abi::XENVER_VERSION,
+            0,
+            0,
+            0,
+            0,
+        )
+    } as u32;
     ((v >> 16) as u16, v as u16)
 }

@@ -99,11 +99,11 @@
 extern crate alloc;
 
 pub mod abi;
-#[cfg(all(doctest, feature = "host-fakes"))]
-mod compile_fail;
 #[doc(hidden)]
 pub mod arch;
 pub mod block;
+#[cfg(all(doctest, feature = "host-fakes"))]
+mod compile_fail;
 pub mod console;
 pub mod error;
 pub mod event;
@@ -128,9 +128,8 @@ pub mod xenstore;
 
 pub use error::{Errno, Error, Result};
 #[cfg(target_os = "none")]
+pub use event::sleep;
+#[cfg(target_os = "none")]
 pub use handle::Xen;
 pub use runtime::{exit, poweroff, shutdown, ShutdownReason};
-#[cfg(target_os = "none")]
-pub use event::sleep;
 pub use types::{DomId, EvtchnPort, GrantRef, Mfn, Pfn};
-

@@ -136,7 +136,6 @@ mod guest {
         fn __xenpv_app_main() -> !;
     }
 
-
     /// Called by `_start` (boot/entry.S) on the boot stack.
     #[no_mangle]
     extern "C" fn xenpv_rust_start(si: *const start_info) -> ! {
@@ -198,7 +197,9 @@ mod guest {
     /// After a failure: the test harness's restart point if a test was
     /// running, else the end of the domain.
     fn go_on_or_crash(restart: Option<extern "C" fn() -> !>) -> ! {
-        let Some(f) = restart else { shutdown(ShutdownReason::Crash) };
+        let Some(f) = restart else {
+            shutdown(ShutdownReason::Crash)
+        };
         // SAFETY: the panic/fatal-exception path of the only vCPU never
         // returns to the failed test's frames; the harness's state and tests
         // are statics, so nothing outside the boot stack points into it.
@@ -222,8 +223,16 @@ mod guest {
         let name = vector_name(f.vector);
         if f.vector == 14 {
             let cr2 = crate::shared_info::fault_address();
-            let access = if f.error_code & 2 != 0 { "write" } else { "read" };
-            let why = if f.error_code & 1 != 0 { "protection violation" } else { "page not present" };
+            let access = if f.error_code & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            let why = if f.error_code & 1 != 0 {
+                "protection violation"
+            } else {
+                "page not present"
+            };
             emergency_print(format_args!(
                 "xenpv: fatal exception: page fault at address {cr2:#018x} ({access}, {why}, error code {:#x})\n",
                 f.error_code
@@ -240,8 +249,26 @@ mod guest {
              \x20 rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}\n\
              \x20 r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}\n\
              \x20 r13 {:#018x}  r14 {:#018x}  r15 {:#018x}\n",
-            f.rip, f.rsp, f.rflags, f.cs & 0xffff, f.ss & 0xffff, f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9,
-            f.r10, f.r11, f.r12, f.r13, f.r14, f.r15
+            f.rip,
+            f.rsp,
+            f.rflags,
+            f.cs & 0xffff,
+            f.ss & 0xffff,
+            f.rax,
+            f.rbx,
+            f.rcx,
+            f.rdx,
+            f.rsi,
+            f.rdi,
+            f.rbp,
+            f.r8,
+            f.r9,
+            f.r10,
+            f.r11,
+            f.r12,
+            f.r13,
+            f.r14,
+            f.r15
         ));
         go_on_or_crash(crate::testing::recover(format_args!(
             "fatal exception: {name} (vector {}, error code {:#x}) at rip {:#018x}",

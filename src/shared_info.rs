@@ -39,7 +39,12 @@ static MAPPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::
 pub(crate) fn init(maddr: u64) {
     use crate::mm::paging::pte;
     let va = SLOT.0.get() as u64;
-    let entry = (maddr & pte::ADDR_MASK) | pte::PRESENT | pte::WRITABLE | pte::USER | pte::ACCESSED | pte::DIRTY;
+    let entry = (maddr & pte::ADDR_MASK)
+        | pte::PRESENT
+        | pte::WRITABLE
+        | pte::USER
+        | pte::ACCESSED
+        | pte::DIRTY;
     // SAFETY: SLOT is never accessed as ordinary memory; replacing its
     // mapping only changes what the volatile accesses see.
     if unsafe { crate::hypercall::update_va_mapping(va, entry, crate::abi::UVMF_INVLPG) }.is_ok() {

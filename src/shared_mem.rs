@@ -56,12 +56,20 @@ impl<'a> SharedMem<'a> {
     /// (never through a Rust reference) during `'a`. No alignment is
     /// required: the atomic accessors check the absolute address.
     pub const unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
-        SharedMem { base, len, _owner: PhantomData }
+        SharedMem {
+            base,
+            len,
+            _owner: PhantomData,
+        }
     }
 
     /// A view of no bytes: every access is out of bounds.
     pub const fn empty() -> SharedMem<'static> {
-        SharedMem { base: NonNull::dangling(), len: 0, _owner: PhantomData }
+        SharedMem {
+            base: NonNull::dangling(),
+            len: 0,
+            _owner: PhantomData,
+        }
     }
 
     /// Allocates a zeroed, page-aligned region that lives for the rest of
@@ -100,7 +108,11 @@ impl<'a> SharedMem<'a> {
         // SAFETY: `offset + len <= self.len` (checked above): the new base
         // stays inside the region the constructor's contract covers for 'a.
         let base = unsafe { self.base.add(offset) };
-        Ok(SharedMem { base, len, _owner: PhantomData })
+        Ok(SharedMem {
+            base,
+            len,
+            _owner: PhantomData,
+        })
     }
 
     /// A sub-view of one record of `len` bytes at `offset` (`len` a power
@@ -126,11 +138,21 @@ impl<'a> SharedMem<'a> {
     }
 
     fn atomic<T>(&self, offset: usize) -> Result<*const T, OutOfBounds> {
-        self.check(offset, core::mem::size_of::<T>(), core::mem::align_of::<T>())?;
+        self.check(
+            offset,
+            core::mem::size_of::<T>(),
+            core::mem::align_of::<T>(),
+        )?;
         // `base` has no alignment promise (a slice may start anywhere):
         // check the absolute address.
-        if !(self.base.as_ptr() as usize).wrapping_add(offset).is_multiple_of(core::mem::align_of::<T>()) {
-            return Err(OutOfBounds { offset, len: core::mem::size_of::<T>() });
+        if !(self.base.as_ptr() as usize)
+            .wrapping_add(offset)
+            .is_multiple_of(core::mem::align_of::<T>())
+        {
+            return Err(OutOfBounds {
+                offset,
+                len: core::mem::size_of::<T>(),
+            });
         }
         // SAFETY: in bounds, checked above.
         Ok(unsafe { self.base.as_ptr().add(offset) }.cast::<T>())
@@ -176,9 +198,17 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Compare-and-swap on the `u16` at `offset`; returns the value seen.
-    pub fn cas_u16(&self, offset: usize, current: u16, new: u16) -> Result<Result<u16, u16>, OutOfBounds> {
+    pub fn cas_u16(
+        &self,
+        offset: usize,
+        current: u16,
+        new: u16,
+    ) -> Result<Result<u16, u16>, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 2).map(|c| c.u16().compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst));
+        return self.loom(offset, 2).map(|c| {
+            c.u16()
+                .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
+        });
         let p = self.atomic::<AtomicU16>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst) })
@@ -225,7 +255,9 @@ impl<'a> SharedMem<'a> {
     /// Atomically replaces the `u64` at `offset` (`xchg`); returns the old value.
     pub fn swap_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 8).map(|c| c.u64().swap(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 8)
+            .map(|c| c.u64().swap(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
@@ -234,7 +266,9 @@ impl<'a> SharedMem<'a> {
     /// Atomic `lock and` on the `u64` at `offset`; returns the old value.
     pub fn fetch_and_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 8).map(|c| c.u64().fetch_and(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 8)
+            .map(|c| c.u64().fetch_and(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
@@ -243,7 +277,9 @@ impl<'a> SharedMem<'a> {
     /// Atomic `lock or` on the `u64` at `offset`; returns the old value.
     pub fn fetch_or_u64(&self, offset: usize, v: u64) -> Result<u64, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 8).map(|c| c.u64().fetch_or(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 8)
+            .map(|c| c.u64().fetch_or(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU64>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
@@ -252,7 +288,9 @@ impl<'a> SharedMem<'a> {
     /// Atomically replaces the byte at `offset`; returns the old value.
     pub fn swap_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 1).map(|c| c.u8().swap(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 1)
+            .map(|c| c.u8().swap(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).swap(v, Ordering::SeqCst) })
@@ -261,7 +299,9 @@ impl<'a> SharedMem<'a> {
     /// Atomically ORs `v` into the byte at `offset`; returns the old value.
     pub fn fetch_or_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 1).map(|c| c.u8().fetch_or(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 1)
+            .map(|c| c.u8().fetch_or(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_or(v, Ordering::SeqCst) })
@@ -270,7 +310,9 @@ impl<'a> SharedMem<'a> {
     /// Atomically ANDs `v` into the byte at `offset`; returns the old value.
     pub fn fetch_and_u8(&self, offset: usize, v: u8) -> Result<u8, OutOfBounds> {
         #[cfg(loom)]
-        return self.loom(offset, 1).map(|c| c.u8().fetch_and(v, Ordering::SeqCst));
+        return self
+            .loom(offset, 1)
+            .map(|c| c.u8().fetch_and(v, Ordering::SeqCst));
         let p = self.atomic::<AtomicU8>(offset)?;
         // SAFETY: as in load_u32.
         Ok(unsafe { (*p).fetch_and(v, Ordering::SeqCst) })
@@ -286,7 +328,11 @@ impl<'a> SharedMem<'a> {
         // our exclusive buffer, so no overlap; a racing peer leaves the bytes
         // unspecified, never UB (the asm is opaque: `arch::x86_64::copy`).
         unsafe {
-            crate::arch::x86_64::copy::copy_bytes(dst.as_mut_ptr(), self.base.as_ptr().add(offset), dst.len())
+            crate::arch::x86_64::copy::copy_bytes(
+                dst.as_mut_ptr(),
+                self.base.as_ptr().add(offset),
+                dst.len(),
+            )
         };
         #[cfg(miri)]
         self.read_volatile(offset, dst);
@@ -303,7 +349,11 @@ impl<'a> SharedMem<'a> {
         // is a Rust slice, never peer memory, so no overlap; a racing peer
         // leaves the bytes unspecified, never UB (`arch::x86_64::copy`).
         unsafe {
-            crate::arch::x86_64::copy::copy_bytes(self.base.as_ptr().add(offset), src.as_ptr(), src.len())
+            crate::arch::x86_64::copy::copy_bytes(
+                self.base.as_ptr().add(offset),
+                src.as_ptr(),
+                src.len(),
+            )
         };
         #[cfg(miri)]
         self.write_volatile(offset, src);
@@ -366,9 +416,20 @@ mod tests {
     fn bounds_are_checked() {
         let m = SharedMem::leak_zeroed(64);
         assert!(m.load_u32(60, Ordering::Relaxed).is_ok());
-        assert_eq!(m.load_u32(62, Ordering::Relaxed), Err(OutOfBounds { offset: 62, len: 4 }));
-        assert_eq!(m.load_u32(64, Ordering::Relaxed), Err(OutOfBounds { offset: 64, len: 4 }));
-        assert_eq!(m.load_u32(usize::MAX - 1, Ordering::Relaxed).unwrap_err().offset, usize::MAX - 1);
+        assert_eq!(
+            m.load_u32(62, Ordering::Relaxed),
+            Err(OutOfBounds { offset: 62, len: 4 })
+        );
+        assert_eq!(
+            m.load_u32(64, Ordering::Relaxed),
+            Err(OutOfBounds { offset: 64, len: 4 })
+        );
+        assert_eq!(
+            m.load_u32(usize::MAX - 1, Ordering::Relaxed)
+                .unwrap_err()
+                .offset,
+            usize::MAX - 1
+        );
         let mut buf = [0u8; 8];
         assert!(m.read(57, &mut buf).is_err());
         assert!(m.read(56, &mut buf).is_ok());
@@ -380,10 +441,25 @@ mod tests {
     fn a_record_is_in_bounds_and_aligned_to_its_size() {
         let m = SharedMem::leak_zeroed(64);
         let r = m.record(56, 8).unwrap();
-        assert_eq!((r.as_ptr() as usize - m.as_ptr() as usize, r.len()), (56, 8));
-        assert_eq!(m.record(60, 8).unwrap_err(), OutOfBounds { offset: 60, len: 8 }, "out of bounds");
-        assert_eq!(m.record(4, 8).unwrap_err(), OutOfBounds { offset: 4, len: 8 }, "misaligned");
-        assert_eq!(m.record(0, 12).unwrap_err(), OutOfBounds { offset: 0, len: 12 }, "not a power of two");
+        assert_eq!(
+            (r.as_ptr() as usize - m.as_ptr() as usize, r.len()),
+            (56, 8)
+        );
+        assert_eq!(
+            m.record(60, 8).unwrap_err(),
+            OutOfBounds { offset: 60, len: 8 },
+            "out of bounds"
+        );
+        assert_eq!(
+            m.record(4, 8).unwrap_err(),
+            OutOfBounds { offset: 4, len: 8 },
+            "misaligned"
+        );
+        assert_eq!(
+            m.record(0, 12).unwrap_err(),
+            OutOfBounds { offset: 0, len: 12 },
+            "not a power of two"
+        );
         // The alignment is the absolute address's, not the offset's.
         let shifted = m.slice(4, 60).unwrap();
         assert!(shifted.record(0, 8).is_err());
@@ -402,7 +478,10 @@ mod tests {
         assert_eq!(m.as_ptr() as usize % 4096, 0, "leak_zeroed is page-aligned");
         let e = SharedMem::empty();
         assert!(e.is_empty());
-        assert_eq!(e.load_u8(0, Ordering::Relaxed), Err(OutOfBounds { offset: 0, len: 1 }));
+        assert_eq!(
+            e.load_u8(0, Ordering::Relaxed),
+            Err(OutOfBounds { offset: 0, len: 1 })
+        );
         assert!(e.write(0, &[1]).is_err());
         assert!(e.read(0, &mut []).is_ok());
     }
@@ -414,8 +493,11 @@ mod tests {
         // split points the full ranges are for: a smaller grid suffices.
         // Lengths on both sides of the short-copy loop's limit
         // (arch::x86_64::copy::SMALL_COPY, 128) as well.
-        let (offs, lens): (usize, Vec<usize>) =
-            if cfg!(miri) { (9, (0..19).collect()) } else { (17, (0..40).chain(120..137).chain(200..239).collect()) };
+        let (offs, lens): (usize, Vec<usize>) = if cfg!(miri) {
+            (9, (0..19).collect())
+        } else {
+            (17, (0..40).chain(120..137).chain(200..239).collect())
+        };
         for off in 0..offs {
             for &len in &lens {
                 let src: Vec<u8> = (0..len).map(|i| (i * 31 + off * 7 + 1) as u8).collect();
@@ -443,10 +525,19 @@ mod tests {
                 m.fill(off, len, 0xa7).unwrap();
                 let mut all = [0u8; 256];
                 m.read(0, &mut all).unwrap();
-                assert!(all[off..off + len].iter().all(|&b| b == 0xa7), "offset {off} length {len}");
+                assert!(
+                    all[off..off + len].iter().all(|&b| b == 0xa7),
+                    "offset {off} length {len}"
+                );
                 // Nothing outside the range was touched.
-                assert!(all[..off].iter().all(|&b| b == 0x55), "offset {off} length {len}");
-                assert!(all[off + len..].iter().all(|&b| b == 0x55), "offset {off} length {len}");
+                assert!(
+                    all[..off].iter().all(|&b| b == 0x55),
+                    "offset {off} length {len}"
+                );
+                assert!(
+                    all[off + len..].iter().all(|&b| b == 0x55),
+                    "offset {off} length {len}"
+                );
             }
         }
         assert!(m.fill(250, 7, 0).is_err(), "past the end");
@@ -460,14 +551,19 @@ mod tests {
         m.store_u8(1, 0x5a, Ordering::Relaxed).unwrap();
         m.store_u16(2, 0xa55a, Ordering::Relaxed).unwrap();
         m.store_u32(4, 0x1234_5678, Ordering::Relaxed).unwrap();
-        m.store_u64(8, 0x0123_4567_89ab_cdef, Ordering::Relaxed).unwrap();
+        m.store_u64(8, 0x0123_4567_89ab_cdef, Ordering::Relaxed)
+            .unwrap();
         assert_eq!(m.load_u8(1, Ordering::Relaxed), Ok(0x5a));
         assert_eq!(m.load_u16(2, Ordering::Relaxed), Ok(0xa55a));
         assert_eq!(m.load_u32(4, Ordering::Relaxed), Ok(0x1234_5678));
         assert_eq!(m.load_u64(8, Ordering::Relaxed), Ok(0x0123_4567_89ab_cdef));
         let mut bytes = [0u8; 16];
         m.read(0, &mut bytes).unwrap();
-        assert_eq!(bytes[..4], [0, 0x5a, 0x5a, 0xa5], "little-endian, nothing spilled into byte 0");
+        assert_eq!(
+            bytes[..4],
+            [0, 0x5a, 0x5a, 0xa5],
+            "little-endian, nothing spilled into byte 0"
+        );
         // Read-modify-writes return what was there and leave the result.
         assert_eq!(m.swap_u8(1, 0x33), Ok(0x5a));
         assert_eq!(m.fetch_or_u8(1, 0x0c), Ok(0x33));
@@ -484,7 +580,10 @@ mod tests {
         let odd = m.slice(1, 16).unwrap();
         assert!(odd.load_u16(0, Ordering::Relaxed).is_err());
         assert_eq!(odd.load_u8(0, Ordering::Relaxed), Ok(0x30));
-        assert_eq!(m.slice(2, 16).unwrap().load_u16(0, Ordering::Relaxed), Ok(0x7777));
+        assert_eq!(
+            m.slice(2, 16).unwrap().load_u16(0, Ordering::Relaxed),
+            Ok(0x7777)
+        );
     }
 
     #[test]

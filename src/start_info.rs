@@ -104,12 +104,18 @@ impl BootInfo {
 
     /// The value of `key=value` on the command line (xl's `extra=`), if any.
     pub fn arg(&self, key: &str) -> Option<&str> {
-        self.cmd_line()?.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        self.cmd_line()?
+            .split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 
     /// The command line up to its first NUL, if it is UTF-8.
     pub fn cmd_line(&self) -> Option<&str> {
-        let len = self.cmd_line.iter().position(|&b| b == 0).unwrap_or(self.cmd_line.len());
+        let len = self
+            .cmd_line
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.cmd_line.len());
         core::str::from_utf8(&self.cmd_line[..len]).ok()
     }
 }
@@ -173,12 +179,21 @@ mod tests {
         assert_eq!(BootInfo::parse(&si, BASE), Err(StartInfoError::BadMagic));
         let mut si = sample();
         si.nr_pages = 0;
-        assert_eq!(BootInfo::parse(&si, BASE), Err(StartInfoError::BadPageCount(0)));
+        assert_eq!(
+            BootInfo::parse(&si, BASE),
+            Err(StartInfoError::BadPageCount(0))
+        );
         si.nr_pages = MAX_PAGES + 1;
-        assert_eq!(BootInfo::parse(&si, BASE), Err(StartInfoError::BadPageCount(MAX_PAGES + 1)));
+        assert_eq!(
+            BootInfo::parse(&si, BASE),
+            Err(StartInfoError::BadPageCount(MAX_PAGES + 1))
+        );
         let mut si = sample();
         si.pt_base = 0x1000;
-        assert_eq!(BootInfo::parse(&si, BASE), Err(StartInfoError::BadPageTableBase(0x1000)));
+        assert_eq!(
+            BootInfo::parse(&si, BASE),
+            Err(StartInfoError::BadPageTableBase(0x1000))
+        );
     }
 
     #[test]

@@ -128,7 +128,13 @@ impl Selection {
 
     /// Whether the test named `name` runs.
     pub fn wants(&self, name: &str) -> bool {
-        let matches = |f: &String| if self.exact { name == f } else { name.contains(f.as_str()) };
+        let matches = |f: &String| {
+            if self.exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        };
         (self.filters.is_empty() || self.filters.iter().any(matches))
             && !self.skip.iter().any(|s| name.contains(s.as_str()))
     }
@@ -165,8 +171,14 @@ pub fn run(tests: &'static [Test]) -> ! {
         crate::println!("\n{} tests, 0 benchmarks", tests.len());
         crate::exit(0)
     }
-    let selected: Vec<usize> = (0..tests.len()).filter(|&i| selection.wants(tests[i].name)).collect();
-    crate::println!("\nrunning {} test{}", selected.len(), if selected.len() == 1 { "" } else { "s" });
+    let selected: Vec<usize> = (0..tests.len())
+        .filter(|&i| selection.wants(tests[i].name))
+        .collect();
+    crate::println!(
+        "\nrunning {} test{}",
+        selected.len(),
+        if selected.len() == 1 { "" } else { "s" }
+    );
     *STATE.lock() = Some(State {
         tests,
         filtered_out: tests.len() - selected.len(),
@@ -207,7 +219,10 @@ fn go_on() -> ! {
 /// Notes how the running test ended and moves on.
 #[cfg(target_os = "none")]
 fn record(outcome: Result<(), String>) {
-    let line = STATE.lock().as_mut().and_then(|state| state.record(outcome));
+    let line = STATE
+        .lock()
+        .as_mut()
+        .and_then(|state| state.record(outcome));
     if let Some(line) = line {
         crate::println!("{line}");
     }
@@ -236,7 +251,11 @@ impl State {
 fn report(state: &State) -> i32 {
     let secs = crate::time::now_ns().saturating_sub(state.started_ns) as f64 / 1e9;
     crate::print!("{}", summary(state, secs));
-    if state.failed.is_empty() { 0 } else { 101 }
+    if state.failed.is_empty() {
+        0
+    } else {
+        101
+    }
 }
 
 /// libtest's closing report: the failures with their messages, then the counts.
@@ -253,7 +272,11 @@ fn summary(state: &State, secs: f64) -> String {
             let _ = writeln!(out, "    {name}");
         }
     }
-    let verdict = if state.failed.is_empty() { "ok" } else { "FAILED" };
+    let verdict = if state.failed.is_empty() {
+        "ok"
+    } else {
+        "FAILED"
+    };
     let _ = write!(
         out,
         "\ntest result: {verdict}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {secs:.2}s\n",
@@ -289,7 +312,10 @@ impl fmt::Write for Note {
 /// then crashes the domain as usual).
 #[cfg(target_os = "none")]
 pub(crate) fn recover(message: fmt::Arguments<'_>) -> Option<extern "C" fn() -> !> {
-    let mut note = Note { buf: [0; 512], len: 0 };
+    let mut note = Note {
+        buf: [0; 512],
+        len: 0,
+    };
     let _ = fmt::Write::write_fmt(&mut note, message);
     // The failure may have struck with the harness's own lock held (in
     // `record`): then there is no test to recover, only a crash.
@@ -316,7 +342,14 @@ mod tests {
 
     #[test]
     fn selection() {
-        let s = Selection::parse(["--nocapture", "--test-threads", "1", "add", "--skip", "slow"]);
+        let s = Selection::parse([
+            "--nocapture",
+            "--test-threads",
+            "1",
+            "add",
+            "--skip",
+            "slow",
+        ]);
         assert_eq!(s.filters, ["add"]);
         assert_eq!(s.skip, ["slow"]);
         assert!(s.wants("adds") && s.wants("add_more"));
@@ -332,14 +365,23 @@ mod tests {
     fn results() {
         assert_eq!(().into_outcome(), Ok(()));
         assert_eq!(Ok::<(), u8>(()).into_outcome(), Ok(()));
-        assert_eq!(Err::<(), _>("boom").into_outcome(), Err("Error: \"boom\"".into()));
+        assert_eq!(
+            Err::<(), _>("boom").into_outcome(),
+            Err("Error: \"boom\"".into())
+        );
     }
 
     #[test]
     fn records_and_summary() {
         static TESTS: &[Test] = &[
-            Test { name: "a", run: || Ok(()) },
-            Test { name: "b", run: || Err("bad".into()) },
+            Test {
+                name: "a",
+                run: || Ok(()),
+            },
+            Test {
+                name: "b",
+                run: || Err("bad".into()),
+            },
         ];
         let mut state = State {
             tests: TESTS,
@@ -353,9 +395,15 @@ mod tests {
         };
         assert_eq!(state.record(Ok(())), None, "nothing running");
         state.running = Some("a");
-        assert_eq!(state.record((TESTS[0].run)()).as_deref(), Some("test a ... ok"));
+        assert_eq!(
+            state.record((TESTS[0].run)()).as_deref(),
+            Some("test a ... ok")
+        );
         state.running = Some("b");
-        assert_eq!(state.record((TESTS[1].run)()).as_deref(), Some("test b ... FAILED"));
+        assert_eq!(
+            state.record((TESTS[1].run)()).as_deref(),
+            Some("test b ... FAILED")
+        );
         assert_eq!((state.next, state.passed, state.failed.len()), (2, 1, 1));
         let text = summary(&state, 1.5);
         assert!(text.contains("\n---- b stdout ----\nbad\n"), "{text}");
@@ -370,7 +418,10 @@ mod tests {
     #[test]
     fn notes_are_bounded() {
         use core::fmt::Write as _;
-        let mut note = Note { buf: [0; 512], len: 0 };
+        let mut note = Note {
+            buf: [0; 512],
+            len: 0,
+        };
         for _ in 0..100 {
             let _ = note.write_str("0123456789");
         }

@@ -18,7 +18,11 @@ use core::time::Duration;
 /// Scales a TSC delta to nanoseconds (`pvclock_scale_delta` in Linux,
 /// `scale_delta` in Mini-OS): shift, then a 32.32 fixed-point multiply.
 pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
-    let d = if shift < 0 { delta >> shift.unsigned_abs().min(63) } else { delta << (shift as u32).min(63) };
+    let d = if shift < 0 {
+        delta >> shift.unsigned_abs().min(63)
+    } else {
+        delta << (shift as u32).min(63)
+    };
     ((d as u128 * mul as u128) >> 32) as u64
 }
 
@@ -50,7 +54,8 @@ impl VcpuTime {
             d if (d as i64) < 0 => 0,
             d => d,
         };
-        self.system_time.wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
+        self.system_time
+            .wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
     }
 }
 
@@ -70,10 +75,16 @@ pub fn read_vcpu_time(page: &SharedMem<'_>, vcpu_info: usize) -> Option<VcpuTime
 /// if Xen moved this vCPU to another physical CPU (and rewrote the record
 /// for that CPU's TSC) between the two reads, the version changed and the
 /// pair is read again (Linux's pvclock reader does the same).
-pub fn read_vcpu_time_and_tsc(page: &SharedMem<'_>, vcpu_info: usize, mut tsc: impl FnMut() -> u64) -> Option<(VcpuTime, u64)> {
+pub fn read_vcpu_time_and_tsc(
+    page: &SharedMem<'_>,
+    vcpu_info: usize,
+    mut tsc: impl FnMut() -> u64,
+) -> Option<(VcpuTime, u64)> {
     let t = vcpu_info.checked_add(offsets::TIME)?;
     for _ in 0..MAX_RETRIES {
-        let v1 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Acquire).ok()?;
+        let v1 = page
+            .load_u32(t + offsets::TIME_VERSION, Ordering::Acquire)
+            .ok()?;
         if v1 & 1 != 0 {
             core::hint::spin_loop();
             continue;
@@ -81,15 +92,33 @@ pub fn read_vcpu_time_and_tsc(page: &SharedMem<'_>, vcpu_info: usize, mut tsc: i
         // rmb(): the fields are read after the first version read
         // (Acquire above) and before the second (this fence), the reader
         // half of Xen's `version++; wmb(); update; wmb(); version++`.
-        let tsc_timestamp = page.load_u64(t + offsets::TIME_TSC_TIMESTAMP, Ordering::Relaxed).ok()?;
-        let system_time = page.load_u64(t + offsets::TIME_SYSTEM_TIME, Ordering::Relaxed).ok()?;
-        let tsc_to_system_mul = page.load_u32(t + offsets::TIME_TSC_MUL, Ordering::Relaxed).ok()?;
-        let tsc_shift = page.load_u8(t + offsets::TIME_TSC_SHIFT, Ordering::Relaxed).ok()? as i8;
+        let tsc_timestamp = page
+            .load_u64(t + offsets::TIME_TSC_TIMESTAMP, Ordering::Relaxed)
+            .ok()?;
+        let system_time = page
+            .load_u64(t + offsets::TIME_SYSTEM_TIME, Ordering::Relaxed)
+            .ok()?;
+        let tsc_to_system_mul = page
+            .load_u32(t + offsets::TIME_TSC_MUL, Ordering::Relaxed)
+            .ok()?;
+        let tsc_shift = page
+            .load_u8(t + offsets::TIME_TSC_SHIFT, Ordering::Relaxed)
+            .ok()? as i8;
         let now = tsc();
         rmb();
-        let v2 = page.load_u32(t + offsets::TIME_VERSION, Ordering::Relaxed).ok()?;
+        let v2 = page
+            .load_u32(t + offsets::TIME_VERSION, Ordering::Relaxed)
+            .ok()?;
         if v1 == v2 {
-            return Some((VcpuTime { tsc_timestamp, system_time, tsc_to_system_mul, tsc_shift }, now));
+            return Some((
+                VcpuTime {
+                    tsc_timestamp,
+                    system_time,
+                    tsc_to_system_mul,
+                    tsc_shift,
+                },
+                now,
+            ));
         }
     }
     None
@@ -136,7 +165,9 @@ pub const MAX_TIMER_SPAN_NS: u64 = 3_600_000_000_000;
 /// at or beyond 2^63 (a past time to Xen). Never 0 either:
 /// `set_timer_op(0)` *stops* the timer instead of firing it.
 pub fn timer_deadline(now_ns: u64, deadline_ns: u64) -> u64 {
-    let far = now_ns.saturating_add(MAX_TIMER_SPAN_NS).min(i64::MAX as u64);
+    let far = now_ns
+        .saturating_add(MAX_TIMER_SPAN_NS)
+        .min(i64::MAX as u64);
     deadline_ns.min(far).max(1)
 }
 
@@ -152,7 +183,9 @@ mod guest {
         /// even if the TSCs of the physical CPUs this vCPU runs on
         /// disagree a little (seen under QEMU-TCG).
         static LAST: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-        let Some(page) = crate::shared_info::page() else { return 0 };
+        let Some(page) = crate::shared_info::page() else {
+            return 0;
+        };
         loop {
             if let Some((t, tsc)) = read_vcpu_time_and_tsc(&page, 0, rdtsc) {
                 let now = t.system_time_at(tsc);
@@ -169,7 +202,9 @@ mod guest {
 
     /// The wall clock (time since the Unix epoch), as Xen keeps it.
     pub fn wallclock() -> Duration {
-        let base = crate::shared_info::page().and_then(|p| read_wallclock_base(&p)).unwrap_or_default();
+        let base = crate::shared_info::page()
+            .and_then(|p| read_wallclock_base(&p))
+            .unwrap_or_default();
         base + now()
     }
 
@@ -178,7 +213,6 @@ mod guest {
     pub fn deadline_after(d: Duration) -> u64 {
         now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
-
 }
 
 #[cfg(target_os = "none")]
@@ -191,14 +225,25 @@ mod tests {
     #[test]
     fn a_stamp_from_an_offset_tsc_wraps_instead_of_freezing() {
         // Figures read from a domU under Xen 4.17 (the stamp is 2^64 - 502,742,481).
-        let t = VcpuTime { tsc_timestamp: 18446744073206809135, system_time: 7755156867, tsc_to_system_mul: 3308735742, tsc_shift: -1 };
+        let t = VcpuTime {
+            tsc_timestamp: 18446744073206809135,
+            system_time: 7755156867,
+            tsc_to_system_mul: 3308735742,
+            tsc_shift: -1,
+        };
         let a = t.system_time_at(1_345_804_757);
         let b = t.system_time_at(1_419_345_836);
         assert!(a > t.system_time, "time advances past the stamp");
-        assert_eq!(a - t.system_time, scale_delta(1_345_804_757 + 502_742_481, 3308735742, -1));
+        assert_eq!(
+            a - t.system_time,
+            scale_delta(1_345_804_757 + 502_742_481, 3308735742, -1)
+        );
         assert!(b > a, "and keeps advancing");
         // A TSC read just before the stamp is the stamp, not 2^64 ticks later.
-        let u = VcpuTime { tsc_timestamp: 1000, ..t };
+        let u = VcpuTime {
+            tsc_timestamp: 1000,
+            ..t
+        };
         assert_eq!(u.system_time_at(990), t.system_time);
     }
 
@@ -206,18 +251,31 @@ mod tests {
     fn far_future_deadlines_arm_the_timer_in_the_future() {
         let now = 7_755_156_867u64;
         // What `deadline_after(Duration::MAX)` gives: saturated to u64::MAX.
-        let forever = now.saturating_add(u64::try_from(Duration::MAX.as_nanos()).unwrap_or(u64::MAX));
-        for far in [forever, 1 << 63, (1 << 63) - 1, now + (1 << 50), now + MAX_TIMER_SPAN_NS + 1] {
+        let forever =
+            now.saturating_add(u64::try_from(Duration::MAX.as_nanos()).unwrap_or(u64::MAX));
+        for far in [
+            forever,
+            1 << 63,
+            (1 << 63) - 1,
+            now + (1 << 50),
+            now + MAX_TIMER_SPAN_NS + 1,
+        ] {
             let t = timer_deadline(now, far);
             // As Xen reads it (s_time_t): in the future, by at most the span.
-            assert!((t as i64) > now as i64, "{far:#x} armed at {t:#x}, the past to Xen");
+            assert!(
+                (t as i64) > now as i64,
+                "{far:#x} armed at {t:#x}, the past to Xen"
+            );
             assert_eq!(t, now + MAX_TIMER_SPAN_NS, "{far:#x}");
             // set_timer_op's "huge timeout" check: offset below 2^50 ns.
             assert!(t - now < 1 << 50);
         }
         // Near and past deadlines are programmed as they are.
         assert_eq!(timer_deadline(now, now + 1_000), now + 1_000);
-        assert_eq!(timer_deadline(now, now + MAX_TIMER_SPAN_NS), now + MAX_TIMER_SPAN_NS);
+        assert_eq!(
+            timer_deadline(now, now + MAX_TIMER_SPAN_NS),
+            now + MAX_TIMER_SPAN_NS
+        );
         assert_eq!(timer_deadline(now, 3), 3);
         // 0 would stop the timer under set_timer_op: fire at once instead.
         assert_eq!(timer_deadline(0, 0), 1);
@@ -237,21 +295,31 @@ mod tests {
         // A slow 500 MHz TSC needs a left shift: 2 ns per tick = (1 << 1) * 2^32/2^32.
         assert_eq!(scale_delta(500_000_000, 1 << 31, 2), 1_000_000_000);
         // A negative shift halves first.
-        assert_eq!(scale_delta(1000, u32::MAX, -1), ((500u128 * u32::MAX as u128) >> 32) as u64);
+        assert_eq!(
+            scale_delta(1000, u32::MAX, -1),
+            ((500u128 * u32::MAX as u128) >> 32) as u64
+        );
         // Large deltas do not overflow the 64-bit intermediate.
         assert_eq!(scale_delta(u64::MAX, 1 << 31, 0), u64::MAX >> 1);
         // Absurd shifts from a corrupt record saturate instead of panicking.
-        assert_eq!(scale_delta(1, 1 << 31, 127), (((1u128 << 63) * (1u128 << 31)) >> 32) as u64);
+        assert_eq!(
+            scale_delta(1, 1 << 31, 127),
+            (((1u128 << 63) * (1u128 << 31)) >> 32) as u64
+        );
         assert_eq!(scale_delta(u64::MAX, 1 << 31, -128), 0);
     }
 
     fn write_time(page: &SharedMem<'_>, version: u32, tsc: u64, sys: u64, mul: u32, shift: i8) {
         let t = offsets::TIME;
         page.store_u32(t, version, Ordering::SeqCst).unwrap();
-        page.store_u64(t + offsets::TIME_TSC_TIMESTAMP, tsc, Ordering::SeqCst).unwrap();
-        page.store_u64(t + offsets::TIME_SYSTEM_TIME, sys, Ordering::SeqCst).unwrap();
-        page.store_u32(t + offsets::TIME_TSC_MUL, mul, Ordering::SeqCst).unwrap();
-        page.store_u8(t + offsets::TIME_TSC_SHIFT, shift as u8, Ordering::SeqCst).unwrap();
+        page.store_u64(t + offsets::TIME_TSC_TIMESTAMP, tsc, Ordering::SeqCst)
+            .unwrap();
+        page.store_u64(t + offsets::TIME_SYSTEM_TIME, sys, Ordering::SeqCst)
+            .unwrap();
+        page.store_u32(t + offsets::TIME_TSC_MUL, mul, Ordering::SeqCst)
+            .unwrap();
+        page.store_u8(t + offsets::TIME_TSC_SHIFT, shift as u8, Ordering::SeqCst)
+            .unwrap();
     }
 
     #[test]
@@ -259,10 +327,22 @@ mod tests {
         let page = SharedMem::leak_zeroed(4096);
         write_time(&page, 4, 1_000, 5_000_000, 1 << 31, 1);
         let t = read_vcpu_time(&page, 0).unwrap();
-        assert_eq!(t, VcpuTime { tsc_timestamp: 1_000, system_time: 5_000_000, tsc_to_system_mul: 1 << 31, tsc_shift: 1 });
+        assert_eq!(
+            t,
+            VcpuTime {
+                tsc_timestamp: 1_000,
+                system_time: 5_000_000,
+                tsc_to_system_mul: 1 << 31,
+                tsc_shift: 1
+            }
+        );
         // (3000 - 1000) << 1 * 0.5 = 2000 ns later.
         assert_eq!(t.system_time_at(3_000), 5_002_000);
-        assert_eq!(t.system_time_at(10), 5_000_000, "a TSC before the stamp clamps");
+        assert_eq!(
+            t.system_time_at(10),
+            5_000_000,
+            "a TSC before the stamp clamps"
+        );
     }
 
     #[test]
@@ -281,10 +361,22 @@ mod tests {
             let mut v = 2u32;
             let mut i = 0u64;
             while !s2.load(Ordering::Relaxed) {
-                page.store_u32(offsets::TIME, v + 1, Ordering::SeqCst).unwrap();
-                page.store_u64(offsets::TIME + offsets::TIME_TSC_TIMESTAMP, i, Ordering::SeqCst).unwrap();
-                page.store_u64(offsets::TIME + offsets::TIME_SYSTEM_TIME, i * 2, Ordering::SeqCst).unwrap();
-                page.store_u32(offsets::TIME, v + 2, Ordering::SeqCst).unwrap();
+                page.store_u32(offsets::TIME, v + 1, Ordering::SeqCst)
+                    .unwrap();
+                page.store_u64(
+                    offsets::TIME + offsets::TIME_TSC_TIMESTAMP,
+                    i,
+                    Ordering::SeqCst,
+                )
+                .unwrap();
+                page.store_u64(
+                    offsets::TIME + offsets::TIME_SYSTEM_TIME,
+                    i * 2,
+                    Ordering::SeqCst,
+                )
+                .unwrap();
+                page.store_u32(offsets::TIME, v + 2, Ordering::SeqCst)
+                    .unwrap();
                 v += 2;
                 i += 1;
             }
@@ -302,12 +394,20 @@ mod tests {
     #[test]
     fn the_wallclock_combines_the_high_seconds() {
         let page = SharedMem::leak_zeroed(4096);
-        page.store_u32(offsets::WC_VERSION, 2, Ordering::SeqCst).unwrap();
-        page.store_u32(offsets::WC_SEC, 5, Ordering::SeqCst).unwrap();
-        page.store_u32(offsets::WC_SEC_HI, 1, Ordering::SeqCst).unwrap();
-        page.store_u32(offsets::WC_NSEC, 7, Ordering::SeqCst).unwrap();
-        assert_eq!(read_wallclock_base(&page), Some(Duration::new((1 << 32) + 5, 7)));
-        page.store_u32(offsets::WC_VERSION, 3, Ordering::SeqCst).unwrap();
+        page.store_u32(offsets::WC_VERSION, 2, Ordering::SeqCst)
+            .unwrap();
+        page.store_u32(offsets::WC_SEC, 5, Ordering::SeqCst)
+            .unwrap();
+        page.store_u32(offsets::WC_SEC_HI, 1, Ordering::SeqCst)
+            .unwrap();
+        page.store_u32(offsets::WC_NSEC, 7, Ordering::SeqCst)
+            .unwrap();
+        assert_eq!(
+            read_wallclock_base(&page),
+            Some(Duration::new((1 << 32) + 5, 7))
+        );
+        page.store_u32(offsets::WC_VERSION, 3, Ordering::SeqCst)
+            .unwrap();
         assert_eq!(read_wallclock_base(&page), None);
     }
 }

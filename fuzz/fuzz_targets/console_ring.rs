@@ -17,11 +17,15 @@ fuzz_target!(|data: &[u8]| {
     let start = input.u32();
     let mut hostile = input.u8() & 1 == 1;
     if hostile {
-        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed).unwrap();
-        page.store_u32(offsets::OUT_CONS, input.u32(), Ordering::Relaxed).unwrap();
+        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed)
+            .unwrap();
+        page.store_u32(offsets::OUT_CONS, input.u32(), Ordering::Relaxed)
+            .unwrap();
     } else {
-        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed).unwrap();
-        page.store_u32(offsets::OUT_CONS, start, Ordering::Relaxed).unwrap();
+        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed)
+            .unwrap();
+        page.store_u32(offsets::OUT_CONS, start, Ordering::Relaxed)
+            .unwrap();
     }
     let ring = ConsoleRing::new(page).expect("a whole page");
     let (mut sent, mut got) = (Vec::new(), Vec::new());
@@ -59,18 +63,29 @@ fuzz_target!(|data: &[u8]| {
                 let k = k.min(avail);
                 for i in 0..k {
                     let mut b = [0u8];
-                    page.read(offsets::OUT + (cons.wrapping_add(i as u32) as usize % OUT_RING_SIZE), &mut b).unwrap();
+                    page.read(
+                        offsets::OUT + (cons.wrapping_add(i as u32) as usize % OUT_RING_SIZE),
+                        &mut b,
+                    )
+                    .unwrap();
                     got.push(b[0]);
                 }
-                page.store_u32(offsets::OUT_CONS, cons.wrapping_add(k as u32), Ordering::Release).unwrap();
+                page.store_u32(
+                    offsets::OUT_CONS,
+                    cons.wrapping_add(k as u32),
+                    Ordering::Release,
+                )
+                .unwrap();
             }
             3 => {
                 hostile = true;
-                page.store_u32(offsets::OUT_CONS, input.u32(), Ordering::Relaxed).unwrap();
+                page.store_u32(offsets::OUT_CONS, input.u32(), Ordering::Relaxed)
+                    .unwrap();
             }
             _ => {
                 hostile = true;
-                page.store_u32(offsets::OUT_PROD, input.u32(), Ordering::Relaxed).unwrap();
+                page.store_u32(offsets::OUT_PROD, input.u32(), Ordering::Relaxed)
+                    .unwrap();
             }
         }
         if !hostile {

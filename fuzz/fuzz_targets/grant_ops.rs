@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, HashSet};
-use xenpv::abi::grant_table::{GNTENT_PER_FRAME, GTF_permit_access, GTF_type_mask};
+use xenpv::abi::grant_table::{GTF_permit_access, GTF_type_mask, GNTENT_PER_FRAME};
 use xenpv::grant::fake::{FakePage, FakeWorld, FakeXen};
 use xenpv::grant::refs::NR_RESERVED;
 use xenpv::grant::{Access, GrantError, Granted, Grants, SharedPages};
@@ -64,13 +64,19 @@ fuzz_target!(|data: &[u8]| {
         match op % 12 {
             0 => {
                 let p = spare.pop().unwrap_or_else(|| page(&a));
-                let acc = if x & 1 == 0 { Access::ReadWrite } else { Access::ReadOnly };
+                let acc = if x & 1 == 0 {
+                    Access::ReadWrite
+                } else {
+                    Access::ReadOnly
+                };
                 match a.grant(B, p, acc) {
                     Ok(g) => granted.push(g),
                     Err((p, e)) => {
                         match e {
                             GrantError::TableFull => {}
-                            GrantError::PendingLimitReached { limit, pending } => assert!(pending >= limit),
+                            GrantError::PendingLimitReached { limit, pending } => {
+                                assert!(pending >= limit)
+                            }
                             e => panic!("{e:?}"),
                         }
                         spare.push(p);
@@ -84,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
                         Ok(p) => spare.push(p),
                         Err((g, e)) => {
                             assert_eq!(e, GrantError::InUse(g.gref()));
-                            assert!(maps.iter().any(|m| m.gref == g.gref()), "InUse with no mapping");
+                            assert!(
+                                maps.iter().any(|m| m.gref == g.gref()),
+                                "InUse with no mapping"
+                            );
                             granted.push(g);
                         }
                     }
@@ -98,14 +107,27 @@ fuzz_target!(|data: &[u8]| {
             }
             3 => {
                 let n = 1 + (x % 8) as u32;
-                let acc = if x & 0x80 == 0 { Access::ReadWrite } else { Access::ReadOnly };
+                let acc = if x & 0x80 == 0 {
+                    Access::ReadWrite
+                } else {
+                    Access::ReadOnly
+                };
                 match a.share(B, n, acc) {
                     Ok(s) => shared.push(s),
-                    Err(GrantError::LimitReached { limit, in_use, requested }) => {
+                    Err(GrantError::LimitReached {
+                        limit,
+                        in_use,
+                        requested,
+                    }) => {
                         assert_eq!(requested, n);
                         assert!(in_use + n > limit);
                     }
-                    Err(GrantError::DomainLimitReached { domid, limit, in_use, requested }) => {
+                    Err(GrantError::DomainLimitReached {
+                        domid,
+                        limit,
+                        in_use,
+                        requested,
+                    }) => {
                         assert_eq!((domid, requested), (B, n));
                         assert!(in_use + n > limit);
                     }
@@ -121,10 +143,17 @@ fuzz_target!(|data: &[u8]| {
                     let index = s.index() + first * 4096 + skew;
                     let held_before = s.refs().count();
                     match s.release(index, count) {
-                        Ok(r) => assert_eq!((r.freed + r.pending) as usize, held_before - s.refs().count()),
+                        Ok(r) => assert_eq!(
+                            (r.freed + r.pending) as usize,
+                            held_before - s.refs().count()
+                        ),
                         Err(e) => {
                             assert_eq!(e, GrantError::NotHeld { index, count });
-                            assert_eq!(held_before, s.refs().count(), "a refused release changed nothing");
+                            assert_eq!(
+                                held_before,
+                                s.refs().count(),
+                                "a refused release changed nothing"
+                            );
                         }
                     }
                 }
@@ -136,7 +165,11 @@ fuzz_target!(|data: &[u8]| {
             }
             6 | 7 => {
                 // B maps a reference of A's: a held one, or a guess.
-                let held: Vec<GrantRef> = granted.iter().map(|g| g.gref()).chain(shared.iter().flat_map(|s| s.refs())).collect();
+                let held: Vec<GrantRef> = granted
+                    .iter()
+                    .map(|g| g.gref())
+                    .chain(shared.iter().flat_map(|s| s.refs()))
+                    .collect();
                 let r = match pick(&held, x) {
                     Some(i) if op & 0x80 == 0 => held[i],
                     _ => GrantRef(input.u16() as u32 % (max_frames * GNTENT_PER_FRAME as u32 + 8)),
@@ -147,12 +180,22 @@ fuzz_target!(|data: &[u8]| {
                     let valid = flags_before & GTF_type_mask == GTF_permit_access;
                     assert!(valid, "B mapped ref {r:?} with flags {flags_before:#x}");
                     assert!(r.0 >= NR_RESERVED, "B mapped a reserved ref");
-                    let owned_ro = granted.iter().any(|g| g.gref() == r && g.access() == Access::ReadOnly)
-                        || shared.iter().any(|s| s.access() == Access::ReadOnly && s.refs().any(|x| x == r));
+                    let owned_ro = granted
+                        .iter()
+                        .any(|g| g.gref() == r && g.access() == Access::ReadOnly)
+                        || shared
+                            .iter()
+                            .any(|s| s.access() == Access::ReadOnly && s.refs().any(|x| x == r));
                     assert!(!(writable && owned_ro), "writable map of a read-only grant");
                     let _ = mem.write(0, b"B");
-                    let mfn = held_mfn(&granted, &shared, r).or_else(|| maps.iter().find(|m| m.gref == r).map(|m| m.mfn));
-                    maps.push(PeerMap { handle: h, gref: r, mfn: mfn.unwrap_or(Mfn(0)), stale: false });
+                    let mfn = held_mfn(&granted, &shared, r)
+                        .or_else(|| maps.iter().find(|m| m.gref == r).map(|m| m.mfn));
+                    maps.push(PeerMap {
+                        handle: h,
+                        gref: r,
+                        mfn: mfn.unwrap_or(Mfn(0)),
+                        stale: false,
+                    });
                 }
             }
             8 => {
@@ -185,21 +228,43 @@ fuzz_target!(|data: &[u8]| {
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 });
 
-fn held_mfn(granted: &[Granted<'_, FakeXen>], shared: &[SharedPages<'_, FakeXen>], r: GrantRef) -> Option<Mfn> {
+fn held_mfn(
+    granted: &[Granted<'_, FakeXen>],
+    shared: &[SharedPages<'_, FakeXen>],
+    r: GrantRef,
+) -> Option<Mfn> {
     if let Some(g) = granted.iter().find(|g| g.gref() == r) {
         let _ = g;
         return None; // Granted does not expose its frame; B's view stands in.
     }
-    shared.iter().find_map(|s| (0..s.len()).find(|&i| s.gref(i) == Some(r)).and_then(|i| s.mfn(i)))
+    shared.iter().find_map(|s| {
+        (0..s.len())
+            .find(|&i| s.gref(i) == Some(r))
+            .and_then(|i| s.mfn(i))
+    })
 }
 
-fn check(w: &FakeWorld, a: &Grants<FakeXen>, granted: &[Granted<'_, FakeXen>], shared: &[SharedPages<'_, FakeXen>], maps: &mut [PeerMap]) {
+fn check(
+    w: &FakeWorld,
+    a: &Grants<FakeXen>,
+    granted: &[Granted<'_, FakeXen>],
+    shared: &[SharedPages<'_, FakeXen>],
+    maps: &mut [PeerMap],
+) {
     let mut held = HashSet::new();
-    for r in granted.iter().map(|g| g.gref()).chain(shared.iter().flat_map(|s| s.refs())) {
+    for r in granted
+        .iter()
+        .map(|g| g.gref())
+        .chain(shared.iter().flat_map(|s| s.refs()))
+    {
         assert!(r.0 >= NR_RESERVED, "reserved ref {r:?} handed out");
         assert!(held.insert(r), "ref {r:?} handed out twice");
         let f = a.entry_flags(r).unwrap();
-        assert_eq!(f & GTF_type_mask, GTF_permit_access, "held ref {r:?} not valid: {f:#x}");
+        assert_eq!(
+            f & GTF_type_mask,
+            GTF_permit_access,
+            "held ref {r:?} not valid: {f:#x}"
+        );
     }
     // A reference B maps is either held by the owner that granted it or
     // pending: its entry stays valid, and its frame is not freed.
@@ -212,9 +277,16 @@ fn check(w: &FakeWorld, a: &Grants<FakeXen>, granted: &[Granted<'_, FakeXen>], s
         if !held.contains(&r) {
             m.stale = true;
         }
-        assert!(!(m.stale && held.contains(&r)), "ref {r:?} reused while B still maps it");
+        assert!(
+            !(m.stale && held.contains(&r)),
+            "ref {r:?} reused while B still maps it"
+        );
         let f = a.entry_flags(r).unwrap();
-        assert_eq!(f & GTF_type_mask, GTF_permit_access, "mapped ref {r:?} was invalidated");
+        assert_eq!(
+            f & GTF_type_mask,
+            GTF_permit_access,
+            "mapped ref {r:?} was invalidated"
+        );
         if mfn.0 != 0 {
             assert!(!w.is_freed(mfn), "frame {mfn:?} freed while B maps it");
         }
@@ -222,12 +294,22 @@ fn check(w: &FakeWorld, a: &Grants<FakeXen>, granted: &[Granted<'_, FakeXen>], s
     let s = a.stats();
     let held_pages = shared.iter().map(|s| s.refs().count() as u32).sum::<u32>();
     assert_eq!(s.refs_used, held.len() as u32 + s.pending, "{s:?}");
-    assert_eq!(s.refs_used + s.refs_free, s.nr_frames * GNTENT_PER_FRAME as u32 - NR_RESERVED, "{s:?}");
-    assert!(s.shared_pages >= held_pages && s.shared_pages <= held_pages + s.pending, "{s:?}");
+    assert_eq!(
+        s.refs_used + s.refs_free,
+        s.nr_frames * GNTENT_PER_FRAME as u32 - NR_RESERVED,
+        "{s:?}"
+    );
+    assert!(
+        s.shared_pages >= held_pages && s.shared_pages <= held_pages + s.pending,
+        "{s:?}"
+    );
     // Every pending page is one B still maps (or one that a grant
     // operation has not reclaimed yet).
     let pending_mapped = mapped_refs.keys().filter(|r| !held.contains(r)).count() as u32;
-    assert!(pending_mapped <= s.pending, "a mapped page was freed: {s:?}");
+    assert!(
+        pending_mapped <= s.pending,
+        "a mapped page was freed: {s:?}"
+    );
     assert!(w.violations().is_empty(), "{:?}", w.violations());
     // The table never grew past its maximum.
     assert!(s.nr_frames <= s.max_frames);

@@ -105,7 +105,12 @@ fuzz_target!(|data: &[u8]| {
     ctrl.store_u16(RIGHT_ORDER, ro, Ordering::Relaxed).unwrap();
     if honest {
         let start = input.u32();
-        for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
+        for off in [
+            LEFT + RING_CONS,
+            LEFT + RING_PROD,
+            RIGHT + RING_CONS,
+            RIGHT + RING_PROD,
+        ] {
             ctrl.store_u32(off, start, Ordering::Relaxed).unwrap();
         }
         ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
@@ -123,17 +128,33 @@ fuzz_target!(|data: &[u8]| {
     // missing page, which must be refused.
     let (ls, rs) = (input.u8(), input.u8());
     let shape_len = |order: u16, shape: u8| {
-        let len = if ring_offset(order).is_some() { 0 } else if order <= 20 { 1usize << order.max(12) } else { 4096 };
-        if shape & 0x10 != 0 { len / 2 } else { len }
+        let len = if ring_offset(order).is_some() {
+            0
+        } else if order <= 20 {
+            1usize << order.max(12)
+        } else {
+            4096
+        };
+        if shape & 0x10 != 0 {
+            len / 2
+        } else {
+            len
+        }
     };
     let (ll, rl) = (shape_len(lo, ls), shape_len(ro, rs));
     let regions = [Region::new(ll), Region::new(rl)];
     fn pages(region: &Region, len: usize, shape: u8) -> Vec<SharedMem<'_>> {
         let whole = region.mem(len);
         let page = if shape & 0x20 != 0 { 2048 } else { 4096 };
-        (0..len / page).map(|i| whole.slice(i * page, page).unwrap()).collect()
+        (0..len / page)
+            .map(|i| whole.slice(i * page, page).unwrap())
+            .collect()
     }
-    let mem = Mem { ctrl, left: pages(&regions[0], ll, ls), right: pages(&regions[1], rl, rs) };
+    let mem = Mem {
+        ctrl,
+        left: pages(&regions[0], ll, ls),
+        right: pages(&regions[1], rl, rs),
+    };
     let srv = Ring::new(mem.clone(), Side::Server);
     let cli = Ring::new(mem.clone(), Side::Client);
     let (mut srv, mut cli) = match (srv, cli) {
@@ -141,12 +162,18 @@ fuzz_target!(|data: &[u8]| {
         (s, c) => {
             // Refused: the layout really was bad.
             let e = s.err().or(c.err()).unwrap();
-            assert!(matches!(e, VchanError::Layout(_) | VchanError::BufferSize { .. }), "{e:?}");
+            assert!(
+                matches!(e, VchanError::Layout(_) | VchanError::BufferSize { .. }),
+                "{e:?}"
+            );
             let pages_ok = |order: u16, p: &Vec<SharedMem<'_>>| {
-                ring_offset(order).is_some() || (p.iter().all(|m| m.len() == 4096) && p.len() * 4096 == 1 << order)
+                ring_offset(order).is_some()
+                    || (p.iter().all(|m| m.len() == 4096) && p.len() * 4096 == 1 << order)
             };
             assert!(
-                xenpv::vchan::validate_orders(lo, ro).is_err() || !pages_ok(lo, &mem.left) || !pages_ok(ro, &mem.right),
+                xenpv::vchan::validate_orders(lo, ro).is_err()
+                    || !pages_ok(lo, &mem.left)
+                    || !pages_ok(ro, &mem.right),
                 "a valid layout was refused: {e:?}"
             );
             return;
@@ -177,7 +204,8 @@ fuzz_target!(|data: &[u8]| {
             }
             8 => {
                 honest = false;
-                ctrl.store_u8(CLI_LIVE + n % 4, input.u8(), Ordering::Relaxed).unwrap();
+                ctrl.store_u8(CLI_LIVE + n % 4, input.u8(), Ordering::Relaxed)
+                    .unwrap();
             }
             _ => {
                 // Garbage in the ring data: breaks only the data check.

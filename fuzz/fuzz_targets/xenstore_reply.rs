@@ -92,11 +92,24 @@ fuzz_target!(|data: &[u8]| {
             2 => client.write("data/x", b"value"),
             3 => client.directory("data").map(drop),
             4 => client.get_perms("data/x").map(drop),
-            5 => client
-                .set_perms("data/x", &[Perm { domid: DomId(1), access: Access::None }, Perm { domid: DomId(2), access: Access::Read }]),
+            5 => client.set_perms(
+                "data/x",
+                &[
+                    Perm {
+                        domid: DomId(1),
+                        access: Access::None,
+                    },
+                    Perm {
+                        domid: DomId(2),
+                        access: Access::Read,
+                    },
+                ],
+            ),
             6 => client.watch("data", "tok"),
             7 => client.poll_watch_event().map(drop),
-            8 => client.transaction_start().and_then(|tx| client.transaction_end(tx, op & 0x80 != 0)),
+            8 => client
+                .transaction_start()
+                .and_then(|tx| client.transaction_end(tx, op & 0x80 != 0)),
             9 => client.own_domid().map(drop),
             10 => client.transaction(|tx| tx.write("data/y", b"1")),
             _ => client.read_in(TxId(op as u32), "data/z").map(drop),

@@ -68,7 +68,8 @@ impl Region {
     /// `len` zeroed bytes (rounded up to a multiple of 8).
     pub fn new(len: usize) -> Self {
         let mut words = vec![0u64; len.div_ceil(8).max(1)];
-        let base = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>()).expect("Vec pointer is non-null");
+        let base = core::ptr::NonNull::new(words.as_mut_ptr().cast::<u8>())
+            .expect("Vec pointer is non-null");
         Region { words, base }
     }
 

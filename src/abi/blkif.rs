@@ -48,4 +48,6 @@ pub const BLKIF_SEGMENT_SIZE: usize = 8;
 /// `operation` u8 @8, (pad 1), `status` i16 @10, (pad 4).
 pub const BLKIF_RESPONSE_SIZE: usize = 16;
 
-const _: () = assert!(BLKIF_REQUEST_SEG + BLKIF_MAX_SEGMENTS_PER_REQUEST * BLKIF_SEGMENT_SIZE == BLKIF_REQUEST_SIZE);
+const _: () = assert!(
+    BLKIF_REQUEST_SEG + BLKIF_MAX_SEGMENTS_PER_REQUEST * BLKIF_SEGMENT_SIZE == BLKIF_REQUEST_SIZE
+);

@@ -8,11 +8,11 @@
 #![allow(non_upper_case_globals)]
 
 pub use xen_sys::{
-    evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_status,
-    sched_poll, EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_close,
-    EVTCHNOP_send, EVTCHNOP_status, EVTCHNOP_unmask, EVTCHNSTAT_closed, EVTCHNSTAT_interdomain,
-    EVTCHNSTAT_ipi, EVTCHNSTAT_pirq, EVTCHNSTAT_unbound, EVTCHNSTAT_virq, SCHEDOP_poll,
-    __HYPERVISOR_iret, __HYPERVISOR_set_timer_op, VIRQ_TIMER,
+    __HYPERVISOR_iret, __HYPERVISOR_set_timer_op, evtchn_alloc_unbound, evtchn_bind_interdomain,
+    evtchn_bind_virq, evtchn_close, evtchn_status, sched_poll, EVTCHNOP_alloc_unbound,
+    EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_status,
+    EVTCHNOP_unmask, EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_ipi, EVTCHNSTAT_pirq,
+    EVTCHNSTAT_unbound, EVTCHNSTAT_virq, SCHEDOP_poll, VIRQ_TIMER,
 };
 
 /// Ports of the 2-level ABI on a 64-bit guest: 64 words of 64 bits

@@ -17,17 +17,17 @@ pub mod vchan;
 pub mod xenstore;
 
 pub use xen_sys::{
-    domid_t, evtchn_port_t, mmu_update, mmuext_op, sched_shutdown, shared_info, start_info,
-    trap_info, vcpu_info, vcpu_time_info, xen_pfn_t,
+    __HYPERVISOR_console_io, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
+    __HYPERVISOR_memory_op, __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op, __HYPERVISOR_sched_op,
+    __HYPERVISOR_set_callbacks, __HYPERVISOR_set_trap_table, __HYPERVISOR_update_va_mapping,
+    __HYPERVISOR_vcpu_op, __HYPERVISOR_xen_version, CONSOLEIO_write, SCHEDOP_block,
+    SCHEDOP_shutdown, SCHEDOP_yield, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
+    __MACH2PHYS_VIRT_END, __MACH2PHYS_VIRT_START, FLAT_KERNEL_CS, MMUEXT_PIN_L1_TABLE,
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, SIF_INITDOMAIN, SIF_PRIVILEGED,
 };
 pub use xen_sys::{
-    CONSOLEIO_write, FLAT_KERNEL_CS, MMUEXT_PIN_L1_TABLE, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, SCHEDOP_block,
-    SCHEDOP_shutdown, SCHEDOP_yield, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
-    SIF_INITDOMAIN, SIF_PRIVILEGED, __HYPERVISOR_console_io, __HYPERVISOR_event_channel_op,
-    __HYPERVISOR_grant_table_op, __HYPERVISOR_memory_op, __HYPERVISOR_mmu_update,
-    __HYPERVISOR_mmuext_op, __HYPERVISOR_sched_op, __HYPERVISOR_set_callbacks,
-    __HYPERVISOR_set_trap_table, __HYPERVISOR_update_va_mapping, __HYPERVISOR_vcpu_op,
-    __HYPERVISOR_xen_version, __MACH2PHYS_VIRT_END, __MACH2PHYS_VIRT_START,
+    domid_t, evtchn_port_t, mmu_update, mmuext_op, sched_shutdown, shared_info, start_info,
+    trap_info, vcpu_info, vcpu_time_info, xen_pfn_t,
 };
 
 /// `UVMF_*` flags of `update_va_mapping` (public/xen.h).

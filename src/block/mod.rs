@@ -120,7 +120,8 @@ impl From<EventError> for BlockError {
 impl From<crate::xenbus::XenbusError> for BlockError {
     fn from(e: crate::xenbus::XenbusError) -> Self {
         match e {
-            crate::xenbus::XenbusError::BackendClosing(_) | crate::xenbus::XenbusError::BackendGone => BlockError::BackendClosing,
+            crate::xenbus::XenbusError::BackendClosing(_)
+            | crate::xenbus::XenbusError::BackendGone => BlockError::BackendClosing,
             e => BlockError::Xenbus(e),
         }
     }
@@ -131,7 +132,6 @@ impl From<RingError> for BlockError {
         BlockError::Ring(e)
     }
 }
-
 
 /// One page of a request: `struct blkif_request_segment`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,7 +174,18 @@ impl Message for BlkRequest {
         }
     }
     fn decode(b: &[u8]) -> Self {
-        let u64_at = |at: usize| u64::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]]);
+        let u64_at = |at: usize| {
+            u64::from_le_bytes([
+                b[at],
+                b[at + 1],
+                b[at + 2],
+                b[at + 3],
+                b[at + 4],
+                b[at + 5],
+                b[at + 6],
+                b[at + 7],
+            ])
+        };
         let mut seg = [Segment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
         for (i, s) in seg.iter_mut().enumerate() {
             let at = BLKIF_REQUEST_SEG + i * BLKIF_SEGMENT_SIZE;
@@ -236,7 +247,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { in_flight: 4, timeout: Duration::from_secs(30), ring_order: 2 }
+        Options {
+            in_flight: 4,
+            timeout: Duration::from_secs(30),
+            ring_order: 2,
+        }
     }
 }
 
@@ -250,7 +265,6 @@ const REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE;
 /// How often a wait checks that the backend domain still exists.
 const BACKEND_CHECK: Duration = Duration::from_millis(100);
 
-
 /// A request in flight: what it is and which caller bytes it carries.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
@@ -259,8 +273,6 @@ struct InFlight {
     offset: usize,
     len: usize,
 }
-
-
 
 /// The front end of one virtual block device.
 pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
@@ -284,7 +296,11 @@ pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for BlkFront<'_, G, E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("BlkFront").field("backend", &self.backend).field("handle", &self.handle).field("info", &self.info).finish()
+        f.debug_struct("BlkFront")
+            .field("backend", &self.backend)
+            .field("handle", &self.handle)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -306,14 +322,23 @@ impl FrontKeys {
     pub fn nodes(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
         if self.ring_order == 0 {
-            v.push((String::from("ring-ref"), format!("{}", self.ring_refs.first().map_or(0, |r| r.0))));
+            v.push((
+                String::from("ring-ref"),
+                format!("{}", self.ring_refs.first().map_or(0, |r| r.0)),
+            ));
         } else {
-            v.push((String::from("ring-page-order"), format!("{}", self.ring_order)));
+            v.push((
+                String::from("ring-page-order"),
+                format!("{}", self.ring_order),
+            ));
             for (i, r) in self.ring_refs.iter().enumerate() {
                 v.push((format!("ring-ref{i}"), format!("{}", r.0)));
             }
         }
-        v.push((String::from("event-channel"), format!("{}", self.event_channel.0)));
+        v.push((
+            String::from("event-channel"),
+            format!("{}", self.event_channel.0),
+        ));
         v.push((String::from("protocol"), String::from("x86_64-abi")));
         v.push((String::from("feature-persistent"), String::from("1")));
         v
@@ -324,13 +349,23 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// Grants a ring page and the data pages to `backend`, initialises the
     /// ring and allocates the event channel the backend will bind.
     /// `handle` is the virtual device number (`device/vbd/<handle>`).
-    pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, handle: u16, opts: Options) -> Result<Self, BlockError> {
+    pub fn new(
+        grants: &'g Grants<G>,
+        events: &'g E,
+        backend: DomId,
+        handle: u16,
+        opts: Options,
+    ) -> Result<Self, BlockError> {
         let in_flight = opts.in_flight.clamp(1, 128);
         let order = opts.ring_order.min(MAX_RING_ORDER);
         let ring_pages = grants.share(backend, 1 << order, Access::ReadWrite)?;
         let ring = FrontRing::init(ring_pages)?;
         let in_flight = in_flight.min(ring.size() as usize);
-        let data = grants.share(backend, (in_flight * BLKIF_MAX_SEGMENTS_PER_REQUEST) as u32, Access::ReadWrite)?;
+        let data = grants.share(
+            backend,
+            (in_flight * BLKIF_MAX_SEGMENTS_PER_REQUEST) as u32,
+            Access::ReadWrite,
+        )?;
         let port = Port::alloc_unbound(events, backend)?;
         Ok(BlkFront {
             grants,
@@ -363,21 +398,41 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     ) -> Result<Self, BlockError> {
         let bus = Frontend::open(store, "vbd", devid)?;
         bus.initialise(opts.timeout)?;
-        let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange { sector: u64::from(devid), bytes: 0 })?;
+        let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange {
+            sector: u64::from(devid),
+            bytes: 0,
+        })?;
         // A multi-page ring only where the backend offers one.
-        let offered = bus.read_backend("max-ring-page-order")?.and_then(|v| v.trim().parse::<u8>().ok()).unwrap_or(0);
-        let opts = Options { ring_order: opts.ring_order.min(offered), ..opts };
+        let offered = bus
+            .read_backend("max-ring-page-order")?
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .unwrap_or(0);
+        let opts = Options {
+            ring_order: opts.ring_order.min(offered),
+            ..opts
+        };
         let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
         let nodes = front.keys().nodes();
-        let keys: Vec<(&str, &str)> = nodes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let keys: Vec<(&str, &str)> = nodes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         // blkfront announces Initialised with its keys, and Connected once
         // it has read the disk the backend published on connecting.
         bus.connect(Announce::Initialised, &keys, opts.timeout)?;
-        let info = u32::try_from(bus.read_backend("info")?.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)).unwrap_or(0);
+        let info = u32::try_from(
+            bus.read_backend("info")?
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0);
         let mode_ro = bus.read_backend("mode")?.is_some_and(|m| m.trim() == "r");
         let disk = DiskInfo {
             sectors: bus.backend_u64("sectors")?,
-            sector_size: bus.read_backend("sector-size")?.map_or(Some(512), |v| v.trim().parse().ok()).unwrap_or(0),
+            sector_size: bus
+                .read_backend("sector-size")?
+                .map_or(Some(512), |v| v.trim().parse().ok())
+                .unwrap_or(0),
             read_only: info & VDISK_READONLY != 0 || mode_ro,
             flush: bus.backend_flag("feature-flush-cache")?,
             barrier: bus.backend_flag("feature-barrier")?,
@@ -435,7 +490,9 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     fn check_range(&self, sector: u64, bytes: usize) -> Result<(), BlockError> {
         let sectors = self.info.map_or(0, |i| i.sectors);
         let n = (bytes / BLKIF_SECTOR) as u64;
-        if !bytes.is_multiple_of(BLKIF_SECTOR) || sector.checked_add(n).is_none_or(|end| end > sectors) {
+        if !bytes.is_multiple_of(BLKIF_SECTOR)
+            || sector.checked_add(n).is_none_or(|end| end > sectors)
+        {
             return Err(BlockError::OutOfRange { sector, bytes });
         }
         Ok(())
@@ -449,13 +506,22 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// Runs `operation` over `len` bytes (> 0) from `sector` on, split
     /// into requests of up to 11 pages, up to `slots.len()` in flight;
     /// `write` supplies the bytes of a write, `read` takes those of a read.
-    fn transfer(&mut self, operation: u8, sector: u64, len: usize, write: Option<&[u8]>, mut read: Option<&mut [u8]>) -> Result<(), BlockError> {
+    fn transfer(
+        &mut self,
+        operation: u8,
+        sector: u64,
+        len: usize,
+        write: Option<&[u8]>,
+        mut read: Option<&mut [u8]>,
+    ) -> Result<(), BlockError> {
         self.check_bus()?;
         let deadline = self.port.events().deadline_after(self.timeout);
         let (mut next, mut done) = (0, 0); // bytes submitted, completed
         while done < len {
             while next < len && self.ring.free_requests() > 0 {
-                let Some(slot) = self.slots.iter().position(Option::is_none) else { break };
+                let Some(slot) = self.slots.iter().position(Option::is_none) else {
+                    break;
+                };
                 let n = (len - next).min(REQUEST_BYTES);
                 let mut req = self.request(operation, slot, sector + (next / BLKIF_SECTOR) as u64);
                 let pages = n.div_ceil(PAGE);
@@ -474,7 +540,15 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                     }
                 }
                 req.nr_segments = pages as u8;
-                self.submit(slot, req, InFlight { operation, offset: next, len: n })?;
+                self.submit(
+                    slot,
+                    req,
+                    InFlight {
+                        operation,
+                        offset: next,
+                        len: n,
+                    },
+                )?;
                 next += n;
             }
             self.publish()?;
@@ -484,7 +558,13 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     }
 
     fn request(&self, operation: u8, slot: usize, sector_number: u64) -> BlkRequest {
-        BlkRequest { operation, handle: self.handle, id: slot as u64, sector_number, ..BlkRequest::default() }
+        BlkRequest {
+            operation,
+            handle: self.handle,
+            id: slot as u64,
+            sector_number,
+            ..BlkRequest::default()
+        }
     }
 
     fn submit(&mut self, slot: usize, req: BlkRequest, flight: InFlight) -> Result<(), BlockError> {
@@ -523,21 +603,40 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             };
             got = true;
             // The id must name a request in flight, for the same operation.
-            let slot = usize::try_from(rsp.id).ok().filter(|&i| i < self.slots.len());
+            let slot = usize::try_from(rsp.id)
+                .ok()
+                .filter(|&i| i < self.slots.len());
             let flight = match slot.and_then(|i| self.slots[i]) {
                 Some(f) if f.operation == rsp.operation => f,
-                _ => return self.fail(BlockError::BadResponse { id: rsp.id, operation: rsp.operation }),
+                _ => {
+                    return self.fail(BlockError::BadResponse {
+                        id: rsp.id,
+                        operation: rsp.operation,
+                    })
+                }
             };
             let slot = slot.unwrap_or(0);
             self.slots[slot] = None;
             match rsp.status {
                 BLKIF_RSP_OKAY => {}
-                BLKIF_RSP_EOPNOTSUPP => return self.abandon(BlockError::Unsupported { operation: flight.operation }),
-                status => return self.abandon(BlockError::Io { operation: flight.operation, status }),
+                BLKIF_RSP_EOPNOTSUPP => {
+                    return self.abandon(BlockError::Unsupported {
+                        operation: flight.operation,
+                    })
+                }
+                status => {
+                    return self.abandon(BlockError::Io {
+                        operation: flight.operation,
+                        status,
+                    })
+                }
             }
             if let Some(dst) = read.as_deref_mut() {
                 let page0 = slot * BLKIF_MAX_SEGMENTS_PER_REQUEST;
-                self.data.read_at(page0 * PAGE, &mut dst[flight.offset..flight.offset + flight.len])?;
+                self.data.read_at(
+                    page0 * PAGE,
+                    &mut dst[flight.offset..flight.offset + flight.len],
+                )?;
             }
             done += flight.len;
         }
@@ -551,10 +650,19 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         while self.in_flight() > 0 {
             match self.ring.poll_response() {
                 Ok(Some(rsp)) => {
-                    let slot = usize::try_from(rsp.id).ok().filter(|&i| i < self.slots.len());
+                    let slot = usize::try_from(rsp.id)
+                        .ok()
+                        .filter(|&i| i < self.slots.len());
                     match slot.and_then(|i| self.slots[i]) {
-                        Some(f) if f.operation == rsp.operation => self.slots[slot.unwrap_or(0)] = None,
-                        _ => return self.fail(BlockError::BadResponse { id: rsp.id, operation: rsp.operation }),
+                        Some(f) if f.operation == rsp.operation => {
+                            self.slots[slot.unwrap_or(0)] = None
+                        }
+                        _ => {
+                            return self.fail(BlockError::BadResponse {
+                                id: rsp.id,
+                                operation: rsp.operation,
+                            })
+                        }
                     }
                 }
                 Ok(None) => self.wait_responses(deadline)?,
@@ -570,7 +678,15 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         let deadline = self.port.events().deadline_after(self.timeout);
         // Every call completes its requests: slot 0 is free.
         let req = self.request(operation, 0, 0);
-        self.submit(0, req, InFlight { operation, offset: 0, len: 0 })?;
+        self.submit(
+            0,
+            req,
+            InFlight {
+                operation,
+                offset: 0,
+                len: 0,
+            },
+        )?;
         self.publish()?;
         while self.in_flight() > 0 {
             self.collect(deadline, None)?;
@@ -599,7 +715,10 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                     // ours so the detach completes. Asked first, so that
                     // a detach is told from a backend domain's death.
                     self.bus_closing()?;
-                    if !matches!(events.status(self.port.port()), Ok(Status::Interdomain { .. })) {
+                    if !matches!(
+                        events.status(self.port.port()),
+                        Ok(Status::Interdomain { .. })
+                    ) {
                         return self.fail(BlockError::BackendGone);
                     }
                     if events.now_ns() >= deadline {
@@ -660,7 +779,13 @@ pub type XenBlkFront = BlkFront<'static, crate::grant::XenGrantOps, crate::event
 
 impl<G: GrantOps, E: EventOps> BlockDevice for BlkFront<'_, G, E> {
     fn info(&self) -> DiskInfo {
-        self.info.unwrap_or(DiskInfo { sectors: 0, sector_size: BLKIF_SECTOR as u32, read_only: true, flush: false, barrier: false })
+        self.info.unwrap_or(DiskInfo {
+            sectors: 0,
+            sector_size: BLKIF_SECTOR as u32,
+            read_only: true,
+            flush: false,
+            barrier: false,
+        })
     }
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {

@@ -52,7 +52,9 @@ struct World {
 
 fn world() -> World {
     let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
-    let disk: std::vec::Vec<u8> = (0..SECTORS as usize * 512).map(|i| (i * 7 + i / 512) as u8).collect();
+    let disk: std::vec::Vec<u8> = (0..SECTORS as usize * 512)
+        .map(|i| (i * 7 + i / 512) as u8)
+        .collect();
     World {
         front_grants: Grants::new(gw.add_domain(FRONT, 1, 8), 1).unwrap(),
         back_grants: Grants::new(gw.add_domain(BACK, 1, 8), 1).unwrap(),
@@ -66,12 +68,21 @@ fn world() -> World {
     }
 }
 
-const INFO: DiskInfo = DiskInfo { sectors: SECTORS, sector_size: 512, read_only: false, flush: true, barrier: false };
+const INFO: DiskInfo = DiskInfo {
+    sectors: SECTORS,
+    sector_size: 512,
+    read_only: false,
+    flush: true,
+    barrier: false,
+};
 
 /// The backend: binds the channel, maps the ring, serves until `stop`.
 fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
     let port = Port::bind_interdomain(&w.back_events, FRONT, keys.event_channel).unwrap();
-    let ring_map = w.back_grants.map(FRONT, &keys.ring_refs, Access::ReadWrite).unwrap();
+    let ring_map = w
+        .back_grants
+        .map(FRONT, &keys.ring_refs, Access::ReadWrite)
+        .unwrap();
     let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(ring_map).unwrap();
     while !w.stop.load(Ordering::Relaxed) {
         let req = match ring.poll_request() {
@@ -79,18 +90,27 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             Ok(None) => {
                 if !ring.final_check_for_requests().unwrap() {
                     let deadline = w.back_events.deadline_after(Duration::from_millis(20));
-                    let _ = w.back_events.wait_until(Some(deadline), &mut || ring.request_published());
+                    let _ = w
+                        .back_events
+                        .wait_until(Some(deadline), &mut || ring.request_published());
                 }
                 continue;
             }
             Err(e) => panic!("backend ring: {e:?}"),
         };
-        w.log.lock().unwrap().push((req.operation, req.sector_number, req.nr_segments));
+        w.log
+            .lock()
+            .unwrap()
+            .push((req.operation, req.sector_number, req.nr_segments));
         let mut status = BLKIF_RSP_OKAY;
         let mut sector = req.sector_number as usize;
         for s in &req.seg[..req.nr_segments as usize] {
             let writable = req.operation == BLKIF_OP_READ;
-            let access = if writable { Access::ReadWrite } else { Access::ReadOnly };
+            let access = if writable {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            };
             let page = w.back_grants.map(FRONT, &[s.gref], access).unwrap();
             let mut disk = w.disk.lock().unwrap();
             for sect in s.first_sect..=s.last_sect {
@@ -110,17 +130,30 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             drop(disk);
             page.unmap().unwrap();
         }
-        let mut rsp = BlkResponse { id: req.id, operation: req.operation, status };
+        let mut rsp = BlkResponse {
+            id: req.id,
+            operation: req.operation,
+            status,
+        };
         match mode {
             Mode::Serve => {}
             Mode::WrongId => rsp.id += 100,
             Mode::WrongOperation => rsp.operation = BLKIF_OP_WRITE,
             Mode::FailWrites if req.operation == BLKIF_OP_WRITE => rsp.status = BLKIF_RSP_ERROR,
-            Mode::NoFlush if req.operation == BLKIF_OP_FLUSH_DISKCACHE => rsp.status = BLKIF_RSP_EOPNOTSUPP,
+            Mode::NoFlush if req.operation == BLKIF_OP_FLUSH_DISKCACHE => {
+                rsp.status = BLKIF_RSP_EOPNOTSUPP
+            }
             Mode::FailWrites | Mode::NoFlush => {}
             Mode::Silent => continue,
             Mode::Flood => {
-                ring.memory().ring_mem().store_u32(crate::ring::RSP_PROD, 1000, core::sync::atomic::Ordering::Release).unwrap();
+                ring.memory()
+                    .ring_mem()
+                    .store_u32(
+                        crate::ring::RSP_PROD,
+                        1000,
+                        core::sync::atomic::Ordering::Release,
+                    )
+                    .unwrap();
                 let _ = port.send();
                 continue;
             }
@@ -137,7 +170,11 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
 }
 
 /// Runs `body` against a backend in `mode`.
-fn with_backend(mode: Mode, opts: Options, body: impl FnOnce(&mut BlkFront<'_, FakeXen, FakeEvents>, &World)) {
+fn with_backend(
+    mode: Mode,
+    opts: Options,
+    body: impl FnOnce(&mut BlkFront<'_, FakeXen, FakeEvents>, &World),
+) {
     let w = world();
     let mut front = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, opts).unwrap();
     front.set_info(INFO).unwrap();
@@ -154,14 +191,33 @@ fn with_backend(mode: Mode, opts: Options, body: impl FnOnce(&mut BlkFront<'_, F
 }
 
 fn quick() -> Options {
-    Options { in_flight: 4, timeout: Duration::from_millis(500), ring_order: 0 }
+    Options {
+        in_flight: 4,
+        timeout: Duration::from_millis(500),
+        ring_order: 0,
+    }
 }
 
 #[test]
 fn messages_have_blkif_h_s_layout() {
-    let mut req = BlkRequest { operation: 1, nr_segments: 2, handle: 51712, id: 0x0102030405060708, sector_number: 99, ..Default::default() };
-    req.seg[0] = Segment { gref: GrantRef(0xaabbccdd), first_sect: 1, last_sect: 7 };
-    req.seg[10] = Segment { gref: GrantRef(5), first_sect: 0, last_sect: 3 };
+    let mut req = BlkRequest {
+        operation: 1,
+        nr_segments: 2,
+        handle: 51712,
+        id: 0x0102030405060708,
+        sector_number: 99,
+        ..Default::default()
+    };
+    req.seg[0] = Segment {
+        gref: GrantRef(0xaabbccdd),
+        first_sect: 1,
+        last_sect: 7,
+    };
+    req.seg[10] = Segment {
+        gref: GrantRef(5),
+        first_sect: 0,
+        last_sect: 3,
+    };
     let mut b = [0xffu8; BLKIF_REQUEST_SIZE];
     req.encode(&mut b);
     assert_eq!(&b[..4], &[1, 2, 0x00, 0xca]);
@@ -171,7 +227,11 @@ fn messages_have_blkif_h_s_layout() {
     assert_eq!(&b[24..32], &[0xdd, 0xcc, 0xbb, 0xaa, 1, 7, 0, 0]);
     assert_eq!(&b[104..112], &[5, 0, 0, 0, 0, 3, 0, 0]);
     assert_eq!(BlkRequest::decode(&b), req);
-    let rsp = BlkResponse { id: 7, operation: 3, status: -2 };
+    let rsp = BlkResponse {
+        id: 7,
+        operation: 3,
+        status: -2,
+    };
     let mut b = [0xffu8; BLKIF_RESPONSE_SIZE];
     rsp.encode(&mut b);
     assert_eq!(b, [7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0xfe, 0xff, 0, 0, 0, 0]);
@@ -180,40 +240,93 @@ fn messages_have_blkif_h_s_layout() {
 
 #[test]
 fn reads_and_writes_of_every_shape_reach_the_disk() {
-    with_backend(Mode::Serve, Options { in_flight: 3, timeout: Duration::from_secs(1), ring_order: 0 }, |f, w| {
-        // One sector; a page; a request's worth (11 pages); more than the
-        // slots hold at once (3 x 11 pages), at odd sectors.
-        for (sector, bytes) in [(0u64, 512usize), (5, 4096), (17, 11 * 4096), (101, 40 * 4096 + 1536)] {
-            let mut got = vec![0u8; bytes];
-            f.read(sector, &mut got).unwrap();
-            let at = sector as usize * 512;
-            assert!(got == w.disk.lock().unwrap()[at..at + bytes], "read {bytes} at {sector}");
-            let data: std::vec::Vec<u8> = (0..bytes).map(|i| (i as u8) ^ 0x5a ^ (sector as u8)).collect();
-            f.write(sector, &data).unwrap();
-            assert!(w.disk.lock().unwrap()[at..at + bytes] == data[..], "write {bytes} at {sector}");
-            assert_eq!(f.in_flight(), 0);
-        }
-        // The big transfer went as 11-page requests, several in flight.
-        let log = w.log.lock().unwrap();
-        assert!(log.iter().any(|&(op, _, segs)| op == BLKIF_OP_READ && segs == 11));
-        let last_read: std::vec::Vec<_> = log.iter().filter(|&&(op, s, _)| op == BLKIF_OP_READ && s >= 101).collect();
-        assert_eq!(last_read.len(), 4, "41.5 pages in 4 requests: {last_read:?}");
-        assert_eq!(last_read.iter().map(|r| r.1).collect::<std::vec::Vec<_>>(), [101, 189, 277, 365]);
-    });
+    with_backend(
+        Mode::Serve,
+        Options {
+            in_flight: 3,
+            timeout: Duration::from_secs(1),
+            ring_order: 0,
+        },
+        |f, w| {
+            // One sector; a page; a request's worth (11 pages); more than the
+            // slots hold at once (3 x 11 pages), at odd sectors.
+            for (sector, bytes) in [
+                (0u64, 512usize),
+                (5, 4096),
+                (17, 11 * 4096),
+                (101, 40 * 4096 + 1536),
+            ] {
+                let mut got = vec![0u8; bytes];
+                f.read(sector, &mut got).unwrap();
+                let at = sector as usize * 512;
+                assert!(
+                    got == w.disk.lock().unwrap()[at..at + bytes],
+                    "read {bytes} at {sector}"
+                );
+                let data: std::vec::Vec<u8> = (0..bytes)
+                    .map(|i| (i as u8) ^ 0x5a ^ (sector as u8))
+                    .collect();
+                f.write(sector, &data).unwrap();
+                assert!(
+                    w.disk.lock().unwrap()[at..at + bytes] == data[..],
+                    "write {bytes} at {sector}"
+                );
+                assert_eq!(f.in_flight(), 0);
+            }
+            // The big transfer went as 11-page requests, several in flight.
+            let log = w.log.lock().unwrap();
+            assert!(log
+                .iter()
+                .any(|&(op, _, segs)| op == BLKIF_OP_READ && segs == 11));
+            let last_read: std::vec::Vec<_> = log
+                .iter()
+                .filter(|&&(op, s, _)| op == BLKIF_OP_READ && s >= 101)
+                .collect();
+            assert_eq!(
+                last_read.len(),
+                4,
+                "41.5 pages in 4 requests: {last_read:?}"
+            );
+            assert_eq!(
+                last_read.iter().map(|r| r.1).collect::<std::vec::Vec<_>>(),
+                [101, 189, 277, 365]
+            );
+        },
+    );
 }
 
 #[test]
 fn flush_is_sent_only_when_the_backend_has_a_cache() {
     with_backend(Mode::Serve, quick(), |f, w| {
         f.flush().unwrap();
-        assert_eq!(w.log.lock().unwrap().last(), Some(&(BLKIF_OP_FLUSH_DISKCACHE, 0, 0)));
-        f.set_info(DiskInfo { flush: false, barrier: true, ..INFO }).unwrap();
+        assert_eq!(
+            w.log.lock().unwrap().last(),
+            Some(&(BLKIF_OP_FLUSH_DISKCACHE, 0, 0))
+        );
+        f.set_info(DiskInfo {
+            flush: false,
+            barrier: true,
+            ..INFO
+        })
+        .unwrap();
         f.flush().unwrap();
-        assert_eq!(w.log.lock().unwrap().last(), Some(&(BLKIF_OP_WRITE_BARRIER, 0, 0)));
-        f.set_info(DiskInfo { flush: false, barrier: false, ..INFO }).unwrap();
+        assert_eq!(
+            w.log.lock().unwrap().last(),
+            Some(&(BLKIF_OP_WRITE_BARRIER, 0, 0))
+        );
+        f.set_info(DiskInfo {
+            flush: false,
+            barrier: false,
+            ..INFO
+        })
+        .unwrap();
         let before = w.log.lock().unwrap().len();
         f.flush().unwrap();
-        assert_eq!(w.log.lock().unwrap().len(), before, "nothing to flush, nothing sent");
+        assert_eq!(
+            w.log.lock().unwrap().len(),
+            before,
+            "nothing to flush, nothing sent"
+        );
     });
 }
 
@@ -221,14 +334,46 @@ fn flush_is_sent_only_when_the_backend_has_a_cache() {
 fn bad_arguments_and_read_only_disks_are_refused_before_anything_is_sent() {
     with_backend(Mode::Serve, quick(), |f, w| {
         let mut buf = [0u8; 1024];
-        assert_eq!(f.read(0, &mut buf[..100]), Err(BlockError::OutOfRange { sector: 0, bytes: 100 }));
-        assert_eq!(f.read(SECTORS - 1, &mut buf), Err(BlockError::OutOfRange { sector: SECTORS - 1, bytes: 1024 }));
-        assert_eq!(f.read(u64::MAX, &mut buf), Err(BlockError::OutOfRange { sector: u64::MAX, bytes: 1024 }));
+        assert_eq!(
+            f.read(0, &mut buf[..100]),
+            Err(BlockError::OutOfRange {
+                sector: 0,
+                bytes: 100
+            })
+        );
+        assert_eq!(
+            f.read(SECTORS - 1, &mut buf),
+            Err(BlockError::OutOfRange {
+                sector: SECTORS - 1,
+                bytes: 1024
+            })
+        );
+        assert_eq!(
+            f.read(u64::MAX, &mut buf),
+            Err(BlockError::OutOfRange {
+                sector: u64::MAX,
+                bytes: 1024
+            })
+        );
         f.read(SECTORS - 2, &mut buf).unwrap();
-        f.set_info(DiskInfo { read_only: true, ..INFO }).unwrap();
+        f.set_info(DiskInfo {
+            read_only: true,
+            ..INFO
+        })
+        .unwrap();
         assert_eq!(f.write(0, &buf), Err(BlockError::ReadOnly));
-        assert_eq!(f.set_info(DiskInfo { sector_size: 4096, ..INFO }), Err(BlockError::SectorSize(4096)));
-        assert_eq!(w.log.lock().unwrap().len(), 1, "only the good read went out");
+        assert_eq!(
+            f.set_info(DiskInfo {
+                sector_size: 4096,
+                ..INFO
+            }),
+            Err(BlockError::SectorSize(4096))
+        );
+        assert_eq!(
+            w.log.lock().unwrap().len(),
+            1,
+            "only the good read went out"
+        );
     });
 }
 
@@ -236,13 +381,28 @@ fn bad_arguments_and_read_only_disks_are_refused_before_anything_is_sent() {
 fn failed_requests_are_typed_errors_and_the_device_goes_on() {
     with_backend(Mode::FailWrites, quick(), |f, _| {
         let data = vec![1u8; 20 * 4096];
-        assert_eq!(f.write(0, &data), Err(BlockError::Io { operation: BLKIF_OP_WRITE, status: BLKIF_RSP_ERROR }));
-        assert_eq!(f.in_flight(), 0, "the call's other requests were waited for");
+        assert_eq!(
+            f.write(0, &data),
+            Err(BlockError::Io {
+                operation: BLKIF_OP_WRITE,
+                status: BLKIF_RSP_ERROR
+            })
+        );
+        assert_eq!(
+            f.in_flight(),
+            0,
+            "the call's other requests were waited for"
+        );
         let mut buf = [0u8; 512];
         f.read(0, &mut buf).unwrap();
     });
     with_backend(Mode::NoFlush, quick(), |f, _| {
-        assert_eq!(f.flush(), Err(BlockError::Unsupported { operation: BLKIF_OP_FLUSH_DISKCACHE }));
+        assert_eq!(
+            f.flush(),
+            Err(BlockError::Unsupported {
+                operation: BLKIF_OP_FLUSH_DISKCACHE
+            })
+        );
         f.read(0, &mut [0u8; 512]).unwrap();
     });
 }
@@ -250,17 +410,40 @@ fn failed_requests_are_typed_errors_and_the_device_goes_on() {
 #[test]
 fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
     for (mode, want) in [
-        (Mode::WrongId, BlockError::BadResponse { id: 100, operation: BLKIF_OP_READ }),
-        (Mode::WrongOperation, BlockError::BadResponse { id: 0, operation: BLKIF_OP_WRITE }),
+        (
+            Mode::WrongId,
+            BlockError::BadResponse {
+                id: 100,
+                operation: BLKIF_OP_READ,
+            },
+        ),
+        (
+            Mode::WrongOperation,
+            BlockError::BadResponse {
+                id: 0,
+                operation: BLKIF_OP_WRITE,
+            },
+        ),
         (Mode::Silent, BlockError::Timeout),
-        (Mode::Flood, BlockError::Ring(RingError::TooManyResponses { rsp_prod: 1000, rsp_cons: 0, req_prod: 1 })),
+        (
+            Mode::Flood,
+            BlockError::Ring(RingError::TooManyResponses {
+                rsp_prod: 1000,
+                rsp_cons: 0,
+                req_prod: 1,
+            }),
+        ),
         (Mode::Die, BlockError::BackendGone),
     ] {
         with_backend(mode, quick(), |f, _| {
             let start = std::time::Instant::now();
             let mut buf = [0u8; 512];
             assert_eq!(f.read(0, &mut buf), Err(want), "{mode:?}");
-            assert!(start.elapsed() < Duration::from_secs(2), "{mode:?} took {:?}", start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{mode:?} took {:?}",
+                start.elapsed()
+            );
             assert_eq!(f.read(0, &mut buf), Err(BlockError::Broken), "{mode:?}");
             assert_eq!(f.flush(), Err(BlockError::Broken), "{mode:?}");
         });
@@ -271,15 +454,33 @@ fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
 fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
     let w = world();
     {
-        let mut f = BlkFront::new(&w.front_grants, &w.front_events, BACK, 51712, Options { in_flight: 2, timeout: Duration::from_secs(1), ring_order: 0 }).unwrap();
+        let mut f = BlkFront::new(
+            &w.front_grants,
+            &w.front_events,
+            BACK,
+            51712,
+            Options {
+                in_flight: 2,
+                timeout: Duration::from_secs(1),
+                ring_order: 0,
+            },
+        )
+        .unwrap();
         f.set_info(INFO).unwrap();
         // 1 ring page + 2 x 11 data pages.
         assert_eq!(w.front_grants.stats().shared_pages, 23);
         let keys = f.keys();
         // The backend keeps the ring mapped past the front's drop.
-        let ring = w.back_grants.map(FRONT, &keys.ring_refs, Access::ReadWrite).unwrap();
+        let ring = w
+            .back_grants
+            .map(FRONT, &keys.ring_refs, Access::ReadWrite)
+            .unwrap();
         drop(f);
-        assert_eq!(w.front_grants.stats().pending, 1, "the mapped ring page is parked, not freed");
+        assert_eq!(
+            w.front_grants.stats().pending,
+            1,
+            "the mapped ring page is parked, not freed"
+        );
         ring.unmap().unwrap();
     }
     w.front_grants.reclaim();
@@ -297,28 +498,54 @@ const VBD_BACK: &str = "/local/domain/0/backend/vbd/7/51712";
 /// blkback's xenbus side: InitWait with its features, then, once the
 /// front is Initialised, reads its keys and connects with the disk.
 fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
-    let get = |x: &crate::xenstore::fake::FakeXenstored, p: &str| x.get(p).map(|v| std::string::String::from_utf8(v).unwrap());
+    let get = |x: &crate::xenstore::fake::FakeXenstored, p: &str| {
+        x.get(p).map(|v| std::string::String::from_utf8(v).unwrap())
+    };
     let front = get(x, &format!("{VBD_FRONT}/state"));
-    match (get(x, &format!("{VBD_BACK}/state")).as_deref(), front.as_deref()) {
+    match (
+        get(x, &format!("{VBD_BACK}/state")).as_deref(),
+        front.as_deref(),
+    ) {
         (Some("1"), _) => {
             x.external_write(&format!("{VBD_BACK}/feature-flush-cache"), b"1");
             x.external_write(&format!("{VBD_BACK}/max-ring-page-order"), b"2");
             x.external_write(&format!("{VBD_BACK}/state"), b"2");
         }
         (Some("2"), Some("3")) => {
-            let num = |k: &str| get(x, &format!("{VBD_FRONT}/{k}")).unwrap().parse::<u32>().unwrap();
-            assert_eq!(get(x, &format!("{VBD_FRONT}/protocol")).as_deref(), Some("x86_64-abi"));
-            assert_eq!(get(x, &format!("{VBD_FRONT}/feature-persistent")).as_deref(), Some("1"));
+            let num = |k: &str| {
+                get(x, &format!("{VBD_FRONT}/{k}"))
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap()
+            };
+            assert_eq!(
+                get(x, &format!("{VBD_FRONT}/protocol")).as_deref(),
+                Some("x86_64-abi")
+            );
+            assert_eq!(
+                get(x, &format!("{VBD_FRONT}/feature-persistent")).as_deref(),
+                Some("1")
+            );
             // ring-ref, or ring-page-order and ring-ref0.. (blkif.h).
-            let order = get(x, &format!("{VBD_FRONT}/ring-page-order")).map_or(0, |o| o.parse::<u8>().unwrap());
+            let order = get(x, &format!("{VBD_FRONT}/ring-page-order"))
+                .map_or(0, |o| o.parse::<u8>().unwrap());
             let ring_refs = if order == 0 {
                 vec![GrantRef(num("ring-ref"))]
             } else {
                 assert!(get(x, &format!("{VBD_FRONT}/ring-ref")).is_none());
-                (0..1u32 << order).map(|i| GrantRef(num(&format!("ring-ref{i}")))).collect()
+                (0..1u32 << order)
+                    .map(|i| GrantRef(num(&format!("ring-ref{i}"))))
+                    .collect()
             };
-            *PUBLISHED.lock().unwrap() = Some(FrontKeys { ring_refs, ring_order: order, event_channel: EvtchnPort(num("event-channel")) });
-            x.external_write(&format!("{VBD_BACK}/sectors"), SECTORS.to_string().as_bytes());
+            *PUBLISHED.lock().unwrap() = Some(FrontKeys {
+                ring_refs,
+                ring_order: order,
+                event_channel: EvtchnPort(num("event-channel")),
+            });
+            x.external_write(
+                &format!("{VBD_BACK}/sectors"),
+                SECTORS.to_string().as_bytes(),
+            );
             x.external_write(&format!("{VBD_BACK}/info"), b"0");
             x.external_write(&format!("{VBD_BACK}/sector-size"), b"512");
             x.external_write(&format!("{VBD_BACK}/state"), b"4");
@@ -334,20 +561,39 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     use crate::xenstore::Client;
     let w = world();
     let mut t = FakeTransport::new(7, "guest-seven");
-    t.server.external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
-    t.server.external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
+    t.server
+        .external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
+    t.server
+        .external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
     t.server.external_write(&format!("{VBD_BACK}/state"), b"1");
     t.server.peer = Some(blkback_bus);
     let store = spin::Mutex::new(Client::new(t));
     // We would take 16 ring pages; the backend offers 4 (order 2).
-    let opts = Options { ring_order: 4, in_flight: 40, ..quick() };
+    let opts = Options {
+        ring_order: 4,
+        in_flight: 40,
+        ..quick()
+    };
     let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, opts).unwrap();
     assert_eq!(f.info(), INFO);
     let keys = PUBLISHED.lock().unwrap().take().unwrap();
     assert_eq!(keys, f.keys());
-    assert_eq!((keys.ring_order, keys.ring_refs.len()), (2, 4), "a multi-page ring where offered");
-    assert_eq!(f.slots.len(), 40, "more requests in flight than one ring page has slots for");
-    let front_state = |s: &spin::Mutex<Client<FakeTransport>>| s.lock().transport_mut().server.get(&format!("{VBD_FRONT}/state"));
+    assert_eq!(
+        (keys.ring_order, keys.ring_refs.len()),
+        (2, 4),
+        "a multi-page ring where offered"
+    );
+    assert_eq!(
+        f.slots.len(),
+        40,
+        "more requests in flight than one ring page has slots for"
+    );
+    let front_state = |s: &spin::Mutex<Client<FakeTransport>>| {
+        s.lock()
+            .transport_mut()
+            .server
+            .get(&format!("{VBD_FRONT}/state"))
+    };
     assert_eq!(front_state(&store).as_deref(), Some(&b"4"[..]));
     std::thread::scope(|s| {
         let back = s.spawn(|| blkback(&w, keys, Mode::Serve));
@@ -365,13 +611,20 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         // The toolstack detaches the disk: the backend goes to Closing but
         // serves on (as blkback does) until we close. Reads notice within
         // a bus check period, and our end closes so the detach completes.
-        store.lock().transport_mut().server.external_write(&format!("{VBD_BACK}/state"), b"5");
+        store
+            .lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{VBD_BACK}/state"), b"5");
         let start = std::time::Instant::now();
         let err = loop {
             if let Err(e) = f.read(3, &mut buf) {
                 break e;
             }
-            assert!(start.elapsed() < Duration::from_secs(2), "reads go on against a closing backend");
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "reads go on against a closing backend"
+            );
         };
         assert_eq!(err, BlockError::BackendClosing);
         assert_eq!(front_state(&store).as_deref(), Some(&b"6"[..]));
@@ -383,12 +636,15 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     // A backend that stops answering and then closes: the wait notices.
     let w2 = world();
     let mut t = FakeTransport::new(7, "guest-seven");
-    t.server.external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
-    t.server.external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
+    t.server
+        .external_write(&format!("{VBD_FRONT}/backend"), VBD_BACK.as_bytes());
+    t.server
+        .external_write(&format!("{VBD_FRONT}/backend-id"), b"0");
     t.server.external_write(&format!("{VBD_BACK}/state"), b"1");
     t.server.peer = Some(blkback_bus);
     let store = spin::Mutex::new(Client::new(t));
-    let mut f = BlkFront::connect(&w2.front_grants, &w2.front_events, &store, 51712, quick()).unwrap();
+    let mut f =
+        BlkFront::connect(&w2.front_grants, &w2.front_events, &store, 51712, quick()).unwrap();
     let keys = PUBLISHED.lock().unwrap().take().unwrap();
     let port = Port::bind_interdomain(&w2.back_events, FRONT, keys.event_channel).unwrap();
     let mut buf = [0u8; 512];
@@ -397,11 +653,19 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         // comes (its bus check before sending found the backend connected).
         s.spawn(|| {
             std::thread::sleep(Duration::from_millis(50));
-            store.lock().transport_mut().server.external_write(&format!("{VBD_BACK}/state"), b"5");
+            store
+                .lock()
+                .transport_mut()
+                .server
+                .external_write(&format!("{VBD_BACK}/state"), b"5");
         });
         let start = std::time::Instant::now();
         assert_eq!(f.read(0, &mut buf), Err(BlockError::BackendClosing));
-        assert!(start.elapsed() < Duration::from_millis(400), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            start.elapsed()
+        );
     });
     drop(port);
 }

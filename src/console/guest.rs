@@ -5,8 +5,8 @@
 
 use super::ring::ConsoleRing;
 use crate::abi::console::OUT_RING_SIZE;
-use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::hypercall;
+use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::shared_mem::SharedMem;
 use crate::start_info::BootInfo;
 use crate::types::EvtchnPort;
@@ -50,7 +50,8 @@ pub(crate) fn init(info: &BootInfo) {
     let va = pfn_to_virt(pfn);
     // SAFETY: mapped writable for the domain's lifetime; shared with
     // xenconsoled, hence accessed only through SharedMem.
-    let page = unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
+    let page =
+        unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
     if let Some(ring) = ConsoleRing::new(page) {
         *CONSOLE.lock() = Backend::Ring(ring, info.console_evtchn);
     }
@@ -68,7 +69,11 @@ fn write_locked(backend: &mut Backend, mut bytes: &[u8]) {
                     Ok(n) => {
                         bytes = &bytes[n..];
                         let _ = hypercall::evtchn_send(port);
-                        if n == 0 && !wait_for_backend(|| ring.pending().map_or(true, |p| p < OUT_RING_SIZE)) {
+                        if n == 0
+                            && !wait_for_backend(|| {
+                                ring.pending().map_or(true, |p| p < OUT_RING_SIZE)
+                            })
+                        {
                             return;
                         }
                     }

@@ -35,8 +35,14 @@ impl<'a> ConsoleRing<'a> {
     fn indices(&self) -> Result<(u32, u32), RingError> {
         // Acquire on out_cons pairs with the backend's update after it has
         // copied the bytes out: only then may we overwrite them.
-        let cons = self.page.load_u32(offsets::OUT_CONS, Ordering::Acquire).unwrap_or(0);
-        let prod = self.page.load_u32(offsets::OUT_PROD, Ordering::Relaxed).unwrap_or(0);
+        let cons = self
+            .page
+            .load_u32(offsets::OUT_CONS, Ordering::Acquire)
+            .unwrap_or(0);
+        let prod = self
+            .page
+            .load_u32(offsets::OUT_PROD, Ordering::Relaxed)
+            .unwrap_or(0);
         if prod.wrapping_sub(cons) as usize > OUT_RING_SIZE {
             return Err(RingError::Corrupt { prod, cons });
         }
@@ -63,7 +69,11 @@ impl<'a> ConsoleRing<'a> {
         // wmb(): the bytes must be visible before the new producer index
         // (console.h users do `wmb(); intf->out_prod = prod;`).
         wmb();
-        let _ = self.page.store_u32(offsets::OUT_PROD, prod.wrapping_add(n as u32), Ordering::Relaxed);
+        let _ = self.page.store_u32(
+            offsets::OUT_PROD,
+            prod.wrapping_add(n as u32),
+            Ordering::Relaxed,
+        );
         Ok(n)
     }
 }
@@ -79,11 +89,13 @@ mod tests {
         let mut c = cons;
         while c != prod {
             let mut b = [0u8];
-            page.read(offsets::OUT + (c as usize % OUT_RING_SIZE), &mut b).unwrap();
+            page.read(offsets::OUT + (c as usize % OUT_RING_SIZE), &mut b)
+                .unwrap();
             sink.push(b[0]);
             c = c.wrapping_add(1);
         }
-        page.store_u32(offsets::OUT_CONS, c, Ordering::Release).unwrap();
+        page.store_u32(offsets::OUT_CONS, c, Ordering::Release)
+            .unwrap();
     }
 
     #[test]
@@ -92,8 +104,10 @@ mod tests {
         // Start both indices just below u32::MAX so the test crosses the
         // index overflow as well as the ring's end.
         let start = u32::MAX - 700;
-        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed).unwrap();
-        page.store_u32(offsets::OUT_CONS, start, Ordering::Relaxed).unwrap();
+        page.store_u32(offsets::OUT_PROD, start, Ordering::Relaxed)
+            .unwrap();
+        page.store_u32(offsets::OUT_CONS, start, Ordering::Relaxed)
+            .unwrap();
         let ring = ConsoleRing::new(page).unwrap();
         // Under Miri 3,000 bytes: still past the overflow and the ring's end.
         let n: u32 = if cfg!(miri) { 3_000 } else { 10_000 };
@@ -101,7 +115,9 @@ mod tests {
         let mut got = Vec::new();
         let mut sent = 0;
         while sent < msg.len() {
-            let n = ring.write(&msg[sent..(sent + 1500).min(msg.len())]).unwrap();
+            let n = ring
+                .write(&msg[sent..(sent + 1500).min(msg.len())])
+                .unwrap();
             sent += n;
             if n < 1500 {
                 drain(&page, &mut got);
@@ -123,12 +139,23 @@ mod tests {
     #[test]
     fn a_corrupt_consumer_index_is_an_error() {
         let page = SharedMem::leak_zeroed(4096);
-        page.store_u32(offsets::OUT_PROD, 10, Ordering::Relaxed).unwrap();
-        page.store_u32(offsets::OUT_CONS, 5000, Ordering::Relaxed).unwrap();
+        page.store_u32(offsets::OUT_PROD, 10, Ordering::Relaxed)
+            .unwrap();
+        page.store_u32(offsets::OUT_CONS, 5000, Ordering::Relaxed)
+            .unwrap();
         let ring = ConsoleRing::new(page).unwrap();
-        assert_eq!(ring.write(b"x"), Err(RingError::Corrupt { prod: 10, cons: 5000 }));
+        assert_eq!(
+            ring.write(b"x"),
+            Err(RingError::Corrupt {
+                prod: 10,
+                cons: 5000
+            })
+        );
         // Nothing was written past the check.
-        assert_eq!(page.load_u32(offsets::OUT_PROD, Ordering::Relaxed).unwrap(), 10);
+        assert_eq!(
+            page.load_u32(offsets::OUT_PROD, Ordering::Relaxed).unwrap(),
+            10
+        );
     }
 
     #[test]

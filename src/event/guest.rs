@@ -124,7 +124,8 @@ pub fn is_pending(port: EvtchnPort) -> Result<bool, EventError> {
 fn op<T>(cmd: u32, arg: &mut T) -> Result<(), EventError> {
     // SAFETY: every caller passes the struct `cmd` expects (the pairs
     // below are fixed), valid for reads and writes during the call.
-    unsafe { hypercall::event_channel_op(cmd, (arg as *mut T).cast()) }.map_err(EventError::Hypercall)
+    unsafe { hypercall::event_channel_op(cmd, (arg as *mut T).cast()) }
+        .map_err(EventError::Hypercall)
 }
 
 fn bound(port: u32) -> Result<EvtchnPort, EventError> {
@@ -136,7 +137,11 @@ fn bound(port: u32) -> Result<EvtchnPort, EventError> {
 /// `EVTCHNOP_alloc_unbound`: a new port that `remote` may bind to.
 #[doc(alias = "EVTCHNOP_alloc_unbound")]
 pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
-    let mut arg = abi::evtchn_alloc_unbound { dom: DomId::SELF.0, remote_dom: remote.0, port: 0 };
+    let mut arg = abi::evtchn_alloc_unbound {
+        dom: DomId::SELF.0,
+        remote_dom: remote.0,
+        port: 0,
+    };
     op(abi::EVTCHNOP_alloc_unbound, &mut arg)?;
     bound(arg.port)
 }
@@ -145,7 +150,11 @@ pub fn alloc_unbound(remote: DomId) -> Result<EvtchnPort, EventError> {
 /// unbound `remote_port`.
 #[doc(alias = "EVTCHNOP_bind_interdomain")]
 pub fn bind_interdomain(remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError> {
-    let mut arg = abi::evtchn_bind_interdomain { remote_dom: remote.0, remote_port: remote_port.0, local_port: 0 };
+    let mut arg = abi::evtchn_bind_interdomain {
+        remote_dom: remote.0,
+        remote_port: remote_port.0,
+        local_port: 0,
+    };
     op(abi::EVTCHNOP_bind_interdomain, &mut arg)?;
     bound(arg.local_port)
 }
@@ -153,7 +162,11 @@ pub fn bind_interdomain(remote: DomId, remote_port: EvtchnPort) -> Result<Evtchn
 /// `EVTCHNOP_bind_virq` on vCPU 0.
 #[doc(alias = "EVTCHNOP_bind_virq")]
 pub fn bind_virq(virq: Virq) -> Result<EvtchnPort, EventError> {
-    let mut arg = abi::evtchn_bind_virq { virq: virq.0, vcpu: 0, port: 0 };
+    let mut arg = abi::evtchn_bind_virq {
+        virq: virq.0,
+        vcpu: 0,
+        port: 0,
+    };
     op(abi::EVTCHNOP_bind_virq, &mut arg)?;
     bound(arg.port)
 }
@@ -187,12 +200,17 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
         abi::EVTCHNSTAT_closed => Status::Closed,
         abi::EVTCHNSTAT_unbound => {
             // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
-            Status::Unbound { remote: DomId(unsafe { arg.u.unbound.dom }) }
+            Status::Unbound {
+                remote: DomId(unsafe { arg.u.unbound.dom }),
+            }
         }
         abi::EVTCHNSTAT_interdomain => {
             // SAFETY: see above: `interdomain` for EVTCHNSTAT_interdomain.
             let i = unsafe { arg.u.interdomain };
-            Status::Interdomain { remote: DomId(i.dom), remote_port: EvtchnPort(i.port) }
+            Status::Interdomain {
+                remote: DomId(i.dom),
+                remote_port: EvtchnPort(i.port),
+            }
         }
         // SAFETY: see above: `pirq` for EVTCHNSTAT_pirq.
         abi::EVTCHNSTAT_pirq => Status::Pirq(unsafe { arg.u.pirq }),
@@ -214,7 +232,10 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
 ///
 /// Before `init`, or when called with upcalls masked (from a handler),
 /// it cannot block safely and polls with `SCHEDOP_yield` instead.
-pub fn wait_until(deadline_ns: Option<u64>, mut cond: impl FnMut() -> bool) -> Result<(), EventError> {
+pub fn wait_until(
+    deadline_ns: Option<u64>,
+    mut cond: impl FnMut() -> bool,
+) -> Result<(), EventError> {
     let Ok(ev) = ready_state() else {
         return yield_until(deadline_ns, cond);
     };

@@ -18,9 +18,9 @@ pub mod table;
 #[doc(hidden)]
 pub mod two_level;
 
-pub use ops::{EventOps, NotifyPort, Port};
 #[cfg(target_os = "none")]
 pub use ops::XenEvents;
+pub use ops::{EventOps, NotifyPort, Port};
 pub use table::Handler;
 #[doc(hidden)]
 pub use table::Table;
@@ -96,10 +96,10 @@ pub enum Status {
 #[cfg(target_os = "none")]
 mod guest;
 #[cfg(target_os = "none")]
+pub use guest::sleep;
+#[cfg(target_os = "none")]
 // The event channels are reached through `Xen::events()` (`XenEvents`);
 // the free functions behind it stay inside the crate. `sleep` is
 // `xenpv::sleep`, like `std::thread::sleep`.
 #[cfg(target_os = "none")]
 pub(crate) use guest::*;
-#[cfg(target_os = "none")]
-pub use guest::sleep;

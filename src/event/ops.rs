@@ -13,7 +13,11 @@ pub trait EventOps {
     fn alloc_unbound(&self, remote: DomId) -> Result<EvtchnPort, EventError>;
     /// `EVTCHNOP_bind_interdomain`: connects to `remote`'s unbound port.
     #[doc(alias = "EVTCHNOP_bind_interdomain")]
-    fn bind_interdomain(&self, remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError>;
+    fn bind_interdomain(
+        &self,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, EventError>;
     /// `EVTCHNOP_send`: raises the event on the far end of `port`.
     #[doc(alias = "EVTCHNOP_send")]
     fn send(&self, port: EvtchnPort) -> Result<(), EventError>;
@@ -27,14 +31,19 @@ pub trait EventOps {
     /// `deadline_ns` (`Err(Timeout)`); any event may wake it early, after
     /// which `cond` is tested again. An event that makes `cond` true is
     /// never lost between the test and the sleep.
-    fn wait_until(&self, deadline_ns: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<(), EventError>;
+    fn wait_until(
+        &self,
+        deadline_ns: Option<u64>,
+        cond: &mut dyn FnMut() -> bool,
+    ) -> Result<(), EventError>;
     /// The clock deadlines refer to, in nanoseconds.
     fn now_ns(&self) -> u64;
 
     /// The clock `d` from now, saturating (`u64::MAX` means "never";
     /// the timer is armed with a clamped value, see `time::timer_deadline`).
     fn deadline_after(&self, d: core::time::Duration) -> u64 {
-        self.now_ns().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        self.now_ns()
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 }
 
@@ -42,7 +51,11 @@ impl<E: EventOps + ?Sized> EventOps for &E {
     fn alloc_unbound(&self, remote: DomId) -> Result<EvtchnPort, EventError> {
         (**self).alloc_unbound(remote)
     }
-    fn bind_interdomain(&self, remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError> {
+    fn bind_interdomain(
+        &self,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, EventError> {
         (**self).bind_interdomain(remote, remote_port)
     }
     fn send(&self, port: EvtchnPort) -> Result<(), EventError> {
@@ -54,7 +67,11 @@ impl<E: EventOps + ?Sized> EventOps for &E {
     fn status(&self, port: EvtchnPort) -> Result<Status, EventError> {
         (**self).status(port)
     }
-    fn wait_until(&self, deadline_ns: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<(), EventError> {
+    fn wait_until(
+        &self,
+        deadline_ns: Option<u64>,
+        cond: &mut dyn FnMut() -> bool,
+    ) -> Result<(), EventError> {
         (**self).wait_until(deadline_ns, cond)
     }
     fn now_ns(&self) -> u64 {
@@ -90,7 +107,11 @@ impl<E: EventOps> Port<E> {
     }
 
     /// Our end of `remote`'s unbound `remote_port` (`EVTCHNOP_bind_interdomain`).
-    pub fn bind_interdomain(events: E, remote: DomId, remote_port: EvtchnPort) -> Result<Self, EventError> {
+    pub fn bind_interdomain(
+        events: E,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<Self, EventError> {
         let port = events.bind_interdomain(remote, remote_port)?;
         Ok(Port { events, port })
     }
@@ -150,7 +171,11 @@ impl XenEvents {
 
     /// Waits until `port` fires (consuming its fired bit), for at most
     /// `timeout` (`None`: forever).
-    pub fn wait(&self, port: EvtchnPort, timeout: Option<core::time::Duration>) -> Result<(), EventError> {
+    pub fn wait(
+        &self,
+        port: EvtchnPort,
+        timeout: Option<core::time::Duration>,
+    ) -> Result<(), EventError> {
         super::wait(port, timeout)
     }
 
@@ -167,7 +192,11 @@ impl XenEvents {
 
     /// Installs (or removes) the handler run from the upcall when `port`
     /// fires (see [`Handler`](super::Handler) for what one may do).
-    pub fn set_handler(&self, port: EvtchnPort, handler: Option<super::Handler>) -> Result<(), EventError> {
+    pub fn set_handler(
+        &self,
+        port: EvtchnPort,
+        handler: Option<super::Handler>,
+    ) -> Result<(), EventError> {
         super::set_handler(port, handler)
     }
 
@@ -197,7 +226,11 @@ impl EventOps for XenEvents {
     fn alloc_unbound(&self, remote: DomId) -> Result<EvtchnPort, EventError> {
         super::alloc_unbound(remote)
     }
-    fn bind_interdomain(&self, remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError> {
+    fn bind_interdomain(
+        &self,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, EventError> {
         super::bind_interdomain(remote, remote_port)
     }
     fn send(&self, port: EvtchnPort) -> Result<(), EventError> {
@@ -209,7 +242,11 @@ impl EventOps for XenEvents {
     fn status(&self, port: EvtchnPort) -> Result<Status, EventError> {
         super::status(port)
     }
-    fn wait_until(&self, deadline_ns: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<(), EventError> {
+    fn wait_until(
+        &self,
+        deadline_ns: Option<u64>,
+        cond: &mut dyn FnMut() -> bool,
+    ) -> Result<(), EventError> {
         super::wait_until(deadline_ns, cond)
     }
     fn now_ns(&self) -> u64 {
@@ -269,12 +306,18 @@ pub mod fake {
     impl FakeEventWorld {
         /// No domain, no port.
         pub fn new() -> Self {
-            FakeEventWorld { inner: Arc::new((Mutex::new(State::default()), Condvar::new())), start: Instant::now() }
+            FakeEventWorld {
+                inner: Arc::new((Mutex::new(State::default()), Condvar::new())),
+                start: Instant::now(),
+            }
         }
 
         /// Domain `dom`'s view.
         pub fn domain(&self, dom: DomId) -> FakeEvents {
-            FakeEvents { world: self.clone(), dom: dom.0 }
+            FakeEvents {
+                world: self.clone(),
+                dom: dom.0,
+            }
         }
 
         fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -287,8 +330,13 @@ pub mod fake {
             let mut s = self.state();
             let mine: Vec<(u16, u32)> = s.ports.keys().filter(|k| k.0 == dom.0).copied().collect();
             for k in mine {
-                if let Some(Port::Interdomain { remote, remote_port }) = s.ports.remove(&k) {
-                    s.ports.insert((remote, remote_port), Port::Unbound { remote: dom.0 });
+                if let Some(Port::Interdomain {
+                    remote,
+                    remote_port,
+                }) = s.ports.remove(&k)
+                {
+                    s.ports
+                        .insert((remote, remote_port), Port::Unbound { remote: dom.0 });
                 }
             }
             self.inner.1.notify_all();
@@ -301,7 +349,11 @@ pub mod fake {
 
         /// How many events `dom` sent on `port` that reached a peer.
         pub fn sends(&self, dom: DomId, port: EvtchnPort) -> usize {
-            self.state().sent.iter().filter(|&&s| s == (dom.0, port.0)).count()
+            self.state()
+                .sent
+                .iter()
+                .filter(|&&s| s == (dom.0, port.0))
+                .count()
         }
 
         /// How many of `dom`'s waits ended at their deadline rather than
@@ -350,19 +402,36 @@ pub mod fake {
         fn alloc_unbound(&self, remote: DomId) -> Result<EvtchnPort, EventError> {
             let mut s = self.world.state();
             let p = self.new_port(&mut s);
-            s.ports.insert((self.dom, p), Port::Unbound { remote: remote.0 });
+            s.ports
+                .insert((self.dom, p), Port::Unbound { remote: remote.0 });
             Ok(EvtchnPort(p))
         }
 
-        fn bind_interdomain(&self, remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError> {
+        fn bind_interdomain(
+            &self,
+            remote: DomId,
+            remote_port: EvtchnPort,
+        ) -> Result<EvtchnPort, EventError> {
             let mut s = self.world.state();
             match s.ports.get(&(remote.0, remote_port.0)) {
                 Some(Port::Unbound { remote: allowed }) if *allowed == self.dom => {}
                 _ => return Err(einval()),
             }
             let p = self.new_port(&mut s);
-            s.ports.insert((self.dom, p), Port::Interdomain { remote: remote.0, remote_port: remote_port.0 });
-            s.ports.insert((remote.0, remote_port.0), Port::Interdomain { remote: self.dom, remote_port: p });
+            s.ports.insert(
+                (self.dom, p),
+                Port::Interdomain {
+                    remote: remote.0,
+                    remote_port: remote_port.0,
+                },
+            );
+            s.ports.insert(
+                (remote.0, remote_port.0),
+                Port::Interdomain {
+                    remote: self.dom,
+                    remote_port: p,
+                },
+            );
             Ok(EvtchnPort(p))
         }
 
@@ -372,7 +441,10 @@ pub mod fake {
                 return Err(einval());
             }
             match s.ports.get(&(self.dom, port.0)).copied() {
-                Some(Port::Interdomain { remote, remote_port }) => {
+                Some(Port::Interdomain {
+                    remote,
+                    remote_port,
+                }) => {
                     *s.pending.entry((remote, remote_port)).or_default() += 1;
                     s.sent.push((self.dom, port.0));
                     self.world.inner.1.notify_all();
@@ -387,8 +459,12 @@ pub mod fake {
         fn close(&self, port: EvtchnPort) -> Result<(), EventError> {
             let mut s = self.world.state();
             match s.ports.remove(&(self.dom, port.0)) {
-                Some(Port::Interdomain { remote, remote_port }) => {
-                    s.ports.insert((remote, remote_port), Port::Unbound { remote: self.dom });
+                Some(Port::Interdomain {
+                    remote,
+                    remote_port,
+                }) => {
+                    s.ports
+                        .insert((remote, remote_port), Port::Unbound { remote: self.dom });
                     Ok(())
                 }
                 Some(Port::Unbound { .. }) => Ok(()),
@@ -399,14 +475,24 @@ pub mod fake {
         fn status(&self, port: EvtchnPort) -> Result<Status, EventError> {
             Ok(match self.world.state().ports.get(&(self.dom, port.0)) {
                 None => Status::Closed,
-                Some(Port::Unbound { remote }) => Status::Unbound { remote: DomId(*remote) },
-                Some(Port::Interdomain { remote, remote_port }) => {
-                    Status::Interdomain { remote: DomId(*remote), remote_port: EvtchnPort(*remote_port) }
-                }
+                Some(Port::Unbound { remote }) => Status::Unbound {
+                    remote: DomId(*remote),
+                },
+                Some(Port::Interdomain {
+                    remote,
+                    remote_port,
+                }) => Status::Interdomain {
+                    remote: DomId(*remote),
+                    remote_port: EvtchnPort(*remote_port),
+                },
             })
         }
 
-        fn wait_until(&self, deadline_ns: Option<u64>, cond: &mut dyn FnMut() -> bool) -> Result<(), EventError> {
+        fn wait_until(
+            &self,
+            deadline_ns: Option<u64>,
+            cond: &mut dyn FnMut() -> bool,
+        ) -> Result<(), EventError> {
             loop {
                 if cond() {
                     return Ok(());
@@ -423,7 +509,13 @@ pub mod fake {
                 let mine = s.pending.keys().any(|k| k.0 == self.dom);
                 if !mine {
                     let left = deadline_ns.map_or(1_000_000_000, |d| d.saturating_sub(now));
-                    s = self.world.inner.1.wait_timeout(s, Duration::from_nanos(left)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+                    s = self
+                        .world
+                        .inner
+                        .1
+                        .wait_timeout(s, Duration::from_nanos(left))
+                        .map(|r| r.0)
+                        .unwrap_or_else(|p| p.into_inner().0);
                 }
                 s.pending.retain(|k, _| k.0 != self.dom);
             }

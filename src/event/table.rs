@@ -42,7 +42,11 @@ impl Table {
     }
 
     /// Installs (or with `None`, removes) the handler of `port`.
-    pub fn set_handler(&self, port: EvtchnPort, handler: Option<Handler>) -> Result<(), PortOutOfRange> {
+    pub fn set_handler(
+        &self,
+        port: EvtchnPort,
+        handler: Option<Handler>,
+    ) -> Result<(), PortOutOfRange> {
         word_bit(port)?;
         *self.handlers[port.0 as usize].lock() = handler;
         Ok(())

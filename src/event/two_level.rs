@@ -23,7 +23,10 @@ pub fn word_bit(port: EvtchnPort) -> Result<(usize, u64), PortOutOfRange> {
     if port.0 >= EVTCHN_2L_NR_CHANNELS {
         return Err(PortOutOfRange(port));
     }
-    Ok(((port.0 / BITS_PER_WORD) as usize, 1u64 << (port.0 % BITS_PER_WORD)))
+    Ok((
+        (port.0 / BITS_PER_WORD) as usize,
+        1u64 << (port.0 % BITS_PER_WORD),
+    ))
 }
 
 /// The event state of one vCPU in a `shared_info` page.
@@ -39,7 +42,8 @@ impl TwoLevel {
     pub fn new(page: SharedMem<'static>, vcpu: usize) -> Option<Self> {
         let vcpu_info = vcpu.checked_mul(offsets::VCPU_INFO_SIZE)?;
         let need = (offsets::WC_SEC_HI + 4).max(vcpu_info + offsets::VCPU_INFO_SIZE);
-        (page.len() >= need && vcpu_info < offsets::EVTCHN_PENDING).then_some(TwoLevel { page, vcpu_info })
+        (page.len() >= need && vcpu_info < offsets::EVTCHN_PENDING)
+            .then_some(TwoLevel { page, vcpu_info })
     }
 
     /// The underlying page (for the time fields).
@@ -62,7 +66,10 @@ impl TwoLevel {
     /// Sets `evtchn_upcall_mask`: Xen will not call the event callback.
     /// Returns the previous value.
     pub fn mask_upcalls(&self) -> bool {
-        let old = self.page.swap_u8(self.vcpu_info + offsets::UPCALL_MASK, 1).unwrap_or(1);
+        let old = self
+            .page
+            .swap_u8(self.vcpu_info + offsets::UPCALL_MASK, 1)
+            .unwrap_or(1);
         old != 0
     }
 
@@ -70,7 +77,9 @@ impl TwoLevel {
     /// that Xen will not deliver by itself (the caller must then issue
     /// any hypercall, Mini-OS's `force_evtchn_callback`).
     pub fn unmask_upcalls(&self) -> bool {
-        let _ = self.page.store_u8(self.vcpu_info + offsets::UPCALL_MASK, 0, Ordering::SeqCst);
+        let _ = self
+            .page
+            .store_u8(self.vcpu_info + offsets::UPCALL_MASK, 0, Ordering::SeqCst);
         // mb(): the unmask must be visible before we sample pending, the
         // partner of Xen's "set pending, then test mask" in evtchn_set_pending.
         crate::shared_mem::mb();
@@ -79,31 +88,47 @@ impl TwoLevel {
 
     /// Sets or clears `evtchn_upcall_mask` without looking at pending.
     pub fn set_upcall_mask(&self, masked: bool) {
-        let _ = self.page.store_u8(self.vcpu_info + offsets::UPCALL_MASK, masked as u8, Ordering::SeqCst);
+        let _ = self.page.store_u8(
+            self.vcpu_info + offsets::UPCALL_MASK,
+            masked as u8,
+            Ordering::SeqCst,
+        );
     }
 
     /// Whether `evtchn_upcall_mask` is set.
     pub fn upcalls_masked(&self) -> bool {
-        self.page.load_u8(self.vcpu_info + offsets::UPCALL_MASK, Ordering::SeqCst).unwrap_or(1) != 0
+        self.page
+            .load_u8(self.vcpu_info + offsets::UPCALL_MASK, Ordering::SeqCst)
+            .unwrap_or(1)
+            != 0
     }
 
     /// Whether `evtchn_upcall_pending` is set.
     pub fn upcall_pending(&self) -> bool {
-        self.page.load_u8(self.vcpu_info + offsets::UPCALL_PENDING, Ordering::SeqCst).unwrap_or(0) != 0
+        self.page
+            .load_u8(self.vcpu_info + offsets::UPCALL_PENDING, Ordering::SeqCst)
+            .unwrap_or(0)
+            != 0
     }
 
     /// Masks every port (Mini-OS `init_events` does the same): a port is
     /// only delivered once someone unmasks it.
     pub fn mask_all(&self) {
         for i in 0..BITS_PER_WORD as usize {
-            let _ = self.page.store_u64(self.word(offsets::EVTCHN_MASK, i), u64::MAX, Ordering::SeqCst);
+            let _ = self.page.store_u64(
+                self.word(offsets::EVTCHN_MASK, i),
+                u64::MAX,
+                Ordering::SeqCst,
+            );
         }
     }
 
     /// Masks `port`.
     pub fn mask(&self, port: EvtchnPort) -> Result<(), PortOutOfRange> {
         let (w, bit) = word_bit(port)?;
-        let _ = self.page.fetch_or_u64(self.word(offsets::EVTCHN_MASK, w), bit);
+        let _ = self
+            .page
+            .fetch_or_u64(self.word(offsets::EVTCHN_MASK, w), bit);
         Ok(())
     }
 
@@ -115,16 +140,25 @@ impl TwoLevel {
     /// hypercall or interrupt).
     pub fn unmask(&self, port: EvtchnPort) -> Result<bool, PortOutOfRange> {
         let (w, bit) = word_bit(port)?;
-        let _ = self.page.fetch_and_u64(self.word(offsets::EVTCHN_MASK, w), !bit);
+        let _ = self
+            .page
+            .fetch_and_u64(self.word(offsets::EVTCHN_MASK, w), !bit);
         if !self.is_pending(port)? {
             return Ok(false);
         }
         let sel_bit = 1u64 << w;
-        let old = self.page.fetch_or_u64(self.vcpu_info + offsets::PENDING_SEL, sel_bit).unwrap_or(sel_bit);
+        let old = self
+            .page
+            .fetch_or_u64(self.vcpu_info + offsets::PENDING_SEL, sel_bit)
+            .unwrap_or(sel_bit);
         if old & sel_bit != 0 {
             return Ok(false);
         }
-        let _ = self.page.store_u8(self.vcpu_info + offsets::UPCALL_PENDING, 1, Ordering::SeqCst);
+        let _ = self.page.store_u8(
+            self.vcpu_info + offsets::UPCALL_PENDING,
+            1,
+            Ordering::SeqCst,
+        );
         Ok(!self.upcalls_masked())
     }
 
@@ -143,12 +177,17 @@ impl TwoLevel {
     /// Clears `port`'s pending bit; returns whether it was set.
     pub fn clear_pending(&self, port: EvtchnPort) -> Result<bool, PortOutOfRange> {
         let (w, bit) = word_bit(port)?;
-        let old = self.page.fetch_and_u64(self.word(offsets::EVTCHN_PENDING, w), !bit).unwrap_or(0);
+        let old = self
+            .page
+            .fetch_and_u64(self.word(offsets::EVTCHN_PENDING, w), !bit)
+            .unwrap_or(0);
         Ok(old & bit != 0)
     }
 
     fn load(&self, base: usize, idx: usize) -> u64 {
-        self.page.load_u64(self.word(base, idx), Ordering::SeqCst).unwrap_or(0)
+        self.page
+            .load_u64(self.word(base, idx), Ordering::SeqCst)
+            .unwrap_or(0)
     }
 
     /// One upcall's worth of work: takes every pending, unmasked port,
@@ -167,19 +206,30 @@ impl TwoLevel {
         // upcall forever; leftovers stay pending with upcall_pending set,
         // and Xen delivers them again after the return.
         for _ in 0..16 {
-            if self.page.swap_u8(self.vcpu_info + offsets::UPCALL_PENDING, 0).unwrap_or(0) == 0 {
+            if self
+                .page
+                .swap_u8(self.vcpu_info + offsets::UPCALL_PENDING, 0)
+                .unwrap_or(0)
+                == 0
+            {
                 break;
             }
-            let mut sel = self.page.swap_u64(self.vcpu_info + offsets::PENDING_SEL, 0).unwrap_or(0);
+            let mut sel = self
+                .page
+                .swap_u64(self.vcpu_info + offsets::PENDING_SEL, 0)
+                .unwrap_or(0);
             while sel != 0 {
                 let w = sel.trailing_zeros() as usize;
                 sel &= sel - 1;
-                let mut bits = self.load(offsets::EVTCHN_PENDING, w) & !self.load(offsets::EVTCHN_MASK, w);
+                let mut bits =
+                    self.load(offsets::EVTCHN_PENDING, w) & !self.load(offsets::EVTCHN_MASK, w);
                 while bits != 0 {
                     let b = bits.trailing_zeros();
                     bits &= bits - 1;
                     let port = EvtchnPort(w as u32 * BITS_PER_WORD + b);
-                    let _ = self.page.fetch_and_u64(self.word(offsets::EVTCHN_PENDING, w), !(1u64 << b));
+                    let _ = self
+                        .page
+                        .fetch_and_u64(self.word(offsets::EVTCHN_PENDING, w), !(1u64 << b));
                     deliver(port);
                     delivered += 1;
                 }
@@ -201,13 +251,20 @@ mod tests {
     /// What Xen's `evtchn_2l_set_pending` does for vCPU 0.
     fn xen_raise(page: &SharedMem, port: u32) {
         let (w, bit) = word_bit(EvtchnPort(port)).unwrap();
-        let old = page.fetch_or_u64(offsets::EVTCHN_PENDING + w * 8, bit).unwrap();
+        let old = page
+            .fetch_or_u64(offsets::EVTCHN_PENDING + w * 8, bit)
+            .unwrap();
         if old & bit != 0 {
             return;
         }
-        let mask = page.load_u64(offsets::EVTCHN_MASK + w * 8, Ordering::SeqCst).unwrap();
-        if mask & bit == 0 && page.fetch_or_u64(offsets::PENDING_SEL, 1 << w).unwrap() & (1 << w) == 0 {
-            page.store_u8(offsets::UPCALL_PENDING, 1, Ordering::SeqCst).unwrap();
+        let mask = page
+            .load_u64(offsets::EVTCHN_MASK + w * 8, Ordering::SeqCst)
+            .unwrap();
+        if mask & bit == 0
+            && page.fetch_or_u64(offsets::PENDING_SEL, 1 << w).unwrap() & (1 << w) == 0
+        {
+            page.store_u8(offsets::UPCALL_PENDING, 1, Ordering::SeqCst)
+                .unwrap();
         }
     }
 
@@ -219,8 +276,15 @@ mod tests {
             let mut got = Vec::new();
             assert_eq!(ev.dispatch(|p| got.push(p)), 1, "port {port}");
             assert_eq!(got, [EvtchnPort(port)]);
-            assert!(!ev.is_pending(EvtchnPort(port)).unwrap(), "port {port} left pending");
-            assert_eq!(page.load_u64(offsets::PENDING_SEL, Ordering::SeqCst).unwrap(), 0);
+            assert!(
+                !ev.is_pending(EvtchnPort(port)).unwrap(),
+                "port {port} left pending"
+            );
+            assert_eq!(
+                page.load_u64(offsets::PENDING_SEL, Ordering::SeqCst)
+                    .unwrap(),
+                0
+            );
             assert!(!ev.upcall_pending());
             // Nothing left over for a second upcall.
             assert_eq!(ev.dispatch(|p| panic!("spurious {p:?}")), 0);
@@ -237,7 +301,11 @@ mod tests {
         assert_eq!(ev.dispatch(|p| got.push(p.0)), 4096);
         assert_eq!(got, (0..EVTCHN_2L_NR_CHANNELS).collect::<Vec<_>>());
         for w in 0..64 {
-            assert_eq!(page.load_u64(offsets::EVTCHN_PENDING + w * 8, Ordering::SeqCst).unwrap(), 0);
+            assert_eq!(
+                page.load_u64(offsets::EVTCHN_PENDING + w * 8, Ordering::SeqCst)
+                    .unwrap(),
+                0
+            );
         }
     }
 
@@ -268,9 +336,15 @@ mod tests {
         ev.mask_all();
         assert!(!ev.mask_upcalls());
         xen_raise(&page, 100);
-        assert!(!ev.unmask(EvtchnPort(100)).unwrap(), "no forced callback while upcalls are masked");
+        assert!(
+            !ev.unmask(EvtchnPort(100)).unwrap(),
+            "no forced callback while upcalls are masked"
+        );
         assert!(ev.upcall_pending());
-        assert!(ev.unmask_upcalls(), "re-enabling upcalls reports the pending upcall");
+        assert!(
+            ev.unmask_upcalls(),
+            "re-enabling upcalls reports the pending upcall"
+        );
         // Unmasking a port that is not pending asks for nothing.
         assert!(!ev.unmask(EvtchnPort(101)).unwrap());
     }
@@ -297,7 +371,10 @@ mod tests {
     #[test]
     fn out_of_range_ports_are_errors() {
         let (_, ev) = fresh();
-        assert_eq!(ev.mask(EvtchnPort(4096)), Err(PortOutOfRange(EvtchnPort(4096))));
+        assert_eq!(
+            ev.mask(EvtchnPort(4096)),
+            Err(PortOutOfRange(EvtchnPort(4096)))
+        );
         assert!(ev.unmask(EvtchnPort(u32::MAX)).is_err());
         assert!(ev.is_pending(EvtchnPort(5000)).is_err());
         assert!(TwoLevel::new(SharedMem::leak_zeroed(1000), 0).is_none());

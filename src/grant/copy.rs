@@ -2,11 +2,13 @@
 //! with a status per op) and `GNTTABOP_dump_table`.
 
 use super::ops::GrantOps;
+use super::ops::LocalFrame;
 use super::table::Grants;
 use super::{GntStatus, GrantError};
-use crate::abi::grant_table::{gnttab_copy, gnttab_copy_ptr, GNTCOPY_dest_gref, GNTCOPY_source_gref};
+use crate::abi::grant_table::{
+    gnttab_copy, gnttab_copy_ptr, GNTCOPY_dest_gref, GNTCOPY_source_gref,
+};
 use crate::abi::PAGE_SIZE;
-use super::ops::LocalFrame;
 use crate::types::{DomId, GrantRef};
 
 /// Ops per hypercall: the batch lives on the stack, so copying makes no
@@ -49,10 +51,26 @@ pub struct CopyOp<'a> {
 impl CopyPtr<'_> {
     fn raw(self) -> (gnttab_copy_ptr, bool) {
         match self {
-            CopyPtr::Gref { domid, gref, offset } => {
-                (gnttab_copy_ptr { u: gref.0 as u64, domid: domid.0, offset }, true)
-            }
-            CopyPtr::Frame { frame, offset } => (gnttab_copy_ptr { u: frame.mfn().0, domid: DomId::SELF.0, offset }, false),
+            CopyPtr::Gref {
+                domid,
+                gref,
+                offset,
+            } => (
+                gnttab_copy_ptr {
+                    u: gref.0 as u64,
+                    domid: domid.0,
+                    offset,
+                },
+                true,
+            ),
+            CopyPtr::Frame { frame, offset } => (
+                gnttab_copy_ptr {
+                    u: frame.mfn().0,
+                    domid: DomId::SELF.0,
+                    offset,
+                },
+                false,
+            ),
         }
     }
 
@@ -67,8 +85,15 @@ impl CopyOp<'_> {
     fn raw(&self) -> gnttab_copy {
         let (source, sg) = self.source.raw();
         let (dest, dg) = self.dest.raw();
-        let flags = if sg { GNTCOPY_source_gref } else { 0 } | if dg { GNTCOPY_dest_gref } else { 0 };
-        gnttab_copy { source, dest, len: self.len, flags, status: 0 }
+        let flags =
+            if sg { GNTCOPY_source_gref } else { 0 } | if dg { GNTCOPY_dest_gref } else { 0 };
+        gnttab_copy {
+            source,
+            dest,
+            len: self.len,
+            flags,
+            status: 0,
+        }
     }
 
     fn crosses_page(&self) -> bool {
@@ -81,11 +106,17 @@ impl<B: GrantOps> Grants<B> {
     /// Runs `ops` through `GNTTABOP_copy`, in batches; `status[i]` gets
     /// op `i`'s outcome. A hypercall failure stops the run (ops from the
     /// failed batch on keep `Err(GeneralError)`).
-    pub fn copy(&self, ops: &[CopyOp], status: &mut [Result<(), GntStatus>]) -> Result<(), GrantError> {
+    pub fn copy(
+        &self,
+        ops: &[CopyOp],
+        status: &mut [Result<(), GntStatus>],
+    ) -> Result<(), GrantError> {
         if status.len() < ops.len() {
             return Err(GrantError::InvalidArgument);
         }
-        status.iter_mut().for_each(|s| *s = Err(GntStatus::GeneralError));
+        status
+            .iter_mut()
+            .for_each(|s| *s = Err(GntStatus::GeneralError));
         let mut g = self.inner.lock();
         for (chunk_i, chunk) in ops.chunks(BATCH).enumerate() {
             let mut raw = [gnttab_copy::default(); BATCH];

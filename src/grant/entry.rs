@@ -9,8 +9,8 @@
 
 use super::GrantError;
 use crate::abi::grant_table::{
-    GNTENT_DOMID, GNTENT_FLAGS, GNTENT_FRAME, GNTENT_SIZE, GTF_accept_transfer, GTF_permit_access, GTF_readonly,
-    GTF_reading, GTF_transfer_committed, GTF_transfer_completed, GTF_writing,
+    GTF_accept_transfer, GTF_permit_access, GTF_reading, GTF_readonly, GTF_transfer_committed,
+    GTF_transfer_completed, GTF_writing, GNTENT_DOMID, GNTENT_FLAGS, GNTENT_FRAME, GNTENT_SIZE,
 };
 use crate::shared_mem::{rmb, wmb, SharedMem};
 use crate::types::{DomId, GrantRef, Mfn};
@@ -56,16 +56,19 @@ impl Entry {
         let bad = |_| GrantError::BadRef(r);
         // "Introducing a valid entry into the grant table":
         // 1. Write ent->domid.
-        e.store_u16(GNTENT_DOMID, domid.0, Ordering::Relaxed).map_err(bad)?;
+        e.store_u16(GNTENT_DOMID, domid.0, Ordering::Relaxed)
+            .map_err(bad)?;
         // 2. Write ent->frame.
-        e.store_u32(GNTENT_FRAME, frame, Ordering::Relaxed).map_err(bad)?;
+        e.store_u32(GNTENT_FRAME, frame, Ordering::Relaxed)
+            .map_err(bad)?;
         // 3. Write memory barrier (WMB): Xen must not see the new flags
         //    with the old domid or frame.
         wmb();
         // 4. Write ent->flags, inc. valid type. The entry is invalid
         //    (flags 0) while it is free, and Xen never changes an invalid
         //    entry, so a plain store is enough here.
-        e.store_u16(GNTENT_FLAGS, flags, Ordering::Release).map_err(bad)
+        e.store_u16(GNTENT_FLAGS, flags, Ordering::Release)
+            .map_err(bad)
     }
 
     /// Grants `domid` access to `frame` (`GTF_permit_access`, plus
@@ -93,7 +96,11 @@ impl Entry {
         }
         // No WMB needed after success: "reuse of entry is
         // control-dependent on success of step 3".
-        match self.mem.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(self.r))? {
+        match self
+            .mem
+            .cas_u16(GNTENT_FLAGS, seen, 0)
+            .map_err(|_| GrantError::BadRef(self.r))?
+        {
             Ok(_) => Ok(EndStep::Done),
             Err(now) => Ok(EndStep::Retry(now)),
         }
@@ -106,7 +113,10 @@ impl Entry {
     #[inline(always)]
     pub fn end_access(&self) -> Result<(), GrantError> {
         let r = self.r;
-        let mut seen = self.mem.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))?;
+        let mut seen = self
+            .mem
+            .load_u16(GNTENT_FLAGS, Ordering::Acquire)
+            .map_err(|_| GrantError::BadRef(r))?;
         loop {
             match self.try_end_access_from(seen)? {
                 EndStep::Done => return Ok(()),
@@ -138,7 +148,10 @@ impl EntryTable {
     /// constant offset.
     #[inline(always)]
     pub fn at(&self, r: GrantRef) -> Result<Entry, GrantError> {
-        let mem = self.mem.record(r.0 as usize * GNTENT_SIZE, GNTENT_SIZE).map_err(|_| GrantError::BadRef(r))?;
+        let mem = self
+            .mem
+            .record(r.0 as usize * GNTENT_SIZE, GNTENT_SIZE)
+            .map_err(|_| GrantError::BadRef(r))?;
         Ok(Entry { mem, r })
     }
 
@@ -150,21 +163,33 @@ impl EntryTable {
     /// The entry's current `flags`.
     #[inline]
     pub fn flags(&self, r: GrantRef) -> Result<u16, GrantError> {
-        self.entry(r)?.load_u16(GNTENT_FLAGS, Ordering::Acquire).map_err(|_| GrantError::BadRef(r))
+        self.entry(r)?
+            .load_u16(GNTENT_FLAGS, Ordering::Acquire)
+            .map_err(|_| GrantError::BadRef(r))
     }
 
     /// The entry's `domid` and `frame` (diagnostics and tests).
     pub fn read(&self, r: GrantRef) -> Result<(u16, DomId, u32), GrantError> {
         let flags = self.flags(r)?;
         let e = self.entry(r)?;
-        let d = e.load_u16(GNTENT_DOMID, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
-        let f = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+        let d = e
+            .load_u16(GNTENT_DOMID, Ordering::Relaxed)
+            .map_err(|_| GrantError::BadRef(r))?;
+        let f = e
+            .load_u32(GNTENT_FRAME, Ordering::Relaxed)
+            .map_err(|_| GrantError::BadRef(r))?;
         Ok((flags, DomId(d), f))
     }
 
     /// Grants `domid` access to `frame` in entry `r`: [`Entry::grant_access`].
     #[inline]
-    pub fn grant_access(&self, r: GrantRef, domid: DomId, frame: Mfn, readonly: bool) -> Result<(), GrantError> {
+    pub fn grant_access(
+        &self,
+        r: GrantRef,
+        domid: DomId,
+        frame: Mfn,
+        readonly: bool,
+    ) -> Result<(), GrantError> {
         self.at(r)?.grant_access(domid, frame, readonly)
     }
 
@@ -187,7 +212,10 @@ impl EntryTable {
             if seen & GTF_permit_access == 0 {
                 return Err(GrantError::InvalidArgument);
             }
-            match e.cas_u16(GNTENT_FLAGS, seen, seen | GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+            match e
+                .cas_u16(GNTENT_FLAGS, seen, seen | GTF_readonly)
+                .map_err(|_| GrantError::BadRef(r))?
+            {
                 Ok(_) => return Ok(()),
                 Err(now) => seen = now,
             }
@@ -204,7 +232,10 @@ impl EntryTable {
             if seen & GTF_permit_access == 0 {
                 return Err(GrantError::InvalidArgument);
             }
-            match e.cas_u16(GNTENT_FLAGS, seen, seen & !GTF_readonly).map_err(|_| GrantError::BadRef(r))? {
+            match e
+                .cas_u16(GNTENT_FLAGS, seen, seen & !GTF_readonly)
+                .map_err(|_| GrantError::BadRef(r))?
+            {
                 Ok(_) => return Ok(()),
                 Err(now) => seen = now,
             }
@@ -229,7 +260,10 @@ impl EntryTable {
         let mut seen = self.flags(r)?;
         loop {
             if seen & GTF_transfer_committed == 0 {
-                match e.cas_u16(GNTENT_FLAGS, seen, 0).map_err(|_| GrantError::BadRef(r))? {
+                match e
+                    .cas_u16(GNTENT_FLAGS, seen, 0)
+                    .map_err(|_| GrantError::BadRef(r))?
+                {
                     Ok(_) => return Ok(TransferState::Cancelled),
                     Err(now) => {
                         seen = now;
@@ -243,10 +277,13 @@ impl EntryTable {
             // "Xen will always write the frame address, followed by ORing
             // this flag": read the frame only after seeing the flag.
             rmb();
-            let frame = e.load_u32(GNTENT_FRAME, Ordering::Relaxed).map_err(|_| GrantError::BadRef(r))?;
+            let frame = e
+                .load_u32(GNTENT_FRAME, Ordering::Relaxed)
+                .map_err(|_| GrantError::BadRef(r))?;
             // Xen is done with a completed entry; clearing it makes the
             // free entry look like every other free entry.
-            e.store_u16(GNTENT_FLAGS, 0, Ordering::Release).map_err(|_| GrantError::BadRef(r))?;
+            e.store_u16(GNTENT_FLAGS, 0, Ordering::Release)
+                .map_err(|_| GrantError::BadRef(r))?;
             return Ok(TransferState::Completed(Mfn(frame as u64)));
         }
     }

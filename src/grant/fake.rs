@@ -153,7 +153,9 @@ pub struct FakeXen {
 }
 
 fn gnt_flags(table: &SharedMem<'static>, r: u32) -> u16 {
-    table.load_u16(r as usize * GNTENT_SIZE, Ordering::Acquire).unwrap_or(0)
+    table
+        .load_u16(r as usize * GNTENT_SIZE, Ordering::Acquire)
+        .unwrap_or(0)
 }
 
 impl World {
@@ -161,7 +163,15 @@ impl World {
         self.next_mfn += 1;
         let mfn = 0x1000 + self.next_mfn;
         let mem = SharedMem::leak_zeroed(PAGE_SIZE);
-        self.frames.insert(mfn, Frame { owner, mem, freed: false, unmapped: false });
+        self.frames.insert(
+            mfn,
+            Frame {
+                owner,
+                mem,
+                freed: false,
+                unmapped: false,
+            },
+        );
         (mfn, mem)
     }
 
@@ -190,7 +200,9 @@ impl World {
         let off = r as usize * GNTENT_SIZE;
         let mut seen = gnt_flags(&table, r);
         loop {
-            let domid = table.load_u16(off + GNTENT_DOMID, Ordering::Relaxed).unwrap_or(0);
+            let domid = table
+                .load_u16(off + GNTENT_DOMID, Ordering::Relaxed)
+                .unwrap_or(0);
             if seen & GTF_type_mask != GTF_permit_access || domid != mapper {
                 return Err(GNTST_general_error);
             }
@@ -203,7 +215,9 @@ impl World {
                 Err(now) => seen = now,
             }
         }
-        let frame = table.load_u32(off + GNTENT_FRAME, Ordering::Relaxed).unwrap_or(0) as u64;
+        let frame = table
+            .load_u32(off + GNTENT_FRAME, Ordering::Relaxed)
+            .unwrap_or(0) as u64;
         let p = self.pins.entry((granter, r)).or_default();
         p.0 += 1;
         if writable {
@@ -213,7 +227,9 @@ impl World {
     }
 
     fn unpin(&mut self, granter: u16, r: u32, writable: bool) {
-        let Some(p) = self.pins.get_mut(&(granter, r)) else { return };
+        let Some(p) = self.pins.get_mut(&(granter, r)) else {
+            return;
+        };
         p.0 -= 1;
         if writable {
             p.1 -= 1;
@@ -251,7 +267,10 @@ impl World {
         }
         if own_va {
             let d = &self.doms[&mapper];
-            let inside = d.reserved.iter().any(|(&va, &n)| m.host_addr >= va && m.host_addr < va + n * PAGE_SIZE as u64);
+            let inside = d
+                .reserved
+                .iter()
+                .any(|(&va, &n)| m.host_addr >= va && m.host_addr < va + n * PAGE_SIZE as u64);
             if !inside || d.mapped.contains_key(&m.host_addr) {
                 return GNTST_bad_virt_addr;
             }
@@ -261,22 +280,40 @@ impl World {
             Ok(f) => f,
             Err(st) => return st,
         };
-        if self.frames.get(&frame).is_none_or(|f| f.freed || f.owner != m.dom) {
+        if self
+            .frames
+            .get(&frame)
+            .is_none_or(|f| f.freed || f.owner != m.dom)
+        {
             self.unpin(m.dom, m.ref_, writable);
             return GNTST_bad_page;
         }
         self.next_handle += 1;
         let h = self.next_handle;
-        self.maps.insert(h, Mapping { mapper, granter: m.dom, gref: m.ref_, va: m.host_addr, mfn: frame, writable });
+        self.maps.insert(
+            h,
+            Mapping {
+                mapper,
+                granter: m.dom,
+                gref: m.ref_,
+                va: m.host_addr,
+                mfn: frame,
+                writable,
+            },
+        );
         if own_va {
-            self.doms.get_mut(&mapper).map(|d| d.mapped.insert(m.host_addr, h));
+            self.doms
+                .get_mut(&mapper)
+                .map(|d| d.mapped.insert(m.host_addr, h));
         }
         m.handle = h;
         GNTST_okay
     }
 
     fn unmap_one(&mut self, mapper: u16, u: &gnttab_unmap_grant_ref) -> i16 {
-        let Some(map) = self.maps.get(&u.handle).copied() else { return GNTST_bad_handle };
+        let Some(map) = self.maps.get(&u.handle).copied() else {
+            return GNTST_bad_handle;
+        };
         if map.mapper != mapper {
             return GNTST_bad_handle;
         }
@@ -295,22 +332,41 @@ impl World {
     }
 
     /// Resolves one end of a copy to a page, as Xen's `gnttab_copy` would.
-    fn copy_end(&self, me: u16, p: &gnttab_copy_ptr, gref: bool, write: bool) -> Result<SharedMem<'static>, i16> {
+    fn copy_end(
+        &self,
+        me: u16,
+        p: &gnttab_copy_ptr,
+        gref: bool,
+        write: bool,
+    ) -> Result<SharedMem<'static>, i16> {
         if gref {
-            let (flags, domid, frame) = self.entry(p.domid, p.u as u32).ok_or(if self.doms.contains_key(&p.domid) {
-                GNTST_bad_gntref
-            } else {
-                GNTST_bad_domain
-            })?;
-            if flags & GTF_type_mask != GTF_permit_access || domid != me || (write && flags & GTF_readonly != 0) {
+            let (flags, domid, frame) =
+                self.entry(p.domid, p.u as u32)
+                    .ok_or(if self.doms.contains_key(&p.domid) {
+                        GNTST_bad_gntref
+                    } else {
+                        GNTST_bad_domain
+                    })?;
+            if flags & GTF_type_mask != GTF_permit_access
+                || domid != me
+                || (write && flags & GTF_readonly != 0)
+            {
                 return Err(GNTST_general_error);
             }
-            self.frames.get(&(frame as u64)).filter(|f| !f.freed).map(|f| f.mem).ok_or(GNTST_bad_page)
+            self.frames
+                .get(&(frame as u64))
+                .filter(|f| !f.freed)
+                .map(|f| f.mem)
+                .ok_or(GNTST_bad_page)
         } else {
             if p.domid != DomId::SELF.0 && p.domid != me {
                 return Err(GNTST_permission_denied);
             }
-            self.frames.get(&p.u).filter(|f| !f.freed && f.owner == me).map(|f| f.mem).ok_or(GNTST_bad_page)
+            self.frames
+                .get(&p.u)
+                .filter(|f| !f.freed && f.owner == me)
+                .map(|f| f.mem)
+                .ok_or(GNTST_bad_page)
         }
     }
 }
@@ -330,14 +386,25 @@ impl FakeWorld {
     pub fn add_domain(&self, dom: DomId, nr_frames: u32, max_frames: u32) -> FakeXen {
         let mut w = self.lock();
         let table = SharedMem::leak_zeroed(max_frames as usize * PAGE_SIZE);
-        let mut d =
-            Dom { table, table_mfns: Vec::new(), nr_frames, max_frames, next_va: VA_BASE, reserved: HashMap::new(), mapped: HashMap::new(), reported: None };
+        let mut d = Dom {
+            table,
+            table_mfns: Vec::new(),
+            nr_frames,
+            max_frames,
+            next_va: VA_BASE,
+            reserved: HashMap::new(),
+            mapped: HashMap::new(),
+            reported: None,
+        };
         for _ in 0..max_frames {
             w.next_mfn += 1;
             d.table_mfns.push(0x10_0000 + w.next_mfn);
         }
         w.doms.insert(dom.0, d);
-        FakeXen { world: self.clone(), dom }
+        FakeXen {
+            world: self.clone(),
+            dom,
+        }
     }
 
     /// Makes `dom`'s query_size report `size` (`None`: the real one),
@@ -358,18 +425,25 @@ impl FakeWorld {
                 let o = r as usize * GNTENT_SIZE;
                 let fl = d.table.load_u16(o, Ordering::Relaxed).unwrap_or(0);
                 fl & GTF_type_mask == GTF_permit_access
-                    && d.table.load_u32(o + GNTENT_FRAME, Ordering::Relaxed).unwrap_or(0) as u64 == mfn
+                    && d.table
+                        .load_u32(o + GNTENT_FRAME, Ordering::Relaxed)
+                        .unwrap_or(0) as u64
+                        == mfn
             })
         });
         let freed = f.freed;
         if freed {
-            w.violations.push(std::format!("frame {mfn:#x} freed twice"));
+            w.violations
+                .push(std::format!("frame {mfn:#x} freed twice"));
         }
         if mapped {
-            w.violations.push(std::format!("frame {mfn:#x} freed while a peer maps it"));
+            w.violations
+                .push(std::format!("frame {mfn:#x} freed while a peer maps it"));
         }
         if granted {
-            w.violations.push(std::format!("frame {mfn:#x} freed while a valid entry grants it"));
+            w.violations.push(std::format!(
+                "frame {mfn:#x} freed while a valid entry grants it"
+            ));
         }
         if let Some(f) = w.frames.get_mut(&mfn) {
             f.freed = true;
@@ -383,7 +457,11 @@ impl FakeWorld {
 
     /// The bytes frame `mfn` held when its latest mapping was unmapped.
     pub fn at_last_unmap(&self, mfn: Mfn) -> Option<Vec<u8>> {
-        self.lock().unmapped.iter().find(|(m, _)| *m == mfn.0).map(|(_, b)| b.clone())
+        self.lock()
+            .unmapped
+            .iter()
+            .find(|(m, _)| *m == mfn.0)
+            .map(|(_, b)| b.clone())
     }
 
     /// Makes the next frame handed out `mfn` (and the ones after it
@@ -455,7 +533,13 @@ impl FakeWorld {
 
     /// Peer `mapper` maps `granter`'s `gref` the way Xen would (without an
     /// address); returns the handle and a view of the page, or the status.
-    pub fn peer_map(&self, mapper: DomId, granter: DomId, gref: GrantRef, writable: bool) -> Result<(u32, SharedMem<'static>), i16> {
+    pub fn peer_map(
+        &self,
+        mapper: DomId,
+        granter: DomId,
+        gref: GrantRef,
+        writable: bool,
+    ) -> Result<(u32, SharedMem<'static>), i16> {
         let mut w = self.lock();
         let mut m = gnttab_map_grant_ref {
             host_addr: 0,
@@ -476,7 +560,12 @@ impl FakeWorld {
     /// Undoes [`peer_map`](Self::peer_map).
     pub fn peer_unmap(&self, mapper: DomId, handle: u32) -> Result<(), i16> {
         let mut w = self.lock();
-        let u = gnttab_unmap_grant_ref { host_addr: 0, dev_bus_addr: 0, handle, status: 0 };
+        let u = gnttab_unmap_grant_ref {
+            host_addr: 0,
+            dev_bus_addr: 0,
+            handle,
+            status: 0,
+        };
         match w.unmap_one(mapper.0, &u) {
             GNTST_okay => Ok(()),
             st => Err(st),
@@ -494,12 +583,18 @@ impl FakeWorld {
     pub fn transfer_commit(&self, from: DomId, to: DomId, gref: GrantRef) -> Result<(), i16> {
         let w = self.lock();
         let (flags, domid, _) = w.entry(to.0, gref.0).ok_or(GNTST_bad_gntref)?;
-        if flags & GTF_type_mask != GTF_accept_transfer || domid != from.0 || flags & GTF_transfer_committed != 0 {
+        if flags & GTF_type_mask != GTF_accept_transfer
+            || domid != from.0
+            || flags & GTF_transfer_committed != 0
+        {
             return Err(GNTST_general_error);
         }
         let table = w.doms[&to.0].table;
         let off = gref.0 as usize * GNTENT_SIZE;
-        table.cas_u16(off, flags, flags | GTF_transfer_committed).unwrap_or(Err(0)).map_err(|_| GNTST_general_error)?;
+        table
+            .cas_u16(off, flags, flags | GTF_transfer_committed)
+            .unwrap_or(Err(0))
+            .map_err(|_| GNTST_general_error)?;
         Ok(())
     }
 
@@ -510,7 +605,10 @@ impl FakeWorld {
         let off = gref.0 as usize * GNTENT_SIZE;
         let _ = table.store_u32(off + GNTENT_FRAME, mfn.0 as u32, Ordering::Relaxed);
         let mut seen = gnt_flags(&table, gref.0);
-        while let Err(now) = table.cas_u16(off, seen, seen | GTF_transfer_completed).unwrap_or(Ok(0)) {
+        while let Err(now) = table
+            .cas_u16(off, seen, seen | GTF_transfer_completed)
+            .unwrap_or(Ok(0))
+        {
             seen = now;
         }
         if let Some(f) = w.frames.get_mut(&mfn.0) {
@@ -542,13 +640,19 @@ unsafe impl GrantOps for FakeXen {
         let mut w = self.world.lock();
         w.hypercalls += 1;
         let d = &w.doms[&self.dom.0];
-        Ok(d.reported.unwrap_or(TableSize { nr_frames: d.nr_frames, max_nr_frames: d.max_frames }))
+        Ok(d.reported.unwrap_or(TableSize {
+            nr_frames: d.nr_frames,
+            max_nr_frames: d.max_frames,
+        }))
     }
 
     fn setup_table(&mut self, frames: &mut [Mfn]) -> Result<(), GrantError> {
         let mut w = self.world.lock();
         w.hypercalls += 1;
-        let d = w.doms.get_mut(&self.dom.0).ok_or(GrantError::Hypercall(Errno::ESRCH))?;
+        let d = w
+            .doms
+            .get_mut(&self.dom.0)
+            .ok_or(GrantError::Hypercall(Errno::ESRCH))?;
         let n = frames.len() as u32;
         if n > d.max_frames {
             return Err(GrantError::Status(super::GntStatus::GeneralError));
@@ -560,14 +664,24 @@ unsafe impl GrantOps for FakeXen {
         Ok(())
     }
 
-    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError> {
+    fn map_table(
+        &mut self,
+        first: u32,
+        frames: &[Mfn],
+        max_frames: u32,
+    ) -> Result<SharedMem<'static>, GrantError> {
         let w = self.world.lock();
         let d = &w.doms[&self.dom.0];
         let end = first as usize + frames.len();
         let reported_max = d.reported.map_or(d.max_frames, |r| r.max_nr_frames);
         assert!(max_frames == reported_max && end <= d.nr_frames as usize);
-        assert_eq!(frames.iter().map(|m| m.0).collect::<Vec<_>>(), d.table_mfns[first as usize..end]);
-        d.table.slice(0, end * PAGE_SIZE).map_err(|_| GrantError::InvalidArgument)
+        assert_eq!(
+            frames.iter().map(|m| m.0).collect::<Vec<_>>(),
+            d.table_mfns[first as usize..end]
+        );
+        d.table
+            .slice(0, end * PAGE_SIZE)
+            .map_err(|_| GrantError::InvalidArgument)
     }
 
     fn map_grant_ref(&mut self, ops: &mut [gnttab_map_grant_ref]) -> Result<(), Errno> {
@@ -598,8 +712,14 @@ unsafe impl GrantOps for FakeXen {
                 {
                     return Err(GNTST_bad_copy_arg);
                 }
-                let src = w.copy_end(self.dom.0, &c.source, c.flags & GNTCOPY_source_gref != 0, false)?;
-                let dst = w.copy_end(self.dom.0, &c.dest, c.flags & GNTCOPY_dest_gref != 0, true)?;
+                let src = w.copy_end(
+                    self.dom.0,
+                    &c.source,
+                    c.flags & GNTCOPY_source_gref != 0,
+                    false,
+                )?;
+                let dst =
+                    w.copy_end(self.dom.0, &c.dest, c.flags & GNTCOPY_dest_gref != 0, true)?;
                 let mut buf = std::vec![0u8; c.len as usize];
                 let _ = src.read(c.source.offset as usize, &mut buf);
                 let _ = dst.write(c.dest.offset as usize, &buf);
@@ -622,7 +742,9 @@ unsafe impl GrantOps for FakeXen {
                 let mut w = self.world.lock();
                 w.hypercalls += 1;
                 // steal_page: ours, and no mapping of it left.
-                w.frames.get(&t.mfn).is_some_and(|f| f.owner == me.0 && !f.freed && f.unmapped)
+                w.frames
+                    .get(&t.mfn)
+                    .is_some_and(|f| f.owner == me.0 && !f.freed && f.unmapped)
             };
             if !stealable {
                 t.status = GNTST_bad_page;
@@ -630,10 +752,15 @@ unsafe impl GrantOps for FakeXen {
             }
             let to = DomId(t.domid);
             let found = self.world.lock().doms.contains_key(&to.0);
-            let commit = if found { self.world.transfer_commit(me, to, GrantRef(t.ref_)) } else { Err(GNTST_bad_domain) };
+            let commit = if found {
+                self.world.transfer_commit(me, to, GrantRef(t.ref_))
+            } else {
+                Err(GNTST_bad_domain)
+            };
             t.status = match commit {
                 Ok(()) => {
-                    self.world.transfer_complete(to, GrantRef(t.ref_), Mfn(t.mfn));
+                    self.world
+                        .transfer_complete(to, GrantRef(t.ref_), Mfn(t.mfn));
                     GNTST_okay
                 }
                 Err(st) => {
@@ -657,17 +784,24 @@ unsafe impl GrantOps for FakeXen {
         Ok(GNTST_okay)
     }
 
-
     fn alloc_page(&mut self) -> Result<FakePage, GrantError> {
         let (mfn, mem) = self.world.lock().new_frame(self.dom.0);
-        Ok(FakePage { world: self.world.clone(), mfn: Mfn(mfn), mem })
+        Ok(FakePage {
+            world: self.world.clone(),
+            mfn: Mfn(mfn),
+            mem,
+        })
     }
 
     fn forget_page(&mut self, page: FakePage) {
         core::mem::forget(page);
     }
 
-    fn vacate(&mut self, page: FakePage, give_back: bool) -> Result<FakeVacancy, (FakePage, GrantError)> {
+    fn vacate(
+        &mut self,
+        page: FakePage,
+        give_back: bool,
+    ) -> Result<FakeVacancy, (FakePage, GrantError)> {
         let mfn = page.mfn;
         if self.world.lock().fail_vacate {
             return Err((page, GrantError::Hypercall(Errno::ENOMEM)));
@@ -687,20 +821,33 @@ unsafe impl GrantOps for FakeXen {
             // maps or grants the frame.
             self.world.free_frame(mfn.0);
         }
-        Ok(FakeVacancy { slot, frame: (!give_back).then_some(mfn) })
+        Ok(FakeVacancy {
+            slot,
+            frame: (!give_back).then_some(mfn),
+        })
     }
 
-    fn refill(&mut self, vacancy: FakeVacancy, arrived: Option<Mfn>) -> Result<FakePage, (FakeVacancy, GrantError)> {
+    fn refill(
+        &mut self,
+        vacancy: FakeVacancy,
+        arrived: Option<Mfn>,
+    ) -> Result<FakePage, (FakeVacancy, GrantError)> {
         let mut w = self.world.lock();
         let mfn = match (arrived, vacancy.frame) {
             (Some(m), None) => {
                 // A frame transferred to us: ours now, and live.
-                if !w.frames.get(&m.0).is_some_and(|f| f.owner == self.dom.0 && !f.freed) {
+                if !w
+                    .frames
+                    .get(&m.0)
+                    .is_some_and(|f| f.owner == self.dom.0 && !f.freed)
+                {
                     return Err((vacancy, GrantError::Memory(MemError::BadAddress(m.0))));
                 }
                 m
             }
-            (Some(m), Some(_)) => return Err((vacancy, GrantError::Memory(MemError::BadAddress(m.0)))),
+            (Some(m), Some(_)) => {
+                return Err((vacancy, GrantError::Memory(MemError::BadAddress(m.0))))
+            }
             (None, Some(m)) => m,
             (None, None) => {
                 if w.fail_populate {
@@ -710,19 +857,29 @@ unsafe impl GrantOps for FakeXen {
                 Mfn(w.new_frame(self.dom.0).0)
             }
         };
-        let f = w.frames.get_mut(&mfn.0).ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)));
+        let f = w
+            .frames
+            .get_mut(&mfn.0)
+            .ok_or(GrantError::Memory(MemError::BadAddress(mfn.0)));
         let f = match f {
             Ok(f) => f,
             Err(e) => return Err((vacancy, e)),
         };
         f.unmapped = false;
         let mem = f.mem;
-        Ok(FakePage { world: self.world.clone(), mfn, mem })
+        Ok(FakePage {
+            world: self.world.clone(),
+            mfn,
+            mem,
+        })
     }
 
     fn reserve_va(&mut self, pages: u64) -> Result<u64, GrantError> {
         let mut w = self.world.lock();
-        let d = w.doms.get_mut(&self.dom.0).ok_or(GrantError::InvalidArgument)?;
+        let d = w
+            .doms
+            .get_mut(&self.dom.0)
+            .ok_or(GrantError::InvalidArgument)?;
         let va = d.next_va;
         d.next_va += (pages + 1) * PAGE_SIZE as u64;
         d.reserved.insert(va, pages);
@@ -731,13 +888,19 @@ unsafe impl GrantOps for FakeXen {
 
     fn release_va(&mut self, va: u64, pages: u64) -> Result<(), GrantError> {
         let mut w = self.world.lock();
-        let d = w.doms.get_mut(&self.dom.0).ok_or(GrantError::InvalidArgument)?;
+        let d = w
+            .doms
+            .get_mut(&self.dom.0)
+            .ok_or(GrantError::InvalidArgument)?;
         if d.reserved.get(&va) != Some(&pages) {
             return Err(GrantError::InvalidArgument);
         }
         if (0..pages).any(|i| d.mapped.contains_key(&(va + i * PAGE_SIZE as u64))) {
             drop(w);
-            self.world.lock().violations.push(std::format!("address space {va:#x} released while mapped"));
+            self.world
+                .lock()
+                .violations
+                .push(std::format!("address space {va:#x} released while mapped"));
             return Err(GrantError::InvalidArgument);
         }
         d.reserved.remove(&va);

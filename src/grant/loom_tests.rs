@@ -40,8 +40,12 @@ fn xen_map(table: SharedMem<'static>, r: GrantRef, writable: bool) -> Option<(u1
         }
     }
     let base = r.0 as usize * GNTENT_SIZE;
-    let domid = table.load_u16(base + GNTENT_DOMID, Ordering::Relaxed).unwrap();
-    let frame = table.load_u32(base + GNTENT_FRAME, Ordering::Relaxed).unwrap();
+    let domid = table
+        .load_u16(base + GNTENT_DOMID, Ordering::Relaxed)
+        .unwrap();
+    let frame = table
+        .load_u32(base + GNTENT_FRAME, Ordering::Relaxed)
+        .unwrap();
     Some((domid, frame))
 }
 
@@ -49,7 +53,10 @@ fn xen_map(table: SharedMem<'static>, r: GrantRef, writable: bool) -> Option<(u1
 fn xen_unmap(table: SharedMem<'static>, r: GrantRef) {
     let off = flags_off(r);
     let mut seen = table.load_u16(off, Ordering::Relaxed).unwrap();
-    while let Err(now) = table.cas_u16(off, seen, seen & !(GTF_reading | GTF_writing)).unwrap() {
+    while let Err(now) = table
+        .cas_u16(off, seen, seen & !(GTF_reading | GTF_writing))
+        .unwrap()
+    {
         seen = now;
     }
 }
@@ -73,7 +80,11 @@ fn loom_xen_never_sees_a_valid_entry_with_a_stale_domid_or_frame() {
         let peer = thread::spawn(move || xen_map(mem, r, false));
         t.grant_access(r, B, Mfn(0x1234), false).unwrap();
         if let Some((domid, frame)) = peer.join().unwrap() {
-            assert_eq!((domid, frame), (B.0, 0x1234), "Xen saw the flags before the domid and frame");
+            assert_eq!(
+                (domid, frame),
+                (B.0, 0x1234),
+                "Xen saw the flags before the domid and frame"
+            );
         }
     });
 }
@@ -87,7 +98,10 @@ fn loom_end_access_and_a_peer_map_never_both_win() {
         let peer = thread::spawn(move || xen_map(mem, r, false).is_some());
         let ended = t.end_access(r);
         let mapped = peer.join().unwrap();
-        assert!(!(ended.is_ok() && mapped), "access ended while the peer mapped the page (XSA-396)");
+        assert!(
+            !(ended.is_ok() && mapped),
+            "access ended while the peer mapped the page (XSA-396)"
+        );
         assert!(ended.is_ok() || mapped);
     });
 }
@@ -101,10 +115,17 @@ fn loom_make_readonly_never_leaves_a_writable_mapping() {
         let peer = thread::spawn(move || xen_map(mem, r, true).is_some());
         let ro = t.make_readonly(r);
         let mapped_writable = peer.join().unwrap();
-        assert!(!(ro.is_ok() && mapped_writable), "read-only while the peer maps the page writable");
+        assert!(
+            !(ro.is_ok() && mapped_writable),
+            "read-only while the peer maps the page writable"
+        );
         // The change keeps Xen's bits.
         let f = t.flags(r).unwrap();
-        assert_eq!(f & GTF_writing != 0, mapped_writable, "Xen's writing bit lost");
+        assert_eq!(
+            f & GTF_writing != 0,
+            mapped_writable,
+            "Xen's writing bit lost"
+        );
     });
 }
 
@@ -133,14 +154,28 @@ fn loom_transfer_cancel_and_xen_commit_never_both_win() {
         // entry, write the frame, then OR in "completed" (wmb between).
         let xen = thread::spawn(move || {
             let off = flags_off(r);
-            let committed = mem.cas_u16(off, GTF_accept_transfer, GTF_accept_transfer | GTF_transfer_committed).unwrap();
+            let committed = mem
+                .cas_u16(
+                    off,
+                    GTF_accept_transfer,
+                    GTF_accept_transfer | GTF_transfer_committed,
+                )
+                .unwrap();
             if committed.is_err() {
                 return false;
             }
-            mem.store_u32(r.0 as usize * GNTENT_SIZE + GNTENT_FRAME, 0x5678, Ordering::Relaxed).unwrap();
+            mem.store_u32(
+                r.0 as usize * GNTENT_SIZE + GNTENT_FRAME,
+                0x5678,
+                Ordering::Relaxed,
+            )
+            .unwrap();
             crate::shared_mem::wmb();
             let mut seen = mem.load_u16(off, Ordering::Relaxed).unwrap();
-            while let Err(now) = mem.cas_u16(off, seen, seen | GTF_transfer_completed).unwrap() {
+            while let Err(now) = mem
+                .cas_u16(off, seen, seen | GTF_transfer_completed)
+                .unwrap()
+            {
                 seen = now;
             }
             true
@@ -153,7 +188,9 @@ fn loom_transfer_cancel_and_xen_commit_never_both_win() {
         };
         let committed = xen.join().unwrap();
         match outcome {
-            TransferState::Cancelled => assert!(!committed, "cancelled a transfer Xen had committed"),
+            TransferState::Cancelled => {
+                assert!(!committed, "cancelled a transfer Xen had committed")
+            }
             TransferState::Completed(mfn) => {
                 assert!(committed);
                 assert_eq!(mfn, Mfn(0x5678), "frame read before Xen wrote it");
@@ -175,7 +212,10 @@ fn grants() -> (FakeWorld, Grants<FakeXen>, SharedMem<'static>) {
 fn loom_granted_end_access_and_a_peer_map_never_both_win() {
     loom_model(|| {
         let (_w, g, table) = grants();
-        let granted = g.grant(B, g.alloc_page().unwrap(), Access::ReadOnly).map_err(|e| e.1).unwrap();
+        let granted = g
+            .grant(B, g.alloc_page().unwrap(), Access::ReadOnly)
+            .map_err(|e| e.1)
+            .unwrap();
         let r = granted.gref();
         let peer = thread::spawn(move || xen_map(table, r, false).is_some());
         let ended = granted.end_access();
@@ -195,12 +235,19 @@ fn loom_granted_end_access_and_a_peer_map_never_both_win() {
 fn loom_a_dropped_grant_is_freed_only_if_the_peer_does_not_map_it() {
     loom_model(|| {
         let (_w, g, table) = grants();
-        let granted = g.grant(B, g.alloc_page().unwrap(), Access::ReadWrite).map_err(|e| e.1).unwrap();
+        let granted = g
+            .grant(B, g.alloc_page().unwrap(), Access::ReadWrite)
+            .map_err(|e| e.1)
+            .unwrap();
         let r = granted.gref();
         let peer = thread::spawn(move || xen_map(table, r, true).is_some());
         drop(granted);
         let mapped = peer.join().unwrap();
-        assert_eq!(g.stats().pending == 1, mapped, "a page the peer maps was freed, or one it does not map kept");
+        assert_eq!(
+            g.stats().pending == 1,
+            mapped,
+            "a page the peer maps was freed, or one it does not map kept"
+        );
     });
 }
 
@@ -208,7 +255,10 @@ fn loom_a_dropped_grant_is_freed_only_if_the_peer_does_not_map_it() {
 fn loom_reclaim_frees_a_pending_page_only_once_the_peer_is_gone() {
     loom_model(|| {
         let (_w, g, table) = grants();
-        let granted = g.grant(B, g.alloc_page().unwrap(), Access::ReadWrite).map_err(|e| e.1).unwrap();
+        let granted = g
+            .grant(B, g.alloc_page().unwrap(), Access::ReadWrite)
+            .map_err(|e| e.1)
+            .unwrap();
         let r = granted.gref();
         assert!(xen_map(table, r, false).is_some());
         drop(granted);
@@ -219,7 +269,11 @@ fn loom_reclaim_frees_a_pending_page_only_once_the_peer_is_gone() {
         let peer = thread::spawn(move || xen_map(table, r, false).is_some());
         let left = g.reclaim();
         let remapped = peer.join().unwrap();
-        assert_eq!(left == 1, remapped, "reclaimed a page the peer mapped again, or kept one it did not");
+        assert_eq!(
+            left == 1,
+            remapped,
+            "reclaimed a page the peer mapped again, or kept one it did not"
+        );
     });
 }
 
@@ -232,7 +286,10 @@ fn loom_share_release_frees_only_what_the_peer_does_not_map() {
         let peer = thread::spawn(move || xen_map(table, r, true).is_some());
         let released = shared.release_all();
         let mapped = peer.join().unwrap();
-        assert_eq!((released.freed, released.pending), if mapped { (0, 1) } else { (1, 0) });
+        assert_eq!(
+            (released.freed, released.pending),
+            if mapped { (0, 1) } else { (1, 0) }
+        );
         assert_eq!(g.stats().pending == 1, mapped);
     });
 }
@@ -242,7 +299,10 @@ fn loom_reserved_end_access_and_a_peer_map_never_both_win() {
     loom_model(|| {
         let (_w, g, table) = grants();
         let refs = g.reserve_refs(1).unwrap();
-        let granted = refs.grant(B, g.alloc_page().unwrap(), Access::ReadOnly).map_err(|e| e.1).unwrap();
+        let granted = refs
+            .grant(B, g.alloc_page().unwrap(), Access::ReadOnly)
+            .map_err(|e| e.1)
+            .unwrap();
         let r = granted.gref();
         let peer = thread::spawn(move || xen_map(table, r, false).is_some());
         let ended = granted.end_access();
@@ -265,12 +325,23 @@ fn loom_a_dropped_reserved_grant_is_freed_only_if_the_peer_does_not_map_it() {
     loom_model(|| {
         let (_w, g, table) = grants();
         let refs = g.reserve_refs(1).unwrap();
-        let granted = refs.grant(B, g.alloc_page().unwrap(), Access::ReadWrite).map_err(|e| e.1).unwrap();
+        let granted = refs
+            .grant(B, g.alloc_page().unwrap(), Access::ReadWrite)
+            .map_err(|e| e.1)
+            .unwrap();
         let r = granted.gref();
         let peer = thread::spawn(move || xen_map(table, r, true).is_some());
         drop(granted);
         let mapped = peer.join().unwrap();
-        assert_eq!(g.stats().pending == 1, mapped, "a page the peer maps was freed, or one it does not map kept");
-        assert_eq!(refs.len() == 0, mapped, "the reference went pending with the page");
+        assert_eq!(
+            g.stats().pending == 1,
+            mapped,
+            "a page the peer maps was freed, or one it does not map kept"
+        );
+        assert_eq!(
+            refs.len() == 0,
+            mapped,
+            "the reference went pending with the page"
+        );
     });
 }

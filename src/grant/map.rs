@@ -7,7 +7,8 @@ use super::ops::GrantOps;
 use super::table::Grants;
 use super::{Access, GntStatus, GrantError, PageView, UnmapNotify};
 use crate::abi::grant_table::{
-    gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly, GNTST_eagain,
+    gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly,
+    GNTST_eagain,
 };
 use crate::abi::PAGE_SIZE;
 use crate::shared_mem::SharedMem;
@@ -40,9 +41,17 @@ pub struct MappedPages<'g, B: GrantOps> {
 }
 
 /// Unmaps the given (address, handle) pairs; returns whether all went.
-fn unmap_batch<B: GrantOps>(ops: &mut B, maps: impl Iterator<Item = (u64, grant_handle_t)>) -> Result<(), GrantError> {
+fn unmap_batch<B: GrantOps>(
+    ops: &mut B,
+    maps: impl Iterator<Item = (u64, grant_handle_t)>,
+) -> Result<(), GrantError> {
     let mut req: Vec<gnttab_unmap_grant_ref> = maps
-        .map(|(host_addr, handle)| gnttab_unmap_grant_ref { host_addr, dev_bus_addr: 0, handle, status: NOT_DONE })
+        .map(|(host_addr, handle)| gnttab_unmap_grant_ref {
+            host_addr,
+            dev_bus_addr: 0,
+            handle,
+            status: NOT_DONE,
+        })
         .collect();
     if req.is_empty() {
         return Ok(());
@@ -58,7 +67,12 @@ impl<B: GrantOps> Grants<B> {
     /// Maps `refs` of `domid`'s table at consecutive pages. All or
     /// nothing: if any op fails, the ones that worked are unmapped and
     /// the error names the first failure.
-    pub fn map(&self, domid: DomId, refs: &[GrantRef], access: Access) -> Result<MappedPages<'_, B>, GrantError> {
+    pub fn map(
+        &self,
+        domid: DomId,
+        refs: &[GrantRef],
+        access: Access,
+    ) -> Result<MappedPages<'_, B>, GrantError> {
         if !domid.is_real() {
             return Err(GrantError::BadDomain(domid));
         }
@@ -70,7 +84,12 @@ impl<B: GrantOps> Grants<B> {
         g.reclaim();
         let ops = &mut g.table.ops;
         let va = ops.reserve_va(n)?;
-        let flags = GNTMAP_host_map | if access.readonly() { GNTMAP_readonly } else { 0 };
+        let flags = GNTMAP_host_map
+            | if access.readonly() {
+                GNTMAP_readonly
+            } else {
+                0
+            };
         let mut req: Vec<gnttab_map_grant_ref> = refs
             .iter()
             .enumerate()
@@ -89,14 +108,21 @@ impl<B: GrantOps> Grants<B> {
         // those ops, after a backoff, a bounded number of times.
         let mut attempt = 0;
         while call.is_ok() && attempt < MAP_EAGAIN_RETRIES {
-            let again: Vec<usize> = (0..req.len()).filter(|&i| req[i].status == GNTST_eagain).collect();
+            let again: Vec<usize> = (0..req.len())
+                .filter(|&i| req[i].status == GNTST_eagain)
+                .collect();
             if again.is_empty() {
                 break;
             }
             attempt += 1;
             ops.backoff(attempt);
-            let mut retry: Vec<gnttab_map_grant_ref> =
-                again.iter().map(|&i| gnttab_map_grant_ref { status: NOT_DONE, ..req[i] }).collect();
+            let mut retry: Vec<gnttab_map_grant_ref> = again
+                .iter()
+                .map(|&i| gnttab_map_grant_ref {
+                    status: NOT_DONE,
+                    ..req[i]
+                })
+                .collect();
             call = ops.map_grant_ref(&mut retry);
             for (&i, done) in again.iter().zip(retry) {
                 req[i] = done;
@@ -105,7 +131,9 @@ impl<B: GrantOps> Grants<B> {
         let failed = match call {
             Err(e) => Some(GrantError::Hypercall(e)),
             Ok(()) => req.iter().enumerate().find_map(|(index, m)| {
-                GntStatus::check(m.status).err().map(|status| GrantError::BatchOp { index, status })
+                GntStatus::check(m.status)
+                    .err()
+                    .map(|status| GrantError::BatchOp { index, status })
             }),
         };
         let views: Option<Vec<SharedMem<'static>>> = match failed {
@@ -129,7 +157,10 @@ impl<B: GrantOps> Grants<B> {
             (failed, _) => {
                 // Roll back what did map. Only if that works is the
                 // address space safe to hand out again.
-                let done = req.iter().filter(|m| m.status == 0).map(|m| (m.host_addr, m.handle));
+                let done = req
+                    .iter()
+                    .filter(|m| m.status == 0)
+                    .map(|m| (m.host_addr, m.handle));
                 if unmap_batch(ops, done).is_ok() {
                     let _ = ops.release_va(va, n);
                 }
@@ -172,7 +203,9 @@ impl<'g, B: GrantOps> MappedPages<'g, B> {
 
     /// Page `i`'s bytes (writes refused on a read-only mapping).
     pub fn page(&self, i: usize) -> Option<PageView<'_>> {
-        self.views.get(i).map(|m| PageView::new(*m, self.access == Access::ReadWrite))
+        self.views
+            .get(i)
+            .map(|m| PageView::new(*m, self.access == Access::ReadWrite))
     }
 
     /// Reads `dst.len()` bytes at byte `offset` of the mapping seen as one
@@ -218,7 +251,13 @@ impl<'g, B: GrantOps> MappedPages<'g, B> {
         let ops = &mut g.table.ops;
         let n = self.views.len() as u64;
         let va = self.va;
-        let res = unmap_batch(ops, self.handles.iter().enumerate().map(|(i, &h)| (va + (i * PAGE_SIZE) as u64, h)));
+        let res = unmap_batch(
+            ops,
+            self.handles
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| (va + (i * PAGE_SIZE) as u64, h)),
+        );
         // A page we could not unmap keeps its address space: reusing it
         // would map a second frame over a live grant mapping.
         let released = res.and_then(|()| ops.release_va(va, n));
@@ -243,7 +282,8 @@ impl<B: GrantOps> Drop for MappedPages<'_, B> {
 /// ring pages its front end granted, in `ring-ref` order.
 impl<B: GrantOps> crate::ring::RingMemory for MappedPages<'_, B> {
     fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
-        self.page(0).map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+        self.page(0)
+            .map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
     }
     fn ring_len(&self) -> usize {
         self.len() * PAGE_SIZE

@@ -43,24 +43,24 @@ mod tests;
 
 pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
-pub use reserve::{ReservedGrant, ReservedRefs};
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize, Vacant};
+pub use reserve::{ReservedGrant, ReservedRefs};
 pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
 pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
 pub use transfer::{Cancelled, TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
-pub use ops::xen::XenGrantOps;
-#[cfg(target_os = "none")]
 pub(crate) use ops::xen::grants;
+#[cfg(target_os = "none")]
+pub use ops::xen::XenGrantOps;
 
 use crate::abi::grant_table as abi;
 use crate::error::Errno;
 use crate::event::NotifyPort;
-use alloc::sync::Arc;
 use crate::mm::MemError;
 use crate::shared_mem::{OutOfBounds, SharedMem};
 use crate::types::{DomId, GrantRef, Mfn};
+use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::Ordering;
 
@@ -283,7 +283,9 @@ impl fmt::Display for GrantError {
         match self {
             GrantError::Hypercall(e) => write!(f, "grant hypercall failed: {e}"),
             GrantError::Status(s) => write!(f, "grant op failed: {s}"),
-            GrantError::BatchOp { index, status } => write!(f, "grant op {index} of a batch failed: {status}"),
+            GrantError::BatchOp { index, status } => {
+                write!(f, "grant op {index} of a batch failed: {status}")
+            }
             other => write!(f, "{other:?}"),
         }
     }
@@ -387,7 +389,9 @@ impl<'a> PageView<'a> {
 
     /// Atomically stores a byte.
     pub fn store_u8(&self, offset: usize, v: u8) -> Result<(), GrantError> {
-        self.writable()?.store_u8(offset, v, Ordering::Release).map_err(oob)
+        self.writable()?
+            .store_u8(offset, v, Ordering::Release)
+            .map_err(oob)
     }
 
     /// Atomically loads an aligned `u32`.
@@ -397,7 +401,9 @@ impl<'a> PageView<'a> {
 
     /// Atomically stores an aligned `u32`.
     pub fn store_u32(&self, offset: usize, v: u32) -> Result<(), GrantError> {
-        self.writable()?.store_u32(offset, v, Ordering::Release).map_err(oob)
+        self.writable()?
+            .store_u32(offset, v, Ordering::Release)
+            .map_err(oob)
     }
 
     /// Sets `len` bytes at `offset` to `value`.
@@ -413,10 +419,18 @@ fn oob(_: OutOfBounds) -> GrantError {
 /// Pages seen as one buffer: splits `len` bytes at byte `offset` into
 /// (page, offset in page, range of the caller's buffer) pieces, or fails
 /// if they reach past `pages` pages.
-fn spans(pages: usize, offset: usize, len: usize) -> Result<impl Iterator<Item = (usize, usize, core::ops::Range<usize>)>, GrantError> {
+fn spans(
+    pages: usize,
+    offset: usize,
+    len: usize,
+) -> Result<impl Iterator<Item = (usize, usize, core::ops::Range<usize>)>, GrantError> {
     let end = offset.checked_add(len).ok_or(GrantError::InvalidArgument)?;
     use crate::abi::PAGE_SIZE;
-    if end > pages.checked_mul(PAGE_SIZE).ok_or(GrantError::InvalidArgument)? {
+    if end
+        > pages
+            .checked_mul(PAGE_SIZE)
+            .ok_or(GrantError::InvalidArgument)?
+    {
         return Err(GrantError::InvalidArgument);
     }
     let mut at = offset;
@@ -434,17 +448,31 @@ fn spans(pages: usize, offset: usize, len: usize) -> Result<impl Iterator<Item =
 
 /// Reads `dst.len()` bytes at byte `offset` of pages `page(0..n)` seen as
 /// one buffer.
-fn read_span<'p>(n: usize, page: impl Fn(usize) -> Option<PageView<'p>>, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
+fn read_span<'p>(
+    n: usize,
+    page: impl Fn(usize) -> Option<PageView<'p>>,
+    offset: usize,
+    dst: &mut [u8],
+) -> Result<(), GrantError> {
     for (i, off, range) in spans(n, offset, dst.len())? {
-        page(i).ok_or(GrantError::InvalidArgument)?.read(off, &mut dst[range])?;
+        page(i)
+            .ok_or(GrantError::InvalidArgument)?
+            .read(off, &mut dst[range])?;
     }
     Ok(())
 }
 
 /// Writes `src` at byte `offset` of pages `page(0..n)` seen as one buffer.
-fn write_span<'p>(n: usize, page: impl Fn(usize) -> Option<PageView<'p>>, offset: usize, src: &[u8]) -> Result<(), GrantError> {
+fn write_span<'p>(
+    n: usize,
+    page: impl Fn(usize) -> Option<PageView<'p>>,
+    offset: usize,
+    src: &[u8],
+) -> Result<(), GrantError> {
     for (i, off, range) in spans(n, offset, src.len())? {
-        page(i).ok_or(GrantError::InvalidArgument)?.write(off, &src[range])?;
+        page(i)
+            .ok_or(GrantError::InvalidArgument)?
+            .write(off, &src[range])?;
     }
     Ok(())
 }

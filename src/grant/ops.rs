@@ -12,7 +12,9 @@
 #![allow(unsafe_code)]
 
 use super::GrantError;
-use crate::abi::grant_table::{gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref};
+use crate::abi::grant_table::{
+    gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref,
+};
 use crate::error::Errno;
 use crate::shared_mem::SharedMem;
 use crate::types::Mfn;
@@ -53,7 +55,10 @@ pub struct LocalFrame<'a> {
 impl<'a> LocalFrame<'a> {
     /// The frame of `page`, borrowed for as long as the frame is used.
     pub fn of<P: SharePage>(page: &'a P) -> Self {
-        LocalFrame { mfn: page.mfn(), _page: core::marker::PhantomData }
+        LocalFrame {
+            mfn: page.mfn(),
+            _page: core::marker::PhantomData,
+        }
     }
 
     /// Any frame number.
@@ -64,7 +69,10 @@ impl<'a> LocalFrame<'a> {
     /// (a frame another domain owns is refused by Xen with
     /// `GNTST_bad_page`).
     pub unsafe fn from_mfn(mfn: Mfn) -> Self {
-        LocalFrame { mfn, _page: core::marker::PhantomData }
+        LocalFrame {
+            mfn,
+            _page: core::marker::PhantomData,
+        }
     }
 
     /// The frame number.
@@ -121,7 +129,12 @@ pub unsafe trait GrantOps {
     /// Makes table frames `first..first + frames.len()` visible after the
     /// ones already mapped, in one contiguous window of room for
     /// `max_frames`; returns a view of the whole table mapped so far.
-    fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError>;
+    fn map_table(
+        &mut self,
+        first: u32,
+        frames: &[Mfn],
+        max_frames: u32,
+    ) -> Result<SharedMem<'static>, GrantError>;
 
     /// `GNTTABOP_map_grant_ref` on a batch.
     #[doc(alias = "GNTTABOP_map_grant_ref")]
@@ -150,7 +163,6 @@ pub unsafe trait GrantOps {
         let _ = attempt;
     }
 
-
     /// A zeroed page of our memory.
     fn alloc_page(&mut self) -> Result<Self::Page, GrantError>;
 
@@ -163,13 +175,21 @@ pub unsafe trait GrantOps {
     /// also goes back to Xen, which leaves room in our reservation for a
     /// frame another domain transfers to us. On failure the page is
     /// still mapped and comes back.
-    fn vacate(&mut self, page: Self::Page, give_back: bool) -> Result<Self::Vacancy, (Self::Page, GrantError)>;
+    fn vacate(
+        &mut self,
+        page: Self::Page,
+        give_back: bool,
+    ) -> Result<Self::Vacancy, (Self::Page, GrantError)>;
 
     /// Puts a frame behind a vacancy and maps it again: `arrived`, a frame
     /// Xen transferred to us (from an accept-transfer entry of our own
     /// table, which only Xen writes), else the frame the vacancy kept,
     /// else a new zeroed frame from Xen. On failure the vacancy comes back.
-    fn refill(&mut self, vacancy: Self::Vacancy, arrived: Option<Mfn>) -> Result<Self::Page, (Self::Vacancy, GrantError)>;
+    fn refill(
+        &mut self,
+        vacancy: Self::Vacancy,
+        arrived: Option<Mfn>,
+    ) -> Result<Self::Page, (Self::Vacancy, GrantError)>;
 
     /// Reserves `pages` pages of address space where Xen can map grants
     /// (`GNTMAP_host_map` needs the page tables down to L1 present).
@@ -189,9 +209,9 @@ pub unsafe trait GrantOps {
 pub mod xen {
     use super::*;
     use crate::abi::grant_table::{
-        gnttab_dump_table, gnttab_query_size, gnttab_setup_table, GNTTABOP_copy, GNTTABOP_dump_table,
-        GNTTABOP_map_grant_ref, GNTTABOP_query_size, GNTTABOP_setup_table, GNTTABOP_transfer,
-        GNTTABOP_unmap_grant_ref,
+        gnttab_dump_table, gnttab_query_size, gnttab_setup_table, GNTTABOP_copy,
+        GNTTABOP_dump_table, GNTTABOP_map_grant_ref, GNTTABOP_query_size, GNTTABOP_setup_table,
+        GNTTABOP_transfer, GNTTABOP_unmap_grant_ref,
     };
     use crate::abi::PAGE_SIZE;
     use crate::grant::{GntStatus, Grants};
@@ -270,10 +290,16 @@ pub mod xen {
         type Vacancy = Vacated;
 
         fn query_size(&mut self) -> Result<TableSize, GrantError> {
-            let mut q = [gnttab_query_size { dom: DomId::SELF.0, ..Default::default() }];
+            let mut q = [gnttab_query_size {
+                dom: DomId::SELF.0,
+                ..Default::default()
+            }];
             op(GNTTABOP_query_size, &mut q)?;
             GntStatus::check(q[0].status)?;
-            Ok(TableSize { nr_frames: q[0].nr_frames, max_nr_frames: q[0].max_nr_frames })
+            Ok(TableSize {
+                nr_frames: q[0].nr_frames,
+                max_nr_frames: q[0].max_nr_frames,
+            })
         }
 
         fn setup_table(&mut self, frames: &mut [Mfn]) -> Result<(), GrantError> {
@@ -292,7 +318,12 @@ pub mod xen {
             Ok(())
         }
 
-        fn map_table(&mut self, first: u32, frames: &[Mfn], max_frames: u32) -> Result<SharedMem<'static>, GrantError> {
+        fn map_table(
+            &mut self,
+            first: u32,
+            frames: &[Mfn],
+            max_frames: u32,
+        ) -> Result<SharedMem<'static>, GrantError> {
             let (va, room) = match self.table_va {
                 Some(w) => w,
                 None => {
@@ -301,7 +332,10 @@ pub mod xen {
                     (va, max_frames)
                 }
             };
-            let end = first.checked_add(frames.len() as u32).filter(|&e| e <= room).ok_or(GrantError::TableFull)?;
+            let end = first
+                .checked_add(frames.len() as u32)
+                .filter(|&e| e <= room)
+                .ok_or(GrantError::TableFull)?;
             let at = va + first as u64 * PAGE_SIZE as u64;
             // SAFETY: the frames are our grant table, which Xen shares
             // with us writable; `at..` lies in our reserved window past the
@@ -310,7 +344,12 @@ pub mod xen {
             // SAFETY: va..va+end pages are mapped from now on and for the
             // rest of the domain's life (the table never shrinks); va is
             // page-aligned. The table is accessed only through SharedMem.
-            Ok(unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), end as usize * PAGE_SIZE) })
+            Ok(unsafe {
+                SharedMem::new(
+                    NonNull::new_unchecked(va as *mut u8),
+                    end as usize * PAGE_SIZE,
+                )
+            })
         }
 
         fn map_grant_ref(&mut self, ops: &mut [gnttab_map_grant_ref]) -> Result<(), Errno> {
@@ -330,7 +369,10 @@ pub mod xen {
         }
 
         fn dump_table(&mut self) -> Result<i16, Errno> {
-            let mut d = [gnttab_dump_table { dom: DomId::SELF.0, status: 0 }];
+            let mut d = [gnttab_dump_table {
+                dom: DomId::SELF.0,
+                status: 0,
+            }];
             op(GNTTABOP_dump_table, &mut d)?;
             Ok(d[0].status)
         }
@@ -341,7 +383,6 @@ pub mod xen {
             let ms = 1u64 << attempt.saturating_sub(1).min(8);
             crate::event::sleep(core::time::Duration::from_millis(ms));
         }
-
 
         fn alloc_page(&mut self) -> Result<Page, GrantError> {
             Ok(Page::alloc()?)
@@ -355,7 +396,11 @@ pub mod xen {
             page.vacate(give_back).map_err(|(p, e)| (p, e.into()))
         }
 
-        fn refill(&mut self, vacancy: Vacated, arrived: Option<Mfn>) -> Result<Page, (Vacated, GrantError)> {
+        fn refill(
+            &mut self,
+            vacancy: Vacated,
+            arrived: Option<Mfn>,
+        ) -> Result<Page, (Vacated, GrantError)> {
             // Xen wrote an arrived frame into our own table's completed
             // accept-transfer entry, after making the frame ours; the grant
             // code takes each completed entry once, so no Page owns it.

@@ -137,8 +137,14 @@ mod tests {
         assert_eq!(a.total(), 16);
         let r = a.alloc().unwrap();
         assert!(a.is_used(r));
-        assert!(!a.is_used(GrantRef(r.0 + 1)), "a free reference is not in use");
-        assert!(!a.is_used(GrantRef(3)), "a reserved reference is never in use");
+        assert!(
+            !a.is_used(GrantRef(r.0 + 1)),
+            "a free reference is not in use"
+        );
+        assert!(
+            !a.is_used(GrantRef(3)),
+            "a reserved reference is never in use"
+        );
         assert!(!a.is_used(GrantRef(16)), "outside the table");
         a.free(r).unwrap();
         assert!(!a.is_used(r));
@@ -156,9 +162,18 @@ mod tests {
             assert!(seen.insert(r.0), "handed out twice: {r:?}");
         }
         assert_eq!(seen.len(), 512 - 8);
-        assert_eq!(a.free(GrantRef(0)), Err(GrantError::ReservedRef(GrantRef(0))));
-        assert_eq!(a.free(GrantRef(7)), Err(GrantError::ReservedRef(GrantRef(7))));
-        assert_eq!(a.free(GrantRef(512)), Err(GrantError::BadRef(GrantRef(512))));
+        assert_eq!(
+            a.free(GrantRef(0)),
+            Err(GrantError::ReservedRef(GrantRef(0)))
+        );
+        assert_eq!(
+            a.free(GrantRef(7)),
+            Err(GrantError::ReservedRef(GrantRef(7)))
+        );
+        assert_eq!(
+            a.free(GrantRef(512)),
+            Err(GrantError::BadRef(GrantRef(512)))
+        );
     }
 
     #[test]
@@ -169,8 +184,15 @@ mod tests {
         assert_eq!(r, GrantRef(8));
         a.free(r).unwrap();
         assert_eq!(a.free(r), Err(GrantError::DoubleFree(r)));
-        assert_eq!(a.free(GrantRef(9)), Err(GrantError::DoubleFree(GrantRef(9))));
-        assert_eq!(a.free_count(), 8, "a rejected free does not add to the list");
+        assert_eq!(
+            a.free(GrantRef(9)),
+            Err(GrantError::DoubleFree(GrantRef(9)))
+        );
+        assert_eq!(
+            a.free_count(),
+            8,
+            "a rejected free does not add to the list"
+        );
     }
 
     #[test]

@@ -56,11 +56,15 @@ impl<B: GrantOps> Grants<B> {
             return Err(GrantError::InvalidArgument);
         }
         let mut free = Vec::new();
-        free.try_reserve_exact(n as usize).map_err(|_| GrantError::Memory(crate::mm::MemError::OutOfFrames))?;
+        free.try_reserve_exact(n as usize)
+            .map_err(|_| GrantError::Memory(crate::mm::MemError::OutOfFrames))?;
         let mut g = self.inner.lock();
         g.reclaim();
         if g.granted_pending >= g.pending_limit {
-            return Err(GrantError::PendingLimitReached { limit: g.pending_limit, pending: g.granted_pending });
+            return Err(GrantError::PendingLimitReached {
+                limit: g.pending_limit,
+                pending: g.granted_pending,
+            });
         }
         g.reserve_pending(n)?;
         if let Err(e) = g.table.alloc_refs(n, &mut free) {
@@ -70,7 +74,13 @@ impl<B: GrantOps> Grants<B> {
         let entries = g.table.entries;
         drop(g);
         let free: Box<[Cell<GrantRef>]> = free.into_iter().map(Cell::new).collect();
-        Ok(ReservedRefs { grants: self, entries, top: Cell::new(free.len()), free, owned: Cell::new(n) })
+        Ok(ReservedRefs {
+            grants: self,
+            entries,
+            top: Cell::new(free.len()),
+            free,
+            owned: Cell::new(n),
+        })
     }
 }
 
@@ -95,18 +105,36 @@ impl<'g, B: GrantOps> ReservedRefs<'g, B> {
     /// no lock, no hypercall, no allocation. On failure the page comes
     /// back; with every reference in use, [`GrantError::NoReservedRef`].
     #[inline]
-    pub fn grant(&self, domid: DomId, page: B::Page, access: Access) -> Result<ReservedGrant<'_, B>, (B::Page, GrantError)> {
+    pub fn grant(
+        &self,
+        domid: DomId,
+        page: B::Page,
+        access: Access,
+    ) -> Result<ReservedGrant<'_, B>, (B::Page, GrantError)> {
         if !domid.is_real() {
             return Err((page, GrantError::BadDomain(domid)));
         }
         let Some(r) = self.take() else {
-            return Err((page, GrantError::NoReservedRef { reserved: self.owned.get() }));
+            return Err((
+                page,
+                GrantError::NoReservedRef {
+                    reserved: self.owned.get(),
+                },
+            ));
         };
         let granted = self.entries.at(r).and_then(|entry| {
-            entry.grant_access(domid, page.mfn(), access == Access::ReadOnly).map(|()| entry)
+            entry
+                .grant_access(domid, page.mfn(), access == Access::ReadOnly)
+                .map(|()| entry)
         });
         match granted {
-            Ok(entry) => Ok(ReservedGrant { refs: self, entry, gref: r, page: Some(page), access }),
+            Ok(entry) => Ok(ReservedGrant {
+                refs: self,
+                entry,
+                gref: r,
+                page: Some(page),
+                access,
+            }),
             Err(e) => {
                 // The entry was never made valid: the reference is free again.
                 self.give_back(r);
@@ -171,7 +199,11 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
     /// The granted page's bytes.
     pub fn page(&self) -> PageView<'_> {
         // `page` is Some until end_access or drop take it.
-        let mem = self.page.as_ref().map(|p| p.mem()).expect("ReservedGrant without page");
+        let mem = self
+            .page
+            .as_ref()
+            .map(|p| p.mem())
+            .expect("ReservedGrant without page");
         PageView::new(mem, true)
     }
 
@@ -230,7 +262,11 @@ impl<B: GrantOps> ReservedGrant<'_, B> {
         // The peer maps it: the table keeps the page (and the reference)
         // pending, in the room the batch reserved. `release` tries once
         // more, and frees both if the peer has unmapped since.
-        self.refs.grants.inner.lock().release(self.gref, page, Charge::Granted);
+        self.refs
+            .grants
+            .inner
+            .lock()
+            .release(self.gref, page, Charge::Granted);
         self.refs.owned.set(self.refs.owned.get() - 1);
     }
 }

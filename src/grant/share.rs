@@ -9,13 +9,13 @@
 use super::ops::{GrantOps, SharePage};
 use super::table::{Charge, Grants};
 use super::{Access, GrantError, PageView, UnmapNotify};
-use crate::abi::PAGE_SIZE;
 use crate::abi::grant_table::{GTF_reading, GTF_writing};
+use crate::abi::PAGE_SIZE;
 use crate::event::{EventError, EventOps};
-use core::time::Duration;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use core::time::Duration;
 
 /// The driver's default `limit`: pages shared at once, pending included.
 pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
@@ -71,7 +71,12 @@ impl<B: GrantOps> Grants<B> {
 
     /// Shares `count` zeroed pages with `domid` (gntalloc's
     /// `IOCTL_GNTALLOC_ALLOC_GREF`): all of them or none.
-    pub fn share(&self, domid: DomId, count: u32, access: Access) -> Result<SharedPages<'_, B>, GrantError> {
+    pub fn share(
+        &self,
+        domid: DomId,
+        count: u32,
+        access: Access,
+    ) -> Result<SharedPages<'_, B>, GrantError> {
         if !domid.is_real() {
             return Err(GrantError::BadDomain(domid));
         }
@@ -84,12 +89,21 @@ impl<B: GrantOps> Grants<B> {
         g.reclaim();
         let in_use = g.shared_pages;
         if in_use.checked_add(count).is_none_or(|n| n > g.share_limit) {
-            return Err(GrantError::LimitReached { limit: g.share_limit, in_use, requested: count });
+            return Err(GrantError::LimitReached {
+                limit: g.share_limit,
+                in_use,
+                requested: count,
+            });
         }
         let dom_in_use = g.shared_per_domain.get(domid);
         let limit = g.share_limit_per_domain;
         if dom_in_use.checked_add(count).is_none_or(|n| n > limit) {
-            return Err(GrantError::DomainLimitReached { domid, limit, in_use: dom_in_use, requested: count });
+            return Err(GrantError::DomainLimitReached {
+                domid,
+                limit,
+                in_use: dom_in_use,
+                requested: count,
+            });
         }
         // Room on the pending list for every page, so that releasing them
         // (also in a drop) never allocates.
@@ -107,7 +121,11 @@ impl<B: GrantOps> Grants<B> {
                     return Err(GrantError::FrameTooLarge(page.mfn()));
                 }
                 let gref = g.table.alloc_ref()?;
-                slots.push(Some(Slot { gref, page, notify: UnmapNotify::default() }));
+                slots.push(Some(Slot {
+                    gref,
+                    page,
+                    notify: UnmapNotify::default(),
+                }));
             }
             Ok(())
         })();
@@ -123,13 +141,22 @@ impl<B: GrantOps> Grants<B> {
         for slot in slots.iter().flatten() {
             // Cannot fail: the reference is in range and the frame fits
             // (both checked above).
-            let _ = g.table.entries.grant_access(slot.gref, domid, slot.page.mfn(), access.readonly());
+            let _ =
+                g.table
+                    .entries
+                    .grant_access(slot.gref, domid, slot.page.mfn(), access.readonly());
         }
         g.shared_pages += count;
         g.shared_per_domain.add(domid, count);
         let index = g.next_index;
         g.next_index += count as u64 * PAGE_SIZE as u64;
-        Ok(SharedPages { grants: self, domid, access, index, slots })
+        Ok(SharedPages {
+            grants: self,
+            domid,
+            access,
+            index,
+            slots,
+        })
     }
 }
 
@@ -176,16 +203,27 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
 
     /// Page `i`'s bytes, if still held.
     pub fn page(&self, i: usize) -> Option<PageView<'_>> {
-        self.slots.get(i)?.as_ref().map(|s| PageView::new(s.page.mem(), true))
+        self.slots
+            .get(i)?
+            .as_ref()
+            .map(|s| PageView::new(s.page.mem(), true))
     }
 
     /// Sets what happens when page `i` is released
     /// (`IOCTL_GNTALLOC_SET_UNMAP_NOTIFY`).
-    pub fn set_unmap_notify(&mut self, i: usize, notify: UnmapNotify<'g>) -> Result<(), GrantError> {
+    pub fn set_unmap_notify(
+        &mut self,
+        i: usize,
+        notify: UnmapNotify<'g>,
+    ) -> Result<(), GrantError> {
         if notify.clear_byte.is_some_and(|o| o >= PAGE_SIZE) {
             return Err(GrantError::InvalidArgument);
         }
-        let slot = self.slots.get_mut(i).and_then(Option::as_mut).ok_or(GrantError::InvalidArgument)?;
+        let slot = self
+            .slots
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or(GrantError::InvalidArgument)?;
         slot.notify = notify;
         Ok(())
     }
@@ -200,7 +238,10 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
             return Err(not_held);
         }
         let first = usize::try_from(off / PAGE_SIZE as u64).map_err(|_| not_held)?;
-        let end = first.checked_add(count as usize).filter(|&e| e <= self.slots.len()).ok_or(not_held)?;
+        let end = first
+            .checked_add(count as usize)
+            .filter(|&e| e <= self.slots.len())
+            .ok_or(not_held)?;
         if self.slots[first..end].iter().any(Option::is_none) {
             return Err(not_held);
         }
@@ -211,8 +252,14 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
     /// page of this share): [`release`](Self::release) without gntalloc's
     /// byte offsets.
     pub fn release_pages(&mut self, first: usize, count: usize) -> Result<Released, GrantError> {
-        let not_held = GrantError::NotHeld { index: u64::MAX, count: u32::try_from(count).unwrap_or(u32::MAX) };
-        let offset = u64::try_from(first).ok().and_then(|f| f.checked_mul(PAGE_SIZE as u64)).ok_or(not_held)?;
+        let not_held = GrantError::NotHeld {
+            index: u64::MAX,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        };
+        let offset = u64::try_from(first)
+            .ok()
+            .and_then(|f| f.checked_mul(PAGE_SIZE as u64))
+            .ok_or(not_held)?;
         let index = self.index.checked_add(offset).ok_or(not_held)?;
         self.release(index, u32::try_from(count).map_err(|_| not_held)?)
     }
@@ -242,7 +289,11 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
     /// Waits until no peer maps any page still held (e.g. before
     /// releasing, so that no page goes pending), polling every
     /// millisecond on `events`' clock; `StillMapped` at the timeout.
-    pub fn wait_unmapped<E: EventOps + ?Sized>(&self, events: &E, timeout: Duration) -> Result<(), GrantError> {
+    pub fn wait_unmapped<E: EventOps + ?Sized>(
+        &self,
+        events: &E,
+        timeout: Duration,
+    ) -> Result<(), GrantError> {
         super::table::poll_until(events, timeout, || self.mapped_count())
     }
 
@@ -291,7 +342,8 @@ impl<B: GrantOps> Drop for SharedPages<'_, B> {
 /// its pages.
 impl<B: GrantOps> crate::ring::RingMemory for SharedPages<'_, B> {
     fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
-        self.page(0).map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+        self.page(0)
+            .map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
     }
     fn ring_len(&self) -> usize {
         self.len() * PAGE_SIZE

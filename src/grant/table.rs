@@ -10,9 +10,9 @@ use super::{Access, GrantError};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
 use crate::event::EventOps;
 use crate::mm::MemError;
-use core::time::Duration;
 use crate::types::{DomId, GrantRef, Mfn};
 use alloc::vec::Vec;
+use core::time::Duration;
 use spin::Mutex;
 
 /// The default limit on pages from [`Grants::grant`] kept pending because
@@ -47,13 +47,21 @@ impl<B: GrantOps> GrantTable<B> {
         if nr == 0 {
             return Err(GrantError::TableFull);
         }
-        let nr_refs = nr.checked_mul(GNTENT_PER_FRAME as u32).ok_or(GrantError::BadTableSize(size))?;
+        let nr_refs = nr
+            .checked_mul(GNTENT_PER_FRAME as u32)
+            .ok_or(GrantError::BadTableSize(size))?;
         let mut frames = alloc::vec![Mfn(0); nr as usize];
         ops.setup_table(&mut frames)?;
         let mem = ops.map_table(0, &frames, max_frames)?;
         let mut refs = RefAllocator::new();
         refs.grow(nr_refs);
-        Ok(GrantTable { ops, entries: EntryTable::new(mem), refs, nr_frames: nr, max_frames })
+        Ok(GrantTable {
+            ops,
+            entries: EntryTable::new(mem),
+            refs,
+            nr_frames: nr,
+            max_frames,
+        })
     }
 
     /// Grows the table so that at least `want` references are free, or
@@ -66,18 +74,29 @@ impl<B: GrantOps> GrantTable<B> {
         }
         let per = GNTENT_PER_FRAME as u32;
         let needed = (want - free).div_ceil(per);
-        let at_least = self.nr_frames.checked_add(needed).filter(|&n| n <= self.max_frames).ok_or(GrantError::TableFull)?;
+        let at_least = self
+            .nr_frames
+            .checked_add(needed)
+            .filter(|&n| n <= self.max_frames)
+            .ok_or(GrantError::TableFull)?;
         // Grow at least by doubling, so a long run of single allocations
         // costs O(log n) setup_table calls, not one per 512 references.
-        let new = at_least.max(self.nr_frames.saturating_mul(2)).min(self.max_frames);
-        let bad = GrantError::BadTableSize(super::TableSize { nr_frames: new, max_nr_frames: self.max_frames });
+        let new = at_least
+            .max(self.nr_frames.saturating_mul(2))
+            .min(self.max_frames);
+        let bad = GrantError::BadTableSize(super::TableSize {
+            nr_frames: new,
+            max_nr_frames: self.max_frames,
+        });
         let new_refs = new.checked_mul(per).ok_or(bad)?;
         let mut frames = alloc::vec![Mfn(0); new as usize];
         self.ops.setup_table(&mut frames)?;
         // Xen keeps the existing frames in place and appends new ones;
         // only the new ones need mapping.
         let old = self.nr_frames as usize;
-        let mem = self.ops.map_table(self.nr_frames, &frames[old..], self.max_frames)?;
+        let mem = self
+            .ops
+            .map_table(self.nr_frames, &frames[old..], self.max_frames)?;
         self.entries = EntryTable::new(mem);
         self.nr_frames = new;
         self.refs.grow(new_refs);
@@ -212,9 +231,14 @@ impl<B: GrantOps> Inner<B> {
     /// Makes room on the pending list for `count` more pages that may go
     /// pending later, when a drop cannot allocate or report.
     pub(crate) fn reserve_pending(&mut self, count: u32) -> Result<(), GrantError> {
-        let reserved = self.reserved.checked_add(count).ok_or(GrantError::InvalidArgument)?;
+        let reserved = self
+            .reserved
+            .checked_add(count)
+            .ok_or(GrantError::InvalidArgument)?;
         // Vec::try_reserve counts from len: room for every reserved page.
-        self.pending.try_reserve(reserved as usize).map_err(|_| GrantError::Memory(MemError::OutOfFrames))?;
+        self.pending
+            .try_reserve(reserved as usize)
+            .map_err(|_| GrantError::Memory(MemError::OutOfFrames))?;
         self.reserved = reserved;
         Ok(())
     }
@@ -240,7 +264,11 @@ impl<B: GrantOps> Inner<B> {
                 if charge == Charge::Granted {
                     self.granted_pending += 1;
                 }
-                self.pending.push(Pending { gref: r, page, charge });
+                self.pending.push(Pending {
+                    gref: r,
+                    page,
+                    charge,
+                });
                 true
             }
         }
@@ -352,7 +380,12 @@ impl<B: GrantOps> Grants<B> {
     /// Grants `domid` access to `page`. The fast path makes no hypercall
     /// and allocates nothing (unless the table must grow). On failure the
     /// page comes back.
-    pub fn grant(&self, domid: DomId, page: B::Page, access: Access) -> Result<Granted<'_, B>, (B::Page, GrantError)> {
+    pub fn grant(
+        &self,
+        domid: DomId,
+        page: B::Page,
+        access: Access,
+    ) -> Result<Granted<'_, B>, (B::Page, GrantError)> {
         if !domid.is_real() {
             return Err((page, GrantError::BadDomain(domid)));
         }
@@ -361,7 +394,10 @@ impl<B: GrantOps> Grants<B> {
         // A peer that never unmaps would otherwise grow the pending list
         // (and every operation's reclaim scan) without bound.
         if g.granted_pending >= g.pending_limit {
-            let e = GrantError::PendingLimitReached { limit: g.pending_limit, pending: g.granted_pending };
+            let e = GrantError::PendingLimitReached {
+                limit: g.pending_limit,
+                pending: g.granted_pending,
+            };
             return Err((page, e));
         }
         if let Err(e) = g.reserve_pending(1) {
@@ -374,14 +410,23 @@ impl<B: GrantOps> Grants<B> {
                 return Err((page, e));
             }
         };
-        if let Err(e) = g.table.entries.grant_access(r, domid, page.mfn(), access.readonly()) {
+        if let Err(e) = g
+            .table
+            .entries
+            .grant_access(r, domid, page.mfn(), access.readonly())
+        {
             // The entry was never made valid: the reference is free again.
             let _ = g.table.refs.free(r);
             g.unreserve(1);
             return Err((page, e));
         }
         drop(g);
-        Ok(Granted { grants: self, gref: r, page: Some(page), access })
+        Ok(Granted {
+            grants: self,
+            gref: r,
+            page: Some(page),
+            access,
+        })
     }
 
     /// Lets `domid` give us a page with `GNTTABOP_transfer`; `landing`
@@ -390,7 +435,11 @@ impl<B: GrantOps> Grants<B> {
     /// pfn is where the frame that arrives will be mapped. Should nothing
     /// arrive, cancelling the slot gives the landing page back over a new
     /// frame. On failure the landing page is freed.
-    pub fn accept_transfer(&self, domid: DomId, landing: B::Page) -> Result<super::TransferSlot<'_, B>, GrantError> {
+    pub fn accept_transfer(
+        &self,
+        domid: DomId,
+        landing: B::Page,
+    ) -> Result<super::TransferSlot<'_, B>, GrantError> {
         if !domid.is_real() {
             return Err(GrantError::BadDomain(domid));
         }
@@ -444,14 +493,22 @@ impl<B: GrantOps> Grants<B> {
     /// Waits until every released page a peer still mapped has been
     /// unmapped and freed, polling every millisecond on `events`' clock;
     /// `StillMapped` with the count left at the timeout.
-    pub fn wait_reclaimed<E: EventOps + ?Sized>(&self, events: &E, timeout: Duration) -> Result<(), GrantError> {
+    pub fn wait_reclaimed<E: EventOps + ?Sized>(
+        &self,
+        events: &E,
+        timeout: Duration,
+    ) -> Result<(), GrantError> {
         poll_until(events, timeout, || self.reclaim())
     }
 }
 
 /// Xen sends nothing when a peer unmaps: waits poll `left()` (pages still
 /// mapped) every [`POLL_NS`] until it is 0 or the timeout passes.
-pub(super) fn poll_until<E: EventOps + ?Sized>(events: &E, timeout: Duration, mut left: impl FnMut() -> u32) -> Result<(), GrantError> {
+pub(super) fn poll_until<E: EventOps + ?Sized>(
+    events: &E,
+    timeout: Duration,
+    mut left: impl FnMut() -> u32,
+) -> Result<(), GrantError> {
     let deadline = events.deadline_after(timeout);
     loop {
         let pages = left();
@@ -462,7 +519,9 @@ pub(super) fn poll_until<E: EventOps + ?Sized>(events: &E, timeout: Duration, mu
         if now >= deadline {
             return Err(GrantError::StillMapped { pages });
         }
-        let _ = events.wait_until(Some(now.saturating_add(POLL_NS).min(deadline)), &mut || false);
+        let _ = events.wait_until(Some(now.saturating_add(POLL_NS).min(deadline)), &mut || {
+            false
+        });
     }
 }
 
@@ -508,7 +567,11 @@ impl<'g, B: GrantOps> Granted<'g, B> {
     /// The granted page's bytes.
     pub fn page(&self) -> super::PageView<'_> {
         // `page` is Some until end_access or drop take it.
-        let mem = self.page.as_ref().map(|p| p.mem()).expect("Granted without page");
+        let mem = self
+            .page
+            .as_ref()
+            .map(|p| p.mem())
+            .expect("Granted without page");
         super::PageView::new(mem, true)
     }
 
@@ -537,14 +600,24 @@ impl<'g, B: GrantOps> Granted<'g, B> {
     /// Restricts the peer to reading (refused while it maps the page
     /// writable).
     pub fn make_readonly(&mut self) -> Result<(), GrantError> {
-        self.grants.inner.lock().table.entries.make_readonly(self.gref)?;
+        self.grants
+            .inner
+            .lock()
+            .table
+            .entries
+            .make_readonly(self.gref)?;
         self.access = Access::ReadOnly;
         Ok(())
     }
 
     /// Lets the peer write again.
     pub fn make_writable(&mut self) -> Result<(), GrantError> {
-        self.grants.inner.lock().table.entries.make_writable(self.gref)?;
+        self.grants
+            .inner
+            .lock()
+            .table
+            .entries
+            .make_writable(self.gref)?;
         self.access = Access::ReadWrite;
         Ok(())
     }
@@ -553,7 +626,10 @@ impl<'g, B: GrantOps> Granted<'g, B> {
 impl<B: GrantOps> Drop for Granted<'_, B> {
     fn drop(&mut self) {
         if let Some(page) = self.page.take() {
-            self.grants.inner.lock().release(self.gref, page, Charge::Granted);
+            self.grants
+                .inner
+                .lock()
+                .release(self.gref, page, Charge::Granted);
         }
     }
 }

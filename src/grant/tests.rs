@@ -2,16 +2,16 @@
 
 use super::entry::EntryTable;
 use super::fake::{FakeWorld, FakeXen};
-use super::*;
 use super::ops::SharePage as _;
-use crate::error::Errno;
-use crate::mm::MemError;
-use core::sync::atomic::Ordering;
+use super::*;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
+use crate::error::Errno;
+use crate::mm::MemError;
+use crate::types::EvtchnPort;
+use core::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
-use crate::types::EvtchnPort;
 use std::vec::Vec;
 
 const A: DomId = DomId(1);
@@ -35,7 +35,10 @@ fn status_codes_carry_the_header_text() {
     assert_eq!(GntStatus::check(0), Ok(()));
     assert_eq!(GntStatus::check(-8), Err(GntStatus::PermissionDenied));
     assert_eq!(GntStatus::PermissionDenied.message(), "permission denied");
-    assert_eq!(GntStatus::BadCopyArg.message(), "copy arguments cross page boundary");
+    assert_eq!(
+        GntStatus::BadCopyArg.message(),
+        "copy arguments cross page boundary"
+    );
     assert_eq!(GntStatus::NoSpace.message(), "out of space");
     for raw in -13..=-1 {
         let s = GntStatus::check(raw).unwrap_err();
@@ -44,7 +47,10 @@ fn status_codes_carry_the_header_text() {
     }
     assert_eq!(GntStatus::check(-99), Err(GntStatus::Unknown(-99)));
     assert_eq!(GntStatus::Unknown(-99).message(), "unknown grant status");
-    assert_eq!(std::format!("{}", GntStatus::BadGntref), "invalid grant reference (GNTST -3)");
+    assert_eq!(
+        std::format!("{}", GntStatus::BadGntref),
+        "invalid grant reference (GNTST -3)"
+    );
 }
 
 #[test]
@@ -55,7 +61,10 @@ fn entry_is_introduced_with_domid_frame_then_flags() {
     let g = a.grant(B, p, Access::ReadOnly).map_err(|e| e.1).unwrap();
     assert!(g.gref().0 >= refs::NR_RESERVED);
     let t = a.inner.lock().table.entries;
-    assert_eq!(t.read(g.gref()).unwrap(), (GTF_permit_access | GTF_readonly, B, mfn.0 as u32));
+    assert_eq!(
+        t.read(g.gref()).unwrap(),
+        (GTF_permit_access | GTF_readonly, B, mfn.0 as u32)
+    );
     let r = g.gref();
     let page = g.end_access().map_err(|e| e.1).unwrap();
     assert_eq!(t.read(r).unwrap().0, 0);
@@ -88,13 +97,23 @@ fn peer_reads_and_writes_through_its_mapping() {
 #[test]
 fn end_access_is_refused_while_mapped_and_works_after() {
     let (w, a, _b, _c) = world();
-    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = a
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let r = g.gref();
     let (h, _view) = w.peer_map(B, A, r, true).unwrap();
-    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access | GTF_reading | GTF_writing);
+    assert_eq!(
+        a.entry_flags(r).unwrap(),
+        GTF_permit_access | GTF_reading | GTF_writing
+    );
     let (g, e) = g.end_access().unwrap_err();
     assert_eq!(e, GrantError::InUse(r));
-    assert_eq!(a.entry_flags(r).unwrap() & GTF_permit_access, GTF_permit_access, "entry left valid");
+    assert_eq!(
+        a.entry_flags(r).unwrap() & GTF_permit_access,
+        GTF_permit_access,
+        "entry left valid"
+    );
     w.peer_unmap(B, h).unwrap();
     let p = g.end_access().map_err(|e| e.1).unwrap();
     assert_eq!(a.entry_flags(r).unwrap(), 0);
@@ -109,17 +128,44 @@ fn read_only_grants_refuse_writable_maps_and_other_domains() {
     let shared = a.share(B, 1, Access::ReadOnly).unwrap();
     let r = shared.gref(0).unwrap();
     let e = b.map(A, &[r], Access::ReadWrite).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::GeneralError
+        }
+    );
     let ro = b.map(A, &[r], Access::ReadOnly).unwrap();
-    assert_eq!(ro.page(0).unwrap().write(0, b"x"), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        ro.page(0).unwrap().write(0, b"x"),
+        Err(GrantError::InvalidArgument)
+    );
     assert_eq!(ro.page(0).unwrap().load_u8(0), Ok(0));
     // C was not granted anything.
     let e = c.map(A, &[r], Access::ReadOnly).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::GeneralError
+        }
+    );
     let e = c.map(A, &[GrantRef(4000)], Access::ReadOnly).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::BadGntref });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::BadGntref
+        }
+    );
     let e = c.map(DomId(77), &[r], Access::ReadOnly).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::BadDomain });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::BadDomain
+        }
+    );
     drop(ro);
     drop(shared);
     assert_eq!(a.stats().pending, 0);
@@ -128,7 +174,10 @@ fn read_only_grants_refuse_writable_maps_and_other_domains() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "2040 pages: the fake's per-free scan of the table makes it hours under Miri")]
+#[cfg_attr(
+    miri,
+    ignore = "2040 pages: the fake's per-free scan of the table makes it hours under Miri"
+)]
 fn table_grows_on_demand_to_the_maximum_then_reports_full() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
@@ -146,8 +195,14 @@ fn table_grows_on_demand_to_the_maximum_then_reports_full() {
     assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access);
     held.push(a.share(B, 4 * 512 - 8 - 505, Access::ReadWrite).unwrap());
     assert_eq!(a.stats().nr_frames, 4);
-    assert!(w.hypercalls() - calls <= 4, "growth doubles: few setup_table calls");
-    assert_eq!(a.share(B, 1, Access::ReadWrite).unwrap_err(), GrantError::TableFull);
+    assert!(
+        w.hypercalls() - calls <= 4,
+        "growth doubles: few setup_table calls"
+    );
+    assert_eq!(
+        a.share(B, 1, Access::ReadWrite).unwrap_err(),
+        GrantError::TableFull
+    );
     let p = page(&a);
     let (p, e) = a.grant(B, p, Access::ReadWrite).unwrap_err();
     assert_eq!(e, GrantError::TableFull);
@@ -160,7 +215,10 @@ fn table_grows_on_demand_to_the_maximum_then_reports_full() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "2000 pages: the fake's per-free scan of the table makes it hours under Miri")]
+#[cfg_attr(
+    miri,
+    ignore = "2000 pages: the fake's per-free scan of the table makes it hours under Miri"
+)]
 fn n_page_share_is_all_or_nothing() {
     let (w, a, _b, _c) = world();
     a.set_share_limit(10_000);
@@ -168,7 +226,10 @@ fn n_page_share_is_all_or_nothing() {
     let _held = a.share(B, 2000, Access::ReadWrite).unwrap();
     let before = a.stats();
     // 4 frames hold 2040 usable refs: 41 more cannot fit.
-    assert_eq!(a.share(B, 41, Access::ReadWrite).unwrap_err(), GrantError::TableFull);
+    assert_eq!(
+        a.share(B, 41, Access::ReadWrite).unwrap_err(),
+        GrantError::TableFull
+    );
     let after = a.stats();
     assert_eq!(before.refs_used, after.refs_used);
     assert_eq!(before.shared_pages, after.shared_pages);
@@ -186,19 +247,36 @@ fn a_page_mapped_at_release_stays_pinned_until_the_peer_unmaps() {
     let (h, peer_view) = w.peer_map(B, A, r, true).unwrap();
     drop(shared);
     let s = a.stats();
-    assert_eq!((s.pending, s.shared_pages), (1, 1), "pending pages count toward the limit");
+    assert_eq!(
+        (s.pending, s.shared_pages),
+        (1, 1),
+        "pending pages count toward the limit"
+    );
     assert!(!w.is_freed(mfn));
     // The peer keeps writing; the page is still there and still granted.
     peer_view.write(0, b"still mine").unwrap();
-    assert_eq!(a.entry_flags(r).unwrap() & GTF_permit_access, GTF_permit_access);
+    assert_eq!(
+        a.entry_flags(r).unwrap() & GTF_permit_access,
+        GTF_permit_access
+    );
     // The limit counts the pending page: 1 + 3 > 3.
-    assert!(matches!(a.share(B, 3, Access::ReadWrite), Err(GrantError::LimitReached { limit: 3, in_use: 1, requested: 3 })));
+    assert!(matches!(
+        a.share(B, 3, Access::ReadWrite),
+        Err(GrantError::LimitReached {
+            limit: 3,
+            in_use: 1,
+            requested: 3
+        })
+    ));
     // Grant operations meanwhile never reuse the pending reference.
     let other = a.share(B, 2, Access::ReadWrite).unwrap();
     assert!(other.refs().all(|x| x != r));
     assert!(!w.is_freed(mfn));
     w.peer_unmap(B, h).unwrap();
-    assert!(!w.is_freed(mfn), "reclaimed only by a later grant operation");
+    assert!(
+        !w.is_freed(mfn),
+        "reclaimed only by a later grant operation"
+    );
     drop(other);
     // The drop above was a grant operation: everything is reclaimed.
     assert!(w.is_freed(mfn));
@@ -228,10 +306,20 @@ fn shared_and_mapped_pages_read_as_one_buffer() {
     let mut back = std::vec![0u8; data.len()];
     m.read_at(PAGE_SIZE - 50, &mut back).unwrap();
     assert_eq!(back, data);
-    assert_eq!(m.write_at(0, b"x"), Err(GrantError::InvalidArgument), "read-only mapping");
+    assert_eq!(
+        m.write_at(0, b"x"),
+        Err(GrantError::InvalidArgument),
+        "read-only mapping"
+    );
     // The end is checked, overflow included; nothing is written partly.
-    assert_eq!(s.write_at(3 * PAGE_SIZE - 1, b"ab"), Err(GrantError::InvalidArgument));
-    assert_eq!(s.read_at(usize::MAX, &mut [0u8; 2]), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        s.write_at(3 * PAGE_SIZE - 1, b"ab"),
+        Err(GrantError::InvalidArgument)
+    );
+    assert_eq!(
+        s.read_at(usize::MAX, &mut [0u8; 2]),
+        Err(GrantError::InvalidArgument)
+    );
     let mut last = [0u8; 1];
     s.read_at(3 * PAGE_SIZE - 1, &mut last).unwrap();
     assert_eq!(last[0], 0, "the refused write left the last byte alone");
@@ -240,11 +328,23 @@ fn shared_and_mapped_pages_read_as_one_buffer() {
     // Release page 1 by number; reading across it fails, around it works.
     let r = s.release_pages(1, 1).unwrap();
     assert_eq!((r.freed, r.pending), (1, 0));
-    assert_eq!(s.read_at(PAGE_SIZE - 1, &mut [0u8; 2]), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        s.read_at(PAGE_SIZE - 1, &mut [0u8; 2]),
+        Err(GrantError::InvalidArgument)
+    );
     assert!(s.read_at(2 * PAGE_SIZE, &mut [0u8; 8]).is_ok());
-    assert!(matches!(s.release_pages(1, 1), Err(GrantError::NotHeld { .. })));
-    assert!(matches!(s.release_pages(2, 2), Err(GrantError::NotHeld { .. })));
-    assert!(matches!(s.release_pages(usize::MAX, 1), Err(GrantError::NotHeld { .. })));
+    assert!(matches!(
+        s.release_pages(1, 1),
+        Err(GrantError::NotHeld { .. })
+    ));
+    assert!(matches!(
+        s.release_pages(2, 2),
+        Err(GrantError::NotHeld { .. })
+    ));
+    assert!(matches!(
+        s.release_pages(usize::MAX, 1),
+        Err(GrantError::NotHeld { .. })
+    ));
     assert_eq!(s.release_pages(0, 1).unwrap().freed, 1);
     assert_eq!(s.release_pages(2, 1).unwrap().freed, 1);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
@@ -264,8 +364,14 @@ fn waits_for_peers_to_unmap() {
     let (h, _view) = w.peer_map(B, A, s.gref(1).unwrap(), true).unwrap();
     assert_eq!(s.mapped_count(), 1);
     let start = std::time::Instant::now();
-    assert_eq!(s.wait_unmapped(&events, Duration::from_millis(30)), Err(GrantError::StillMapped { pages: 1 }));
-    assert!(start.elapsed() >= Duration::from_millis(30), "waited the whole timeout");
+    assert_eq!(
+        s.wait_unmapped(&events, Duration::from_millis(30)),
+        Err(GrantError::StillMapped { pages: 1 })
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(30),
+        "waited the whole timeout"
+    );
     // The peer unmaps while we wait.
     let unmapper = {
         let w = w.clone();
@@ -282,7 +388,10 @@ fn waits_for_peers_to_unmap() {
     let mfn = s.mfn(0).unwrap();
     drop(s);
     assert_eq!(a.stats().pending, 1);
-    assert_eq!(a.wait_reclaimed(&events, Duration::from_millis(5)), Err(GrantError::StillMapped { pages: 1 }));
+    assert_eq!(
+        a.wait_reclaimed(&events, Duration::from_millis(5)),
+        Err(GrantError::StillMapped { pages: 1 })
+    );
     assert_eq!(a.try_reclaim(), Some(1));
     w.peer_unmap(B, h).unwrap();
     // The background reclaim frees it (no other grant operation ran).
@@ -304,17 +413,36 @@ fn bogus_table_sizes_from_xen_are_refused_before_allocating() {
     let x = w.add_domain(A, 1, 4);
     let _b = w.add_domain(B, 1, 4);
     // As many frames as would overflow a u32 count of references.
-    let bogus = TableSize { nr_frames: (1 << 23) + 1, max_nr_frames: u32::MAX };
+    let bogus = TableSize {
+        nr_frames: (1 << 23) + 1,
+        max_nr_frames: u32::MAX,
+    };
     w.report_size(A, Some(bogus));
     let calls = w.hypercalls();
-    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(bogus));
-    assert_eq!(w.hypercalls() - calls, 1, "only query_size: no setup_table for a bogus count");
-    let huge_max = TableSize { nr_frames: 1, max_nr_frames: u32::MAX };
+    assert_eq!(
+        Grants::new(x.clone(), 1).unwrap_err(),
+        GrantError::BadTableSize(bogus)
+    );
+    assert_eq!(
+        w.hypercalls() - calls,
+        1,
+        "only query_size: no setup_table for a bogus count"
+    );
+    let huge_max = TableSize {
+        nr_frames: 1,
+        max_nr_frames: u32::MAX,
+    };
     w.report_size(A, Some(huge_max));
-    assert_eq!(Grants::new(x.clone(), 1).unwrap_err(), GrantError::BadTableSize(huge_max));
+    assert_eq!(
+        Grants::new(x.clone(), 1).unwrap_err(),
+        GrantError::BadTableSize(huge_max)
+    );
     // The largest maximum whose references fit is accepted, and growth
     // within it works.
-    let max_ok = TableSize { nr_frames: 1, max_nr_frames: u32::MAX / GNTENT_PER_FRAME as u32 };
+    let max_ok = TableSize {
+        nr_frames: 1,
+        max_nr_frames: u32::MAX / GNTENT_PER_FRAME as u32,
+    };
     w.report_size(A, Some(max_ok));
     let a = Grants::new(x, 1).unwrap();
     assert_eq!(a.stats().max_frames, max_ok.max_nr_frames);
@@ -333,24 +461,44 @@ fn one_peer_cannot_take_the_whole_share_limit() {
     let to_b = a.share(B, 5, rw).unwrap();
     assert_eq!(
         a.share(B, 1, rw).unwrap_err(),
-        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 5, requested: 1 }
+        GrantError::DomainLimitReached {
+            domid: B,
+            limit: 5,
+            in_use: 5,
+            requested: 1
+        }
     );
     // Another peer still gets pages, up to the global limit.
     let to_c = a.share(C, 3, rw).unwrap();
-    assert_eq!(a.share(C, 1, rw).unwrap_err(), GrantError::LimitReached { limit: 8, in_use: 8, requested: 1 });
+    assert_eq!(
+        a.share(C, 1, rw).unwrap_err(),
+        GrantError::LimitReached {
+            limit: 8,
+            in_use: 8,
+            requested: 1
+        }
+    );
     // A page B keeps mapped stays charged to B, not to C.
     let (h, _) = w.peer_map(B, A, to_b.gref(0).unwrap(), true).unwrap();
     drop(to_b);
     drop(to_c);
     assert_eq!(
         a.share(B, 5, rw).unwrap_err(),
-        GrantError::DomainLimitReached { domid: B, limit: 5, in_use: 1, requested: 5 }
+        GrantError::DomainLimitReached {
+            domid: B,
+            limit: 5,
+            in_use: 1,
+            requested: 5
+        }
     );
     drop(a.share(C, 5, rw).unwrap());
     w.peer_unmap(B, h).unwrap();
     let again = a.share(B, 5, rw).unwrap();
     drop(again);
-    assert!(a.inner.lock().shared_per_domain.is_empty(), "no peer holds pages");
+    assert!(
+        a.inner.lock().shared_per_domain.is_empty(),
+        "no peer holds pages"
+    );
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -366,18 +514,36 @@ fn a_peer_that_never_unmaps_cannot_grow_the_pending_list() {
         // The drop parks the page in room reserved at grant time.
         let cap = a.inner.lock().pending.capacity();
         drop(g);
-        assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+        assert_eq!(
+            a.inner.lock().pending.capacity(),
+            cap,
+            "a drop must not allocate"
+        );
     }
     assert_eq!(a.stats().pending, 2);
     let (p, e) = a.grant(B, page(&a), rw).unwrap_err();
-    assert_eq!(e, GrantError::PendingLimitReached { limit: 2, pending: 2 });
-    assert_eq!(a.stats().refs_used, 2, "the refused grant took no reference");
+    assert_eq!(
+        e,
+        GrantError::PendingLimitReached {
+            limit: 2,
+            pending: 2
+        }
+    );
+    assert_eq!(
+        a.stats().refs_used,
+        2,
+        "the refused grant took no reference"
+    );
     // Shared pages have their room too.
     let shared = a.share(B, 1, rw).unwrap();
     let (hs, _) = w.peer_map(B, A, shared.gref(0).unwrap(), true).unwrap();
     let cap = a.inner.lock().pending.capacity();
     drop(shared);
-    assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    assert_eq!(
+        a.inner.lock().pending.capacity(),
+        cap,
+        "a drop must not allocate"
+    );
     // Once the peer unmaps one, the next grant reclaims it and succeeds.
     w.peer_unmap(B, handles.pop().unwrap()).unwrap();
     let g = a.grant(B, p, rw).map_err(|e| e.1).unwrap();
@@ -400,7 +566,10 @@ fn dropping_grants_frees_no_page_a_peer_still_maps() {
     let (w, a, _b, _c) = world();
     let rw = Access::ReadWrite;
     let kept = a.grant(B, page(&a), rw).map_err(|e| e.1).unwrap();
-    let (kept_mfn, kept_ref) = (a.inner.lock().table.entries.read(kept.gref()).unwrap().2, kept.gref());
+    let (kept_mfn, kept_ref) = (
+        a.inner.lock().table.entries.read(kept.gref()).unwrap().2,
+        kept.gref(),
+    );
     let (h_kept, peer_view) = w.peer_map(B, A, kept_ref, true).unwrap();
     let shared = a.share(B, 1, rw).unwrap();
     let unmapped_mfn = shared.mfn(0).unwrap();
@@ -412,7 +581,10 @@ fn dropping_grants_frees_no_page_a_peer_still_maps() {
     w.peer_unmap(B, h_unmapped).unwrap();
     drop(a);
     assert!(w.is_freed(unmapped_mfn), "access ended: freed");
-    assert!(!w.is_freed(Mfn(kept_mfn as u64)), "still mapped: given up, not freed");
+    assert!(
+        !w.is_freed(Mfn(kept_mfn as u64)),
+        "still mapped: given up, not freed"
+    );
     peer_view.write(0, b"still there").unwrap();
     w.peer_unmap(B, h_kept).unwrap();
     assert!(w.violations().is_empty(), "{:?}", w.violations());
@@ -427,7 +599,10 @@ fn release_by_index_and_count_checks_what_the_owner_holds() {
     let i = s.index();
     let r1 = s.gref(1).unwrap();
     let nh = |index, count| GrantError::NotHeld { index, count };
-    assert_eq!(s.release(first.index(), 1).unwrap_err(), nh(first.index(), 1));
+    assert_eq!(
+        s.release(first.index(), 1).unwrap_err(),
+        nh(first.index(), 1)
+    );
     assert_eq!(s.release(i + 1, 1).unwrap_err(), nh(i + 1, 1));
     assert_eq!(s.release(i, 5).unwrap_err(), nh(i, 5));
     assert_eq!(s.release(i, 0).unwrap_err(), nh(i, 0));
@@ -461,8 +636,18 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(world: &FakeWorld, port: u32, watch: Option<(crate::shared_mem::SharedMem<'static>, usize)>) -> Arc<Recorder> {
-        Arc::new(Recorder { world: world.clone(), port: EvtchnPort(port), fail: false, watch, log: Default::default() })
+    fn new(
+        world: &FakeWorld,
+        port: u32,
+        watch: Option<(crate::shared_mem::SharedMem<'static>, usize)>,
+    ) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            world: world.clone(),
+            port: EvtchnPort(port),
+            fail: false,
+            watch,
+            log: Default::default(),
+        })
     }
     fn log(&self) -> Vec<(usize, Option<u8>)> {
         self.log.lock().unwrap().clone()
@@ -477,8 +662,13 @@ impl crate::event::NotifyPort for Recorder {
         if self.fail {
             return Err(crate::event::EventError::Hypercall(Errno::EINVAL));
         }
-        let byte = self.watch.map(|(m, o)| m.load_u8(o, core::sync::atomic::Ordering::Relaxed).unwrap());
-        self.log.lock().unwrap().push((self.world.mapping_count(), byte));
+        let byte = self
+            .watch
+            .map(|(m, o)| m.load_u8(o, core::sync::atomic::Ordering::Relaxed).unwrap());
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.world.mapping_count(), byte));
         Ok(())
     }
 }
@@ -489,21 +679,69 @@ fn share_release_runs_both_unmap_notify_actions() {
     let mut s = a.share(B, 2, Access::ReadWrite).unwrap();
     let (h, peer) = w.peer_map(B, A, s.gref(1).unwrap(), true).unwrap();
     peer.fill(0, 4096, 0xff).unwrap();
-    assert_eq!(s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(4096), send_event: None }), Err(GrantError::InvalidArgument));
-    assert_eq!(s.set_unmap_notify(2, UnmapNotify::default()), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        s.set_unmap_notify(
+            1,
+            UnmapNotify {
+                clear_byte: Some(4096),
+                send_event: None
+            }
+        ),
+        Err(GrantError::InvalidArgument)
+    );
+    assert_eq!(
+        s.set_unmap_notify(2, UnmapNotify::default()),
+        Err(GrantError::InvalidArgument)
+    );
     // The event goes after the byte is cleared (gntalloc's __del_gref).
     let ev = Recorder::new(&w, 9, Some((peer, 100)));
-    s.set_unmap_notify(1, UnmapNotify { clear_byte: Some(100), send_event: Some(ev.clone()) }).unwrap();
-    let failing = Arc::new(Recorder { fail: true, ..Arc::into_inner(Recorder::new(&w, 4, None)).unwrap() });
-    s.set_unmap_notify(0, UnmapNotify { clear_byte: None, send_event: Some(failing.clone()) }).unwrap();
+    s.set_unmap_notify(
+        1,
+        UnmapNotify {
+            clear_byte: Some(100),
+            send_event: Some(ev.clone()),
+        },
+    )
+    .unwrap();
+    let failing = Arc::new(Recorder {
+        fail: true,
+        ..Arc::into_inner(Recorder::new(&w, 4, None)).unwrap()
+    });
+    s.set_unmap_notify(
+        0,
+        UnmapNotify {
+            clear_byte: None,
+            send_event: Some(failing.clone()),
+        },
+    )
+    .unwrap();
     let r = s.release_all();
-    assert_eq!(r.notify_failed, Some(crate::event::EventError::Hypercall(Errno::EINVAL)), "a failed event is reported");
+    assert_eq!(
+        r.notify_failed,
+        Some(crate::event::EventError::Hypercall(Errno::EINVAL)),
+        "a failed event is reported"
+    );
     assert_eq!((r.freed, r.pending), (1, 1));
-    assert_eq!(peer.load_u8(100, core::sync::atomic::Ordering::Relaxed).unwrap(), 0);
-    assert_eq!(peer.load_u8(99, core::sync::atomic::Ordering::Relaxed).unwrap(), 0xff);
-    assert_eq!(ev.log(), std::vec![(1, Some(0))], "one event, sent after the byte was cleared");
+    assert_eq!(
+        peer.load_u8(100, core::sync::atomic::Ordering::Relaxed)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        peer.load_u8(99, core::sync::atomic::Ordering::Relaxed)
+            .unwrap(),
+        0xff
+    );
+    assert_eq!(
+        ev.log(),
+        std::vec![(1, Some(0))],
+        "one event, sent after the byte was cleared"
+    );
     // The released pages let go of the port handles: only ours remain.
-    assert_eq!((Arc::strong_count(&ev), Arc::strong_count(&failing)), (1, 1));
+    assert_eq!(
+        (Arc::strong_count(&ev), Arc::strong_count(&failing)),
+        (1, 1)
+    );
     w.peer_unmap(B, h).unwrap();
     assert_eq!(a.reclaim(), 0);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
@@ -516,21 +754,47 @@ fn mapped_pages_notify_clears_then_unmaps_then_signals() {
     s.page(1).unwrap().fill(0, 4096, 7).unwrap();
     let refs: Vec<_> = s.refs().collect();
     let mut m = b.map(A, &refs, Access::ReadWrite).unwrap();
-    assert_eq!(m.set_unmap_notify(UnmapNotify { clear_byte: Some(8192), send_event: None }), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        m.set_unmap_notify(UnmapNotify {
+            clear_byte: Some(8192),
+            send_event: None
+        }),
+        Err(GrantError::InvalidArgument)
+    );
     let ev = Recorder::new(&w, 3, None);
-    m.set_unmap_notify(UnmapNotify { clear_byte: Some(4096 + 5), send_event: Some(ev.clone()) }).unwrap();
+    m.set_unmap_notify(UnmapNotify {
+        clear_byte: Some(4096 + 5),
+        send_event: Some(ev.clone()),
+    })
+    .unwrap();
     drop(m);
     assert_eq!(s.page(1).unwrap().load_u8(5), Ok(0));
     assert_eq!(s.page(1).unwrap().load_u8(4), Ok(7));
     // The byte was already clear when the page was unmapped, and the
     // event went after both pages were unmapped.
-    let at_unmap = w.at_last_unmap(s.mfn(1).unwrap()).expect("page 1 was unmapped");
-    assert_eq!((at_unmap[5], at_unmap[4]), (0, 7), "byte cleared after the unmap");
-    assert_eq!(ev.log(), std::vec![(0, None)], "event sent while still mapped");
+    let at_unmap = w
+        .at_last_unmap(s.mfn(1).unwrap())
+        .expect("page 1 was unmapped");
+    assert_eq!(
+        (at_unmap[5], at_unmap[4]),
+        (0, 7),
+        "byte cleared after the unmap"
+    );
+    assert_eq!(
+        ev.log(),
+        std::vec![(0, None)],
+        "event sent while still mapped"
+    );
     assert_eq!(Arc::strong_count(&ev), 1);
     assert_eq!(w.mapping_count(), 0);
     let mut ro = b.map(A, &refs[..1], Access::ReadOnly).unwrap();
-    assert_eq!(ro.set_unmap_notify(UnmapNotify { clear_byte: Some(0), send_event: None }), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        ro.set_unmap_notify(UnmapNotify {
+            clear_byte: Some(0),
+            send_event: None
+        }),
+        Err(GrantError::InvalidArgument)
+    );
     drop(ro);
     drop(s);
     assert_eq!(a.stats().pending, 0);
@@ -545,16 +809,32 @@ fn a_failed_map_batch_is_rolled_back() {
     refs[1] = GrantRef(3000);
     let va_before = b.with_ops(|o| o.reserve_va(1)).unwrap();
     let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 1, status: GntStatus::BadGntref });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 1,
+            status: GntStatus::BadGntref
+        }
+    );
     assert_eq!(w.mapping_count(), 0, "ops 0 and 2 were undone");
     for r in s.refs() {
-        assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access, "no pin left behind");
+        assert_eq!(
+            a.entry_flags(r).unwrap(),
+            GTF_permit_access,
+            "no pin left behind"
+        );
     }
     // An injected failure of the last op of a good batch too.
     let refs: Vec<_> = s.refs().collect();
     w.fail_map_op(2, GNTST_general_error);
     let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 2, status: GntStatus::GeneralError });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 2,
+            status: GntStatus::GeneralError
+        }
+    );
     assert_eq!(w.mapping_count(), 0);
     let m = b.map(A, &refs, Access::ReadWrite).unwrap();
     assert!(m.va() > va_before);
@@ -577,7 +857,11 @@ fn map_retries_eagain_then_gives_up() {
     let calls = w.hypercalls();
     let m = b.map(A, &refs, Access::ReadWrite).unwrap();
     assert_eq!(m.len(), 3);
-    assert_eq!(w.hypercalls() - calls, 3, "one batch, then two retries of what said eagain");
+    assert_eq!(
+        w.hypercalls() - calls,
+        3,
+        "one batch, then two retries of what said eagain"
+    );
     m.page(2).unwrap().write(0, b"paged in").unwrap();
     let mut buf = [0u8; 8];
     s.page(2).unwrap().read(0, &mut buf).unwrap();
@@ -586,7 +870,13 @@ fn map_retries_eagain_then_gives_up() {
     // A frame that never comes back.
     w.eagain_map_ops(u64::MAX);
     let e = b.map(A, &refs, Access::ReadWrite).unwrap_err();
-    assert_eq!(e, GrantError::BatchOp { index: 0, status: GntStatus::Eagain });
+    assert_eq!(
+        e,
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::Eagain
+        }
+    );
     assert_eq!(w.mapping_count(), 0);
     w.eagain_map_ops(0);
     let calls = w.hypercalls();
@@ -612,15 +902,43 @@ fn copy_reports_a_status_per_op() {
     // nothing is written to it.
     #[allow(unsafe_code)]
     let foreign = unsafe { LocalFrame::from_mfn(foreign_mfn) };
-    let g = |gref, offset| CopyPtr::Gref { domid: A, gref, offset };
+    let g = |gref, offset| CopyPtr::Gref {
+        domid: A,
+        gref,
+        offset,
+    };
     let f = |frame, offset| CopyPtr::Frame { frame, offset };
     let ops = [
-        CopyOp { source: f(mine, 0), dest: g(dst.gref(0).unwrap(), 100), len: 13 },
-        CopyOp { source: g(ro.gref(0).unwrap(), 0), dest: f(mine, 200), len: 12 },
-        CopyOp { source: f(mine, 0), dest: g(ro.gref(0).unwrap(), 0), len: 4 },
-        CopyOp { source: f(mine, 4000), dest: g(dst.gref(0).unwrap(), 0), len: 100 },
-        CopyOp { source: f(mine, 0), dest: g(GrantRef(3333), 0), len: 1 },
-        CopyOp { source: f(foreign, 0), dest: f(mine, 0), len: 1 },
+        CopyOp {
+            source: f(mine, 0),
+            dest: g(dst.gref(0).unwrap(), 100),
+            len: 13,
+        },
+        CopyOp {
+            source: g(ro.gref(0).unwrap(), 0),
+            dest: f(mine, 200),
+            len: 12,
+        },
+        CopyOp {
+            source: f(mine, 0),
+            dest: g(ro.gref(0).unwrap(), 0),
+            len: 4,
+        },
+        CopyOp {
+            source: f(mine, 4000),
+            dest: g(dst.gref(0).unwrap(), 0),
+            len: 100,
+        },
+        CopyOp {
+            source: f(mine, 0),
+            dest: g(GrantRef(3333), 0),
+            len: 1,
+        },
+        CopyOp {
+            source: f(foreign, 0),
+            dest: f(mine, 0),
+            len: 1,
+        },
     ];
     // More than one batch: repeat the ops.
     let many: Vec<CopyOp> = ops.iter().cycle().take(20).copied().collect();
@@ -642,7 +960,10 @@ fn copy_reports_a_status_per_op() {
     assert_eq!(&buf, b"copied by Xen");
     mine_mem.read(200, &mut buf[..12]).unwrap();
     assert_eq!(&buf[..12], b"readonly src");
-    assert_eq!(b.copy(&many, &mut st[..3]), Err(GrantError::InvalidArgument));
+    assert_eq!(
+        b.copy(&many, &mut st[..3]),
+        Err(GrantError::InvalidArgument)
+    );
     assert_eq!(b.dump_table(), Ok(()));
 }
 
@@ -656,7 +977,9 @@ fn received(slot: TransferSlot<'_, FakeXen>) -> fake::FakePage {
 
 /// The landing place an accept-transfer entry names in its `frame`.
 fn entry_frame(w: &FakeWorld, dom: DomId, r: GrantRef) -> u32 {
-    w.table(dom).load_u32(r.0 as usize * GNTENT_SIZE + GNTENT_FRAME, Ordering::Relaxed).unwrap()
+    w.table(dom)
+        .load_u32(r.0 as usize * GNTENT_SIZE + GNTENT_FRAME, Ordering::Relaxed)
+        .unwrap()
 }
 
 #[test]
@@ -670,9 +993,16 @@ fn transfer_state_machine() {
     let populated = w.populated();
     let slot = a.accept_transfer(B, landing).unwrap();
     let r = slot.gref();
-    assert!(w.is_freed(landing_mfn), "the landing frame goes back to Xen at once");
+    assert!(
+        w.is_freed(landing_mfn),
+        "the landing frame goes back to Xen at once"
+    );
     assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer);
-    assert_ne!(entry_frame(&w, A, r), 0, "the entry names the landing place");
+    assert_ne!(
+        entry_frame(&w, A, r),
+        0,
+        "the entry names the landing place"
+    );
     let back = match slot.cancel().map_err(|e| e.1).unwrap() {
         Cancelled::Withdrawn(p) => p,
         other => panic!("{other:?}"),
@@ -688,7 +1018,11 @@ fn transfer_state_machine() {
     // Committed: the entry must be left alone until completed.
     let slot = a.accept_transfer(B, back).unwrap();
     let r = slot.gref();
-    assert_eq!(w.transfer_commit(C, A, r), Err(GNTST_general_error), "only B may transfer");
+    assert_eq!(
+        w.transfer_commit(C, A, r),
+        Err(GNTST_general_error),
+        "only B may transfer"
+    );
     let slot = match slot.poll().unwrap() {
         TransferPoll::Waiting(s) => s,
         TransferPoll::Received(_) => panic!("nothing sent yet"),
@@ -696,7 +1030,10 @@ fn transfer_state_machine() {
     w.transfer_commit(B, A, r).unwrap();
     let (slot, e) = slot.cancel().unwrap_err();
     assert_eq!(e, GrantError::InUse(r));
-    assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer | GTF_transfer_committed);
+    assert_eq!(
+        a.entry_flags(r).unwrap(),
+        GTF_accept_transfer | GTF_transfer_committed
+    );
     let slot = match slot.poll().unwrap() {
         TransferPoll::Waiting(s) => s,
         TransferPoll::Received(_) => panic!("not completed yet"),
@@ -728,7 +1065,10 @@ fn transfer_state_machine() {
     got.mem().read(0, &mut buf).unwrap();
     assert_eq!(&buf, b"B's page");
     drop(got);
-    assert!(w.is_freed(mfn), "a received page is an ordinary page of A's");
+    assert!(
+        w.is_freed(mfn),
+        "a received page is an ordinary page of A's"
+    );
 
     // A transfer to an entry that does not accept it: Xen took the frame
     // and freed it (as the header says, lost); B's pfn is refilled.
@@ -794,7 +1134,11 @@ fn a_dropped_transfer_slot_returns_a_completed_frame() {
     let populated = w.populated();
     drop(slot);
     assert!(w.is_freed(frame), "the frame went back to the allocator");
-    assert_eq!(w.populated(), populated, "the frame that arrived filled the place");
+    assert_eq!(
+        w.populated(),
+        populated,
+        "the frame that arrived filled the place"
+    );
     assert_eq!(a.entry_flags(r).unwrap(), 0);
     assert_eq!(a.stats().refs_used, 0);
     // An offer nothing arrived in: its place is refilled and freed.
@@ -822,8 +1166,15 @@ fn a_dropped_slot_waits_for_a_committed_transfer_to_complete() {
     };
     drop(slot);
     xen.join().unwrap();
-    assert!(w.is_freed(frame), "the page that arrived went back to the allocator");
-    assert_eq!(a.stats().refs_used, 0, "the reference is free once Xen is done");
+    assert!(
+        w.is_freed(frame),
+        "the page that arrived went back to the allocator"
+    );
+    assert_eq!(
+        a.stats().refs_used,
+        0,
+        "the reference is free once Xen is done"
+    );
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -840,7 +1191,10 @@ fn a_dropped_slot_gives_up_on_a_transfer_xen_never_completes() {
     // Xen's feet: nothing refilled, nothing freed.
     assert_eq!(a.stats().refs_used, 1);
     assert_eq!(w.populated(), populated);
-    assert_eq!(a.entry_flags(r).unwrap(), GTF_accept_transfer | GTF_transfer_committed);
+    assert_eq!(
+        a.entry_flags(r).unwrap(),
+        GTF_accept_transfer | GTF_transfer_committed
+    );
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -882,7 +1236,11 @@ fn a_failed_refill_keeps_the_slot_and_its_place() {
     w.fail_populate(true);
     let (slot, e) = slot.cancel().unwrap_err();
     assert_eq!(e, GrantError::Memory(MemError::OutOfFrames));
-    assert_eq!(a.entry_flags(r).unwrap(), 0, "the offer itself was withdrawn");
+    assert_eq!(
+        a.entry_flags(r).unwrap(),
+        0,
+        "the offer itself was withdrawn"
+    );
     assert_eq!(a.stats().refs_used, 0);
     w.fail_populate(false);
     let populated = w.populated();
@@ -897,7 +1255,10 @@ fn accept_transfer_failures_leave_no_reference_and_no_frame_behind() {
     let landing = page(&a);
     let mfn = landing.mfn();
     w.fail_vacate(true);
-    assert_eq!(a.accept_transfer(B, landing).map(|_| ()).unwrap_err(), GrantError::Hypercall(Errno::ENOMEM));
+    assert_eq!(
+        a.accept_transfer(B, landing).map(|_| ()).unwrap_err(),
+        GrantError::Hypercall(Errno::ENOMEM)
+    );
     assert!(w.is_freed(mfn), "the landing page was freed");
     w.fail_vacate(false);
     assert_eq!(a.stats().refs_used, 0);
@@ -909,7 +1270,10 @@ fn accept_transfer_failures_leave_no_reference_and_no_frame_behind() {
     }
     let p = page(&full);
     let mfn = p.mfn();
-    assert_eq!(full.accept_transfer(B, p).map(|_| ()).unwrap_err(), GrantError::TableFull);
+    assert_eq!(
+        full.accept_transfer(B, p).map(|_| ()).unwrap_err(),
+        GrantError::TableFull
+    );
     assert!(w.is_freed(mfn));
     drop(held);
     assert_eq!(full.stats().refs_used, 0);
@@ -919,14 +1283,24 @@ fn accept_transfer_failures_leave_no_reference_and_no_frame_behind() {
 #[test]
 fn readonly_and_writable_transitions() {
     let (w, a, _b, _c) = world();
-    let mut g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let mut g = a
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let r = g.gref();
     let (h, _) = w.peer_map(B, A, r, true).unwrap();
-    assert_eq!(g.make_readonly(), Err(GrantError::InUse(r)), "refused while mapped writable");
+    assert_eq!(
+        g.make_readonly(),
+        Err(GrantError::InUse(r)),
+        "refused while mapped writable"
+    );
     w.peer_unmap(B, h).unwrap();
     let (h, _) = w.peer_map(B, A, r, false).unwrap();
     g.make_readonly().unwrap();
-    assert_eq!(a.entry_flags(r).unwrap(), GTF_permit_access | GTF_readonly | GTF_reading);
+    assert_eq!(
+        a.entry_flags(r).unwrap(),
+        GTF_permit_access | GTF_readonly | GTF_reading
+    );
     assert_eq!(w.peer_map(B, A, r, true).unwrap_err(), GNTST_general_error);
     g.make_writable().unwrap();
     assert_eq!(g.access(), Access::ReadWrite);
@@ -940,23 +1314,56 @@ fn readonly_and_writable_transitions() {
 #[test]
 fn bad_input_gives_typed_errors() {
     let (w, a, b, _c) = world();
-    let (p, e) = a.grant(DomId::SELF, page(&a), Access::ReadWrite).unwrap_err();
+    let (p, e) = a
+        .grant(DomId::SELF, page(&a), Access::ReadWrite)
+        .unwrap_err();
     assert_eq!(e, GrantError::BadDomain(DomId::SELF));
     drop(p);
-    assert_eq!(a.share(DomId(0x7FF5), 1, Access::ReadWrite).unwrap_err(), GrantError::BadDomain(DomId(0x7FF5)));
-    assert_eq!(a.share(B, 0, Access::ReadWrite).unwrap_err(), GrantError::InvalidArgument);
-    assert_eq!(b.map(A, &[], Access::ReadWrite).unwrap_err(), GrantError::InvalidArgument);
-    assert_eq!(b.map(DomId::SELF, &[GrantRef(8)], Access::ReadWrite).unwrap_err(), GrantError::BadDomain(DomId::SELF));
+    assert_eq!(
+        a.share(DomId(0x7FF5), 1, Access::ReadWrite).unwrap_err(),
+        GrantError::BadDomain(DomId(0x7FF5))
+    );
+    assert_eq!(
+        a.share(B, 0, Access::ReadWrite).unwrap_err(),
+        GrantError::InvalidArgument
+    );
+    assert_eq!(
+        b.map(A, &[], Access::ReadWrite).unwrap_err(),
+        GrantError::InvalidArgument
+    );
+    assert_eq!(
+        b.map(DomId::SELF, &[GrantRef(8)], Access::ReadWrite)
+            .unwrap_err(),
+        GrantError::BadDomain(DomId::SELF)
+    );
     {
         let mut g = a.inner.lock();
-        assert_eq!(g.table.end_and_free(GrantRef(3)), Err(GrantError::ReservedRef(GrantRef(3))));
-        assert_eq!(g.table.end_and_free(GrantRef(1 << 20)), Err(GrantError::BadRef(GrantRef(1 << 20))));
-        assert_eq!(g.table.end_and_free(GrantRef(9)), Err(GrantError::DoubleFree(GrantRef(9))));
-        assert_eq!(g.table.entries.flags(GrantRef(1 << 20)), Err(GrantError::BadRef(GrantRef(1 << 20))));
+        assert_eq!(
+            g.table.end_and_free(GrantRef(3)),
+            Err(GrantError::ReservedRef(GrantRef(3)))
+        );
+        assert_eq!(
+            g.table.end_and_free(GrantRef(1 << 20)),
+            Err(GrantError::BadRef(GrantRef(1 << 20)))
+        );
+        assert_eq!(
+            g.table.end_and_free(GrantRef(9)),
+            Err(GrantError::DoubleFree(GrantRef(9)))
+        );
+        assert_eq!(
+            g.table.entries.flags(GrantRef(1 << 20)),
+            Err(GrantError::BadRef(GrantRef(1 << 20)))
+        );
     }
     let t = EntryTable::new(crate::shared_mem::SharedMem::leak_zeroed(4096));
-    assert_eq!(t.grant_access(GrantRef(8), B, Mfn(1 << 40), false), Err(GrantError::FrameTooLarge(Mfn(1 << 40))));
-    assert_eq!(t.grant_access(GrantRef(512), B, Mfn(1), false), Err(GrantError::BadRef(GrantRef(512))));
+    assert_eq!(
+        t.grant_access(GrantRef(8), B, Mfn(1 << 40), false),
+        Err(GrantError::FrameTooLarge(Mfn(1 << 40)))
+    );
+    assert_eq!(
+        t.grant_access(GrantRef(512), B, Mfn(1), false),
+        Err(GrantError::BadRef(GrantRef(512)))
+    );
     assert_eq!(a.stats().refs_used, 0);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
@@ -982,7 +1389,11 @@ fn end_access_vs_a_concurrent_peer_thread() {
                 if seen & GTF_permit_access == 0 || seen & GTF_reading != 0 {
                     continue;
                 }
-                if table.cas_u16(off, seen, seen | GTF_reading | GTF_writing).unwrap().is_err() {
+                if table
+                    .cas_u16(off, seen, seen | GTF_reading | GTF_writing)
+                    .unwrap()
+                    .is_err()
+                {
                     continue;
                 }
                 peer_maps.fetch_add(1, Relaxed);
@@ -995,7 +1406,10 @@ fn end_access_vs_a_concurrent_peer_thread() {
                     core::hint::spin_loop();
                 }
                 let mut cur = table.load_u16(off, Acquire).unwrap();
-                while let Err(now) = table.cas_u16(off, cur, cur & !(GTF_reading | GTF_writing)).unwrap() {
+                while let Err(now) = table
+                    .cas_u16(off, cur, cur & !(GTF_reading | GTF_writing))
+                    .unwrap()
+                {
                     cur = now;
                 }
             }
@@ -1010,7 +1424,8 @@ fn end_access_vs_a_concurrent_peer_thread() {
     // Under Miri (which interleaves the threads itself) far fewer rounds.
     let (rounds, races) = if cfg!(miri) { (300, 1) } else { (20_000, 100) };
     while round < rounds
-        || (peer_maps.load(core::sync::atomic::Ordering::Relaxed) < races && start.elapsed() < std::time::Duration::from_secs(30))
+        || (peer_maps.load(core::sync::atomic::Ordering::Relaxed) < races
+            && start.elapsed() < std::time::Duration::from_secs(30))
     {
         round += 1;
         let mut g = a.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();
@@ -1028,9 +1443,18 @@ fn end_access_vs_a_concurrent_peer_thread() {
     }
     stop.store(true, core::sync::atomic::Ordering::Relaxed);
     peer.join().unwrap();
-    assert!(!violation.load(core::sync::atomic::Ordering::SeqCst), "entry invalidated under a live mapping");
-    std::println!("peer mapped {} times, end-access refused {refused} times", peer_maps.load(core::sync::atomic::Ordering::Relaxed));
-    assert!(peer_maps.load(core::sync::atomic::Ordering::Relaxed) > 0, "the race was exercised");
+    assert!(
+        !violation.load(core::sync::atomic::Ordering::SeqCst),
+        "entry invalidated under a live mapping"
+    );
+    std::println!(
+        "peer mapped {} times, end-access refused {refused} times",
+        peer_maps.load(core::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(
+        peer_maps.load(core::sync::atomic::Ordering::Relaxed) > 0,
+        "the race was exercised"
+    );
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
@@ -1038,7 +1462,10 @@ fn end_access_vs_a_concurrent_peer_thread() {
 fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
     let t = EntryTable::new(crate::shared_mem::SharedMem::leak_zeroed(2 * 4096));
     assert_eq!(t.capacity(), 2 * GNTENT_PER_FRAME as u32);
-    assert_eq!(t.flags(GrantRef(1024)), Err(GrantError::BadRef(GrantRef(1024))));
+    assert_eq!(
+        t.flags(GrantRef(1024)),
+        Err(GrantError::BadRef(GrantRef(1024)))
+    );
     let (free, transfer, ro) = (GrantRef(10), GrantRef(11), GrantRef(12));
     // A free entry and an accept-transfer entry are not access grants.
     for f in [EntryTable::make_readonly, EntryTable::make_writable] {
@@ -1064,7 +1491,12 @@ fn access_changes_only_apply_to_permit_access_entries_and_are_idempotent() {
 #[test]
 fn accept_transfer_refuses_a_domain_that_is_not_real() {
     let (w, a, _b, _c) = world();
-    assert_eq!(a.accept_transfer(DomId::SELF, page(&a)).map(|_| ()).unwrap_err(), GrantError::BadDomain(DomId::SELF));
+    assert_eq!(
+        a.accept_transfer(DomId::SELF, page(&a))
+            .map(|_| ())
+            .unwrap_err(),
+        GrantError::BadDomain(DomId::SELF)
+    );
     assert_eq!(a.stats().refs_used, 0, "no reference taken");
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
@@ -1072,7 +1504,10 @@ fn accept_transfer_refuses_a_domain_that_is_not_real() {
 #[test]
 fn reclaim_reports_the_pages_still_pending() {
     let (w, a, _b, _c) = world();
-    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = a
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
     drop(g);
     assert_eq!(a.reclaim(), 1, "still mapped: kept");
@@ -1095,16 +1530,34 @@ fn shared_pages_report_their_peer_access_and_what_they_still_hold() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "1025 pages: the fake's per-free scan of the table makes it hours under Miri")]
+#[cfg_attr(
+    miri,
+    ignore = "1025 pages: the fake's per-free scan of the table makes it hours under Miri"
+)]
 fn by_default_one_peer_gets_three_quarters_of_the_share_limit() {
     let (w, a, _b, _c) = world();
     let rw = Access::ReadWrite;
     // 768 of 1024: enough for a vchan at the largest orders (513 pages).
     let to_b = a.share(B, 768, rw).unwrap();
-    assert_eq!(a.share(B, 1, rw).unwrap_err(), GrantError::DomainLimitReached { domid: B, limit: 768, in_use: 768, requested: 1 });
+    assert_eq!(
+        a.share(B, 1, rw).unwrap_err(),
+        GrantError::DomainLimitReached {
+            domid: B,
+            limit: 768,
+            in_use: 768,
+            requested: 1
+        }
+    );
     // The last quarter is left for the other peers.
     let to_c = a.share(C, 256, rw).unwrap();
-    assert_eq!(a.share(C, 1, rw).unwrap_err(), GrantError::LimitReached { limit: 1024, in_use: 1024, requested: 1 });
+    assert_eq!(
+        a.share(C, 1, rw).unwrap_err(),
+        GrantError::LimitReached {
+            limit: 1024,
+            in_use: 1024,
+            requested: 1
+        }
+    );
     drop((to_b, to_c));
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
@@ -1123,9 +1576,18 @@ fn reserved_refs_grant_and_end_without_the_table() {
     assert_eq!(refs.available(), 2);
     assert_eq!(g.access(), Access::ReadOnly);
     let t = a.inner.lock().table.entries;
-    assert_eq!(t.read(r).unwrap(), (GTF_permit_access | GTF_readonly, B, mfn.0 as u32));
+    assert_eq!(
+        t.read(r).unwrap(),
+        (GTF_permit_access | GTF_readonly, B, mfn.0 as u32)
+    );
     // The peer sees the page through the reference, read-only.
-    assert_eq!(b.map(A, &[r], Access::ReadWrite).unwrap_err(), GrantError::BatchOp { index: 0, status: GntStatus::GeneralError });
+    assert_eq!(
+        b.map(A, &[r], Access::ReadWrite).unwrap_err(),
+        GrantError::BatchOp {
+            index: 0,
+            status: GntStatus::GeneralError
+        }
+    );
     let m = b.map(A, &[r], Access::ReadOnly).unwrap();
     let mut buf = [0u8; 5];
     m.page(0).unwrap().read(0, &mut buf).unwrap();
@@ -1133,7 +1595,11 @@ fn reserved_refs_grant_and_end_without_the_table() {
     // Ending access is refused while mapped, and the owner comes back.
     let (g, e) = g.end_access().unwrap_err();
     assert_eq!(e, GrantError::InUse(r));
-    assert_eq!(t.read(r).unwrap().0 & GTF_permit_access, GTF_permit_access, "entry left valid");
+    assert_eq!(
+        t.read(r).unwrap().0 & GTF_permit_access,
+        GTF_permit_access,
+        "entry left valid"
+    );
     assert_eq!(refs.available(), 2);
     m.unmap().unwrap();
     let p = g.end_access().map_err(|e| e.1).unwrap();
@@ -1142,9 +1608,18 @@ fn reserved_refs_grant_and_end_without_the_table() {
     assert_eq!(refs.available(), 3, "the reference is back in the batch");
     assert_eq!(a.stats().refs_used, 3, "and not in the table's free list");
     // Each reference is handed out once.
-    let g1 = refs.grant(B, p, Access::ReadWrite).map_err(|e| e.1).unwrap();
-    let g2 = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
-    let g3 = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g1 = refs
+        .grant(B, p, Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
+    let g2 = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
+    let g3 = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let mut seen = [g1.gref(), g2.gref(), g3.gref()];
     seen.sort();
     assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
@@ -1162,17 +1637,31 @@ fn reserved_refs_grant_and_end_without_the_table() {
 fn a_reserved_grant_dropped_while_mapped_goes_pending_and_the_batch_shrinks() {
     let (w, a, _b, _c) = world();
     let refs = a.reserve_refs(2).unwrap();
-    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let r = g.gref();
     let (h, view) = w.peer_map(B, A, r, true).unwrap();
     let cap = a.inner.lock().pending.capacity();
     drop(g);
-    assert_eq!(a.inner.lock().pending.capacity(), cap, "a drop must not allocate");
+    assert_eq!(
+        a.inner.lock().pending.capacity(),
+        cap,
+        "a drop must not allocate"
+    );
     assert_eq!(a.stats().pending, 1, "kept while the peer maps it");
-    assert_eq!((refs.len(), refs.available()), (1, 1), "the reference went with the page");
+    assert_eq!(
+        (refs.len(), refs.available()),
+        (1, 1),
+        "the reference went with the page"
+    );
     view.write(0, b"peer still writes").unwrap();
     // The other reference still works.
-    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     assert_ne!(g.gref(), r);
     let (_p, e) = refs.grant(B, page(&a), Access::ReadWrite).unwrap_err();
     assert_eq!(e, GrantError::NoReservedRef { reserved: 1 });
@@ -1194,7 +1683,9 @@ fn reserved_refs_check_their_input_and_the_pending_limit() {
     let (w, a, _b, _c) = world();
     assert_eq!(a.reserve_refs(0).unwrap_err(), GrantError::InvalidArgument);
     let refs = a.reserve_refs(1).unwrap();
-    let (_p, e) = refs.grant(DomId::SELF, page(&a), Access::ReadWrite).unwrap_err();
+    let (_p, e) = refs
+        .grant(DomId::SELF, page(&a), Access::ReadWrite)
+        .unwrap_err();
     assert_eq!(e, GrantError::BadDomain(DomId::SELF));
     assert_eq!(refs.available(), 1, "a refused grant takes no reference");
     // A page whose frame does not fit an entry gives its reference back.
@@ -1207,25 +1698,51 @@ fn reserved_refs_check_their_input_and_the_pending_limit() {
     w.set_next_mfn(0x10_0000);
     assert!(!refs.is_empty());
     // Readonly <-> writable, as for Granted.
-    let mut g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let mut g = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let r = g.gref();
     let (h, _) = w.peer_map(B, A, r, true).unwrap();
-    assert_eq!(g.make_readonly(), Err(GrantError::InUse(r)), "refused while mapped writable");
+    assert_eq!(
+        g.make_readonly(),
+        Err(GrantError::InUse(r)),
+        "refused while mapped writable"
+    );
     w.peer_unmap(B, h).unwrap();
     g.make_readonly().unwrap();
-    assert_eq!((a.entry_flags(r).unwrap(), g.access()), (GTF_permit_access | GTF_readonly, Access::ReadOnly));
+    assert_eq!(
+        (a.entry_flags(r).unwrap(), g.access()),
+        (GTF_permit_access | GTF_readonly, Access::ReadOnly)
+    );
     assert_eq!(g.page().load_u8(0), Ok(0));
     g.make_writable().unwrap();
-    assert_eq!((a.entry_flags(r).unwrap(), g.access()), (GTF_permit_access, Access::ReadWrite));
+    assert_eq!(
+        (a.entry_flags(r).unwrap(), g.access()),
+        (GTF_permit_access, Access::ReadWrite)
+    );
     drop(g);
     drop(refs);
     // At the pending limit no batch is handed out.
     a.set_pending_limit(1);
-    let g = a.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = a
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
     drop(g);
-    assert_eq!(a.reserve_refs(4).unwrap_err(), GrantError::PendingLimitReached { limit: 1, pending: 1 });
-    assert_eq!(a.stats().refs_used, 1, "the refused batch took no reference");
+    assert_eq!(
+        a.reserve_refs(4).unwrap_err(),
+        GrantError::PendingLimitReached {
+            limit: 1,
+            pending: 1
+        }
+    );
+    assert_eq!(
+        a.stats().refs_used,
+        1,
+        "the refused batch took no reference"
+    );
     w.peer_unmap(B, h).unwrap();
     let refs = a.reserve_refs(4).unwrap();
     assert_eq!(a.stats().pending, 0, "reserving reclaims first");
@@ -1240,9 +1757,18 @@ fn a_batch_larger_than_the_table_grows_it_or_is_refused_whole() {
     let per = GNTENT_PER_FRAME as u32;
     let before = a.stats();
     let refs = a.reserve_refs(per).unwrap();
-    assert!(a.stats().nr_frames > before.nr_frames, "grown for the batch");
+    assert!(
+        a.stats().nr_frames > before.nr_frames,
+        "grown for the batch"
+    );
     // A reference from the grown part works through the batch's view.
-    let gs: Vec<_> = (0..per).map(|_| refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap()).collect();
+    let gs: Vec<_> = (0..per)
+        .map(|_| {
+            refs.grant(B, page(&a), Access::ReadWrite)
+                .map_err(|e| e.1)
+                .unwrap()
+        })
+        .collect();
     assert!(gs.iter().any(|g| g.gref().0 >= before.nr_frames * per));
     drop(gs);
     drop(refs);
@@ -1258,10 +1784,16 @@ fn a_share_that_fails_midway_gives_back_its_references_and_pages() {
     let before = a.stats();
     // The first page's frame fits a v1 entry, the second's does not.
     w.set_next_mfn(u32::MAX as u64);
-    assert_eq!(a.share(B, 3, Access::ReadWrite).unwrap_err(), GrantError::FrameTooLarge(Mfn(1 << 32)));
+    assert_eq!(
+        a.share(B, 3, Access::ReadWrite).unwrap_err(),
+        GrantError::FrameTooLarge(Mfn(1 << 32))
+    );
     assert!(w.is_freed(Mfn(u32::MAX as u64)), "the first page was freed");
     let after = a.stats();
-    assert_eq!((after.refs_used, after.shared_pages), (before.refs_used, before.shared_pages));
+    assert_eq!(
+        (after.refs_used, after.shared_pages),
+        (before.refs_used, before.shared_pages)
+    );
     let g = a.inner.lock();
     assert_eq!(g.reserved, 0);
     assert!(g.shared_per_domain.is_empty());
@@ -1280,7 +1812,10 @@ fn shared_and_mapped_pages_hold_a_ring_across_their_pages() {
     let shared = a.share(B, 2, Access::ReadWrite).unwrap();
     let refs: Vec<_> = shared.refs().collect();
     let mapped = b.map(A, &refs, Access::ReadWrite).unwrap();
-    assert_eq!((shared.ring_len(), mapped.ring_len()), (2 * PAGE_SIZE, 2 * PAGE_SIZE));
+    assert_eq!(
+        (shared.ring_len(), mapped.ring_len()),
+        (2 * PAGE_SIZE, 2 * PAGE_SIZE)
+    );
     assert_eq!(shared.ring_mem().len(), PAGE_SIZE, "the header page");
     // A slot straddling the page end, written on one side, read on the other.
     shared.ring_write(PAGE_SIZE - 3, b"across");
@@ -1297,11 +1832,17 @@ fn shared_and_mapped_pages_hold_a_ring_across_their_pages() {
 fn a_batch_whose_references_all_went_pending_is_empty() {
     let (w, a, _b, _c) = world();
     let refs = a.reserve_refs(1).unwrap();
-    let g = refs.grant(B, page(&a), Access::ReadWrite).map_err(|e| e.1).unwrap();
+    let g = refs
+        .grant(B, page(&a), Access::ReadWrite)
+        .map_err(|e| e.1)
+        .unwrap();
     let (h, _) = w.peer_map(B, A, g.gref(), true).unwrap();
     assert!(!refs.is_empty());
     drop(g);
-    assert!(refs.is_empty(), "its one reference went pending with the page");
+    assert!(
+        refs.is_empty(),
+        "its one reference went pending with the page"
+    );
     assert_eq!(refs.available(), 0);
     drop(refs);
     w.peer_unmap(B, h).unwrap();

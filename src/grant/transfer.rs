@@ -65,7 +65,12 @@ pub enum TransferError<P> {
 
 impl<'g, B: GrantOps> TransferSlot<'g, B> {
     pub(crate) fn new(grants: &'g Grants<B>, gref: GrantRef, landing: B::Vacancy) -> Self {
-        TransferSlot { grants, gref, live: true, landing: Some(landing) }
+        TransferSlot {
+            grants,
+            gref,
+            live: true,
+            landing: Some(landing),
+        }
     }
 
     /// The reference to pass to the sender.
@@ -74,7 +79,12 @@ impl<'g, B: GrantOps> TransferSlot<'g, B> {
     }
 
     fn state(&self) -> Result<TransferState, GrantError> {
-        self.grants.inner.lock().table.entries.end_transfer(self.gref)
+        self.grants
+            .inner
+            .lock()
+            .table
+            .entries
+            .end_transfer(self.gref)
     }
 
     /// The entry has ended (cancelled or completed): its reference is
@@ -191,7 +201,12 @@ impl<B: GrantOps> Grants<B> {
     /// (`GNTTABOP_transfer`). The page leaves our memory map first (Xen
     /// steals only a frame nothing maps); once its frame is gone, its
     /// pfn gets a new frame from Xen and goes back to the allocator.
-    pub fn transfer(&self, page: B::Page, domid: DomId, gref: GrantRef) -> Result<(), TransferError<B::Page>> {
+    pub fn transfer(
+        &self,
+        page: B::Page,
+        domid: DomId,
+        gref: GrantRef,
+    ) -> Result<(), TransferError<B::Page>> {
         if !domid.is_real() {
             return Err(TransferError::Kept(page, GrantError::BadDomain(domid)));
         }
@@ -201,7 +216,12 @@ impl<B: GrantOps> Grants<B> {
             Ok(v) => v,
             Err((page, e)) => return Err(TransferError::Kept(page, e)),
         };
-        let mut op = [gnttab_transfer { mfn: mfn.0, domid: domid.0, ref_: gref.0, status: 1 }];
+        let mut op = [gnttab_transfer {
+            mfn: mfn.0,
+            domid: domid.0,
+            ref_: gref.0,
+            status: 1,
+        }];
         let res = g.table.ops.transfer(&mut op);
         let kept = match (res, GntStatus::check(op[0].status)) {
             (Ok(()), Ok(())) => None,
@@ -235,7 +255,11 @@ impl<B: GrantOps> Grants<B> {
 
 /// The frame is gone with a failed transfer: refill the pfn for the
 /// allocator, and report the failure.
-fn lost<B: GrantOps>(ops: &mut B, v: B::Vacancy, e: GrantError) -> Result<(), TransferError<B::Page>> {
+fn lost<B: GrantOps>(
+    ops: &mut B,
+    v: B::Vacancy,
+    e: GrantError,
+) -> Result<(), TransferError<B::Page>> {
     let _ = ops.refill(v, None);
     Err(TransferError::Lost(e))
 }

@@ -46,7 +46,13 @@ impl<'a> FrameAllocator<'a> {
         for i in 0..count {
             bits[(i / 64) as usize] |= 1 << (i % 64);
         }
-        Some(FrameAllocator { bits, base: base.0, count, free: count, hint: 0 })
+        Some(FrameAllocator {
+            bits,
+            base: base.0,
+            count,
+            free: count,
+            hint: 0,
+        })
     }
 
     /// Number of free frames.

@@ -57,7 +57,8 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     // SAFETY: Xen maps the p2m list (one u64 per pfn) writable inside the
     // bootstrap region and never touches it afterwards; from here on only
     // the page tables' owner (behind MEMORY's lock) reads and writes it.
-    let p2m: &'static mut [u64] = unsafe { core::slice::from_raw_parts_mut(info.mfn_list as *mut u64, nr_pages as usize) };
+    let p2m: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut(info.mfn_list as *mut u64, nr_pages as usize) };
     // SAFETY: pt_base is the active L4 (start_info contract) and the
     // bootstrap tables are inside the bootstrap direct map.
     let tables = unsafe { PageTables::new(info.pt_base, p2m) };
@@ -104,11 +105,23 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     let heap_size = heap_pages.max(1) as usize * PAGE_SIZE;
     // SAFETY: the frames are ours, mapped writable, and given to the heap
     // for good.
-    unsafe { HEAP.lock().init(pfn_to_virt(heap_pfn) as *mut u8, heap_size) };
+    unsafe {
+        HEAP.lock()
+            .init(pfn_to_virt(heap_pfn) as *mut u8, heap_size)
+    };
 
-    *MEMORY.lock() = Some(Memory { frames, tables, map_area: None, nr_pages, heap_size });
+    *MEMORY.lock() = Some(Memory {
+        frames,
+        tables,
+        map_area: None,
+        nr_pages,
+        heap_size,
+    });
     with(|m| {
-        m.map_area = Some(VaAllocator::new(MAP_AREA_START, MAP_AREA_SIZE / PAGE_SIZE as u64));
+        m.map_area = Some(VaAllocator::new(
+            MAP_AREA_START,
+            MAP_AREA_SIZE / PAGE_SIZE as u64,
+        ));
         Ok(())
     })
 }
@@ -161,11 +174,16 @@ impl Page {
     pub fn alloc() -> Result<Page, MemError> {
         let (pfn, mfn) = with(|m| {
             let pfn = m.frames.alloc()?;
-            let mfn = m.tables.pfn_to_mfn(pfn).ok_or(MemError::BadAddress(pfn.0))?;
+            let mfn = m
+                .tables
+                .pfn_to_mfn(pfn)
+                .ok_or(MemError::BadAddress(pfn.0))?;
             Ok((pfn, mfn))
         })?;
         let page = Page { pfn, mfn };
-        page.shared().fill(0, PAGE_SIZE, 0).map_err(|_| MemError::BadAddress(pfn.0))?;
+        page.shared()
+            .fill(0, PAGE_SIZE, 0)
+            .map_err(|_| MemError::BadAddress(pfn.0))?;
         Ok(page)
     }
 
@@ -206,7 +224,10 @@ impl Page {
     /// # Safety
     /// `pfn` must come from `leak` and nothing else may own it.
     pub unsafe fn from_leaked(pfn: Pfn) -> Option<Page> {
-        Some(Page { pfn, mfn: pfn_to_mfn(pfn)? })
+        Some(Page {
+            pfn,
+            mfn: pfn_to_mfn(pfn)?,
+        })
     }
 }
 
@@ -238,11 +259,14 @@ impl Page {
             }
             let mut list = [mfn.0];
             // SAFETY: the frame's one mapping (the direct map's) is gone.
-            let gone = unsafe { hypercall::memory_reservation(XENMEM_decrease_reservation, &mut list) };
+            let gone =
+                unsafe { hypercall::memory_reservation(XENMEM_decrease_reservation, &mut list) };
             if gone != Ok(1) {
                 // Still ours: map it back as it was.
                 remap(m, pfn, mfn)?;
-                return Err(gone.err().map_or(MemError::BadAddress(mfn.0), MemError::Hypercall));
+                return Err(gone
+                    .err()
+                    .map_or(MemError::BadAddress(mfn.0), MemError::Hypercall));
             }
             m.tables.set_p2m(pfn, None)?;
             Ok(())
@@ -250,7 +274,10 @@ impl Page {
         match r {
             Ok(()) => {
                 core::mem::forget(self);
-                Ok(Vacated { pfn, frame: (!give_back).then_some(mfn) })
+                Ok(Vacated {
+                    pfn,
+                    frame: (!give_back).then_some(mfn),
+                })
             }
             Err(e) => Err((self, e)),
         }
@@ -273,7 +300,14 @@ fn remap(m: &mut Memory, pfn: Pfn, mfn: Mfn) -> Result<(), MemError> {
     let mut alloc = || frames.alloc().ok();
     // SAFETY: the address is unmapped (vacated), so no Rust code uses
     // it; the frame is ours (callers check, or Xen did).
-    unsafe { tables.map(pfn_to_virt(pfn), &mut core::iter::once(mfn), true, &mut alloc) }?;
+    unsafe {
+        tables.map(
+            pfn_to_virt(pfn),
+            &mut core::iter::once(mfn),
+            true,
+            &mut alloc,
+        )
+    }?;
     Ok(())
 }
 
@@ -286,7 +320,10 @@ unsafe fn fill(pfn: Pfn, frame: Option<Mfn>) -> Result<(Mfn, bool), MemError> {
     with(|m| {
         let mfn = match frame {
             Some(mfn) => {
-                let req = mmu_update { ptr: (mfn.0 << 12) | MMU_MACHPHYS_UPDATE as u64, val: pfn.0 };
+                let req = mmu_update {
+                    ptr: (mfn.0 << 12) | MMU_MACHPHYS_UPDATE as u64,
+                    val: pfn.0,
+                };
                 // SAFETY: an M2P entry, no mapping: Xen refuses it for a
                 // frame that is not ours.
                 unsafe { hypercall::mmu_update(&[req]) }.map_err(MemError::Hypercall)?;
@@ -392,7 +429,11 @@ pub unsafe fn free_frame(pfn: Pfn) -> Result<(), MemError> {
 /// page tables present (Xen's grant map needs the L1 table to exist).
 pub fn reserve_map_area(pages: u64) -> Result<u64, MemError> {
     with(|m| {
-        let va = m.map_area.as_mut().ok_or(MemError::NotReady)?.alloc(pages)?;
+        let va = m
+            .map_area
+            .as_mut()
+            .ok_or(MemError::NotReady)?
+            .alloc(pages)?;
         let Memory { frames, tables, .. } = m;
         let mut alloc = || frames.alloc().ok();
         for i in 0..pages {
@@ -408,7 +449,12 @@ pub fn reserve_map_area(pages: u64) -> Result<u64, MemError> {
 /// The pages must be unmapped and no view may use them: the range is
 /// handed out again, and whatever is mapped there next replaces them.
 pub unsafe fn release_map_area(va: u64, pages: u64) -> Result<(), MemError> {
-    with(|m| m.map_area.as_mut().ok_or(MemError::NotReady)?.free(va, pages))
+    with(|m| {
+        m.map_area
+            .as_mut()
+            .ok_or(MemError::NotReady)?
+            .free(va, pages)
+    })
 }
 
 /// Maps machine frames at `va` (inside a reserved map area).
@@ -453,7 +499,8 @@ pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
     let m = guard.as_ref()?;
     // Xen's M2P covers every machine frame of the host; reading it past
     // the end would fault, so only frames below that bound are looked up.
-    const M2P_ENTRIES: u64 = (crate::abi::MACH2PHYS_VIRT_END - crate::abi::MACH2PHYS_VIRT_START) / 8;
+    const M2P_ENTRIES: u64 =
+        (crate::abi::MACH2PHYS_VIRT_END - crate::abi::MACH2PHYS_VIRT_START) / 8;
     if mfn.0 >= M2P_ENTRIES {
         return None;
     }

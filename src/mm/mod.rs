@@ -66,7 +66,11 @@ pub struct VaAllocator {
 impl VaAllocator {
     /// Manages `pages` pages from `start`.
     pub fn new(start: u64, pages: u64) -> Self {
-        VaAllocator { start, pages, free: alloc::vec![(0, pages)] }
+        VaAllocator {
+            start,
+            pages,
+            free: alloc::vec![(0, pages)],
+        }
     }
 
     /// Reserves `n` consecutive pages; returns their address.
@@ -74,7 +78,11 @@ impl VaAllocator {
         if n == 0 {
             return Err(MemError::OutOfAddressSpace);
         }
-        let slot = self.free.iter().position(|&(_, len)| len >= n).ok_or(MemError::OutOfAddressSpace)?;
+        let slot = self
+            .free
+            .iter()
+            .position(|&(_, len)| len >= n)
+            .ok_or(MemError::OutOfAddressSpace)?;
         let (first, len) = self.free[slot];
         if len == n {
             self.free.remove(slot);
@@ -103,7 +111,8 @@ impl VaAllocator {
         }
         self.free.insert(pos, (first, n));
         // Coalesce with the neighbours.
-        if pos + 1 < self.free.len() && self.free[pos].0 + self.free[pos].1 == self.free[pos + 1].0 {
+        if pos + 1 < self.free.len() && self.free[pos].0 + self.free[pos].1 == self.free[pos + 1].0
+        {
             self.free[pos].1 += self.free[pos + 1].1;
             self.free.remove(pos + 1);
         }
@@ -157,8 +166,14 @@ mod tests {
         v.free(c, 8).unwrap();
         assert_eq!(v.free(c, 8), Err(MemError::DoubleFree(c)));
         assert_eq!(v.free(c + 4096, 1), Err(MemError::DoubleFree(c + 4096)));
-        assert_eq!(v.free(MAP_AREA_START - 4096, 1), Err(MemError::BadAddress(MAP_AREA_START - 4096)));
-        assert_eq!(v.free(MAP_AREA_START + 16 * 4096, 1), Err(MemError::BadAddress(MAP_AREA_START + 16 * 4096)));
+        assert_eq!(
+            v.free(MAP_AREA_START - 4096, 1),
+            Err(MemError::BadAddress(MAP_AREA_START - 4096))
+        );
+        assert_eq!(
+            v.free(MAP_AREA_START + 16 * 4096, 1),
+            Err(MemError::BadAddress(MAP_AREA_START + 16 * 4096))
+        );
         assert_eq!(v.free_pages(), 8);
     }
 }

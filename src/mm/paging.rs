@@ -90,14 +90,20 @@ impl PageTables {
     /// The machine frame of pfn `pfn` (`None` past the end, or for a pfn
     /// whose frame went back to Xen).
     pub fn pfn_to_mfn(&self, pfn: Pfn) -> Option<Mfn> {
-        self.p2m.get(pfn.0 as usize).filter(|&&m| m != INVALID_P2M).map(|&m| Mfn(m))
+        self.p2m
+            .get(pfn.0 as usize)
+            .filter(|&&m| m != INVALID_P2M)
+            .map(|&m| Mfn(m))
     }
 
     /// Records in the p2m list that pfn `pfn` is now frame `mfn`, or
     /// none. Xen never reads the list; what reads it is this module and
     /// the grant code's frame checks, which must see the truth.
     pub fn set_p2m(&mut self, pfn: Pfn, mfn: Option<Mfn>) -> Result<(), MapError> {
-        let e = self.p2m.get_mut(pfn.0 as usize).ok_or(MapError::BadAddress(pfn.0))?;
+        let e = self
+            .p2m
+            .get_mut(pfn.0 as usize)
+            .ok_or(MapError::BadAddress(pfn.0))?;
         *e = mfn.map_or(INVALID_P2M, |m| m.0);
         Ok(())
     }
@@ -132,10 +138,16 @@ impl PageTables {
     /// Makes sure the L3, L2 and L1 tables covering `va` exist, taking new
     /// table frames from `alloc` (frames that must be mapped writable in
     /// the direct map), and returns the L1 table's mfn.
-    pub fn ensure_l1(&self, va: u64, alloc: &mut dyn FnMut() -> Option<Pfn>) -> Result<Mfn, MapError> {
+    pub fn ensure_l1(
+        &self,
+        va: u64,
+        alloc: &mut dyn FnMut() -> Option<Pfn>,
+    ) -> Result<Mfn, MapError> {
         check_va(va)?;
         let mut table = self.l4;
-        let mut table_mfn = self.pfn_to_mfn(virt_to_pfn(self.l4)).ok_or(MapError::BadAddress(self.l4))?;
+        let mut table_mfn = self
+            .pfn_to_mfn(virt_to_pfn(self.l4))
+            .ok_or(MapError::BadAddress(self.l4))?;
         for level in (2..=4).rev() {
             let idx = index(va, level);
             let mut e = Self::read_entry(table, idx);
@@ -150,11 +162,18 @@ impl PageTables {
                 // mapping of it exists: drop our direct-map write access.
                 // SAFETY: nothing else uses the new frame yet.
                 unsafe {
-                    hypercall::update_va_mapping(new_va, (mfn.0 << 12) | pte::PRESENT | pte::USER | pte::ACCESSED, UVMF_INVLPG)
+                    hypercall::update_va_mapping(
+                        new_va,
+                        (mfn.0 << 12) | pte::PRESENT | pte::USER | pte::ACCESSED,
+                        UVMF_INVLPG,
+                    )
                 }
                 .map_err(MapError::Hypercall)?;
                 e = (mfn.0 << 12) | pte::TABLE;
-                let req = mmu_update { ptr: (table_mfn.0 << 12) + idx * 8 + MMU_NORMAL_PT_UPDATE as u64, val: e };
+                let req = mmu_update {
+                    ptr: (table_mfn.0 << 12) + idx * 8 + MMU_NORMAL_PT_UPDATE as u64,
+                    val: e,
+                };
                 // SAFETY: links an empty table into an empty slot: no
                 // existing mapping changes.
                 unsafe { hypercall::mmu_update(&[req]) }.map_err(MapError::Hypercall)?;
@@ -179,7 +198,11 @@ impl PageTables {
         writable: bool,
         alloc: &mut dyn FnMut() -> Option<Pfn>,
     ) -> Result<u64, MapError> {
-        let flags = pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY | if writable { pte::WRITABLE } else { 0 };
+        let flags = pte::PRESENT
+            | pte::USER
+            | pte::ACCESSED
+            | pte::DIRTY
+            | if writable { pte::WRITABLE } else { 0 };
         let mut batch = [mmu_update { ptr: 0, val: 0 }; 64];
         let mut n = 0;
         let mut page = va;
@@ -195,7 +218,10 @@ impl PageTables {
                 l1 = Some(self.ensure_l1(page, alloc)?);
             }
             let l1_mfn = l1.unwrap_or_default();
-            batch[n] = mmu_update { ptr: (l1_mfn.0 << 12) + index(page, 1) * 8, val: (mfn.0 << 12) | flags };
+            batch[n] = mmu_update {
+                ptr: (l1_mfn.0 << 12) + index(page, 1) * 8,
+                val: (mfn.0 << 12) | flags,
+            };
             n += 1;
             if n == batch.len() {
                 // SAFETY: forwarded to the caller.

@@ -40,10 +40,10 @@ mod stack;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use stack::Stack;
 /// The TCP/IP stack the device plugs into, re-exported so applications use
 /// the same version.
 pub use smoltcp;
+pub use stack::Stack;
 
 /// `NETTXF_more_data`: the frame continues in the next request.
 pub const NETTXF_MORE_DATA: u16 = 1 << 2;
@@ -83,7 +83,13 @@ impl Message for TxRequest {
     }
     fn decode(b: &[u8]) -> Self {
         let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        TxRequest { gref: GrantRef(u32::from_le_bytes([b[0], b[1], b[2], b[3]])), offset: u16_at(4), flags: u16_at(6), id: u16_at(8), size: u16_at(10) }
+        TxRequest {
+            gref: GrantRef(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            offset: u16_at(4),
+            flags: u16_at(6),
+            id: u16_at(8),
+            size: u16_at(10),
+        }
     }
 }
 
@@ -101,7 +107,10 @@ impl Message for TxResponse {
         out[2..4].copy_from_slice(&self.status.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        TxResponse { id: u16::from_le_bytes([b[0], b[1]]), status: i16::from_le_bytes([b[2], b[3]]) }
+        TxResponse {
+            id: u16::from_le_bytes([b[0], b[1]]),
+            status: i16::from_le_bytes([b[2], b[3]]),
+        }
     }
 }
 
@@ -120,7 +129,10 @@ impl Message for RxRequest {
         out[4..8].copy_from_slice(&self.gref.0.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        RxRequest { id: u16::from_le_bytes([b[0], b[1]]), gref: GrantRef(u32::from_le_bytes([b[4], b[5], b[6], b[7]])) }
+        RxRequest {
+            id: u16::from_le_bytes([b[0], b[1]]),
+            gref: GrantRef(u32::from_le_bytes([b[4], b[5], b[6], b[7]])),
+        }
     }
 }
 
@@ -144,7 +156,12 @@ impl Message for RxResponse {
     }
     fn decode(b: &[u8]) -> Self {
         let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        RxResponse { id: u16_at(0), offset: u16_at(2), flags: u16_at(4), status: u16_at(6) as i16 }
+        RxResponse {
+            id: u16_at(0),
+            offset: u16_at(2),
+            flags: u16_at(4),
+            status: u16_at(6) as i16,
+        }
     }
 }
 
@@ -224,11 +241,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { rx_buffers: 64, tx_buffers: 32, timeout: Duration::from_secs(30) }
+        Options {
+            rx_buffers: 64,
+            tx_buffers: 32,
+            timeout: Duration::from_secs(30),
+        }
     }
 }
-
-
 
 /// How often the link (backend state, event channel) is checked.
 const LINK_CHECK: Duration = Duration::from_millis(250);
@@ -267,7 +286,11 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("NetFront").field("backend", &self.backend).field("mac", &self.mac).field("stats", &self.stats).finish()
+        f.debug_struct("NetFront")
+            .field("backend", &self.backend)
+            .field("mac", &self.mac)
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -288,7 +311,13 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// Grants the rings and pools to `backend`, posts every rx page and
     /// allocates the event channel.
-    pub fn new(grants: &'g Grants<G>, events: &'g E, backend: DomId, mac: [u8; 6], opts: Options) -> Result<Self, NetError> {
+    pub fn new(
+        grants: &'g Grants<G>,
+        events: &'g E,
+        backend: DomId,
+        mac: [u8; 6],
+        opts: Options,
+    ) -> Result<Self, NetError> {
         let tx = FrontRing::init(grants.share(backend, 1, Access::ReadWrite)?)?;
         let rx = FrontRing::init(grants.share(backend, 1, Access::ReadWrite)?)?;
         let n_tx = opts.tx_buffers.clamp(1, tx.size() as usize);
@@ -322,7 +351,10 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     }
 
     fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
-        let gref = self.rx_pages.gref(id as usize).ok_or(GrantError::InvalidArgument)?;
+        let gref = self
+            .rx_pages
+            .gref(id as usize)
+            .ok_or(GrantError::InvalidArgument)?;
         // One request per pool page and as many slots as pages: room.
         if self.rx.push_request(&RxRequest { id, gref }).is_ok() {
             self.rx_posted[id as usize] = true;
@@ -334,7 +366,13 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// waits for netback's InitWait, publishes the rings, the event
     /// channel and `request-rx-copy`/`feature-rx-notify`, switches to
     /// Connected and waits for the backend to connect.
-    pub fn connect<T: Transport>(grants: &'g Grants<G>, events: &'g E, store: &'g spin::Mutex<Client<T>>, devid: u32, opts: Options) -> Result<Self, NetError> {
+    pub fn connect<T: Transport>(
+        grants: &'g Grants<G>,
+        events: &'g E,
+        store: &'g spin::Mutex<Client<T>>,
+        devid: u32,
+        opts: Options,
+    ) -> Result<Self, NetError> {
         let bus = Frontend::open(store, "vif", devid)?;
         // A device the toolstack is detaching (libxl sets the backend's
         // `online` to 0 first) is not reconnected: writing Initialising
@@ -342,12 +380,19 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
             return Err(NetError::BackendClosing);
         }
-        let mac_node = store.lock().read_string(&format!("{}/mac", bus.path())).map_err(XenbusError::from)?;
+        let mac_node = store
+            .lock()
+            .read_string(&format!("{}/mac", bus.path()))
+            .map_err(XenbusError::from)?;
         let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
         bus.initialise(opts.timeout)?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
         let k = nf.keys();
-        let (tx, rx, port) = (format!("{}", k.tx_ring_ref.0), format!("{}", k.rx_ring_ref.0), format!("{}", k.event_channel.0));
+        let (tx, rx, port) = (
+            format!("{}", k.tx_ring_ref.0),
+            format!("{}", k.rx_ring_ref.0),
+            format!("{}", k.event_channel.0),
+        );
         let keys = [
             ("tx-ring-ref", &*tx),
             ("rx-ring-ref", &*rx),
@@ -387,7 +432,10 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// The address the toolstack gave the interface (`ip=` in the xl vif
     /// spec, the backend's `ip` node), if any.
     pub fn configured_ip(&self) -> Option<core::net::Ipv4Addr> {
-        self.ip.as_deref().and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok())
+        self.ip
+            .as_deref()
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
     }
 
     /// Our MAC address.
@@ -432,7 +480,11 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             }
             return self.fail(e.into());
         }
-        if !matches!(events.status(self.port.port()), Ok(Status::Interdomain { .. })) && self.bus.is_some() {
+        if !matches!(
+            events.status(self.port.port()),
+            Ok(Status::Interdomain { .. })
+        ) && self.bus.is_some()
+        {
             return self.fail(NetError::BackendGone);
         }
         Ok(())
@@ -467,10 +519,21 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             return Err(NetError::BadFrame(frame.len()));
         }
         self.reap_tx()?;
-        let Some(id) = self.tx_free.pop() else { return Ok(false) };
+        let Some(id) = self.tx_free.pop() else {
+            return Ok(false);
+        };
         self.tx_pages.write_at(id as usize * PAGE, frame)?;
-        let gref = self.tx_pages.gref(id as usize).ok_or(GrantError::InvalidArgument)?;
-        let req = TxRequest { gref, offset: 0, flags: 0, id, size: frame.len() as u16 };
+        let gref = self
+            .tx_pages
+            .gref(id as usize)
+            .ok_or(GrantError::InvalidArgument)?;
+        let req = TxRequest {
+            gref,
+            offset: 0,
+            flags: 0,
+            id,
+            size: frame.len() as u16,
+        };
         if self.tx.push_request(&req).is_err() {
             // The ring has as many slots as the pool has pages at least.
             self.tx_free.push(id);
@@ -509,7 +572,8 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
                 && off + len as usize <= PAGE
                 && len as usize <= buf.len();
             let result = if ok {
-                self.rx_pages.read_at(id * PAGE + off, &mut buf[..len as usize])?;
+                self.rx_pages
+                    .read_at(id * PAGE + off, &mut buf[..len as usize])?;
                 Some(len as usize)
             } else {
                 self.stats.rx_dropped += 1;
@@ -534,7 +598,10 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// back) or `timeout` passes.
     pub fn wait(&mut self, timeout: Duration) -> Result<(), NetError> {
         self.check_link()?;
-        let (rx_more, tx_more) = match (self.rx.final_check_for_responses(), self.tx.final_check_for_responses()) {
+        let (rx_more, tx_more) = match (
+            self.rx.final_check_for_responses(),
+            self.tx.final_check_for_responses(),
+        ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return self.fail(e.into()),
         };
@@ -544,7 +611,9 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         let events = self.port.events();
         let deadline = events.deadline_after(timeout.min(LINK_CHECK));
         let (rx, tx) = (&self.rx, &self.tx);
-        match events.wait_until(Some(deadline), &mut || rx.response_published() || tx.response_published()) {
+        match events.wait_until(Some(deadline), &mut || {
+            rx.response_published() || tx.response_published()
+        }) {
             Ok(()) | Err(EventError::Timeout) => Ok(()),
             Err(e) => self.fail(e.into()),
         }
@@ -613,7 +682,10 @@ impl<'g, G: GrantOps, E: EventOps> smoltcp::phy::Device for NetFront<'g, G, E> {
     where
         Self: 'a;
 
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+    fn receive(
+        &mut self,
+        _: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let mut buf = alloc::vec![0u8; MAX_FRAME];
         let n = self.recv(&mut buf).ok()??;
         buf.truncate(n);

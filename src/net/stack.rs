@@ -23,7 +23,10 @@ pub struct Stack<'g, G: GrantOps, E: EventOps> {
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for Stack<'_, G, E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Stack").field("dev", &self.dev).field("addrs", &self.iface.ip_addrs()).finish()
+        f.debug_struct("Stack")
+            .field("dev", &self.dev)
+            .field("addrs", &self.iface.ip_addrs())
+            .finish()
     }
 }
 
@@ -34,11 +37,26 @@ fn instant(ns: u64) -> smoltcp::time::Instant {
 impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
     /// An interface with our MAC and `addr`/`prefix`, routing everything
     /// else through `gateway`.
-    pub fn new(mut dev: NetFront<'g, G, E>, addr: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Self {
+    pub fn new(
+        mut dev: NetFront<'g, G, E>,
+        addr: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> Self {
         let mut config = Config::new(EthernetAddress(dev.mac()).into());
         let now = dev.now_ns();
         // TCP initial sequence numbers: vary per boot.
-        config.random_seed = now ^ u64::from_le_bytes([dev.mac()[0], dev.mac()[1], dev.mac()[2], dev.mac()[3], dev.mac()[4], dev.mac()[5], 0, 0]);
+        config.random_seed = now
+            ^ u64::from_le_bytes([
+                dev.mac()[0],
+                dev.mac()[1],
+                dev.mac()[2],
+                dev.mac()[3],
+                dev.mac()[4],
+                dev.mac()[5],
+                0,
+                0,
+            ]);
         let mut iface = Interface::new(config, &mut dev, instant(now));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(addr.into(), prefix));
@@ -46,7 +64,11 @@ impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
         if let Some(gw) = gateway {
             let _ = iface.routes_mut().add_default_ipv4_route(gw);
         }
-        Stack { dev, iface, sockets: SocketSet::new(Vec::new()) }
+        Stack {
+            dev,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+        }
     }
 
     /// Puts a new device under the stack (the same interface: a vif
@@ -74,7 +96,10 @@ impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
     /// Sleeps until a frame arrives, a socket timer is due, or `max`.
     pub fn wait(&mut self, max: Duration) -> Result<(), NetError> {
         let now = instant(self.dev.now_ns());
-        let delay = self.iface.poll_delay(now, &self.sockets).map_or(max, |d| Duration::from_micros(d.total_micros()).min(max));
+        let delay = self
+            .iface
+            .poll_delay(now, &self.sockets)
+            .map_or(max, |d| Duration::from_micros(d.total_micros()).min(max));
         if delay.is_zero() {
             return Ok(());
         }

@@ -66,23 +66,44 @@ fn netback(w: &World, k: FrontKeys) {
         let mut notify = false;
         if w.answer_tx.load(Ordering::Relaxed) {
             while let Some(req) = tx.poll_request().unwrap() {
-                let page = w.back_grants.map(FRONT, &[req.gref], Access::ReadOnly).unwrap();
+                let page = w
+                    .back_grants
+                    .map(FRONT, &[req.gref], Access::ReadOnly)
+                    .unwrap();
                 let mut frame = vec![0u8; req.size as usize];
                 page.read_at(req.offset as usize, &mut frame).unwrap();
                 page.unmap().unwrap();
                 w.sent.lock().unwrap().push(frame);
-                tx.push_response(&TxResponse { id: req.id, status: NETIF_RSP_OKAY }).unwrap();
+                tx.push_response(&TxResponse {
+                    id: req.id,
+                    status: NETIF_RSP_OKAY,
+                })
+                .unwrap();
             }
             notify |= tx.push_responses_and_check_notify();
         }
         while rx.unconsumed_requests().unwrap() > 0 {
-            let Some((frame, how)) = w.inject.lock().unwrap().pop_front() else { break };
+            let Some((frame, how)) = w.inject.lock().unwrap().pop_front() else {
+                break;
+            };
             let req = rx.poll_request().unwrap().unwrap();
-            let page = w.back_grants.map(FRONT, &[req.gref], Access::ReadWrite).unwrap();
-            let offset = if let Rx::Good { offset } = how { offset } else { 0 };
+            let page = w
+                .back_grants
+                .map(FRONT, &[req.gref], Access::ReadWrite)
+                .unwrap();
+            let offset = if let Rx::Good { offset } = how {
+                offset
+            } else {
+                0
+            };
             page.write_at(offset as usize, &frame).unwrap();
             page.unmap().unwrap();
-            let mut rsp = RxResponse { id: req.id, offset, flags: 0, status: frame.len() as i16 };
+            let mut rsp = RxResponse {
+                id: req.id,
+                offset,
+                flags: 0,
+                status: frame.len() as i16,
+            };
             match how {
                 Rx::Good { .. } => {}
                 Rx::BadId => rsp.id = 999,
@@ -136,110 +157,207 @@ fn recv(nf: &mut NetFront<'_, FakeXen, FakeEvents>) -> Option<std::vec::Vec<u8>>
 #[test]
 fn messages_have_netif_h_s_layout() {
     let mut b = [0u8; 12];
-    TxRequest { gref: GrantRef(0x01020304), offset: 5, flags: 4, id: 7, size: 1514 }.encode(&mut b);
+    TxRequest {
+        gref: GrantRef(0x01020304),
+        offset: 5,
+        flags: 4,
+        id: 7,
+        size: 1514,
+    }
+    .encode(&mut b);
     assert_eq!(b, [4, 3, 2, 1, 5, 0, 4, 0, 7, 0, 0xea, 0x05]);
     assert_eq!(TxRequest::decode(&b).size, 1514);
     let mut b = [0xffu8; 8];
-    RxRequest { id: 3, gref: GrantRef(9) }.encode(&mut b);
+    RxRequest {
+        id: 3,
+        gref: GrantRef(9),
+    }
+    .encode(&mut b);
     assert_eq!(b, [3, 0, 0, 0, 9, 0, 0, 0]);
-    let r = RxResponse { id: 1, offset: 2, flags: 8, status: -2 };
+    let r = RxResponse {
+        id: 1,
+        offset: 2,
+        flags: 8,
+        status: -2,
+    };
     r.encode(&mut b);
     assert_eq!(b, [1, 0, 2, 0, 8, 0, 0xfe, 0xff]);
     assert_eq!(RxResponse::decode(&b), r);
-    let t = TxResponse { id: 300, status: -1 };
+    let t = TxResponse {
+        id: 300,
+        status: -1,
+    };
     let mut b = [0u8; 4];
     t.encode(&mut b);
     assert_eq!(TxResponse::decode(&b), t);
-    assert_eq!(parse_mac("00:16:3e:00:00:1a"), Some([0, 0x16, 0x3e, 0, 0, 0x1a]));
-    for bad in ["00:16:3e:00:00", "00:16:3e:00:00:1a:22", "0:16:3e:00:00:1a", "zz:16:3e:00:00:1a", ""] {
+    assert_eq!(
+        parse_mac("00:16:3e:00:00:1a"),
+        Some([0, 0x16, 0x3e, 0, 0, 0x1a])
+    );
+    for bad in [
+        "00:16:3e:00:00",
+        "00:16:3e:00:00:1a:22",
+        "0:16:3e:00:00:1a",
+        "zz:16:3e:00:00:1a",
+        "",
+    ] {
         assert_eq!(parse_mac(bad), None, "{bad}");
     }
 }
 
 #[test]
 fn frames_go_both_ways_and_the_pools_are_reused() {
-    with_backend(Options { rx_buffers: 4, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
-        // More frames than either pool has pages: pages come back.
-        for i in 0..20u8 {
-            let f = frame(60 + i as usize * 70, i);
-            let start = std::time::Instant::now();
-            while !nf.send(&f).unwrap() {
-                assert!(start.elapsed() < Duration::from_secs(10), "tx pages never came back");
-                nf.wait(Duration::from_millis(10)).unwrap();
+    with_backend(
+        Options {
+            rx_buffers: 4,
+            tx_buffers: 2,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, w| {
+            // More frames than either pool has pages: pages come back.
+            for i in 0..20u8 {
+                let f = frame(60 + i as usize * 70, i);
+                let start = std::time::Instant::now();
+                while !nf.send(&f).unwrap() {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "tx pages never came back"
+                    );
+                    nf.wait(Duration::from_millis(10)).unwrap();
+                }
             }
-        }
-        let start = std::time::Instant::now();
-        while w.sent.lock().unwrap().len() < 20 && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let sent = w.sent.lock().unwrap().clone();
-        assert_eq!(sent, (0..20u8).map(|i| frame(60 + i as usize * 70, i)).collect::<std::vec::Vec<_>>());
-        for i in 0..10u8 {
-            let f = frame(42 + i as usize * 140, 100 + i);
-            w.inject.lock().unwrap().push_back((f.clone(), Rx::Good { offset: (i as u16 % 3) * 64 }));
-            assert_eq!(recv(nf), Some(f), "frame {i}");
-        }
-        assert_eq!(nf.stats(), NetStats { tx_frames: 20, rx_frames: 10, tx_errors: 0, rx_dropped: 0 });
-        // 2 rings + 2 tx + 4 rx pages, granted once.
-        assert_eq!(w.front_grants.stats().shared_pages, 8);
-    });
+            let start = std::time::Instant::now();
+            while w.sent.lock().unwrap().len() < 20 && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let sent = w.sent.lock().unwrap().clone();
+            assert_eq!(
+                sent,
+                (0..20u8)
+                    .map(|i| frame(60 + i as usize * 70, i))
+                    .collect::<std::vec::Vec<_>>()
+            );
+            for i in 0..10u8 {
+                let f = frame(42 + i as usize * 140, 100 + i);
+                w.inject.lock().unwrap().push_back((
+                    f.clone(),
+                    Rx::Good {
+                        offset: (i as u16 % 3) * 64,
+                    },
+                ));
+                assert_eq!(recv(nf), Some(f), "frame {i}");
+            }
+            assert_eq!(
+                nf.stats(),
+                NetStats {
+                    tx_frames: 20,
+                    rx_frames: 10,
+                    tx_errors: 0,
+                    rx_dropped: 0
+                }
+            );
+            // 2 rings + 2 tx + 4 rx pages, granted once.
+            assert_eq!(w.front_grants.stats().shared_pages, 8);
+        },
+    );
 }
 
 #[test]
 fn frames_we_cannot_send_are_refused() {
     with_backend(Options::default(), |nf, _| {
         assert_eq!(nf.send(&[]), Err(NetError::BadFrame(0)));
-        assert_eq!(nf.send(&[0u8; MAX_FRAME + 1]), Err(NetError::BadFrame(MAX_FRAME + 1)));
+        assert_eq!(
+            nf.send(&[0u8; MAX_FRAME + 1]),
+            Err(NetError::BadFrame(MAX_FRAME + 1))
+        );
         assert!(nf.send(&[0u8; MAX_FRAME]).unwrap());
     });
 }
 
 #[test]
 fn a_backend_holding_every_tx_page_makes_send_wait_not_fail() {
-    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
-        w.answer_tx.store(false, Ordering::Relaxed);
-        assert!(nf.send(&frame(100, 1)).unwrap());
-        assert!(nf.send(&frame(100, 2)).unwrap());
-        assert!(!nf.send(&frame(100, 3)).unwrap(), "no tx page free");
-        w.answer_tx.store(true, Ordering::Relaxed);
-        let start = std::time::Instant::now();
-        while !nf.send(&frame(100, 3)).unwrap() {
-            assert!(start.elapsed() < Duration::from_secs(10));
-            nf.wait(Duration::from_millis(10)).unwrap();
-        }
-    });
+    with_backend(
+        Options {
+            rx_buffers: 2,
+            tx_buffers: 2,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, w| {
+            w.answer_tx.store(false, Ordering::Relaxed);
+            assert!(nf.send(&frame(100, 1)).unwrap());
+            assert!(nf.send(&frame(100, 2)).unwrap());
+            assert!(!nf.send(&frame(100, 3)).unwrap(), "no tx page free");
+            w.answer_tx.store(true, Ordering::Relaxed);
+            let start = std::time::Instant::now();
+            while !nf.send(&frame(100, 3)).unwrap() {
+                assert!(start.elapsed() < Duration::from_secs(10));
+                nf.wait(Duration::from_millis(10)).unwrap();
+            }
+        },
+    );
 }
 
 #[test]
 fn lying_rx_responses_drop_the_frame_and_keep_the_device() {
-    with_backend(Options { rx_buffers: 4, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, w| {
-        for how in [Rx::BadId, Rx::OutsidePage, Rx::Error, Rx::MoreData] {
-            w.inject.lock().unwrap().push_back((frame(200, 1), how));
-        }
-        let good = frame(300, 9);
-        w.inject.lock().unwrap().push_back((good.clone(), Rx::Good { offset: 0 }));
-        assert_eq!(recv(nf), Some(good.clone()));
-        let s = nf.stats();
-        assert_eq!((s.rx_frames, s.rx_dropped), (1, 4));
-        // The bad id named no page, so one page is still the backend's
-        // (never reposted); the three others came back: frames still flow.
-        for i in 0..6u8 {
-            let f = frame(100 + i as usize, i);
-            w.inject.lock().unwrap().push_back((f.clone(), Rx::Good { offset: 0 }));
-            assert_eq!(recv(nf), Some(f));
-        }
-    });
+    with_backend(
+        Options {
+            rx_buffers: 4,
+            tx_buffers: 2,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, w| {
+            for how in [Rx::BadId, Rx::OutsidePage, Rx::Error, Rx::MoreData] {
+                w.inject.lock().unwrap().push_back((frame(200, 1), how));
+            }
+            let good = frame(300, 9);
+            w.inject
+                .lock()
+                .unwrap()
+                .push_back((good.clone(), Rx::Good { offset: 0 }));
+            assert_eq!(recv(nf), Some(good.clone()));
+            let s = nf.stats();
+            assert_eq!((s.rx_frames, s.rx_dropped), (1, 4));
+            // The bad id named no page, so one page is still the backend's
+            // (never reposted); the three others came back: frames still flow.
+            for i in 0..6u8 {
+                let f = frame(100 + i as usize, i);
+                w.inject
+                    .lock()
+                    .unwrap()
+                    .push_back((f.clone(), Rx::Good { offset: 0 }));
+                assert_eq!(recv(nf), Some(f));
+            }
+        },
+    );
 }
 
 #[test]
 fn a_flooding_backend_breaks_the_device() {
-    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, _| {
-        nf.rx.memory().ring_mem().store_u32(crate::ring::RSP_PROD, 500, core::sync::atomic::Ordering::Release).unwrap();
-        let mut buf = [0u8; MAX_FRAME];
-        assert!(matches!(nf.recv(&mut buf), Err(NetError::Ring(RingError::TooManyResponses { .. }))));
-        assert_eq!(nf.recv(&mut buf), Err(NetError::Broken));
-        assert_eq!(nf.send(&[1u8; 60]), Err(NetError::Broken));
-    });
+    with_backend(
+        Options {
+            rx_buffers: 2,
+            tx_buffers: 2,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, _| {
+            nf.rx
+                .memory()
+                .ring_mem()
+                .store_u32(
+                    crate::ring::RSP_PROD,
+                    500,
+                    core::sync::atomic::Ordering::Release,
+                )
+                .unwrap();
+            let mut buf = [0u8; MAX_FRAME];
+            assert!(matches!(
+                nf.recv(&mut buf),
+                Err(NetError::Ring(RingError::TooManyResponses { .. }))
+            ));
+            assert_eq!(nf.recv(&mut buf), Err(NetError::Broken));
+            assert_eq!(nf.send(&[1u8; 60]), Err(NetError::Broken));
+        },
+    );
 }
 
 /// Sets the flag when dropped (also while unwinding).
@@ -253,12 +371,22 @@ impl Drop for StopOnDrop<'_> {
 
 #[test]
 fn a_link_that_went_down_keeps_saying_why() {
-    with_backend(Options { rx_buffers: 2, tx_buffers: 2, timeout: Duration::from_secs(1) }, |nf, _| {
-        assert_eq!(nf.fail::<()>(NetError::BackendClosing), Err(NetError::BackendClosing));
-        let mut buf = [0u8; MAX_FRAME];
-        assert_eq!(nf.recv(&mut buf), Err(NetError::BackendClosing));
-        assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendClosing));
-    });
+    with_backend(
+        Options {
+            rx_buffers: 2,
+            tx_buffers: 2,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, _| {
+            assert_eq!(
+                nf.fail::<()>(NetError::BackendClosing),
+                Err(NetError::BackendClosing)
+            );
+            let mut buf = [0u8; MAX_FRAME];
+            assert_eq!(nf.recv(&mut buf), Err(NetError::BackendClosing));
+            assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendClosing));
+        },
+    );
 }
 
 #[test]
@@ -269,14 +397,37 @@ fn a_vif_being_detached_is_not_reconnected() {
     const B: &str = "/local/domain/0/backend/vif/7/0";
     let w = world();
     let mut t = FakeTransport::new(7, "guest-seven");
-    for (p, v) in [(format!("{F}/backend"), B), (format!("{F}/backend-id"), "0"), (format!("{F}/mac"), "00:16:3e:00:00:12"), (format!("{F}/state"), "6")] {
+    for (p, v) in [
+        (format!("{F}/backend"), B),
+        (format!("{F}/backend-id"), "0"),
+        (format!("{F}/mac"), "00:16:3e:00:00:12"),
+        (format!("{F}/state"), "6"),
+    ] {
         t.server.external_write(&p, v.as_bytes());
     }
     t.server.external_write(&format!("{B}/state"), b"6");
     t.server.external_write(&format!("{B}/online"), b"0");
     let store = spin::Mutex::new(Client::new(t));
-    let r = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, Options { timeout: Duration::from_millis(50), ..Options::default() });
+    let r = NetFront::connect(
+        &w.front_grants,
+        &w.front_events,
+        &store,
+        0,
+        Options {
+            timeout: Duration::from_millis(50),
+            ..Options::default()
+        },
+    );
     assert_eq!(r.err(), Some(NetError::BackendClosing));
-    assert_eq!(store.lock().transport_mut().server.get(&format!("{F}/state")).as_deref(), Some(&b"6"[..]), "nothing written: netback is not reopened");
+    assert_eq!(
+        store
+            .lock()
+            .transport_mut()
+            .server
+            .get(&format!("{F}/state"))
+            .as_deref(),
+        Some(&b"6"[..]),
+        "nothing written: netback is not reopened"
+    );
     assert_eq!(w.front_grants.stats().shared_pages, 0, "nothing granted");
 }

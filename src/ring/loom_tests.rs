@@ -27,7 +27,10 @@ impl Message for Word {
 /// A ring where one request went round already (request and response
 /// consumed, both event indices stale at 1), every header field and the
 /// bytes of the next two slots primed on this thread.
-fn rings() -> (FrontRing<SharedMem<'static>, Word, Word>, BackRing<SharedMem<'static>, Word, Word>) {
+fn rings() -> (
+    FrontRing<SharedMem<'static>, Word, Word>,
+    BackRing<SharedMem<'static>, Word, Word>,
+) {
     let m = SharedMem::leak_zeroed(4096);
     for off in [REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT] {
         m.loom_prime(off, 4);
@@ -57,9 +60,16 @@ fn loom_ring_a_back_end_about_to_sleep_is_woken_by_the_request() {
         let more = b.final_check_for_requests().unwrap();
         let notified = front.join().unwrap();
         if more {
-            assert_eq!(b.poll_request().unwrap(), Some(Word(0xa1b2c3d4)), "read a request before it was written");
+            assert_eq!(
+                b.poll_request().unwrap(),
+                Some(Word(0xa1b2c3d4)),
+                "read a request before it was written"
+            );
         } else {
-            assert!(notified, "lost wake-up: the back end sleeps on a request nobody signals");
+            assert!(
+                notified,
+                "lost wake-up: the back end sleeps on a request nobody signals"
+            );
         }
     });
 }
@@ -78,9 +88,16 @@ fn loom_ring_a_front_end_about_to_sleep_is_woken_by_the_response() {
         let more = f.final_check_for_responses().unwrap();
         let notified = back.join().unwrap();
         if more {
-            assert_eq!(f.poll_response().unwrap(), Some(Word(0x01020304)), "read a response before it was written");
+            assert_eq!(
+                f.poll_response().unwrap(),
+                Some(Word(0x01020304)),
+                "read a response before it was written"
+            );
         } else {
-            assert!(notified, "lost wake-up: the front end sleeps on a response nobody signals");
+            assert!(
+                notified,
+                "lost wake-up: the front end sleeps on a response nobody signals"
+            );
         }
     });
 }
@@ -164,7 +181,11 @@ fn loom_ring_an_exchange_with_event_channels_loses_no_wake_up_and_no_message() {
             }
         }
         let seen = back.join().unwrap();
-        assert_eq!(seen, (0..N).collect::<std::vec::Vec<_>>(), "each request seen once, in order");
+        assert_eq!(
+            seen,
+            (0..N).collect::<std::vec::Vec<_>>(),
+            "each request seen once, in order"
+        );
         assert_eq!(
             answers,
             (0..N).map(|i| i | 0x80).collect::<std::vec::Vec<_>>(),

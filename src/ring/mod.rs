@@ -126,10 +126,18 @@ pub enum RingError {
     EntryTooLarge { entry: usize },
     /// The back end published `rsp_prod` beyond the requests we
     /// published (`rsp_cons` is ours; `req_prod` what we published).
-    TooManyResponses { rsp_prod: RingIdx, rsp_cons: RingIdx, req_prod: RingIdx },
+    TooManyResponses {
+        rsp_prod: RingIdx,
+        rsp_cons: RingIdx,
+        req_prod: RingIdx,
+    },
     /// The front end published more requests than the ring holds
     /// (`RING_REQUEST_PROD_OVERFLOW`).
-    TooManyRequests { req_prod: RingIdx, rsp_prod: RingIdx, size: u32 },
+    TooManyRequests {
+        req_prod: RingIdx,
+        rsp_prod: RingIdx,
+        size: u32,
+    },
     /// An earlier error broke this ring: its peer is not trusted again
     /// (see `is_broken`).
     Broken,
@@ -215,7 +223,10 @@ impl<M: RingMemory> Shared<M> {
         let bytes = mem.ring_len();
         let size = ring_entries(bytes, entry);
         if view.len() < ENTRIES {
-            return Err(RingError::TooSmall { bytes: view.len(), entry });
+            return Err(RingError::TooSmall {
+                bytes: view.len(),
+                entry,
+            });
         }
         if size == 0 {
             return Err(RingError::TooSmall { bytes, entry });
@@ -223,9 +234,16 @@ impl<M: RingMemory> Shared<M> {
         // From here on index accesses cannot fail (in bounds, aligned),
         // so `load`/`store` may ignore their Result.
         if !(view.as_ptr() as usize).is_multiple_of(4) {
-            return Err(RingError::Misaligned { addr: view.as_ptr() as usize });
+            return Err(RingError::Misaligned {
+                addr: view.as_ptr() as usize,
+            });
         }
-        Ok(Shared { mem, size, entry, broken: false })
+        Ok(Shared {
+            mem,
+            size,
+            entry,
+            broken: false,
+        })
     }
 
     fn load(&self, off: usize) -> RingIdx {
@@ -233,7 +251,10 @@ impl<M: RingMemory> Shared<M> {
         // slots below this index; this is ring.h's rmb() after reading a
         // producer index. The header is in bounds and aligned
         // (checked in `new`).
-        self.mem.ring_mem().load_u32(off, Ordering::Acquire).unwrap_or(0)
+        self.mem
+            .ring_mem()
+            .load_u32(off, Ordering::Acquire)
+            .unwrap_or(0)
     }
 
     fn store(&self, off: usize, v: RingIdx) {
@@ -269,10 +290,13 @@ impl<M: RingMemory> Shared<M> {
         // pairs with the peer's mb() between setting its event index and
         // re-checking our producer index (RING_FINAL_CHECK_FOR_*).
         mb();
-        let event = self.mem.ring_mem().load_u32(event_off, Ordering::Relaxed).unwrap_or(0);
+        let event = self
+            .mem
+            .ring_mem()
+            .load_u32(event_off, Ordering::Relaxed)
+            .unwrap_or(0);
         passed(old, new, event)
     }
-
 }
 
 fn entry_size<Req: Message, Rsp: Message>() -> usize {
@@ -314,7 +338,13 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
     }
 
     fn at(ring: Shared<M>, idx: RingIdx) -> Self {
-        FrontRing { ring, req_prod_pvt: idx, req_prod: idx, rsp_cons: idx, _msgs: PhantomData }
+        FrontRing {
+            ring,
+            req_prod_pvt: idx,
+            req_prod: idx,
+            rsp_cons: idx,
+            _msgs: PhantomData,
+        }
     }
 
     /// The memory the ring lives in.
@@ -388,7 +418,11 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
         let ready = rsp_prod.wrapping_sub(self.rsp_cons);
         if ready > self.req_prod.wrapping_sub(self.rsp_cons) {
             self.ring.broken = true;
-            return Err(RingError::TooManyResponses { rsp_prod, rsp_cons: self.rsp_cons, req_prod: self.req_prod });
+            return Err(RingError::TooManyResponses {
+                rsp_prod,
+                rsp_cons: self.rsp_cons,
+                req_prod: self.req_prod,
+            });
         }
         Ok(ready)
     }
@@ -419,7 +453,11 @@ impl<M: RingMemory, Req: Message, Rsp: Message> FrontRing<M, Req, Rsp> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        let _ = self.ring.mem.ring_mem().store_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
+        let _ = self.ring.mem.ring_mem().store_u32(
+            RSP_EVENT,
+            self.rsp_cons.wrapping_add(1),
+            Ordering::Relaxed,
+        );
         // "mb()": the event index is visible before we re-read rsp_prod,
         // pairing with the back end's mb() between publishing rsp_prod
         // and reading rsp_event. Without it both may miss each other.
@@ -451,7 +489,13 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
     /// `BACK_RING_ATTACH` at index `idx`.
     pub fn attach_at(mem: M, idx: RingIdx) -> Result<Self, RingError> {
         let ring = Shared::new(mem, entry_size::<Req, Rsp>())?;
-        Ok(BackRing { ring, rsp_prod_pvt: idx, rsp_prod: idx, req_cons: idx, _msgs: PhantomData })
+        Ok(BackRing {
+            ring,
+            rsp_prod_pvt: idx,
+            rsp_prod: idx,
+            req_cons: idx,
+            _msgs: PhantomData,
+        })
     }
 
     /// The memory the ring lives in.
@@ -495,7 +539,11 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
             || req_prod.wrapping_sub(self.req_cons) > req_prod.wrapping_sub(self.rsp_prod_pvt)
         {
             self.ring.broken = true;
-            return Err(RingError::TooManyRequests { req_prod, rsp_prod: self.rsp_prod_pvt, size: self.ring.size });
+            return Err(RingError::TooManyRequests {
+                req_prod,
+                rsp_prod: self.rsp_prod_pvt,
+                size: self.ring.size,
+            });
         }
         Ok(req_prod.wrapping_sub(self.req_cons))
     }
@@ -551,7 +599,11 @@ impl<M: RingMemory, Req: Message, Rsp: Message> BackRing<M, Req, Rsp> {
         if self.unconsumed_requests()? > 0 {
             return Ok(true);
         }
-        let _ = self.ring.mem.ring_mem().store_u32(REQ_EVENT, self.req_cons.wrapping_add(1), Ordering::Relaxed);
+        let _ = self.ring.mem.ring_mem().store_u32(
+            REQ_EVENT,
+            self.req_cons.wrapping_add(1),
+            Ordering::Relaxed,
+        );
         // "mb()": pairs with the front end's mb() in
         // RING_PUSH_REQUESTS_AND_CHECK_NOTIFY.
         mb();

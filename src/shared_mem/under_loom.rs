@@ -73,7 +73,9 @@ pub(super) mod loom_cells {
                 assert_eq!(w, width, "loom model: mixed-width access at {addr:#x}");
                 return cell;
             }
-            let overlaps = cells.range(addr.saturating_sub(7)..addr + width).any(|(&a, &(w, _))| a + w > addr);
+            let overlaps = cells
+                .range(addr.saturating_sub(7)..addr + width)
+                .any(|(&a, &(w, _))| a + w > addr);
             assert!(!overlaps, "loom model: overlapping access at {addr:#x}");
             let cell: &'static Cell = Box::leak(Box::new(match width {
                 1 => Cell::U8(AtomicU8::new(0)),
@@ -126,7 +128,11 @@ impl SharedMem<'_> {
 }
 
 impl SharedMem<'_> {
-    pub(super) fn loom(&self, offset: usize, width: usize) -> Result<&'static loom_cells::Cell, OutOfBounds> {
+    pub(super) fn loom(
+        &self,
+        offset: usize,
+        width: usize,
+    ) -> Result<&'static loom_cells::Cell, OutOfBounds> {
         self.check(offset, width, width)?;
         let addr = self.base.as_ptr() as usize + offset;
         if !addr.is_multiple_of(width) {
@@ -151,10 +157,17 @@ impl SharedMem<'_> {
         Ok(())
     }
 
-    pub(super) fn loom_fill(&self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
+    pub(super) fn loom_fill(
+        &self,
+        offset: usize,
+        len: usize,
+        value: u8,
+    ) -> Result<(), OutOfBounds> {
         self.check(offset, len, 1)?;
         for i in 0..len {
-            self.loom(offset + i, 1)?.u8().store(value, Ordering::Relaxed);
+            self.loom(offset + i, 1)?
+                .u8()
+                .store(value, Ordering::Relaxed);
         }
         Ok(())
     }

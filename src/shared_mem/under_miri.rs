@@ -48,7 +48,10 @@ impl SharedMem<'_> {
             b.copy_from_slice(&src[at..at + 8]);
             // SAFETY: in bounds (checked) and 8-aligned by construction of
             // `head`; volatile write.
-            unsafe { (self.base.as_ptr().add(offset + at) as *mut u64).write_volatile(u64::from_ne_bytes(b)) };
+            unsafe {
+                (self.base.as_ptr().add(offset + at) as *mut u64)
+                    .write_volatile(u64::from_ne_bytes(b))
+            };
         }
         for (i, s) in src.iter().enumerate().skip(head + words * 8) {
             // SAFETY: as for the head bytes.

@@ -9,17 +9,19 @@
 //! on the host, the fakes, so the handshake, blocking waits, peer death
 //! and close are tested there (`tests` below).
 
-use super::layout::{choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS};
+use super::layout::{
+    choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS,
+};
 use super::ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 use crate::abi::vchan::*;
 use crate::event::{EventError, EventOps, Port, Status};
-use alloc::sync::Arc;
 use crate::grant::{Access, GrantError, GrantOps, Grants, MappedPages, SharedPages, UnmapNotify};
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, EvtchnPort, GrantRef};
 use crate::xenstore::{self, Client, Transport, XsError};
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
@@ -116,8 +118,14 @@ impl<T: Transport> Rendezvous for spin::Mutex<Client<T>> {
         let mut xs = self.lock();
         let me = xs.own_domid()?;
         let perms = [
-            xenstore::Perm { domid: me, access: xenstore::Access::None },
-            xenstore::Perm { domid: reader, access: xenstore::Access::Read },
+            xenstore::Perm {
+                domid: me,
+                access: xenstore::Access::None,
+            },
+            xenstore::Perm {
+                domid: reader,
+                access: xenstore::Access::Read,
+            },
         ];
         xs.transaction(|tx| {
             for (path, value) in nodes {
@@ -162,10 +170,17 @@ impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Copy for Backends<'_, G, 
 enum ChanMem<'b, G: GrantOps> {
     /// The server's shared pages: the control page, then `left` pages of
     /// the left ring, then the right ring's.
-    Server { pages: SharedPages<'b, G>, left: usize },
+    Server {
+        pages: SharedPages<'b, G>,
+        left: usize,
+    },
     /// The client's mappings: the control page, and the rings of order
     /// 12 and up.
-    Client { ctrl: MappedPages<'b, G>, left: Option<MappedPages<'b, G>>, right: Option<MappedPages<'b, G>> },
+    Client {
+        ctrl: MappedPages<'b, G>,
+        left: Option<MappedPages<'b, G>>,
+        right: Option<MappedPages<'b, G>>,
+    },
 }
 
 impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
@@ -221,7 +236,11 @@ fn ring_closed<M: RingMemory>(ring: &Ring<M>, persist: bool) -> bool {
 
 impl<G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> core::fmt::Debug for Vchan<'_, G, E, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vchan").field("ring_sizes", &self.ring_sizes()).field("port", &self.port.port()).field("peer", &self.peer).finish()
+        f.debug_struct("Vchan")
+            .field("ring_sizes", &self.ring_sizes())
+            .field("port", &self.port.port())
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
@@ -313,7 +332,9 @@ impl Deadline {
     /// The deadline (`None`: none), fixed from `now` the first time.
     fn from(&mut self, now: u64) -> Option<u64> {
         let t = self.timeout?;
-        Some(*self.at.get_or_insert_with(|| now.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))))
+        Some(*self.at.get_or_insert_with(|| {
+            now.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+        }))
     }
 
     /// The deadline, reading the clock only if it is not fixed yet.
@@ -341,16 +362,36 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// `peer`, in one transaction. `left_min` is the client→server ring's
     /// minimum size, `right_min` the server→client one's (libxenvchan's
     /// `libxenvchan_server_init`). Closing removes `path`.
-    pub fn server(b: Backends<'b, G, E, S>, peer: DomId, path: &str, left_min: usize, right_min: usize) -> Result<Self> {
+    pub fn server(
+        b: Backends<'b, G, E, S>,
+        peer: DomId,
+        path: &str,
+        left_min: usize,
+        right_min: usize,
+    ) -> Result<Self> {
         let (lo, ro) = choose_orders(left_min, right_min)?;
         let (nl, nr) = (ring_pages(lo), ring_pages(ro));
         let port = Arc::new(Port::alloc_unbound(b.events, peer)?);
-        let mut pages = b.grants.share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
+        let mut pages = b
+            .grants
+            .share(peer, (1 + nl + nr) as u32, Access::ReadWrite)?;
         // The driver-side half of close: if we vanish, the client sees
         // srv_live drop and an event (libxenvchan uses the same notify).
-        pages.set_unmap_notify(0, UnmapNotify { clear_byte: Some(SRV_LIVE), send_event: Some(port.clone()) })?;
-        let ctrl = pages.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
-        let set = |off, v: u32| ctrl.store_u32(off, v, Ordering::Relaxed).map_err(|_| GrantError::InvalidArgument);
+        pages.set_unmap_notify(
+            0,
+            UnmapNotify {
+                clear_byte: Some(SRV_LIVE),
+                send_event: Some(port.clone()),
+            },
+        )?;
+        let ctrl = pages
+            .page(0)
+            .map(|p| p.shared_mem())
+            .ok_or(GrantError::InvalidArgument)?;
+        let set = |off, v: u32| {
+            ctrl.store_u32(off, v, Ordering::Relaxed)
+                .map_err(|_| GrantError::InvalidArgument)
+        };
         for i in 0..nl + nr {
             set(GRANTS + 4 * i, pages.gref(1 + i).map_or(0, |g| g.0))?;
         }
@@ -364,10 +405,19 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         // From here on a failure drops the ring (releasing the pages),
         // then the port.
         let ring = Ring::new(ChanMem::Server { pages, left: nl }, Side::Server)?;
-        let mut chan = Vchan { ring, port, peer, published: None, blocking: false, persist: false, peer_wakes_us: Default::default() };
+        let mut chan = Vchan {
+            ring,
+            port,
+            peer,
+            published: None,
+            blocking: false,
+            persist: false,
+            peer_wakes_us: Default::default(),
+        };
         let (ref_path, port_path) = (format!("{path}/ring-ref"), format!("{path}/event-channel"));
         let (ref_val, port_val) = (format!("{}", ring_ref.0), format!("{}", chan.port.port().0));
-        b.store.publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
+        b.store
+            .publish(&[(&ref_path, &ref_val), (&port_path, &port_val)], peer)?;
         chan.published = Some((b.store, String::from(path)));
         Ok(chan)
     }
@@ -379,21 +429,41 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     pub fn client(b: Backends<'b, G, E, S>, server: DomId, path: &str) -> Result<Self> {
         let ring_ref = read_number(b.store, format!("{path}/ring-ref"))?;
         let remote_port = read_number(b.store, format!("{path}/event-channel"))?;
-        let port = Arc::new(Port::bind_interdomain(b.events, server, EvtchnPort(remote_port))?);
-        let mut ctrl_map = b.grants.map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
-        ctrl_map.set_unmap_notify(UnmapNotify { clear_byte: Some(CLI_LIVE), send_event: Some(port.clone()) })?;
-        let ctrl = ctrl_map.page(0).map(|p| p.shared_mem()).ok_or(GrantError::InvalidArgument)?;
+        let port = Arc::new(Port::bind_interdomain(
+            b.events,
+            server,
+            EvtchnPort(remote_port),
+        )?);
+        let mut ctrl_map = b
+            .grants
+            .map(server, &[GrantRef(ring_ref)], Access::ReadWrite)?;
+        ctrl_map.set_unmap_notify(UnmapNotify {
+            clear_byte: Some(CLI_LIVE),
+            send_event: Some(port.clone()),
+        })?;
+        let ctrl = ctrl_map
+            .page(0)
+            .map(|p| p.shared_mem())
+            .ok_or(GrantError::InvalidArgument)?;
         let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
         let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
         validate_orders(lo, ro)?;
         let (nl, nr) = (ring_pages(lo), ring_pages(ro));
         // Orders <= 20 keep this within the page; checked anyway.
         if nl + nr > MAX_GRANTS {
-            return Err(ChannelError::Vchan(VchanError::Layout(LayoutError::BadOrder(lo.max(ro)))));
+            return Err(ChannelError::Vchan(VchanError::Layout(
+                LayoutError::BadOrder(lo.max(ro)),
+            )));
         }
         // Copy the grant list out once: the server may rewrite it.
-        let refs: Vec<GrantRef> =
-            (0..nl + nr).map(|i| GrantRef(ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed).unwrap_or(0))).collect();
+        let refs: Vec<GrantRef> = (0..nl + nr)
+            .map(|i| {
+                GrantRef(
+                    ctrl.load_u32(GRANTS + 4 * i, Ordering::Relaxed)
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
         let map_ring = |order: u16, refs: &[GrantRef], access| -> Result<_> {
             Ok(match ring_offset(order) {
                 Some(_) => None,
@@ -403,18 +473,41 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         // We write the left ring and only read the right one.
         let left = map_ring(lo, &refs[..nl], Access::ReadWrite)?;
         let right = map_ring(ro, &refs[nl..], Access::ReadOnly)?;
-        let ring = Ring::new(ChanMem::Client { ctrl: ctrl_map, left, right }, Side::Client)?;
+        let ring = Ring::new(
+            ChanMem::Client {
+                ctrl: ctrl_map,
+                left,
+                right,
+            },
+            Side::Client,
+        )?;
         ring.set_live(1);
-        let _ = ring.memory().ctrl().store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
+        let _ = ring
+            .memory()
+            .ctrl()
+            .store_u8(SRV_NOTIFY, NOTIFY_WRITE, Ordering::Release);
         let _ = port.send();
-        Ok(Vchan { ring, port, peer: server, published: None, blocking: false, persist: false, peer_wakes_us: Default::default() })
+        Ok(Vchan {
+            ring,
+            port,
+            peer: server,
+            published: None,
+            blocking: false,
+            persist: false,
+            peer_wakes_us: Default::default(),
+        })
     }
 
     /// [`client`](Self::client) once the server has offered the channel:
     /// waits (on a xenstore watch, not by polling) up to `timeout` for
     /// `<path>/event-channel`, which the server publishes in the same
     /// transaction as `ring-ref`.
-    pub fn client_wait(b: Backends<'b, G, E, S>, server: DomId, path: &str, timeout: Duration) -> Result<Self> {
+    pub fn client_wait(
+        b: Backends<'b, G, E, S>,
+        server: DomId,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
         let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         b.store.wait_for(&format!("{path}/event-channel"), ns)?;
         Self::client(b, server, path)
@@ -428,7 +521,12 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         let w = |o| ctrl.load_u32(o, Ordering::Acquire).unwrap_or(0);
         let b = |o| ctrl.load_u8(o, Ordering::Acquire).unwrap_or(0);
         (
-            [w(LEFT + RING_CONS), w(LEFT + RING_PROD), w(RIGHT + RING_CONS), w(RIGHT + RING_PROD)],
+            [
+                w(LEFT + RING_CONS),
+                w(LEFT + RING_PROD),
+                w(RIGHT + RING_CONS),
+                w(RIGHT + RING_PROD),
+            ],
             [b(CLI_LIVE), b(SRV_LIVE), b(CLI_NOTIFY), b(SRV_NOTIFY)],
         )
     }
@@ -521,7 +619,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         }
         if self.blocking {
             let (ring, want, persist) = (&self.ring, data.len(), self.persist);
-            self.wait_for(None, &mut || ring.buffer_space().map_or(true, |n| n >= want) || ring_closed(ring, persist))?;
+            self.wait_for(None, &mut || {
+                ring.buffer_space().map_or(true, |n| n >= want) || ring_closed(ring, persist)
+            })?;
         }
         if self.buffer_space()? < data.len() {
             return Ok(0);
@@ -537,7 +637,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
         }
         if self.blocking {
             let (ring, want, persist) = (&self.ring, buf.len(), self.persist);
-            self.wait_for(None, &mut || ring.data_ready().map_or(true, |n| n >= want) || ring_closed(ring, persist))?;
+            self.wait_for(None, &mut || {
+                ring.data_ready().map_or(true, |n| n >= want) || ring_closed(ring, persist)
+            })?;
         }
         if self.data_ready()? < buf.len() {
             return Ok(0);
@@ -563,15 +665,22 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     /// domain receives, e.g. another event port having fired
     /// (`|| xen.events().take_fired(port)`) or a device having work. A
     /// ready channel comes first; `other` is asked only when none is.
-    pub fn wait_any_or(chans: &[&Self], other: &mut dyn FnMut() -> bool, timeout: Option<Duration>) -> Result<Woken> {
+    pub fn wait_any_or(
+        chans: &[&Self],
+        other: &mut dyn FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<Woken> {
         let first = chans.first().ok_or(GrantError::InvalidArgument)?;
         let events = first.events();
         let found = core::cell::Cell::new(None);
         let mut ready = || {
-            let chan = chans
-                .iter()
-                .position(|c| c.ring.data_ready().map_or(true, |n| n > 0) || ring_closed(&c.ring, c.persist));
-            found.set(chan.map(Woken::Channel).or_else(|| other().then_some(Woken::Other)));
+            let chan = chans.iter().position(|c| {
+                c.ring.data_ready().map_or(true, |n| n > 0) || ring_closed(&c.ring, c.persist)
+            });
+            found.set(
+                chan.map(Woken::Channel)
+                    .or_else(|| other().then_some(Woken::Other)),
+            );
             found.get().is_some()
         };
         // Ready already: no clock read for the deadline.
@@ -602,14 +711,27 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
 
     /// Server side: waits until a client has connected (`cli_live == 1`).
     pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<()> {
-        let live = || self.ring.memory().ctrl().load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0);
+        let live = || {
+            self.ring
+                .memory()
+                .ctrl()
+                .load_u8(CLI_LIVE, Ordering::Acquire)
+                .unwrap_or(0)
+        };
         self.wait_for(self.deadline(timeout), &mut || live() != 2)?;
-        if live() == 1 { Ok(()) } else { Err(VchanError::Closed.into()) }
+        if live() == 1 {
+            Ok(())
+        } else {
+            Err(VchanError::Closed.into())
+        }
     }
 
     /// Whether the peer domain is known to be gone ([`Ring::peer_vanished`]).
     fn peer_gone(&self) -> bool {
-        let connected = matches!(self.events().status(self.port.port()), Ok(Status::Interdomain { .. }));
+        let connected = matches!(
+            self.events().status(self.port.port()),
+            Ok(Status::Interdomain { .. })
+        );
         self.ring.peer_vanished(connected)
     }
 
@@ -697,7 +819,10 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
     fn kick(&self, p: Progress) -> Result<usize> {
         if p.notify {
             if let Err(error) = self.events().send(self.port.port()) {
-                return Err(ChannelError::NotifyFailed { bytes: p.bytes, error });
+                return Err(ChannelError::NotifyFailed {
+                    bytes: p.bytes,
+                    error,
+                });
             }
         }
         Ok(p.bytes)
@@ -769,7 +894,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 return Ok(n);
             }
             let (ring, persist) = (&self.ring, self.persist);
-            if self.spin(deadline, &mut || ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)) {
+            if self.spin(deadline, &mut || {
+                ring.peek_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)
+            }) {
                 continue;
             }
             // About to sleep: ask for an event (read_now requests, then
@@ -780,7 +907,9 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             }
             let until = deadline.until(self.events());
             let (ring, persist) = (&self.ring, self.persist);
-            self.wait_for(until, &mut || ring.data_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
+            self.wait_for(until, &mut || {
+                ring.data_ready().map_or(true, |n| n > 0) || ring_closed(ring, persist)
+            })?;
         }
     }
 
@@ -811,7 +940,10 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
             let n = match self.write_step(&data[sent..sent + step], spun) {
                 Ok(n) => n,
                 Err(ChannelError::NotifyFailed { bytes, error }) => {
-                    return Err(ChannelError::NotifyFailed { bytes: sent + bytes, error })
+                    return Err(ChannelError::NotifyFailed {
+                        bytes: sent + bytes,
+                        error,
+                    })
                 }
                 Err(e) => return Err(e),
             };
@@ -825,11 +957,15 @@ impl<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> Vchan<'b, G, E, S> {
                 spun = true;
                 // Full after the spin or not: the next write_step asks for
                 // an event (and re-reads) before we sleep.
-                let _ = self.spin(&mut deadline, &mut || ring.peek_space().map_or(true, |n| n > 0) || ring_closed(ring, persist));
+                let _ = self.spin(&mut deadline, &mut || {
+                    ring.peek_space().map_or(true, |n| n > 0) || ring_closed(ring, persist)
+                });
                 continue;
             }
             let until = deadline.until(self.events());
-            self.wait_for(until, &mut || ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist))?;
+            self.wait_for(until, &mut || {
+                ring.buffer_space().map_or(true, |n| n > 0) || ring_closed(ring, persist)
+            })?;
             spun = false;
         }
         Ok(())
@@ -893,7 +1029,11 @@ mod tests {
                 None => Err(XsError::Errno(crate::error::Errno::ENOENT)),
             }
         }
-        fn publish(&self, nodes: &[(&str, &str)], reader: DomId) -> core::result::Result<(), XsError> {
+        fn publish(
+            &self,
+            nodes: &[(&str, &str)],
+            reader: DomId,
+        ) -> core::result::Result<(), XsError> {
             let mut n = self.nodes();
             for (p, v) in nodes {
                 n.insert(String::from(*p), (String::from(*v), reader));
@@ -901,7 +1041,8 @@ mod tests {
             Ok(())
         }
         fn remove(&self, path: &str) -> core::result::Result<(), XsError> {
-            self.nodes().retain(|k, _| !(k == path || k.starts_with(&format!("{path}/"))));
+            self.nodes()
+                .retain(|k, _| !(k == path || k.starts_with(&format!("{path}/"))));
             Ok(())
         }
         fn wait_for(&self, path: &str, timeout_ns: u64) -> core::result::Result<(), XsError> {
@@ -924,7 +1065,11 @@ mod tests {
 
     impl Dom {
         fn backends(&self) -> Backends<'_, FakeXen, FakeEvents, FakeStore> {
-            Backends { grants: &self.grants, events: &self.events, store: &self.store }
+            Backends {
+                grants: &self.grants,
+                events: &self.events,
+                store: &self.store,
+            }
         }
     }
 
@@ -934,7 +1079,10 @@ mod tests {
         let dom = |d: DomId| Dom {
             grants: Grants::new(gw.add_domain(d, 1, 8), 1).unwrap(),
             events: ew.domain(d),
-            store: FakeStore { nodes: nodes.clone(), me: d },
+            store: FakeStore {
+                nodes: nodes.clone(),
+                me: d,
+            },
         };
         let (a, b) = (dom(A), dom(B));
         (gw, ew, a, b)
@@ -948,14 +1096,18 @@ mod tests {
         loop {
             match Vchan::client(b.backends(), A, PATH) {
                 Ok(c) => return c,
-                Err(ChannelError::Xenstore(_)) if start.elapsed().as_secs() < 5 => std::thread::yield_now(),
+                Err(ChannelError::Xenstore(_)) if start.elapsed().as_secs() < 5 => {
+                    std::thread::yield_now()
+                }
                 Err(e) => panic!("client: {e:?}"),
             }
         }
     }
 
     fn pattern(n: usize, seed: u8) -> Vec<u8> {
-        (0..n).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect()
+        (0..n)
+            .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
+            .collect()
     }
 
     /// The real xenstore client is a `Rendezvous` (over the fake daemon):
@@ -966,17 +1118,43 @@ mod tests {
         use crate::xenstore::{fake::FakeTransport, Access, Client, Perm, XsError};
         let store = spin::Mutex::new(Client::new(FakeTransport::new(7, "guest-seven")));
         assert_eq!(store.own_domid(), Ok(DomId(7)));
-        assert_eq!(store.wait_for("data/v/event-channel", 5_000_000), Err(XsError::Timeout));
-        store.publish(&[("data/v/ring-ref", "12"), ("data/v/event-channel", "5")], DomId(3)).unwrap();
+        assert_eq!(
+            store.wait_for("data/v/event-channel", 5_000_000),
+            Err(XsError::Timeout)
+        );
+        store
+            .publish(
+                &[("data/v/ring-ref", "12"), ("data/v/event-channel", "5")],
+                DomId(3),
+            )
+            .unwrap();
         assert_eq!(store.read_string("data/v/ring-ref").as_deref(), Ok("12"));
-        assert_eq!(store.read_string("data/v/event-channel").as_deref(), Ok("5"));
-        let perms = [Perm { domid: DomId(7), access: Access::None }, Perm { domid: DomId(3), access: Access::Read }];
+        assert_eq!(
+            store.read_string("data/v/event-channel").as_deref(),
+            Ok("5")
+        );
+        let perms = [
+            Perm {
+                domid: DomId(7),
+                access: Access::None,
+            },
+            Perm {
+                domid: DomId(3),
+                access: Access::Read,
+            },
+        ];
         assert_eq!(store.lock().get_perms("data/v/ring-ref").unwrap(), perms);
-        assert_eq!(store.lock().get_perms("data/v/event-channel").unwrap(), perms);
+        assert_eq!(
+            store.lock().get_perms("data/v/event-channel").unwrap(),
+            perms
+        );
         assert_eq!(store.wait_for("data/v/event-channel", 5_000_000), Ok(()));
         store.remove("data/v").unwrap();
         assert!(store.read_string("data/v/ring-ref").is_err());
-        assert!(store.lock().read("data/v").is_err(), "the directory went too");
+        assert!(
+            store.lock().read("data/v").is_err(),
+            "the directory went too"
+        );
     }
 
     #[test]
@@ -994,21 +1172,28 @@ mod tests {
                     assert_eq!(c.ring_sizes(), (right, left));
                     assert_eq!(c.peer(), A);
                     let mut got = std::vec![0u8; up.len()];
-                    c.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                    c.read_exact(&mut got, Some(Duration::from_secs(20)))
+                        .unwrap();
                     assert!(got == up, "client->server stream corrupted");
                     c.write_all(&down, Some(Duration::from_secs(20))).unwrap();
                     // Stay until the server has read everything.
-                    c.wait_for(c.deadline(Some(Duration::from_secs(20))), &mut || c.ring.buffer_space().unwrap() == left)
-                        .unwrap();
+                    c.wait_for(c.deadline(Some(Duration::from_secs(20))), &mut || {
+                        c.ring.buffer_space().unwrap() == left
+                    })
+                    .unwrap();
                 });
                 let mut srv = srv;
                 srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
                 assert_eq!(srv.peer(), B);
-                assert_eq!(a.store.nodes()[&format!("{PATH}/event-channel")].0, format!("{}", srv.port().0));
+                assert_eq!(
+                    a.store.nodes()[&format!("{PATH}/event-channel")].0,
+                    format!("{}", srv.port().0)
+                );
                 assert_eq!(srv.header().1[..2], [1, 1], "both ends live");
                 srv.write_all(&up, Some(Duration::from_secs(20))).unwrap();
                 let mut got = std::vec![0u8; down.len()];
-                srv.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                srv.read_exact(&mut got, Some(Duration::from_secs(20)))
+                    .unwrap();
                 assert!(got == down, "server->client stream corrupted");
                 // The indices: all of `down` through the left ring, all of
                 // `up` through the right one, each consumed.
@@ -1017,15 +1202,26 @@ mod tests {
                 client.join().unwrap();
                 // Every sleep was ended by an event: no lost wake-up (a
                 // lost one would cost a whole PEER_CHECK slice and count).
-                assert_eq!((ew.timeouts(A), ew.timeouts(B)), (0, 0), "waits that ended at their deadline");
+                assert_eq!(
+                    (ew.timeouts(A), ew.timeouts(B)),
+                    (0, 0),
+                    "waits that ended at their deadline"
+                );
                 // The client is gone (dropped: live flag 0): reads say so.
                 let mut buf = [0u8; 16];
-                assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_secs(5))), Err(ChannelError::Vchan(VchanError::Closed)));
+                assert_eq!(
+                    srv.read_blocking(&mut buf, Some(Duration::from_secs(5))),
+                    Err(ChannelError::Vchan(VchanError::Closed))
+                );
                 drop(srv);
             });
             // The server's close removed its nodes, released every page and
             // closed its port; the client's drop unmapped and closed its.
-            assert!(a.store.nodes().is_empty(), "nodes left: {:?}", a.store.nodes().keys().collect::<Vec<_>>());
+            assert!(
+                a.store.nodes().is_empty(),
+                "nodes left: {:?}",
+                a.store.nodes().keys().collect::<Vec<_>>()
+            );
             let st = a.grants.stats();
             assert_eq!((st.shared_pages, st.pending, st.refs_used), (0, 0, 0));
             assert_eq!(gw.mapping_count(), 0);
@@ -1056,9 +1252,16 @@ mod tests {
         srv.wait(true, false, t).unwrap();
         assert_eq!(Vchan::wait_any(&[&srv], t), Ok(0));
         assert_eq!(srv.read_blocking(&mut buf, t), Ok(1));
-        assert_eq!((ew.clock_reads(A), ew.clock_reads(B)), (ra, rb), "clock reads without a wait");
+        assert_eq!(
+            (ew.clock_reads(A), ew.clock_reads(B)),
+            (ra, rb),
+            "clock reads without a wait"
+        );
         // An idle read has to wait: it reads the clock, and times out.
-        assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_millis(2))), Err(ChannelError::Timeout));
+        assert_eq!(
+            srv.read_blocking(&mut buf, Some(Duration::from_millis(2))),
+            Err(ChannelError::Timeout)
+        );
         assert!(ew.clock_reads(A) > ra);
     }
 
@@ -1077,18 +1280,26 @@ mod tests {
             let mut srv = Vchan::server(a.backends(), B, PATH, left, right).unwrap();
             let (nl, nr) = (left / 4096, right / 4096);
             let mem = srv.ring.memory();
-            assert!(mem.ring_page(Which::Left, nl - 1).is_some() && mem.ring_page(Which::Left, nl).is_none());
-            assert!(mem.ring_page(Which::Right, nr - 1).is_some() && mem.ring_page(Which::Right, nr).is_none());
+            assert!(
+                mem.ring_page(Which::Left, nl - 1).is_some()
+                    && mem.ring_page(Which::Left, nl).is_none()
+            );
+            assert!(
+                mem.ring_page(Which::Right, nr - 1).is_some()
+                    && mem.ring_page(Which::Right, nr).is_none()
+            );
             let client = s.spawn(|| {
                 let mut c = connect(&b);
                 assert_eq!(c.ring_sizes(), (right, left));
                 c.write_all(&up, Some(Duration::from_secs(20))).unwrap();
                 let mut got = std::vec![0u8; down.len()];
-                c.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+                c.read_exact(&mut got, Some(Duration::from_secs(20)))
+                    .unwrap();
                 assert!(got == down, "server->client stream corrupted");
             });
             let mut got = std::vec![0u8; up.len()];
-            srv.read_exact(&mut got, Some(Duration::from_secs(20))).unwrap();
+            srv.read_exact(&mut got, Some(Duration::from_secs(20)))
+                .unwrap();
             assert!(got == up, "client->server stream corrupted");
             srv.write_all(&down, Some(Duration::from_secs(20))).unwrap();
             client.join().unwrap();
@@ -1115,7 +1326,10 @@ mod tests {
         assert_eq!(cli.write(&data), Ok(0), "full");
         // Reads with room for the whole ring: a step each, in order.
         assert_eq!(srv.read(&mut buf), Ok(step));
-        assert_eq!(srv.read_blocking(&mut buf[step..], Some(Duration::from_secs(5))), Ok(step));
+        assert_eq!(
+            srv.read_blocking(&mut buf[step..], Some(Duration::from_secs(5))),
+            Ok(step)
+        );
         // send and recv stay all-or-nothing: half a ring in one call.
         assert_eq!(cli.send(&data[..2 * step]), Ok(2 * step));
         assert_eq!(srv.recv(&mut buf[2 * step..]), Ok(2 * step));
@@ -1123,11 +1337,18 @@ mod tests {
         // write_all publishes (and wakes the peer) after its first step:
         // with the event failing, the call ends there.
         let mut rest = std::vec![0u8; 2 * step];
-        srv.read_exact(&mut rest, Some(Duration::from_secs(5))).unwrap();
+        srv.read_exact(&mut rest, Some(Duration::from_secs(5)))
+            .unwrap();
         assert!(rest[..] == data[..2 * step], "what send wrote");
-        assert_eq!(srv.data_ready(), Ok(0), "drained; the server asks for an event");
+        assert_eq!(
+            srv.data_ready(),
+            Ok(0),
+            "drained; the server asks for an event"
+        );
         ew.fail_sends(B);
-        assert!(matches!(cli.write_all(&data, Some(Duration::from_secs(5))), Err(ChannelError::NotifyFailed { bytes, .. }) if bytes == step));
+        assert!(
+            matches!(cli.write_all(&data, Some(Duration::from_secs(5))), Err(ChannelError::NotifyFailed { bytes, .. }) if bytes == step)
+        );
     }
 
     #[test]
@@ -1136,10 +1357,16 @@ mod tests {
         let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
         assert_eq!(srv.state(), State::Waiting);
         let mut cli = connect(&b);
-        assert_eq!((srv.state(), cli.state()), (State::Connected, State::Connected));
+        assert_eq!(
+            (srv.state(), cli.state()),
+            (State::Connected, State::Connected)
+        );
         let (_, room) = cli.ring_sizes();
         // Too big to ever fit: refused, nothing written.
-        assert!(matches!(cli.send(&std::vec![1u8; room + 1]), Err(ChannelError::Grant(GrantError::InvalidArgument))));
+        assert!(matches!(
+            cli.send(&std::vec![1u8; room + 1]),
+            Err(ChannelError::Grant(GrantError::InvalidArgument))
+        ));
         assert_eq!(srv.data_ready().unwrap(), 0);
         // Fill all but 10 bytes; a send of 11 moves nothing, of 10 moves all.
         assert_eq!(cli.send(&std::vec![7u8; room - 10]).unwrap(), room - 10);
@@ -1153,7 +1380,9 @@ mod tests {
         let mut five = [0u8; 5];
         assert_eq!(srv.recv(&mut five).unwrap(), 5);
         assert_eq!(five, [9u8; 5]);
-        assert!(srv.recv(&mut std::vec![0u8; srv.ring_sizes().0 + 1]).is_err());
+        assert!(srv
+            .recv(&mut std::vec![0u8; srv.ring_sizes().0 + 1])
+            .is_err());
         drop(cli);
         assert_eq!(srv.state(), State::Closed);
     }
@@ -1187,13 +1416,19 @@ mod tests {
             assert!(srv.is_blocking());
             let mut buf = [0u8; 8];
             assert_eq!(srv.recv(&mut buf).unwrap(), 8);
-            assert!(start.elapsed() >= Duration::from_millis(90), "waited for the second half");
+            assert!(
+                start.elapsed() >= Duration::from_millis(90),
+                "waited for the second half"
+            );
             assert_eq!(&buf, b"abcdefgh");
             buf.make_ascii_uppercase();
             assert_eq!(srv.send(&buf).unwrap(), 8);
             client.join().unwrap();
             // The client is gone: a blocking read ends with Closed.
-            assert_eq!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::Closed)));
+            assert_eq!(
+                srv.read(&mut buf),
+                Err(ChannelError::Vchan(VchanError::Closed))
+            );
             srv.set_blocking(false);
         });
     }
@@ -1211,18 +1446,36 @@ mod tests {
                 // each 67-134 ms peer-check slice nudges it.
                 let before = ew.sends(B, c.port());
                 let mut buf = [0u8; 4];
-                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_millis(300))), Err(ChannelError::Timeout));
-                assert!(ew.sends(B, c.port()) - before >= 2, "the unproven peer is nudged");
+                assert_eq!(
+                    c.read_blocking(&mut buf, Some(Duration::from_millis(300))),
+                    Err(ChannelError::Timeout)
+                );
+                assert!(
+                    ew.sends(B, c.port()) - before >= 2,
+                    "the unproven peer is nudged"
+                );
                 // Now the server's write wakes a sleep of ours...
-                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_secs(5))).unwrap(), 4);
+                assert_eq!(
+                    c.read_blocking(&mut buf, Some(Duration::from_secs(5)))
+                        .unwrap(),
+                    4
+                );
                 // ...and an idle wait sends nothing any more.
                 let before = ew.sends(B, c.port());
-                assert_eq!(c.read_blocking(&mut buf, Some(Duration::from_millis(300))), Err(ChannelError::Timeout));
-                assert_eq!(ew.sends(B, c.port()), before, "a peer that woke us is not nudged");
+                assert_eq!(
+                    c.read_blocking(&mut buf, Some(Duration::from_millis(300))),
+                    Err(ChannelError::Timeout)
+                );
+                assert_eq!(
+                    ew.sends(B, c.port()),
+                    before,
+                    "a peer that woke us is not nudged"
+                );
             });
             srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
             std::thread::sleep(Duration::from_millis(500));
-            srv.write_all(b"wake", Some(Duration::from_secs(5))).unwrap();
+            srv.write_all(b"wake", Some(Duration::from_secs(5)))
+                .unwrap();
             client.join().unwrap();
         });
     }
@@ -1248,11 +1501,21 @@ mod tests {
         let _c1 = connect(&b);
         let mut c2 = Vchan::client(b.backends(), A, PATH2).unwrap();
         // Longer than a peer-check slice: live peers are not "gone".
-        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_millis(300))), Err(ChannelError::Timeout));
+        assert_eq!(
+            Vchan::wait_any(&[&first, &second], Some(Duration::from_millis(300))),
+            Err(ChannelError::Timeout)
+        );
         c2.write(b"x").unwrap();
-        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))), Ok(1));
+        assert_eq!(
+            Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))),
+            Ok(1)
+        );
         drop(_c1);
-        assert_eq!(Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))), Ok(0), "a closed peer counts");
+        assert_eq!(
+            Vchan::wait_any(&[&first, &second], Some(Duration::from_secs(5))),
+            Ok(0),
+            "a closed peer counts"
+        );
         assert!(Vchan::<FakeXen, FakeEvents, FakeStore>::wait_any(&[], None).is_err());
     }
 
@@ -1267,7 +1530,10 @@ mod tests {
         let flag = AtomicBool::new(false);
         let cli_port = cli.port();
         let mut other = || flag.load(Ordering::Acquire);
-        assert_eq!(Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_millis(60))), Err(ChannelError::Timeout));
+        assert_eq!(
+            Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_millis(60))),
+            Err(ChannelError::Timeout)
+        );
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(50));
@@ -1277,13 +1543,30 @@ mod tests {
             });
             let t = Instant::now();
             let mut other = || flag.load(Ordering::Acquire);
-            assert_eq!(Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_secs(10))), Ok(Woken::Other));
-            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+            assert_eq!(
+                Vchan::wait_any_or(&[&srv], &mut other, Some(Duration::from_secs(10))),
+                Ok(Woken::Other)
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "took {:?}",
+                t.elapsed()
+            );
         });
         // A ready channel comes first.
         cli.write(b"x").unwrap();
         let mut asked = false;
-        assert_eq!(Vchan::wait_any_or(&[&srv], &mut || { asked = true; true }, None), Ok(Woken::Channel(0)));
+        assert_eq!(
+            Vchan::wait_any_or(
+                &[&srv],
+                &mut || {
+                    asked = true;
+                    true
+                },
+                None
+            ),
+            Ok(Woken::Channel(0))
+        );
         assert!(!asked, "other() is asked only when no channel is ready");
     }
 
@@ -1296,17 +1579,20 @@ mod tests {
         ));
         std::thread::scope(|s| {
             let client = s.spawn(|| {
-                let mut c = Vchan::client_wait(b.backends(), A, PATH, Duration::from_secs(10)).unwrap();
+                let mut c =
+                    Vchan::client_wait(b.backends(), A, PATH, Duration::from_secs(10)).unwrap();
                 c.write_all(b"hi", Some(Duration::from_secs(5))).unwrap();
                 let mut ack = [0u8; 1];
-                c.read_exact(&mut ack, Some(Duration::from_secs(5))).unwrap();
+                c.read_exact(&mut ack, Some(Duration::from_secs(5)))
+                    .unwrap();
             });
             std::thread::sleep(Duration::from_millis(30));
             let srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
             srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
             let mut srv = srv;
             let mut buf = [0u8; 2];
-            srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+            srv.read_exact(&mut buf, Some(Duration::from_secs(5)))
+                .unwrap();
             assert_eq!(&buf, b"hi");
             srv.write_all(b"!", Some(Duration::from_secs(5))).unwrap();
             client.join().unwrap();
@@ -1321,37 +1607,61 @@ mod tests {
         let mut srv = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
         srv.set_persist(true).unwrap();
         let mut first = connect(&b);
-        assert!(matches!(first.set_persist(true), Err(ChannelError::Grant(GrantError::InvalidArgument))), "only servers persist");
-        first.write_all(b"one", Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            matches!(
+                first.set_persist(true),
+                Err(ChannelError::Grant(GrantError::InvalidArgument))
+            ),
+            "only servers persist"
+        );
+        first
+            .write_all(b"one", Some(Duration::from_secs(5)))
+            .unwrap();
         drop(first);
         let mut buf = [0u8; 3];
-        srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        srv.read_exact(&mut buf, Some(Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(&buf, b"one");
         // Gone client: nothing to read, not Closed; waiting again.
         assert_eq!(srv.read(&mut buf).unwrap(), 0);
         assert_eq!(srv.write(b"x").unwrap(), 0);
         assert_eq!(srv.state(), State::Waiting);
         assert!(srv.is_open());
-        assert!(srv.read_blocking(&mut buf, Some(Duration::from_millis(20))).is_err(), "a timeout, not an end");
+        assert!(
+            srv.read_blocking(&mut buf, Some(Duration::from_millis(20)))
+                .is_err(),
+            "a timeout, not an end"
+        );
         // The offer is still there: a second client connects.
         let mut second = connect(&b);
         assert_eq!(srv.state(), State::Connected);
-        second.write_all(b"two", Some(Duration::from_secs(5))).unwrap();
-        srv.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        second
+            .write_all(b"two", Some(Duration::from_secs(5)))
+            .unwrap();
+        srv.read_exact(&mut buf, Some(Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(&buf, b"two");
         srv.write_all(b"ack", Some(Duration::from_secs(5))).unwrap();
-        second.read_exact(&mut buf, Some(Duration::from_secs(5))).unwrap();
+        second
+            .read_exact(&mut buf, Some(Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(&buf, b"ack");
         drop(second);
         // Without persist the same server sees the close.
         srv.set_persist(false).unwrap();
-        assert_eq!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::Closed)));
+        assert_eq!(
+            srv.read(&mut buf),
+            Err(ChannelError::Vchan(VchanError::Closed))
+        );
         assert_eq!(srv.state(), State::Closed);
     }
 
     #[test]
     fn qubes_paths() {
-        assert_eq!(qubes_path(DomId(3), DomId(7), 512), "/local/domain/3/data/vchan/7/512");
+        assert_eq!(
+            qubes_path(DomId(3), DomId(7), 512),
+            "/local/domain/3/data/vchan/7/512"
+        );
     }
 
     #[test]
@@ -1359,12 +1669,18 @@ mod tests {
         let (_gw, _ew, a, _b) = world();
         let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
         let t = Instant::now();
-        assert_eq!(srv.wait_connected(Some(Duration::from_millis(250))), Err(ChannelError::Timeout));
+        assert_eq!(
+            srv.wait_connected(Some(Duration::from_millis(250))),
+            Err(ChannelError::Timeout)
+        );
         assert!(t.elapsed() >= Duration::from_millis(250));
         // A client never bound the port: not "gone", just absent.
         let mut srv = srv;
         let mut buf = [0u8; 8];
-        assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_millis(250))), Err(ChannelError::Timeout));
+        assert_eq!(
+            srv.read_blocking(&mut buf, Some(Duration::from_millis(250))),
+            Err(ChannelError::Timeout)
+        );
     }
 
     #[test]
@@ -1383,12 +1699,26 @@ mod tests {
             srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
             let t = Instant::now();
             let mut buf = [0u8; 8];
-            assert_eq!(srv.read_blocking(&mut buf, Some(Duration::from_secs(10))), Err(ChannelError::PeerGone));
-            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+            assert_eq!(
+                srv.read_blocking(&mut buf, Some(Duration::from_secs(10))),
+                Err(ChannelError::PeerGone)
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "took {:?}",
+                t.elapsed()
+            );
             // Waiting on several channels finds it gone too.
             let t = Instant::now();
-            assert_eq!(Vchan::wait_any(&[&srv], Some(Duration::from_secs(10))), Ok(0));
-            assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+            assert_eq!(
+                Vchan::wait_any(&[&srv], Some(Duration::from_secs(10))),
+                Ok(0)
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "took {:?}",
+                t.elapsed()
+            );
             // The dead peer still maps our pages (the fake keeps its
             // mappings): closing must leave them pending, never freed.
             drop(srv);
@@ -1404,16 +1734,30 @@ mod tests {
         let cli = connect(&b);
         // The client claims to have produced more than the ring holds.
         let ctrl = cli.ring.memory().ctrl();
-        ctrl.store_u32(LEFT + RING_PROD, 5000, Ordering::Release).unwrap();
+        ctrl.store_u32(LEFT + RING_PROD, 5000, Ordering::Release)
+            .unwrap();
         let mut buf = [0u8; 64];
-        assert!(matches!(srv.read(&mut buf), Err(ChannelError::Vchan(VchanError::PeerCorrupt { prod: 5000, .. }))));
+        assert!(matches!(
+            srv.read(&mut buf),
+            Err(ChannelError::Vchan(VchanError::PeerCorrupt {
+                prod: 5000,
+                ..
+            }))
+        ));
         // And a server announcing impossible orders is refused by a client.
         drop(cli);
         drop(srv);
         let (_gw, _ew, a, b) = world();
         let srv: TestChan<'_> = Vchan::server(a.backends(), B, PATH, 1024, 1024).unwrap();
-        srv.ring.memory().ctrl().store_u16(LEFT_ORDER, 9, Ordering::Release).unwrap();
-        assert!(matches!(Vchan::client(b.backends(), A, PATH), Err(ChannelError::Vchan(VchanError::Layout(_)))));
+        srv.ring
+            .memory()
+            .ctrl()
+            .store_u16(LEFT_ORDER, 9, Ordering::Release)
+            .unwrap();
+        assert!(matches!(
+            Vchan::client(b.backends(), A, PATH),
+            Err(ChannelError::Vchan(VchanError::Layout(_)))
+        ));
     }
 
     /// Every wait with a timeout ends at it on an idle channel, an empty
@@ -1425,15 +1769,28 @@ mod tests {
         let mut cli = connect(&b);
         let short = Some(Duration::from_millis(60));
         let t = Instant::now();
-        assert_eq!(cli.read_blocking(&mut [], Some(Duration::from_secs(5))), Ok(0));
-        assert!(t.elapsed() < Duration::from_secs(2), "an empty read waited {:?}", t.elapsed());
+        assert_eq!(
+            cli.read_blocking(&mut [], Some(Duration::from_secs(5))),
+            Ok(0)
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "an empty read waited {:?}",
+            t.elapsed()
+        );
         assert_eq!(cli.wait(true, false, short), Err(ChannelError::Timeout));
         assert_eq!(cli.wait(false, true, short), Ok(()), "there is room");
         let mut buf = [0u8; 8];
-        assert_eq!(cli.read_blocking(&mut buf, short), Err(ChannelError::Timeout));
+        assert_eq!(
+            cli.read_blocking(&mut buf, short),
+            Err(ChannelError::Timeout)
+        );
         assert_eq!(cli.read_exact(&mut buf, short), Err(ChannelError::Timeout));
         // Fill the server's write ring, then wait for room that never comes.
-        assert!(!cli.is_blocking() && !srv.is_blocking(), "non-blocking by default");
+        assert!(
+            !cli.is_blocking() && !srv.is_blocking(),
+            "non-blocking by default"
+        );
         let room = srv.buffer_space().unwrap();
         assert_eq!(room, srv.ring_sizes().1);
         // A message the size of the whole ring fits an empty one.
@@ -1443,7 +1800,10 @@ mod tests {
         assert_eq!(srv.wait(false, true, short), Err(ChannelError::Timeout));
         assert_eq!(cli.wait(true, false, short), Ok(()), "there is data");
         let shown = format!("{srv:?}");
-        assert!(shown.contains("ring_sizes: (1024, 2048)") && shown.contains(&format!("peer: {B:?}")), "{shown}");
+        assert!(
+            shown.contains("ring_sizes: (1024, 2048)") && shown.contains(&format!("peer: {B:?}")),
+            "{shown}"
+        );
         // Unread bytes both ways: each index is its own.
         assert_eq!(cli.write(b"abc"), Ok(3));
         assert_eq!(cli.read(&mut [0u8; 5]), Ok(5));
@@ -1458,7 +1818,10 @@ mod tests {
         drop(srv);
         assert_eq!((cli.state(), cli.is_open()), (State::Closed, false));
         // Not persistent: writing to a closed peer is an error, not 0.
-        assert_eq!(cli.write(b"x"), Err(ChannelError::Vchan(VchanError::Closed)));
+        assert_eq!(
+            cli.write(b"x"),
+            Err(ChannelError::Vchan(VchanError::Closed))
+        );
     }
 
     #[test]
@@ -1472,7 +1835,10 @@ mod tests {
         ew.fail_sends(A);
         assert_eq!(
             srv.write(b"hello"),
-            Err(ChannelError::NotifyFailed { bytes: 5, error: EventError::Hypercall(crate::error::Errno::EINVAL) })
+            Err(ChannelError::NotifyFailed {
+                bytes: 5,
+                error: EventError::Hypercall(crate::error::Errno::EINVAL)
+            })
         );
         // The bytes did go: the client reads them.
         assert_eq!(cli.read(&mut buf), Ok(5));
@@ -1503,18 +1869,24 @@ mod tests {
                 ready.wait();
                 // The byte that answers it, read without asking again.
                 until("1 byte", &|| c.ring.peek_ready().unwrap() >= 1);
-                assert_eq!(c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes), Ok(1));
+                assert_eq!(
+                    c.ring.read_with(&mut [0u8; 1], false).map(|p| p.bytes),
+                    Ok(1)
+                );
                 ready.wait();
                 // The ring full, ask for an event, then make room. Not
                 // before the server has asked us for a read event: it does
                 // so only after the step that filled the ring decided
                 // whether to notify, so our request cannot reach that step.
                 until("2048 bytes", &|| c.ring.peek_ready().unwrap() >= 2048);
-                until("the server's request", &|| c.header().1[2] & NOTIFY_READ != 0);
+                until("the server's request", &|| {
+                    c.header().1[2] & NOTIFY_READ != 0
+                });
                 c.ring.data_ready().unwrap();
                 let mut got = std::vec![0u8; 3000];
                 assert_eq!(c.read(&mut got), Ok(2048));
-                c.read_exact(&mut got[2048..], Some(Duration::from_secs(10))).unwrap();
+                c.read_exact(&mut got[2048..], Some(Duration::from_secs(10)))
+                    .unwrap();
                 assert!(got == data, "the stream arrived whole");
             });
             srv.wait_connected(Some(Duration::from_secs(5))).unwrap();
@@ -1526,7 +1898,10 @@ mod tests {
             // after the client asked for one, which fails.
             assert_eq!(
                 srv.write_all(&data, Some(Duration::from_secs(10))),
-                Err(ChannelError::NotifyFailed { bytes: 3000, error: EventError::Hypercall(crate::error::Errno::EINVAL) })
+                Err(ChannelError::NotifyFailed {
+                    bytes: 3000,
+                    error: EventError::Hypercall(crate::error::Errno::EINVAL)
+                })
             );
             client.join().unwrap();
         });
@@ -1535,14 +1910,41 @@ mod tests {
     #[test]
     fn bad_handshake_nodes_are_typed_errors() {
         let (_gw, _ew, a, b) = world();
-        a.store.publish(&[(&format!("{PATH}/ring-ref"), "zero"), (&format!("{PATH}/event-channel"), "3")], B).unwrap();
+        a.store
+            .publish(
+                &[
+                    (&format!("{PATH}/ring-ref"), "zero"),
+                    (&format!("{PATH}/event-channel"), "3"),
+                ],
+                B,
+            )
+            .unwrap();
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
         assert!(matches!(r, Err(ChannelError::BadNode { .. })));
         // Reference 0 is never a vchan's (it is the toolstack's).
-        a.store.publish(&[(&format!("{PATH}/ring-ref"), "0"), (&format!("{PATH}/event-channel"), "3")], B).unwrap();
+        a.store
+            .publish(
+                &[
+                    (&format!("{PATH}/ring-ref"), "0"),
+                    (&format!("{PATH}/event-channel"), "3"),
+                ],
+                B,
+            )
+            .unwrap();
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
-        assert!(matches!(&r, Err(ChannelError::BadNode { path }) if path.ends_with("ring-ref")), "{r:?}");
-        a.store.publish(&[(&format!("{PATH}/ring-ref"), "8"), (&format!("{PATH}/event-channel"), "99")], B).unwrap();
+        assert!(
+            matches!(&r, Err(ChannelError::BadNode { path }) if path.ends_with("ring-ref")),
+            "{r:?}"
+        );
+        a.store
+            .publish(
+                &[
+                    (&format!("{PATH}/ring-ref"), "8"),
+                    (&format!("{PATH}/event-channel"), "99"),
+                ],
+                B,
+            )
+            .unwrap();
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
         assert!(matches!(r, Err(ChannelError::Event(_))), "{r:?}");
     }

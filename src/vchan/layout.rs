@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(validate_orders(11, 11), Err(LayoutError::Overlap(11)));
         assert_eq!(validate_orders(9, 12), Err(LayoutError::BadOrder(9)));
         assert_eq!(validate_orders(12, 21), Err(LayoutError::BadOrder(21)));
-        assert_eq!(validate_orders(0xffff, 12), Err(LayoutError::BadOrder(0xffff)));
+        assert_eq!(
+            validate_orders(0xffff, 12),
+            Err(LayoutError::BadOrder(0xffff))
+        );
     }
 
     #[test]
@@ -103,7 +106,10 @@ mod tests {
         assert_eq!(choose_orders(4096, 2048), Ok((12, 11)));
         assert_eq!(choose_orders(4097, 4096), Ok((13, 12)));
         assert_eq!(choose_orders(65536, 1 << 20), Ok((16, 20)));
-        assert_eq!(choose_orders((1 << 20) + 1, 10), Err(LayoutError::BadOrder(21)));
+        assert_eq!(
+            choose_orders((1 << 20) + 1, 10),
+            Err(LayoutError::BadOrder(21))
+        );
         // Two order-20 rings' grants fit the control page.
         assert!(ring_pages(20) * 2 <= MAX_GRANTS);
         assert_eq!(ring_pages(12), 1);

@@ -19,7 +19,12 @@ use loom::thread;
 fn pair(prod: u32, cons: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>) {
     let mem = HostRingMemory::new(10, 11);
     let ctrl = mem.ctrl;
-    for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
+    for off in [
+        LEFT + RING_CONS,
+        LEFT + RING_PROD,
+        RIGHT + RING_CONS,
+        RIGHT + RING_PROD,
+    ] {
         ctrl.loom_prime(off, 4);
     }
     for off in [CLI_LIVE, SRV_LIVE, CLI_NOTIFY, SRV_NOTIFY] {
@@ -28,11 +33,16 @@ fn pair(prod: u32, cons: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMe
     for i in 0..4 {
         ctrl.loom_prime(SMALL_RING_OFFSET + i, 1);
     }
-    ctrl.store_u32(LEFT + RING_PROD, prod, Ordering::Relaxed).unwrap();
-    ctrl.store_u32(LEFT + RING_CONS, cons, Ordering::Relaxed).unwrap();
+    ctrl.store_u32(LEFT + RING_PROD, prod, Ordering::Relaxed)
+        .unwrap();
+    ctrl.store_u32(LEFT + RING_CONS, cons, Ordering::Relaxed)
+        .unwrap();
     ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
     ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
-    (Ring::new(mem.clone(), Side::Server).unwrap(), Ring::new(mem, Side::Client).unwrap())
+    (
+        Ring::new(mem.clone(), Side::Server).unwrap(),
+        Ring::new(mem, Side::Client).unwrap(),
+    )
 }
 
 #[test]
@@ -46,9 +56,16 @@ fn loom_a_reader_that_finds_the_ring_empty_is_woken_by_the_write() {
         let wrote = writer.join().unwrap();
         assert_eq!(wrote.bytes, 2);
         if got.bytes == 0 {
-            assert!(wrote.notify, "lost wake-up: the reader sleeps on an empty ring the writer filled");
+            assert!(
+                wrote.notify,
+                "lost wake-up: the reader sleeps on an empty ring the writer filled"
+            );
         } else {
-            assert_eq!(&buf[..got.bytes], &b"ab"[..got.bytes], "read bytes before they were written");
+            assert_eq!(
+                &buf[..got.bytes],
+                &b"ab"[..got.bytes],
+                "read bytes before they were written"
+            );
         }
     });
 }
@@ -60,7 +77,10 @@ fn loom_a_poller_that_sees_no_data_is_woken_by_the_write() {
         let writer = thread::spawn(move || cli.write(b"a").unwrap());
         let ready = srv.data_ready().unwrap();
         let wrote = writer.join().unwrap();
-        assert!(ready == 1 || wrote.notify, "lost wake-up after data_ready() found nothing");
+        assert!(
+            ready == 1 || wrote.notify,
+            "lost wake-up after data_ready() found nothing"
+        );
     });
 }
 
@@ -76,7 +96,13 @@ fn loom_a_writer_that_finds_the_ring_full_is_woken_by_the_read() {
         assert_eq!(got.bytes, 1);
         // The reader copied the old byte out before it freed the slot the
         // writer may now fill.
-        assert_eq!(buf[0], 0, "the writer overwrote a byte before the reader copied it");
-        assert!(wrote.bytes == 1 || got.notify, "lost wake-up: the writer sleeps on a ring the reader drained");
+        assert_eq!(
+            buf[0], 0,
+            "the writer overwrote a byte before the reader copied it"
+        );
+        assert!(
+            wrote.bytes == 1 || got.notify,
+            "lost wake-up: the writer sleeps on a ring the reader drained"
+        );
     });
 }

@@ -12,11 +12,11 @@ pub mod layout;
 mod loom_tests;
 pub mod ring;
 
+pub use channel::{qubes_path, Backends, ChannelError, Rendezvous, State, Vchan, Woken};
 pub use layout::{ring_offset, validate_orders, LayoutError};
-pub use ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 #[cfg(any(test, feature = "host-fakes"))]
 pub use ring::HostRingMemory;
-pub use channel::{qubes_path, Backends, ChannelError, Rendezvous, State, Vchan, Woken};
+pub use ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
 
 /// A vchan over this domain's grant table, event channels and xenstore.
 #[cfg(target_os = "none")]

@@ -121,9 +121,15 @@ impl HostRingMemory<'static> {
         let _ = ctrl.store_u16(RIGHT_ORDER, right_order, Ordering::Relaxed);
         let pages = |order: u16| match super::layout::ring_offset(order) {
             Some(_) => alloc::vec::Vec::new(),
-            None => (0..(1usize << order.min(24)) / PAGE).map(|_| SharedMem::leak_zeroed(PAGE)).collect(),
+            None => (0..(1usize << order.min(24)) / PAGE)
+                .map(|_| SharedMem::leak_zeroed(PAGE))
+                .collect(),
         };
-        HostRingMemory { ctrl, left: pages(left_order), right: pages(right_order) }
+        HostRingMemory {
+            ctrl,
+            left: pages(left_order),
+            right: pages(right_order),
+        }
     }
 }
 
@@ -184,7 +190,10 @@ impl<M: RingMemory> Ring<M> {
     pub fn new(mem: M, side: Side) -> Result<Ring<M>, VchanError> {
         let ctrl = mem.ctrl();
         if ctrl.len() < PAGE {
-            return Err(VchanError::BufferSize { order: 12, len: ctrl.len() });
+            return Err(VchanError::BufferSize {
+                order: 12,
+                len: ctrl.len(),
+            });
         }
         let lo = ctrl.load_u16(LEFT_ORDER, Ordering::Acquire).unwrap_or(0);
         let ro = ctrl.load_u16(RIGHT_ORDER, Ordering::Acquire).unwrap_or(0);
@@ -194,7 +203,10 @@ impl<M: RingMemory> Ring<M> {
             if let Some(off) = super::layout::ring_offset(order) {
                 return match ctrl.slice(off, size) {
                     Ok(_) => Ok(Place::InCtrl(off)),
-                    Err(_) => Err(VchanError::BufferSize { order, len: ctrl.len() }),
+                    Err(_) => Err(VchanError::BufferSize {
+                        order,
+                        len: ctrl.len(),
+                    }),
                 };
             }
             // Every page present and exactly a page long.
@@ -202,7 +214,12 @@ impl<M: RingMemory> Ring<M> {
             for i in 0..size / PAGE {
                 match mem.ring_page(which, i) {
                     Some(p) if p.len() == PAGE => len += PAGE,
-                    Some(p) => return Err(VchanError::BufferSize { order, len: len + p.len() }),
+                    Some(p) => {
+                        return Err(VchanError::BufferSize {
+                            order,
+                            len: len + p.len(),
+                        })
+                    }
                     None => return Err(VchanError::BufferSize { order, len }),
                 }
             }
@@ -217,10 +234,21 @@ impl<M: RingMemory> Ring<M> {
             mine: load(&ctrl, shared + own_index),
         };
         let (read, write) = match side {
-            Side::Server => (half(Which::Left, LEFT, lo, lp, RING_CONS), half(Which::Right, RIGHT, ro, rp, RING_PROD)),
-            Side::Client => (half(Which::Right, RIGHT, ro, rp, RING_CONS), half(Which::Left, LEFT, lo, lp, RING_PROD)),
+            Side::Server => (
+                half(Which::Left, LEFT, lo, lp, RING_CONS),
+                half(Which::Right, RIGHT, ro, rp, RING_PROD),
+            ),
+            Side::Client => (
+                half(Which::Right, RIGHT, ro, rp, RING_CONS),
+                half(Which::Left, LEFT, lo, lp, RING_PROD),
+            ),
         };
-        Ok(Ring { mem, side, read, write })
+        Ok(Ring {
+            mem,
+            side,
+            read,
+            write,
+        })
     }
 
     /// The memory the ring lives in.
@@ -236,7 +264,13 @@ impl<M: RingMemory> Ring<M> {
     /// Applies `f(view, offset_in_view, range_of_buffer)` to each piece of
     /// `len` bytes at ring offset `off` of `half`, split at page boundaries.
     #[inline]
-    fn pieces(&self, half: &Half, off: usize, len: usize, mut f: impl FnMut(&SharedMem<'_>, usize, core::ops::Range<usize>)) {
+    fn pieces(
+        &self,
+        half: &Half,
+        off: usize,
+        len: usize,
+        mut f: impl FnMut(&SharedMem<'_>, usize, core::ops::Range<usize>),
+    ) {
         match half.place {
             Place::InCtrl(base) => f(&self.ctrl(), base + off, 0..len),
             Place::Pages => {
@@ -311,7 +345,11 @@ impl<M: RingMemory> Ring<M> {
         let prod = load(&self.ctrl(), self.read.shared + RING_PROD);
         let ready = prod.wrapping_sub(self.read.mine);
         if ready > self.read.size {
-            return Err(VchanError::PeerCorrupt { prod, cons: self.read.mine, size: self.read.size });
+            return Err(VchanError::PeerCorrupt {
+                prod,
+                cons: self.read.mine,
+                size: self.read.size,
+            });
         }
         Ok(ready)
     }
@@ -321,7 +359,11 @@ impl<M: RingMemory> Ring<M> {
         let cons = load(&self.ctrl(), self.write.shared + RING_CONS);
         let used = self.write.mine.wrapping_sub(cons);
         if used > self.write.size {
-            return Err(VchanError::PeerCorrupt { prod: self.write.mine, cons, size: self.write.size });
+            return Err(VchanError::PeerCorrupt {
+                prod: self.write.mine,
+                cons,
+                size: self.write.size,
+            });
         }
         Ok(self.write.size - used)
     }
@@ -369,7 +411,12 @@ impl<M: RingMemory> Ring<M> {
     /// an unbound channel means "not connected yet", not "gone".
     pub fn peer_vanished(&self, channel_connected: bool) -> bool {
         let bound = match self.side {
-            Side::Server => self.ctrl().load_u8(CLI_LIVE, Ordering::Acquire).unwrap_or(0) != 2,
+            Side::Server => {
+                self.ctrl()
+                    .load_u8(CLI_LIVE, Ordering::Acquire)
+                    .unwrap_or(0)
+                    != 2
+            }
             Side::Client => true,
         };
         bound && !channel_connected
@@ -399,7 +446,10 @@ impl<M: RingMemory> Ring<M> {
     /// without sleeping.
     pub fn read_with(&mut self, dst: &mut [u8], request: bool) -> Result<Progress, VchanError> {
         if dst.is_empty() {
-            return Ok(Progress { bytes: 0, notify: false });
+            return Ok(Progress {
+                bytes: 0,
+                notify: false,
+            });
         }
         let mut ready = self.raw_ready()?;
         if request && (ready as usize) < dst.len() {
@@ -409,7 +459,14 @@ impl<M: RingMemory> Ring<M> {
         }
         let n = (ready as usize).min(dst.len());
         if n == 0 {
-            return if self.peer_live() { Ok(Progress { bytes: 0, notify: false }) } else { Err(VchanError::Closed) };
+            return if self.peer_live() {
+                Ok(Progress {
+                    bytes: 0,
+                    notify: false,
+                })
+            } else {
+                Err(VchanError::Closed)
+            };
         }
         // The Acquire load of prod (raw_ready) orders these reads after it (rmb()).
         let mask = self.read.size - 1;
@@ -425,7 +482,11 @@ impl<M: RingMemory> Ring<M> {
         });
         self.read.mine = self.read.mine.wrapping_add(n as u32);
         // Release: the copy above completes before the peer sees the space.
-        let _ = self.ctrl().store_u32(self.read.shared + RING_CONS, self.read.mine, Ordering::Release);
+        let _ = self.ctrl().store_u32(
+            self.read.shared + RING_CONS,
+            self.read.mine,
+            Ordering::Release,
+        );
         let notify = self.take_notify(NOTIFY_READ);
         Ok(Progress { bytes: n, notify })
     }
@@ -444,7 +505,10 @@ impl<M: RingMemory> Ring<M> {
             return Err(VchanError::Closed);
         }
         if src.is_empty() {
-            return Ok(Progress { bytes: 0, notify: false });
+            return Ok(Progress {
+                bytes: 0,
+                notify: false,
+            });
         }
         let mut space = self.raw_space()?;
         if request && (space as usize) < src.len() {
@@ -453,7 +517,10 @@ impl<M: RingMemory> Ring<M> {
         }
         let n = (space as usize).min(src.len());
         if n == 0 {
-            return Ok(Progress { bytes: 0, notify: false });
+            return Ok(Progress {
+                bytes: 0,
+                notify: false,
+            });
         }
         let mask = self.write.size - 1;
         let start = (self.write.mine & mask) as usize;
@@ -467,7 +534,11 @@ impl<M: RingMemory> Ring<M> {
         });
         self.write.mine = self.write.mine.wrapping_add(n as u32);
         // Release (wmb()): the data is visible before the new prod.
-        let _ = self.ctrl().store_u32(self.write.shared + RING_PROD, self.write.mine, Ordering::Release);
+        let _ = self.ctrl().store_u32(
+            self.write.shared + RING_PROD,
+            self.write.mine,
+            Ordering::Release,
+        );
         let notify = self.take_notify(NOTIFY_WRITE);
         Ok(Progress { bytes: n, notify })
     }
@@ -478,10 +549,23 @@ mod tests {
     use super::*;
 
     /// A server and a client over one control page, rings of the given orders.
-    fn pair(lo: u16, ro: u16, start: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>, SharedMem<'static>) {
+    fn pair(
+        lo: u16,
+        ro: u16,
+        start: u32,
+    ) -> (
+        Ring<HostRingMemory<'static>>,
+        Ring<HostRingMemory<'static>>,
+        SharedMem<'static>,
+    ) {
         let mem = HostRingMemory::new(lo, ro);
         let ctrl = mem.ctrl;
-        for off in [LEFT + RING_CONS, LEFT + RING_PROD, RIGHT + RING_CONS, RIGHT + RING_PROD] {
+        for off in [
+            LEFT + RING_CONS,
+            LEFT + RING_PROD,
+            RIGHT + RING_CONS,
+            RIGHT + RING_PROD,
+        ] {
             ctrl.store_u32(off, start, Ordering::Relaxed).unwrap();
         }
         ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
@@ -492,7 +576,9 @@ mod tests {
     }
 
     fn pattern(n: usize, seed: u32) -> Vec<u8> {
-        (0..n as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8).collect()
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8)
+            .collect()
     }
 
     #[test]
@@ -501,7 +587,13 @@ mod tests {
         // the larger ones run the same code over more bytes.
         let max_order = if cfg!(miri) { 13 } else { 20 };
         for order in 10..=max_order {
-            let (lo, ro) = if order == 10 { (10, 11) } else if order == 11 { (11, 10) } else { (order, order) };
+            let (lo, ro) = if order == 10 {
+                (10, 11)
+            } else if order == 11 {
+                (11, 10)
+            } else {
+                (order, order)
+            };
             let (mut srv, mut cli, _) = pair(lo, ro, u32::MAX - 1000);
             let size = 1usize << order;
             let msg = pattern(size * 3 + 777, order as u32);
@@ -538,11 +630,23 @@ mod tests {
     fn notifications_only_when_asked() {
         let (mut srv, mut cli, _) = pair(10, 11, 0);
         // Nobody waits: writing does not notify.
-        assert_eq!(cli.write(b"abc").unwrap(), Progress { bytes: 3, notify: false });
+        assert_eq!(
+            cli.write(b"abc").unwrap(),
+            Progress {
+                bytes: 3,
+                notify: false
+            }
+        );
         // The server drains and finds nothing more: it asks to be told.
         let mut buf = [0u8; 10];
         assert_eq!(srv.read(&mut buf).unwrap().bytes, 3);
-        assert_eq!(srv.read(&mut buf).unwrap(), Progress { bytes: 0, notify: false });
+        assert_eq!(
+            srv.read(&mut buf).unwrap(),
+            Progress {
+                bytes: 0,
+                notify: false
+            }
+        );
         // The next write must notify, exactly once.
         assert!(cli.write(b"d").unwrap().notify);
         assert!(!cli.write(b"e").unwrap().notify);
@@ -551,7 +655,10 @@ mod tests {
         assert_eq!(cli.write(&[7u8; 1024]).unwrap().bytes, 1024);
         assert_eq!(cli.write(b"x").unwrap().bytes, 0);
         let mut big = [0u8; 100];
-        assert!(srv.read(&mut big).unwrap().notify, "reader must wake the blocked writer");
+        assert!(
+            srv.read(&mut big).unwrap().notify,
+            "reader must wake the blocked writer"
+        );
     }
 
     #[test]
@@ -561,14 +668,28 @@ mod tests {
         let (mut srv, mut cli, _) = pair(10, 11, 0);
         assert_eq!(srv.data_ready(), Ok(0));
         let p = cli.write(b"wake").unwrap();
-        assert_eq!(p, Progress { bytes: 4, notify: true }, "data_ready must request a write notification");
+        assert_eq!(
+            p,
+            Progress {
+                bytes: 4,
+                notify: true
+            },
+            "data_ready must request a write notification"
+        );
         assert_eq!(srv.data_ready(), Ok(4));
         // Fill the server->client ring; the server polls for space.
         assert_eq!(srv.write(&[1u8; 2048]).unwrap().bytes, 2048);
         assert_eq!(srv.buffer_space(), Ok(0));
         let mut b = [0u8; 10];
         let p = cli.read(&mut b).unwrap();
-        assert_eq!(p, Progress { bytes: 10, notify: true }, "buffer_space must request a read notification");
+        assert_eq!(
+            p,
+            Progress {
+                bytes: 10,
+                notify: true
+            },
+            "buffer_space must request a read notification"
+        );
         // A request is consumed by the notification it caused.
         assert!(!cli.read(&mut b).unwrap().notify);
         assert_eq!(srv.buffer_space(), Ok(20));
@@ -595,17 +716,30 @@ mod tests {
     fn hostile_indices_are_errors_not_overreads() {
         let (mut srv, mut cli, ctrl) = pair(12, 12, 0);
         // The client claims to have produced more than the ring holds.
-        ctrl.store_u32(LEFT + RING_PROD, 4097, Ordering::Relaxed).unwrap();
+        ctrl.store_u32(LEFT + RING_PROD, 4097, Ordering::Relaxed)
+            .unwrap();
         let mut buf = [0u8; 64];
-        assert_eq!(srv.read(&mut buf), Err(VchanError::PeerCorrupt { prod: 4097, cons: 0, size: 4096 }));
+        assert_eq!(
+            srv.read(&mut buf),
+            Err(VchanError::PeerCorrupt {
+                prod: 4097,
+                cons: 0,
+                size: 4096
+            })
+        );
         // The server claims to have consumed data never written.
-        ctrl.store_u32(LEFT + RING_CONS, 50, Ordering::Relaxed).unwrap();
-        assert!(matches!(cli.write(b"hi"), Err(VchanError::PeerCorrupt { .. })));
+        ctrl.store_u32(LEFT + RING_CONS, 50, Ordering::Relaxed)
+            .unwrap();
+        assert!(matches!(
+            cli.write(b"hi"),
+            Err(VchanError::PeerCorrupt { .. })
+        ));
         // A peer scribbling on *our* published index changes nothing: we
         // keep our private copy.
         let (mut srv, mut cli, ctrl) = pair(10, 11, 0);
         assert_eq!(cli.write(b"hello").unwrap().bytes, 5);
-        ctrl.store_u32(LEFT + RING_CONS, 0xdead, Ordering::Relaxed).unwrap();
+        ctrl.store_u32(LEFT + RING_CONS, 0xdead, Ordering::Relaxed)
+            .unwrap();
         let mut b = [0u8; 5];
         assert_eq!(srv.read(&mut b).unwrap().bytes, 5);
         assert_eq!(&b, b"hello");
@@ -614,20 +748,51 @@ mod tests {
     #[test]
     fn bad_layouts_are_refused() {
         let mem = HostRingMemory::new(10, 10);
-        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::Layout(LayoutError::Overlap(10)));
-        mem.ctrl.store_u16(RIGHT_ORDER, 30, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::Layout(LayoutError::BadOrder(30)));
+        assert_eq!(
+            Ring::new(&mem, Side::Client).unwrap_err(),
+            VchanError::Layout(LayoutError::Overlap(10))
+        );
+        mem.ctrl
+            .store_u16(RIGHT_ORDER, 30, Ordering::Relaxed)
+            .unwrap();
+        assert_eq!(
+            Ring::new(&mem, Side::Client).unwrap_err(),
+            VchanError::Layout(LayoutError::BadOrder(30))
+        );
         // Announced orders that need more pages than the memory has.
         let mut mem = HostRingMemory::new(12, 12);
-        mem.ctrl.store_u16(RIGHT_ORDER, 13, Ordering::Relaxed).unwrap();
-        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::BufferSize { order: 13, len: 4096 });
+        mem.ctrl
+            .store_u16(RIGHT_ORDER, 13, Ordering::Relaxed)
+            .unwrap();
+        assert_eq!(
+            Ring::new(&mem, Side::Client).unwrap_err(),
+            VchanError::BufferSize {
+                order: 13,
+                len: 4096
+            }
+        );
         // Pages of the wrong size are refused too.
-        mem.ctrl.store_u16(RIGHT_ORDER, 12, Ordering::Relaxed).unwrap();
+        mem.ctrl
+            .store_u16(RIGHT_ORDER, 12, Ordering::Relaxed)
+            .unwrap();
         mem.right = vec![SharedMem::leak_zeroed(2048)];
-        assert_eq!(Ring::new(&mem, Side::Client).unwrap_err(), VchanError::BufferSize { order: 12, len: 2048 });
+        assert_eq!(
+            Ring::new(&mem, Side::Client).unwrap_err(),
+            VchanError::BufferSize {
+                order: 12,
+                len: 2048
+            }
+        );
         // A control page shorter than a page.
-        let short = HostRingMemory { ctrl: SharedMem::leak_zeroed(2048), left: vec![], right: vec![] };
-        assert!(matches!(Ring::new(&short, Side::Server), Err(VchanError::BufferSize { .. })));
+        let short = HostRingMemory {
+            ctrl: SharedMem::leak_zeroed(2048),
+            left: vec![],
+            right: vec![],
+        };
+        assert!(matches!(
+            Ring::new(&short, Side::Server),
+            Err(VchanError::BufferSize { .. })
+        ));
         // The well-formed layout is accepted.
         mem.right = HostRingMemory::new(12, 12).right;
         assert!(Ring::new(&mem, Side::Server).is_ok());
@@ -639,7 +804,11 @@ mod tests {
         assert_eq!(cli.write(b"last words").unwrap().bytes, 10);
         ctrl.store_u8(CLI_LIVE, 0, Ordering::Relaxed).unwrap();
         let mut b = [0u8; 64];
-        assert_eq!(srv.read(&mut b).unwrap().bytes, 10, "data written before close is delivered");
+        assert_eq!(
+            srv.read(&mut b).unwrap().bytes,
+            10,
+            "data written before close is delivered"
+        );
         assert_eq!(srv.read(&mut b), Err(VchanError::Closed));
         assert_eq!(srv.write(b"x"), Err(VchanError::Closed));
         let _ = &mut cli;

@@ -79,7 +79,12 @@ struct WatchQueue {
 
 impl WatchQueue {
     const fn new(token: String) -> Self {
-        WatchQueue { token, watches: 0, queued: 0, dropped: 0 }
+        WatchQueue {
+            token,
+            watches: 0,
+            queued: 0,
+            dropped: 0,
+        }
     }
 }
 
@@ -176,7 +181,11 @@ impl<T: Transport> Client<T> {
 
     /// Queues an event unless its token's queue is full (then counts it).
     fn push_event(&mut self, event: WatchEvent) {
-        let (q, stray) = match self.watch_queues.iter_mut().find(|q| q.token == event.token) {
+        let (q, stray) = match self
+            .watch_queues
+            .iter_mut()
+            .find(|q| q.token == event.token)
+        {
             Some(q) => (q, false),
             None => (&mut self.stray, true),
         };
@@ -197,7 +206,11 @@ impl<T: Transport> Client<T> {
         let Queued { event, stray } = self.events.remove(i)?;
         if stray {
             self.stray.queued = self.stray.queued.saturating_sub(1);
-        } else if let Some(i) = self.watch_queues.iter().position(|q| q.token == event.token) {
+        } else if let Some(i) = self
+            .watch_queues
+            .iter()
+            .position(|q| q.token == event.token)
+        {
             let q = &mut self.watch_queues[i];
             q.queued = q.queued.saturating_sub(1);
             if q.queued == 0 && q.watches == 0 {
@@ -271,7 +284,9 @@ impl<T: Transport> Client<T> {
         if let Some(m) = self.broken {
             return Err(XsError::Broken(m));
         }
-        let Some(m) = self.pump()? else { return Ok(None) };
+        let Some(m) = self.pump()? else {
+            return Ok(None);
+        };
         wire::check_type(m.header.type_)?;
         if m.header.type_ == msg::XS_WATCH_EVENT {
             let (path, token) = wire::parse_watch_event(&m.payload)?;
@@ -328,7 +343,11 @@ impl<T: Transport> Client<T> {
                 Some(Incoming::Reply(m)) if m.header.req_id == id => {
                     return match m.header.type_ {
                         msg::XS_ERROR => Err(wire::parse_error(&m.payload)),
-                        t if t != ty => Err(Malformed::UnexpectedType { expected: ty, got: t }.into()),
+                        t if t != ty => Err(Malformed::UnexpectedType {
+                            expected: ty,
+                            got: t,
+                        }
+                        .into()),
                         _ => Ok(m.payload),
                     };
                 }
@@ -366,7 +385,8 @@ impl<T: Transport> Client<T> {
     /// `XS_WRITE` in transaction `tx` (creates missing parents).
     pub fn write_in(&mut self, tx: TxId, path: &str, value: &[u8]) -> Result<(), XsError> {
         check_path(path)?;
-        self.request(msg::XS_WRITE, tx, &[path.as_bytes(), b"\0", value]).map(drop)
+        self.request(msg::XS_WRITE, tx, &[path.as_bytes(), b"\0", value])
+            .map(drop)
     }
 
     /// `XS_MKDIR` in transaction `tx`.
@@ -382,7 +402,11 @@ impl<T: Transport> Client<T> {
     /// `XS_DIRECTORY` in transaction `tx`: the children's names.
     pub fn directory_in(&mut self, tx: TxId, path: &str) -> Result<Vec<String>, XsError> {
         let p = self.path_request(msg::XS_DIRECTORY, tx, path)?;
-        Ok(wire::parse_strings(&p)?.into_iter().filter(|s| !s.is_empty()).map(String::from).collect())
+        Ok(wire::parse_strings(&p)?
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect())
     }
 
     /// `XS_READ`.
@@ -426,7 +450,10 @@ impl<T: Transport> Client<T> {
     pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, XsError> {
         let p = self.path_request(msg::XS_GET_PERMS, TxId::NONE, path)?;
         let strings = wire::parse_strings(&p)?;
-        Ok(strings.into_iter().map(wire::parse_perm).collect::<Result<Vec<_>, _>>()?)
+        Ok(strings
+            .into_iter()
+            .map(wire::parse_perm)
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// `XS_SET_PERMS`: `perms[0]` is the owner and the default access.
@@ -454,7 +481,11 @@ impl<T: Transport> Client<T> {
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         check_path(path)?;
         check_path(token)?;
-        self.request(msg::XS_WATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])?;
+        self.request(
+            msg::XS_WATCH,
+            TxId::NONE,
+            &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"],
+        )?;
         match self.watch_queues.iter_mut().find(|q| q.token == token) {
             Some(q) => q.watches += 1,
             None => {
@@ -471,7 +502,11 @@ impl<T: Transport> Client<T> {
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         check_path(path)?;
         check_path(token)?;
-        self.request(msg::XS_UNWATCH, TxId::NONE, &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"])?;
+        self.request(
+            msg::XS_UNWATCH,
+            TxId::NONE,
+            &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"],
+        )?;
         if let Some(i) = self.watch_queues.iter().position(|q| q.token == token) {
             let q = &mut self.watch_queues[i];
             q.watches = q.watches.saturating_sub(1);
@@ -528,7 +563,9 @@ impl<T: Transport> Client<T> {
 
     /// Where the first queued event of watch `token` is.
     fn position_of(&self, token: &str) -> Option<usize> {
-        self.events.iter().position(|q| !q.stray && q.event.token == token)
+        self.events
+            .iter()
+            .position(|q| !q.stray && q.event.token == token)
     }
 
     /// Waits up to `timeout_ns` for a watch event.
@@ -564,7 +601,8 @@ impl<T: Transport> Client<T> {
     /// setting its permissions.
     pub fn wait_for_node(&mut self, path: &str, timeout_ns: u64) -> Result<Vec<u8>, XsError> {
         // Some(value) is returned only for an existing node.
-        self.wait_node_until(path, timeout_ns, |v| v.is_some()).map(Option::unwrap_or_default)
+        self.wait_node_until(path, timeout_ns, |v| v.is_some())
+            .map(Option::unwrap_or_default)
     }
 
     /// Waits up to `timeout_ns` until `done(value)` holds for node `path`
@@ -572,7 +610,12 @@ impl<T: Transport> Client<T> {
     /// watch on it as [`wait_for_node`](Self::wait_for_node) is, and
     /// returns the value `done` accepted. A xenbus driver waits for its
     /// peer's `state` this way.
-    pub fn wait_node_until(&mut self, path: &str, timeout_ns: u64, mut done: impl FnMut(Option<&[u8]>) -> bool) -> Result<Option<Vec<u8>>, XsError> {
+    pub fn wait_node_until(
+        &mut self,
+        path: &str,
+        timeout_ns: u64,
+        mut done: impl FnMut(Option<&[u8]>) -> bool,
+    ) -> Result<Option<Vec<u8>>, XsError> {
         let deadline = self.transport.now_ns().saturating_add(timeout_ns);
         self.wait_seq = self.wait_seq.wrapping_add(1);
         let token = alloc::format!("xenpv-wait-for-node-{}", self.wait_seq);
@@ -646,7 +689,10 @@ impl<T: Transport> Client<T> {
     /// Runs `body` in a transaction and commits it, starting over while
     /// xenstored answers `EAGAIN` (a conflicting write happened), at most
     /// [`MAX_TRANSACTION_ATTEMPTS`] times. Any other error aborts.
-    pub fn transaction<R>(&mut self, mut body: impl FnMut(&mut Transaction<'_, T>) -> Result<R, XsError>) -> Result<R, XsError> {
+    pub fn transaction<R>(
+        &mut self,
+        mut body: impl FnMut(&mut Transaction<'_, T>) -> Result<R, XsError>,
+    ) -> Result<R, XsError> {
         for _ in 0..MAX_TRANSACTION_ATTEMPTS {
             let id = self.transaction_start()?;
             let result = body(&mut Transaction { client: self, id });
@@ -680,7 +726,9 @@ impl<T: Transport> Client<T> {
     pub fn own_domid(&mut self) -> Result<DomId, XsError> {
         let v = self.read_string("domid")?;
         let id = wire::parse_u32(&v)?;
-        u16::try_from(id).map(DomId).map_err(|_| Malformed::BadNumber.into())
+        u16::try_from(id)
+            .map(DomId)
+            .map_err(|_| Malformed::BadNumber.into())
     }
 
     /// Our own domain path, `/local/domain/<own id>`.

@@ -148,7 +148,12 @@ impl FakeXenstored {
         self.generation += 1;
         self.fire(&p);
         // xenstored also fires the watches below a removed node.
-        let below: Vec<(String, String)> = self.watches.iter().filter(|(w, _)| w.starts_with(&prefix)).cloned().collect();
+        let below: Vec<(String, String)> = self
+            .watches
+            .iter()
+            .filter(|(w, _)| w.starts_with(&prefix))
+            .cloned()
+            .collect();
         self.deferred.extend(below);
         self.send_deferred();
         self.flush();
@@ -198,7 +203,9 @@ impl FakeXenstored {
         let hits: Vec<(String, String)> = self
             .watches
             .iter()
-            .filter(|(w, _)| changed == w || changed.starts_with(&alloc::format!("{w}/")) || w == "/")
+            .filter(|(w, _)| {
+                changed == w || changed.starts_with(&alloc::format!("{w}/")) || w == "/"
+            })
             .cloned()
             .collect();
         for (_, token) in hits {
@@ -207,7 +214,12 @@ impl FakeXenstored {
     }
 
     fn push(&mut self, ty: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-        let h = wire::encode_header(&xsd_sockmsg { type_: ty, req_id, tx_id, len: payload.len() as u32 });
+        let h = wire::encode_header(&xsd_sockmsg {
+            type_: ty,
+            req_id,
+            tx_id,
+            len: payload.len() as u32,
+        });
         self.out.extend(h);
         self.out.extend(payload);
     }
@@ -227,18 +239,29 @@ impl FakeXenstored {
         if self.stalled {
             return;
         }
-        let cons = self.page.load_u32(ring::REQ_CONS, Ordering::Relaxed).unwrap();
-        let prod = self.page.load_u32(ring::REQ_PROD, Ordering::Acquire).unwrap();
+        let cons = self
+            .page
+            .load_u32(ring::REQ_CONS, Ordering::Relaxed)
+            .unwrap();
+        let prod = self
+            .page
+            .load_u32(ring::REQ_PROD, Ordering::Acquire)
+            .unwrap();
         let mut c = cons;
         while c != prod {
             let mut b = [0u8];
-            self.page.read(ring::REQ + (c as usize % XENSTORE_RING_SIZE), &mut b).unwrap();
+            self.page
+                .read(ring::REQ + (c as usize % XENSTORE_RING_SIZE), &mut b)
+                .unwrap();
             self.inbuf.push(b[0]);
             c = c.wrapping_add(1);
         }
-        self.page.store_u32(ring::REQ_CONS, c, Ordering::Release).unwrap();
+        self.page
+            .store_u32(ring::REQ_CONS, c, Ordering::Release)
+            .unwrap();
         while self.inbuf.len() >= HEADER_SIZE {
-            let h = wire::decode_header(self.inbuf[..HEADER_SIZE].try_into().unwrap()).expect("client sent a bad header");
+            let h = wire::decode_header(self.inbuf[..HEADER_SIZE].try_into().unwrap())
+                .expect("client sent a bad header");
             let total = HEADER_SIZE + h.len as usize;
             if self.inbuf.len() < total {
                 break;
@@ -271,18 +294,31 @@ impl FakeXenstored {
     }
 
     fn flush(&mut self) {
-        let cons = self.page.load_u32(ring::RSP_CONS, Ordering::Acquire).unwrap();
-        let mut prod = self.page.load_u32(ring::RSP_PROD, Ordering::Relaxed).unwrap();
+        let cons = self
+            .page
+            .load_u32(ring::RSP_CONS, Ordering::Acquire)
+            .unwrap();
+        let mut prod = self
+            .page
+            .load_u32(ring::RSP_PROD, Ordering::Relaxed)
+            .unwrap();
         while prod.wrapping_sub(cons) < XENSTORE_RING_SIZE as u32 {
             let Some(b) = self.out.pop_front() else { break };
-            self.page.write(ring::RSP + (prod as usize % XENSTORE_RING_SIZE), &[b]).unwrap();
+            self.page
+                .write(ring::RSP + (prod as usize % XENSTORE_RING_SIZE), &[b])
+                .unwrap();
             prod = prod.wrapping_add(1);
         }
-        self.page.store_u32(ring::RSP_PROD, prod, Ordering::Release).unwrap();
+        self.page
+            .store_u32(ring::RSP_PROD, prod, Ordering::Release)
+            .unwrap();
     }
 
     fn handle(&mut self, h: &xsd_sockmsg, payload: &[u8]) -> Result<Vec<u8>, &'static str> {
-        let strings: Vec<&str> = payload.split(|&b| b == 0).map(|s| core::str::from_utf8(s).unwrap_or("")).collect();
+        let strings: Vec<&str> = payload
+            .split(|&b| b == 0)
+            .map(|s| core::str::from_utf8(s).unwrap_or(""))
+            .collect();
         let arg0 = strings.first().copied().unwrap_or("");
         let ok = b"OK\0".to_vec();
         let tx = h.tx_id;
@@ -295,7 +331,10 @@ impl FakeXenstored {
                     return Err(name);
                 }
                 let p = self.canon(arg0);
-                self.view(tx).get(&p).map(|n| n.value.clone()).ok_or("ENOENT")
+                self.view(tx)
+                    .get(&p)
+                    .map(|n| n.value.clone())
+                    .ok_or("ENOENT")
             }
             msg::XS_WRITE => {
                 let split = payload.iter().position(|&b| b == 0).ok_or("EINVAL")?;
@@ -329,7 +368,11 @@ impl FakeXenstored {
                 if !view.contains_key(&p) {
                     return Err("ENOENT");
                 }
-                let prefix = if p == "/" { p.clone() } else { alloc::format!("{p}/") };
+                let prefix = if p == "/" {
+                    p.clone()
+                } else {
+                    alloc::format!("{p}/")
+                };
                 let mut out = Vec::new();
                 for k in view.keys() {
                     if let Some(rest) = k.strip_prefix(&prefix) {
@@ -348,7 +391,11 @@ impl FakeXenstored {
             }
             msg::XS_SET_PERMS => {
                 let p = self.canon(arg0);
-                let perms: Vec<String> = strings[1..].iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
+                let perms: Vec<String> = strings[1..]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.to_string())
+                    .collect();
                 if perms.is_empty() || perms.iter().any(|s| wire::parse_perm(s).is_err()) {
                     return Err("EINVAL");
                 }
@@ -383,7 +430,14 @@ impl FakeXenstored {
             msg::XS_TRANSACTION_START => {
                 let id = self.next_tx;
                 self.next_tx += 1;
-                self.txs.insert(id, Tx { nodes: self.nodes.clone(), base_generation: self.generation, changed: Vec::new() });
+                self.txs.insert(
+                    id,
+                    Tx {
+                        nodes: self.nodes.clone(),
+                        base_generation: self.generation,
+                        changed: Vec::new(),
+                    },
+                );
                 Ok(alloc::format!("{id}\0").into_bytes())
             }
             msg::XS_TRANSACTION_END => {
@@ -436,10 +490,16 @@ fn set_in(nodes: &mut BTreeMap<String, Node>, p: &str, value: &[u8], domid: u16)
     let mut at = 0;
     while let Some(i) = p[at + 1..].find('/') {
         let parent = &p[..at + 1 + i];
-        nodes.entry(parent.to_string()).or_insert_with(|| Node { value: Vec::new(), perms: alloc::vec![alloc::format!("n{domid}")] });
+        nodes.entry(parent.to_string()).or_insert_with(|| Node {
+            value: Vec::new(),
+            perms: alloc::vec![alloc::format!("n{domid}")],
+        });
         at += 1 + i;
     }
-    let n = nodes.entry(p.to_string()).or_insert_with(|| Node { value: Vec::new(), perms: alloc::vec![alloc::format!("n{domid}")] });
+    let n = nodes.entry(p.to_string()).or_insert_with(|| Node {
+        value: Vec::new(),
+        perms: alloc::vec![alloc::format!("n{domid}")],
+    });
     n.value = value.to_vec();
 }
 
@@ -463,7 +523,13 @@ impl FakeTransport {
     /// A fresh page, a daemon for `domid`/`name`, and the client's ring.
     pub fn new(domid: u16, name: &str) -> Self {
         let page = SharedMem::leak_zeroed(4096);
-        FakeTransport { ring: StoreRing::new(page).unwrap(), server: FakeXenstored::new(page, domid, name), clock: 0, waits: 0, ns_per_recv: 0 }
+        FakeTransport {
+            ring: StoreRing::new(page).unwrap(),
+            server: FakeXenstored::new(page, domid, name),
+            clock: 0,
+            waits: 0,
+            ns_per_recv: 0,
+        }
     }
 
     /// The shared page (to corrupt it from a test).

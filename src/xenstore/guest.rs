@@ -6,8 +6,8 @@
 
 use super::ring::StoreRing;
 use super::{Client, Transport, XsError};
-use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::event;
+use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
 use crate::shared_mem::SharedMem;
 use crate::types::EvtchnPort;
 use core::ptr::NonNull;
@@ -54,7 +54,10 @@ pub(crate) fn write_exit_code(code: i32) -> Result<(), XsError> {
     let home = client.own_domain_path()?;
     let mut text = alloc::string::String::new();
     let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{code}"));
-    client.write(&alloc::format!("{home}/data/xenpv-exit-code"), text.as_bytes())
+    client.write(
+        &alloc::format!("{home}/data/xenpv-exit-code"),
+        text.as_bytes(),
+    )
 }
 
 /// The client over the store page, whether or not another one is open.
@@ -73,12 +76,16 @@ fn connect() -> Result<Client<RingTransport>, XsError> {
     let va = pfn_to_virt(pfn);
     // SAFETY: mapped writable for the domain's lifetime; shared with
     // xenstored, hence only accessed through SharedMem.
-    let page = unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
+    let page =
+        unsafe { SharedMem::new(NonNull::new_unchecked(va as *mut u8), crate::abi::PAGE_SIZE) };
     let Some(ring) = StoreRing::new(page) else {
         return Err(XsError::Unavailable);
     };
     // event::init unmasked the store port; its fired bit wakes `wait`.
-    Ok(Client::new(RingTransport { ring, port: info.store_evtchn }))
+    Ok(Client::new(RingTransport {
+        ring,
+        port: info.store_evtchn,
+    }))
 }
 
 impl Transport for RingTransport {

@@ -14,13 +14,16 @@ mod client;
 #[cfg(any(test, feature = "host-fakes"))]
 pub mod fake;
 pub mod ring;
-pub mod wire;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod wait_tests;
+pub mod wire;
 
-pub use client::{Client, Transaction, Transport, TxId, WatchEvent, DEFAULT_TIMEOUT_NS, DEFAULT_WATCH_QUEUE_LIMIT, MAX_TRANSACTION_ATTEMPTS};
+pub use client::{
+    Client, Transaction, Transport, TxId, WatchEvent, DEFAULT_TIMEOUT_NS,
+    DEFAULT_WATCH_QUEUE_LIMIT, MAX_TRANSACTION_ATTEMPTS,
+};
 
 use crate::error::Errno;
 use crate::types::DomId;
@@ -94,7 +97,10 @@ impl From<Malformed> for XsError {
 
 impl From<ring::CorruptIndex> for XsError {
     fn from(c: ring::CorruptIndex) -> Self {
-        XsError::Broken(Malformed::CorruptIndex { prod: c.prod, cons: c.cons })
+        XsError::Broken(Malformed::CorruptIndex {
+            prod: c.prod,
+            cons: c.cons,
+        })
     }
 }
 
@@ -124,6 +130,6 @@ pub struct Perm {
 #[cfg(target_os = "none")]
 pub(crate) mod guest;
 #[cfg(target_os = "none")]
-pub use guest::RingTransport;
-#[cfg(target_os = "none")]
 pub(crate) use guest::open_shared;
+#[cfg(target_os = "none")]
+pub use guest::RingTransport;

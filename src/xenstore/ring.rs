@@ -39,10 +39,19 @@ impl<'a> StoreRing<'a> {
         self.page.load_u32(off, order).unwrap_or(0)
     }
 
-    fn indices(&self, prod_off: usize, cons_off: usize, peer_is_prod: bool) -> Result<(u32, u32), CorruptIndex> {
+    fn indices(
+        &self,
+        prod_off: usize,
+        cons_off: usize,
+        peer_is_prod: bool,
+    ) -> Result<(u32, u32), CorruptIndex> {
         // Acquire on the peer's index pairs with its release of the data
         // (xs_wire users: `rmb()` after reading the peer's index).
-        let (p_ord, c_ord) = if peer_is_prod { (Ordering::Acquire, Ordering::Relaxed) } else { (Ordering::Relaxed, Ordering::Acquire) };
+        let (p_ord, c_ord) = if peer_is_prod {
+            (Ordering::Acquire, Ordering::Relaxed)
+        } else {
+            (Ordering::Relaxed, Ordering::Acquire)
+        };
         let cons = self.load(cons_off, c_ord);
         let prod = self.load(prod_off, p_ord);
         if prod.wrapping_sub(cons) as usize > XENSTORE_RING_SIZE {
@@ -76,7 +85,11 @@ impl<'a> StoreRing<'a> {
         // wmb(): data before the index that publishes it (xenbus_comms.c
         // `virt_wmb(); intf->req_prod += avail;`).
         wmb();
-        let _ = self.page.store_u32(ring::REQ_PROD, prod.wrapping_add(n as u32), Ordering::Relaxed);
+        let _ = self.page.store_u32(
+            ring::REQ_PROD,
+            prod.wrapping_add(n as u32),
+            Ordering::Relaxed,
+        );
         Ok(n)
     }
 
@@ -93,7 +106,11 @@ impl<'a> StoreRing<'a> {
         // the space as free and overwrite it (xenbus_comms.c `virt_mb();
         // intf->rsp_cons += avail;`).
         mb();
-        let _ = self.page.store_u32(ring::RSP_CONS, cons.wrapping_add(n as u32), Ordering::Relaxed);
+        let _ = self.page.store_u32(
+            ring::RSP_CONS,
+            cons.wrapping_add(n as u32),
+            Ordering::Relaxed,
+        );
         Ok(n)
     }
 }
@@ -106,8 +123,10 @@ mod tests {
     fn requests_wrap_and_indices_overflow() {
         let page = SharedMem::leak_zeroed(4096);
         let start = u32::MAX - 300;
-        page.store_u32(ring::REQ_PROD, start, Ordering::Relaxed).unwrap();
-        page.store_u32(ring::REQ_CONS, start, Ordering::Relaxed).unwrap();
+        page.store_u32(ring::REQ_PROD, start, Ordering::Relaxed)
+            .unwrap();
+        page.store_u32(ring::REQ_CONS, start, Ordering::Relaxed)
+            .unwrap();
         let r = StoreRing::new(page).unwrap();
         let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
         let mut sent = 0;
@@ -124,7 +143,8 @@ mod tests {
                 got.push(b[0]);
                 c = c.wrapping_add(1);
             }
-            page.store_u32(ring::REQ_CONS, c, Ordering::Release).unwrap();
+            page.store_u32(ring::REQ_CONS, c, Ordering::Release)
+                .unwrap();
         }
         assert_eq!(got, data);
     }
@@ -144,7 +164,8 @@ mod tests {
                 expected.push(b);
                 p = p.wrapping_add(1);
             }
-            page.store_u32(ring::RSP_PROD, p, Ordering::Release).unwrap();
+            page.store_u32(ring::RSP_PROD, p, Ordering::Release)
+                .unwrap();
             assert_eq!(r.response_available().unwrap(), len);
             let mut buf = vec![0u8; 4096];
             let n = r.read_response(&mut buf[..300]).unwrap();
@@ -160,13 +181,24 @@ mod tests {
     fn corrupt_peer_indices_are_errors_and_change_nothing() {
         let page = SharedMem::leak_zeroed(4096);
         let r = StoreRing::new(page).unwrap();
-        page.store_u32(ring::RSP_PROD, 1025, Ordering::Relaxed).unwrap();
+        page.store_u32(ring::RSP_PROD, 1025, Ordering::Relaxed)
+            .unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(r.read_response(&mut buf), Err(CorruptIndex { prod: 1025, cons: 0 }));
+        assert_eq!(
+            r.read_response(&mut buf),
+            Err(CorruptIndex {
+                prod: 1025,
+                cons: 0
+            })
+        );
         assert_eq!(page.load_u32(ring::RSP_CONS, Ordering::Relaxed).unwrap(), 0);
         // A consumer index ahead of our producer.
-        page.store_u32(ring::REQ_CONS, 10, Ordering::Relaxed).unwrap();
-        assert_eq!(r.write_request(b"x"), Err(CorruptIndex { prod: 0, cons: 10 }));
+        page.store_u32(ring::REQ_CONS, 10, Ordering::Relaxed)
+            .unwrap();
+        assert_eq!(
+            r.write_request(b"x"),
+            Err(CorruptIndex { prod: 0, cons: 10 })
+        );
         assert_eq!(page.load_u32(ring::REQ_PROD, Ordering::Relaxed).unwrap(), 0);
         assert!(StoreRing::new(SharedMem::leak_zeroed(2048)).is_none());
     }

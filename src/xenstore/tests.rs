@@ -12,7 +12,13 @@ fn client() -> Client<FakeTransport> {
 }
 
 fn raw(ty: u32, req_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = encode_header(&xsd_sockmsg { type_: ty, req_id, tx_id: 0, len: payload.len() as u32 }).to_vec();
+    let mut v = encode_header(&xsd_sockmsg {
+        type_: ty,
+        req_id,
+        tx_id: 0,
+        len: payload.len() as u32,
+    })
+    .to_vec();
     v.extend_from_slice(payload);
     v
 }
@@ -34,7 +40,13 @@ fn identity_read_write_directory_rm() {
     assert_eq!(c.read("data/greeting"), Err(XsError::Errno(Errno::ENOENT)));
     assert_eq!(c.rm("data"), Err(XsError::Errno(Errno::ENOENT)));
     // Req ids are distinct and increasing.
-    let ids: Vec<u32> = c.transport_mut().server.requests.iter().map(|h| h.req_id).collect();
+    let ids: Vec<u32> = c
+        .transport_mut()
+        .server
+        .requests
+        .iter()
+        .map(|h| h.req_id)
+        .collect();
     assert!(ids.windows(2).all(|w| w[1] > w[0]), "{ids:?}");
 }
 
@@ -46,18 +58,43 @@ fn large_values_cross_the_1k_rings_both_ways() {
     assert_eq!(c.transport_mut().server.get("data/big").unwrap(), value);
     assert_eq!(c.read("data/big").unwrap(), value);
     let too_big = vec![b'x'; 4096];
-    assert_eq!(c.write("data/big", &too_big), Err(XsError::RequestTooLong(4096 + 9)));
+    assert_eq!(
+        c.write("data/big", &too_big),
+        Err(XsError::RequestTooLong(4096 + 9))
+    );
 }
 
 #[test]
 fn permissions_round_trip() {
     let mut c = client();
     c.write("data/p", b"1").unwrap();
-    assert_eq!(c.get_perms("data/p").unwrap(), [Perm { domid: DomId(7), access: Access::None }]);
-    let perms = [Perm { domid: DomId(7), access: Access::None }, Perm { domid: DomId(0), access: Access::ReadWrite }, Perm { domid: DomId(3), access: Access::Read }];
+    assert_eq!(
+        c.get_perms("data/p").unwrap(),
+        [Perm {
+            domid: DomId(7),
+            access: Access::None
+        }]
+    );
+    let perms = [
+        Perm {
+            domid: DomId(7),
+            access: Access::None,
+        },
+        Perm {
+            domid: DomId(0),
+            access: Access::ReadWrite,
+        },
+        Perm {
+            domid: DomId(3),
+            access: Access::Read,
+        },
+    ];
     c.set_perms("data/p", &perms).unwrap();
     assert_eq!(c.get_perms("data/p").unwrap(), perms);
-    assert_eq!(c.set_perms("data/none", &perms), Err(XsError::Errno(Errno::ENOENT)));
+    assert_eq!(
+        c.set_perms("data/none", &perms),
+        Err(XsError::Errno(Errno::ENOENT))
+    );
 }
 
 #[test]
@@ -76,13 +113,21 @@ fn watch_events_interleaved_with_replies_are_queued_not_lost() {
     let s = |a: &str, b: &str| (String::from(a), String::from(b));
     assert_eq!(
         got,
-        [s("data", "tok"), s("/x/y", "other"), s("/local/domain/7/data/k", "tok"), s("/x/y", "other")],
+        [
+            s("data", "tok"),
+            s("/x/y", "other"),
+            s("/local/domain/7/data/k", "tok"),
+            s("/x/y", "other")
+        ],
         "the initial event, then events in arrival order"
     );
     // An external write (dom0's xenstore-write) while we wait.
     c.transport_mut().server.external_write("data/k", b"new");
     let e = c.wait_watch_event(1_000_000_000).unwrap();
-    assert_eq!((e.path.as_str(), e.token.as_str()), ("/local/domain/7/data/k", "tok"));
+    assert_eq!(
+        (e.path.as_str(), e.token.as_str()),
+        ("/local/domain/7/data/k", "tok")
+    );
     c.unwatch("data", "tok").unwrap();
     c.transport_mut().server.external_write("data/k", b"newer");
     assert_eq!(c.wait_watch_event(10_000_000), Err(XsError::Timeout));
@@ -97,7 +142,13 @@ fn a_stale_reply_to_a_timed_out_request_is_skipped() {
     assert_eq!(c.read("name"), Err(XsError::Timeout));
     c.transport_mut().server.silent = false;
     // The daemon wakes up and answers the old request (id 1) first.
-    c.transport_mut().server.raw_replies.push_back([raw(msg::XS_READ, 1, b"stale"), raw(msg::XS_READ, 2, b"fresh")].concat());
+    c.transport_mut().server.raw_replies.push_back(
+        [
+            raw(msg::XS_READ, 1, b"stale"),
+            raw(msg::XS_READ, 2, b"fresh"),
+        ]
+        .concat(),
+    );
     assert_eq!(c.read("name").unwrap(), b"fresh");
 }
 
@@ -115,7 +166,10 @@ fn a_silent_xenstored_is_a_timeout_not_a_hang() {
     c.transport_mut().server.stalled = true;
     c.set_timeout_ns(10_000_000);
     assert_eq!(c.write("data/a", &[b'x'; 2000]), Err(XsError::Timeout));
-    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+    assert_eq!(
+        c.read("name"),
+        Err(XsError::Broken(Malformed::Desynchronized))
+    );
 }
 
 #[test]
@@ -145,12 +199,21 @@ fn transactions_commit_and_retry_on_eagain() {
     let tx = c.transaction_start().unwrap();
     c.write_in(tx, "data/t", b"x").unwrap();
     c.transport_mut().server.external_write("data/other", b"y");
-    assert_eq!(c.transaction_end(tx, true), Err(XsError::Errno(Errno::EAGAIN)));
+    assert_eq!(
+        c.transaction_end(tx, true),
+        Err(XsError::Errno(Errno::EAGAIN))
+    );
     // Endless conflicts give up after the attempt limit.
     c.transport_mut().server.fail_commits = u32::MAX;
     let before = c.transport_mut().server.commits;
-    assert_eq!(c.transaction(|tx| tx.write("data/z", b"1")), Err(XsError::Errno(Errno::EAGAIN)));
-    assert_eq!(c.transport_mut().server.commits - before, MAX_TRANSACTION_ATTEMPTS);
+    assert_eq!(
+        c.transaction(|tx| tx.write("data/z", b"1")),
+        Err(XsError::Errno(Errno::EAGAIN))
+    );
+    assert_eq!(
+        c.transport_mut().server.commits - before,
+        MAX_TRANSACTION_ATTEMPTS
+    );
     // A non-EAGAIN error in the body aborts without retrying.
     c.transport_mut().server.fail_commits = 0;
     let mut runs = 0;
@@ -164,17 +227,57 @@ fn transactions_commit_and_retry_on_eagain() {
 #[test]
 fn hostile_replies_are_typed_errors() {
     let cases: Vec<(Vec<u8>, XsError)> = vec![
-        (raw(msg::XS_READ, 1, &[]).into_iter().take(12).chain(5000u32.to_le_bytes()).collect(), XsError::Broken(Malformed::PayloadTooLong(5000))),
-        (raw(77, 1, b"x"), XsError::Malformed(Malformed::UnknownType(77))),
-        (raw(msg::XS_ERROR, 1, b"ENOENT"), XsError::Malformed(Malformed::MissingNul)),
-        (raw(msg::XS_ERROR, 1, b"EWHAT\0"), XsError::Malformed(Malformed::UnknownErrorName)),
-        (raw(msg::XS_ERROR, 1, b"EACCES\0"), XsError::Errno(Errno::EACCES)),
-        (raw(msg::XS_ERROR, 1, b"E2BIG\0"), XsError::Errno(Errno::E2BIG)),
-        (raw(msg::XS_ERROR, 1, b"EEXIST\0"), XsError::Errno(Errno::EEXIST)),
-        (raw(msg::XS_ERROR, 1, b"EINVAL\0"), XsError::Errno(Errno::EINVAL)),
-        (raw(msg::XS_WRITE, 1, b"OK\0"), XsError::Malformed(Malformed::UnexpectedType { expected: msg::XS_READ, got: msg::XS_WRITE })),
-        (raw(msg::XS_WATCH_EVENT, 0, b"/a\0"), XsError::Malformed(Malformed::MissingNul)),
-        (raw(msg::XS_READ, 1, b"\xff\xfe"), XsError::Malformed(Malformed::InvalidUtf8)),
+        (
+            raw(msg::XS_READ, 1, &[])
+                .into_iter()
+                .take(12)
+                .chain(5000u32.to_le_bytes())
+                .collect(),
+            XsError::Broken(Malformed::PayloadTooLong(5000)),
+        ),
+        (
+            raw(77, 1, b"x"),
+            XsError::Malformed(Malformed::UnknownType(77)),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"ENOENT"),
+            XsError::Malformed(Malformed::MissingNul),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"EWHAT\0"),
+            XsError::Malformed(Malformed::UnknownErrorName),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"EACCES\0"),
+            XsError::Errno(Errno::EACCES),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"E2BIG\0"),
+            XsError::Errno(Errno::E2BIG),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"EEXIST\0"),
+            XsError::Errno(Errno::EEXIST),
+        ),
+        (
+            raw(msg::XS_ERROR, 1, b"EINVAL\0"),
+            XsError::Errno(Errno::EINVAL),
+        ),
+        (
+            raw(msg::XS_WRITE, 1, b"OK\0"),
+            XsError::Malformed(Malformed::UnexpectedType {
+                expected: msg::XS_READ,
+                got: msg::XS_WRITE,
+            }),
+        ),
+        (
+            raw(msg::XS_WATCH_EVENT, 0, b"/a\0"),
+            XsError::Malformed(Malformed::MissingNul),
+        ),
+        (
+            raw(msg::XS_READ, 1, b"\xff\xfe"),
+            XsError::Malformed(Malformed::InvalidUtf8),
+        ),
     ];
     for (reply, want) in cases {
         let mut c = client();
@@ -184,9 +287,18 @@ fn hostile_replies_are_typed_errors() {
     }
     // After a reply too long to frame, the connection refuses further use.
     let mut c = client();
-    c.transport_mut().server.raw_replies.push_back(raw(msg::XS_READ, 1, &[]).into_iter().take(12).chain(4097u32.to_le_bytes()).collect());
+    c.transport_mut().server.raw_replies.push_back(
+        raw(msg::XS_READ, 1, &[])
+            .into_iter()
+            .take(12)
+            .chain(4097u32.to_le_bytes())
+            .collect(),
+    );
     assert!(matches!(c.read("name"), Err(XsError::Broken(_))));
-    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::PayloadTooLong(4097))));
+    assert_eq!(
+        c.read("name"),
+        Err(XsError::Broken(Malformed::PayloadTooLong(4097)))
+    );
     // Bad strings in typed replies.
     for (ty, payload, call) in [
         (msg::XS_DIRECTORY, &b"a\0b"[..], 0),
@@ -196,7 +308,10 @@ fn hostile_replies_are_typed_errors() {
         (msg::XS_GET_DOMAIN_PATH, &b"/local/domain/7"[..], 3),
     ] {
         let mut c = client();
-        c.transport_mut().server.raw_replies.push_back(raw(ty, 1, payload));
+        c.transport_mut()
+            .server
+            .raw_replies
+            .push_back(raw(ty, 1, payload));
         let r = match call {
             0 => c.directory("x").map(drop),
             1 => c.transaction_start().map(drop),
@@ -213,10 +328,14 @@ fn a_corrupt_ring_index_is_an_error_not_an_overread() {
     c.read("name").unwrap();
     let page = c.transport_mut().page();
     let cons = page.load_u32(ring::RSP_CONS, Ordering::Relaxed).unwrap();
-    page.store_u32(ring::RSP_PROD, cons.wrapping_add(5000), Ordering::Relaxed).unwrap();
+    page.store_u32(ring::RSP_PROD, cons.wrapping_add(5000), Ordering::Relaxed)
+        .unwrap();
     c.transport_mut().server.silent = true;
     let r = c.read("name");
-    assert!(matches!(r, Err(XsError::Broken(Malformed::CorruptIndex { .. }))), "{r:?}");
+    assert!(
+        matches!(r, Err(XsError::Broken(Malformed::CorruptIndex { .. }))),
+        "{r:?}"
+    );
     assert!(matches!(c.read("name"), Err(XsError::Broken(_))));
 }
 
@@ -240,11 +359,24 @@ fn a_truncated_reply_desynchronises_the_client_for_good() {
     assert_eq!(c.read("name"), Err(XsError::Timeout));
     let sent = c.transport_mut().server.requests.len();
     for _ in 0..12 {
-        assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+        assert_eq!(
+            c.read("name"),
+            Err(XsError::Broken(Malformed::Desynchronized))
+        );
     }
-    assert_eq!(c.poll_watch_event(), Err(XsError::Broken(Malformed::Desynchronized)));
-    assert_eq!(c.wait_watch_event(1_000_000), Err(XsError::Broken(Malformed::Desynchronized)));
-    assert_eq!(c.transport_mut().server.requests.len(), sent, "nothing more goes into a lost stream");
+    assert_eq!(
+        c.poll_watch_event(),
+        Err(XsError::Broken(Malformed::Desynchronized))
+    );
+    assert_eq!(
+        c.wait_watch_event(1_000_000),
+        Err(XsError::Broken(Malformed::Desynchronized))
+    );
+    assert_eq!(
+        c.transport_mut().server.requests.len(),
+        sent,
+        "nothing more goes into a lost stream"
+    );
 
     // A watch event cut short while we only wait for events: a short wait
     // may end between two chunks of a healthy message, so that alone is a
@@ -252,10 +384,15 @@ fn a_truncated_reply_desynchronises_the_client_for_good() {
     // the stream is lost.
     let mut c = client();
     c.set_timeout_ns(5_000_000);
-    c.transport_mut().server.send_raw(&raw(msg::XS_WATCH_EVENT, 0, b"/a\0tok\0")[..HEADER_SIZE + 2]);
+    c.transport_mut()
+        .server
+        .send_raw(&raw(msg::XS_WATCH_EVENT, 0, b"/a\0tok\0")[..HEADER_SIZE + 2]);
     assert_eq!(c.wait_watch_event(1_000_000), Err(XsError::Timeout));
     assert_eq!(c.wait_watch_event(10_000_000), Err(XsError::Timeout));
-    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+    assert_eq!(
+        c.read("name"),
+        Err(XsError::Broken(Malformed::Desynchronized))
+    );
 }
 
 #[test]
@@ -284,7 +421,11 @@ fn a_flood_of_other_replies_cannot_hold_a_request_past_its_deadline() {
     assert_eq!(c.read("name"), Err(XsError::Timeout));
     let t = c.transport_mut();
     // 10 ms at three ring reads per message is ~3,300 messages.
-    assert!(t.server.flooded < 10_000, "read {} flood replies", t.server.flooded);
+    assert!(
+        t.server.flooded < 10_000,
+        "read {} flood replies",
+        t.server.flooded
+    );
     assert!(t.now_ns() < 11_000_000, "returned at {} ns", t.now_ns());
     // A poll never blocks, even with the ring kept full.
     let before = t.server.flooded;
@@ -300,7 +441,9 @@ fn a_flooded_watch_queue_stays_bounded_and_reports_its_drops() {
     // Another domain allowed to write the watched node writes it over
     // and over while we are busy (XSA-349): thousands of events.
     for i in 0..5_000u32 {
-        c.transport_mut().server.external_write("data/k", alloc::format!("{i}").as_bytes());
+        c.transport_mut()
+            .server
+            .external_write("data/k", alloc::format!("{i}").as_bytes());
     }
     c.transport_mut().server.external_write("misc/m", b"1");
     // Our next request takes them all in on its way to its reply.
@@ -308,14 +451,24 @@ fn a_flooded_watch_queue_stays_bounded_and_reports_its_drops() {
     // "tok": its initial event and the first 255 writes; "quiet": its
     // initial event and the one write, not crowded out by "tok".
     assert_eq!(c.queued_watch_events(), DEFAULT_WATCH_QUEUE_LIMIT + 2);
-    assert_eq!(c.take_dropped_watch_events("tok"), 5_001 - DEFAULT_WATCH_QUEUE_LIMIT as u64);
-    assert_eq!(c.take_dropped_watch_events("tok"), 0, "the count resets when taken");
+    assert_eq!(
+        c.take_dropped_watch_events("tok"),
+        5_001 - DEFAULT_WATCH_QUEUE_LIMIT as u64
+    );
+    assert_eq!(
+        c.take_dropped_watch_events("tok"),
+        0,
+        "the count resets when taken"
+    );
     assert_eq!(c.take_dropped_watch_events("quiet"), 0);
     let mut toks = Vec::new();
     while let Some(e) = c.poll_watch_event().unwrap() {
         toks.push(e.token);
     }
-    assert_eq!(toks.iter().filter(|t| *t == "tok").count(), DEFAULT_WATCH_QUEUE_LIMIT);
+    assert_eq!(
+        toks.iter().filter(|t| *t == "tok").count(),
+        DEFAULT_WATCH_QUEUE_LIMIT
+    );
     assert_eq!(toks.iter().filter(|t| *t == "quiet").count(), 2);
     // Drained, the queue takes events again.
     c.transport_mut().server.external_write("data/k", b"again");
@@ -325,7 +478,13 @@ fn a_flooded_watch_queue_stays_bounded_and_reports_its_drops() {
     // (made up by a hostile daemon) share one bounded queue.
     c.set_watch_queue_limit(4);
     let t = c.transport_mut();
-    t.server.flood = Some([raw(msg::XS_WATCH_EVENT, 0, b"/x\0made-up\0"), raw(msg::XS_WATCH_EVENT, 0, b"/y\0made-up-too\0")].concat());
+    t.server.flood = Some(
+        [
+            raw(msg::XS_WATCH_EVENT, 0, b"/x\0made-up\0"),
+            raw(msg::XS_WATCH_EVENT, 0, b"/y\0made-up-too\0"),
+        ]
+        .concat(),
+    );
     t.server.flood_left = 500;
     assert_eq!(c.read("name").unwrap(), b"guest-seven");
     assert_eq!(c.transport_mut().server.flooded, 500);
@@ -340,7 +499,10 @@ fn debug_output_shows_the_client_and_transaction_state() {
     assert!(alloc::format!("{c:?}").contains("next_req_id: 1"), "{c:?}");
     c.read("name").unwrap();
     let s = alloc::format!("{c:?}");
-    assert!(s.starts_with("Client") && s.contains("next_req_id: 2") && s.contains("broken: None"), "{s}");
+    assert!(
+        s.starts_with("Client") && s.contains("next_req_id: 2") && s.contains("broken: None"),
+        "{s}"
+    );
     let shown = c.transaction(|tx| Ok(alloc::format!("{tx:?}"))).unwrap();
     assert_eq!(shown, "Transaction { id: TxId(1) }");
 }
@@ -349,7 +511,16 @@ fn debug_output_shows_the_client_and_transaction_state() {
 fn every_operation_of_a_transaction_goes_out_in_it() {
     let mut c = client();
     c.write("data/old", b"1").unwrap();
-    let perms = [Perm { domid: DomId(7), access: Access::None }, Perm { domid: DomId(0), access: Access::Read }];
+    let perms = [
+        Perm {
+            domid: DomId(7),
+            access: Access::None,
+        },
+        Perm {
+            domid: DomId(0),
+            access: Access::Read,
+        },
+    ];
     let mut id = TxId::NONE;
     let listing = c
         .transaction(|tx| {
@@ -364,14 +535,32 @@ fn every_operation_of_a_transaction_goes_out_in_it() {
     assert_ne!(id, TxId::NONE);
     assert_eq!(c.directory("data").unwrap(), ["new"], "committed");
     assert_eq!(c.get_perms("data").unwrap(), perms);
-    let in_tx: Vec<u32> = c.transport_mut().server.requests.iter().filter(|h| h.tx_id == id.0).map(|h| h.type_).collect();
-    assert_eq!(in_tx, [msg::XS_MKDIR, msg::XS_RM, msg::XS_SET_PERMS, msg::XS_DIRECTORY, msg::XS_TRANSACTION_END]);
+    let in_tx: Vec<u32> = c
+        .transport_mut()
+        .server
+        .requests
+        .iter()
+        .filter(|h| h.tx_id == id.0)
+        .map(|h| h.type_)
+        .collect();
+    assert_eq!(
+        in_tx,
+        [
+            msg::XS_MKDIR,
+            msg::XS_RM,
+            msg::XS_SET_PERMS,
+            msg::XS_DIRECTORY,
+            msg::XS_TRANSACTION_END
+        ]
+    );
 }
 
 /// Sends an unasked watch event for `token` (as a hostile daemon may).
 fn unasked_event(c: &mut Client<FakeTransport>, token: &str) {
     let payload = alloc::format!("/x\0{token}\0");
-    c.transport_mut().server.send_raw(&raw(msg::XS_WATCH_EVENT, 0, payload.as_bytes()));
+    c.transport_mut()
+        .server
+        .send_raw(&raw(msg::XS_WATCH_EVENT, 0, payload.as_bytes()));
 }
 
 /// Takes in everything that waits (events queue on the way to a reply).
@@ -404,7 +593,11 @@ fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
     take_in(&mut c);
     assert_eq!(c.queued_watch_events(), 2);
     assert_eq!(c.take_dropped_watch_events("t"), 1, "t's own queue");
-    assert_eq!(c.take_dropped_watch_events("other"), 1, "the shared queue of unwatched tokens");
+    assert_eq!(
+        c.take_dropped_watch_events("other"),
+        1,
+        "the shared queue of unwatched tokens"
+    );
     assert_eq!(drain(&mut c), 2);
 
     // Its last watch gone (and nothing queued), the token is a stray one.
@@ -413,7 +606,11 @@ fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
     unasked_event(&mut c, "t");
     take_in(&mut c);
     assert_eq!(c.queued_watch_events(), 1);
-    assert_eq!(c.take_dropped_watch_events("other"), 1, "t's event counted in the shared queue");
+    assert_eq!(
+        c.take_dropped_watch_events("other"),
+        1,
+        "t's event counted in the shared queue"
+    );
     assert_eq!(drain(&mut c), 1);
 
     // Unwatched while its events wait: the queue stays until the last of
@@ -427,7 +624,11 @@ fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
     unasked_event(&mut c, "u");
     unasked_event(&mut c, "u");
     take_in(&mut c);
-    assert_eq!(c.take_dropped_watch_events("u"), 1, "one left queued, one more fits");
+    assert_eq!(
+        c.take_dropped_watch_events("u"),
+        1,
+        "one left queued, one more fits"
+    );
     assert_eq!(drain(&mut c), 2);
     // Now drained, "u" shares the stray queue.
     c.set_watch_queue_limit(1);
@@ -442,7 +643,11 @@ fn a_token_keeps_its_own_queue_while_watched_or_while_its_events_wait() {
     c.watch("misc", "b").unwrap();
     unasked_event(&mut c, "other");
     take_in(&mut c);
-    assert_eq!(c.queued_watch_events(), 3, "a's, b's and the stray event, one per queue");
+    assert_eq!(
+        c.queued_watch_events(),
+        3,
+        "a's, b's and the stray event, one per queue"
+    );
     assert_eq!(c.take_dropped_watch_events("other"), 0);
 }
 
@@ -454,10 +659,15 @@ fn a_message_stalls_from_its_first_byte_not_its_latest_chunk() {
     // The header and two bytes at 0 ms, two more bytes at 3 ms, then no more.
     c.transport_mut().server.send_raw(&event[..HEADER_SIZE + 2]);
     assert_eq!(c.wait_watch_event(3_000_000), Err(XsError::Timeout));
-    c.transport_mut().server.send_raw(&event[HEADER_SIZE + 2..HEADER_SIZE + 4]);
+    c.transport_mut()
+        .server
+        .send_raw(&event[HEADER_SIZE + 2..HEADER_SIZE + 4]);
     assert_eq!(c.wait_watch_event(3_000_000), Err(XsError::Timeout));
     // At 6 ms the message began 6 ms ago, more than the 5 ms timeout.
-    assert_eq!(c.read("name"), Err(XsError::Broken(Malformed::Desynchronized)));
+    assert_eq!(
+        c.read("name"),
+        Err(XsError::Broken(Malformed::Desynchronized))
+    );
 }
 
 #[test]

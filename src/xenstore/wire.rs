@@ -5,7 +5,9 @@
 //! UTF-8 becomes a [`Malformed`] error, never a panic.
 
 use super::{Access, Malformed, Perm, XsError};
-use crate::abi::xenstore::{msg, xsd_sockmsg, HEADER_SIZE, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX};
+use crate::abi::xenstore::{
+    msg, xsd_sockmsg, HEADER_SIZE, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
+};
 use crate::error::Errno;
 use crate::types::DomId;
 use alloc::string::String;
@@ -26,7 +28,12 @@ pub fn encode_header(h: &xsd_sockmsg) -> [u8; HEADER_SIZE] {
 /// [`check_type`] once the payload has been consumed.
 pub fn decode_header(b: &[u8; HEADER_SIZE]) -> Result<xsd_sockmsg, Malformed> {
     let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let h = xsd_sockmsg { type_: word(0), req_id: word(4), tx_id: word(8), len: word(12) };
+    let h = xsd_sockmsg {
+        type_: word(0),
+        req_id: word(4),
+        tx_id: word(8),
+        len: word(12),
+    };
     if h.len as usize > XENSTORE_PAYLOAD_MAX {
         return Err(Malformed::PayloadTooLong(h.len));
     }
@@ -43,13 +50,23 @@ pub fn check_type(ty: u32) -> Result<(), Malformed> {
 }
 
 /// Builds one request: header plus the concatenation of `parts`.
-pub fn encode_request(ty: u32, req_id: u32, tx_id: u32, parts: &[&[u8]]) -> Result<Vec<u8>, XsError> {
+pub fn encode_request(
+    ty: u32,
+    req_id: u32,
+    tx_id: u32,
+    parts: &[&[u8]],
+) -> Result<Vec<u8>, XsError> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len > XENSTORE_PAYLOAD_MAX {
         return Err(XsError::RequestTooLong(len));
     }
     let mut out = Vec::with_capacity(HEADER_SIZE + len);
-    out.extend_from_slice(&encode_header(&xsd_sockmsg { type_: ty, req_id, tx_id, len: len as u32 }));
+    out.extend_from_slice(&encode_header(&xsd_sockmsg {
+        type_: ty,
+        req_id,
+        tx_id,
+        len: len as u32,
+    }));
     for p in parts {
         out.extend_from_slice(p);
     }
@@ -140,7 +157,10 @@ pub fn parse_perm(s: &str) -> Result<Perm, Malformed> {
     };
     let id = parse_u32(chars.as_str()).map_err(|_| Malformed::BadPermission)?;
     let domid = u16::try_from(id).map_err(|_| Malformed::BadPermission)?;
-    Ok(Perm { domid: DomId(domid), access })
+    Ok(Perm {
+        domid: DomId(domid),
+        access,
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +169,12 @@ mod tests {
 
     #[test]
     fn headers_round_trip_little_endian() {
-        let h = xsd_sockmsg { type_: msg::XS_WRITE, req_id: 0x0102_0304, tx_id: 7, len: 4096 };
+        let h = xsd_sockmsg {
+            type_: msg::XS_WRITE,
+            req_id: 0x0102_0304,
+            tx_id: 7,
+            len: 4096,
+        };
         let b = encode_header(&h);
         assert_eq!(&b[..8], &[11, 0, 0, 0, 4, 3, 2, 1]);
         assert_eq!(decode_header(&b), Ok(h));
@@ -157,7 +182,10 @@ mod tests {
         big[12..16].copy_from_slice(&4097u32.to_le_bytes());
         assert_eq!(decode_header(&big), Err(Malformed::PayloadTooLong(4097)));
         big[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(decode_header(&big), Err(Malformed::PayloadTooLong(u32::MAX)));
+        assert_eq!(
+            decode_header(&big),
+            Err(Malformed::PayloadTooLong(u32::MAX))
+        );
     }
 
     #[test]
@@ -167,7 +195,10 @@ mod tests {
         assert_eq!(decode_header(r[..16].try_into().unwrap()).unwrap().len, 9);
         assert_eq!(&r[16..], b"a/b\0value");
         let big = [b'x'; 4097];
-        assert_eq!(encode_request(msg::XS_WRITE, 1, 0, &[&big]), Err(XsError::RequestTooLong(4097)));
+        assert_eq!(
+            encode_request(msg::XS_WRITE, 1, 0, &[&big]),
+            Err(XsError::RequestTooLong(4097))
+        );
         assert!(encode_request(msg::XS_WRITE, 1, 0, &[&big[..4096]]).is_ok());
     }
 
@@ -199,8 +230,14 @@ mod tests {
         assert_eq!(parse_error(b"EACCES\0"), XsError::Errno(Errno::EACCES));
         assert_eq!(parse_error(b"EAGAIN\0"), XsError::Errno(Errno::EAGAIN));
         assert_eq!(parse_error(b"E2BIG\0"), XsError::Errno(Errno::E2BIG));
-        assert_eq!(parse_error(b"EQUOTA\0"), XsError::Malformed(Malformed::UnknownErrorName));
-        assert_eq!(parse_error(b"EINVAL"), XsError::Malformed(Malformed::MissingNul));
+        assert_eq!(
+            parse_error(b"EQUOTA\0"),
+            XsError::Malformed(Malformed::UnknownErrorName)
+        );
+        assert_eq!(
+            parse_error(b"EINVAL"),
+            XsError::Malformed(Malformed::MissingNul)
+        );
     }
 
     #[test]
@@ -209,13 +246,25 @@ mod tests {
         for bad in ["", "-1", "4294967296", "1x", " 1", "99999999999"] {
             assert_eq!(parse_u32(bad), Err(Malformed::BadNumber), "{bad:?}");
         }
-        assert_eq!(parse_watch_event(b"/a/b\0tok\0"), Ok(("/a/b".into(), "tok".into())));
+        assert_eq!(
+            parse_watch_event(b"/a/b\0tok\0"),
+            Ok(("/a/b".into(), "tok".into()))
+        );
         assert_eq!(parse_watch_event(b"/a/b\0"), Err(Malformed::MissingNul));
         assert_eq!(parse_watch_event(b"/a/b\0tok"), Err(Malformed::MissingNul));
-        let p = Perm { domid: DomId(7), access: Access::ReadWrite };
+        let p = Perm {
+            domid: DomId(7),
+            access: Access::ReadWrite,
+        };
         assert_eq!(encode_perm(&p), "b7");
         assert_eq!(parse_perm("b7"), Ok(p));
-        assert_eq!(parse_perm("n0"), Ok(Perm { domid: DomId(0), access: Access::None }));
+        assert_eq!(
+            parse_perm("n0"),
+            Ok(Perm {
+                domid: DomId(0),
+                access: Access::None
+            })
+        );
         for bad in ["", "x1", "r", "r70000", "r-1"] {
             assert_eq!(parse_perm(bad), Err(Malformed::BadPermission), "{bad:?}");
         }
@@ -246,8 +295,16 @@ mod tests {
 
     #[test]
     fn every_access_letter_round_trips() {
-        for (access, s) in [(Access::None, "n3"), (Access::Read, "r3"), (Access::Write, "w3"), (Access::ReadWrite, "b3")] {
-            let p = Perm { domid: DomId(3), access };
+        for (access, s) in [
+            (Access::None, "n3"),
+            (Access::Read, "r3"),
+            (Access::Write, "w3"),
+            (Access::ReadWrite, "b3"),
+        ] {
+            let p = Perm {
+                domid: DomId(3),
+                access,
+            };
             assert_eq!(encode_perm(&p), s);
             assert_eq!(parse_perm(s), Ok(p));
         }

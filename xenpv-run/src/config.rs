@@ -69,7 +69,10 @@ impl Config {
             }
         }
         if config.memory == Some(0) || config.vcpus == Some(0) || config.timeout == Some(0) {
-            bail!("{}: memory, vcpus and timeout must be positive", origin.display());
+            bail!(
+                "{}: memory, vcpus and timeout must be positive",
+                origin.display()
+            );
         }
         Ok(config)
     }
@@ -109,11 +112,17 @@ mod tests {
         for (text, needle) in [
             ("memroy = 3\n", "unknown field"),
             ("[[guest]]\nname = \"x\"\n", "exactly one of"),
-            ("[[guest]]\nname = \"x\"\nbin = \"a\"\nimage = \"b\"\n", "exactly one of"),
+            (
+                "[[guest]]\nname = \"x\"\nbin = \"a\"\nimage = \"b\"\n",
+                "exactly one of",
+            ),
             ("memory = 0\n", "positive"),
             ("memory = \"big\"\n", "invalid type"),
         ] {
-            let err = format!("{:#}", Config::parse(text, Path::new("X.toml")).unwrap_err());
+            let err = format!(
+                "{:#}",
+                Config::parse(text, Path::new("X.toml")).unwrap_err()
+            );
             assert!(err.contains(needle), "{text:?}: {err}");
         }
     }

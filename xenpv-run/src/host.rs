@@ -34,10 +34,20 @@ pub fn guest_state(list: &str, name: &str) -> String {
     if state.contains('c') {
         return "crash".into();
     }
-    const NAMES: [&str; 6] = ["poweroff", "reboot", "suspend", "crash", "watchdog", "soft_reset"];
+    const NAMES: [&str; 6] = [
+        "poweroff",
+        "reboot",
+        "suspend",
+        "crash",
+        "watchdog",
+        "soft_reset",
+    ];
     match cols.get(7).and_then(|c| c.parse::<usize>().ok()) {
         Some(code) if code < NAMES.len() => NAMES[code].into(),
-        code => format!("shutdown-{}", code.map(|c| c.to_string()).unwrap_or_default()),
+        code => format!(
+            "shutdown-{}",
+            code.map(|c| c.to_string()).unwrap_or_default()
+        ),
     }
 }
 
@@ -58,44 +68,71 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
     let mut running = Vec::new();
     for g in &plan.guests {
         let mut cfg = g.xl_config();
-        for key in ["on_poweroff", "on_reboot", "on_crash", "on_watchdog", "on_soft_reset"] {
+        for key in [
+            "on_poweroff",
+            "on_reboot",
+            "on_crash",
+            "on_watchdog",
+            "on_soft_reset",
+        ] {
             cfg.push_str(&format!("{key} = \"preserve\"\n"));
         }
         let path = dir.join(format!("{}.cfg", g.name));
         std::fs::write(&path, cfg)?;
-        util::run_captured(&mut command("xl", ["create".as_ref(), "-p".as_ref(), path.as_os_str()]), Duration::from_secs(60))
-            .with_context(|| format!("xl create for `{}`", g.name))?;
-        let domid = util::run_captured(&mut command("xl", ["domid", &g.name]), Duration::from_secs(10))?
-            .stdout
-            .trim()
-            .to_string();
-        running.push(Running { name: g.name.clone(), domid, console: None, started: Instant::now() });
+        util::run_captured(
+            &mut command("xl", ["create".as_ref(), "-p".as_ref(), path.as_os_str()]),
+            Duration::from_secs(60),
+        )
+        .with_context(|| format!("xl create for `{}`", g.name))?;
+        let domid = util::run_captured(
+            &mut command("xl", ["domid", &g.name]),
+            Duration::from_secs(10),
+        )?
+        .stdout
+        .trim()
+        .to_string();
+        running.push(Running {
+            name: g.name.clone(),
+            domid,
+            console: None,
+            started: Instant::now(),
+        });
     }
     // Each guest learns the others' domain ids (see the runner's docs).
     for r in &running {
         let home = format!("/local/domain/{}/data/peers", r.domid);
         for other in running.iter().filter(|o| o.name != r.name) {
             util::run_captured(
-                &mut command("xenstore-write", [format!("{home}/{}", other.name), other.domid.clone()]),
+                &mut command(
+                    "xenstore-write",
+                    [format!("{home}/{}", other.name), other.domid.clone()],
+                ),
                 Duration::from_secs(10),
             )?;
         }
         if running.len() > 1 {
             util::run_captured(
-                &mut command("xenstore-chmod", ["-r".to_string(), home, format!("n{}", r.domid)]),
+                &mut command(
+                    "xenstore-chmod",
+                    ["-r".to_string(), home, format!("n{}", r.domid)],
+                ),
                 Duration::from_secs(10),
             )?;
         }
     }
     for r in &mut running {
         r.console = follow_console(&r.name, plan.guests.len() == 1, verbose);
-        util::run_captured(&mut command("xl", ["unpause", &r.name]), Duration::from_secs(30))?;
+        util::run_captured(
+            &mut command("xl", ["unpause", &r.name]),
+            Duration::from_secs(30),
+        )?;
         r.started = Instant::now();
     }
     let mut outcomes = vec![Outcome::default(); running.len()];
     let mut pending: Vec<usize> = (0..running.len()).collect();
     while !pending.is_empty() {
-        let list = util::run_captured(&mut command("xl", ["list", "-v"]), Duration::from_secs(10))?.stdout;
+        let list =
+            util::run_captured(&mut command("xl", ["list", "-v"]), Duration::from_secs(10))?.stdout;
         pending.retain(|&i| {
             let r = &mut running[i];
             let mut state = guest_state(&list, &r.name);
@@ -106,19 +143,28 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
                 state = "timeout".into();
             }
             let code = util::run_captured(
-                &mut command("xenstore-read", [format!("/local/domain/{}/data/xenpv-exit-code", r.domid)]),
+                &mut command(
+                    "xenstore-read",
+                    [format!("/local/domain/{}/data/xenpv-exit-code", r.domid)],
+                ),
                 Duration::from_secs(10),
             )
             .ok()
             .and_then(|o| o.stdout.trim().parse().ok());
             // Let the console reader drain, then stop it with the domain.
             std::thread::sleep(Duration::from_millis(300));
-            let _ = util::run_captured(&mut command("xl", ["destroy", &r.name]), Duration::from_secs(30));
+            let _ = util::run_captured(
+                &mut command("xl", ["destroy", &r.name]),
+                Duration::from_secs(30),
+            );
             if let Some(mut c) = r.console.take() {
                 let _ = c.kill();
                 let _ = c.wait();
             }
-            outcomes[i] = Outcome { reason: Some(state), exit_code: code };
+            outcomes[i] = Outcome {
+                reason: Some(state),
+                exit_code: code,
+            };
             false
         });
         std::thread::sleep(Duration::from_millis(250));
@@ -134,11 +180,19 @@ fn follow_console(name: &str, bare: bool, verbose: bool) -> Option<Child> {
         .args(["console", name])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if verbose { Stdio::inherit() } else { Stdio::null() })
+        .stderr(if verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .ok()?;
     let out = child.stdout.take()?;
-    let prefix = if bare { String::new() } else { format!("[{name}] ") };
+    let prefix = if bare {
+        String::new()
+    } else {
+        format!("[{name}] ")
+    };
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
             println!("{prefix}{}", line.trim_end_matches('\r'));

@@ -62,10 +62,7 @@ pub const MODULES: &[&str] = &[
 
 /// Front-end modules of the Linux PV guest initramfs ([`build_linux_guest`]),
 /// in load order; kept in the lab's unpacked kernel with [`MODULES`].
-pub const GUEST_MODULES: &[&str] = &[
-    "drivers/net/xen-netfront",
-    "drivers/block/xen-blkfront",
-];
+pub const GUEST_MODULES: &[&str] = &["drivers/net/xen-netfront", "drivers/block/xen-blkfront"];
 
 /// `/init` of the Linux PV guest initramfs.
 pub const GUEST_INIT_SCRIPT: &str = include_str!("linux_guest/init.sh");
@@ -179,7 +176,10 @@ fn add_modules(archive: &mut Archive, staging: &Path, modules: &[&str], list: &s
         let name = module_name(module);
         for dep in module_depends(&data) {
             // Module names use `_` and `-` interchangeably.
-            if !loaded.iter().any(|l| l.replace('-', "_") == dep.replace('-', "_")) {
+            if !loaded
+                .iter()
+                .any(|l| l.replace('-', "_") == dep.replace('-', "_"))
+            {
                 bail!(
                     "kernel module {name} depends on {dep}, which is not loaded before it: \
                      add it before {module} in initramfs::{list}"

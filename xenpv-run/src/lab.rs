@@ -100,7 +100,12 @@ pub fn cmd_lab(args: &[String]) -> Result<()> {
         lab.dir.display(),
         start.elapsed().as_secs_f64()
     );
-    for path in [&lab.xen, &lab.vmlinuz, &lab.dom0_cpio, &lab.linux_guest_cpio] {
+    for path in [
+        &lab.xen,
+        &lab.vmlinuz,
+        &lab.dom0_cpio,
+        &lab.linux_guest_cpio,
+    ] {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         eprintln!("  {} ({})", path.display(), human_size(size));
     }
@@ -175,7 +180,10 @@ fn build_outputs(lab: &Lab) -> Result<()> {
     let cpio = initramfs::build(&staging)?;
     write_atomic(&lab.dom0_cpio, &cpio)?;
     step("building the Linux guest initramfs");
-    write_atomic(&lab.linux_guest_cpio, &initramfs::build_linux_guest(&staging)?)
+    write_atomic(
+        &lab.linux_guest_cpio,
+        &initramfs::build_linux_guest(&staging)?,
+    )
 }
 
 enum Problem {
@@ -246,8 +254,12 @@ fn ensure_packages(dir: &Path) -> Result<(String, bool)> {
     let wanted = format!(
         "{:016x}",
         util::fnv1a(
-            format!("{PACKAGES:?}{KERNEL_META}{:?}{:?}", initramfs::MODULES, initramfs::GUEST_MODULES)
-                .as_bytes()
+            format!(
+                "{PACKAGES:?}{KERNEL_META}{:?}{:?}",
+                initramfs::MODULES,
+                initramfs::GUEST_MODULES
+            )
+            .as_bytes()
         )
     );
     if let Ok(text) = fs::read_to_string(&stamp) {
@@ -384,7 +396,11 @@ fn prune_dir(dir: &Path, rel: &str, keep: &[String]) -> Result<bool> {
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let sub = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let sub = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         if path.is_dir() {
             if prune_dir(&path, &sub, keep)? {
                 left = true;

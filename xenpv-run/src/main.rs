@@ -70,7 +70,11 @@ fn main() -> ExitCode {
 
 fn run_tool(tool: Tool) -> Result<i32> {
     match tool.command {
-        Command::New { path, xenpv_path, xenpv_git } => {
+        Command::New {
+            path,
+            xenpv_path,
+            xenpv_git,
+        } => {
             let source = match (xenpv_path, xenpv_git) {
                 (Some(p), _) => XenpvSource::Path(std::path::absolute(p)?),
                 (None, Some(url)) => XenpvSource::Git(url),

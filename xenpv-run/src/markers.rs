@@ -265,9 +265,16 @@ mod tests {
         assert_eq!(parse("XENPV-GUEST", &g), Event::Noise("XENPV-GUEST"));
         assert_eq!(
             parse("XENPV-EXIT hello -3", &g),
-            Event::ExitCode { name: "hello", code: -3 }
+            Event::ExitCode {
+                name: "hello",
+                code: -3
+            }
         );
-        for bad in ["XENPV-EXIT hello", "XENPV-EXIT hello x", "XENPV-EXIT hello 99999999999"] {
+        for bad in [
+            "XENPV-EXIT hello",
+            "XENPV-EXIT hello x",
+            "XENPV-EXIT hello 99999999999",
+        ] {
             assert_eq!(parse(bad, &g), Event::Noise(bad));
         }
         assert_eq!(

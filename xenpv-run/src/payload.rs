@@ -93,7 +93,8 @@ pub fn build(plan: &Plan) -> Result<Vec<u8>> {
             .with_context(|| format!("reading {}", guest.image.display()))?;
         archive.file(&format!("payload/{}.elf", guest.name), 0o644, &image);
         if let Some(path) = &guest.ramdisk {
-            let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let data =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             archive.file(&format!("payload/{}.ramdisk", guest.name), 0o644, &data);
         }
         archive.file(
@@ -140,9 +141,8 @@ const OWNED_KEYS: &[&str] = &[
 
 /// `guest.cfg` with the settings of [`OWNED_KEYS`] replaced.
 pub fn rewrite_cfg(guest: &Guest) -> String {
-    let mut out = String::from(
-        "# Rewritten for the lab; the original is the guest's own xl config.\n",
-    );
+    let mut out =
+        String::from("# Rewritten for the lab; the original is the guest's own xl config.\n");
     let _ = writeln!(out, "name = \"{}\"", guest.name);
     let _ = writeln!(out, "kernel = \"/payload/{}.elf\"", guest.name);
     if guest.ramdisk.is_some() {
@@ -269,8 +269,14 @@ mod tests {
         assert!(!rewrite_cfg(&g).contains("/payload/linux.ramdisk"));
         g.ramdisk = Some(PathBuf::from("/host/initrd.cpio"));
         let out = rewrite_cfg(&g);
-        assert!(out.contains("ramdisk = \"/payload/linux.ramdisk\"\n"), "{out}");
-        assert!(out.contains("# (replaced) ramdisk = \"/elsewhere.cpio\""), "{out}");
+        assert!(
+            out.contains("ramdisk = \"/payload/linux.ramdisk\"\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# (replaced) ramdisk = \"/elsewhere.cpio\""),
+            "{out}"
+        );
     }
 
     #[test]

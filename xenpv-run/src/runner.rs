@@ -115,7 +115,11 @@ impl GuestSpec {
         let mut cfg = String::new();
         let _ = writeln!(cfg, "name = \"{}\"", self.name);
         let _ = writeln!(cfg, "type = \"pv\"");
-        let _ = writeln!(cfg, "kernel = \"{}\"", xl_escape(&self.image.to_string_lossy()));
+        let _ = writeln!(
+            cfg,
+            "kernel = \"{}\"",
+            xl_escape(&self.image.to_string_lossy())
+        );
         let _ = writeln!(cfg, "memory = {}", self.memory);
         let _ = writeln!(cfg, "vcpus = {}", self.vcpus);
         if !self.extra.is_empty() {
@@ -147,7 +151,13 @@ pub fn domain_name(image: &Path) -> String {
         .unwrap_or_default();
     let mut name: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(60)
         .collect();
     if name.is_empty() {
@@ -200,15 +210,22 @@ fn profile_dir(image: &Path) -> Option<&Path> {
 /// Builds binary `bin` of the crate in `dir` with the profile and target
 /// `app_image` was built with, and returns its image.
 fn build_peer(dir: &Path, bin: &str, app_image: &Path) -> Result<PathBuf> {
-    let profile_dir = profile_dir(app_image)
-        .with_context(|| format!("{} is not inside a cargo target folder", app_image.display()))?;
+    let profile_dir = profile_dir(app_image).with_context(|| {
+        format!(
+            "{} is not inside a cargo target folder",
+            app_image.display()
+        )
+    })?;
     let profile = profile_dir
         .file_name()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut cmd = util::cargo();
     cmd.current_dir(dir).args(["build", "--bin", bin]);
-    cmd.args(["--profile", if profile == "debug" { "dev" } else { &profile }]);
+    cmd.args([
+        "--profile",
+        if profile == "debug" { "dev" } else { &profile },
+    ]);
     if profile_dir.parent().and_then(|t| t.file_name()) == Some(GUEST_TARGET.as_ref()) {
         cmd.args(["--target", GUEST_TARGET]);
     }
@@ -227,7 +244,10 @@ pub fn plan(args: &RunArgs, config: &Config, config_dir: &Path) -> Result<RunPla
         bail!("no guest image at {}", args.image.display());
     }
     let app = GuestSpec {
-        name: args.name.clone().unwrap_or_else(|| domain_name(&args.image)),
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| domain_name(&args.image)),
         image: args.image.clone(),
         memory: args.memory.or(config.memory).unwrap_or(DEFAULT_MEMORY_MIB),
         vcpus: args.vcpus.or(config.vcpus).unwrap_or(1),
@@ -273,7 +293,10 @@ pub fn plan(args: &RunArgs, config: &Config, config_dir: &Path) -> Result<RunPla
         ),
         None => None,
     };
-    let secs = args.timeout.or(config.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let secs = args
+        .timeout
+        .or(config.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
     if secs == 0 {
         bail!("--timeout must be positive");
     }
@@ -407,7 +430,11 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
             name: g.name.clone(),
             image: g.image.clone(),
             cfg: g.xl_config(),
-            companion: if i == 0 { plan.dom0_script.clone() } else { None },
+            companion: if i == 0 {
+                plan.dom0_script.clone()
+            } else {
+                None
+            },
             pre_create: None,
             ramdisk: None,
         })
@@ -498,7 +525,10 @@ mod tests {
         assert_eq!(app.memory, 64);
         assert_eq!(app.extra, "--nocapture fast");
         let cfg = app.xl_config();
-        assert!(cfg.contains("memory = 64\n") && cfg.contains("extra = \"--nocapture fast\"\n"), "{cfg}");
+        assert!(
+            cfg.contains("memory = 64\n") && cfg.contains("extra = \"--nocapture fast\"\n"),
+            "{cfg}"
+        );
         assert_eq!(plan.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
     }
 
@@ -528,13 +558,19 @@ mod tests {
             (vec!["/nonexistent/image"], "no guest image"),
             (vec!["--name", "a b", s], "not usable as a guest name"),
             (vec!["--guest", "x", s], "NAME=IMAGE"),
-            (vec!["--guest", &format!("app_test-0123abcd={s}"), s], "two guests"),
+            (
+                vec!["--guest", &format!("app_test-0123abcd={s}"), s],
+                "two guests",
+            ),
             (vec!["--guest", "p=/nonexistent", s], "no image at"),
             (vec![s, "has space"], "one word"),
             (vec!["--timeout", "0", s], "positive"),
         ] {
             let a = args(&list);
-            let err = format!("{:#}", plan(&a, &Config::default(), Path::new(".")).unwrap_err());
+            let err = format!(
+                "{:#}",
+                plan(&a, &Config::default(), Path::new(".")).unwrap_err()
+            );
             assert!(err.contains(needle), "{list:?}: {err}");
         }
         let long = "x".repeat(MAX_CMDLINE + 1);
@@ -545,7 +581,10 @@ mod tests {
     #[test]
     fn statuses() {
         let t = Duration::from_secs(5);
-        let o = |r: &str, c: Option<i32>| Outcome { reason: Some(r.into()), exit_code: c };
+        let o = |r: &str, c: Option<i32>| Outcome {
+            reason: Some(r.into()),
+            exit_code: c,
+        };
         assert_eq!(exit_status("a", &o("poweroff", None), t).0, 0);
         assert_eq!(exit_status("a", &o("poweroff", Some(0)), t).0, 0);
         assert_eq!(exit_status("a", &o("poweroff", Some(3)), t).0, 3);
@@ -573,19 +612,34 @@ mod tests {
             dom0_script: None,
             timeout: Duration::from_secs(1),
         };
-        let ok = Outcome { reason: Some("poweroff".into()), exit_code: None };
-        let crash = Outcome { reason: Some("crash".into()), exit_code: None };
-        assert_eq!(run_status(&plan, &[ok.clone(), ok.clone()], Some("exit 0")).0, 0);
+        let ok = Outcome {
+            reason: Some("poweroff".into()),
+            exit_code: None,
+        };
+        let crash = Outcome {
+            reason: Some("crash".into()),
+            exit_code: None,
+        };
+        assert_eq!(
+            run_status(&plan, &[ok.clone(), ok.clone()], Some("exit 0")).0,
+            0
+        );
         let (s, m) = run_status(&plan, &[ok.clone(), crash.clone()], None);
         assert_eq!(s, 1);
         assert!(m[0].contains("peer peer crashed"), "{m:?}");
-        assert_eq!(run_status(&plan, &[crash.clone(), ok.clone()], None).0, EXIT_CRASH);
+        assert_eq!(
+            run_status(&plan, &[crash.clone(), ok.clone()], None).0,
+            EXIT_CRASH
+        );
         assert_eq!(run_status(&plan, &[ok.clone(), ok], Some("exit 2")).0, 1);
     }
 
     #[test]
     fn names_and_profiles() {
-        assert_eq!(domain_name(Path::new("/t/release/deps/guest-1f2e")), "guest-1f2e");
+        assert_eq!(
+            domain_name(Path::new("/t/release/deps/guest-1f2e")),
+            "guest-1f2e"
+        );
         assert_eq!(domain_name(Path::new("/t/my.app")), "my");
         assert_eq!(domain_name(Path::new("/t/a+b")), "a-b");
         assert_eq!(

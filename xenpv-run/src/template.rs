@@ -141,7 +141,9 @@ fn package_name(dir: &Path) -> Result<String> {
     let ok = !base.is_empty()
         && base.len() <= 60
         && base.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         bail!(
             "`{base}` cannot name the crate and its domain: use a folder name that starts \
@@ -161,7 +163,10 @@ pub fn create(dir: &Path, xenpv: &XenpvSource) -> Result<Vec<PathBuf>> {
             .next()
             .is_some()
     {
-        bail!("{} exists and is not empty: choose a new folder", dir.display());
+        bail!(
+            "{} exists and is not empty: choose a new folder",
+            dir.display()
+        );
     }
     let files = [
         ("Cargo.toml", cargo_toml(&name, xenpv)),
@@ -200,7 +205,9 @@ mod tests {
         assert!(manifest.contains("harness = false"));
         let main = fs::read_to_string(dir.join("src/main.rs")).unwrap();
         assert!(main.contains(&greeting("my-app")));
-        assert!(fs::read_to_string(dir.join(".cargo/config.toml")).unwrap().contains("runner = \"xenpv-run\""));
+        assert!(fs::read_to_string(dir.join(".cargo/config.toml"))
+            .unwrap()
+            .contains("runner = \"xenpv-run\""));
         // Xenpv.toml as written parses.
         crate::config::Config::parse(XENPV_TOML, Path::new("Xenpv.toml")).unwrap();
         // Not over an existing crate.

@@ -207,13 +207,23 @@ pub fn ensure_rust_target(dir: &Path, target: &str) -> Result<()> {
             sysroot.display()
         );
     }
-    eprintln!("the toolchain at {} lacks the {target} target: running `{fix}`", sysroot.display());
+    eprintln!(
+        "the toolchain at {} lacks the {target} target: running `{fix}`",
+        sysroot.display()
+    );
     let mut cmd = command("rustup", ["target", "add", target]);
     cmd.current_dir(dir);
-    run_captured(&mut cmd, Duration::from_secs(900))
-        .with_context(|| format!("installing the {target} target; run `{fix}` in {} yourself", dir.display()))?;
+    run_captured(&mut cmd, Duration::from_secs(900)).with_context(|| {
+        format!(
+            "installing the {target} target; run `{fix}` in {} yourself",
+            dir.display()
+        )
+    })?;
     if !rust_sysroot(dir)?.join("lib/rustlib").join(target).is_dir() {
-        bail!("`{fix}` ran but {target} is still missing: run it in {} yourself", dir.display());
+        bail!(
+            "`{fix}` ran but {target} is still missing: run it in {} yourself",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -221,7 +231,8 @@ pub fn ensure_rust_target(dir: &Path, target: &str) -> Result<()> {
 fn rust_sysroot(dir: &Path) -> Result<PathBuf> {
     let mut cmd = command("rustc", ["--print", "sysroot"]);
     cmd.current_dir(dir);
-    let out = run_captured(&mut cmd, Duration::from_secs(300)).context("asking rustc for its sysroot")?;
+    let out =
+        run_captured(&mut cmd, Duration::from_secs(300)).context("asking rustc for its sysroot")?;
     Ok(PathBuf::from(out.stdout.trim()))
 }
 
@@ -316,10 +327,17 @@ mod tests {
         };
         let path = format!("{}:/bin:/usr/bin", bin.display());
         // No rustup: the error says what to run.
-        let err = with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap_err();
-        assert!(format!("{err:#}").contains("rustup target add x86_64-unknown-none"), "{err:#}");
+        let err =
+            with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("rustup target add x86_64-unknown-none"),
+            "{err:#}"
+        );
         // A rustup that installs it.
-        script("rustup", format!("mkdir -p {}/lib/rustlib/$3", sysroot.display()));
+        script(
+            "rustup",
+            format!("mkdir -p {}/lib/rustlib/$3", sysroot.display()),
+        );
         with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap();
         assert!(sysroot.join("lib/rustlib/x86_64-unknown-none").is_dir());
         // A rustup that claims success but installs nothing.

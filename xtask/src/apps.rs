@@ -52,7 +52,10 @@ pub type Check = (String, bool, String);
 pub fn cmd_apps() -> Result<()> {
     let rows = checks();
     for (name, passed, detail) in &rows {
-        println!("  {}  {name:<34} {detail}", if *passed { "PASS" } else { "FAIL" });
+        println!(
+            "  {}  {name:<34} {detail}",
+            if *passed { "PASS" } else { "FAIL" }
+        );
     }
     if rows.iter().any(|r| !r.1) {
         return Err(util::AlreadyReported.into());
@@ -107,15 +110,25 @@ impl Env {
         // xenpv-run`), into a folder of our own.
         let root = util::target_dir().join("xenpv-run-install");
         let mut cmd = util::cargo();
-        cmd.current_dir(&repo).args(["install", "--locked", "--path", "xenpv-run", "--root"]).arg(&root);
-        run_captured(&mut cmd, Duration::from_secs(1800)).context("cargo install --path xenpv-run")?;
+        cmd.current_dir(&repo)
+            .args(["install", "--locked", "--path", "xenpv-run", "--root"])
+            .arg(&root);
+        run_captured(&mut cmd, Duration::from_secs(1800))
+            .context("cargo install --path xenpv-run")?;
         let runner_dir = root.join("bin");
         if !runner_dir.join("xenpv-run").is_file() {
-            bail!("built xenpv-run but {} is missing", runner_dir.join("xenpv-run").display());
+            bail!(
+                "built xenpv-run but {} is missing",
+                runner_dir.join("xenpv-run").display()
+            );
         }
         let base = std::env::temp_dir().join("xenpv-apps");
         fs::create_dir_all(&base)?;
-        Ok(Env { repo, base, runner_dir })
+        Ok(Env {
+            repo,
+            base,
+            runner_dir,
+        })
     }
 
     /// `xenpv-run new <base>/<name>`, made anew each time.
@@ -125,12 +138,19 @@ impl Env {
             fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
         let start = Instant::now();
-        let mut cmd = util::command(self.runner_dir.join("xenpv-run"), ["new".as_ref(), dir.as_os_str()]);
+        let mut cmd = util::command(
+            self.runner_dir.join("xenpv-run"),
+            ["new".as_ref(), dir.as_os_str()],
+        );
         cmd.args(["--xenpv-path".as_ref(), self.repo.as_os_str()]);
         run_captured(&mut cmd, Duration::from_secs(60)).context("xenpv-run new")?;
         // Cargo looks for a workspace in every parent folder and trips over
         // any Cargo.toml it finds there (seen: a stray /tmp/Cargo.toml).
-        if dir.ancestors().skip(1).any(|d| d.join("Cargo.toml").exists()) {
+        if dir
+            .ancestors()
+            .skip(1)
+            .any(|d| d.join("Cargo.toml").exists())
+        {
             let manifest = dir.join("Cargo.toml");
             let text = fs::read_to_string(&manifest)?;
             fs::write(&manifest, format!("{text}\n[workspace]\n"))?;
@@ -150,7 +170,13 @@ impl Env {
         for (var, _) in std::env::vars_os() {
             let var = var.to_string_lossy();
             let keep = var == "CARGO_HOME" || var == "CARGO_NET_OFFLINE";
-            if !keep && (var.starts_with("CARGO") || var.starts_with("RUSTC") || var.starts_with("RUSTFLAGS") || var == "RUSTUP_TOOLCHAIN" || var == "RUSTDOC") {
+            if !keep
+                && (var.starts_with("CARGO")
+                    || var.starts_with("RUSTC")
+                    || var.starts_with("RUSTFLAGS")
+                    || var == "RUSTUP_TOOLCHAIN"
+                    || var == "RUSTDOC")
+            {
                 cmd.env_remove(var.as_ref());
             }
         }
@@ -164,7 +190,12 @@ impl Env {
             .with_context(|| format!("cargo {}", args.join(" ")))?;
         let took = start.elapsed();
         let text = format!("{}\n{}", out.stdout, out.stderr);
-        Ok((out.status.success(), out.status.code().unwrap_or(-1), text, took))
+        Ok((
+            out.status.success(),
+            out.status.code().unwrap_or(-1),
+            text,
+            took,
+        ))
     }
 
     fn check_run(&self, app: &Path, took_new: Duration) -> Result<String> {
@@ -172,13 +203,28 @@ impl Env {
         let (ok, code, out, took) = self.cargo(app, &["run", "--release"])?;
         let greeting = xenpv_run::template::greeting(&name);
         expect(ok, code, &out, &[&greeting, "running as domain "])?;
-        Ok(format!("exit 0, greeting seen; new {:.1} s + cargo run --release {:.1} s", took_new.as_secs_f64(), took.as_secs_f64()))
+        Ok(format!(
+            "exit 0, greeting seen; new {:.1} s + cargo run --release {:.1} s",
+            took_new.as_secs_f64(),
+            took.as_secs_f64()
+        ))
     }
 
     fn check_test(&self, app: &Path) -> Result<String> {
         let (ok, code, out, took) = self.cargo(app, &["test"])?;
-        expect(ok, code, &out, &["test time_goes_on ... ok", "test result: ok. 1 passed; 0 failed"])?;
-        Ok(format!("1 passed in the guest, exit 0 ({:.1} s)", took.as_secs_f64()))
+        expect(
+            ok,
+            code,
+            &out,
+            &[
+                "test time_goes_on ... ok",
+                "test result: ok. 1 passed; 0 failed",
+            ],
+        )?;
+        Ok(format!(
+            "1 passed in the guest, exit 0 ({:.1} s)",
+            took.as_secs_f64()
+        ))
     }
 
     fn check_failing_tests(&self, app: &Path) -> Result<String> {
@@ -198,23 +244,36 @@ impl Env {
         if ok {
             bail!("cargo test succeeded with failing tests:\n{}", tail(&out));
         }
-        expect(true, 0, &out, &[
-            "test more::fails_on_purpose ... FAILED",
-            "---- more::fails_on_purpose stdout ----",
-            "arithmetic on purpose",
-            "test more::faults_on_purpose ... FAILED",
-            "page fault",
-            "test more::errs_on_purpose ... FAILED",
-            "Error: \"no luck\"",
-            "test more::runs_after_the_failures ... ok",
-            "test result: FAILED. 2 passed; 3 failed",
-        ])?;
+        expect(
+            true,
+            0,
+            &out,
+            &[
+                "test more::fails_on_purpose ... FAILED",
+                "---- more::fails_on_purpose stdout ----",
+                "arithmetic on purpose",
+                "test more::faults_on_purpose ... FAILED",
+                "page fault",
+                "test more::errs_on_purpose ... FAILED",
+                "Error: \"no luck\"",
+                "test more::runs_after_the_failures ... ok",
+                "test result: FAILED. 2 passed; 3 failed",
+            ],
+        )?;
         Ok(format!("exit {code}; the panic, the page fault and the Err each reported, later tests still ran"))
     }
 
     fn check_filter(&self, app: &Path) -> Result<String> {
         let (ok, code, out, _) = self.cargo(app, &["test", "--", "no_such_test"])?;
-        expect(ok, code, &out, &["running 0 tests", "0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out"])?;
+        expect(
+            ok,
+            code,
+            &out,
+            &[
+                "running 0 tests",
+                "0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out",
+            ],
+        )?;
         Ok("cargo's arguments reach the guest: 1 filtered out".into())
     }
 
@@ -240,12 +299,21 @@ impl Env {
         fs::create_dir_all(app.join("src/bin"))?;
         fs::write(app.join("src/bin/echo_server.rs"), PAIR_PEER)?;
         fs::write(app.join("Xenpv.toml"), PAIR_CONFIG)?;
-        let (ok, code, out, took) = self.cargo(&app, &["run", "--release", "--bin", "xenpv-pairapp"])?;
-        expect(ok, code, &out, &[
-            "[xenpv-pairapp] the peer answered: PING FROM THE APP",
-            "[echo_server] echo_server: answered xenpv-pairapp",
-        ])?;
-        Ok(format!("both guests powered off, vchan echo seen ({:.1} s)", took.as_secs_f64()))
+        let (ok, code, out, took) =
+            self.cargo(&app, &["run", "--release", "--bin", "xenpv-pairapp"])?;
+        expect(
+            ok,
+            code,
+            &out,
+            &[
+                "[xenpv-pairapp] the peer answered: PING FROM THE APP",
+                "[echo_server] echo_server: answered xenpv-pairapp",
+            ],
+        )?;
+        Ok(format!(
+            "both guests powered off, vchan echo seen ({:.1} s)",
+            took.as_secs_f64()
+        ))
     }
 }
 

@@ -154,16 +154,31 @@ pub fn programs() -> Result<BTreeMap<String, Program>> {
     let mut found = BTreeMap::new();
     let examples = util::repo_root().join("examples");
     for name in images::example_names()? {
-        found.insert(name.clone(), Program { name, kind: Kind::Example, dir: examples.clone() });
+        found.insert(
+            name.clone(),
+            Program {
+                name,
+                kind: Kind::Example,
+                dir: examples.clone(),
+            },
+        );
     }
     for dir in subdirs(&tests_dir())? {
         for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".rs")) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".rs"))
+            else {
                 continue;
             };
             payload::check_name(name)?;
-            let program = Program { name: name.to_string(), kind: Kind::Test, dir: dir.clone() };
+            let program = Program {
+                name: name.to_string(),
+                kind: Kind::Test,
+                dir: dir.clone(),
+            };
             if let Some(other) = found.insert(name.to_string(), program) {
                 bail!(
                     "two guest programs are named `{name}` ({} and {}): names are domain names, make them unique",
@@ -184,10 +199,20 @@ pub fn cases(programs: &BTreeMap<String, Program>) -> Result<Vec<Case>> {
         if !file.exists() {
             continue;
         }
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let parsed: CaseFile = toml::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
-        let case = Case { name, mode: parsed.mode, guests: parsed.guests };
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let parsed: CaseFile =
+            toml::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
+        let case = Case {
+            name,
+            mode: parsed.mode,
+            guests: parsed.guests,
+        };
         check_case(&case, programs).with_context(|| format!("in {}", file.display()))?;
         cases.push(case);
     }
@@ -248,13 +273,23 @@ fn write_manifest(programs: &BTreeMap<String, Program>) -> Result<PathBuf> {
         let mut t = toml::Table::new();
         t.insert("path".into(), p.to_string_lossy().into_owned().into());
         if !features.is_empty() {
-            t.insert("features".into(), features.iter().map(|f| toml::Value::from(*f)).collect::<Vec<_>>().into());
+            t.insert(
+                "features".into(),
+                features
+                    .iter()
+                    .map(|f| toml::Value::from(*f))
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
         }
         t.into()
     };
     let mut deps = toml::Table::new();
     deps.insert("xenpv".into(), path_dep(repo.clone(), &[]));
-    deps.insert("xenpv-test-support".into(), path_dep(repo.join("tests/support"), &["guest"]));
+    deps.insert(
+        "xenpv-test-support".into(),
+        path_dep(repo.join("tests/support"), &["guest"]),
+    );
     manifest.insert("dependencies".into(), deps.into());
     let bins: Vec<toml::Value> = programs
         .values()
@@ -262,7 +297,14 @@ fn write_manifest(programs: &BTreeMap<String, Program>) -> Result<PathBuf> {
         .map(|p| {
             let mut t = toml::Table::new();
             t.insert("name".into(), p.name.clone().into());
-            t.insert("path".into(), p.dir.join(format!("{}.rs", p.name)).to_string_lossy().into_owned().into());
+            t.insert(
+                "path".into(),
+                p.dir
+                    .join(format!("{}.rs", p.name))
+                    .to_string_lossy()
+                    .into_owned()
+                    .into(),
+            );
             t.insert("test".into(), false.into());
             t.into()
         })
@@ -295,8 +337,13 @@ pub fn build_tests(programs: &BTreeMap<String, Program>, profile: Profile) -> Re
     println!("build: the test programs of tests/xen ({})", profile.dir());
     let mut cmd = util::cargo();
     // From the repository, whose .cargo/config.toml has the guest link flags.
-    cmd.current_dir(util::repo_root()).arg("build").arg("--manifest-path").arg(&manifest);
-    cmd.args(["--bins", "--target", GUEST_TARGET]).arg("--target-dir").arg(util::target_dir());
+    cmd.current_dir(util::repo_root())
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest);
+    cmd.args(["--bins", "--target", GUEST_TARGET])
+        .arg("--target-dir")
+        .arg(util::target_dir());
     if profile == Profile::Release {
         cmd.arg("--release");
     }
@@ -307,10 +354,17 @@ pub fn build_tests(programs: &BTreeMap<String, Program>, profile: Profile) -> Re
 pub fn image(p: &Program, profile: Profile) -> Result<PathBuf> {
     let path = match p.kind {
         Kind::Example => images::example_image_path(&p.name, profile),
-        Kind::Test => util::target_dir().join(GUEST_TARGET).join(profile.dir()).join(&p.name),
+        Kind::Test => util::target_dir()
+            .join(GUEST_TARGET)
+            .join(profile.dir())
+            .join(&p.name),
     };
     if !path.is_file() {
-        bail!("`{}` has no image at {} (did the build fail?)", p.name, path.display());
+        bail!(
+            "`{}` has no image at {} (did the build fail?)",
+            p.name,
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -387,6 +441,9 @@ mod tests {
             let err = format!("{:#}", check_case(&case, &programs).unwrap_err());
             assert!(err.contains(needle), "{err}");
         }
-        assert!(toml::from_str::<CaseFile>("mode = \"domu\"\n[[guest]]\nname = \"a\"\nreason = \"poweroff\"\nextra = 1\n").is_err());
+        assert!(toml::from_str::<CaseFile>(
+            "mode = \"domu\"\n[[guest]]\nname = \"a\"\nreason = \"poweroff\"\nextra = 1\n"
+        )
+        .is_err());
     }
 }

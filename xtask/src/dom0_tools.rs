@@ -24,14 +24,24 @@ pub fn for_groups(groups: &[Vec<Guest>]) -> Result<Vec<(String, PathBuf)>> {
     if !groups.iter().flatten().any(|g| g.companion.is_some()) {
         return Ok(Vec::new());
     }
-    Ok(build()?.into_iter().map(|(n, p)| (n.to_string(), p)).collect())
+    Ok(build()?
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), p))
+        .collect())
 }
 
 /// Builds the tools (release) and returns each binary's name and path.
 pub fn build() -> Result<Vec<(&'static str, PathBuf)>> {
     let mut cmd = util::cargo();
     cmd.current_dir(util::repo_root())
-        .args(["build", "--release", "--package", PACKAGE, "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            PACKAGE,
+            "--target",
+            TARGET,
+        ])
         // Per-target flags, so neither xtask nor the guest images are
         // rebuilt with them (an explicit --target keeps them off build
         // scripts too).

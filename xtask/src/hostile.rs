@@ -22,7 +22,14 @@ const FUZZ_TARGETS: &[&str] = &["xenstore_reply", "vchan_ring", "console_ring", 
 fn nightly(program: &str) -> Command {
     let mut cmd = Command::new("rustup");
     cmd.args(["run", NIGHTLY, program]);
-    for var in ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.current_dir(util::repo_root());
@@ -43,9 +50,24 @@ fn ensure_nightly() -> Result<()> {
     }
     println!("xtask: installing the nightly toolchain with miri and rust-src (needed by Miri and cargo-fuzz; once)");
     let start = Instant::now();
-    let mut cmd = util::command("rustup", ["toolchain", "install", NIGHTLY, "--profile", "minimal", "-c", "miri,rust-src"]);
-    run_inherited(&mut cmd, Duration::from_secs(1800)).context("installing the nightly toolchain")?;
-    println!("xtask: nightly installed in {:.0} s", start.elapsed().as_secs_f64());
+    let mut cmd = util::command(
+        "rustup",
+        [
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "-c",
+            "miri,rust-src",
+        ],
+    );
+    run_inherited(&mut cmd, Duration::from_secs(1800))
+        .context("installing the nightly toolchain")?;
+    println!(
+        "xtask: nightly installed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -59,7 +81,10 @@ fn ensure_cargo_fuzz() -> Result<()> {
     let mut cmd = util::cargo();
     cmd.args(["install", "cargo-fuzz", "--locked"]);
     run_inherited(&mut cmd, Duration::from_secs(1800)).context("installing cargo-fuzz")?;
-    println!("xtask: cargo-fuzz installed in {:.0} s", start.elapsed().as_secs_f64());
+    println!(
+        "xtask: cargo-fuzz installed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -72,16 +97,32 @@ fn ensure_cargo_fuzz() -> Result<()> {
 pub fn cmd_miri(extra: &[String]) -> Result<()> {
     ensure_nightly()?;
     let mut cmd = nightly("cargo");
-    cmd.args(["miri", "test", "-p", "xenpv", "--features", "host-fakes", "--lib", "--"]).args(extra);
+    cmd.args([
+        "miri",
+        "test",
+        "-p",
+        "xenpv",
+        "--features",
+        "host-fakes",
+        "--lib",
+        "--",
+    ])
+    .args(extra);
     // Leaks are intentional: SharedMem::leak_zeroed (the host tests'
     // shared pages) and the grant fake's frames live for the whole
     // program, so a peer's view stays valid whatever the code under test
     // does. Everything else Miri reports is an error.
     cmd.env("MIRIFLAGS", "-Zmiri-ignore-leaks");
-    println!("xtask: {} (MIRIFLAGS=-Zmiri-ignore-leaks)", util::describe(&cmd));
+    println!(
+        "xtask: {} (MIRIFLAGS=-Zmiri-ignore-leaks)",
+        util::describe(&cmd)
+    );
     let start = Instant::now();
     run_inherited(&mut cmd, Duration::from_secs(3600))?;
-    println!("xtask: miri: all host tests passed in {:.0} s", start.elapsed().as_secs_f64());
+    println!(
+        "xtask: miri: all host tests passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -97,12 +138,17 @@ struct FuzzRow {
 /// Total executions from libFuzzer's output: `Done N runs` (normal
 /// mode) or the last `#N: cov: ...` status line (fork mode).
 fn executions(log: &str) -> Option<u64> {
-    let done = log.lines().rev().find_map(|l| l.strip_prefix("Done ")?.split(' ').next()?.parse().ok());
+    let done = log
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Done ")?.split(' ').next()?.parse().ok());
     done.or_else(|| {
         log.lines().rev().find_map(|l| {
             let rest = l.strip_prefix('#')?;
             let (n, tail) = rest.split_once(':')?;
-            tail.trim_start().starts_with("cov:").then(|| n.parse().ok())?
+            tail.trim_start()
+                .starts_with("cov:")
+                .then(|| n.parse().ok())?
         })
     })
 }
@@ -117,7 +163,10 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
     for name in names {
         match FUZZ_TARGETS.iter().find(|t| **t == name) {
             Some(t) => targets.push(t),
-            None => bail!("unknown fuzz target `{name}` (targets: {})", FUZZ_TARGETS.join(", ")),
+            None => bail!(
+                "unknown fuzz target `{name}` (targets: {})",
+                FUZZ_TARGETS.join(", ")
+            ),
         }
     }
     if targets.is_empty() {
@@ -149,9 +198,13 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
             // that still reaches the RSS limit is the fake's growth, not a
             // finding: `-ignore_ooms=1` restarts it instead of failing
             // (seen once in CI after ~147k executions).
-            cmd.args(["-fork=1", "-ignore_ooms=1", "-rss_limit_mb=4096"]).env("ASAN_OPTIONS", "detect_leaks=0");
+            cmd.args(["-fork=1", "-ignore_ooms=1", "-rss_limit_mb=4096"])
+                .env("ASAN_OPTIONS", "detect_leaks=0");
         }
-        println!("xtask: fuzz {target} for {seconds} s (log: {})", log.display());
+        println!(
+            "xtask: fuzz {target} for {seconds} s (log: {})",
+            log.display()
+        );
         let start = Instant::now();
         // The build is included: the first run compiles with sanitizers.
         let out = util::run_captured_status(&mut cmd, Duration::from_secs(seconds + 1800))?;
@@ -168,12 +221,25 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
                 println!("    {l}");
             }
         }
-        rows.push(FuzzRow { target, execs: executions(&text), secs: start.elapsed().as_secs_f64(), ok, log });
+        rows.push(FuzzRow {
+            target,
+            execs: executions(&text),
+            secs: start.elapsed().as_secs_f64(),
+            ok,
+            log,
+        });
     }
-    println!("\n{:<16} {:>12} {:>9}  result", "target", "executions", "wall s");
+    println!(
+        "\n{:<16} {:>12} {:>9}  result",
+        "target", "executions", "wall s"
+    );
     for r in &rows {
         let execs = r.execs.map_or_else(|| "?".to_string(), |n| n.to_string());
-        let result = if r.ok { "ok".to_string() } else { format!("FAILED (log {})", r.log.display()) };
+        let result = if r.ok {
+            "ok".to_string()
+        } else {
+            format!("FAILED (log {})", r.log.display())
+        };
         println!("{:<16} {:>12} {:>9.0}  {result}", r.target, execs, r.secs);
     }
     if rows.iter().any(|r| !r.ok) {
@@ -185,10 +251,19 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
 /// Whether a fork-mode run's last status line counts out-of-memory
 /// children only (`oom/timeout/crash: N/0/0`) and no other failure.
 fn only_ooms(text: &str) -> bool {
-    let last = text.lines().rev().find_map(|l| l.split("oom/timeout/crash: ").nth(1));
-    let Some(counts) = last.and_then(|rest| rest.split_whitespace().next()) else { return false };
+    let last = text
+        .lines()
+        .rev()
+        .find_map(|l| l.split("oom/timeout/crash: ").nth(1));
+    let Some(counts) = last.and_then(|rest| rest.split_whitespace().next()) else {
+        return false;
+    };
     let n: Vec<u64> = counts.split('/').filter_map(|c| c.parse().ok()).collect();
-    n.len() == 3 && n[1] == 0 && n[2] == 0 && !text.contains("deadly signal") && !text.contains("panicked")
+    n.len() == 3
+        && n[1] == 0
+        && n[2] == 0
+        && !text.contains("deadly signal")
+        && !text.contains("panicked")
 }
 
 #[cfg(test)]
@@ -197,10 +272,17 @@ mod tests {
 
     #[test]
     fn executions_are_read_from_either_mode() {
-        assert_eq!(executions("#1 INITED\nDone 816235 runs in 61 second(s)\n"), Some(816235));
+        assert_eq!(
+            executions("#1 INITED\nDone 816235 runs in 61 second(s)\n"),
+            Some(816235)
+        );
         assert!(only_ooms("#9: cov: 1 oom/timeout/crash: 0/0/0 time: 1s\n#163173: cov: 1216 ft: 5207 corp: 436 exec/s: 2489 oom/timeout/crash: 1/0/0 time: 65s job: 10\nINFO: exiting: 71"));
-        assert!(!only_ooms("#163173: cov: 1216 oom/timeout/crash: 1/0/1 time: 65s job: 10"));
-        assert!(!only_ooms("#163173: cov: 1216 oom/timeout/crash: 0/1/0 time: 65s"));
+        assert!(!only_ooms(
+            "#163173: cov: 1216 oom/timeout/crash: 1/0/1 time: 65s job: 10"
+        ));
+        assert!(!only_ooms(
+            "#163173: cov: 1216 oom/timeout/crash: 0/1/0 time: 65s"
+        ));
         assert!(!only_ooms("INFO: exiting: 71"));
         let fork = "#1699: cov: 1079 ft: 4109 corp: 225 exec/s: 849\n#44834: cov: 1085 ft: 4235\nINFO: fuzzed for 48 seconds";
         assert_eq!(executions(fork), Some(44834));
@@ -211,8 +293,13 @@ mod tests {
     fn every_target_has_a_source_and_a_seed_corpus() {
         let fuzz = util::repo_root().join("fuzz");
         for t in FUZZ_TARGETS {
-            assert!(fuzz.join("fuzz_targets").join(format!("{t}.rs")).is_file(), "{t}");
-            let seeds = std::fs::read_dir(fuzz.join("corpus").join(t)).map(|d| d.count()).unwrap_or(0);
+            assert!(
+                fuzz.join("fuzz_targets").join(format!("{t}.rs")).is_file(),
+                "{t}"
+            );
+            let seeds = std::fs::read_dir(fuzz.join("corpus").join(t))
+                .map(|d| d.count())
+                .unwrap_or(0);
             assert!(seeds > 0, "no seed corpus for {t}");
         }
     }

@@ -34,7 +34,11 @@ impl Profile {
 
 /// `cargo xtask build [--debug]`.
 pub fn cmd_build(debug: bool) -> Result<()> {
-    let profile = if debug { Profile::Debug } else { Profile::Release };
+    let profile = if debug {
+        Profile::Debug
+    } else {
+        Profile::Release
+    };
     build_examples(profile)?;
     let programs = crate::cases::programs()?;
     crate::cases::build_tests(&programs, profile)?;
@@ -101,7 +105,11 @@ fn parse_example_names(manifest: &str) -> Vec<String> {
         .map(|examples| {
             examples
                 .iter()
-                .filter_map(|e| e.get("name").and_then(toml::Value::as_str).map(String::from))
+                .filter_map(|e| {
+                    e.get("name")
+                        .and_then(toml::Value::as_str)
+                        .map(String::from)
+                })
                 .collect()
         })
         .unwrap_or_default()

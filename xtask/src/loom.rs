@@ -14,7 +14,16 @@ use crate::util::{self, run_inherited};
 pub fn command(preemptions: u32) -> std::process::Command {
     let mut cmd = util::cargo();
     cmd.current_dir(util::repo_root())
-        .args(["test", "-p", "xenpv", "--release", "--lib", "--features", "host-fakes", "loom_"])
+        .args([
+            "test",
+            "-p",
+            "xenpv",
+            "--release",
+            "--lib",
+            "--features",
+            "host-fakes",
+            "loom_",
+        ])
         // A separate target folder: `--cfg loom` would otherwise rebuild
         // the normal test build every time.
         .env("CARGO_TARGET_DIR", util::target_dir().join("loom"))
@@ -27,6 +36,9 @@ pub fn command(preemptions: u32) -> std::process::Command {
 pub fn cmd_loom(preemptions: u32) -> Result<()> {
     let start = Instant::now();
     run_inherited(&mut command(preemptions), Duration::from_secs(3600))?;
-    println!("xtask: loom model checks passed ({preemptions} preemptions, {:.0} s)", start.elapsed().as_secs_f64());
+    println!(
+        "xtask: loom model checks passed ({preemptions} preemptions, {:.0} s)",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

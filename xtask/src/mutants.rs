@@ -55,7 +55,14 @@ pub fn cmd_mutants(mut files: Vec<String>, jobs: usize) -> Result<()> {
     let out = util::target_dir().join("mutants");
     let start = Instant::now();
     let mut cmd = util::cargo();
-    cmd.current_dir(util::repo_root()).args(["mutants", "--package", "xenpv", "--no-shuffle", "--jobs", &jobs.to_string()]);
+    cmd.current_dir(util::repo_root()).args([
+        "mutants",
+        "--package",
+        "xenpv",
+        "--no-shuffle",
+        "--jobs",
+        &jobs.to_string(),
+    ]);
     cmd.arg("--output").arg(&out);
     for f in &files {
         cmd.args(["--file", f]);
@@ -71,13 +78,24 @@ pub fn cmd_mutants(mut files: Vec<String>, jobs: usize) -> Result<()> {
     let dir = out.join("mutants.out");
     let report = Report::read(&dir)?;
     let listed = listed_survivors(&survivors_file())?;
-    println!("\nxtask mutants ({:.0} min): caught (timeouts counted as caught) / viable, per file", start.elapsed().as_secs_f64() / 60.0);
+    println!(
+        "\nxtask mutants ({:.0} min): caught (timeouts counted as caught) / viable, per file",
+        start.elapsed().as_secs_f64() / 60.0
+    );
     let mut failed = false;
     for f in &files {
         let s = report.per_file.get(f.as_str()).cloned().unwrap_or_default();
         let viable = s.caught + s.timeout + s.missed.len();
-        let pct = if viable == 0 { 100.0 } else { (s.caught + s.timeout) as f64 * 100.0 / viable as f64 };
-        let unexplained: Vec<&String> = s.missed.iter().filter(|m| !listed.contains(m.as_str())).collect();
+        let pct = if viable == 0 {
+            100.0
+        } else {
+            (s.caught + s.timeout) as f64 * 100.0 / viable as f64
+        };
+        let unexplained: Vec<&String> = s
+            .missed
+            .iter()
+            .filter(|m| !listed.contains(m.as_str()))
+            .collect();
         let ok = pct >= GOAL_PERCENT && unexplained.is_empty();
         failed |= !ok;
         println!(
@@ -123,9 +141,15 @@ fn key(line: &str) -> Option<(String, String)> {
 impl Report {
     fn read(dir: &Path) -> Result<Report> {
         let mut r = Report::default();
-        for (name, kind) in [("caught.txt", 0), ("timeout.txt", 1), ("unviable.txt", 2), ("missed.txt", 3)] {
+        for (name, kind) in [
+            ("caught.txt", 0),
+            ("timeout.txt", 1),
+            ("unviable.txt", 2),
+            ("missed.txt", 3),
+        ] {
             let path = dir.join(name);
-            let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 let Some((file, k)) = key(line) else { continue };
                 let s = r.per_file.entry(file).or_default();
@@ -161,9 +185,14 @@ mod tests {
 
     #[test]
     fn keys_drop_line_numbers_and_survivors_parse() {
-        let (f, k) = key("src/shared_mem.rs:85:9: replace SharedMem<'a>::is_empty -> bool with true").unwrap();
+        let (f, k) =
+            key("src/shared_mem.rs:85:9: replace SharedMem<'a>::is_empty -> bool with true")
+                .unwrap();
         assert_eq!(f, "src/shared_mem.rs");
-        assert_eq!(k, "src/shared_mem.rs: replace SharedMem<'a>::is_empty -> bool with true");
+        assert_eq!(
+            k,
+            "src/shared_mem.rs: replace SharedMem<'a>::is_empty -> bool with true"
+        );
         let listed = parse_survivors("# x\n- `src/a.rs: replace f with g` — equivalent: ...\n  - `src/b.rs: x` why\nnot a list\n");
         assert!(listed.contains("src/a.rs: replace f with g"));
         assert!(listed.contains("src/b.rs: x"));
@@ -174,7 +203,10 @@ mod tests {
     fn the_committed_survivor_list_parses() {
         let listed = listed_survivors(&survivors_file()).unwrap();
         for k in &listed {
-            assert!(FILES.iter().any(|f| k.starts_with(&format!("{f}:"))), "{k} names no measured file");
+            assert!(
+                FILES.iter().any(|f| k.starts_with(&format!("{f}:"))),
+                "{k} names no measured file"
+            );
         }
     }
 }

@@ -49,7 +49,10 @@ struct RunArgs {
 /// Checks what clap cannot.
 fn resolve(cli: RunCli) -> Result<RunArgs> {
     if cli.dom0 && cli.names.len() != 1 {
-        bail!("--dom0 boots exactly one image as dom0 (got {})", cli.names.len());
+        bail!(
+            "--dom0 boots exactly one image as dom0 (got {})",
+            cli.names.len()
+        );
     }
     for name in &cli.names {
         payload::check_name(name)?;
@@ -62,7 +65,11 @@ fn resolve(cli: RunCli) -> Result<RunArgs> {
             .unwrap_or_else(|| overall.min(Duration::from_secs(120))),
         names: cli.names,
         dom0: cli.dom0,
-        profile: if cli.debug { Profile::Debug } else { Profile::Release },
+        profile: if cli.debug {
+            Profile::Debug
+        } else {
+            Profile::Release
+        },
         overall,
         verbose: cli.verbose,
     })

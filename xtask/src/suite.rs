@@ -25,11 +25,23 @@ struct Row {
 /// `cargo xtask test [--quick] [--host-only] [--verbose]`.
 pub fn cmd_test(settings: Settings) -> Result<()> {
     let started = Instant::now();
-    let mut rows = if settings.cases.is_empty() { host_tests(&settings) } else { Vec::new() };
+    let mut rows = if settings.cases.is_empty() {
+        host_tests(&settings)
+    } else {
+        Vec::new()
+    };
     if !settings.host_only {
         rows.extend(xen_tests(&settings));
         if settings.cases.is_empty() {
-            rows.extend(crate::apps::checks().into_iter().map(|(name, passed, detail)| Row { name, passed, detail }));
+            rows.extend(
+                crate::apps::checks()
+                    .into_iter()
+                    .map(|(name, passed, detail)| Row {
+                        name,
+                        passed,
+                        detail,
+                    }),
+            );
         }
     }
     print_rows(&rows, started.elapsed());
@@ -76,10 +88,18 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     }
     // The guest lint rows build for the guest target: a toolchain that
     // rustup had before rust-toolchain.toml named the target lacks it.
-    if let Err(e) = crate::util::ensure_rust_target(&crate::util::repo_root(), crate::images::GUEST_TARGET) {
-        println!("xtask: could not add {}: {e:#}", crate::images::GUEST_TARGET);
+    if let Err(e) =
+        crate::util::ensure_rust_target(&crate::util::repo_root(), crate::images::GUEST_TARGET)
+    {
+        println!(
+            "xtask: could not add {}: {e:#}",
+            crate::images::GUEST_TARGET
+        );
     }
-    let mut rows: Vec<Row> = lint_checks().into_iter().map(|(name, args, env)| run_row(name, &args, env)).collect();
+    let mut rows: Vec<Row> = lint_checks()
+        .into_iter()
+        .map(|(name, args, env)| run_row(name, &args, env))
+        .collect();
     rows.push({
         println!("xtask: cargo xtask loom");
         let start = Instant::now();
@@ -94,30 +114,35 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
         }
     });
     rows.extend(packages.into_iter().map(|package| {
-            println!("xtask: cargo test -p {package}");
-            let start = Instant::now();
-            let mut cmd = util::cargo();
-            cmd.current_dir(util::repo_root()).args(["test", "-p", package]);
-            if package == "xenpv" {
-                // The fakes are what the compile-fail doctests
-                // (src/compile_fail.rs) misuse.
-                cmd.args(["--features", "host-fakes"]);
-            }
-            let result = run_inherited(&mut cmd, Duration::from_secs(1800));
-            Row {
-                name: format!("host: cargo test -p {package}"),
-                passed: result.is_ok(),
-                detail: match result {
-                    Ok(()) => format!("{:.1} s", start.elapsed().as_secs_f64()),
-                    Err(e) => format!("{e:#}"),
-                },
-            }
+        println!("xtask: cargo test -p {package}");
+        let start = Instant::now();
+        let mut cmd = util::cargo();
+        cmd.current_dir(util::repo_root())
+            .args(["test", "-p", package]);
+        if package == "xenpv" {
+            // The fakes are what the compile-fail doctests
+            // (src/compile_fail.rs) misuse.
+            cmd.args(["--features", "host-fakes"]);
+        }
+        let result = run_inherited(&mut cmd, Duration::from_secs(1800));
+        Row {
+            name: format!("host: cargo test -p {package}"),
+            passed: result.is_ok(),
+            detail: match result {
+                Ok(()) => format!("{:.1} s", start.elapsed().as_secs_f64()),
+                Err(e) => format!("{e:#}"),
+            },
+        }
     }));
     rows
 }
 
 /// A check's row name, cargo arguments and one extra environment variable.
-type LintCheck = (&'static str, Vec<&'static str>, Option<(&'static str, &'static str)>);
+type LintCheck = (
+    &'static str,
+    Vec<&'static str>,
+    Option<(&'static str, &'static str)>,
+);
 
 /// Clippy with `-D warnings` and rustdoc with `-D warnings`, for the
 /// host (with the fakes) and for the guest target: (row name, cargo
@@ -125,10 +150,48 @@ type LintCheck = (&'static str, Vec<&'static str>, Option<(&'static str, &'stati
 fn lint_checks() -> Vec<LintCheck> {
     let guest = ["--target", "x86_64-unknown-none"];
     vec![
-        ("lint: clippy (host)", vec!["clippy", "-p", "xenpv", "--all-targets", "--features", "host-fakes", "--", "-D", "warnings"], None),
-        ("lint: clippy (guest)", [&["clippy", "-p", "xenpv", "--lib"][..], &guest, &["--", "-D", "warnings"]].concat(), None),
-        ("lint: rustdoc (host)", vec!["doc", "-p", "xenpv", "--no-deps", "--features", "host-fakes"], Some(("RUSTDOCFLAGS", "-D warnings"))),
-        ("lint: rustdoc (guest)", [&["doc", "-p", "xenpv", "--no-deps"][..], &guest].concat(), Some(("RUSTDOCFLAGS", "-D warnings"))),
+        (
+            "lint: clippy (host)",
+            vec![
+                "clippy",
+                "-p",
+                "xenpv",
+                "--all-targets",
+                "--features",
+                "host-fakes",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            None,
+        ),
+        (
+            "lint: clippy (guest)",
+            [
+                &["clippy", "-p", "xenpv", "--lib"][..],
+                &guest,
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+            None,
+        ),
+        (
+            "lint: rustdoc (host)",
+            vec![
+                "doc",
+                "-p",
+                "xenpv",
+                "--no-deps",
+                "--features",
+                "host-fakes",
+            ],
+            Some(("RUSTDOCFLAGS", "-D warnings")),
+        ),
+        (
+            "lint: rustdoc (guest)",
+            [&["doc", "-p", "xenpv", "--no-deps"][..], &guest].concat(),
+            Some(("RUSTDOCFLAGS", "-D warnings")),
+        ),
     ]
 }
 
@@ -158,10 +221,18 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
     let (programs, all_cases) = match found {
         Ok(found) => found,
         Err(e) => {
-            return vec![Row { name: "xen: tests/xen".into(), passed: false, detail: format!("{e:#}") }];
+            return vec![Row {
+                name: "xen: tests/xen".into(),
+                passed: false,
+                detail: format!("{e:#}"),
+            }];
         }
     };
-    if let Some(unknown) = settings.cases.iter().find(|n| !all_cases.iter().any(|c| &c.name == *n)) {
+    if let Some(unknown) = settings
+        .cases
+        .iter()
+        .find(|n| !all_cases.iter().any(|c| &c.name == *n))
+    {
         let known: Vec<&str> = all_cases.iter().map(|c| c.name.as_str()).collect();
         return vec![Row {
             name: format!("xen: {unknown}"),
@@ -236,12 +307,7 @@ fn xen_tests(settings: &Settings) -> Vec<Row> {
             });
         }
     }
-    let guest_of = |name: &str| {
-        images[name]
-            .as_ref()
-            .expect("checked above")
-            .clone()
-    };
+    let guest_of = |name: &str| images[name].as_ref().expect("checked above").clone();
     let guest_timeout = Duration::from_secs(60);
 
     // All domU cases in one boot: one group per case (or one group for all
@@ -327,7 +393,11 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
                 let empty = GuestResult::default();
                 let result = report.guests.get(name).unwrap_or(&empty);
                 problems.extend(check_guest(name, &expect.reason, &expect.output, result));
-                let dom0_lines = report.companion_output.get(name).cloned().unwrap_or_default();
+                let dom0_lines = report
+                    .companion_output
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default();
                 problems.extend(check_dom0(name, &expect.dom0_output, &dom0_lines));
                 reasons.push(result.reason.clone().unwrap_or_else(|| "no report".into()));
             }
@@ -351,7 +421,12 @@ fn check_boot(cases: &[&Case], report: Result<Report>) -> Vec<Row> {
 }
 
 /// What is wrong with one guest's result, if anything.
-fn check_guest<S: AsRef<str>>(name: &str, reason: &str, patterns: &[S], result: &GuestResult) -> Vec<String> {
+fn check_guest<S: AsRef<str>>(
+    name: &str,
+    reason: &str,
+    patterns: &[S],
+    result: &GuestResult,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let got = result.reason.as_deref().unwrap_or("no report");
     if got != reason {

@@ -33,4 +33,3 @@ pub fn target_dir() -> PathBuf {
         None => repo_root().join("target"),
     }
 }
-

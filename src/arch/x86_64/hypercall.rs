@@ -25,7 +25,15 @@ pub const STUB_SIZE: usize = 32;
 /// stubs follow the same ABI), and the arguments must satisfy the
 /// contract of hypercall `nr`: pointers valid for the access Xen makes.
 #[inline]
-pub unsafe fn call5(page: *const u8, nr: usize, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+pub unsafe fn call5(
+    page: *const u8,
+    nr: usize,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> i64 {
     let ret: i64;
     let stub = page.wrapping_add(nr * STUB_SIZE);
     // SAFETY: the caller guarantees `stub` is a hypercall stub and the
@@ -121,7 +129,10 @@ mod tests {
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
         let ret = unsafe { call5(page, 3, 11, 22, 33, 44, 55) };
         assert_eq!(ret, 1003);
-        let seen: Vec<u64> = FAKE_SEEN.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let seen: Vec<u64> = FAKE_SEEN
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(seen, [11, 22, 33, 44, 55], "rdi, rsi, rdx, r10, r8");
         // A value kept live across the call survives the stub's clobbers.
         assert_eq!(core::hint::black_box(live), 0x5555);
@@ -134,7 +145,10 @@ mod tests {
         // SAFETY: the fake stubs touch no memory but FAKE_SEEN.
         let ret = unsafe { call3(page, 7, 1, 2, 3) };
         assert_eq!(ret, 1007);
-        let seen: Vec<u64> = FAKE_SEEN.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let seen: Vec<u64> = FAKE_SEEN
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(seen, [1, 2, 3, 0, 0]);
     }
 

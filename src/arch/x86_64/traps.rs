@@ -118,12 +118,22 @@ pub fn vector_name(vector: u64) -> &'static str {
 /// Installs the trap table.
 pub(crate) fn init() -> Result<(), crate::error::Errno> {
     const N: usize = 16;
-    let mut table = [trap_info { vector: 0, flags: 0, cs: 0, address: 0 }; N + 1];
+    let mut table = [trap_info {
+        vector: 0,
+        flags: 0,
+        cs: 0,
+        address: 0,
+    }; N + 1];
     for (slot, (vector, handler)) in table.iter_mut().zip(handlers()) {
         // flags: DPL 0 for faults (3 for int3/into/bound so user code may
         // raise them, as Xen's own table does), bit 2 masks events on entry.
         let dpl = if matches!(vector, 3..=5) { 3 } else { 0 };
-        *slot = trap_info { vector, flags: dpl | 4, cs: FLAT_KERNEL_CS as u16, address: handler as usize as u64 };
+        *slot = trap_info {
+            vector,
+            flags: dpl | 4,
+            cs: FLAT_KERNEL_CS as u16,
+            address: handler as usize as u64,
+        };
     }
     // SAFETY: every handler is an entry stub above, written for the frame
     // layout Xen builds; the table ends with a zeroed entry.

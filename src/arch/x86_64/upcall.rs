@@ -66,7 +66,10 @@ extern "C" {
 
 /// The addresses to hand to `set_callbacks`: (event, failsafe).
 pub fn callback_addresses() -> (u64, u64) {
-    (xenpv_hypervisor_callback as *const () as u64, xenpv_failsafe_callback as *const () as u64)
+    (
+        xenpv_hypervisor_callback as *const () as u64,
+        xenpv_failsafe_callback as *const () as u64,
+    )
 }
 
 // The layers above define what an upcall does; arch reaches them through

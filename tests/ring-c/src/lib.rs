@@ -85,7 +85,13 @@ impl CRing {
         assert!(!page.is_null());
         // SAFETY: plain size queries.
         let (fs, bs) = unsafe { ((shim.front_state_size)(), (shim.back_state_size)()) };
-        let mut r = CRing { shim, page, layout, front: vec![0; fs.div_ceil(8)], back: vec![0; bs.div_ceil(8)] };
+        let mut r = CRing {
+            shim,
+            page,
+            layout,
+            front: vec![0; fs.div_ceil(8)],
+            back: vec![0; bs.div_ceil(8)],
+        };
         // SAFETY: the state buffers are at least the structs' sizes and
         // 8-aligned; the page is `bytes` long.
         unsafe { (shim.init)(r.f(), r.b(), page, bytes, start) };

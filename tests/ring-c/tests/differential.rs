@@ -6,7 +6,9 @@
 //! counts must agree.
 
 use std::sync::atomic::Ordering;
-use xenpv::ring::{ring_entries, BackRing, FrontRing, Message, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
+use xenpv::ring::{
+    ring_entries, BackRing, FrontRing, Message, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD,
+};
 use xenpv::shared_mem::SharedMem;
 use xenpv_ring_c::{CRing, Shim};
 
@@ -49,15 +51,23 @@ fn shared_bytes(m: &SharedMem<'_>) -> Vec<u8> {
     v
 }
 
-fn run<const Q: usize, const P: usize>(shim: Shim, bytes: usize, start: u32, seed: u64, steps: usize) {
+fn run<const Q: usize, const P: usize>(
+    shim: Shim,
+    bytes: usize,
+    start: u32,
+    seed: u64,
+    steps: usize,
+) {
     let ctx = format!("req {Q} rsp {P}, {bytes} bytes, start {start:#x}, seed {seed}");
     let mut c = CRing::new(shim, bytes, start);
     let m = SharedMem::leak_zeroed(bytes);
     FrontRing::<_, Raw<Q>, Raw<P>>::init(m).unwrap();
     m.store_u32(REQ_PROD, start, Ordering::Relaxed).unwrap();
     m.store_u32(RSP_PROD, start, Ordering::Relaxed).unwrap();
-    m.store_u32(REQ_EVENT, start.wrapping_add(1), Ordering::Relaxed).unwrap();
-    m.store_u32(RSP_EVENT, start.wrapping_add(1), Ordering::Relaxed).unwrap();
+    m.store_u32(REQ_EVENT, start.wrapping_add(1), Ordering::Relaxed)
+        .unwrap();
+    m.store_u32(RSP_EVENT, start.wrapping_add(1), Ordering::Relaxed)
+        .unwrap();
     let mut f = FrontRing::<_, Raw<Q>, Raw<P>>::attach(m, start).unwrap();
     let mut b = BackRing::<_, Raw<Q>, Raw<P>>::attach_at(m, start).unwrap();
     assert_eq!(f.size(), c.size(), "RING_SIZE, {ctx}");
@@ -69,45 +79,100 @@ fn run<const Q: usize, const P: usize>(shim: Shim, bytes: usize, start: u32, see
         let what = match op {
             0..=2 => {
                 let req = Raw(rng.bytes::<Q>());
-                assert_eq!(f.push_request(&req).is_ok(), c.push_request(&req.0), "push_request, step {step}, {ctx}");
+                assert_eq!(
+                    f.push_request(&req).is_ok(),
+                    c.push_request(&req.0),
+                    "push_request, step {step}, {ctx}"
+                );
                 "push_request"
             }
             3 => {
-                assert_eq!(f.push_requests_and_check_notify(), c.push_requests_notify(), "push requests notify, step {step}, {ctx}");
+                assert_eq!(
+                    f.push_requests_and_check_notify(),
+                    c.push_requests_notify(),
+                    "push requests notify, step {step}, {ctx}"
+                );
                 "push_requests_and_check_notify"
             }
             4 => {
-                assert_eq!(b.poll_request().unwrap().map(|r| r.0.to_vec()), c.poll_request(), "poll_request, step {step}, {ctx}");
+                assert_eq!(
+                    b.poll_request().unwrap().map(|r| r.0.to_vec()),
+                    c.poll_request(),
+                    "poll_request, step {step}, {ctx}"
+                );
                 "poll_request"
             }
             5 => {
                 let rsp = Raw(rng.bytes::<P>());
-                assert_eq!(b.push_response(&rsp).is_ok(), c.push_response(&rsp.0), "push_response, step {step}, {ctx}");
+                assert_eq!(
+                    b.push_response(&rsp).is_ok(),
+                    c.push_response(&rsp.0),
+                    "push_response, step {step}, {ctx}"
+                );
                 "push_response"
             }
             6 => {
-                assert_eq!(b.push_responses_and_check_notify(), c.push_responses_notify(), "push responses notify, step {step}, {ctx}");
+                assert_eq!(
+                    b.push_responses_and_check_notify(),
+                    c.push_responses_notify(),
+                    "push responses notify, step {step}, {ctx}"
+                );
                 "push_responses_and_check_notify"
             }
             7 => {
-                assert_eq!(f.poll_response().unwrap().map(|r| r.0.to_vec()), c.poll_response(), "poll_response, step {step}, {ctx}");
+                assert_eq!(
+                    f.poll_response().unwrap().map(|r| r.0.to_vec()),
+                    c.poll_response(),
+                    "poll_response, step {step}, {ctx}"
+                );
                 "poll_response"
             }
             8 => {
-                assert_eq!(f.final_check_for_responses().unwrap(), c.final_check_responses(), "final check responses, step {step}, {ctx}");
+                assert_eq!(
+                    f.final_check_for_responses().unwrap(),
+                    c.final_check_responses(),
+                    "final check responses, step {step}, {ctx}"
+                );
                 "final_check_for_responses"
             }
             _ => {
-                assert_eq!(b.final_check_for_requests().unwrap(), c.final_check_requests(), "final check requests, step {step}, {ctx}");
+                assert_eq!(
+                    b.final_check_for_requests().unwrap(),
+                    c.final_check_requests(),
+                    "final check requests, step {step}, {ctx}"
+                );
                 "final_check_for_requests"
             }
         };
-        assert_eq!((f.req_prod_pvt(), f.rsp_cons()), c.front_indices(), "req_prod_pvt, rsp_cons after {what}, step {step}, {ctx}");
-        assert_eq!((b.req_cons(), b.rsp_prod_pvt()), c.back_indices(), "req_cons, rsp_prod_pvt after {what}, step {step}, {ctx}");
-        assert_eq!(f.free_requests(), c.free(), "RING_FREE_REQUESTS after {what}, step {step}, {ctx}");
-        assert_eq!(f.unconsumed_responses().unwrap(), c.unconsumed_responses(), "unconsumed responses after {what}, step {step}, {ctx}");
-        assert_eq!(b.unconsumed_requests().unwrap(), c.unconsumed_requests(), "unconsumed requests after {what}, step {step}, {ctx}");
-        assert!(shared_bytes(&m) == c.bytes(), "shared bytes differ after {what}, step {step}, {ctx}");
+        assert_eq!(
+            (f.req_prod_pvt(), f.rsp_cons()),
+            c.front_indices(),
+            "req_prod_pvt, rsp_cons after {what}, step {step}, {ctx}"
+        );
+        assert_eq!(
+            (b.req_cons(), b.rsp_prod_pvt()),
+            c.back_indices(),
+            "req_cons, rsp_prod_pvt after {what}, step {step}, {ctx}"
+        );
+        assert_eq!(
+            f.free_requests(),
+            c.free(),
+            "RING_FREE_REQUESTS after {what}, step {step}, {ctx}"
+        );
+        assert_eq!(
+            f.unconsumed_responses().unwrap(),
+            c.unconsumed_responses(),
+            "unconsumed responses after {what}, step {step}, {ctx}"
+        );
+        assert_eq!(
+            b.unconsumed_requests().unwrap(),
+            c.unconsumed_requests(),
+            "unconsumed requests after {what}, step {step}, {ctx}"
+        );
+        assert!(
+            shared_bytes(&m) == c.bytes(),
+            "shared bytes differ after {what}, step {step}, {ctx}"
+        );
     }
 }
 
@@ -115,12 +180,20 @@ const STARTS: [u32; 3] = [0, u32::MAX - 40, 0x8000_0000 - 3];
 
 #[test]
 fn ring_sizes_match_ring_h() {
-    for (shim, req, rsp) in [(xenpv_ring_c::a(), 12, 16), (xenpv_ring_c::b(), 112, 16), (xenpv_ring_c::c(), 4, 4)] {
+    for (shim, req, rsp) in [
+        (xenpv_ring_c::a(), 12, 16),
+        (xenpv_ring_c::b(), 112, 16),
+        (xenpv_ring_c::c(), 4, 4),
+    ] {
         let entry = usize::max(req, rsp);
         for pages in 1..=8 {
             let bytes = pages * 4096;
             let mut c = CRing::new(shim, bytes, 0);
-            assert_eq!(ring_entries(bytes, entry), c.size(), "{req}/{rsp}, {pages} pages");
+            assert_eq!(
+                ring_entries(bytes, entry),
+                c.size(),
+                "{req}/{rsp}, {pages} pages"
+            );
         }
     }
 }
@@ -129,7 +202,13 @@ fn ring_sizes_match_ring_h() {
 fn type_a_matches_ring_h() {
     for (i, start) in STARTS.into_iter().enumerate() {
         for pages in [1, 2, 3] {
-            run::<12, 16>(xenpv_ring_c::a(), pages * 4096, start, 1000 + i as u64 * 7 + pages as u64, 4000);
+            run::<12, 16>(
+                xenpv_ring_c::a(),
+                pages * 4096,
+                start,
+                1000 + i as u64 * 7 + pages as u64,
+                4000,
+            );
         }
     }
 }

@@ -39,27 +39,43 @@ from_xen!(
 
 /// `Ok` if `ok`, else the failed check `what`.
 pub fn check(ok: bool, what: &'static str) -> Result<(), Error> {
-    if ok { Ok(()) } else { Err(Error::Check(what)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Check(what))
+    }
 }
 
 /// `key=value` from the command line (xl `extra=`), parsed, or `default`.
 pub fn arg<T: core::str::FromStr>(key: &str, default: T) -> T {
-    xenpv::runtime::boot_info().arg(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    xenpv::runtime::boot_info()
+        .arg(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Reads `path` once it exists (polling every 20 ms, up to `timeout`).
-pub fn wait_key_for<T: Transport>(xs: &mut Client<T>, path: &str, timeout: Duration) -> Result<alloc::string::String, XsError> {
+pub fn wait_key_for<T: Transport>(
+    xs: &mut Client<T>,
+    path: &str,
+    timeout: Duration,
+) -> Result<alloc::string::String, XsError> {
     let deadline = xenpv::time::now_ns().saturating_add(timeout.as_nanos() as u64);
     loop {
         match xs.read_string(path) {
             Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::sleep(Duration::from_millis(20)),
+            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => {
+                xenpv::sleep(Duration::from_millis(20))
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
 /// Reads `key` once it exists (up to 60 s).
-pub fn wait_key<T: Transport>(xs: &mut Client<T>, key: &str) -> Result<alloc::string::String, Error> {
+pub fn wait_key<T: Transport>(
+    xs: &mut Client<T>,
+    key: &str,
+) -> Result<alloc::string::String, Error> {
     Ok(wait_key_for(xs, key, Duration::from_secs(60))?)
 }

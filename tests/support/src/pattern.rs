@@ -14,7 +14,11 @@ mod tests {
 
     #[test]
     fn pages_differ() {
-        let page = |p: usize| (0..4096).map(|o| byte(0x5a, p * 4096 + o)).collect::<Vec<_>>();
+        let page = |p: usize| {
+            (0..4096)
+                .map(|o| byte(0x5a, p * 4096 + o))
+                .collect::<Vec<_>>()
+        };
         assert_ne!(page(0), page(1));
         assert_ne!(page(1), page(2));
         assert_ne!(byte(0x5a, 7), byte(0xa5, 7));

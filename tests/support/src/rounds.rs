@@ -36,7 +36,11 @@ impl Spread {
     /// The spread of `v` (sorted in place); `None` if `v` is empty.
     pub fn of(v: &mut [f64]) -> Option<Spread> {
         v.sort_unstable_by(f64::total_cmp);
-        Some(Spread { min: *v.first()?, median: v[v.len() / 2], max: v[v.len() - 1] })
+        Some(Spread {
+            min: *v.first()?,
+            median: v[v.len() / 2],
+            max: v[v.len() - 1],
+        })
     }
 }
 
@@ -54,7 +58,14 @@ mod tests {
     #[test]
     fn spread_sorts_and_takes_the_upper_median() {
         let mut v = [3.0, 1.0, 4.0, 1.5, 9.0];
-        assert_eq!(Spread::of(&mut v), Some(Spread { min: 1.0, median: 3.0, max: 9.0 }));
+        assert_eq!(
+            Spread::of(&mut v),
+            Some(Spread {
+                min: 1.0,
+                median: 3.0,
+                max: 9.0
+            })
+        );
         let mut even = [2.0, 8.0, 4.0, 6.0];
         assert_eq!(Spread::of(&mut even).map(|s| s.median), Some(6.0));
         assert_eq!(Spread::of(&mut []), None);
@@ -62,7 +73,11 @@ mod tests {
 
     #[test]
     fn spread_prints_min_median_max() {
-        let s = Spread { min: 1.0, median: 2.5, max: 30.126 };
+        let s = Spread {
+            min: 1.0,
+            median: 2.5,
+            max: 30.126,
+        };
         assert_eq!(format!("{s}"), "1.00/2.50/30.13");
         assert_eq!(format!("{s:.1}"), "1.0/2.5/30.1");
     }

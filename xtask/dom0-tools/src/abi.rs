@@ -76,10 +76,12 @@ pub struct ioctl_gntalloc_dealloc_gref {
 }
 
 pub const IOCTL_GNTDEV_MAP_GRANT_REF: u32 = ioc_none_g(0, size_of::<ioctl_gntdev_map_grant_ref>());
-pub const IOCTL_GNTDEV_UNMAP_GRANT_REF: u32 = ioc_none_g(1, size_of::<ioctl_gntdev_unmap_grant_ref>());
+pub const IOCTL_GNTDEV_UNMAP_GRANT_REF: u32 =
+    ioc_none_g(1, size_of::<ioctl_gntdev_unmap_grant_ref>());
 pub const IOCTL_GNTDEV_SET_UNMAP_NOTIFY: u32 = ioc_none_g(7, size_of::<ioctl_unmap_notify>());
 pub const IOCTL_GNTALLOC_ALLOC_GREF: u32 = ioc_none_g(5, size_of::<ioctl_gntalloc_alloc_gref>());
-pub const IOCTL_GNTALLOC_DEALLOC_GREF: u32 = ioc_none_g(6, size_of::<ioctl_gntalloc_dealloc_gref>());
+pub const IOCTL_GNTALLOC_DEALLOC_GREF: u32 =
+    ioc_none_g(6, size_of::<ioctl_gntalloc_dealloc_gref>());
 pub const IOCTL_GNTALLOC_SET_UNMAP_NOTIFY: u32 = ioc_none_g(7, size_of::<ioctl_unmap_notify>());
 
 pub const GNTALLOC_FLAG_WRITABLE: u16 = 1;

@@ -17,7 +17,10 @@ fn open(path: &'static str) -> Result<OwnedFd> {
     // SAFETY: `c` is a NUL-terminated string that outlives the call.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(Error::Open { path, err: io::Error::last_os_error() });
+        return Err(Error::Open {
+            path,
+            err: io::Error::last_os_error(),
+        });
     }
     // SAFETY: `fd` was just returned by open(2) and is owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -33,7 +36,10 @@ unsafe fn ioctl(fd: &OwnedFd, what: &'static str, cmd: u32, arg: *mut libc::c_vo
     // SAFETY: the buffer is large enough (caller's contract); the fd is open.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
     if r < 0 {
-        return Err(Error::Ioctl { what, err: io::Error::last_os_error() });
+        return Err(Error::Ioctl {
+            what,
+            err: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -48,15 +54,29 @@ pub struct Mapping {
 impl Mapping {
     fn new(fd: &OwnedFd, index: u64, len: usize, writable: bool) -> Result<Mapping> {
         let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
-        let offset = libc::off_t::try_from(index)
-            .map_err(|_| Error::Mmap { err: io::Error::from_raw_os_error(libc::EOVERFLOW) })?;
+        let offset = libc::off_t::try_from(index).map_err(|_| Error::Mmap {
+            err: io::Error::from_raw_os_error(libc::EOVERFLOW),
+        })?;
         // SAFETY: a fresh mapping chosen by the kernel (no address hint),
         // so no existing memory is replaced.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.as_raw_fd(), offset) };
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                offset,
+            )
+        };
         if p == libc::MAP_FAILED {
-            return Err(Error::Mmap { err: io::Error::last_os_error() });
+            return Err(Error::Mmap {
+                err: io::Error::last_os_error(),
+            });
         }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Mmap { err: io::Error::from_raw_os_error(libc::EFAULT) })?;
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Mmap {
+            err: io::Error::from_raw_os_error(libc::EFAULT),
+        })?;
         Ok(Mapping { ptr, len })
     }
 
@@ -73,7 +93,11 @@ impl Mapping {
     fn check(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::OutOfRange { offset, len, size: self.len }),
+            _ => Err(Error::OutOfRange {
+                offset,
+                len,
+                size: self.len,
+            }),
         }
     }
 
@@ -130,7 +154,9 @@ fn pages_len(count: usize) -> Result<usize> {
 
 fn check_domid(domid: u32) -> Result<()> {
     if domid >= DOMID_FIRST_RESERVED {
-        return Err(Error::Usage(format!("{domid} is not a domain id (the first reserved one is {DOMID_FIRST_RESERVED:#x})")));
+        return Err(Error::Usage(format!(
+            "{domid} is not a domain id (the first reserved one is {DOMID_FIRST_RESERVED:#x})"
+        )));
     }
     Ok(())
 }
@@ -155,7 +181,9 @@ impl GntDev {
     pub const PATH: &'static str = "/dev/xen/gntdev";
 
     pub fn open() -> Result<GntDev> {
-        Ok(GntDev { fd: open(Self::PATH)? })
+        Ok(GntDev {
+            fd: open(Self::PATH)?,
+        })
     }
 
     /// Maps `refs` of `domid` at consecutive pages (writable or read-only:
@@ -175,13 +203,25 @@ impl GntDev {
             (*head).count = count;
             let first = std::ptr::addr_of_mut!((*head).refs).cast::<ioctl_gntdev_grant_ref>();
             for (i, r) in refs.iter().enumerate() {
-                first.add(i).write(ioctl_gntdev_grant_ref { domid, ref_: *r });
+                first
+                    .add(i)
+                    .write(ioctl_gntdev_grant_ref { domid, ref_: *r });
             }
-            ioctl(&self.fd, "IOCTL_GNTDEV_MAP_GRANT_REF", IOCTL_GNTDEV_MAP_GRANT_REF, head.cast())?;
+            ioctl(
+                &self.fd,
+                "IOCTL_GNTDEV_MAP_GRANT_REF",
+                IOCTL_GNTDEV_MAP_GRANT_REF,
+                head.cast(),
+            )?;
         }
         // SAFETY: the ioctl wrote the header; the buffer still lives.
         let index = unsafe { (*head).index };
-        let mut m = GntDevMapping { dev: self, index, count, mem: None };
+        let mut m = GntDevMapping {
+            dev: self,
+            index,
+            count,
+            mem: None,
+        };
         // The grant map hypercalls happen here, for a PV dom0.
         m.mem = Some(Mapping::new(&self.fd, index, len, writable)?);
         Ok(m)
@@ -205,9 +245,20 @@ impl GntDevMapping<'_> {
     /// the mapping goes, even if this process dies.
     pub fn notify_clear_byte(&self, offset: usize) -> Result<()> {
         self.mem().check(offset, 1)?;
-        let mut op = ioctl_unmap_notify { index: self.index + offset as u64, action: UNMAP_NOTIFY_CLEAR_BYTE, event_channel_port: 0 };
+        let mut op = ioctl_unmap_notify {
+            index: self.index + offset as u64,
+            action: UNMAP_NOTIFY_CLEAR_BYTE,
+            event_channel_port: 0,
+        };
         // SAFETY: `op` is the ioctl's whole struct.
-        unsafe { ioctl(&self.dev.fd, "IOCTL_GNTDEV_SET_UNMAP_NOTIFY", IOCTL_GNTDEV_SET_UNMAP_NOTIFY, std::ptr::addr_of_mut!(op).cast()) }
+        unsafe {
+            ioctl(
+                &self.dev.fd,
+                "IOCTL_GNTDEV_SET_UNMAP_NOTIFY",
+                IOCTL_GNTDEV_SET_UNMAP_NOTIFY,
+                std::ptr::addr_of_mut!(op).cast(),
+            )
+        }
     }
 
     /// Unmaps, reporting a failure that dropping would swallow.
@@ -221,10 +272,21 @@ impl GntDevMapping<'_> {
         if self.count == 0 {
             return Ok(());
         }
-        let mut op = ioctl_gntdev_unmap_grant_ref { index: self.index, count: self.count, pad: 0 };
+        let mut op = ioctl_gntdev_unmap_grant_ref {
+            index: self.index,
+            count: self.count,
+            pad: 0,
+        };
         self.count = 0;
         // SAFETY: `op` is the ioctl's whole struct.
-        unsafe { ioctl(&self.dev.fd, "IOCTL_GNTDEV_UNMAP_GRANT_REF", IOCTL_GNTDEV_UNMAP_GRANT_REF, std::ptr::addr_of_mut!(op).cast()) }
+        unsafe {
+            ioctl(
+                &self.dev.fd,
+                "IOCTL_GNTDEV_UNMAP_GRANT_REF",
+                IOCTL_GNTDEV_UNMAP_GRANT_REF,
+                std::ptr::addr_of_mut!(op).cast(),
+            )
+        }
     }
 }
 
@@ -256,7 +318,9 @@ impl GntAlloc {
     pub const PATH: &'static str = "/dev/xen/gntalloc";
 
     pub fn open() -> Result<GntAlloc> {
-        Ok(GntAlloc { fd: open(Self::PATH)? })
+        Ok(GntAlloc {
+            fd: open(Self::PATH)?,
+        })
     }
 
     /// `IOCTL_GNTALLOC_ALLOC_GREF`: `count` zeroed pages granted to `domid`.
@@ -275,7 +339,12 @@ impl GntAlloc {
             (*head).domid = domid as u16; // < DOMID_FIRST_RESERVED: fits
             (*head).flags = if writable { GNTALLOC_FLAG_WRITABLE } else { 0 };
             (*head).count = count;
-            ioctl(&self.fd, "IOCTL_GNTALLOC_ALLOC_GREF", IOCTL_GNTALLOC_ALLOC_GREF, head.cast())?;
+            ioctl(
+                &self.fd,
+                "IOCTL_GNTALLOC_ALLOC_GREF",
+                IOCTL_GNTALLOC_ALLOC_GREF,
+                head.cast(),
+            )?;
             let ids = std::ptr::addr_of!((*head).gref_ids).cast::<u32>();
             for (i, g) in grefs.iter_mut().enumerate() {
                 *g = ids.add(i).read();
@@ -283,7 +352,13 @@ impl GntAlloc {
         }
         // SAFETY: the ioctl wrote the header; the buffer still lives.
         let index = unsafe { (*head).index };
-        let mut pages = GntAllocPages { dev: self, index, count, grefs, mem: None };
+        let mut pages = GntAllocPages {
+            dev: self,
+            index,
+            count,
+            grefs,
+            mem: None,
+        };
         // Our own pages: always mapped writable, to fill them.
         pages.mem = Some(Mapping::new(&self.fd, index, len, true)?);
         Ok(pages)
@@ -317,10 +392,20 @@ impl GntAllocPages<'_> {
         if self.count == 0 {
             return Ok(());
         }
-        let mut op = ioctl_gntalloc_dealloc_gref { index: self.index, count: self.count };
+        let mut op = ioctl_gntalloc_dealloc_gref {
+            index: self.index,
+            count: self.count,
+        };
         self.count = 0;
         // SAFETY: `op` is the ioctl's whole struct.
-        unsafe { ioctl(&self.dev.fd, "IOCTL_GNTALLOC_DEALLOC_GREF", IOCTL_GNTALLOC_DEALLOC_GREF, std::ptr::addr_of_mut!(op).cast()) }
+        unsafe {
+            ioctl(
+                &self.dev.fd,
+                "IOCTL_GNTALLOC_DEALLOC_GREF",
+                IOCTL_GNTALLOC_DEALLOC_GREF,
+                std::ptr::addr_of_mut!(op).cast(),
+            )
+        }
     }
 }
 
@@ -362,7 +447,10 @@ impl StopSignals {
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
         };
         if r != 0 {
-            return Err(Error::Ioctl { what: "pthread_sigmask", err: io::Error::from_raw_os_error(r) });
+            return Err(Error::Ioctl {
+                what: "pthread_sigmask",
+                err: io::Error::from_raw_os_error(r),
+            });
         }
         Ok(StopSignals { set })
     }
@@ -375,7 +463,10 @@ impl StopSignals {
             if left.is_zero() {
                 return HoldEnd::Timeout;
             }
-            let ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+            let ts = libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            };
             // SAFETY: `self.set` and `ts` are valid; no siginfo wanted.
             let sig = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &ts) };
             if sig > 0 {

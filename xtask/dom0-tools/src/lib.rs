@@ -20,16 +20,31 @@ pub enum Error {
     /// A bad command line; the text says what was wrong.
     Usage(String),
     /// Opening a device failed.
-    Open { path: &'static str, err: std::io::Error },
+    Open {
+        path: &'static str,
+        err: std::io::Error,
+    },
     /// An ioctl failed.
-    Ioctl { what: &'static str, err: std::io::Error },
+    Ioctl {
+        what: &'static str,
+        err: std::io::Error,
+    },
     /// `mmap` of the device failed (for gntdev this is where the grants
     /// are really mapped, so a refused grant shows up here).
     Mmap { err: std::io::Error },
     /// An offset or length outside the mapping.
-    OutOfRange { offset: usize, len: usize, size: usize },
+    OutOfRange {
+        offset: usize,
+        len: usize,
+        size: usize,
+    },
     /// The pages do not hold what the peer should have written.
-    Mismatch { page: usize, offset: usize, expected: u8, found: u8 },
+    Mismatch {
+        page: usize,
+        offset: usize,
+        expected: u8,
+        found: u8,
+    },
 }
 
 impl fmt::Display for Error {
@@ -40,9 +55,17 @@ impl fmt::Display for Error {
             Error::Ioctl { what, err } => write!(f, "{what} failed: {err}"),
             Error::Mmap { err } => write!(f, "mmap failed: {err}"),
             Error::OutOfRange { offset, len, size } => {
-                write!(f, "{len} bytes at offset {offset} do not fit a {size}-byte mapping")
+                write!(
+                    f,
+                    "{len} bytes at offset {offset} do not fit a {size}-byte mapping"
+                )
             }
-            Error::Mismatch { page, offset, expected, found } => write!(
+            Error::Mismatch {
+                page,
+                offset,
+                expected,
+                found,
+            } => write!(
                 f,
                 "page {page} offset {offset}: expected {expected:#04x}, found {found:#04x}"
             ),

@@ -166,7 +166,8 @@ impl Library {
         // xengnttab_open, which then log to stderr.
         // SAFETY: the logger may be NULL (above); `c` is NUL-terminated
         // and only read during the call.
-        let ctrl = unsafe { (self.client_init)(std::ptr::null_mut(), c_int::from(domain), c.as_ptr()) };
+        let ctrl =
+            unsafe { (self.client_init)(std::ptr::null_mut(), c_int::from(domain), c.as_ptr()) };
         Vchan::new(self, ctrl, "libxenvchan_client_init")
     }
 

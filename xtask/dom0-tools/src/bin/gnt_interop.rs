@@ -43,8 +43,16 @@ struct Options {
 
 #[derive(Debug, PartialEq)]
 enum Command {
-    Map { domid: u32, refs: Vec<u32>, opts: Options },
-    Share { domid: u32, count: u32, opts: Options },
+    Map {
+        domid: u32,
+        refs: Vec<u32>,
+        opts: Options,
+    },
+    Share {
+        domid: u32,
+        count: u32,
+        opts: Options,
+    },
     Help,
 }
 
@@ -68,12 +76,21 @@ fn parse(args: &[String]) -> Result<Command> {
     let mut o = Options::default();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| Error::Usage(format!("{flag} needs a value")));
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))
+        };
         match a.as_str() {
             "--seed" => o.seed = Some(number(&value("--seed")?, "--seed")?),
             "--reply" => o.reply = Some(value("--reply")?),
             "--expect-reply" => o.expect_reply = Some(value("--expect-reply")?),
-            "--notify-clear-byte" => o.notify_clear_byte = Some(number(&value("--notify-clear-byte")?, "--notify-clear-byte")?),
+            "--notify-clear-byte" => {
+                o.notify_clear_byte = Some(number(
+                    &value("--notify-clear-byte")?,
+                    "--notify-clear-byte",
+                )?)
+            }
             "--hold" => o.hold = Duration::from_secs(number(&value("--hold")?, "--hold")?),
             "--readonly" => o.readonly = true,
             "-h" | "--help" => return Ok(Command::Help),
@@ -81,20 +98,34 @@ fn parse(args: &[String]) -> Result<Command> {
             p => o.positional.push(p.to_string()),
         }
     }
-    let domid: u32 = number(o.positional.first().ok_or_else(|| Error::Usage("missing DOMID".into()))?, "DOMID")?;
+    let domid: u32 = number(
+        o.positional
+            .first()
+            .ok_or_else(|| Error::Usage("missing DOMID".into()))?,
+        "DOMID",
+    )?;
     match sub.as_str() {
         "map" => {
-            let refs = o.positional[1..].iter().map(|r| number(r, "GREF")).collect::<Result<Vec<u32>>>()?;
+            let refs = o.positional[1..]
+                .iter()
+                .map(|r| number(r, "GREF"))
+                .collect::<Result<Vec<u32>>>()?;
             if refs.is_empty() || refs.len() > MAX_PAGES as usize {
                 return Err(Error::Usage(format!("map takes 1 to {MAX_PAGES} GREFs")));
             }
             if o.readonly && (o.reply.is_some() || o.notify_clear_byte.is_some()) {
-                return Err(Error::Usage("--reply and --notify-clear-byte write: not with --readonly".into()));
+                return Err(Error::Usage(
+                    "--reply and --notify-clear-byte write: not with --readonly".into(),
+                ));
             }
             if o.expect_reply.is_some() {
                 return Err(Error::Usage("--expect-reply is for share".into()));
             }
-            Ok(Command::Map { domid, refs, opts: o })
+            Ok(Command::Map {
+                domid,
+                refs,
+                opts: o,
+            })
         }
         "share" => {
             let [_, count] = &o.positional[..] else {
@@ -107,9 +138,15 @@ fn parse(args: &[String]) -> Result<Command> {
                 return Err(Error::Usage(format!("COUNT must be 1 to {MAX_PAGES}")));
             }
             if o.reply.is_some() || o.notify_clear_byte.is_some() {
-                return Err(Error::Usage("--reply and --notify-clear-byte are for map".into()));
+                return Err(Error::Usage(
+                    "--reply and --notify-clear-byte are for map".into(),
+                ));
             }
-            Ok(Command::Share { domid, count, opts: o })
+            Ok(Command::Share {
+                domid,
+                count,
+                opts: o,
+            })
         }
         other => Err(Error::Usage(format!("unknown subcommand `{other}`"))),
     }
@@ -119,7 +156,12 @@ fn check_pattern(mem: &Mapping, seed: u8) -> Result<()> {
     for i in 0..mem.len() {
         let (expected, found) = (pattern::byte(seed, i), mem.load(i)?);
         if expected != found {
-            return Err(Error::Mismatch { page: i / PAGE_SIZE, offset: i % PAGE_SIZE, expected, found });
+            return Err(Error::Mismatch {
+                page: i / PAGE_SIZE,
+                offset: i % PAGE_SIZE,
+                expected,
+                found,
+            });
         }
     }
     Ok(())
@@ -129,16 +171,27 @@ fn map(domid: u32, refs: &[u32], o: &Options) -> Result<()> {
     let dev = GntDev::open()?;
     let m = dev.map(domid, refs, !o.readonly)?;
     let access = if o.readonly { "read-only" } else { "writable" };
-    println!("gnt-interop: gntdev mapped {} grefs of dom{domid} at index {:#x} ({access})", refs.len(), m.index());
+    println!(
+        "gnt-interop: gntdev mapped {} grefs of dom{domid} at index {:#x} ({access})",
+        refs.len(),
+        m.index()
+    );
     if let Some(seed) = o.seed {
         check_pattern(m.mem(), seed)?;
-        println!("gnt-interop: pattern {seed:#04x} ok in {} pages", refs.len());
+        println!(
+            "gnt-interop: pattern {seed:#04x} ok in {} pages",
+            refs.len()
+        );
     }
     if let Some(text) = &o.reply {
         for p in 0..refs.len() {
             m.mem().write(p * PAGE_SIZE, text.as_bytes())?;
         }
-        println!("gnt-interop: wrote {:?} at offset 0 of {} pages", text, refs.len());
+        println!(
+            "gnt-interop: wrote {:?} at offset 0 of {} pages",
+            text,
+            refs.len()
+        );
     }
     if let Some(off) = o.notify_clear_byte {
         m.mem().store(off, 1)?;
@@ -160,7 +213,10 @@ fn share(domid: u32, count: u32, o: &Options) -> Result<()> {
         }
     }
     let access = if o.readonly { "read-only" } else { "writable" };
-    println!("gnt-interop: gntalloc shared {count} pages with dom{domid} at index {:#x} ({access})", pages.index());
+    println!(
+        "gnt-interop: gntalloc shared {count} pages with dom{domid} at index {:#x} ({access})",
+        pages.index()
+    );
     let refs: Vec<String> = pages.grefs().iter().map(u32::to_string).collect();
     // Before `grefs:`: a script reads that line and may signal at once.
     hold(o.hold, &format!("grefs: {}", refs.join(" ")))?;
@@ -171,8 +227,17 @@ fn share(domid: u32, count: u32, o: &Options) -> Result<()> {
         let found = String::from_utf8_lossy(&buf).into_owned();
         println!("gnt-interop: page 0 starts with {found:?}");
         if buf != text.as_bytes() {
-            let at = buf.iter().zip(text.as_bytes()).position(|(a, b)| a != b).unwrap_or(0);
-            verdict = Err(Error::Mismatch { page: 0, offset: at, expected: text.as_bytes()[at], found: buf[at] });
+            let at = buf
+                .iter()
+                .zip(text.as_bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            verdict = Err(Error::Mismatch {
+                page: 0,
+                offset: at,
+                expected: text.as_bytes()[at],
+                found: buf[at],
+            });
         }
     }
     pages.dealloc()?;
@@ -188,7 +253,10 @@ fn hold(limit: Duration, line: &str) -> Result<()> {
     }
     let signals = StopSignals::block()?;
     println!("{line}");
-    println!("gnt-interop: holding (until SIGTERM or {} s)", limit.as_secs());
+    println!(
+        "gnt-interop: holding (until SIGTERM or {} s)",
+        limit.as_secs()
+    );
     match signals.wait(limit) {
         HoldEnd::Signal(s) => println!("gnt-interop: hold ended by signal {s}"),
         HoldEnd::Timeout => println!("gnt-interop: hold ended after {} s", limit.as_secs()),
@@ -230,8 +298,16 @@ mod tests {
 
     #[test]
     fn commands() {
-        match parse(&args("map --seed 0x5a --reply hi --notify-clear-byte 12287 --hold 60 3 8 9 10")).unwrap() {
-            Command::Map { domid: 3, refs, opts } => {
+        match parse(&args(
+            "map --seed 0x5a --reply hi --notify-clear-byte 12287 --hold 60 3 8 9 10",
+        ))
+        .unwrap()
+        {
+            Command::Map {
+                domid: 3,
+                refs,
+                opts,
+            } => {
                 assert_eq!(refs, [8, 9, 10]);
                 assert_eq!(opts.seed, Some(0x5a));
                 assert_eq!(opts.notify_clear_byte, Some(12287));
@@ -239,7 +315,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(&args("share --seed 165 5 3")).unwrap(), Command::Share { domid: 5, count: 3, .. }));
+        assert!(matches!(
+            parse(&args("share --seed 165 5 3")).unwrap(),
+            Command::Share {
+                domid: 5,
+                count: 3,
+                ..
+            }
+        ));
         assert_eq!(parse(&args("--help")).unwrap(), Command::Help);
     }
 
