@@ -144,12 +144,18 @@ type LintCheck = (
     Option<(&'static str, &'static str)>,
 );
 
-/// Clippy with `-D warnings` and rustdoc with `-D warnings`, for the
+/// `cargo fmt --check`, then clippy with `-D warnings` and rustdoc with `-D warnings`, for the
 /// host (with the fakes) and for the guest target: (row name, cargo
 /// arguments, extra environment).
 fn lint_checks() -> Vec<LintCheck> {
     let guest = ["--target", "x86_64-unknown-none"];
     vec![
+        (
+            // The workspace's formatting, as `cargo fmt` leaves it.
+            "lint: cargo fmt --check",
+            vec!["fmt", "--all", "--", "--check"],
+            None,
+        ),
         (
             "lint: clippy (host)",
             vec![
