@@ -10,7 +10,7 @@
 
 use crate::abi::{self, mmu_update, mmuext_op, trap_info};
 use crate::arch::x86_64::hypercall::call5;
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::EvtchnPort;
 use crate::types::ShutdownReason;
 

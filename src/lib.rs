@@ -105,6 +105,7 @@ pub mod block;
 #[cfg(all(doctest, feature = "host-fakes"))]
 mod compile_fail;
 pub mod console;
+pub mod errno;
 pub mod error;
 pub mod event;
 pub mod grant;
@@ -126,7 +127,8 @@ pub mod vchan;
 pub mod xenbus;
 pub mod xenstore;
 
-pub use error::{Errno, Error, Result};
+pub use errno::Errno;
+pub use error::{Error, Result};
 #[cfg(target_os = "none")]
 pub use event::sleep;
 #[cfg(target_os = "none")]

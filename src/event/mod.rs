@@ -28,7 +28,7 @@ pub use two_level::PortOutOfRange;
 #[doc(hidden)]
 pub use two_level::TwoLevel;
 
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::{DomId, EvtchnPort};
 
 /// Why an event-channel operation failed.

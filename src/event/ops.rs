@@ -395,7 +395,7 @@ pub mod fake {
     }
 
     fn einval() -> EventError {
-        EventError::Hypercall(crate::error::Errno::EINVAL)
+        EventError::Hypercall(crate::errno::Errno::EINVAL)
     }
 
     impl EventOps for FakeEvents {

@@ -16,7 +16,7 @@ use super::ops::{GrantOps, SharePage, TableSize};
 use super::GrantError;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::mm::MemError;
 use crate::shared_mem::SharedMem;
 use crate::types::{DomId, GrantRef, Mfn};

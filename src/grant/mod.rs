@@ -45,8 +45,10 @@ pub use copy::{CopyOp, CopyPtr};
 pub use map::MappedPages;
 pub use ops::{GrantOps, LocalFrame, SharePage, TableSize, Vacant};
 pub use reserve::{ReservedGrant, ReservedRefs};
-pub use share::{Released, SharedPages, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN};
-pub use table::{Granted, Grants, DEFAULT_PENDING_LIMIT};
+pub use share::{Released, SharedPages};
+pub use table::{
+    Granted, Grants, DEFAULT_PENDING_LIMIT, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN,
+};
 pub use transfer::{Cancelled, TransferError, TransferPoll, TransferSlot};
 
 #[cfg(target_os = "none")]
@@ -55,7 +57,7 @@ pub(crate) use ops::xen::grants;
 pub use ops::xen::XenGrantOps;
 
 use crate::abi::grant_table as abi;
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::event::NotifyPort;
 use crate::mm::MemError;
 use crate::shared_mem::{OutOfBounds, SharedMem};

@@ -15,7 +15,7 @@ use super::GrantError;
 use crate::abi::grant_table::{
     gnttab_copy, gnttab_map_grant_ref, gnttab_transfer, gnttab_unmap_grant_ref,
 };
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::shared_mem::SharedMem;
 use crate::types::Mfn;
 

@@ -17,16 +17,6 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 
-/// The driver's default `limit`: pages shared at once, pending included.
-pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
-
-/// The default limit on pages shared with any one domain, pending
-/// included: three quarters of the global default, so one peer (even
-/// one holding a vchan at the largest orders, 513 pages) cannot starve
-/// the others of the last quarter. Change it with
-/// [`set_share_limit_per_domain`](Grants::set_share_limit_per_domain).
-pub const DEFAULT_SHARE_LIMIT_PER_DOMAIN: u32 = DEFAULT_SHARE_LIMIT / 4 * 3;
-
 #[derive(Debug)]
 struct Slot<'g, P> {
     gref: GrantRef,

@@ -19,6 +19,16 @@ use spin::Mutex;
 /// their peer still maps them (gntalloc's default share limit).
 pub const DEFAULT_PENDING_LIMIT: u32 = 1024;
 
+/// The driver's default `limit`: pages shared at once, pending included.
+pub const DEFAULT_SHARE_LIMIT: u32 = 1024;
+
+/// The default limit on pages shared with any one domain, pending
+/// included: three quarters of the global default, so one peer (even
+/// one holding a vchan at the largest orders, 513 pages) cannot starve
+/// the others of the last quarter. Change it with
+/// [`set_share_limit_per_domain`](Grants::set_share_limit_per_domain).
+pub const DEFAULT_SHARE_LIMIT_PER_DOMAIN: u32 = DEFAULT_SHARE_LIMIT / 4 * 3;
+
 /// The most frames whose references all fit a 32-bit `grant_ref_t`.
 const MAX_TABLE_FRAMES: u32 = u32::MAX / GNTENT_PER_FRAME as u32;
 
@@ -327,9 +337,9 @@ impl<B: GrantOps> Grants<B> {
                 table,
                 pending: Vec::new(),
                 shared_pages: 0,
-                share_limit: super::share::DEFAULT_SHARE_LIMIT,
+                share_limit: DEFAULT_SHARE_LIMIT,
                 shared_per_domain: PerDomain::default(),
-                share_limit_per_domain: super::share::DEFAULT_SHARE_LIMIT_PER_DOMAIN,
+                share_limit_per_domain: DEFAULT_SHARE_LIMIT_PER_DOMAIN,
                 granted_pending: 0,
                 pending_limit: DEFAULT_PENDING_LIMIT,
                 reserved: 0,

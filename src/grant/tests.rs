@@ -6,7 +6,7 @@ use super::ops::SharePage as _;
 use super::*;
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::mm::MemError;
 use crate::types::EvtchnPort;
 use core::sync::atomic::Ordering;

@@ -35,7 +35,7 @@ pub enum MemError {
     /// No free virtual address range of that size.
     OutOfAddressSpace,
     /// Xen refused a page-table update.
-    Hypercall(crate::error::Errno),
+    Hypercall(crate::errno::Errno),
     /// A frame or address that this module does not manage.
     BadAddress(u64),
     /// A frame was freed twice.

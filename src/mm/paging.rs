@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use crate::abi::{mmu_update, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, PAGE_SIZE, UVMF_INVLPG};
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::hypercall;
 use crate::types::{Mfn, Pfn};
 

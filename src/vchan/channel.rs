@@ -1025,8 +1025,8 @@ mod tests {
         fn read_string(&self, path: &str) -> core::result::Result<String, XsError> {
             match self.nodes().get(path) {
                 Some((v, reader)) if *reader == self.me => Ok(v.clone()),
-                Some(_) => Err(XsError::Errno(crate::error::Errno::EACCES)),
-                None => Err(XsError::Errno(crate::error::Errno::ENOENT)),
+                Some(_) => Err(XsError::Errno(crate::errno::Errno::EACCES)),
+                None => Err(XsError::Errno(crate::errno::Errno::ENOENT)),
             }
         }
         fn publish(
@@ -1837,7 +1837,7 @@ mod tests {
             srv.write(b"hello"),
             Err(ChannelError::NotifyFailed {
                 bytes: 5,
-                error: EventError::Hypercall(crate::error::Errno::EINVAL)
+                error: EventError::Hypercall(crate::errno::Errno::EINVAL)
             })
         );
         // The bytes did go: the client reads them.
@@ -1900,7 +1900,7 @@ mod tests {
                 srv.write_all(&data, Some(Duration::from_secs(10))),
                 Err(ChannelError::NotifyFailed {
                     bytes: 3000,
-                    error: EventError::Hypercall(crate::error::Errno::EINVAL)
+                    error: EventError::Hypercall(crate::errno::Errno::EINVAL)
                 })
             );
             client.join().unwrap();

@@ -51,7 +51,7 @@
 //! bus.close(Duration::from_secs(5))?;
 //! ```
 
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::DomId;
 use crate::xenstore::{Client, Transport, XsError};
 use alloc::format;

@@ -3,7 +3,7 @@
 use super::wire::{self, check_path};
 use super::{Malformed, Perm, XsError};
 use crate::abi::xenstore::{msg, xsd_sockmsg, HEADER_SIZE};
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::DomId;
 use alloc::collections::VecDeque;
 use alloc::string::String;

@@ -25,7 +25,7 @@ pub use client::{
     DEFAULT_WATCH_QUEUE_LIMIT, MAX_TRANSACTION_ATTEMPTS,
 };
 
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::DomId;
 
 /// A reply that breaks the protocol.

@@ -103,7 +103,7 @@ fn only_absent_or_unreadable_nodes_are_waited_for() {
     let waits = c.transport_mut().waits;
     assert_eq!(
         c.wait_for_node("data/locked", 10_000_000_000),
-        Err(XsError::Errno(crate::error::Errno::EINVAL))
+        Err(XsError::Errno(crate::errno::Errno::EINVAL))
     );
     assert!(c.transport_mut().waits - waits < 10, "not waited out");
     assert_eq!(c.poll_watch_event().unwrap(), None);

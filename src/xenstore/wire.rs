@@ -8,7 +8,7 @@ use super::{Access, Malformed, Perm, XsError};
 use crate::abi::xenstore::{
     msg, xsd_sockmsg, HEADER_SIZE, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
 };
-use crate::error::Errno;
+use crate::errno::Errno;
 use crate::types::DomId;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -116,7 +116,7 @@ pub fn vector_name(vector: u64) -> &'static str {
 }
 
 /// Installs the trap table.
-pub(crate) fn init() -> Result<(), crate::error::Errno> {
+pub(crate) fn init() -> Result<(), crate::errno::Errno> {
     const N: usize = 16;
     let mut table = [trap_info {
         vector: 0,
