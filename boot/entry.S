@@ -69,6 +69,5 @@ xenpv_hypercall_page:
     .balign 4096
 xenpv_boot_stack:
     .skip BOOT_STACK_SIZE
-    .globl xenpv_boot_stack_top
 xenpv_boot_stack_top:
     .popsection

@@ -29,6 +29,13 @@ use crate::types::DomId;
 use crate::vchan::Backends;
 use crate::xenstore::{Client, RingTransport, XsError};
 
+/// `main!` accepts `fn(Xen) -> R`: the runtime's entry hands it the handle.
+impl<F: FnOnce(Xen) -> R, R: crate::runtime::MainResult> crate::runtime::Entry<Xen> for F {
+    fn enter(self) -> ! {
+        self(Xen::from_runtime()).finish()
+    }
+}
+
 /// The domain's xenstore connection, shared behind a lock.
 pub type Store = spin::Mutex<Client<RingTransport>>;
 

@@ -8,7 +8,7 @@
 // The typed hypercall layer: each wrapper's unsafe call is justified in place.
 #![allow(unsafe_code)]
 
-use crate::abi::{self, mmu_update, mmuext_op, trap_info};
+use crate::abi::{self, mmu_update, trap_info};
 use crate::arch::x86_64::hypercall::call5;
 use crate::errno::Errno;
 use crate::types::EvtchnPort;
@@ -185,27 +185,6 @@ pub unsafe fn mmu_update(reqs: &[mmu_update]) -> Result<(), Errno> {
             abi::__HYPERVISOR_mmu_update,
             reqs.as_ptr() as u64,
             reqs.len() as u64,
-            &mut done as *mut u32 as u64,
-            0x7FF0,
-            0,
-        )
-    };
-    Errno::check(r).map(drop)
-}
-
-/// `mmuext_op`: extended MMU operations (pin, TLB flush, ...).
-///
-/// # Safety
-/// As for [`mmu_update()`].
-#[doc(alias = "HYPERVISOR_mmuext_op")]
-pub unsafe fn mmuext_op(ops: &[mmuext_op]) -> Result<(), Errno> {
-    let mut done: u32 = 0;
-    // SAFETY: Xen reads `ops` and writes `done`.
-    let r = unsafe {
-        raw(
-            abi::__HYPERVISOR_mmuext_op,
-            ops.as_ptr() as u64,
-            ops.len() as u64,
             &mut done as *mut u32 as u64,
             0x7FF0,
             0,

@@ -112,7 +112,7 @@ pub mod grant;
 #[cfg(target_os = "none")]
 pub mod handle;
 #[cfg(target_os = "none")]
-pub mod hypercall;
+pub(crate) mod hypercall;
 pub mod mm;
 pub mod net;
 pub mod ring;

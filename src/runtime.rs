@@ -42,13 +42,6 @@ impl<F: FnOnce() -> R, R: MainResult> Entry<()> for F {
     }
 }
 
-#[cfg(target_os = "none")]
-impl<F: FnOnce(crate::Xen) -> R, R: MainResult> Entry<crate::Xen> for F {
-    fn enter(self) -> ! {
-        self(crate::Xen::from_runtime()).finish()
-    }
-}
-
 /// What an application's `main` may return.
 pub trait MainResult {
     /// Ends the domain according to the result.
@@ -66,11 +59,38 @@ impl<E: core::fmt::Debug> MainResult for Result<(), E> {
         match self {
             Ok(()) => shutdown(ShutdownReason::Poweroff),
             Err(e) => {
-                crate::println!("main returned an error: {e:?}");
+                crate::console::_print(format_args!("main returned an error: {e:?}\n"));
                 shutdown(ShutdownReason::Crash)
             }
         }
     }
+}
+
+/// What runs after a panic or a fatal exception has been reported and
+/// before the domain crashes: the in-guest test harness
+/// ([`crate::testing`]) registers one to report the failed test and
+/// where the next domain should go on. Set once; later calls are ignored.
+#[cfg(target_os = "none")]
+pub(crate) fn set_failure_hook(hook: fn()) {
+    FAILURE_HOOK.call_once(|| hook);
+}
+
+#[cfg(target_os = "none")]
+static FAILURE_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Ends the domain after a reported failure: the hook first (once: a
+/// failure inside the hook goes straight to the crash), then
+/// `SHUTDOWN_crash`. Nothing returns to the failed code's frames.
+#[cfg(target_os = "none")]
+fn crash_after_failure() -> ! {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static FAILING: AtomicBool = AtomicBool::new(false);
+    if !FAILING.swap(true, Ordering::AcqRel) {
+        if let Some(hook) = FAILURE_HOOK.get() {
+            hook();
+        }
+    }
+    shutdown(ShutdownReason::Crash)
 }
 
 /// Shuts the domain down cleanly (`SHUTDOWN_poweroff`).
@@ -146,7 +166,10 @@ mod guest {
             Ok(i) => i,
             Err(e) => boot_failure(format_args!("bad start_info: {e:?}")),
         };
-        if let Err(e) = crate::arch::x86_64::traps::init() {
+        let traps = crate::arch::x86_64::traps::table();
+        // SAFETY: every entry of the table is one of arch's trap stubs,
+        // written for the frame Xen builds; it ends with a zeroed entry.
+        if let Err(e) = unsafe { crate::hypercall::set_trap_table(&traps) } {
             boot_failure(format_args!("set_trap_table failed: {e}"));
         }
         let info = crate::start_info::set_boot_info(info);
@@ -180,30 +203,7 @@ mod guest {
             )),
             None => emergency_print(format_args!("panicked: {}\n", info.message())),
         }
-        // In a test target, the test fails and the harness goes on.
-        let restart = match info.location() {
-            Some(l) => crate::testing::recover(format_args!(
-                "panicked at {}:{}:{}:\n{}",
-                l.file(),
-                l.line(),
-                l.column(),
-                info.message()
-            )),
-            None => crate::testing::recover(format_args!("panicked: {}", info.message())),
-        };
-        go_on_or_crash(restart)
-    }
-
-    /// After a failure: the test harness's restart point if a test was
-    /// running, else the end of the domain.
-    fn go_on_or_crash(restart: Option<extern "C" fn() -> !>) -> ! {
-        let Some(f) = restart else {
-            shutdown(ShutdownReason::Crash)
-        };
-        // SAFETY: the panic/fatal-exception path of the only vCPU never
-        // returns to the failed test's frames; the harness's state and tests
-        // are statics, so nothing outside the boot stack points into it.
-        unsafe { crate::arch::x86_64::restart_on_boot_stack(f) }
+        crash_after_failure()
     }
 
     /// Called by `arch`'s failsafe stub: a segment reload failed.
@@ -270,10 +270,7 @@ mod guest {
             f.r14,
             f.r15
         ));
-        go_on_or_crash(crate::testing::recover(format_args!(
-            "fatal exception: {name} (vector {}, error code {:#x}) at rip {:#018x}",
-            f.vector, f.error_code, f.rip
-        )))
+        crash_after_failure()
     }
 }
 

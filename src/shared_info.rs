@@ -23,8 +23,10 @@ unsafe impl Sync for PageSlot {}
 
 static SLOT: PageSlot = PageSlot(UnsafeCell::new([0; 4096]));
 
-/// The shared_info page, once mapped.
-pub fn page() -> Option<SharedMem<'static>> {
+/// The shared_info page, once mapped. Crate-private: Xen's event masks,
+/// pending bits and time records are the runtime's, and a writable view
+/// would let safe code corrupt them.
+pub(crate) fn page() -> Option<SharedMem<'static>> {
     MAPPED.load(Ordering::Acquire).then(|| {
         // SAFETY: SLOT is a page-aligned static, mapped to shared_info for
         // the rest of the domain's life once MAPPED is set.
@@ -37,17 +39,10 @@ static MAPPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::
 /// Maps Xen's shared_info frame over `SLOT`.
 #[cfg(target_os = "none")]
 pub(crate) fn init(maddr: u64) {
-    use crate::mm::paging::pte;
-    let va = SLOT.0.get() as u64;
-    let entry = (maddr & pte::ADDR_MASK)
-        | pte::PRESENT
-        | pte::WRITABLE
-        | pte::USER
-        | pte::ACCESSED
-        | pte::DIRTY;
-    // SAFETY: SLOT is never accessed as ordinary memory; replacing its
-    // mapping only changes what the volatile accesses see.
-    if unsafe { crate::hypercall::update_va_mapping(va, entry, crate::abi::UVMF_INVLPG) }.is_ok() {
+    // SAFETY: SLOT is never accessed as ordinary memory (only through
+    // SharedMem's volatile and atomic accesses); replacing its mapping
+    // only changes what those accesses see.
+    if unsafe { crate::mm::paging::remap_page(SLOT.0.get() as u64, maddr) }.is_ok() {
         MAPPED.store(true, Ordering::Release);
     }
 }

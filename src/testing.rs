@@ -31,13 +31,24 @@
 //! takes a fatal exception (a page fault, say): the harness reports it
 //! with its message and goes on with the next test.
 //!
-//! Going on after a panic: there is no unwinding in a unikernel, so the
-//! harness restarts itself at the top of the boot stack, giving up the
-//! failed test's frames without running their destructors (as
-//! `core::mem::forget` gives up a value). Whatever the test held stays
-//! held: a lock it had taken stays locked, memory it allocated is leaked,
-//! pages it shared stay shared. Later tests that need the same lock will
-//! hang until the runner's timeout.
+//! # What the harness guarantees
+//!
+//! A test that returns `Err` fails in place and the next test runs in the
+//! same domain. A test that panics or faults ends its domain: there is no
+//! unwinding in a unikernel, and going on in the same domain would mean
+//! abandoning the failed test's frames without running their
+//! destructors, which breaks `Pin`'s drop guarantee (a pinned wait-list
+//! node or future whose memory is reused) and leaves whatever locks they
+//! held (xenstore, the grant table, the allocator) held for every later
+//! test. So the harness prints the failure, then a line for the runner,
+//! `xenpv-test-resume: --xenpv-resume=<next>,<passed>,<failed>,<names>`,
+//! and the domain crashes; `xenpv-run` boots a fresh domain with that
+//! word added to the command line, which skips the tests already run and
+//! carries the counts over. Each test after a panic therefore starts in a
+//! new domain, with nothing of the failed one left; the last domain
+//! prints libtest's summary over all of them and sets the exit status.
+//! A failure outside any test (in the harness itself) crashes the domain
+//! without the line, and the run fails.
 //!
 //! Arguments after `cargo test -- ` reach the guest's command line:
 //! words are name filters (a test runs when its name contains one),
@@ -103,6 +114,8 @@ pub struct Selection {
     pub skip: Vec<String>,
     pub exact: bool,
     pub list: bool,
+    /// Where an earlier domain of this run left off (`--xenpv-resume=`).
+    pub resume: Option<Resume>,
 }
 
 impl Selection {
@@ -118,6 +131,9 @@ impl Selection {
                 // libtest flags with a value, taken and ignored.
                 "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
                     words.next();
+                }
+                flag if flag.starts_with(RESUME_FLAG) => {
+                    s.resume = Resume::parse(&flag[RESUME_FLAG.len()..]);
                 }
                 flag if flag.starts_with('-') => {}
                 filter => s.filters.push(filter.into()),
@@ -140,8 +156,42 @@ impl Selection {
     }
 }
 
-/// Where the harness is, kept outside any stack so that it survives a
-/// failed test.
+/// Where an earlier domain of the same run left off: the word
+/// `--xenpv-resume=<next>,<passed>,<failed>,<name>,<name>...` that the
+/// runner adds after a test ended its domain. `next` indexes the whole
+/// list of tests; the names are the failed tests' (some may be left out
+/// when the command line has no room: `failed` is the count).
+#[derive(Debug, Default, PartialEq)]
+pub struct Resume {
+    pub next: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub names: Vec<String>,
+}
+
+/// The command-line flag the runner passes a [`Resume`] in.
+pub const RESUME_FLAG: &str = "--xenpv-resume=";
+
+/// The console line's prefix the runner reads a [`Resume`] from.
+pub const RESUME_LINE: &str = "xenpv-test-resume: ";
+
+impl Resume {
+    /// Reads the value of `--xenpv-resume=`; `None` when malformed.
+    pub fn parse(value: &str) -> Option<Resume> {
+        let mut parts = value.split(',');
+        let mut number = || parts.next()?.parse::<usize>().ok();
+        let (next, passed, failed) = (number()?, number()?, number()?);
+        let names: Vec<String> = parts.filter(|n| !n.is_empty()).map(String::from).collect();
+        (names.len() <= failed).then_some(Resume {
+            next,
+            passed,
+            failed,
+            names,
+        })
+    }
+}
+
+/// Where the harness is.
 struct State {
     tests: &'static [Test],
     selected: Vec<usize>,
@@ -150,6 +200,8 @@ struct State {
     running: Option<&'static str>,
     passed: usize,
     failed: Vec<(&'static str, String)>,
+    /// Failures of earlier domains of this run.
+    earlier: Resume,
     filtered_out: usize,
     started_ns: u64,
 }
@@ -171,31 +223,31 @@ pub fn run(tests: &'static [Test]) -> ! {
         crate::println!("\n{} tests, 0 benchmarks", tests.len());
         crate::exit(0)
     }
-    let selected: Vec<usize> = (0..tests.len())
+    let wanted: Vec<usize> = (0..tests.len())
         .filter(|&i| selection.wants(tests[i].name))
         .collect();
-    crate::println!(
-        "\nrunning {} test{}",
-        selected.len(),
-        if selected.len() == 1 { "" } else { "s" }
-    );
+    let earlier = selection.resume.unwrap_or_default();
+    if earlier == Resume::default() {
+        crate::println!(
+            "\nrunning {} test{}",
+            wanted.len(),
+            if wanted.len() == 1 { "" } else { "s" }
+        );
+    }
+    let filtered_out = tests.len() - wanted.len();
+    let selected = wanted.into_iter().filter(|&i| i >= earlier.next).collect();
     *STATE.lock() = Some(State {
         tests,
-        filtered_out: tests.len() - selected.len(),
+        filtered_out,
         selected,
         next: 0,
         running: None,
         passed: 0,
         failed: Vec::new(),
+        earlier,
         started_ns: crate::time::now_ns(),
     });
-    go_on()
-}
-
-/// Runs the tests from `next` on, then reports. Also the harness's
-/// restart point after a failed test.
-#[cfg(target_os = "none")]
-fn go_on() -> ! {
+    crate::runtime::set_failure_hook(test_ended_the_domain);
     loop {
         let test = {
             let mut guard = STATE.lock();
@@ -251,89 +303,101 @@ impl State {
 fn report(state: &State) -> i32 {
     let secs = crate::time::now_ns().saturating_sub(state.started_ns) as f64 / 1e9;
     crate::print!("{}", summary(state, secs));
-    if state.failed.is_empty() {
+    if state.failed.is_empty() && state.earlier.failed == 0 {
         0
     } else {
         101
     }
 }
 
-/// libtest's closing report: the failures with their messages, then the counts.
+/// libtest's closing report over every domain of the run: the failures
+/// with their messages (an earlier domain's were printed when it ended),
+/// then the counts.
 fn summary(state: &State, secs: f64) -> String {
     use core::fmt::Write as _;
+    let earlier = &state.earlier;
+    let failed = earlier.failed + state.failed.len();
     let mut out = String::new();
-    if !state.failed.is_empty() {
+    if failed > 0 {
         out.push_str("\nfailures:\n");
+        for name in &earlier.names {
+            let _ = write!(
+                out,
+                "\n---- {name} stdout ----\n(it ended its domain; its message is above)\n"
+            );
+        }
         for (name, message) in &state.failed {
             let _ = write!(out, "\n---- {name} stdout ----\n{message}\n");
         }
         out.push_str("\nfailures:\n");
-        for (name, _) in &state.failed {
+        let names = earlier.names.iter().map(String::as_str);
+        for name in names.chain(state.failed.iter().map(|(n, _)| *n)) {
             let _ = writeln!(out, "    {name}");
         }
+        let unnamed = earlier.failed - earlier.names.len();
+        if unnamed > 0 {
+            let _ = writeln!(out, "    ... and {unnamed} more (named above)");
+        }
     }
-    let verdict = if state.failed.is_empty() {
-        "ok"
-    } else {
-        "FAILED"
-    };
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
     let _ = write!(
         out,
-        "\ntest result: {verdict}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {secs:.2}s\n",
-        state.passed,
-        state.failed.len(),
+        "\ntest result: {verdict}. {} passed; {failed} failed; 0 ignored; 0 measured; {} filtered out; finished in {secs:.2}s\n",
+        earlier.passed + state.passed,
         state.filtered_out
     );
     out
 }
 
-/// A short message kept without allocating (the heap may be what failed).
-struct Note {
-    buf: [u8; 512],
-    len: usize,
+/// Writes the runner's resume line for the running test, which failed
+/// by panicking or faulting: `None` when no test is running.
+fn resume_line(state: &State, out: &mut impl fmt::Write) -> Option<()> {
+    let failed_now = state.running?;
+    let index = *state.selected.get(state.next)?;
+    let earlier = &state.earlier;
+    let names = earlier.names.iter().map(String::as_str);
+    let names = names.chain(state.failed.iter().map(|(n, _)| *n));
+    let _ = write!(
+        out,
+        "{RESUME_LINE}{RESUME_FLAG}{},{},{}",
+        index + 1,
+        earlier.passed + state.passed,
+        earlier.failed + state.failed.len() + 1
+    );
+    for name in names.chain(core::iter::once(failed_now)) {
+        let _ = write!(out, ",{name}");
+    }
+    let _ = writeln!(out);
+    Some(())
 }
 
-impl fmt::Write for Note {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len < self.buf.len() {
-                self.buf[self.len] = b;
-                self.len += 1;
-            }
+/// The failure hook of the runtime: after a test panicked or faulted
+/// (its message is printed), reports it and where the next domain goes
+/// on, and returns to the runtime, which crashes the domain. Allocates
+/// nothing: the heap may be what failed.
+#[cfg(target_os = "none")]
+fn test_ended_the_domain() {
+    /// Console output without the console's lock (the failure may have
+    /// struck while it was held).
+    struct Emergency;
+    impl fmt::Write for Emergency {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            crate::console::emergency_print(format_args!("{s}"));
+            Ok(())
         }
-        Ok(())
     }
-}
-
-/// Called by the panic handler and the fatal-exception handler after they
-/// have printed: when a test was running, records its failure with
-/// `message` and returns the harness's restart point, which the caller
-/// runs on a fresh boot stack. `None` when no test is running (the caller
-/// then crashes the domain as usual).
-#[cfg(target_os = "none")]
-pub(crate) fn recover(message: fmt::Arguments<'_>) -> Option<extern "C" fn() -> !> {
-    let mut note = Note {
-        buf: [0; 512],
-        len: 0,
-    };
-    let _ = fmt::Write::write_fmt(&mut note, message);
     // The failure may have struck with the harness's own lock held (in
-    // `record`): then there is no test to recover, only a crash.
-    let guard = STATE.try_lock()?;
-    let running = guard.as_ref().is_some_and(|s| s.running.is_some());
-    drop(guard);
-    if !running {
-        return None;
+    // `record`): then there is no test to report, only a crash.
+    let Some(guard) = STATE.try_lock() else {
+        return;
+    };
+    let Some(state) = guard.as_ref() else {
+        return;
+    };
+    if let Some(name) = state.running {
+        crate::console::emergency_print(format_args!("test {name} ... FAILED\n"));
+        let _ = resume_line(state, &mut Emergency);
     }
-    let text = String::from_utf8_lossy(&note.buf[..note.len]).into_owned();
-    record(Err(text));
-    crate::event::reenable_upcalls();
-    Some(restart)
-}
-
-#[cfg(target_os = "none")]
-extern "C" fn restart() -> ! {
-    go_on()
 }
 
 #[cfg(test)]
@@ -390,6 +454,7 @@ mod tests {
             running: None,
             passed: 0,
             failed: Vec::new(),
+            earlier: Resume::default(),
             filtered_out: 3,
             started_ns: 0,
         };
@@ -416,15 +481,94 @@ mod tests {
     }
 
     #[test]
-    fn notes_are_bounded() {
-        use core::fmt::Write as _;
-        let mut note = Note {
-            buf: [0; 512],
-            len: 0,
+    fn a_failure_that_ends_the_domain_resumes_after_it_with_the_counts() {
+        static TESTS: &[Test] = &[
+            Test {
+                name: "a",
+                run: || Ok(()),
+            },
+            Test {
+                name: "m::b",
+                run: || Ok(()),
+            },
+            Test {
+                name: "c",
+                run: || Ok(()),
+            },
+        ];
+        // The first domain: `a` passed, `m::b` panics.
+        let mut state = State {
+            tests: TESTS,
+            selected: alloc::vec![0, 1, 2],
+            next: 1,
+            running: Some("m::b"),
+            passed: 1,
+            failed: Vec::new(),
+            earlier: Resume::default(),
+            filtered_out: 0,
+            started_ns: 0,
         };
-        for _ in 0..100 {
-            let _ = note.write_str("0123456789");
-        }
-        assert_eq!(note.len, 512);
+        let mut line = String::new();
+        assert_eq!(resume_line(&state, &mut line), Some(()));
+        assert_eq!(line, "xenpv-test-resume: --xenpv-resume=2,1,1,m::b\n");
+        // The runner's word reaches the next domain's command line.
+        let word = line.trim_end().strip_prefix(RESUME_LINE).unwrap();
+        let selection = Selection::parse(["c", word]);
+        assert_eq!(selection.filters, ["c"], "the word is no filter");
+        let earlier = selection.resume.unwrap();
+        assert_eq!(
+            earlier,
+            Resume {
+                next: 2,
+                passed: 1,
+                failed: 1,
+                names: alloc::vec!["m::b".into()],
+            }
+        );
+        // The next domain runs `c` only, and its summary counts all three.
+        state = State {
+            tests: TESTS,
+            selected: alloc::vec![2],
+            next: 0,
+            running: Some("c"),
+            passed: 0,
+            failed: Vec::new(),
+            earlier,
+            filtered_out: 0,
+            started_ns: 0,
+        };
+        assert_eq!(state.record(Ok(())).as_deref(), Some("test c ... ok"));
+        let text = summary(&state, 0.0);
+        assert!(text.contains("\n---- m::b stdout ----\n"), "{text}");
+        assert!(text.contains("\nfailures:\n    m::b\n"), "{text}");
+        assert!(
+            text.contains("test result: FAILED. 2 passed; 1 failed;"),
+            "{text}"
+        );
+        // Nothing running: no line, the runtime just crashes.
+        assert_eq!(resume_line(&state, &mut String::new()), None);
+    }
+
+    #[test]
+    fn resume_words_that_do_not_add_up_are_refused() {
+        assert_eq!(Resume::parse("1,2"), None);
+        assert_eq!(Resume::parse("x,0,0"), None);
+        assert_eq!(Resume::parse("3,0,1,a,b"), None, "more names than failures");
+        let some = Resume::parse("3,0,2,a").unwrap();
+        assert_eq!((some.failed, some.names.len()), (2, 1));
+        let state = State {
+            tests: &[],
+            selected: Vec::new(),
+            next: 0,
+            running: None,
+            passed: 0,
+            failed: Vec::new(),
+            earlier: some,
+            filtered_out: 0,
+            started_ns: 0,
+        };
+        let text = summary(&state, 0.0);
+        assert!(text.contains("    a\n    ... and 1 more"), "{text}");
+        assert!(text.contains("0 passed; 2 failed;"), "{text}");
     }
 }

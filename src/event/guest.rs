@@ -59,17 +59,6 @@ fn force_callback() {
     let _ = hypercall::xen_version();
 }
 
-/// Delivers events again after a fatal path left them masked (trap
-/// handlers run with `evtchn_upcall_mask` set): the test harness calls
-/// this when it goes on after a failed test.
-pub(crate) fn reenable_upcalls() {
-    if let Some(ev) = state() {
-        if READY.load(Ordering::Acquire) {
-            enable(&ev);
-        }
-    }
-}
-
 fn enable(ev: &TwoLevel) {
     if ev.unmask_upcalls() {
         force_callback();
@@ -177,9 +166,13 @@ pub fn send(port: EvtchnPort) -> Result<(), EventError> {
     hypercall::evtchn_send(port).map_err(EventError::Hypercall)
 }
 
-/// `EVTCHNOP_close`: masks, forgets and closes `port`.
+/// `EVTCHNOP_close`: masks, forgets and closes `port`; the runtime's own
+/// ports (the timer's, xenstore's, the console's) are refused.
 #[doc(alias = "EVTCHNOP_close")]
 pub fn close(port: EvtchnPort) -> Result<(), EventError> {
+    if runtime_owns(port) {
+        return Err(EventError::RuntimePort(port));
+    }
     let _ = mask(port);
     TABLE.clear(port);
     let mut arg = abi::evtchn_close { port: port.0 };
@@ -199,8 +192,8 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
     Ok(match arg.status {
         abi::EVTCHNSTAT_closed => Status::Closed,
         abi::EVTCHNSTAT_unbound => {
-            // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
             Status::Unbound {
+                // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
                 remote: DomId(unsafe { arg.u.unbound.dom }),
             }
         }
@@ -332,6 +325,14 @@ pub fn poll(ports: &[EvtchnPort], deadline_ns: Option<u64>) -> Result<bool, Even
 // is only the clock, so the two layers no longer call each other.
 
 static TIMER_PORT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Whether `port` is one the runtime keeps open for the domain's life:
+/// the timer's VIRQ, and the xenstore and console channels of start_info.
+fn runtime_owns(port: EvtchnPort) -> bool {
+    let timer = TIMER_PORT.load(Ordering::Acquire);
+    let info = crate::start_info::boot_info();
+    port.0 != 0 && (port.0 == timer || port == info.store_evtchn || port == info.console_evtchn)
+}
 
 /// Binds `VIRQ_TIMER` (so the timer can wake `SCHEDOP_block`) and
 /// stops the periodic tick Xen starts PV vCPUs with.

@@ -42,6 +42,28 @@ pub enum EventError {
     Timeout,
     /// `event::init` has not run (or failed): no `shared_info` mapping.
     NotReady,
+    /// The port is the runtime's own (the timer's VIRQ, xenstore's or the
+    /// console's channel): closing it would stop the domain's waits.
+    RuntimePort(EvtchnPort),
+}
+
+impl core::fmt::Display for EventError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EventError::PortOutOfRange(p) => {
+                write!(f, "port {p} is outside the 2-level ABI (ports below 4096)")
+            }
+            EventError::Hypercall(e) => write!(f, "Xen refused the operation: {e}"),
+            EventError::Timeout => f.write_str("the deadline passed first"),
+            EventError::NotReady => {
+                f.write_str("event channels are not set up (shared_info is not mapped)")
+            }
+            EventError::RuntimePort(p) => write!(
+                f,
+                "port {p} belongs to the runtime (timer, xenstore or console) and stays open"
+            ),
+        }
+    }
 }
 
 impl From<PortOutOfRange> for EventError {

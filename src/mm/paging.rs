@@ -258,3 +258,21 @@ fn check_va(va: u64) -> Result<(), MapError> {
     }
     Ok(())
 }
+
+/// Points the page at `va`, whose page tables exist, at the machine
+/// frame at `maddr`, writable (`update_va_mapping` of its one PTE).
+///
+/// # Safety
+/// No Rust reference into the page at `va` may exist or be formed later:
+/// what it reads changes under it.
+pub(crate) unsafe fn remap_page(va: u64, maddr: u64) -> Result<(), MapError> {
+    check_va(va)?;
+    let entry = (maddr & pte::ADDR_MASK)
+        | pte::PRESENT
+        | pte::WRITABLE
+        | pte::USER
+        | pte::ACCESSED
+        | pte::DIRTY;
+    // SAFETY: forwarded to the caller.
+    unsafe { hypercall::update_va_mapping(va, entry, UVMF_INVLPG) }.map_err(MapError::Hypercall)
+}

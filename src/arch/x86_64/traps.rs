@@ -36,8 +36,10 @@ macro_rules! stubs {
         extern "C" {
             $(fn $name();)*
         }
+        /// How many exceptions xenpv handles.
+        const HANDLERS: usize = 0 $(+ { let _ = $vec; 1 })*;
         /// (vector, handler) for every exception xenpv handles.
-        fn handlers() -> [(u8, unsafe extern "C" fn()); 0 $(+ { let _ = $vec; 1 })*] {
+        fn handlers() -> [(u8, unsafe extern "C" fn()); HANDLERS] {
             [$(($vec, $name as unsafe extern "C" fn())),*]
         }
     };
@@ -115,15 +117,20 @@ pub fn vector_name(vector: u64) -> &'static str {
     }
 }
 
-/// Installs the trap table.
-pub(crate) fn init() -> Result<(), crate::errno::Errno> {
-    const N: usize = 16;
+/// Entries in [`table`]: one per handled exception and the zeroed
+/// terminator `set_trap_table` stops at.
+pub const TABLE_LEN: usize = HANDLERS + 1;
+
+/// The trap table for `set_trap_table`: every stub above, then a zeroed
+/// terminator. `arch` only builds it; the runtime installs it through
+/// the hypercall layer.
+pub fn table() -> [trap_info; TABLE_LEN] {
     let mut table = [trap_info {
         vector: 0,
         flags: 0,
         cs: 0,
         address: 0,
-    }; N + 1];
+    }; TABLE_LEN];
     for (slot, (vector, handler)) in table.iter_mut().zip(handlers()) {
         // flags: DPL 0 for faults (3 for int3/into/bound so user code may
         // raise them, as Xen's own table does), bit 2 masks events on entry.
@@ -135,9 +142,7 @@ pub(crate) fn init() -> Result<(), crate::errno::Errno> {
             address: handler as usize as u64,
         };
     }
-    // SAFETY: every handler is an entry stub above, written for the frame
-    // layout Xen builds; the table ends with a zeroed entry.
-    unsafe { crate::hypercall::set_trap_table(&table) }
+    table
 }
 
 extern "Rust" {

@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
-use xenpv::event::{EventError, EventOps, Status, XenEvents};
+use xenpv::event::{EventError, EventOps, Status, Virq, XenEvents};
 use xenpv::{println, time, DomId, EvtchnPort};
 
 xenpv::main!(main);
@@ -109,6 +109,22 @@ fn run(ev: &XenEvents) -> Result<(), &'static str> {
     check((300_000_000..10_000_000_000).contains(&total), "300 short sleeps all wake up, none early")?;
     let wc = time::wallclock();
     println!("ev_selftest: wallclock {}.{:09} s since the epoch", wc.as_secs(), wc.subsec_nanos());
+
+    // The runtime's own ports stay open: closing the timer's VIRQ would
+    // leave every later wait without a wake-up.
+    let timer = (1..4096)
+        .map(EvtchnPort)
+        .find(|&p| matches!(ev.status(p), Ok(Status::Virq(v)) if v == Virq::TIMER));
+    check(timer.is_some(), "the timer's VIRQ port is found by status")?;
+    let timer = timer.unwrap_or(EvtchnPort(0));
+    check(ev.close(timer) == Err(EventError::RuntimePort(timer)), "close of the timer's port is refused")?;
+    let store = xenpv::runtime::boot_info().store_evtchn;
+    if store.0 != 0 {
+        check(ev.close(store) == Err(EventError::RuntimePort(store)), "close of xenstore's port is refused")?;
+    }
+    let t0 = time::now_ns();
+    xenpv::sleep(Duration::from_millis(10));
+    check(time::now_ns() - t0 >= 10_000_000, "the timer still wakes a sleep after the refused close")?;
 
     ev.close(b).map_err(e)?;
     check(matches!(ev.status(a), Ok(Status::Unbound { .. })), "closing b leaves a unbound")?;

@@ -156,7 +156,7 @@ fn main(xen: xenpv::Xen) -> Result<(), Error> {
         if xenpv::time::now_ns() > deadline {
             return Err(Error::Timeout("dom0's unmap"));
         }
-        pause(Duration::from_millis(20));
+        xenpv::sleep(Duration::from_millis(20));
     }
     println!("grant_linux: (e) dom0 unmapped: notify byte cleared by gntdev, entries idle");
     let page = granted.end_access().map_err(|e| e.1)?;
@@ -201,17 +201,9 @@ fn wait_key<T: Transport>(xs: &mut Client<T>, key: &str) -> Result<String, Error
     loop {
         match xs.read_string(key) {
             Ok(v) => return Ok(v),
-            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => pause(Duration::from_millis(50)),
+            Err(XsError::Errno(_)) if xenpv::time::now_ns() < deadline => xenpv::sleep(Duration::from_millis(50)),
             Err(XsError::Errno(_)) => return Err(Error::Timeout("xenstore key")),
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-/// Waits `d` by yielding the CPU and polling the clock.
-fn pause(d: Duration) {
-    let until = xenpv::time::now_ns() + d.as_nanos() as u64;
-    while xenpv::time::now_ns() < until {
-        xenpv::hypercall::sched_yield();
     }
 }
