@@ -10,11 +10,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::runner::{Outcome, RunPlan};
+use crate::runner::{Outcome, Run, RunPlan};
 use crate::util::{self, command};
 
 /// A guest's state from one `xl list -v` output: `running`, `gone` or the
@@ -55,11 +56,13 @@ struct Running {
     name: String,
     domid: String,
     console: Option<Child>,
+    /// The console's last resume line (crate::resume), if it printed one.
+    resume_line: Arc<Mutex<Option<String>>>,
     started: Instant,
 }
 
 /// Creates every guest of `plan`, waits for each to end, and returns how each ended.
-pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
+pub fn run(plan: &RunPlan, verbose: bool) -> Result<Run> {
     if plan.dom0_script.is_some() {
         bail!("a dom0 script runs in the lab's dom0 only; on a Xen host, run it yourself");
     }
@@ -95,6 +98,7 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
             name: g.name.clone(),
             domid,
             console: None,
+            resume_line: Arc::default(),
             started: Instant::now(),
         });
     }
@@ -121,7 +125,12 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
         }
     }
     for r in &mut running {
-        r.console = follow_console(&r.name, plan.guests.len() == 1, verbose);
+        r.console = follow_console(
+            &r.name,
+            plan.guests.len() == 1,
+            verbose,
+            Arc::clone(&r.resume_line),
+        );
         util::run_captured(
             &mut command("xl", ["unpause", &r.name]),
             Duration::from_secs(30),
@@ -161,21 +170,32 @@ pub fn run(plan: &RunPlan, verbose: bool) -> Result<Vec<Outcome>> {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+            let line = r.resume_line.lock().ok().and_then(|l| l.clone());
             outcomes[i] = Outcome {
                 reason: Some(state),
                 exit_code: code,
+                resume: line.and_then(|l| crate::resume::requested(&[l])),
             };
             false
         });
         std::thread::sleep(Duration::from_millis(250));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(outcomes)
+    Ok(Run {
+        outcomes,
+        script: None,
+    })
 }
 
 /// `xl console NAME`, its lines printed as they come (prefixed with the
-/// name when several guests run).
-fn follow_console(name: &str, bare: bool, verbose: bool) -> Option<Child> {
+/// name when several guests run); the last resume line is kept in
+/// `resume_line`.
+fn follow_console(
+    name: &str,
+    bare: bool,
+    verbose: bool,
+    resume_line: Arc<Mutex<Option<String>>>,
+) -> Option<Child> {
     let mut child = Command::new("xl")
         .args(["console", name])
         .stdin(Stdio::null())
@@ -195,7 +215,13 @@ fn follow_console(name: &str, bare: bool, verbose: bool) -> Option<Child> {
     };
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-            println!("{prefix}{}", line.trim_end_matches('\r'));
+            let line = line.trim_end_matches('\r');
+            println!("{prefix}{line}");
+            if line.contains(crate::resume::RESUME_LINE) {
+                if let Ok(mut kept) = resume_line.lock() {
+                    *kept = Some(line.to_string());
+                }
+            }
         }
     });
     Some(child)

@@ -21,6 +21,7 @@ pub mod lab;
 pub mod markers;
 pub mod payload;
 pub mod qemu;
+pub mod resume;
 pub mod runner;
 pub mod template;
 pub mod util;

@@ -34,7 +34,7 @@ use anyhow::{bail, Context, Result};
 use crate::boot::{self, Options, Report};
 use crate::config::{Config, PeerConfig};
 use crate::payload::{self, Guest, Plan};
-use crate::{host, lab, qemu, util};
+use crate::{host, lab, qemu, resume, util};
 
 /// The guest target every xenpv image is built for.
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
@@ -328,6 +328,9 @@ pub struct Outcome {
     /// `poweroff`, `crash`, `timeout`, ... or None when it never reported.
     pub reason: Option<String>,
     pub exit_code: Option<i32>,
+    /// The word a test harness asked the next domain to start with
+    /// (`--xenpv-resume=...`, see [`crate::resume`]).
+    pub resume: Option<String>,
 }
 
 /// The exit status of a guest that ended as `outcome`, and a message when
@@ -405,22 +408,58 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
             (Config::load(&dir)?, dir)
         }
     };
-    let plan = plan(&args, &config, &config_dir)?;
+    let mut plan = plan(&args, &config, &config_dir)?;
     let on_host = match args.xen {
         Xen::Host => true,
         Xen::Lab => false,
         Xen::Auto => is_xen_host(),
     };
-    if on_host {
-        if !is_xen_host() {
-            bail!("--xen host: this machine is not a Xen dom0 with `xl` (run without it to use the lab)");
-        }
-        let outcomes = host::run(&plan, args.verbose)?;
-        return Ok(finish(&plan, &outcomes, None));
+    if on_host && !is_xen_host() {
+        bail!(
+            "--xen host: this machine is not a Xen dom0 with `xl` (run without it to use the lab)"
+        );
     }
-    qemu::check_installed()
-        .context("the lab boots Xen in QEMU (or run this on a Xen host with `xl`)")?;
-    let lab = lab::ensure()?;
+    let lab = if on_host {
+        None
+    } else {
+        qemu::check_installed()
+            .context("the lab boots Xen in QEMU (or run this on a Xen host with `xl`)")?;
+        Some(lab::ensure()?)
+    };
+    // A test that panics or faults ends its domain; the harness then asks
+    // for a fresh one that goes on after it (crate::resume).
+    for _ in 0..resume::MAX_DOMAINS {
+        let run = match &lab {
+            None => host::run(&plan, args.verbose)?,
+            Some(lab) => boot_in_lab(lab, &plan, args.verbose)?,
+        };
+        let app = &run.outcomes[0];
+        if app.reason.as_deref() == Some("crash") {
+            if let Some(word) = &app.resume {
+                let extra = &plan.guests[0].extra;
+                if let Some(line) = resume::command_line(extra, word, MAX_CMDLINE) {
+                    eprintln!("xenpv-run: a test ended its domain; the remaining tests run in a fresh one");
+                    plan.guests[0].extra = line;
+                    continue;
+                }
+            }
+        }
+        return Ok(finish(&plan, &run.outcomes, run.script.as_deref()));
+    }
+    bail!(
+        "the guest asked for a fresh domain {} times: giving up",
+        resume::MAX_DOMAINS
+    )
+}
+
+/// One boot of a plan: how each guest ended, and the dom0 script's end.
+pub struct Run {
+    pub outcomes: Vec<Outcome>,
+    pub script: Option<String>,
+}
+
+/// Boots `plan` once in the lab.
+fn boot_in_lab(lab: &lab::Lab, plan: &RunPlan, verbose: bool) -> Result<Run> {
     let names: Vec<String> = plan.guests.iter().map(|g| g.name.clone()).collect();
     let group: Vec<Guest> = plan
         .guests
@@ -446,21 +485,23 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
         announce_peers: true,
     };
     let opts = Options {
-        verbose: args.verbose,
+        verbose,
         overall: Duration::from_secs(120) + plan.timeout,
         guest_timeout: plan.timeout,
         bare_guest_lines: plan.guests.len() == 1,
     };
-    let report = boot::boot_domu(&lab, &boot_plan, opts)?;
+    let report = boot::boot_domu(lab, &boot_plan, opts)?;
     if let Some(failure) = &report.failure {
         eprintln!("xenpv-run: the boot failed: {failure}");
     }
-    let outcomes = outcomes_of(&report, &names);
     let script = names
         .first()
         .and_then(|n| report.companions.get(n))
-        .map(String::as_str);
-    Ok(finish(&plan, &outcomes, script))
+        .cloned();
+    Ok(Run {
+        outcomes: outcomes_of(&report, &names),
+        script,
+    })
 }
 
 fn outcomes_of(report: &Report, names: &[String]) -> Vec<Outcome> {
@@ -473,6 +514,7 @@ fn outcomes_of(report: &Report, names: &[String]) -> Vec<Outcome> {
                 .map(|g| Outcome {
                     reason: g.reason.clone(),
                     exit_code: g.exit_code,
+                    resume: resume::requested(&g.output),
                 })
                 .unwrap_or_default()
         })
@@ -584,6 +626,7 @@ mod tests {
         let o = |r: &str, c: Option<i32>| Outcome {
             reason: Some(r.into()),
             exit_code: c,
+            ..Outcome::default()
         };
         assert_eq!(exit_status("a", &o("poweroff", None), t).0, 0);
         assert_eq!(exit_status("a", &o("poweroff", Some(0)), t).0, 0);
@@ -615,10 +658,12 @@ mod tests {
         let ok = Outcome {
             reason: Some("poweroff".into()),
             exit_code: None,
+            ..Outcome::default()
         };
         let crash = Outcome {
             reason: Some("crash".into()),
             exit_code: None,
+            ..Outcome::default()
         };
         assert_eq!(
             run_status(&plan, &[ok.clone(), ok.clone()], Some("exit 0")).0,

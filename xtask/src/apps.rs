@@ -39,8 +39,18 @@ mod more {
         Err("no luck")
     }
 
+    pub fn panics_holding_the_store() {
+        let store = xenpv::Xen::from_runtime().store().expect("xenstore");
+        let _held = store.lock();
+        panic!("on purpose, with the xenstore lock held");
+    }
+
     pub fn runs_after_the_failures() {
         xenpv::sleep(core::time::Duration::from_millis(5));
+        // The failed test's lock is not held here: each test after a
+        // panic runs in a fresh domain.
+        let me = xenpv::Xen::from_runtime().domid().expect("own domid");
+        xenpv::println!("after the failures: dom{me}");
     }
 }
 "#;
@@ -232,7 +242,7 @@ impl Env {
         let original = fs::read_to_string(&tests)?;
         let changed = original.replace(
             "xenpv::test_main!(time_goes_on);",
-            "xenpv::test_main!(\n    time_goes_on,\n    more::fails_on_purpose,\n    more::faults_on_purpose,\n    more::errs_on_purpose,\n    more::runs_after_the_failures,\n);",
+            "xenpv::test_main!(\n    time_goes_on,\n    more::fails_on_purpose,\n    more::faults_on_purpose,\n    more::errs_on_purpose,\n    more::panics_holding_the_store,\n    more::runs_after_the_failures,\n);",
         );
         if changed == original {
             bail!("the template's tests/guest.rs has no `xenpv::test_main!(time_goes_on);` line to extend");
@@ -256,11 +266,24 @@ impl Env {
                 "page fault",
                 "test more::errs_on_purpose ... FAILED",
                 "Error: \"no luck\"",
+                "test more::panics_holding_the_store ... FAILED",
+                "with the xenstore lock held",
+                "after the failures: dom",
                 "test more::runs_after_the_failures ... ok",
-                "test result: FAILED. 2 passed; 3 failed",
+                "---- more::faults_on_purpose stdout ----",
+                "test result: FAILED. 2 passed; 4 failed",
             ],
         )?;
-        Ok(format!("exit {code}; the panic, the page fault and the Err each reported, later tests still ran"))
+        let domains = out
+            .matches("the remaining tests run in a fresh one")
+            .count();
+        if domains != 3 {
+            bail!(
+                "expected 3 fresh domains (after two panics and a fault), saw {domains}:\n{}",
+                tail(&out)
+            );
+        }
+        Ok(format!("exit {code}; the panics, the page fault and the Err each reported; each test after a panic or fault ran in a fresh domain (3), the xenstore lock a failed test held was not held by the next"))
     }
 
     fn check_filter(&self, app: &Path) -> Result<String> {
