@@ -1,10 +1,10 @@
 //! `GNTTABOP_copy` (hypervisor-side copies between frames and grants,
 //! with a status per op) and `GNTTABOP_dump_table`.
 
+use super::error::{GntStatus, GrantError};
 use super::ops::GrantOps;
 use super::ops::LocalFrame;
 use super::table::Grants;
-use super::{GntStatus, GrantError};
 use crate::abi::grant_table::{
     gnttab_copy, gnttab_copy_ptr, GNTCOPY_dest_gref, GNTCOPY_source_gref,
 };

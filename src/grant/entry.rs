@@ -7,7 +7,7 @@
 //! transfer bits), so an entry is never behind a Rust reference: each
 //! field is one atomic access at its C offset.
 
-use super::GrantError;
+use super::error::GrantError;
 use crate::abi::grant_table::{
     GTF_accept_transfer, GTF_permit_access, GTF_reading, GTF_readonly, GTF_transfer_committed,
     GTF_transfer_completed, GTF_writing, GNTENT_DOMID, GNTENT_FLAGS, GNTENT_FRAME, GNTENT_SIZE,

@@ -12,8 +12,8 @@
 
 extern crate std;
 
-use super::ops::{GrantOps, SharePage, TableSize};
-use super::GrantError;
+use super::error::{GntStatus, GrantError, TableSize};
+use super::ops::{GrantOps, SharePage};
 use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use crate::errno::Errno;
@@ -655,7 +655,7 @@ unsafe impl GrantOps for FakeXen {
             .ok_or(GrantError::Hypercall(Errno::ESRCH))?;
         let n = frames.len() as u32;
         if n > d.max_frames {
-            return Err(GrantError::Status(super::GntStatus::GeneralError));
+            return Err(GrantError::Status(GntStatus::GeneralError));
         }
         d.nr_frames = d.nr_frames.max(n);
         for (f, &m) in frames.iter_mut().zip(&d.table_mfns) {

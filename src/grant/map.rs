@@ -3,9 +3,10 @@
 //! successful part of a failed batch undone; the mapping is an owner
 //! object whose drop unmaps, honouring gntdev-style unmap notification.
 
+use super::error::{GntStatus, GrantError};
 use super::ops::GrantOps;
 use super::table::Grants;
-use super::{Access, GntStatus, GrantError, PageView, UnmapNotify};
+use super::view::{Access, PageView, UnmapNotify};
 use crate::abi::grant_table::{
     gnttab_map_grant_ref, gnttab_unmap_grant_ref, grant_handle_t, GNTMAP_host_map, GNTMAP_readonly,
     GNTST_eagain,
@@ -211,12 +212,12 @@ impl<'g, B: GrantOps> MappedPages<'g, B> {
     /// Reads `dst.len()` bytes at byte `offset` of the mapping seen as one
     /// buffer (the pages are mapped at consecutive addresses).
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
-        super::read_span(self.len(), |i| self.page(i), offset, dst)
+        super::view::read_span(self.len(), |i| self.page(i), offset, dst)
     }
 
     /// Writes `src` at byte `offset` of the mapping seen as one buffer.
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<(), GrantError> {
-        super::write_span(self.len(), |i| self.page(i), offset, src)
+        super::view::write_span(self.len(), |i| self.page(i), offset, src)
     }
 
     /// Sets what happens at unmap (gntdev's `IOCTL_GNTDEV_SET_UNMAP_NOTIFY`):

@@ -5,7 +5,7 @@
 //! of free references and the in-use bitmap are sized when the table
 //! grows, the only time they change capacity.
 
-use super::GrantError;
+use super::error::GrantError;
 use crate::types::GrantRef;
 use alloc::vec::Vec;
 

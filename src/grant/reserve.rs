@@ -20,9 +20,10 @@
 //! with it (the batch shrinks by one).
 
 use super::entry::{Entry, EntryTable};
+use super::error::GrantError;
 use super::ops::{GrantOps, SharePage};
 use super::table::{Charge, Grants};
-use super::{Access, GrantError, PageView};
+use super::view::{Access, PageView};
 use crate::types::{DomId, GrantRef};
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -6,9 +6,10 @@
 //! finds it unmapped, and the pages are reached only through
 //! [`PageView`](super::PageView).
 
+use super::error::GrantError;
 use super::ops::{GrantOps, SharePage};
 use super::table::{Charge, Grants};
-use super::{Access, GrantError, PageView, UnmapNotify};
+use super::view::{Access, PageView, UnmapNotify};
 use crate::abi::grant_table::{GTF_reading, GTF_writing};
 use crate::abi::PAGE_SIZE;
 use crate::event::{EventError, EventOps};
@@ -259,12 +260,12 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
     /// Fails with `InvalidArgument` past the end (before touching any page)
     /// or at a released page.
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), GrantError> {
-        super::read_span(self.len(), |i| self.page(i), offset, dst)
+        super::view::read_span(self.len(), |i| self.page(i), offset, dst)
     }
 
     /// Writes `src` at byte `offset` of the pages seen as one buffer.
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<(), GrantError> {
-        super::write_span(self.len(), |i| self.page(i), offset, src)
+        super::view::write_span(self.len(), |i| self.page(i), offset, src)
     }
 
     /// Pages still held that a peer maps now (it may map or unmap at any

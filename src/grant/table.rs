@@ -4,9 +4,10 @@
 //! grant owner object refers to.
 
 use super::entry::EntryTable;
+use super::error::{GrantError, TableSize};
 use super::ops::{GrantOps, SharePage, Vacant};
 use super::refs::RefAllocator;
-use super::{Access, GrantError};
+use super::view::{Access, PageView};
 use crate::abi::grant_table::GNTENT_PER_FRAME;
 use crate::event::EventOps;
 use crate::mm::MemError;
@@ -94,7 +95,7 @@ impl<B: GrantOps> GrantTable<B> {
         let new = at_least
             .max(self.nr_frames.saturating_mul(2))
             .min(self.max_frames);
-        let bad = GrantError::BadTableSize(super::TableSize {
+        let bad = GrantError::BadTableSize(TableSize {
             nr_frames: new,
             max_nr_frames: self.max_frames,
         });
@@ -364,7 +365,7 @@ impl<B: GrantOps> Grants<B> {
 
     /// Xen's view of our table's size (`GNTTABOP_query_size`).
     #[doc(alias = "GNTTABOP_query_size")]
-    pub fn query_size(&self) -> Result<super::TableSize, GrantError> {
+    pub fn query_size(&self) -> Result<TableSize, GrantError> {
         self.inner.lock().table.ops.query_size()
     }
 
@@ -575,14 +576,14 @@ impl<'g, B: GrantOps> Granted<'g, B> {
     }
 
     /// The granted page's bytes.
-    pub fn page(&self) -> super::PageView<'_> {
+    pub fn page(&self) -> PageView<'_> {
         // `page` is Some until end_access or drop take it.
         let mem = self
             .page
             .as_ref()
             .map(|p| p.mem())
             .expect("Granted without page");
-        super::PageView::new(mem, true)
+        PageView::new(mem, true)
     }
 
     /// What the peer may do.

@@ -8,7 +8,7 @@ use crate::abi::grant_table::*;
 use crate::abi::PAGE_SIZE;
 use crate::errno::Errno;
 use crate::mm::MemError;
-use crate::types::EvtchnPort;
+use crate::types::{DomId, EvtchnPort, GrantRef, Mfn};
 use core::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;

@@ -10,9 +10,9 @@
 //! a new one from Xen for the pfn, which goes back to its allocator.
 
 use super::entry::TransferState;
+use super::error::{GntStatus, GrantError};
 use super::ops::{GrantOps, SharePage, Vacant};
 use super::table::Grants;
-use super::{GntStatus, GrantError};
 use crate::abi::grant_table::gnttab_transfer;
 use crate::types::{DomId, GrantRef, Mfn};
 
