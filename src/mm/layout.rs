@@ -121,7 +121,7 @@ mod tests {
             0xFFFF_8800_0000_0000,
             crate::mm::MAP_AREA_START,
             VIRT_BASE,
-            u64::MAX & !0xfff,
+            !0xfff,
         ] {
             assert_eq!(check_va(good), Ok(()), "{good:#x}");
         }
