@@ -6,7 +6,8 @@
 use super::ring::ConsoleRing;
 use crate::abi::console::OUT_RING_SIZE;
 use crate::hypercall;
-use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
+use crate::mm::paging::mfn_to_pfn;
+use crate::mm::pfn_to_virt;
 use crate::shared_mem::SharedMem;
 use crate::start_info::BootInfo;
 use crate::types::EvtchnPort;
@@ -47,7 +48,7 @@ pub(crate) fn init(info: &BootInfo) {
     // SAFETY: the console page is one of our own frames, inside the
     // bootstrap direct map (libxc allocates it before the page tables).
     let pfn = unsafe { mfn_to_pfn(info.console_mfn) };
-    let va = pfn_to_virt(pfn);
+    let Some(va) = pfn_to_virt(pfn) else { return };
     // SAFETY: mapped writable for the domain's lifetime; shared with
     // xenconsoled, hence accessed only through SharedMem.
     let page =

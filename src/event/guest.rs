@@ -192,10 +192,9 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
     Ok(match arg.status {
         abi::EVTCHNSTAT_closed => Status::Closed,
         abi::EVTCHNSTAT_unbound => {
-            Status::Unbound {
-                // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
-                remote: DomId(unsafe { arg.u.unbound.dom }),
-            }
+            // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
+            let dom = unsafe { arg.u.unbound.dom };
+            Status::Unbound { remote: DomId(dom) }
         }
         abi::EVTCHNSTAT_interdomain => {
             // SAFETY: see above: `interdomain` for EVTCHNSTAT_interdomain.

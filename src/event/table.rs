@@ -117,4 +117,30 @@ mod tests {
         t.deliver(EvtchnPort(9999));
         assert!(!t.take_fired(EvtchnPort(9999)));
     }
+
+    static REENTRANT: Table = Table::new();
+    static SLOT_FREE: AtomicU32 = AtomicU32::new(0);
+
+    /// Looks at its own handler slot, then removes itself, as a handler
+    /// may (`set_handler` takes the slot's lock and would spin forever on
+    /// a lock `deliver` held).
+    fn reenter(port: EvtchnPort) {
+        let free = REENTRANT.handlers[port.0 as usize].try_lock().is_some();
+        SLOT_FREE.store(if free { 1 } else { 2 }, Ordering::SeqCst);
+        if free {
+            REENTRANT.set_handler(port, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn handlers_run_with_their_slot_unlocked() {
+        REENTRANT.set_handler(EvtchnPort(7), Some(reenter)).unwrap();
+        REENTRANT.deliver(EvtchnPort(7));
+        assert_eq!(SLOT_FREE.load(Ordering::SeqCst), 1, "slot was locked");
+        // It removed itself: a second event only sets the fired bit.
+        SLOT_FREE.store(0, Ordering::SeqCst);
+        REENTRANT.deliver(EvtchnPort(7));
+        assert_eq!(SLOT_FREE.load(Ordering::SeqCst), 0);
+        assert!(REENTRANT.take_fired(EvtchnPort(7)));
+    }
 }

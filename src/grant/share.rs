@@ -295,20 +295,28 @@ impl<'g, B: GrantOps> SharedPages<'g, B> {
 
     fn release_slots(&mut self, first: usize, end: usize) -> Released {
         let mut out = Released::default();
-        let charge = Charge::Shared(self.domid);
-        let mut g = self.grants.inner.lock();
-        for slot in self.slots[first..end].iter_mut().filter_map(Option::take) {
-            // The driver's __del_gref order: notify first, so a peer that
-            // watches the byte or the event unmaps and we can reclaim.
-            if let Some(off) = slot.notify.clear_byte {
+        // The driver's __del_gref order: notify first, so a peer that
+        // watches the byte or the event unmaps and we can reclaim. The
+        // port is caller code (a safe `NotifyPort` may look at this very
+        // table, and dropping the last handle may close the port through
+        // an `EventOps`): it runs, and its handle is dropped, before the
+        // table is locked, as `MappedPages` does after its unlock.
+        for slot in self.slots[first..end].iter_mut().flatten() {
+            if let Some(off) = slot.notify.clear_byte.take() {
                 // In range: checked by set_unmap_notify.
                 let _ = slot.page.mem().store_u8(off, 0, Ordering::Release);
             }
-            if let Some(port) = &slot.notify.send_event {
+            if let Some(port) = slot.notify.send_event.take() {
                 if let Err(e) = port.notify() {
                     out.notify_failed.get_or_insert(e);
                 }
             }
+        }
+        // Under the lock only the table's own work: each slot now holds
+        // nothing but its reference and its page.
+        let charge = Charge::Shared(self.domid);
+        let mut g = self.grants.inner.lock();
+        for slot in self.slots[first..end].iter_mut().filter_map(Option::take) {
             if g.release(slot.gref, slot.page, charge) {
                 out.pending += 1;
             } else {

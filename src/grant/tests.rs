@@ -1848,3 +1848,103 @@ fn a_batch_whose_references_all_went_pending_is_empty() {
     w.peer_unmap(B, h).unwrap();
     assert_eq!(a.reclaim(), 0);
 }
+
+/// A notify port that looks at its own grant table, as a safe
+/// `NotifyPort` may: each signal and the handle's drop record whether the
+/// table was free (and then what `stats()` says) or still locked by the
+/// release that called it. `try_lock` rather than `stats()` alone, so
+/// that a release holding the lock fails the test instead of hanging it.
+struct TableInspector<'g> {
+    grants: &'g Grants<fake::FakeXen>,
+    log: &'g std::sync::Mutex<Vec<(&'static str, Option<u32>)>>,
+}
+
+impl TableInspector<'_> {
+    fn look(&self, what: &'static str) {
+        let seen = match self.grants.inner.try_lock() {
+            None => None,
+            Some(g) => {
+                drop(g);
+                Some(self.grants.stats().shared_pages)
+            }
+        };
+        // Poison-tolerant: this runs in drops, also while a failed
+        // assertion unwinds.
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((what, seen));
+    }
+}
+
+impl crate::event::NotifyPort for TableInspector<'_> {
+    fn port(&self) -> EvtchnPort {
+        EvtchnPort(5)
+    }
+    fn notify(&self) -> Result<(), crate::event::EventError> {
+        self.look("notify");
+        Ok(())
+    }
+}
+
+impl Drop for TableInspector<'_> {
+    fn drop(&mut self) {
+        self.look("drop");
+    }
+}
+
+#[test]
+fn unmap_notify_ports_run_with_the_table_unlocked() {
+    let (w, a, b, _c) = world();
+    let log = std::sync::Mutex::new(Vec::new());
+    let took = || std::mem::take(&mut *log.lock().unwrap());
+    let port = |g| {
+        Arc::new(TableInspector {
+            grants: g,
+            log: &log,
+        }) as Arc<dyn crate::event::NotifyPort + '_>
+    };
+    // A share released in part, then dropped: both paths call the port
+    // and let go of its handle.
+    let mut s = a.share(B, 3, Access::ReadWrite).unwrap();
+    for i in 0..3 {
+        s.set_unmap_notify(
+            i,
+            UnmapNotify {
+                clear_byte: Some(0),
+                send_event: Some(port(&a)),
+            },
+        )
+        .unwrap();
+    }
+    let r = s.release_pages(1, 1).unwrap();
+    assert_eq!((r.freed, r.pending, r.notify_failed), (1, 0, None));
+    assert_eq!(
+        took(),
+        std::vec![("notify", Some(3)), ("drop", Some(3))],
+        "the port ran and was dropped with the table free (page still counted)"
+    );
+    drop(s);
+    assert_eq!(
+        took(),
+        std::vec![
+            ("notify", Some(2)),
+            ("drop", Some(2)),
+            ("notify", Some(2)),
+            ("drop", Some(2)),
+        ]
+    );
+    assert_eq!(a.stats().shared_pages, 0);
+    // A mapping's unmap (already after the unlock) stays that way.
+    let s = a.share(B, 1, Access::ReadWrite).unwrap();
+    let mut m = b.map(A, &[s.gref(0).unwrap()], Access::ReadWrite).unwrap();
+    m.set_unmap_notify(UnmapNotify {
+        clear_byte: None,
+        send_event: Some(port(&b)),
+    })
+    .unwrap();
+    m.unmap().unwrap();
+    assert_eq!(took(), std::vec![("notify", Some(0)), ("drop", Some(0))]);
+    drop(s);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}

@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
 
-pub use paging::{pfn_to_virt, virt_to_pfn, VIRT_BASE};
+use paging::{direct_va, VIRT_BASE};
 
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
@@ -51,7 +51,11 @@ fn with<R>(f: impl FnOnce(&mut Memory) -> Result<R, MemError>) -> Result<R, MemE
 pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     let first = info.first_free_pfn(VIRT_BASE);
     let nr_pages = info.nr_pages;
-    if first >= nr_pages {
+    // The direct map reaches 2 GiB of pfns: those past it are not managed
+    // (no frame, no table, no heap there), so every pfn handed out has an
+    // address.
+    let managed = nr_pages.min(super::DIRECT_MAP_PAGES);
+    if first >= managed {
         return Err(MemError::OutOfFrames);
     }
     // SAFETY: Xen maps the p2m list (one u64 per pfn) writable inside the
@@ -65,10 +69,10 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
 
     // The bitmap takes the first free frames, which the bootstrap maps
     // (Xen leaves at least 512 KiB mapped past the page tables).
-    let count = nr_pages - first;
+    let count = managed - first;
     let words = FrameAllocator::words_for(count);
     let bitmap_pages = (words * 8).div_ceil(PAGE_SIZE) as u64;
-    let bitmap_va = pfn_to_virt(Pfn(first));
+    let bitmap_va = direct_va(Pfn(first));
     // SAFETY: those frames are ours, free, mapped writable, and from now
     // on used only as the bitmap (they are reserved below).
     let bits = unsafe { core::slice::from_raw_parts_mut(bitmap_va as *mut u64, words) };
@@ -91,24 +95,21 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     // Extend the direct map. The lowest free frames (used for new page
     // tables, first-fit) are always below the part already mapped.
     let mut pfn = first;
-    while pfn < nr_pages && tables.lookup(pfn_to_virt(Pfn(pfn))).is_some() {
+    while pfn < managed && tables.lookup(direct_va(Pfn(pfn))).is_some() {
         pfn += 1;
     }
     let mut alloc = || frames.alloc().ok();
-    let mut mfns = (pfn..nr_pages).map(|p| tables.pfn_to_mfn(Pfn(p)).unwrap_or_default());
+    let mut mfns = (pfn..managed).map(|p| tables.pfn_to_mfn(Pfn(p)).unwrap_or_default());
     // SAFETY: the range past the bootstrap mapping is unmapped, so no Rust
     // code uses it; the frames are our own.
-    unsafe { tables.map(pfn_to_virt(Pfn(pfn)), &mut mfns, true, &mut alloc) }?;
+    unsafe { tables.map(direct_va(Pfn(pfn)), &mut mfns, true, &mut alloc) }?;
 
     let heap_pages = frames.free_count() / 2;
     let heap_pfn = frames.alloc_contiguous(heap_pages.max(1))?;
     let heap_size = heap_pages.max(1) as usize * PAGE_SIZE;
     // SAFETY: the frames are ours, mapped writable, and given to the heap
     // for good.
-    unsafe {
-        HEAP.lock()
-            .init(pfn_to_virt(heap_pfn) as *mut u8, heap_size)
-    };
+    unsafe { HEAP.lock().init(direct_va(heap_pfn) as *mut u8, heap_size) };
 
     *MEMORY.lock() = Some(Memory {
         frames,
@@ -152,10 +153,7 @@ pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
 
 /// The machine frame behind a direct-map address.
 pub fn virt_to_mfn(va: u64) -> Option<Mfn> {
-    if va < VIRT_BASE {
-        return None;
-    }
-    pfn_to_mfn(virt_to_pfn(va))
+    pfn_to_mfn(super::virt_to_pfn(va)?)
 }
 
 /// One page frame of this domain, zeroed at allocation, mapped writable in
@@ -199,7 +197,7 @@ impl Page {
 
     /// The page's direct-map address.
     pub fn virt(&self) -> u64 {
-        pfn_to_virt(self.pfn)
+        direct_va(self.pfn)
     }
 
     /// A view for volatile/atomic access to the page's bytes.
@@ -300,14 +298,7 @@ fn remap(m: &mut Memory, pfn: Pfn, mfn: Mfn) -> Result<(), MemError> {
     let mut alloc = || frames.alloc().ok();
     // SAFETY: the address is unmapped (vacated), so no Rust code uses
     // it; the frame is ours (callers check, or Xen did).
-    unsafe {
-        tables.map(
-            pfn_to_virt(pfn),
-            &mut core::iter::once(mfn),
-            true,
-            &mut alloc,
-        )
-    }?;
+    unsafe { tables.map(direct_va(pfn), &mut core::iter::once(mfn), true, &mut alloc) }?;
     Ok(())
 }
 
@@ -487,25 +478,24 @@ pub unsafe fn unmap_pages(va: u64, pages: u64) -> Result<(), MemError> {
     })
 }
 
-/// The PTE mapping `va`, if any (for tests and diagnostics).
+/// The PTE mapping `va`, if any (for tests and diagnostics). `None` for
+/// an address in Xen's part of the address space or not canonical: those
+/// are never walked.
 pub fn lookup(va: u64) -> Option<u64> {
     MEMORY.lock().as_ref()?.tables.lookup(va)
 }
 
 /// The pfn of one of this domain's machine frames, through Xen's M2P
 /// table, checked against our p2m list (`None` for a frame not ours).
+/// The M2P is read only for a frame the p2m names (a scan of the p2m, so
+/// for tests and diagnostics): other entries may be unmapped, past the
+/// host's last frame or in a hole, and reading them would fault.
 pub fn mfn_to_pfn(mfn: Mfn) -> Option<Pfn> {
     let guard = MEMORY.lock();
     let m = guard.as_ref()?;
-    // Xen's M2P covers every machine frame of the host; reading it past
-    // the end would fault, so only frames below that bound are looked up.
-    const M2P_ENTRIES: u64 =
-        (crate::abi::MACH2PHYS_VIRT_END - crate::abi::MACH2PHYS_VIRT_START) / 8;
-    if mfn.0 >= M2P_ENTRIES {
-        return None;
-    }
-    // SAFETY: in range of the M2P window; a frame that is not ours yields a
-    // meaningless pfn, which the p2m check below rejects.
-    let pfn = unsafe { paging::mfn_to_pfn(mfn) };
-    (m.tables.pfn_to_mfn(pfn) == Some(mfn)).then_some(pfn)
+    super::layout::mfn_to_pfn(m.tables.p2m(), mfn, |mfn| {
+        // SAFETY: called only for a frame in our p2m, one of our own
+        // frames, whose M2P entry Xen keeps mapped.
+        unsafe { paging::mfn_to_pfn(mfn) }.0
+    })
 }

@@ -12,6 +12,7 @@
 //! sharing and page tables), through `linked_list_allocator`.
 
 pub mod frame;
+pub(crate) mod layout;
 #[cfg(target_os = "none")]
 pub(crate) mod paging;
 
@@ -21,6 +22,7 @@ pub mod guest;
 pub use guest::*;
 
 pub use frame::{FrameAllocator, FrameError};
+pub use layout::{pfn_to_virt, virt_to_pfn, DIRECT_MAP_PAGES, VIRT_BASE};
 
 /// Start of the address range for foreign mappings.
 pub const MAP_AREA_START: u64 = 0xFFFF_C000_0000_0000;

@@ -13,8 +13,8 @@ use crate::errno::Errno;
 use crate::hypercall;
 use crate::types::{Mfn, Pfn};
 
-/// Where pfn 0 is mapped; the image starts here (linker.ld, boot/entry.S).
-pub const VIRT_BASE: u64 = 0xFFFF_FFFF_8000_0000;
+pub use super::layout::VIRT_BASE;
+use super::layout::{check_va, index, DIRECT_MAP_PAGES};
 
 /// PTE bits (Intel SDM vol. 3, 4.5).
 pub mod pte {
@@ -40,14 +40,23 @@ pub enum MapError {
     BadAddress(u64),
 }
 
-/// Virtual address of pfn `pfn` in the direct map.
-pub fn pfn_to_virt(pfn: Pfn) -> u64 {
-    VIRT_BASE + pfn.0 * PAGE_SIZE as u64
+/// Direct-map address of a pfn memory management manages: all are below
+/// [`DIRECT_MAP_PAGES`] (`init` manages none past it). The public,
+/// checked form is [`crate::mm::pfn_to_virt`].
+pub(crate) fn direct_va(pfn: Pfn) -> u64 {
+    debug_assert!(
+        pfn.0 < DIRECT_MAP_PAGES,
+        "pfn {:#x} past the direct map",
+        pfn.0
+    );
+    VIRT_BASE.wrapping_add(pfn.0.wrapping_mul(PAGE_SIZE as u64))
 }
 
-/// pfn of a direct-map virtual address.
-pub fn virt_to_pfn(va: u64) -> Pfn {
-    Pfn((va - VIRT_BASE) / PAGE_SIZE as u64)
+/// pfn of a direct-map address (`va >= VIRT_BASE`); the checked form is
+/// [`crate::mm::virt_to_pfn`].
+pub(crate) fn direct_pfn(va: u64) -> Pfn {
+    debug_assert!(va >= VIRT_BASE, "{va:#x} is below the direct map");
+    Pfn(va.wrapping_sub(VIRT_BASE) / PAGE_SIZE as u64)
 }
 
 /// Looks `mfn` up in Xen's read-only machine-to-phys table.
@@ -72,10 +81,6 @@ pub struct PageTables {
 /// A p2m entry with no frame behind its pfn (`INVALID_P2M_ENTRY`).
 const INVALID_P2M: u64 = !0;
 
-fn index(va: u64, level: u32) -> u64 {
-    (va >> (12 + 9 * (level - 1))) & 511
-}
-
 impl PageTables {
     /// Wraps the tables Xen built.
     ///
@@ -94,6 +99,11 @@ impl PageTables {
             .get(pfn.0 as usize)
             .filter(|&&m| m != INVALID_P2M)
             .map(|&m| Mfn(m))
+    }
+
+    /// The p2m list (pfn-to-mfn, `!0` for a pfn with no frame).
+    pub fn p2m(&self) -> &[u64] {
+        self.p2m
     }
 
     /// Records in the p2m list that pfn `pfn` is now frame `mfn`, or
@@ -118,21 +128,26 @@ impl PageTables {
         let mfn = Mfn((entry & pte::ADDR_MASK) >> 12);
         // SAFETY: entries reachable from our L4 name our own tables.
         let pfn = unsafe { mfn_to_pfn(mfn) };
-        (pfn_to_virt(pfn), mfn)
+        (direct_va(pfn), mfn)
     }
 
-    /// The L1 entry that maps `va`, if every level is present.
+    /// The L1 entry that maps `va`, if every level is present. Never
+    /// walks Xen's L4 slots or a non-canonical address (see
+    /// `layout::walk`), and follows only entries naming tables of ours
+    /// (the M2P's answer checked against the p2m).
     pub fn lookup(&self, va: u64) -> Option<u64> {
-        let mut table = self.l4;
-        for level in (2..=4).rev() {
-            let e = Self::read_entry(table, index(va, level));
-            if e & pte::PRESENT == 0 {
+        super::layout::walk(self.l4, va, Self::read_entry, |e| {
+            let mfn = Mfn((e & pte::ADDR_MASK) >> 12);
+            // SAFETY: the walk stays out of Xen's L4 slots, and Xen accepts
+            // only our own frames as tables in the guest's part of the
+            // tree (foreign frames appear only in L1 entries, which are
+            // not followed): the frame's M2P entry is mapped.
+            let pfn = unsafe { mfn_to_pfn(mfn) };
+            if self.pfn_to_mfn(pfn) != Some(mfn) {
                 return None;
             }
-            table = self.table_of(e).0;
-        }
-        let e = Self::read_entry(table, index(va, 1));
-        (e & pte::PRESENT != 0).then_some(e)
+            super::layout::pfn_to_virt(pfn)
+        })
     }
 
     /// Makes sure the L3, L2 and L1 tables covering `va` exist, taking new
@@ -143,10 +158,10 @@ impl PageTables {
         va: u64,
         alloc: &mut dyn FnMut() -> Option<Pfn>,
     ) -> Result<Mfn, MapError> {
-        check_va(va)?;
+        check_va(va).map_err(MapError::BadAddress)?;
         let mut table = self.l4;
         let mut table_mfn = self
-            .pfn_to_mfn(virt_to_pfn(self.l4))
+            .pfn_to_mfn(direct_pfn(self.l4))
             .ok_or(MapError::BadAddress(self.l4))?;
         for level in (2..=4).rev() {
             let idx = index(va, level);
@@ -154,7 +169,7 @@ impl PageTables {
             if e & pte::PRESENT == 0 {
                 let pfn = alloc().ok_or(MapError::OutOfFrames)?;
                 let mfn = self.pfn_to_mfn(pfn).ok_or(MapError::OutOfFrames)?;
-                let new_va = pfn_to_virt(pfn);
+                let new_va = direct_va(pfn);
                 // SAFETY: the frame was just allocated for us and is mapped
                 // writable in the direct map (alloc's contract).
                 unsafe { core::ptr::write_bytes(new_va as *mut u8, 0, PAGE_SIZE) };
@@ -248,17 +263,6 @@ impl PageTables {
     }
 }
 
-/// Rejects non-canonical addresses and Xen's reserved range
-/// (0xFFFF800000000000..0xFFFF880000000000, public/arch-x86/xen-x86_64.h).
-fn check_va(va: u64) -> Result<(), MapError> {
-    let canonical = (va as i64) << 16 >> 16 == va as i64;
-    let xen_hole = (0xFFFF_8000_0000_0000..0xFFFF_8800_0000_0000).contains(&va);
-    if !canonical || xen_hole {
-        return Err(MapError::BadAddress(va));
-    }
-    Ok(())
-}
-
 /// Points the page at `va`, whose page tables exist, at the machine
 /// frame at `maddr`, writable (`update_va_mapping` of its one PTE).
 ///
@@ -266,7 +270,7 @@ fn check_va(va: u64) -> Result<(), MapError> {
 /// No Rust reference into the page at `va` may exist or be formed later:
 /// what it reads changes under it.
 pub(crate) unsafe fn remap_page(va: u64, maddr: u64) -> Result<(), MapError> {
-    check_va(va)?;
+    check_va(va).map_err(MapError::BadAddress)?;
     let entry = (maddr & pte::ADDR_MASK)
         | pte::PRESENT
         | pte::WRITABLE

@@ -43,7 +43,7 @@ mod tests;
 /// The TCP/IP stack the device plugs into, re-exported so applications use
 /// the same version.
 pub use smoltcp;
-pub use stack::Stack;
+pub use stack::{Stack, StackError};
 
 /// `NETTXF_more_data`: the frame continues in the next request.
 pub const NETTXF_MORE_DATA: u16 = 1 << 2;

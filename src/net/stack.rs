@@ -30,19 +30,52 @@ impl<G: GrantOps, E: EventOps> core::fmt::Debug for Stack<'_, G, E> {
     }
 }
 
+/// Why [`Stack::new`] refused its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackError {
+    /// A prefix length above 32.
+    BadPrefix(u8),
+    /// A broadcast or multicast address.
+    NotUnicast(Ipv4Addr),
+}
+
+impl core::fmt::Display for StackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StackError::BadPrefix(p) => write!(f, "prefix /{p} is longer than 32 bits"),
+            StackError::NotUnicast(a) => write!(f, "{a} is not a unicast address"),
+        }
+    }
+}
+
+/// What smoltcp asserts of an interface address, as a typed error.
+fn check_address(addr: Ipv4Addr, prefix: u8) -> Result<(), StackError> {
+    if prefix > 32 {
+        return Err(StackError::BadPrefix(prefix));
+    }
+    // 0.0.0.0 passes, as in smoltcp (an interface waiting for DHCP).
+    if addr.is_broadcast() || addr.is_multicast() {
+        return Err(StackError::NotUnicast(addr));
+    }
+    Ok(())
+}
+
 fn instant(ns: u64) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros((ns / 1000) as i64)
 }
 
 impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
     /// An interface with our MAC and `addr`/`prefix`, routing everything
-    /// else through `gateway`.
+    /// else through `gateway`. Refuses (dropping, so closing, `dev`) a
+    /// prefix above 32 and an address that is not unicast (smoltcp
+    /// asserts both; `addr` may come from the backend's `ip` node).
     pub fn new(
         mut dev: NetFront<'g, G, E>,
         addr: Ipv4Addr,
         prefix: u8,
         gateway: Option<Ipv4Addr>,
-    ) -> Self {
+    ) -> Result<Self, StackError> {
+        check_address(addr, prefix)?;
         let mut config = Config::new(EthernetAddress(dev.mac()).into());
         let now = dev.now_ns();
         // TCP initial sequence numbers: vary per boot.
@@ -64,11 +97,11 @@ impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
         if let Some(gw) = gateway {
             let _ = iface.routes_mut().add_default_ipv4_route(gw);
         }
-        Stack {
+        Ok(Stack {
             dev,
             iface,
             sockets: SocketSet::new(Vec::new()),
-        }
+        })
     }
 
     /// Puts a new device under the stack (the same interface: a vif
@@ -104,5 +137,58 @@ impl<'g, G: GrantOps, E: EventOps> Stack<'g, G, E> {
             return Ok(());
         }
         self.dev.wait(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::event::ops::fake::FakeEventWorld;
+    use crate::grant::fake::FakeWorld;
+    use crate::grant::Grants;
+    use crate::net::Options;
+    use crate::types::DomId;
+
+    #[test]
+    fn addresses_smoltcp_asserts_on_are_typed_errors() {
+        let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
+        let grants = Grants::new(gw.add_domain(DomId(1), 1, 8), 1).unwrap();
+        let events = ew.domain(DomId(1));
+        let mac = [0, 0x16, 0x3e, 0, 0, 1];
+        let ip = Ipv4Addr::new(10, 0, 7, 2);
+        let dev = || NetFront::new(&grants, &events, DomId(0), mac, Options::default()).unwrap();
+        for prefix in [33, 64, u8::MAX] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Stack::new(dev(), ip, prefix, None).map(drop)
+            }));
+            assert_eq!(r.ok(), Some(Err(StackError::BadPrefix(prefix))));
+        }
+        // What else smoltcp asserts: a unicast address (the `ip` node the
+        // address usually comes from is the backend's to write).
+        for bad in [
+            Ipv4Addr::BROADCAST,
+            Ipv4Addr::new(224, 0, 0, 1),
+            Ipv4Addr::new(239, 255, 255, 250),
+        ] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Stack::new(dev(), bad, 24, None).map(drop)
+            }));
+            assert_eq!(r.ok(), Some(Err(StackError::NotUnicast(bad))));
+        }
+        // The bounds themselves are fine.
+        for (addr, prefix) in [
+            (ip, 32),
+            (ip, 0),
+            (Ipv4Addr::new(10, 0, 7, 255), 16),
+            (Ipv4Addr::UNSPECIFIED, 0),
+        ] {
+            let net = Stack::new(dev(), addr, prefix, Some(Ipv4Addr::new(10, 0, 7, 1))).unwrap();
+            assert_eq!(
+                net.iface.ip_addrs(),
+                &[IpCidr::new(addr.into(), prefix)][..]
+            );
+        }
     }
 }

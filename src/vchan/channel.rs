@@ -1948,4 +1948,24 @@ mod tests {
         let r: Result<TestChan<'_>> = Vchan::client(b.backends(), A, PATH);
         assert!(matches!(r, Err(ChannelError::Event(_))), "{r:?}");
     }
+
+    #[test]
+    fn a_server_asked_for_an_impossible_ring_size_refuses_it() {
+        let (gw, ew, a, _b) = world();
+        for (l, r) in [(usize::MAX, 1), (1, usize::MAX), (usize::MAX, usize::MAX)] {
+            let res: Result<TestChan<'_>> = Vchan::server(a.backends(), B, PATH, l, r);
+            assert_eq!(
+                res.err(),
+                Some(ChannelError::Vchan(VchanError::Layout(
+                    LayoutError::BadOrder(64)
+                ))),
+                "({l}, {r})"
+            );
+        }
+        // Refused before anything was taken or published.
+        assert_eq!(a.grants.stats().shared_pages, 0);
+        assert_eq!(ew.open_ports(A), 0);
+        assert!(a.store.nodes().is_empty());
+        assert!(gw.violations().is_empty());
+    }
 }

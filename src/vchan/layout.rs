@@ -52,7 +52,14 @@ pub fn choose_orders(left_min: usize, right_min: usize) -> Result<(u16, u16), La
     const SMALL: usize = 1 << SMALL_RING_ORDER;
     const LARGE: usize = 1 << LARGE_RING_ORDER;
     fn pages_order(min: usize) -> Result<u16, LayoutError> {
-        let order = min.max(1).next_power_of_two().trailing_zeros().max(12) as u16;
+        // The smallest power of two >= min; past the largest one a usize
+        // holds, that is 2^usize::BITS (a caller's value, not a panic or a
+        // wrapped order).
+        let bits = min
+            .max(1)
+            .checked_next_power_of_two()
+            .map_or(usize::BITS, usize::trailing_zeros);
+        let order = bits.max(12) as u16;
         if order > MAX_RING_ORDER {
             return Err(LayoutError::BadOrder(order));
         }
@@ -110,6 +117,14 @@ mod tests {
             choose_orders((1 << 20) + 1, 10),
             Err(LayoutError::BadOrder(21))
         );
+        // Sizes past the largest power of two a usize holds would need
+        // order 64: refused like any other order above 20, no overflow.
+        assert_eq!(choose_orders(usize::MAX, 1), Err(LayoutError::BadOrder(64)));
+        assert_eq!(
+            choose_orders(1, (1 << 63) + 1),
+            Err(LayoutError::BadOrder(64))
+        );
+        assert_eq!(choose_orders(1 << 63, 1), Err(LayoutError::BadOrder(63)));
         // Two order-20 rings' grants fit the control page.
         assert!(ring_pages(20) * 2 <= MAX_GRANTS);
         assert_eq!(ring_pages(12), 1);

@@ -7,7 +7,8 @@
 use super::ring::StoreRing;
 use super::{Client, Transport, XsError};
 use crate::event;
-use crate::mm::paging::{mfn_to_pfn, pfn_to_virt};
+use crate::mm::paging::mfn_to_pfn;
+use crate::mm::pfn_to_virt;
 use crate::shared_mem::SharedMem;
 use crate::types::EvtchnPort;
 use core::ptr::NonNull;
@@ -73,7 +74,7 @@ fn connect() -> Result<Client<RingTransport>, XsError> {
     if pfn.0 >= info.nr_pages {
         return Err(XsError::Unavailable);
     }
-    let va = pfn_to_virt(pfn);
+    let va = pfn_to_virt(pfn).ok_or(XsError::Unavailable)?;
     // SAFETY: mapped writable for the domain's lifetime; shared with
     // xenstored, hence only accessed through SharedMem.
     let page =

@@ -79,7 +79,8 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     let bytes: u64 = xen.arg("bytes").and_then(|v| v.parse().ok()).unwrap_or(8 << 20);
     let dev = NetFront::connect(xen.grants()?, xen.events(), xen.store()?, 0, Options::default())?;
     let ip = dev.configured_ip().ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
-    let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)));
+    let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)))
+        .map_err(|_| xenpv::Error::App("the ip= of the vif spec is not a unicast address"))?;
     let mk = || tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUF]), tcp::SocketBuffer::new(vec![0; BUF]));
     let (hsink, hsource) = (net.add(mk()), net.add(mk()));
     net.sockets.get_mut::<tcp::Socket>(hsink).listen(SINK).map_err(|_| xenpv::Error::App("listen"))?;
