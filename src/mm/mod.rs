@@ -46,6 +46,19 @@ pub enum MemError {
     NotReady,
 }
 
+impl core::fmt::Display for MemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MemError::OutOfFrames => f.write_str("no free page frame"),
+            MemError::OutOfAddressSpace => f.write_str("no free virtual address range that large"),
+            MemError::Hypercall(e) => write!(f, "Xen refused a page-table update: {e}"),
+            MemError::BadAddress(a) => write!(f, "{a:#x} is not a frame or address managed here"),
+            MemError::DoubleFree(a) => write!(f, "{a:#x} was freed twice"),
+            MemError::NotReady => f.write_str("memory management is not set up yet"),
+        }
+    }
+}
+
 impl From<FrameError> for MemError {
     fn from(e: FrameError) -> Self {
         match e {

@@ -143,6 +143,35 @@ pub enum RingError {
     Broken,
 }
 
+impl core::fmt::Display for RingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RingError::TooSmall { bytes, entry } => {
+                write!(f, "{bytes} bytes cannot hold a ring of {entry}-byte entries")
+            }
+            RingError::Misaligned { addr } => write!(f, "a ring at {addr:#x} is not 4-byte aligned"),
+            RingError::EntryTooLarge { entry } => write!(f, "a {entry}-byte entry is too large"),
+            RingError::TooManyResponses {
+                rsp_prod,
+                rsp_cons,
+                req_prod,
+            } => write!(
+                f,
+                "the back end published responses up to {rsp_prod} (consumed {rsp_cons}) for requests up to {req_prod}"
+            ),
+            RingError::TooManyRequests {
+                req_prod,
+                rsp_prod,
+                size,
+            } => write!(
+                f,
+                "the front end published requests up to {req_prod} with responses at {rsp_prod}, more than the {size} slots"
+            ),
+            RingError::Broken => f.write_str("the ring is broken by an earlier protocol error"),
+        }
+    }
+}
+
 /// `push_*` refused: the ring is full (or, for responses, no consumed
 /// request is left to answer). Nothing was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

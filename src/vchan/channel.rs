@@ -88,6 +88,28 @@ impl From<XsError> for ChannelError {
     }
 }
 
+impl core::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ChannelError::Vchan(e) => write!(f, "{e}"),
+            ChannelError::Grant(e) => write!(f, "sharing or mapping its pages failed: {e}"),
+            ChannelError::Event(e) => write!(f, "its event channel failed: {e}"),
+            ChannelError::Xenstore(e) => write!(f, "its xenstore handshake failed: {e}"),
+            ChannelError::BadNode { path } => {
+                write!(f, "xenstore node {path} holds no valid number")
+            }
+            ChannelError::Timeout => f.write_str("nothing happened before the deadline"),
+            ChannelError::PeerGone => f.write_str("the peer domain went away without closing"),
+            ChannelError::NotifyFailed { bytes, error } => {
+                write!(
+                    f,
+                    "{bytes} bytes moved, but telling the peer failed: {error}"
+                )
+            }
+        }
+    }
+}
+
 /// Result of a vchan operation.
 pub type Result<T> = core::result::Result<T, ChannelError>;
 

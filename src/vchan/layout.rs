@@ -11,6 +11,20 @@ pub enum LayoutError {
     Overlap(u16),
 }
 
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayoutError::BadOrder(o) => write!(f, "ring order {o} is outside 10..=20"),
+            LayoutError::Overlap(o) => {
+                write!(
+                    f,
+                    "both rings of order {o} would share the control page's one slot"
+                )
+            }
+        }
+    }
+}
+
 /// The in-page offset of a ring of `order`, or `None` if it is made of
 /// separate granted pages (orders 12 and up).
 pub fn ring_offset(order: u16) -> Option<usize> {

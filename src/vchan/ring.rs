@@ -54,6 +54,22 @@ impl From<LayoutError> for VchanError {
     }
 }
 
+impl core::fmt::Display for VchanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VchanError::PeerCorrupt { prod, cons, size } => write!(
+                f,
+                "the peer wrote impossible indices (prod {prod}, cons {cons}, ring of {size} bytes)"
+            ),
+            VchanError::Closed => f.write_str("the peer closed the channel"),
+            VchanError::Layout(e) => write!(f, "bad ring layout: {e}"),
+            VchanError::BufferSize { order, len } => {
+                write!(f, "a {len}-byte buffer for a ring of order {order}")
+            }
+        }
+    }
+}
+
 /// What one read or write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "if `notify` is set, the caller must signal the event channel"]

@@ -95,6 +95,45 @@ impl From<Malformed> for XsError {
     }
 }
 
+impl core::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Malformed::PayloadTooLong(n) => write!(f, "a {n}-byte payload (at most 4096)"),
+            Malformed::UnknownType(t) => write!(f, "message type {t} is not an XS_* type"),
+            Malformed::UnexpectedType { expected, got } => {
+                write!(f, "a reply of type {got} to a request of type {expected}")
+            }
+            Malformed::MissingNul => f.write_str("a string without its terminating NUL"),
+            Malformed::InvalidUtf8 => f.write_str("a string that is not UTF-8"),
+            Malformed::UnknownErrorName => f.write_str("an XS_ERROR naming an unknown error"),
+            Malformed::BadNumber => f.write_str("a number that does not parse"),
+            Malformed::BadPermission => f.write_str("a permission that does not parse"),
+            Malformed::Desynchronized => f.write_str("the byte stream lost its framing"),
+            Malformed::CorruptIndex { prod, cons } => {
+                write!(f, "impossible ring indices (prod {prod}, cons {cons})")
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for XsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            XsError::Errno(e) => write!(f, "xenstored answered {e}"),
+            XsError::Timeout => f.write_str("no answer before the deadline"),
+            XsError::Malformed(m) => write!(f, "a reply broke the protocol: {m}"),
+            XsError::Broken(m) => write!(f, "the connection is unusable after {m}"),
+            XsError::RequestTooLong(n) => {
+                write!(f, "a {n}-byte request (the payload holds at most 4096)")
+            }
+            XsError::InvalidPath => {
+                f.write_str("a path or token that is empty, too long or holds a NUL")
+            }
+            XsError::Unavailable => f.write_str("no xenstore (no store page, or already open)"),
+        }
+    }
+}
+
 impl From<ring::CorruptIndex> for XsError {
     fn from(c: ring::CorruptIndex) -> Self {
         XsError::Broken(Malformed::CorruptIndex {
