@@ -83,7 +83,7 @@ impl Xen {
 
     /// The backends a [`Vchan`](crate::vchan::Vchan) needs: this grant
     /// table, these event channels and this xenstore.
-    pub fn vchan(&self) -> Result<XenBackends, crate::Error> {
+    pub fn vchan(&self) -> Result<XenBackends, crate::error::Error> {
         Ok(Backends {
             grants: self.grants()?,
             events: &EVENTS,
@@ -117,6 +117,6 @@ impl Xen {
 
     /// Ends the application with an exit status (see [`crate::exit`]).
     pub fn exit(&self, code: i32) -> ! {
-        crate::exit(code)
+        crate::runtime::exit(code)
     }
 }
