@@ -3,6 +3,7 @@
 
 mod apps;
 mod bench;
+mod build;
 mod cases;
 mod dom0_tools;
 mod hostile;
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
         std::env::set_var("XENPV_LAB_DIR", util::target_dir().join("xen-lab"));
     }
     let result = match Cli::parse().command {
-        Command::Build { debug } => images::cmd_build(debug),
+        Command::Build { debug } => build::cmd_build(debug),
         Command::Lab => lab::cmd_lab(&[]),
         Command::Run(args) => run::cmd_run(args),
         Command::Test(settings) => suite::cmd_test(settings),
