@@ -1,5 +1,7 @@
 //! `cargo xtask`: the single entry point for building, booting and testing
-//! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
+//! xenpv guests (see `Command` below for the commands, the README's table
+//! for what each checks, and xenpv-run's `lab` module,
+//! `xenpv-run/src/lab.rs`, for the lab).
 
 mod apps;
 mod bench;
