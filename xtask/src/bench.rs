@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::boot::{boot_domu, GuestResult, Options, Report};
 use crate::images::Profile;
-use crate::lab::{self, Lab};
-use crate::payload::{Guest, Plan};
 use crate::run::{example_guest, read_example_cfg};
 use crate::util::{self, run_captured};
+use xenpv_run::boot::{boot_domu, GuestResult, Options, Report};
+use xenpv_run::lab::{self, Lab};
+use xenpv_run::payload::{Guest, Plan};
 use xenpv_test_support::rounds::Spread;
 
 const ORDERS: [u32; 4] = [10, 12, 16, 20];
@@ -44,7 +44,7 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     println!("xtask bench: host grant benchmark");
     host.extend(host_bench("grant", quick)?);
 
-    crate::qemu::check_installed()?;
+    xenpv_run::qemu::check_installed()?;
     let names: Vec<String> = [
         "hello",
         "bench_grant",
@@ -152,7 +152,7 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         bare_guest_lines: false,
     };
     let report = boot_domu(&lab, &plan, opts)?;
-    crate::boot::print_summary(&report);
+    xenpv_run::boot::print_summary(&report);
     if let Some(f) = &report.failure {
         bail!("the benchmark boot failed: {f}");
     }

@@ -21,8 +21,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // The lab and the boot machinery live in xenpv-run (the runner users
-// install); xtask drives the same code for the repository's own cases.
-use xenpv_run::{boot, lab, payload, qemu};
+// install); xtask drives the same code for the repository's own cases, and
+// each command imports what it uses from xenpv-run itself.
+use xenpv_run::lab;
 
 /// `cargo xtask`: build, boot and test xenpv guests.
 #[derive(Parser)]

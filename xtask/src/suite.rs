@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use regex_lite::Regex;
 
-use crate::boot::{self, GuestResult, Options, Report};
 use crate::cases::{self, Case, Mode};
 use crate::images::{self, Profile};
-use crate::lab;
-use crate::payload::{Guest, Plan};
 use crate::util::{self, run_inherited};
+use xenpv_run::boot::{self, GuestResult, Options, Report};
+use xenpv_run::lab;
+use xenpv_run::payload::{Guest, Plan};
 
 /// One row of the summary.
 struct Row {
