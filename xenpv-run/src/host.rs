@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::runner::{Outcome, Run, RunPlan};
+use crate::plan::{Outcome, Run, RunPlan};
 use crate::util::{self, command};
 
 /// A guest's state from one `xl list -v` output: `running`, `gone` or the

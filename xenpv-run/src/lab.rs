@@ -2,7 +2,7 @@
 //! 4.17 hypervisor (`xen.elf`), a Linux kernel for dom0 (`vmlinuz`) and the
 //! dom0 initramfs (`dom0.cpio`), and an initramfs for the same kernel
 //! booted as a PV domU (`linux-guest.cpio`, busybox and the front-end
-//! modules). See shared/xen-lab.md for the measured recipe.
+//! modules).
 //!
 //! Nothing is installed on the host: packages are fetched with
 //! `apt-get download` and unpacked with `dpkg -x`. Two stamps make the cache

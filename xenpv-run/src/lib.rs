@@ -6,7 +6,8 @@
 //!   [`payload::Plan`] of guests that dom0 `xl create`s;
 //! - [`runner`]: the cargo runner (`runner = "xenpv-run"`): boots the image
 //!   cargo hands it, streams its console and exits with its status; on a
-//!   real Xen host it uses `xl` directly ([`host`]);
+//!   real Xen host it uses `xl` directly ([`host`]). What it runs is a
+//!   [`plan::RunPlan`], and how each guest ended a [`plan::Outcome`];
 //! - [`template`]: `xenpv-run new <path>`, a ready application crate.
 //!
 //! `cargo xtask` in xenpv's repository drives the same code for its own
@@ -20,6 +21,7 @@ pub mod initramfs;
 pub mod lab;
 pub mod markers;
 pub mod payload;
+pub mod plan;
 pub mod qemu;
 pub mod resume;
 pub mod runner;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use xenpv_run::runner::{self, RunArgs};
+use xenpv_run::plan::RunArgs;
+use xenpv_run::runner;
 use xenpv_run::template::{self, XenpvSource};
 use xenpv_run::{lab, qemu};
 
@@ -89,7 +90,9 @@ fn run_tool(tool: Tool) -> Result<i32> {
             println!("created {} ({} files)", path.display(), files.len());
             // A toolchain rustup already had lacks the guest target the new
             // rust-toolchain.toml names: add it now rather than fail at build.
-            if let Err(e) = xenpv_run::util::ensure_rust_target(&path, runner::GUEST_TARGET) {
+            if let Err(e) =
+                xenpv_run::util::ensure_rust_target(&path, xenpv_run::util::GUEST_TARGET)
+            {
                 eprintln!("warning: {e:#}");
             }
             println!("next: cd {} && cargo run --release", path.display());

@@ -1,8 +1,8 @@
 //! Starting QEMU with Xen as its multiboot kernel, and reading its serial
 //! console line by line with deadlines.
 //!
-//! TCG with `-cpu qemu64` is the measured default (shared/xen-lab.md): KVM
-//! is used only when `/dev/kvm` opens and the CPU has vmx or svm, and
+//! TCG with `-cpu qemu64` is the default: KVM is used only when
+//! `/dev/kvm` opens and the CPU has vmx or svm (see `kvm_usable`), and
 //! `XENPV_ACCEL=tcg|kvm` forces a choice.
 
 use std::fs;
@@ -183,8 +183,8 @@ fn choose_accel() -> Result<&'static str> {
 }
 
 /// KVM helps only if it can run Xen: `/dev/kvm` must open and the CPU must
-/// offer hardware virtualization (Xen itself needs it under KVM, see
-/// shared/xen-lab.md: without vmx/svm KVM stops at Xen's first `rdsspq`).
+/// offer hardware virtualization (Xen itself needs it under KVM: without
+/// vmx/svm KVM stops at Xen's first `rdsspq`).
 fn kvm_usable() -> bool {
     let opens = fs::OpenOptions::new()
         .read(true)

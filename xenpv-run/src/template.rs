@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::util::GUEST_TARGET;
+
 /// Where xenpv comes from in the new crate's `Cargo.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum XenpvSource {
@@ -39,13 +41,17 @@ pub const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
 /// `.cargo/config.toml`: the guest target, xenpv's linker script (its
 /// build script puts `xenpv.ld` on the search path; Xen loads PV images at
 /// their link address, hence no PIE) and this runner.
-pub const CARGO_CONFIG: &str = r#"[build]
-target = "x86_64-unknown-none"
+pub fn cargo_config() -> String {
+    format!(
+        r#"[build]
+target = "{GUEST_TARGET}"
 
-[target.x86_64-unknown-none]
+[target.{GUEST_TARGET}]
 rustflags = ["-C", "link-arg=-Txenpv.ld", "-C", "relocation-model=static"]
 runner = "xenpv-run"
-"#;
+"#
+    )
+}
 
 /// `Xenpv.toml`: how the runner boots the application (all optional).
 pub const XENPV_TOML: &str = r#"# How `cargo run` / `cargo test` boot this application (xenpv-run).
@@ -170,7 +176,7 @@ pub fn create(dir: &Path, xenpv: &XenpvSource) -> Result<Vec<PathBuf>> {
     }
     let files = [
         ("Cargo.toml", cargo_toml(&name, xenpv)),
-        (".cargo/config.toml", CARGO_CONFIG.to_string()),
+        (".cargo/config.toml", cargo_config()),
         ("rust-toolchain.toml", TOOLCHAIN.to_string()),
         ("Xenpv.toml", XENPV_TOML.to_string()),
         ("src/main.rs", main_rs(&name)),
@@ -205,9 +211,12 @@ mod tests {
         assert!(manifest.contains("harness = false"));
         let main = fs::read_to_string(dir.join("src/main.rs")).unwrap();
         assert!(main.contains(&greeting("my-app")));
-        assert!(fs::read_to_string(dir.join(".cargo/config.toml"))
-            .unwrap()
-            .contains("runner = \"xenpv-run\""));
+        let config = fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+        assert!(config.contains("runner = \"xenpv-run\""));
+        assert!(
+            config.contains(&format!("target = \"{GUEST_TARGET}\"")),
+            "{config}"
+        );
         // Xenpv.toml as written parses.
         crate::config::Config::parse(XENPV_TOML, Path::new("Xenpv.toml")).unwrap();
         // Not over an existing crate.
@@ -226,6 +235,6 @@ mod tests {
 
     #[test]
     fn toolchain_has_the_guest_target() {
-        assert!(TOOLCHAIN.contains("x86_64-unknown-none"));
+        assert!(TOOLCHAIN.contains(&format!("\"{GUEST_TARGET}\"")));
     }
 }

@@ -1,5 +1,6 @@
-//! Small helpers: running external programs with a time limit, and naming
-//! the Debian package to install when a tool is missing.
+//! Small helpers: running external programs with a time limit, naming
+//! the Debian package to install when a tool is missing, and the guest
+//! target with the check that its standard library is installed.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -189,6 +190,12 @@ fn tail_for_error(stderr: &str, stdout: &str) -> String {
     }
 }
 
+/// The target every xenpv image is built for: the one definition for the
+/// workspace's tools (xenpv-run and xtask; the template's
+/// `.cargo/config.toml` and the repository's `rust-toolchain.toml` name it
+/// too, and their tests check they agree).
+pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+
 /// Makes sure the Rust toolchain that builds in `dir` has the standard
 /// library for `target` (rustup picks the toolchain from `dir`'s
 /// `rust-toolchain.toml`). A toolchain that was installed before the file
@@ -327,10 +334,9 @@ mod tests {
         };
         let path = format!("{}:/bin:/usr/bin", bin.display());
         // No rustup: the error says what to run.
-        let err =
-            with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap_err();
+        let err = with_path(&path, &|| ensure_rust_target(&dir, GUEST_TARGET)).unwrap_err();
         assert!(
-            format!("{err:#}").contains("rustup target add x86_64-unknown-none"),
+            format!("{err:#}").contains(&format!("rustup target add {GUEST_TARGET}")),
             "{err:#}"
         );
         // A rustup that installs it.
@@ -338,8 +344,8 @@ mod tests {
             "rustup",
             format!("mkdir -p {}/lib/rustlib/$3", sysroot.display()),
         );
-        with_path(&path, &|| ensure_rust_target(&dir, "x86_64-unknown-none")).unwrap();
-        assert!(sysroot.join("lib/rustlib/x86_64-unknown-none").is_dir());
+        with_path(&path, &|| ensure_rust_target(&dir, GUEST_TARGET)).unwrap();
+        assert!(sysroot.join("lib/rustlib").join(GUEST_TARGET).is_dir());
         // A rustup that claims success but installs nothing.
         script("rustup", "true".into());
         let err = with_path(&path, &|| ensure_rust_target(&dir, "other-target")).unwrap_err();

@@ -13,10 +13,10 @@ use anyhow::{bail, Context, Result};
 use crate::util::{self, run_captured, run_captured_status};
 
 /// The pair application: the gallery's echo client as its main binary, the
-/// echo server as its peer (`xtask/apps/pair/Xenpv.toml`).
+/// echo server as its peer (`tests/apps/pair/Xenpv.toml`).
 const PAIR_MAIN: &str = include_str!("../../examples/echo_client.rs");
 const PAIR_PEER: &str = include_str!("../../examples/echo_server.rs");
-const PAIR_CONFIG: &str = include_str!("../apps/pair/Xenpv.toml");
+const PAIR_CONFIG: &str = include_str!("../../tests/apps/pair/Xenpv.toml");
 
 /// Tests added to the template's `tests/guest.rs` to see failures reported.
 const FAILING_TESTS: &str = r#"

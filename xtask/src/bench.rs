@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::boot::{boot_domu, GuestResult, Options, Report};
 use crate::images::Profile;
-use crate::lab::{self, Lab};
-use crate::payload::{Guest, Plan};
 use crate::run::{example_guest, read_example_cfg};
 use crate::util::{self, run_captured};
+use xenpv_run::boot::{boot_domu, GuestResult, Options, Report};
+use xenpv_run::lab::{self, Lab};
+use xenpv_run::payload::{Guest, Plan};
 use xenpv_test_support::rounds::Spread;
 
 const ORDERS: [u32; 4] = [10, 12, 16, 20];
@@ -44,7 +44,7 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
     println!("xtask bench: host grant benchmark");
     host.extend(host_bench("grant", quick)?);
 
-    crate::qemu::check_installed()?;
+    xenpv_run::qemu::check_installed()?;
     let names: Vec<String> = [
         "hello",
         "bench_grant",
@@ -152,7 +152,7 @@ pub fn cmd_bench(quick: bool) -> Result<()> {
         bare_guest_lines: false,
     };
     let report = boot_domu(&lab, &plan, opts)?;
-    crate::boot::print_summary(&report);
+    xenpv_run::boot::print_summary(&report);
     if let Some(f) = &report.failure {
         bail!("the benchmark boot failed: {f}");
     }
@@ -877,7 +877,7 @@ fn render(
 
 // ---- libxenvchan in dom0 against a xenpv guest (issue 7) ----
 //
-// dom0's `vchan-bench` (xtask/dom0-tools) drives Xen's own libxenvchan.
+// dom0's `vchan-bench` (tests/dom0-tools) drives Xen's own libxenvchan.
 // `d2g<order>`: ring_consumer serves, vchan-bench is its client and sends.
 // `g2d<order>`: vchan-bench serves, ring_producer is its client and sends.
 // The receiver measures and checks every byte in both directions.
@@ -976,7 +976,7 @@ fn render_dom0_vchan(md: &mut String, report: &Report) {
         md,
         "\n## Ring throughput, libxenvchan in dom0 and a xenpv guest\n"
     );
-    let _ = writeln!(md, "Xen's own libxenvchan (dom0's `libxenvchan.so.4.17`, driven by `vchan-bench` from `xtask/dom0-tools`) as the peer of the ring examples, {DOM0_CHUNK}-byte writes, the receiver checking every byte, in {RING_ROUNDS} rounds paced by the receiver as above; each figure is the receiver's, min / median / max over the rounds. The guest → guest column repeats the checked table above. dom0 is a Linux PV domain under the same TCG: its side pays for gntalloc/gntdev mappings and a `poll` on `/dev/xen/evtchn` per wait.\n");
+    let _ = writeln!(md, "Xen's own libxenvchan (dom0's `libxenvchan.so.4.17`, driven by `vchan-bench` from `tests/dom0-tools`) as the peer of the ring examples, {DOM0_CHUNK}-byte writes, the receiver checking every byte, in {RING_ROUNDS} rounds paced by the receiver as above; each figure is the receiver's, min / median / max over the rounds. The guest → guest column repeats the checked table above. dom0 is a Linux PV domain under the same TCG: its side pays for gntalloc/gntdev mappings and a `poll` on `/dev/xen/evtchn` per wait.\n");
     let _ = writeln!(md, "| order | ring size | xenpv → xenpv MiB/s | libxenvchan (dom0) → xenpv MiB/s | xenpv → libxenvchan (dom0) MiB/s | checksums (both directions) |\n|---|---|---|---|---|---|");
     let fmt = cell;
     for order in ORDERS {

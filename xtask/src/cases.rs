@@ -31,9 +31,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::images::{self, Profile, GUEST_TARGET};
-use crate::payload::{self, Guest};
-use crate::util::{self, run_inherited};
+use crate::images::{self, Profile};
+use crate::util::{self, run_inherited, GUEST_TARGET};
+use xenpv_run::payload::{self, Guest};
 
 /// How a case is booted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -1,4 +1,4 @@
-//! The dom0 test tools (`xtask/dom0-tools`, package `xenpv-dom0-tools`):
+//! The dom0 test tools (`tests/dom0-tools`, package `xenpv-dom0-tools`):
 //! built for the host target with a static C runtime, so they run in the
 //! lab's dom0 whatever its initramfs carries, and put in a run's payload
 //! at `/payload/bin/` for the companion scripts (xenpv-run's `Plan::tools`).

@@ -1,6 +1,6 @@
-//! `cargo xtask build`: builds the gallery (examples/) and the test programs
-//! (tests/xen/, see `cases.rs`) for `x86_64-unknown-none`, and strips images
-//! for the other commands.
+//! The gallery's images: builds the examples (examples/) for the guest
+//! target, finds their images, and strips images for the other commands.
+//! The test programs (tests/xen/) are built on top of this, in `cases.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{self, command, human_size, run_captured, run_inherited};
-
-/// The target every guest image is built for.
-pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+use crate::util::{self, command, run_captured, run_inherited, GUEST_TARGET};
 
 /// The xenpv feature that enables the `[[example]]` guest images.
 pub const GUEST_FEATURE: &str = "guest-examples";
@@ -30,31 +27,6 @@ impl Profile {
             Profile::Debug => "debug",
         }
     }
-}
-
-/// `cargo xtask build [--debug]`.
-pub fn cmd_build(debug: bool) -> Result<()> {
-    let profile = if debug {
-        Profile::Debug
-    } else {
-        Profile::Release
-    };
-    build_examples(profile)?;
-    let programs = crate::cases::programs()?;
-    crate::cases::build_tests(&programs, profile)?;
-    for program in programs.values() {
-        let name = &program.name;
-        let image = crate::cases::image(program, profile)?;
-        let stripped = stripped_copy(&image)?;
-        let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        println!(
-            "{name:>16}  {}  ({}, {} stripped)",
-            image.display(),
-            human_size(size(&image)),
-            human_size(size(&stripped))
-        );
-    }
-    Ok(())
 }
 
 /// Builds every example of the xenpv package for the guest target.

@@ -1,8 +1,11 @@
 //! `cargo xtask`: the single entry point for building, booting and testing
-//! xenpv guests (see `usage()` below and shared/xen-lab.md for the lab).
+//! xenpv guests (see `Command` below for the commands, the README's table
+//! for what each checks, and xenpv-run's `lab` module,
+//! `xenpv-run/src/lab.rs`, for the lab).
 
 mod apps;
 mod bench;
+mod build;
 mod cases;
 mod dom0_tools;
 mod hostile;
@@ -18,8 +21,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // The lab and the boot machinery live in xenpv-run (the runner users
-// install); xtask drives the same code for the repository's own cases.
-use xenpv_run::{boot, lab, payload, qemu};
+// install); xtask drives the same code for the repository's own cases, and
+// each command imports what it uses from xenpv-run itself.
+use xenpv_run::lab;
 
 /// `cargo xtask`: build, boot and test xenpv guests.
 #[derive(Parser)]
@@ -98,7 +102,7 @@ fn main() -> ExitCode {
         std::env::set_var("XENPV_LAB_DIR", util::target_dir().join("xen-lab"));
     }
     let result = match Cli::parse().command {
-        Command::Build { debug } => images::cmd_build(debug),
+        Command::Build { debug } => build::cmd_build(debug),
         Command::Lab => lab::cmd_lab(&[]),
         Command::Run(args) => run::cmd_run(args),
         Command::Test(settings) => suite::cmd_test(settings),

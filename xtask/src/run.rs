@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::boot::{boot_dom0, boot_domu, print_summary, Options, Report};
 use crate::cases;
 use crate::images::Profile;
-use crate::lab;
-use crate::payload::{self, Guest, Plan};
+use xenpv_run::boot::{boot_dom0, boot_domu, print_summary, Options, Report};
+use xenpv_run::lab;
+use xenpv_run::payload::{self, Guest, Plan};
 
 /// `cargo xtask run`'s command line.
 #[derive(Debug, clap::Args)]
@@ -86,7 +86,7 @@ pub fn cmd_run(cli: RunCli) -> Result<()> {
             known.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    crate::qemu::check_installed()?;
+    xenpv_run::qemu::check_installed()?;
     if !run.dom0 {
         for name in &run.names {
             known[name].cfg()?;
@@ -168,7 +168,7 @@ fn program(name: &str) -> Result<cases::Program> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::GuestResult;
+    use xenpv_run::boot::GuestResult;
 
     #[derive(clap::Parser)]
     struct Cli {

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use regex_lite::Regex;
 
-use crate::boot::{self, GuestResult, Options, Report};
 use crate::cases::{self, Case, Mode};
 use crate::images::{self, Profile};
-use crate::lab;
-use crate::payload::{Guest, Plan};
 use crate::util::{self, run_inherited};
+use xenpv_run::boot::{self, GuestResult, Options, Report};
+use xenpv_run::lab;
+use xenpv_run::payload::{Guest, Plan};
 
 /// One row of the summary.
 struct Row {
@@ -88,13 +88,8 @@ fn host_tests(settings: &Settings) -> Vec<Row> {
     }
     // The guest lint rows build for the guest target: a toolchain that
     // rustup had before rust-toolchain.toml named the target lacks it.
-    if let Err(e) =
-        crate::util::ensure_rust_target(&crate::util::repo_root(), crate::images::GUEST_TARGET)
-    {
-        println!(
-            "xtask: could not add {}: {e:#}",
-            crate::images::GUEST_TARGET
-        );
+    if let Err(e) = util::ensure_rust_target(&util::repo_root(), util::GUEST_TARGET) {
+        println!("xtask: could not add {}: {e:#}", util::GUEST_TARGET);
     }
     let mut rows: Vec<Row> = lint_checks()
         .into_iter()
@@ -148,7 +143,7 @@ type LintCheck = (
 /// host (with the fakes) and for the guest target: (row name, cargo
 /// arguments, extra environment).
 fn lint_checks() -> Vec<LintCheck> {
-    let guest = ["--target", "x86_64-unknown-none"];
+    let guest = ["--target", util::GUEST_TARGET];
     vec![
         (
             // The workspace's formatting, as `cargo fmt` leaves it.

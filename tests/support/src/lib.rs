@@ -1,5 +1,5 @@
 //! Helpers shared by xenpv's under-Xen test guests (`tests/xen/`) and the
-//! dom0 test tools (`xtask/dom0-tools`), so that both ends of a test use
+//! dom0 test tools (`tests/dom0-tools`), so that both ends of a test use
 //! one copy:
 //! - [`stream`]: the deterministic byte stream of the ring tests and its
 //!   checksum;

@@ -1,5 +1,5 @@
 //! Grant interop with Linux (issue 4, test e): the guest's peer is dom0's
-//! Linux, driven by `gnt-interop` (`xtask/dom0-tools`) from the companion
+//! Linux, driven by `gnt-interop` (`tests/dom0-tools`) from the companion
 //! `grant_linux.dom0.sh`; `cargo xtask run grant_linux`.
 //!
 //! 1. gntdev: the guest shares two pages (`Grants::share`) and grants one

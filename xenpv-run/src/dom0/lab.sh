@@ -11,7 +11,7 @@
 # with its shutdown reason until its console log has settled; only then is
 # its reason reported and the domain destroyed.
 #
-# Output read by the host (xtask/src/markers.rs):
+# Output read by the host (xenpv-run/src/markers.rs):
 #   [NAME] ...                    a line of guest NAME's console
 #   [dom0:NAME] ...               a line of NAME's dom0 companion script
 #   [xl:NAME] ...                 xl's messages about NAME
