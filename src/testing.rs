@@ -282,6 +282,8 @@ fn record(outcome: Result<(), String>) {
 
 impl State {
     /// Records the running test's outcome; returns its `test ... ` line.
+    /// A failure's message follows its line at once: a later test may end
+    /// the domain before the summary is printed.
     fn record(&mut self, outcome: Result<(), String>) -> Option<String> {
         let name = self.running.take()?;
         self.next += 1;
@@ -291,8 +293,9 @@ impl State {
                 alloc::format!("test {name} ... ok")
             }
             Err(message) => {
+                let line = alloc::format!("test {name} ... FAILED\n{message}");
                 self.failed.push((name, message));
-                alloc::format!("test {name} ... FAILED")
+                line
             }
         })
     }
@@ -467,7 +470,7 @@ mod tests {
         state.running = Some("b");
         assert_eq!(
             state.record((TESTS[1].run)()).as_deref(),
-            Some("test b ... FAILED")
+            Some("test b ... FAILED\nbad")
         );
         assert_eq!((state.next, state.passed, state.failed.len()), (2, 1, 1));
         let text = summary(&state, 1.5);
