@@ -24,13 +24,14 @@
 //! node, `ip` from the backend's, which `xl`'s `vif = ['ip=...']` sets);
 //! [`NetFront`] implements [`smoltcp::phy::Device`].
 
-use crate::event::{EventError, EventOps, Port, Status};
+use crate::event::{EventError, EventOps, Port};
 use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError};
 use crate::types::{DomId, GrantRef};
-use crate::xenbus::{Announce, Connection, Frontend, XenbusError, CLOSE_TIMEOUT};
+use crate::xenbus::{
+    link_error, Announce, Down, Frontend, Keys, Link, LinkError, Opening, XenbusError,
+};
 use crate::xenstore::{Client, Transport};
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -208,9 +209,28 @@ impl From<RingError> for NetError {
 
 impl From<XenbusError> for NetError {
     fn from(e: XenbusError) -> Self {
-        match e {
-            XenbusError::BackendClosing(_) | XenbusError::BackendGone => NetError::BackendClosing,
-            e => NetError::Xenbus(e),
+        link_error(e)
+    }
+}
+
+impl LinkError for NetError {
+    fn down(why: Down) -> Self {
+        match why {
+            Down::Closing => NetError::BackendClosing,
+            Down::Gone => NetError::BackendGone,
+        }
+    }
+    fn broken() -> Self {
+        NetError::Broken
+    }
+    fn xenbus(e: XenbusError) -> Self {
+        NetError::Xenbus(e)
+    }
+    fn is_down(&self) -> Option<Down> {
+        match self {
+            NetError::BackendClosing => Some(Down::Closing),
+            NetError::BackendGone => Some(Down::Gone),
+            _ => None,
         }
     }
 }
@@ -261,8 +281,32 @@ pub struct FrontKeys {
     pub event_channel: crate::types::EvtchnPort,
 }
 
+impl FrontKeys {
+    /// The xenstore nodes: the rings, the event channel, and the features
+    /// this front end asks for or refuses.
+    pub fn nodes(&self) -> Keys {
+        let mut k = Keys::new();
+        k.set("tx-ring-ref", self.tx_ring_ref.0)
+            .set("rx-ring-ref", self.rx_ring_ref.0)
+            .set("event-channel", self.event_channel.0)
+            .set("request-rx-copy", 1)
+            .set("feature-rx-notify", 1)
+            .set("feature-sg", 0)
+            .set("feature-gso-tcpv4", 0)
+            // Full checksums in every frame we get: smoltcp checks them
+            // (without this netback passes dom0's partial ones, csum_blank).
+            .set("feature-no-csum-offload", 1)
+            .set("feature-ipv6-csum-offload", 0);
+        k
+    }
+}
+
 /// The front end of one virtual network interface.
 pub struct NetFront<'g, G: GrantOps, E: EventOps> {
+    /// The xenbus side (connected by `connect`): the failure latch, the
+    /// link checks, closed at the end. First, so that it is dropped (the
+    /// device closed) before the pages are.
+    link: Link<'g>,
     tx: FrontRing<SharedPages<'g, G>, TxRequest, TxResponse>,
     rx: FrontRing<SharedPages<'g, G>, RxRequest, RxResponse>,
     tx_pages: SharedPages<'g, G>,
@@ -275,11 +319,6 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     backend: DomId,
     mac: [u8; 6],
     stats: NetStats,
-    broken: bool,
-    /// Why the link went down (backend closing or gone), once it did.
-    down: Option<NetError>,
-    bus: Option<Box<dyn Connection + 'g>>,
-    checked_ns: u64,
     /// The backend's `ip` node.
     ip: Option<String>,
 }
@@ -326,6 +365,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         let rx_pages = grants.share(backend, n_rx as u32, Access::ReadWrite)?;
         let port = Port::alloc_unbound(events, backend)?;
         let mut nf = NetFront {
+            link: Link::unconnected(LINK_CHECK),
             tx,
             rx,
             tx_pages,
@@ -336,10 +376,6 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             backend,
             mac,
             stats: NetStats::default(),
-            broken: false,
-            down: None,
-            bus: None,
-            checked_ns: 0,
             ip: None,
         };
         for id in 0..n_rx as u16 {
@@ -373,46 +409,48 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         devid: u32,
         opts: Options,
     ) -> Result<Self, NetError> {
-        let bus = Frontend::open(store, "vif", devid)?;
-        // A device the toolstack is detaching (libxl sets the backend's
-        // `online` to 0 first) is not reconnected: writing Initialising
-        // would make netback reopen a vif that is about to be removed.
-        if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
-            return Err(NetError::BackendClosing);
-        }
-        let mac_node = store
-            .lock()
-            .read_string(&format!("{}/mac", bus.path()))
-            .map_err(XenbusError::from)?;
-        let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
-        bus.initialise(opts.timeout)?;
+        let mut mac = [0; 6];
+        let bus = Opening::initialise(store, "vif", devid, opts.timeout, |bus| {
+            // A device the toolstack is detaching (libxl sets the
+            // backend's `online` to 0 first) is not reconnected: writing
+            // Initialising would make netback reopen a vif that is about
+            // to be removed.
+            if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
+                return Err(NetError::BackendClosing);
+            }
+            let node = store
+                .lock()
+                .read_string(&format!("{}/mac", bus.path()))
+                .map_err(XenbusError::from)?;
+            mac = parse_mac(&node).ok_or(NetError::BadMac(node))?;
+            Ok(())
+        })?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
-        let k = nf.keys();
-        let (tx, rx, port) = (
-            format!("{}", k.tx_ring_ref.0),
-            format!("{}", k.rx_ring_ref.0),
-            format!("{}", k.event_channel.0),
-        );
-        let keys = [
-            ("tx-ring-ref", &*tx),
-            ("rx-ring-ref", &*rx),
-            ("event-channel", &*port),
-            ("request-rx-copy", "1"),
-            ("feature-rx-notify", "1"),
-            ("feature-sg", "0"),
-            ("feature-gso-tcpv4", "0"),
-            // Full checksums in every frame we get: smoltcp checks them
-            // (without this netback passes dom0's partial ones, csum_blank).
-            ("feature-no-csum-offload", "1"),
-            ("feature-ipv6-csum-offload", "0"),
-        ];
-        // netfront announces Connected with its keys.
-        bus.connect(Announce::Connected, &keys, opts.timeout)?;
-        nf.ip = bus.read_backend("ip")?;
-        nf.bus = Some(Box::new(bus));
-        // Tell the backend about the posted rx requests.
-        let _ = nf.port.send();
-        Ok(nf)
+        match nf.finish_connect(&bus, opts.timeout) {
+            Ok(()) => {
+                nf.link = bus.commit(LINK_CHECK);
+                // Tell the backend about the posted rx requests.
+                let _ = nf.port.send();
+                Ok(nf)
+            }
+            Err(e) => {
+                // Closed (the backend unmaps) before the pages go back.
+                drop(bus);
+                Err(e)
+            }
+        }
+    }
+
+    /// Handshake step 3: netfront announces Connected with its keys; then
+    /// the backend's `ip`.
+    fn finish_connect<T: Transport>(
+        &mut self,
+        bus: &Frontend<'_, T>,
+        timeout: Duration,
+    ) -> Result<(), NetError> {
+        bus.connect(Announce::Connected, &self.keys().nodes().pairs(), timeout)?;
+        self.ip = bus.read_backend("ip")?;
+        Ok(())
     }
 
     /// What to publish under `device/vif/<devid>/`.
@@ -454,38 +492,18 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     }
 
     fn fail<T>(&mut self, e: NetError) -> Result<T, NetError> {
-        self.broken = true;
-        if matches!(e, NetError::BackendClosing | NetError::BackendGone) {
-            self.down = Some(e.clone());
-        }
-        Err(e)
+        self.link.fail(e)
     }
 
     /// At most every [`LINK_CHECK`]: the backend still there and open.
     pub(crate) fn check_link(&mut self) -> Result<(), NetError> {
-        if self.broken {
-            // A link that went down says so every time (smoltcp's device
-            // calls, which may be the first to see it, cannot report).
-            return Err(self.down.clone().unwrap_or(NetError::Broken));
-        }
+        // A link that went down says so every time (smoltcp's device
+        // calls, which may be the first to see it, cannot report).
         let events = self.port.events();
-        let now = events.now_ns();
-        if now.saturating_sub(self.checked_ns) < LINK_CHECK.as_nanos() as u64 {
-            return Ok(());
-        }
-        self.checked_ns = now;
-        if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
-            if let Some(bus) = self.bus.take() {
-                let _ = bus.close(CLOSE_TIMEOUT);
-            }
-            return self.fail(e.into());
-        }
-        if !matches!(
-            events.status(self.port.port()),
-            Ok(Status::Interdomain { .. })
-        ) && self.bus.is_some()
-        {
-            return self.fail(NetError::BackendGone);
+        self.link.check::<NetError>(events.now_ns())?;
+        if self.link.is_connected() {
+            self.link
+                .check_peer::<NetError, _>(events, self.port.port())?;
         }
         Ok(())
     }
@@ -621,18 +639,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
 
     /// Closes the xenbus connection (also done on drop).
     pub fn close(mut self) -> Result<(), NetError> {
-        match self.bus.take() {
-            Some(bus) => Ok(bus.close(CLOSE_TIMEOUT)?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<G: GrantOps, E: EventOps> Drop for NetFront<'_, G, E> {
-    fn drop(&mut self) {
-        if let Some(bus) = self.bus.take() {
-            let _ = bus.close(CLOSE_TIMEOUT);
-        }
+        self.link.close()
     }
 }
 
@@ -695,7 +702,7 @@ impl<'g, G: GrantOps, E: EventOps> smoltcp::phy::Device for NetFront<'g, G, E> {
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        if self.broken || self.reap_tx().is_err() || self.tx_free.is_empty() {
+        if self.link.is_broken() || self.reap_tx().is_err() || self.tx_free.is_empty() {
             return None;
         }
         Some(TxToken { dev: self })

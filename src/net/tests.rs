@@ -431,3 +431,102 @@ fn a_vif_being_detached_is_not_reconnected() {
     );
     assert_eq!(w.front_grants.stats().shared_pages, 0, "nothing granted");
 }
+
+const VIF_FRONT: &str = "/local/domain/7/device/vif/0";
+const VIF_BACK: &str = "/local/domain/0/backend/vif/7/0";
+
+/// netback's xenbus side: InitWait, Connected once the front is, and a
+/// front that closes followed to Closed. `/test/vif/ip` is what it
+/// publishes as `ip`.
+fn netback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
+    let back = x.get(&format!("{VIF_BACK}/state"));
+    let front = x.get(&format!("{VIF_FRONT}/state"));
+    match (back.as_deref(), front.as_deref()) {
+        (Some(b"1"), _) => x.external_write(&format!("{VIF_BACK}/state"), b"2"),
+        (Some(b"2"), Some(b"4")) => {
+            if let Some(ip) = x.get("/test/vif/ip") {
+                x.external_write(&format!("{VIF_BACK}/ip"), &ip);
+            }
+            x.external_write(&format!("{VIF_BACK}/state"), b"4");
+        }
+        (Some(b"2" | b"4"), Some(b"5")) => x.external_write(&format!("{VIF_BACK}/state"), b"5"),
+        (Some(b"5"), Some(b"5" | b"6")) => x.external_write(&format!("{VIF_BACK}/state"), b"6"),
+        _ => {}
+    }
+}
+
+fn vif_store(
+    ip: &[u8],
+) -> spin::Mutex<crate::xenstore::Client<crate::xenstore::fake::FakeTransport>> {
+    let mut t = crate::xenstore::fake::FakeTransport::new(7, "guest-seven");
+    for (p, v) in [
+        (format!("{VIF_FRONT}/backend"), VIF_BACK.as_bytes()),
+        (format!("{VIF_FRONT}/backend-id"), b"0"),
+        (format!("{VIF_FRONT}/mac"), b"00:16:3e:00:00:12"),
+        (format!("{VIF_BACK}/state"), b"1"),
+        (String::from("/test/vif/ip"), ip),
+    ] {
+        t.server.external_write(&p, v);
+    }
+    t.server.peer = Some(netback_bus);
+    spin::Mutex::new(crate::xenstore::Client::new(t))
+}
+
+#[test]
+fn connect_reads_the_configured_address() {
+    let w = world();
+    let store = vif_store(b"10.0.0.7 255.255.255.0");
+    let quick = Options {
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let nf = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, quick).unwrap();
+    assert_eq!(
+        nf.configured_ip(),
+        Some(core::net::Ipv4Addr::new(10, 0, 0, 7))
+    );
+    assert_eq!(nf.mac(), [0, 0x16, 0x3e, 0, 0, 0x12]);
+    let state = |p: &str| store.lock().transport_mut().server.get(p);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"4"[..])
+    );
+    drop(nf);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+    assert_eq!(
+        state(&format!("{VIF_BACK}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+}
+
+#[test]
+fn a_connect_that_fails_after_initialising_closes_the_device() {
+    let w = world();
+    // An `ip` that is not UTF-8: refused, and both ends Closed.
+    let store = vif_store(b"10.0.0.\xff");
+    let quick = Options {
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let r = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, quick);
+    assert!(
+        matches!(r, Err(NetError::Xenbus(XenbusError::BadNode(_)))),
+        "{r:?}"
+    );
+    let state = |p: &str| store.lock().transport_mut().server.get(p);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "our end Closed"
+    );
+    assert_eq!(
+        state(&format!("{VIF_BACK}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "the backend followed"
+    );
+    w.front_grants.reclaim();
+    assert_eq!(w.front_grants.stats().shared_pages, 0);
+}

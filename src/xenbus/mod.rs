@@ -61,8 +61,11 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
+mod link;
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+pub use link::{link_error, Down, Keys, Link, LinkError, Opening};
 
 /// `enum xenbus_state`: what an end publishes in its `state` node, as a
 /// decimal number.
@@ -419,6 +422,21 @@ impl<'s, T: Transport> Frontend<'s, T> {
             return Err(XenbusError::BadNode(node()));
         }
         v.parse().map_err(|_| XenbusError::BadNode(node()))
+    }
+
+    /// A backend number that may be absent (`default` then), checked as
+    /// [`backend_u64`](Self::backend_u64) checks it when present.
+    pub fn backend_u64_or(&self, key: &str, default: u64) -> Result<u64, XenbusError> {
+        match self.backend_u64(key) {
+            Err(XenbusError::Missing(_)) => Ok(default),
+            r => r,
+        }
+    }
+
+    /// [`XenbusError::BadNode`] for backend node `key` (a value the driver
+    /// read and cannot use).
+    pub fn bad_backend_node(&self, key: &str) -> XenbusError {
+        XenbusError::BadNode(Snippet::new(format!("{}/{key}", self.backend).as_bytes()))
     }
 
     /// A backend `feature-*` flag: absent or `0` is off, `1` on, anything
