@@ -333,13 +333,14 @@ impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
     }
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff`: six bytes of two hex digits each (no
+/// sign, which `from_str_radix` would take).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');
     for b in mac.iter_mut() {
         let p = parts.next()?;
-        if p.len() != 2 {
+        if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
         *b = u8::from_str_radix(p, 16).ok()?;

@@ -530,3 +530,19 @@ fn a_connect_that_fails_after_initialising_closes_the_device() {
     w.front_grants.reclaim();
     assert_eq!(w.front_grants.stats().shared_pages, 0);
 }
+
+#[test]
+fn a_mac_is_two_hex_digits_a_byte_without_signs() {
+    for bad in [
+        "+0:+1:+2:+3:+4:+5",
+        "-0:16:3e:00:00:1a",
+        "0x:16:3e:00:00:1a",
+        " 00:16:3e:00:00:1a:",
+    ] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+    assert_eq!(
+        parse_mac("0A:1b:3E:00:00:fF"),
+        Some([0x0a, 0x1b, 0x3e, 0, 0, 0xff])
+    );
+}
