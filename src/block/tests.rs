@@ -629,7 +629,8 @@ fn a_connect_that_fails_after_initialising_closes_the_device() {
     // A sector size no disk has, a feature flag that is not 0 or 1, an
     // `info` that is not a number: each refused, and both ends Closed
     // (the backend is not left Connected on a ring no one serves).
-    let cases: [(&str, &[u8], fn(&BlockError) -> bool); 3] = [
+    type Expect = fn(&BlockError) -> bool;
+    let cases: [(&str, &[u8], Expect); 3] = [
         ("sector-size", b"1000", |e| {
             *e == BlockError::SectorSize(1000)
         }),

@@ -200,9 +200,8 @@ pub fn status(port: EvtchnPort) -> Result<Status, EventError> {
         abi::EVTCHNSTAT_closed => Status::Closed,
         abi::EVTCHNSTAT_unbound => {
             // SAFETY: see above: `unbound` for EVTCHNSTAT_unbound.
-            Status::Unbound {
-                remote: DomId(unsafe { arg.u.unbound.dom }),
-            }
+            let dom = unsafe { arg.u.unbound.dom };
+            Status::Unbound { remote: DomId(dom) }
         }
         abi::EVTCHNSTAT_interdomain => {
             // SAFETY: see above: `interdomain` for EVTCHNSTAT_interdomain.

@@ -46,24 +46,29 @@ mod tests;
 pub use smoltcp;
 pub use stack::Stack;
 
-/// `NETTXF_more_data`: the frame continues in the next request.
-pub const NETTXF_MORE_DATA: u16 = 1 << 2;
-/// `NETRXF_more_data`.
-pub const NETRXF_MORE_DATA: u16 = 1 << 2;
-/// `NETRXF_extra_info`: an extra-info slot follows.
-pub const NETRXF_EXTRA_INFO: u16 = 1 << 3;
-/// `NETIF_RSP_OKAY`.
-pub const NETIF_RSP_OKAY: i16 = 0;
-/// `NETIF_RSP_ERROR`.
-pub const NETIF_RSP_ERROR: i16 = -1;
-/// `NETIF_RSP_DROPPED`.
-pub const NETIF_RSP_DROPPED: i16 = -2;
+use crate::abi::netif::*;
+pub use crate::abi::netif::{
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
+    NETTXF_MORE_DATA,
+};
 
 /// The largest Ethernet frame we send or take (MTU 1500 + header).
 pub const MAX_FRAME: usize = 1514;
 const PAGE: usize = 4096;
 
-/// `struct netif_tx_request` (12 bytes).
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    out[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+/// `struct netif_tx_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxRequest {
     pub gref: GrantRef,
@@ -74,27 +79,26 @@ pub struct TxRequest {
 }
 
 impl Message for TxRequest {
-    const SIZE: usize = 12;
+    const SIZE: usize = NETIF_TX_REQUEST_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..4].copy_from_slice(&self.gref.0.to_le_bytes());
-        out[4..6].copy_from_slice(&self.offset.to_le_bytes());
-        out[6..8].copy_from_slice(&self.flags.to_le_bytes());
-        out[8..10].copy_from_slice(&self.id.to_le_bytes());
-        out[10..12].copy_from_slice(&self.size.to_le_bytes());
+        put(out, TX_REQ_GREF, &self.gref.0.to_le_bytes());
+        put(out, TX_REQ_OFFSET, &self.offset.to_le_bytes());
+        put(out, TX_REQ_FLAGS, &self.flags.to_le_bytes());
+        put(out, TX_REQ_ID, &self.id.to_le_bytes());
+        put(out, TX_REQ_SIZE, &self.size.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         TxRequest {
-            gref: GrantRef(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            offset: u16_at(4),
-            flags: u16_at(6),
-            id: u16_at(8),
-            size: u16_at(10),
+            gref: GrantRef(u32_at(b, TX_REQ_GREF)),
+            offset: u16_at(b, TX_REQ_OFFSET),
+            flags: u16_at(b, TX_REQ_FLAGS),
+            id: u16_at(b, TX_REQ_ID),
+            size: u16_at(b, TX_REQ_SIZE),
         }
     }
 }
 
-/// `struct netif_tx_response` (4 bytes).
+/// `struct netif_tx_response`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxResponse {
     pub id: u16,
@@ -102,20 +106,20 @@ pub struct TxResponse {
 }
 
 impl Message for TxResponse {
-    const SIZE: usize = 4;
+    const SIZE: usize = NETIF_TX_RESPONSE_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].copy_from_slice(&self.status.to_le_bytes());
+        put(out, TX_RSP_ID, &self.id.to_le_bytes());
+        put(out, TX_RSP_STATUS, &self.status.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         TxResponse {
-            id: u16::from_le_bytes([b[0], b[1]]),
-            status: i16::from_le_bytes([b[2], b[3]]),
+            id: u16_at(b, TX_RSP_ID),
+            status: u16_at(b, TX_RSP_STATUS) as i16,
         }
     }
 }
 
-/// `struct netif_rx_request` (8 bytes).
+/// `struct netif_rx_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxRequest {
     pub id: u16,
@@ -123,22 +127,22 @@ pub struct RxRequest {
 }
 
 impl Message for RxRequest {
-    const SIZE: usize = 8;
+    const SIZE: usize = NETIF_RX_REQUEST_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].fill(0);
-        out[4..8].copy_from_slice(&self.gref.0.to_le_bytes());
+        out.fill(0);
+        put(out, RX_REQ_ID, &self.id.to_le_bytes());
+        put(out, RX_REQ_GREF, &self.gref.0.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         RxRequest {
-            id: u16::from_le_bytes([b[0], b[1]]),
-            gref: GrantRef(u32::from_le_bytes([b[4], b[5], b[6], b[7]])),
+            id: u16_at(b, RX_REQ_ID),
+            gref: GrantRef(u32_at(b, RX_REQ_GREF)),
         }
     }
 }
 
-/// `struct netif_rx_response` (8 bytes): `status` is the frame's length
-/// when positive.
+/// `struct netif_rx_response`: `status` is the frame's length when
+/// positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxResponse {
     pub id: u16,
@@ -148,20 +152,19 @@ pub struct RxResponse {
 }
 
 impl Message for RxResponse {
-    const SIZE: usize = 8;
+    const SIZE: usize = NETIF_RX_RESPONSE_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].copy_from_slice(&self.offset.to_le_bytes());
-        out[4..6].copy_from_slice(&self.flags.to_le_bytes());
-        out[6..8].copy_from_slice(&self.status.to_le_bytes());
+        put(out, RX_RSP_ID, &self.id.to_le_bytes());
+        put(out, RX_RSP_OFFSET, &self.offset.to_le_bytes());
+        put(out, RX_RSP_FLAGS, &self.flags.to_le_bytes());
+        put(out, RX_RSP_STATUS, &self.status.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         RxResponse {
-            id: u16_at(0),
-            offset: u16_at(2),
-            flags: u16_at(4),
-            status: u16_at(6) as i16,
+            id: u16_at(b, RX_RSP_ID),
+            offset: u16_at(b, RX_RSP_OFFSET),
+            flags: u16_at(b, RX_RSP_FLAGS),
+            status: u16_at(b, RX_RSP_STATUS) as i16,
         }
     }
 }

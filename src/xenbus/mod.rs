@@ -50,6 +50,48 @@
 //! // ... and at the end:
 //! bus.close(Duration::from_secs(5))?;
 //! ```
+//!
+//! # Writing a front end
+//!
+//! A split-driver front end (console, 9pfs, vTPM, ...) is three pieces
+//! of its own over the plumbing here, as [`block`](crate::block) and
+//! [`net`](crate::net) are:
+//!
+//! 1. **Its ABI** in `src/abi/<dev>.rs`: the C structs of
+//!    `io/<dev>.h` as `repr(C)` structs or named offsets, with
+//!    compile-time size assertions (see [`abi::blkif`](crate::abi::blkif),
+//!    [`abi::netif`](crate::abi::netif)).
+//! 2. **Its messages**: request and response types implementing
+//!    [`ring::Message`](crate::ring::Message) over those offsets, so that
+//!    [`FrontRing`](crate::ring::FrontRing) carries them.
+//! 3. **Its engine** over a [`Link`]: the rings and pages it shares, the
+//!    event channel, and what it does with the responses. Its error type
+//!    implements [`LinkError`] (how it says "link down", "broken", "a
+//!    xenbus error") and `From<XenbusError>` by [`link_error`].
+//!
+//! The connect sequence, with every error after `Initialising` closing
+//! the device (Linux's `xenbus_dev_fatal`), is:
+//!
+//! ```ignore
+//! // Refuse what needs refusing before anything is written:
+//! let bus = Opening::initialise(store, "vfoo", devid, timeout, |bus| {
+//!     // read our own nodes, check the backend is not being detached...
+//!     Ok::<_, FooError>(())
+//! })?; // Initialising written, the backend in InitWait
+//! let mut dev = FooFront::new(grants, events, bus.backend_id(), ...)?;
+//! // A `?` from here drops `bus`: Closing, the backend closes, Closed.
+//! bus.connect::<FooError>(Announce::Connected, &dev.keys(), timeout)?;
+//! let feature = bus.backend_flag("feature-bar")?;
+//! dev.link = bus.commit(CHECK_EVERY); // the device stays open
+//! ```
+//!
+//! Drop the guard before the driver's shared pages on an error (declare
+//! the `Link` as the driver's first field, so that it closes the device
+//! before its pages are released). In the engine: [`Link::check`] before
+//! each operation (latched failure, then at most every period the
+//! backend's `state`), [`Link::check_bus`] and [`Link::check_peer`] when a
+//! wait times out (a detach is told from a backend domain's death), and
+//! [`Link::fail`] for any error that breaks the device.
 
 use crate::errno::Errno;
 use crate::types::DomId;
