@@ -573,6 +573,33 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// Copies the next received frame into `buf` (at least [`MAX_FRAME`]
     /// bytes) and returns its length; `None` when none has arrived.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
+        self.take_rx(buf.len(), |pages, at, len| {
+            pages.read_at(at, &mut buf[..len]).map(|()| len)
+        })
+    }
+
+    /// The next received frame, in a buffer of its own length (one copy
+    /// out of the granted page, nothing allocated when none arrived).
+    fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        self.check_link()?;
+        // The ring first: an idle poll allocates nothing.
+        if !self.rx.response_published() {
+            return Ok(None);
+        }
+        self.take_rx(MAX_FRAME, |pages, at, len| {
+            let mut frame = alloc::vec![0u8; len];
+            pages.read_at(at, &mut frame).map(|()| frame)
+        })
+    }
+
+    /// Takes rx responses up to the first good frame (at most `max`
+    /// bytes), which `copy` takes out of the pool (`copy(pages, byte
+    /// offset, length)`); every page seen is posted again.
+    fn take_rx<T>(
+        &mut self,
+        max: usize,
+        mut copy: impl FnMut(&SharedPages<'g, G>, usize, usize) -> Result<T, GrantError>,
+    ) -> Result<Option<T>, NetError> {
         self.check_link()?;
         let mut reposted = false;
         let got = loop {
@@ -592,20 +619,18 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             let ok = len > 0
                 && rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO) == 0
                 && off + len as usize <= PAGE
-                && len as usize <= buf.len();
+                && len as usize <= max;
             let result = if ok {
-                self.rx_pages
-                    .read_at(id * PAGE + off, &mut buf[..len as usize])?;
-                Some(len as usize)
+                Some(copy(&self.rx_pages, id * PAGE + off, len as usize)?)
             } else {
                 self.stats.rx_dropped += 1;
                 None
             };
             self.post_rx(rsp.id)?;
             reposted = true;
-            if let Some(n) = result {
+            if let Some(t) = result {
                 self.stats.rx_frames += 1;
-                break Some(n);
+                break Some(t);
             }
         };
         if reposted && self.rx.push_requests_and_check_notify() {
@@ -697,12 +722,13 @@ impl<'g, G: GrantOps, E: EventOps> smoltcp::phy::Device for NetFront<'g, G, E> {
         &mut self,
         _: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let mut buf = alloc::vec![0u8; MAX_FRAME];
-        let n = self.recv(&mut buf).ok()??;
-        buf.truncate(n);
+        // smoltcp takes the frame as a slice: the one copy is out of the
+        // granted page (which the backend may rewrite at any time, so it
+        // is never lent out).
+        let frame = self.recv_frame().ok()??;
         // With no tx page free, a frame smoltcp sends in answer is dropped
         // (`send` returns false), as a full NIC would drop it.
-        Some((RxToken { frame: buf }, TxToken { dev: self }))
+        Some((RxToken { frame }, TxToken { dev: self }))
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {

@@ -546,3 +546,33 @@ fn a_mac_is_two_hex_digits_a_byte_without_signs() {
         Some([0x0a, 0x1b, 0x3e, 0, 0, 0xff])
     );
 }
+
+#[test]
+fn smoltcp_gets_each_frame_in_a_buffer_of_its_length_and_nothing_on_an_idle_poll() {
+    use smoltcp::phy::{Device, RxToken as _};
+    with_backend(Options::default(), |nf, w| {
+        let now = smoltcp::time::Instant::from_millis(0);
+        // Nothing arrived: no token (and the ring was only looked at).
+        assert!(nf.receive(now).is_none());
+        let sizes = [60usize, 1514, 333];
+        for (i, &n) in sizes.iter().enumerate() {
+            let f = frame(n, i as u8);
+            w.inject
+                .lock()
+                .unwrap()
+                .push_back((f.clone(), Rx::Good { offset: 0 }));
+            let start = std::time::Instant::now();
+            let (rx, _tx) = loop {
+                if let Some(t) = nf.receive(now) {
+                    break t;
+                }
+                assert!(start.elapsed() < Duration::from_secs(10), "frame {i}");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert_eq!(rx.frame.capacity(), n, "one buffer of the frame's length");
+            assert_eq!(rx.consume(|b| b.to_vec()), f);
+        }
+        assert!(nf.receive(now).is_none());
+        assert_eq!(nf.stats().rx_frames, 3);
+    });
+}
