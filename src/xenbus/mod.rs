@@ -92,6 +92,9 @@
 //! backend's `state`), [`Link::check_bus`] and [`Link::check_peer`] when a
 //! wait times out (a detach is told from a backend domain's death), and
 //! [`Link::fail`] for any error that breaks the device.
+//!
+//! A back end uses [`Backend`]: the same handshake seen from the other
+//! side, on the same core (state switch, watch, typed readers).
 
 use crate::errno::Errno;
 use crate::types::DomId;
@@ -103,10 +106,12 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
+mod backend;
 mod link;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use backend::{Backend, FrontendEvent};
 pub use link::{link_error, Down, Keys, Link, LinkError, Opening};
 
 /// `enum xenbus_state`: what an end publishes in its `state` node, as a
@@ -261,6 +266,14 @@ pub enum XenbusError {
     /// Our own device directory is gone: [`Frontend::connect`] does not
     /// recreate a device the toolstack removed.
     DeviceGone,
+    /// A back end's `frontend`/`frontend-id` is not the front end's
+    /// device directory the toolstack builds (the offending value).
+    BadFrontend(Snippet),
+    /// The front end closed while a [`Backend`] waited for it to connect.
+    FrontendClosing(XenbusState),
+    /// The front end's `state` node is gone (its domain died, or the
+    /// toolstack removed the device).
+    FrontendGone,
 }
 
 impl From<XsError> for XenbusError {
@@ -301,6 +314,10 @@ pub struct Frontend<'s, T: Transport> {
     /// Whether our watch on the backend's `state` is set (from `connect`
     /// or `watch_backend` until `close` or drop).
     watching: AtomicBool,
+    /// The node of our directory that names the other end (`backend`;
+    /// `frontend` for the [`Backend`] built on this type): its absence
+    /// means the toolstack removed the device.
+    peer_key: &'static str,
 }
 
 /// Reads a node as text: `None` when absent, [`XenbusError::BadNode`]
@@ -348,14 +365,24 @@ fn verdict(want: XenbusState, value: Option<&[u8]>) -> Verdict {
         (Connected, Some(Connected)) => Verdict::Done(Connected),
         (Connected, Some(s @ (Closing | Closed))) => Verdict::Fail(XenbusError::BackendClosing(s)),
         (Connected, None) => Verdict::Fail(XenbusError::BackendGone),
-        // Closing: anything from Closing on, or gone, ends the wait.
-        // Unknown is what Linux reads for a backend it cannot see.
-        (Closing, Some(s @ (Closing | Closed | Unknown))) => Verdict::Done(s),
-        (Closing | Closed, None) => Verdict::Done(Closed),
-        (Closed, Some(s @ (Closed | Unknown))) => Verdict::Done(s),
+        (Closing | Closed, _) => verdict_closing(want, now),
         (w, Some(s)) if !matches!(w, InitWait | Connected | Closing | Closed) && s == w => {
             Verdict::Done(s)
         }
+        (_, s) => Verdict::Wait(s),
+    }
+}
+
+/// When a wait for the other end to close (`want`: Closing or Closed) is
+/// over, given its state `now` (`None`: no node).
+fn verdict_closing(want: XenbusState, now: Option<XenbusState>) -> Verdict {
+    use XenbusState::*;
+    match (want, now) {
+        // Closing: anything from Closing on, or gone, ends the wait.
+        // Unknown is what Linux reads for an end it cannot see.
+        (Closing, Some(s @ (Closing | Closed | Unknown))) => Verdict::Done(s),
+        (Closing | Closed, None) => Verdict::Done(Closed),
+        (Closed, Some(s @ (Closed | Unknown))) => Verdict::Done(s),
         (_, s) => Verdict::Wait(s),
     }
 }
@@ -416,14 +443,30 @@ impl<'s, T: Transport> Frontend<'s, T> {
             return Err(XenbusError::BadBackend(Snippet::new(backend.as_bytes())));
         }
         drop(c);
-        Ok(Frontend {
+        Ok(Frontend::end(
+            store, path, backend, backend_id, devid, "backend",
+        ))
+    }
+
+    /// One end of a device: our directory `path`, the other end's `peer`
+    /// (domain `peer_id`), named in our directory by `peer_key`.
+    fn end(
+        store: &'s spin::Mutex<Client<T>>,
+        path: String,
+        peer: String,
+        peer_id: DomId,
+        devid: u32,
+        peer_key: &'static str,
+    ) -> Self {
+        Frontend {
             store,
             path,
-            backend,
-            backend_id,
+            backend: peer,
+            backend_id: peer_id,
             devid,
             watching: AtomicBool::new(false),
-        })
+            peer_key,
+        }
     }
 
     /// Our device directory.
@@ -520,7 +563,7 @@ impl<'s, T: Transport> Frontend<'s, T> {
         let path = &self.path;
         let node = format!("{path}/state");
         let value = state.digit();
-        let backend_node = format!("{path}/backend");
+        let backend_node = format!("{path}/{}", self.peer_key);
         let there = self.store.lock().transaction(|tx| {
             let old = match tx.read(&node) {
                 Ok(v) => Some(v),
@@ -619,6 +662,15 @@ impl<'s, T: Transport> Frontend<'s, T> {
         if !self.watching.load(Ordering::Relaxed) {
             return self.checked_state().map(Some);
         }
+        if !self.drain_watch()? {
+            return Ok(None);
+        }
+        self.checked_state().map(Some)
+    }
+
+    /// Takes the events of our watch on the other end's `state` (at most
+    /// [`MAX_EVENTS_PER_POLL`]): whether it fired.
+    fn drain_watch(&self) -> Result<bool, XenbusError> {
         let token = self.token();
         let mut c = self.store.lock();
         // Dropped events were changes too.
@@ -629,21 +681,22 @@ impl<'s, T: Transport> Frontend<'s, T> {
             }
             fired = true;
         }
-        drop(c);
-        if !fired {
-            return Ok(None);
+        Ok(fired)
+    }
+
+    /// The other end's state now; `None` when its `state` node is missing.
+    fn peer_state(&self) -> Result<Option<XenbusState>, XenbusError> {
+        match self.store.lock().read(&self.state_node()) {
+            Ok(v) => XenbusState::parse(&v).map(Some),
+            Err(XsError::Errno(e)) if e == Errno::ENOENT => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        self.checked_state().map(Some)
     }
 
     /// The backend's state now; [`BackendGone`](XenbusError::BackendGone)
     /// when its `state` node is missing.
     pub fn backend_state(&self) -> Result<XenbusState, XenbusError> {
-        match self.store.lock().read(&self.state_node()) {
-            Ok(v) => XenbusState::parse(&v),
-            Err(XsError::Errno(e)) if e == Errno::ENOENT => Err(XenbusError::BackendGone),
-            Err(e) => Err(e.into()),
-        }
+        self.peer_state()?.ok_or(XenbusError::BackendGone)
     }
 
     fn checked_state(&self) -> Result<XenbusState, XenbusError> {
@@ -676,11 +729,22 @@ impl<'s, T: Transport> Frontend<'s, T> {
         want: XenbusState,
         timeout: Duration,
     ) -> Result<XenbusState, XenbusError> {
+        self.wait_peer(want, timeout, verdict)
+    }
+
+    /// Waits (on a watch of the other end's `state`, up to `timeout`)
+    /// until `judge(want, value)` is not [`Verdict::Wait`].
+    fn wait_peer(
+        &self,
+        want: XenbusState,
+        timeout: Duration,
+        judge: fn(XenbusState, Option<&[u8]>) -> Verdict,
+    ) -> Result<XenbusState, XenbusError> {
         let node = self.state_node();
         let mut last = Verdict::Wait(None);
         let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         let r = self.store.lock().wait_node_until(&node, ns, |v| {
-            last = verdict(want, v);
+            last = judge(want, v);
             !matches!(last, Verdict::Wait(_))
         });
         match (r, last) {

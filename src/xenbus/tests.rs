@@ -653,3 +653,202 @@ fn errors_convert_into_the_crate_error() {
     let e: XenbusError = XsError::Timeout.into();
     assert_eq!(e, XenbusError::Store(XsError::Timeout));
 }
+
+/// Two domains' clients over one shared fake store, each with its own
+/// ring and daemon: domain 7 has vbd 51712, served by domain 0.
+fn two_ends() -> (
+    spin::Mutex<Client<FakeTransport>>,
+    spin::Mutex<Client<FakeTransport>>,
+) {
+    let shared = crate::xenstore::fake::SharedStore::new();
+    let mut front = FakeTransport::new(7, "guest-seven");
+    let mut back = FakeTransport::new(0, "Domain-0");
+    // What the toolstack writes for the device.
+    for (p, v) in [
+        (format!("{FRONT}/backend"), BACK),
+        (format!("{FRONT}/backend-id"), "0"),
+        (format!("{FRONT}/state"), "1"),
+        (format!("{BACK}/frontend"), FRONT),
+        (format!("{BACK}/frontend-id"), "7"),
+        (format!("{BACK}/state"), "1"),
+    ] {
+        front.server.external_write(&p, v.as_bytes());
+    }
+    front.server.join(&shared);
+    back.server.join(&shared);
+    (
+        spin::Mutex::new(Client::new(front)),
+        spin::Mutex::new(Client::new(back)),
+    )
+}
+
+/// Node `p` as `store`'s daemon sees it once it applied what the other
+/// domains changed (it does at each step).
+fn synced(store: &spin::Mutex<Client<FakeTransport>>, p: &str) -> Option<alloc::vec::Vec<u8>> {
+    let mut c = store.lock();
+    let x = &mut c.transport_mut().server;
+    x.step();
+    x.get(p)
+}
+
+/// A bound on a hang, not a speed: the fake clock moves 1 ms per wait,
+/// and the other thread may be descheduled for many of them.
+const LONG: Duration = Duration::from_secs(3600);
+
+#[test]
+fn a_backend_and_a_frontend_handshake_close_and_reopen_through_one_store() {
+    extern crate std;
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    assert_eq!(be.path(), BACK);
+    assert_eq!(be.frontend_path(), FRONT);
+    let mut features = Keys::new();
+    features.set("feature-flush-cache", 1);
+    let mut disk = Keys::new();
+    disk.set("sectors", 2048)
+        .set("sector-size", 512)
+        .set("info", 0);
+    std::thread::scope(|s| {
+        let front = s.spawn(|| {
+            let bus = Frontend::open(&fstore, "vbd", 51712).unwrap();
+            for round in 0..2 {
+                assert_eq!(bus.initialise(LONG).unwrap(), XenbusState::InitWait);
+                assert!(bus.backend_flag("feature-flush-cache").unwrap());
+                bus.connect(
+                    Announce::Initialised,
+                    &[("ring-ref", "8"), ("event-channel", "5")],
+                    LONG,
+                )
+                .unwrap();
+                assert_eq!(bus.backend_u64("sectors").unwrap(), 2048);
+                bus.switch(XenbusState::Connected).unwrap();
+                if round == 0 {
+                    // We close; the backend follows to Closed before we
+                    // start over (so that it sees each of our states).
+                    bus.close(LONG).unwrap();
+                    assert_eq!(
+                        bus.wait_backend(XenbusState::Closed, LONG).unwrap(),
+                        XenbusState::Closed
+                    );
+                } else {
+                    // The backend closes (an unplug): we see it, and close.
+                    let e = loop {
+                        match bus.poll_backend() {
+                            Ok(_) => {
+                                let _ = bus.wait_backend(XenbusState::Closing, LONG);
+                            }
+                            Err(e) => break e,
+                        }
+                    };
+                    assert_eq!(e, XenbusError::BackendClosing(XenbusState::Closing));
+                    bus.close(LONG).unwrap();
+                }
+            }
+        });
+        be.init_wait(&features).unwrap();
+        assert_eq!(be.state(), XenbusState::InitWait);
+        let mut log = alloc::vec::Vec::new();
+        for round in 0..2 {
+            // Until the front end has published its keys.
+            let ev = be.next(LONG).unwrap();
+            assert_eq!(ev, FrontendEvent::Connect, "round {round}");
+            assert_eq!(be.frontend_u64("ring-ref").unwrap(), 8);
+            assert_eq!(be.frontend_u64("event-channel").unwrap(), 5);
+            be.connect(&disk).unwrap();
+            log.push(ev);
+            if round == 0 {
+                // Closing, then Closed, then the front end starts over.
+                for want in [
+                    FrontendEvent::Closing,
+                    FrontendEvent::Closed,
+                    FrontendEvent::Reopened,
+                ] {
+                    let ev = be.next(LONG).unwrap();
+                    assert_eq!(ev, want);
+                    log.push(ev);
+                }
+                assert_eq!(be.state(), XenbusState::InitWait);
+            } else {
+                // Seen Connected first, then closed from our side.
+                assert_eq!(
+                    be.wait_frontend(XenbusState::Connected, LONG).unwrap(),
+                    XenbusState::Connected
+                );
+                be.close(LONG).unwrap();
+            }
+        }
+        front.join().unwrap();
+        assert_eq!(
+            log,
+            [
+                FrontendEvent::Connect,
+                FrontendEvent::Closing,
+                FrontendEvent::Closed,
+                FrontendEvent::Reopened,
+                FrontendEvent::Connect
+            ]
+        );
+    });
+    let node = |p: &str| synced(&fstore, p);
+    assert_eq!(node(&format!("{FRONT}/state")).as_deref(), Some(&b"6"[..]));
+    // The shared store converged: domain 0's daemon sees the same.
+    assert_eq!(
+        synced(&bstore, &format!("{FRONT}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+    assert_eq!(node(&format!("{BACK}/state")).as_deref(), Some(&b"6"[..]));
+    assert_eq!(
+        node(&format!("{BACK}/sectors")).as_deref(),
+        Some(&b"2048"[..])
+    );
+}
+
+#[test]
+fn a_backend_refuses_a_frontend_path_it_was_not_given_and_sees_a_frontend_vanish() {
+    let (fstore, bstore) = two_ends();
+    // The toolstack's `frontend` names another guest's device.
+    fstore.lock().transport_mut().server.external_write(
+        &format!("{BACK}/frontend"),
+        b"/local/domain/8/device/vbd/51712",
+    );
+    // Domain 0's daemon applies it at its next step (a client request).
+    let _ = bstore.lock().read(&format!("{BACK}/state"));
+    assert!(matches!(
+        Backend::open(&bstore, "vbd", DomId(7), 51712),
+        Err(XenbusError::BadFrontend(_))
+    ));
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/frontend"), FRONT.as_bytes());
+    let _ = bstore.lock().read(&format!("{BACK}/state"));
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    // A front end that starts closing while we wait for its keys.
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{FRONT}/state"), b"5");
+    assert_eq!(
+        be.wait_frontend(XenbusState::Initialised, Duration::from_secs(1)),
+        Err(XenbusError::FrontendClosing(XenbusState::Closing))
+    );
+    assert_eq!(be.next(Duration::from_secs(1)), Ok(FrontendEvent::Closing));
+    assert_eq!(be.state(), XenbusState::Closing);
+    // Its domain dies: the device directory goes.
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_rm("/local/domain/7/device");
+    assert_eq!(be.next(Duration::from_secs(1)), Ok(FrontendEvent::Gone));
+    assert_eq!(be.frontend_state(), Err(XenbusError::FrontendGone));
+    assert_eq!(be.state(), XenbusState::Closed);
+    assert_eq!(
+        synced(&fstore, &format!("{BACK}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "Closed, seen from the front end's domain too"
+    );
+}
