@@ -852,3 +852,100 @@ fn a_backend_refuses_a_frontend_path_it_was_not_given_and_sees_a_frontend_vanish
         "Closed, seen from the front end's domain too"
     );
 }
+
+/// A driver's error, as block's and net's are to the link.
+#[derive(Debug, Clone, PartialEq)]
+enum DriverError {
+    Down(Down),
+    Broken,
+    Xenbus(XenbusError),
+    Refused,
+}
+
+impl LinkError for DriverError {
+    fn down(why: Down) -> Self {
+        DriverError::Down(why)
+    }
+    fn broken() -> Self {
+        DriverError::Broken
+    }
+    fn xenbus(e: XenbusError) -> Self {
+        DriverError::Xenbus(e)
+    }
+    fn is_down(&self) -> Option<Down> {
+        match self {
+            DriverError::Down(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+fn vbd_keys() -> Keys {
+    let mut k = Keys::new();
+    k.set("ring-ref", 8)
+        .set("event-channel", 5)
+        .set("protocol", "x86_64-abi");
+    k
+}
+
+#[test]
+fn an_opening_closes_the_device_unless_committed_and_the_link_closes_on_detach() {
+    let s = store("1", Some(blkback));
+    // Refused by the check: nothing written, the backend not woken.
+    let r = Opening::initialise(&s, "vbd", 51712, T, |_| Err(DriverError::Refused));
+    assert_eq!(r.err(), Some(DriverError::Refused));
+    assert_eq!(state_writes(&s, FRONT), Vec::<String>::new());
+    // Given up after the keys went out: Closing, the backend closes, Closed.
+    {
+        let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+        o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+            .unwrap();
+    }
+    assert_eq!(state_writes(&s, FRONT), ["3", "5", "6"]);
+    assert_eq!(
+        get(&s.lock().transport_mut().server, &format!("{BACK}/state")).as_deref(),
+        Some("6")
+    );
+    assert_no_watches(&s);
+    // Committed: it stays open; the link sees the detach and closes.
+    let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+    o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+        .unwrap();
+    o.switch(XenbusState::Connected).unwrap();
+    let mut link = o.commit(Duration::from_millis(100));
+    assert!(link.is_connected());
+    assert_eq!(link.check::<DriverError>(0), Ok(()), "not due yet");
+    assert_eq!(state_writes(&s, FRONT), ["3", "5", "6", "1", "3", "4"]);
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/state"), b"5");
+    assert_eq!(link.check::<DriverError>(50_000_000), Ok(()), "not due yet");
+    assert_eq!(
+        link.check::<DriverError>(100_000_000),
+        Err(DriverError::Down(Down::Closing))
+    );
+    assert!(!link.is_connected());
+    assert_eq!(
+        state_writes(&s, FRONT).last().map(String::as_str),
+        Some("6")
+    );
+    // Latched: every later check says why, without asking the store.
+    let requests = s.lock().transport_mut().server.requests.len();
+    assert_eq!(
+        link.check::<DriverError>(u64::MAX),
+        Err(DriverError::Down(Down::Closing))
+    );
+    assert_eq!(s.lock().transport_mut().server.requests.len(), requests);
+    // Another failure breaks an unconnected link for good.
+    let mut bare = Link::unconnected(T);
+    assert_eq!(
+        bare.fail::<(), _>(DriverError::Xenbus(XenbusError::BackendGone)),
+        Err(DriverError::Xenbus(XenbusError::BackendGone))
+    );
+    assert_eq!(bare.latched::<DriverError>(), Err(DriverError::Broken));
+    assert_eq!(
+        link_error::<DriverError>(XenbusError::BackendGone),
+        DriverError::Down(Down::Closing)
+    );
+}
