@@ -324,6 +324,9 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     stats: NetStats,
     /// The backend's `ip` node.
     ip: Option<String>,
+    /// The buffer smoltcp writes a frame into before it is copied to a
+    /// tx page: kept, not allocated per frame.
+    tx_buf: Vec<u8>,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
@@ -381,6 +384,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             mac,
             stats: NetStats::default(),
             ip: None,
+            tx_buf: Vec::new(),
         };
         for id in 0..n_rx as u16 {
             nf.post_rx(id)?;
@@ -699,11 +703,16 @@ pub struct TxToken<'d, 'g, G: GrantOps, E: EventOps> {
 
 impl<G: GrantOps, E: EventOps> smoltcp::phy::TxToken for TxToken<'_, '_, G, E> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = alloc::vec![0u8; len];
+        // Zeroed each time: bytes smoltcp leaves unwritten must not
+        // carry an earlier frame's to the backend.
+        let mut frame = core::mem::take(&mut self.dev.tx_buf);
+        frame.clear();
+        frame.resize(len, 0);
         let r = f(&mut frame);
         // smoltcp has no way to hear of a failure here: a frame that
         // cannot go (broken device) is dropped, as a full NIC would.
         let _ = self.dev.send(&frame);
+        self.dev.tx_buf = frame;
         r
     }
 }

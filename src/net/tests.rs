@@ -576,3 +576,28 @@ fn smoltcp_gets_each_frame_in_a_buffer_of_its_length_and_nothing_on_an_idle_poll
         assert_eq!(nf.stats().rx_frames, 3);
     });
 }
+
+#[test]
+fn smoltcp_frames_go_out_through_one_kept_buffer_zeroed_each_time() {
+    use smoltcp::phy::{Device, TxToken as _};
+    with_backend(Options::default(), |nf, w| {
+        let now = smoltcp::time::Instant::from_millis(0);
+        let tx = nf.transmit(now).unwrap();
+        tx.consume(100, |b| b.fill(0xaa));
+        let kept = nf.tx_buf.as_ptr();
+        // A shorter frame of which smoltcp writes only the first byte.
+        let tx = nf.transmit(now).unwrap();
+        tx.consume(60, |b| b[0] = 1);
+        assert_eq!(nf.tx_buf.as_ptr(), kept, "the same buffer");
+        let start = std::time::Instant::now();
+        while w.sent.lock().unwrap().len() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sent = w.sent.lock().unwrap().clone();
+        assert_eq!(sent[0], vec![0xaa; 100]);
+        let mut second = vec![0u8; 60];
+        second[0] = 1;
+        assert_eq!(sent[1], second, "nothing of the first frame");
+    });
+}
