@@ -1,7 +1,8 @@
-//! The xenbus handshake of a split-driver front end
-//! (`xen/include/public/io/xenbus.h`; the conventions of Linux's
-//! `xenbus_probe_frontend.c`/`xenbus_client.c` and Mini-OS's
-//! `xenbus.c`/`blkfront.c`/`netfront.c`).
+//! The xenbus handshake of split drivers, front end ([`Frontend`]) and
+//! back end ([`Backend`]), and the plumbing every front end shares
+//! ([`Opening`], [`Link`]) (`xen/include/public/io/xenbus.h`; the
+//! conventions of Linux's `xenbus_probe_frontend.c`/`xenbus_client.c` and
+//! Mini-OS's `xenbus.c`/`blkfront.c`/`netfront.c`).
 //!
 //! The toolstack creates the device in xenstore: ours under
 //! `device/<class>/<devid>` (`backend`, `backend-id`, `state`), the
@@ -302,7 +303,9 @@ impl From<Announce> for XenbusState {
     }
 }
 
-/// One front-end device's xenbus connection.
+/// One front-end device's xenbus connection. (Its core, one end of a
+/// device watching the other, also carries [`Backend`]; there `backend`
+/// is the front end's directory.)
 #[derive(Debug)]
 pub struct Frontend<'s, T: Transport> {
     store: &'s spin::Mutex<Client<T>>,
