@@ -949,3 +949,46 @@ fn an_opening_closes_the_device_unless_committed_and_the_link_closes_on_detach()
         DriverError::Down(Down::Closing)
     );
 }
+
+#[test]
+fn a_backend_polled_in_an_event_loop_sees_each_change_once() {
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    assert_eq!(be.poll(), Ok(FrontendEvent::Nothing), "no change yet");
+    let front = |v: &[u8]| {
+        fstore
+            .lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{FRONT}/state"), v)
+    };
+    front(b"3");
+    // Domain 0's daemon takes the change at its next step.
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Connect));
+    be.connect(&Keys::new()).unwrap();
+    assert_eq!(be.poll(), Ok(FrontendEvent::Nothing), "handled once");
+    front(b"4");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(
+        be.poll(),
+        Ok(FrontendEvent::Nothing),
+        "Connected asks nothing"
+    );
+    front(b"5");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closing));
+    assert_eq!(be.state(), XenbusState::Closing);
+    front(b"6");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closed));
+    front(b"1");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Reopened));
+    assert_eq!(be.state(), XenbusState::InitWait);
+    assert_eq!(
+        synced(&fstore, &format!("{BACK}/state")).as_deref(),
+        Some(&b"2"[..])
+    );
+}
