@@ -420,17 +420,10 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             ..opts
         };
         let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
-        match front.finish_connect(&bus, opts.timeout) {
-            Ok(()) => {
-                front.link = bus.commit(BACKEND_CHECK);
-                Ok(front)
-            }
-            Err(e) => {
-                // Closed (the backend unmaps) before the pages go back.
-                drop(bus);
-                Err(e)
-            }
-        }
+        // On an error the device is closed (the backend unmaps) before
+        // `front`'s pages go back.
+        front.link = bus.complete(BACKEND_CHECK, |bus| front.finish_connect(bus, opts.timeout))?;
+        Ok(front)
     }
 
     /// Handshake step 3 and the disk: blkfront announces Initialised with

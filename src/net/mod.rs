@@ -434,19 +434,12 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             Ok(())
         })?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
-        match nf.finish_connect(&bus, opts.timeout) {
-            Ok(()) => {
-                nf.link = bus.commit(LINK_CHECK);
-                // Tell the backend about the posted rx requests.
-                let _ = nf.port.send();
-                Ok(nf)
-            }
-            Err(e) => {
-                // Closed (the backend unmaps) before the pages go back.
-                drop(bus);
-                Err(e)
-            }
-        }
+        // On an error the device is closed (the backend unmaps) before
+        // `nf`'s pages go back.
+        nf.link = bus.complete(LINK_CHECK, |bus| nf.finish_connect(bus, opts.timeout))?;
+        // Tell the backend about the posted rx requests.
+        let _ = nf.port.send();
+        Ok(nf)
     }
 
     /// Handshake step 3: netfront announces Connected with its keys; then

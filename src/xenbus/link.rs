@@ -141,6 +141,24 @@ impl<'s, T: Transport> Opening<'s, T> {
         self.bus.as_ref().expect("an Opening holds its Frontend")
     }
 
+    /// The rest of the set-up: `finish` (handshake step 3 and what the
+    /// driver reads after it), then [`commit`](Self::commit) when it
+    /// succeeded; when it failed, the device is closed (before the error
+    /// reaches the caller, so before the driver's pages are released).
+    pub fn complete<E>(
+        self,
+        check_every: Duration,
+        finish: impl FnOnce(&Frontend<'s, T>) -> Result<(), E>,
+    ) -> Result<Link<'s>, E>
+    where
+        T: 's,
+    {
+        // On Err, `self` is dropped here: Closing, the backend closes,
+        // Closed.
+        finish(self.bus())?;
+        Ok(self.commit(check_every))
+    }
+
     /// The set-up succeeded: the device stays open, closed from now on by
     /// the [`Link`] this makes (on [`Link::close`] or drop).
     pub fn commit(mut self, check_every: Duration) -> Link<'s>

@@ -81,14 +81,17 @@
 //! })?; // Initialising written, the backend in InitWait
 //! let mut dev = FooFront::new(grants, events, bus.backend_id(), ...)?;
 //! // A `?` from here drops `bus`: Closing, the backend closes, Closed.
-//! bus.connect::<FooError>(Announce::Connected, &dev.keys(), timeout)?;
-//! let feature = bus.backend_flag("feature-bar")?;
-//! dev.link = bus.commit(CHECK_EVERY); // the device stays open
+//! dev.link = bus.complete(CHECK_EVERY, |bus| {
+//!     bus.connect(Announce::Connected, &dev.keys().pairs(), timeout)?;
+//!     dev.bar = bus.backend_flag("feature-bar")?;
+//!     Ok(())
+//! })?; // committed: the device stays open, closed by the Link
 //! ```
 //!
-//! Drop the guard before the driver's shared pages on an error (declare
-//! the `Link` as the driver's first field, so that it closes the device
-//! before its pages are released). In the engine: [`Link::check`] before
+//! [`Opening::complete`] closes the device before its error reaches the
+//! caller, so before the driver's shared pages are released; declare the
+//! `Link` as the driver's first field, so that on drop too it closes the
+//! device before the pages go. In the engine: [`Link::check`] before
 //! each operation (latched failure, then at most every period the
 //! backend's `state`), [`Link::check_bus`] and [`Link::check_peer`] when a
 //! wait times out (a detach is told from a backend domain's death), and
