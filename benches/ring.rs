@@ -8,14 +8,14 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use xenpv::abi::vchan::*;
-use xenpv::vchan::{HostRingMemory, Ring, Side};
+use xenpv::vchan::{HostChanMemory, Ring, Side};
 
 /// A server/client pair whose client→server (left) ring has `order`; the
 /// in-page orders use the control page like libxenvchan, larger ones
 /// separate pages.
-fn vchan_pair(order: u16) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>) {
+fn vchan_pair(order: u16) -> (Ring<HostChanMemory<'static>>, Ring<HostChanMemory<'static>>) {
     let right = if order == 10 { 11 } else { order };
-    let mem = HostRingMemory::new(order, right);
+    let mem = HostChanMemory::new(order, right);
     mem.ctrl.store_u8(SRV_LIVE, 1, Ordering::Relaxed).unwrap();
     mem.ctrl.store_u8(CLI_LIVE, 1, Ordering::Relaxed).unwrap();
     (

@@ -15,7 +15,7 @@ use core::sync::atomic::Ordering;
 use libfuzzer_sys::fuzz_target;
 use xenpv::abi::vchan::*;
 use xenpv::shared_mem::SharedMem;
-use xenpv::vchan::{ring_offset, HostRingMemory, Progress, Ring, Side, VchanError};
+use xenpv::vchan::{ring_offset, HostChanMemory, Progress, Ring, Side, VchanError};
 use xenpv_fuzz::{Input, Region};
 
 fn order(input: &mut Input) -> u16 {
@@ -40,7 +40,7 @@ struct Stream {
 }
 
 /// The rings' memory: views borrowed from regions that outlive the rings.
-type Mem<'r> = HostRingMemory<'r>;
+type Mem<'r> = HostChanMemory<'r>;
 
 type FuzzRing<'r> = Ring<Mem<'r>>;
 

@@ -13,6 +13,8 @@ pub mod console;
 pub mod event;
 pub mod grant_table;
 pub mod memory;
+pub mod netif;
+pub mod ring;
 pub mod vchan;
 pub mod xenstore;
 

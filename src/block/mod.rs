@@ -26,15 +26,14 @@
 //! while the backend may map them) until it is dropped.
 
 use crate::abi::blkif::*;
-use crate::event::{EventError, EventOps, Port, Status};
+use crate::event::{EventError, EventOps, Port};
 use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError};
 use crate::types::{DomId, EvtchnPort, GrantRef};
-use crate::xenbus::{Announce, Connection, Frontend, XenbusState, CLOSE_TIMEOUT};
+use crate::xenbus::{
+    link_error, Announce, Down, Frontend, Keys, Link, LinkError, Opening, XenbusError, XenbusState,
+};
 use crate::xenstore::{Client, Transport};
-use alloc::boxed::Box;
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -46,8 +45,10 @@ mod tests;
 pub struct DiskInfo {
     /// Size of the disk in 512-byte sectors.
     pub sectors: u64,
-    /// The backend's logical block size (`sector-size`, 512 unless the
-    /// frontend asks for large sectors, which this one does not).
+    /// The backend's logical block size (`sector-size`: 512, or 4096 for
+    /// a disk with 4 KiB sectors, as Linux's blkback publishes it).
+    /// Transfers are whole blocks of it: offsets and lengths (still
+    /// counted in 512-byte sectors) must be multiples of it.
     pub sector_size: u32,
     /// Writes are refused (`info` has `VDISK_READONLY`, or `mode` is `r`).
     pub read_only: bool,
@@ -92,13 +93,13 @@ pub enum BlockError {
     BackendGone,
     /// An earlier error broke the device: nothing more is sent.
     Broken,
-    /// The backend's `sector-size` is not 512 and we did not ask for
-    /// large sectors.
+    /// The backend's `sector-size` (its disk's logical block size) is not
+    /// a power of two from 512 to 4096.
     SectorSize(u32),
     /// The backend is closing or gone (the device was detached).
     BackendClosing,
     /// The xenbus handshake.
-    Xenbus(crate::xenbus::XenbusError),
+    Xenbus(XenbusError),
     /// Sharing the pages.
     Grant(GrantError),
     /// The event channel.
@@ -117,12 +118,30 @@ impl From<EventError> for BlockError {
     }
 }
 
-impl From<crate::xenbus::XenbusError> for BlockError {
-    fn from(e: crate::xenbus::XenbusError) -> Self {
-        match e {
-            crate::xenbus::XenbusError::BackendClosing(_)
-            | crate::xenbus::XenbusError::BackendGone => BlockError::BackendClosing,
-            e => BlockError::Xenbus(e),
+impl From<XenbusError> for BlockError {
+    fn from(e: XenbusError) -> Self {
+        link_error(e)
+    }
+}
+
+impl LinkError for BlockError {
+    fn down(why: Down) -> Self {
+        match why {
+            Down::Closing => BlockError::BackendClosing,
+            Down::Gone => BlockError::BackendGone,
+        }
+    }
+    fn broken() -> Self {
+        BlockError::Broken
+    }
+    fn xenbus(e: XenbusError) -> Self {
+        BlockError::Xenbus(e)
+    }
+    fn is_down(&self) -> Option<Down> {
+        match self {
+            BlockError::BackendClosing => Some(Down::Closing),
+            BlockError::BackendGone => Some(Down::Gone),
+            _ => None,
         }
     }
 }
@@ -276,6 +295,10 @@ struct InFlight {
 
 /// The front end of one virtual block device.
 pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
+    /// The xenbus side (connected by `connect`): the failure latch,
+    /// checked while waiting, closed at the end. First, so that it is
+    /// dropped (the device closed) before the pages are.
+    link: Link<'g>,
     grants: &'g Grants<G>,
     ring: FrontRing<SharedPages<'g, G>, BlkRequest, BlkResponse>,
     /// `in_flight * 11` pages; slot `i` uses pages `11 i .. 11 i + 11`.
@@ -285,13 +308,7 @@ pub struct BlkFront<'g, G: GrantOps, E: EventOps> {
     handle: u16,
     slots: Vec<Option<InFlight>>,
     info: Option<DiskInfo>,
-    broken: bool,
     timeout: Duration,
-    /// The xenbus connection (from `connect`): checked while waiting,
-    /// closed at the end.
-    bus: Option<Box<dyn Connection + 'g>>,
-    /// When the bus was last checked (ns).
-    checked_ns: u64,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for BlkFront<'_, G, E> {
@@ -317,31 +334,21 @@ pub struct FrontKeys {
 }
 
 impl FrontKeys {
-    /// The `(key, value)` pairs for xenstore, event channel and protocol
-    /// included.
-    pub fn nodes(&self) -> Vec<(String, String)> {
-        let mut v = Vec::new();
+    /// The xenstore nodes, event channel and protocol included.
+    pub fn nodes(&self) -> Keys {
+        let mut k = Keys::new();
         if self.ring_order == 0 {
-            v.push((
-                String::from("ring-ref"),
-                format!("{}", self.ring_refs.first().map_or(0, |r| r.0)),
-            ));
+            k.set("ring-ref", self.ring_refs.first().map_or(0, |r| r.0));
         } else {
-            v.push((
-                String::from("ring-page-order"),
-                format!("{}", self.ring_order),
-            ));
+            k.set("ring-page-order", self.ring_order);
             for (i, r) in self.ring_refs.iter().enumerate() {
-                v.push((format!("ring-ref{i}"), format!("{}", r.0)));
+                k.set(&alloc::format!("ring-ref{i}"), r.0);
             }
         }
-        v.push((
-            String::from("event-channel"),
-            format!("{}", self.event_channel.0),
-        ));
-        v.push((String::from("protocol"), String::from("x86_64-abi")));
-        v.push((String::from("feature-persistent"), String::from("1")));
-        v
+        k.set("event-channel", self.event_channel.0)
+            .set("protocol", "x86_64-abi")
+            .set("feature-persistent", 1);
+        k
     }
 }
 
@@ -376,10 +383,8 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             handle,
             slots: alloc::vec![None; in_flight],
             info: None,
-            broken: false,
             timeout: opts.timeout,
-            bus: None,
-            checked_ns: 0,
+            link: Link::unconnected(BACKEND_CHECK),
         })
     }
 
@@ -396,11 +401,14 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
         devid: u32,
         opts: Options,
     ) -> Result<Self, BlockError> {
-        let bus = Frontend::open(store, "vbd", devid)?;
-        bus.initialise(opts.timeout)?;
+        // Requests name the device by a 16-bit handle: an extended id is
+        // refused before anything is written.
         let handle = u16::try_from(devid).map_err(|_| BlockError::OutOfRange {
             sector: u64::from(devid),
             bytes: 0,
+        })?;
+        let bus = Opening::initialise(store, "vbd", devid, opts.timeout, |_| {
+            Ok::<_, BlockError>(())
         })?;
         // A multi-page ring only where the backend offers one.
         let offered = bus
@@ -412,44 +420,40 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
             ..opts
         };
         let mut front = BlkFront::new(grants, events, bus.backend_id(), handle, opts)?;
-        let nodes = front.keys().nodes();
-        let keys: Vec<(&str, &str)> = nodes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        // blkfront announces Initialised with its keys, and Connected once
-        // it has read the disk the backend published on connecting.
-        bus.connect(Announce::Initialised, &keys, opts.timeout)?;
-        let info = u32::try_from(
-            bus.read_backend("info")?
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0),
-        )
-        .unwrap_or(0);
+        // On an error the device is closed (the backend unmaps) before
+        // `front`'s pages go back.
+        front.link = bus.complete(BACKEND_CHECK, |bus| front.finish_connect(bus, opts.timeout))?;
+        Ok(front)
+    }
+
+    /// Handshake step 3 and the disk: blkfront announces Initialised with
+    /// its keys, and Connected once it has read the disk the backend
+    /// published on connecting.
+    fn finish_connect<T: Transport>(
+        &mut self,
+        bus: &Frontend<'_, T>,
+        timeout: Duration,
+    ) -> Result<(), BlockError> {
+        bus.connect(Announce::Initialised, &self.keys().nodes().pairs(), timeout)?;
+        let info = bus.backend_u64_or("info", 0)?;
+        let info = u32::try_from(info).map_err(|_| bus.bad_backend_node("info"))?;
+        let sector_size = bus.backend_u64_or("sector-size", BLKIF_SECTOR as u64)?;
         let mode_ro = bus.read_backend("mode")?.is_some_and(|m| m.trim() == "r");
-        let disk = DiskInfo {
+        self.set_info(DiskInfo {
             sectors: bus.backend_u64("sectors")?,
-            sector_size: bus
-                .read_backend("sector-size")?
-                .map_or(Some(512), |v| v.trim().parse().ok())
-                .unwrap_or(0),
+            sector_size: u32::try_from(sector_size).unwrap_or(u32::MAX),
             read_only: info & VDISK_READONLY != 0 || mode_ro,
             flush: bus.backend_flag("feature-flush-cache")?,
             barrier: bus.backend_flag("feature-barrier")?,
-        };
-        front.set_info(disk)?;
+        })?;
         bus.switch(XenbusState::Connected)?;
-        front.bus = Some(Box::new(bus));
-        Ok(front)
+        Ok(())
     }
 
     /// Closes the xenbus connection (Closing, the backend closes, Closed).
     /// Also done when the device is dropped.
     pub fn close(mut self) -> Result<(), BlockError> {
-        match self.bus.take() {
-            Some(bus) => Ok(bus.close(CLOSE_TIMEOUT)?),
-            None => Ok(()),
-        }
+        self.link.close()
     }
 
     /// Pages of the ring (`2^ring-page-order`) and requests in flight at most.
@@ -470,7 +474,8 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// Records the disk the backend described (from its xenstore nodes,
     /// once it is Connected).
     pub fn set_info(&mut self, info: DiskInfo) -> Result<(), BlockError> {
-        if info.sector_size as usize != BLKIF_SECTOR {
+        let size = info.sector_size as usize;
+        if !size.is_power_of_two() || !(BLKIF_SECTOR..=PAGE).contains(&size) {
             return Err(BlockError::SectorSize(info.sector_size));
         }
         self.info = Some(info);
@@ -489,8 +494,12 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
 
     fn check_range(&self, sector: u64, bytes: usize) -> Result<(), BlockError> {
         let sectors = self.info.map_or(0, |i| i.sectors);
+        // Whole logical blocks: 512-byte sectors per block.
+        let block = self.info.map_or(BLKIF_SECTOR, |i| i.sector_size as usize);
+        let per_block = (block / BLKIF_SECTOR) as u64;
         let n = (bytes / BLKIF_SECTOR) as u64;
-        if !bytes.is_multiple_of(BLKIF_SECTOR)
+        if !bytes.is_multiple_of(block)
+            || !sector.is_multiple_of(per_block)
             || sector.checked_add(n).is_none_or(|end| end > sectors)
         {
             return Err(BlockError::OutOfRange { sector, bytes });
@@ -499,8 +508,7 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     }
 
     fn fail<T>(&mut self, e: BlockError) -> Result<T, BlockError> {
-        self.broken = true;
-        Err(e)
+        self.link.fail(e)
     }
 
     /// Runs `operation` over `len` bytes (> 0) from `sector` on, split
@@ -714,13 +722,9 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
                     // its end of the channel) and will not answer; close
                     // ours so the detach completes. Asked first, so that
                     // a detach is told from a backend domain's death.
-                    self.bus_closing()?;
-                    if !matches!(
-                        events.status(self.port.port()),
-                        Ok(Status::Interdomain { .. })
-                    ) {
-                        return self.fail(BlockError::BackendGone);
-                    }
+                    self.link.check_bus::<BlockError>()?;
+                    self.link
+                        .check_peer::<BlockError, _>(events, self.port.port())?;
                     if events.now_ns() >= deadline {
                         return self.fail(BlockError::Timeout);
                     }
@@ -735,40 +739,12 @@ impl<'g, G: GrantOps, E: EventOps> BlkFront<'g, G, E> {
     /// detached backend (Linux's blkback) goes on serving requests while
     /// it waits for us to close, so only its `state` tells.
     fn check_bus(&mut self) -> Result<(), BlockError> {
-        if self.broken {
-            return Err(BlockError::Broken);
-        }
-        let now = self.port.events().now_ns();
-        if now.saturating_sub(self.checked_ns) < BACKEND_CHECK.as_nanos() as u64 {
-            return Ok(());
-        }
-        self.checked_ns = now;
-        self.bus_closing()
-    }
-
-    /// `Err` (and our end closed, so the detach completes) when the
-    /// backend is closing or gone.
-    fn bus_closing(&mut self) -> Result<(), BlockError> {
-        if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
-            if let Some(bus) = self.bus.take() {
-                let _ = bus.close(CLOSE_TIMEOUT);
-            }
-            return self.fail(e.into());
-        }
-        Ok(())
+        self.link.check(self.port.events().now_ns())
     }
 
     /// Requests in flight (answered or not); 0 after every completed call.
     pub fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
-    }
-}
-
-impl<G: GrantOps, E: EventOps> Drop for BlkFront<'_, G, E> {
-    fn drop(&mut self) {
-        if let Some(bus) = self.bus.take() {
-            let _ = bus.close(CLOSE_TIMEOUT);
-        }
     }
 }
 

@@ -9,6 +9,8 @@ use super::*;
 use crate::event::ops::fake::{FakeEventWorld, FakeEvents};
 use crate::grant::fake::{FakeWorld, FakeXen};
 use crate::ring::{BackRing, RingMemory};
+use crate::xenstore::fake::FakeTransport;
+use crate::xenstore::Client;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::vec;
@@ -364,10 +366,10 @@ fn bad_arguments_and_read_only_disks_are_refused_before_anything_is_sent() {
         assert_eq!(f.write(0, &buf), Err(BlockError::ReadOnly));
         assert_eq!(
             f.set_info(DiskInfo {
-                sector_size: 4096,
+                sector_size: 8192,
                 ..INFO
             }),
-            Err(BlockError::SectorSize(4096))
+            Err(BlockError::SectorSize(8192))
         );
         assert_eq!(
             w.log.lock().unwrap().len(),
@@ -444,8 +446,14 @@ fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
                 "{mode:?} took {:?}",
                 start.elapsed()
             );
-            assert_eq!(f.read(0, &mut buf), Err(BlockError::Broken), "{mode:?}");
-            assert_eq!(f.flush(), Err(BlockError::Broken), "{mode:?}");
+            // Broken for good; a backend that died keeps saying so.
+            let then = if mode == Mode::Die {
+                BlockError::BackendGone
+            } else {
+                BlockError::Broken
+            };
+            assert_eq!(f.read(0, &mut buf), Err(then.clone()), "{mode:?}");
+            assert_eq!(f.flush(), Err(then), "{mode:?}");
         });
     }
 }
@@ -488,18 +496,25 @@ fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
     assert_eq!(w.front_grants.stats().shared_pages, 0);
 }
 
-/// The keys the frontend published, handed from the fake xenstored's
-/// backend hook to the fake blkback thread.
-static PUBLISHED: Mutex<Option<FrontKeys>> = Mutex::new(None);
-
 const VBD_FRONT: &str = "/local/domain/7/device/vbd/51712";
 const VBD_BACK: &str = "/local/domain/0/backend/vbd/7/51712";
 
+/// What the fake blkback publishes instead of its defaults: test-owned
+/// nodes of the fake store (each test has its own store).
+const CONTROL: &str = "/test/vbd";
+
 /// blkback's xenbus side: InitWait with its features, then, once the
-/// front is Initialised, reads its keys and connects with the disk.
+/// front is Initialised, reads its keys and connects with the disk; a
+/// front that closes is followed to Closed (as Linux's
+/// `frontend_changed` does). `CONTROL/<key>` overrides what it publishes
+/// (`sector-size`, `info`, `feature-flush-cache`).
 fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
     let get = |x: &crate::xenstore::fake::FakeXenstored, p: &str| {
         x.get(p).map(|v| std::string::String::from_utf8(v).unwrap())
+    };
+    let control = |x: &crate::xenstore::fake::FakeXenstored, k: &str, default: &str| {
+        x.get(&format!("{CONTROL}/{k}"))
+            .unwrap_or_else(|| default.as_bytes().to_vec())
     };
     let front = get(x, &format!("{VBD_FRONT}/state"));
     match (
@@ -507,7 +522,8 @@ fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
         front.as_deref(),
     ) {
         (Some("1"), _) => {
-            x.external_write(&format!("{VBD_BACK}/feature-flush-cache"), b"1");
+            let flush = control(x, "feature-flush-cache", "1");
+            x.external_write(&format!("{VBD_BACK}/feature-flush-cache"), &flush);
             x.external_write(&format!("{VBD_BACK}/max-ring-page-order"), b"2");
             x.external_write(&format!("{VBD_BACK}/state"), b"2");
         }
@@ -537,28 +553,179 @@ fn blkback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
                     .map(|i| GrantRef(num(&format!("ring-ref{i}"))))
                     .collect()
             };
-            *PUBLISHED.lock().unwrap() = Some(FrontKeys {
-                ring_refs,
-                ring_order: order,
-                event_channel: EvtchnPort(num("event-channel")),
-            });
+            assert!(!ring_refs.is_empty());
+            let _ = num("event-channel");
             x.external_write(
                 &format!("{VBD_BACK}/sectors"),
                 SECTORS.to_string().as_bytes(),
             );
-            x.external_write(&format!("{VBD_BACK}/info"), b"0");
-            x.external_write(&format!("{VBD_BACK}/sector-size"), b"512");
+            let info = control(x, "info", "0");
+            x.external_write(&format!("{VBD_BACK}/info"), &info);
+            let size = control(x, "sector-size", "512");
+            x.external_write(&format!("{VBD_BACK}/sector-size"), &size);
             x.external_write(&format!("{VBD_BACK}/state"), b"4");
         }
+        (Some("2" | "4"), Some("5")) => x.external_write(&format!("{VBD_BACK}/state"), b"5"),
         (Some("5"), Some("5" | "6")) => x.external_write(&format!("{VBD_BACK}/state"), b"6"),
         _ => {}
     }
 }
 
+/// The keys the front end published, as the fake blkback thread maps
+/// them: read from our device directory in the fake store.
+fn published(store: &spin::Mutex<Client<FakeTransport>>) -> FrontKeys {
+    let mut c = store.lock();
+    let x = &c.transport_mut().server;
+    let num = |k: &str| -> u32 {
+        let v = x.get(&format!("{VBD_FRONT}/{k}")).unwrap();
+        std::str::from_utf8(&v).unwrap().parse().unwrap()
+    };
+    let ring_order = x
+        .get(&format!("{VBD_FRONT}/ring-page-order"))
+        .map_or(0, |o| std::str::from_utf8(&o).unwrap().parse().unwrap());
+    let ring_refs = if ring_order == 0 {
+        vec![GrantRef(num("ring-ref"))]
+    } else {
+        (0..1u32 << ring_order)
+            .map(|i| GrantRef(num(&format!("ring-ref{i}"))))
+            .collect()
+    };
+    FrontKeys {
+        ring_refs,
+        ring_order,
+        event_channel: EvtchnPort(num("event-channel")),
+    }
+}
+
+/// A store holding device vbd/`devid` of domain 7 and a blkback in
+/// InitWait-to-come that publishes `control` (see [`blkback_bus`]).
+fn vbd_store(devid: u32, control: &[(&str, &[u8])]) -> spin::Mutex<Client<FakeTransport>> {
+    let front = format!("/local/domain/7/device/vbd/{devid}");
+    let back = format!("/local/domain/0/backend/vbd/7/{devid}");
+    let mut t = FakeTransport::new(7, "guest-seven");
+    t.server
+        .external_write(&format!("{front}/backend"), back.as_bytes());
+    t.server
+        .external_write(&format!("{front}/backend-id"), b"0");
+    t.server.external_write(&format!("{back}/state"), b"1");
+    for (k, v) in control {
+        t.server.external_write(&format!("{CONTROL}/{k}"), v);
+    }
+    t.server.peer = Some(blkback_bus);
+    spin::Mutex::new(Client::new(t))
+}
+
+fn node(store: &spin::Mutex<Client<FakeTransport>>, path: &str) -> Option<std::string::String> {
+    store
+        .lock()
+        .transport_mut()
+        .server
+        .get(path)
+        .map(|v| std::string::String::from_utf8(v).unwrap())
+}
+
+#[test]
+fn a_connect_that_fails_after_initialising_closes_the_device() {
+    // A sector size no disk has, a feature flag that is not 0 or 1, an
+    // `info` that is not a number: each refused, and both ends Closed
+    // (the backend is not left Connected on a ring no one serves).
+    type Expect = fn(&BlockError) -> bool;
+    let cases: [(&str, &[u8], Expect); 3] = [
+        ("sector-size", b"1000", |e| {
+            *e == BlockError::SectorSize(1000)
+        }),
+        ("feature-flush-cache", b"yes", |e| {
+            matches!(
+                e,
+                BlockError::Xenbus(crate::xenbus::XenbusError::BadNode(_))
+            )
+        }),
+        ("info", b"ro", |e| {
+            matches!(
+                e,
+                BlockError::Xenbus(crate::xenbus::XenbusError::BadNode(_))
+            )
+        }),
+    ];
+    for (key, value, expected) in cases {
+        let w = world();
+        let store = vbd_store(51712, &[(key, value)]);
+        let r = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick());
+        let e = r.err().unwrap_or_else(|| panic!("{key}: connected"));
+        assert!(expected(&e), "{key}: {e:?}");
+        assert_eq!(
+            node(&store, &format!("{VBD_FRONT}/state")).as_deref(),
+            Some("6"),
+            "{key}: our end Closed"
+        );
+        assert_eq!(
+            node(&store, &format!("{VBD_BACK}/state")).as_deref(),
+            Some("6"),
+            "{key}: the backend followed"
+        );
+        w.front_grants.reclaim();
+        assert_eq!(w.front_grants.stats().shared_pages, 0, "{key}");
+    }
+}
+
+#[test]
+fn a_disk_with_4_kib_sectors_connects_and_takes_whole_sectors() {
+    let w = world();
+    let store = vbd_store(51712, &[("sector-size", b"4096")]);
+    let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick())
+        .expect("Linux's blkback publishes a 4 KiB disk's logical block size");
+    assert_eq!(f.info().sector_size, 4096);
+    assert_eq!(
+        node(&store, &format!("{VBD_FRONT}/state")).as_deref(),
+        Some("4")
+    );
+    let keys = published(&store);
+    // Not whole 4 KiB sectors: refused before anything is sent.
+    let mut small = [0u8; 512];
+    assert_eq!(
+        f.read(8, &mut small),
+        Err(BlockError::OutOfRange {
+            sector: 8,
+            bytes: 512
+        })
+    );
+    let mut page = vec![0u8; 4096];
+    assert_eq!(
+        f.read(1, &mut page),
+        Err(BlockError::OutOfRange {
+            sector: 1,
+            bytes: 4096
+        })
+    );
+    std::thread::scope(|s| {
+        let back = s.spawn(|| blkback(&w, keys, Mode::Serve));
+        let stop = StopOnDrop(&w.stop);
+        f.read(8, &mut page).unwrap();
+        assert!(page[..] == w.disk.lock().unwrap()[8 * 512..8 * 512 + 4096]);
+        drop(stop);
+        back.join().unwrap();
+    });
+}
+
+#[test]
+fn a_vbd_id_above_u16_is_refused_before_anything_is_written() {
+    let w = world();
+    let store = vbd_store(70000, &[]);
+    let r = BlkFront::connect(&w.front_grants, &w.front_events, &store, 70000, quick());
+    assert_eq!(
+        r.err(),
+        Some(BlockError::OutOfRange {
+            sector: 70000,
+            bytes: 0
+        })
+    );
+    let writes = store.lock().transport_mut().server.writes.len();
+    assert_eq!(writes, 0, "no state written: the backend is not woken");
+    assert_eq!(w.front_grants.stats().shared_pages, 0, "nothing granted");
+}
+
 #[test]
 fn connect_handshakes_serves_and_closes_on_detach() {
-    use crate::xenstore::fake::FakeTransport;
-    use crate::xenstore::Client;
     let w = world();
     let mut t = FakeTransport::new(7, "guest-seven");
     t.server
@@ -576,7 +743,7 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     };
     let mut f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, opts).unwrap();
     assert_eq!(f.info(), INFO);
-    let keys = PUBLISHED.lock().unwrap().take().unwrap();
+    let keys = published(&store);
     assert_eq!(keys, f.keys());
     assert_eq!(
         (keys.ring_order, keys.ring_refs.len()),
@@ -628,7 +795,8 @@ fn connect_handshakes_serves_and_closes_on_detach() {
         };
         assert_eq!(err, BlockError::BackendClosing);
         assert_eq!(front_state(&store).as_deref(), Some(&b"6"[..]));
-        assert_eq!(f.read(3, &mut buf), Err(BlockError::Broken));
+        // The link is down for good, and keeps saying why.
+        assert_eq!(f.read(3, &mut buf), Err(BlockError::BackendClosing));
         drop(stop);
         back.join().unwrap();
     });
@@ -645,7 +813,7 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     let store = spin::Mutex::new(Client::new(t));
     let mut f =
         BlkFront::connect(&w2.front_grants, &w2.front_events, &store, 51712, quick()).unwrap();
-    let keys = PUBLISHED.lock().unwrap().take().unwrap();
+    let keys = published(&store);
     let port = Port::bind_interdomain(&w2.back_events, FRONT, keys.event_channel).unwrap();
     let mut buf = [0u8; 512];
     std::thread::scope(|s| {

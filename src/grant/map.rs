@@ -279,20 +279,11 @@ impl<B: GrantOps> Drop for MappedPages<'_, B> {
     }
 }
 
-/// A mapping can hold a ring (`crate::ring`): a backend's view of the
-/// ring pages its front end granted, in `ring-ref` order.
-impl<B: GrantOps> crate::ring::RingMemory for MappedPages<'_, B> {
-    fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
-        self.page(0)
-            .map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+impl<B: GrantOps> super::view::PageSpan for MappedPages<'_, B> {
+    fn page_count(&self) -> usize {
+        self.len()
     }
-    fn ring_len(&self) -> usize {
-        self.len() * PAGE_SIZE
-    }
-    fn ring_read(&self, offset: usize, dst: &mut [u8]) {
-        let _ = self.read_at(offset, dst);
-    }
-    fn ring_write(&self, offset: usize, src: &[u8]) {
-        let _ = self.write_at(offset, src);
+    fn page_view(&self, i: usize) -> Option<PageView<'_>> {
+        self.page(i)
     }
 }

@@ -60,7 +60,7 @@ pub use table::{
     Granted, Grants, DEFAULT_PENDING_LIMIT, DEFAULT_SHARE_LIMIT, DEFAULT_SHARE_LIMIT_PER_DOMAIN,
 };
 pub use transfer::{Cancelled, TransferError, TransferPoll, TransferSlot};
-pub use view::{Access, PageView, UnmapNotify};
+pub use view::{Access, PageSpan, PageView, UnmapNotify};
 
 #[cfg(target_os = "none")]
 pub(crate) use guest::grants;

@@ -336,21 +336,11 @@ impl<B: GrantOps> Drop for SharedPages<'_, B> {
     }
 }
 
-/// A share can hold a ring (`crate::ring`), of one page or several
-/// (`ring-page-order`): the header in its first page, slots copied across
-/// its pages.
-impl<B: GrantOps> crate::ring::RingMemory for SharedPages<'_, B> {
-    fn ring_mem(&self) -> crate::shared_mem::SharedMem<'_> {
-        self.page(0)
-            .map_or(crate::shared_mem::SharedMem::empty(), |p| p.shared_mem())
+impl<B: GrantOps> super::view::PageSpan for SharedPages<'_, B> {
+    fn page_count(&self) -> usize {
+        self.len()
     }
-    fn ring_len(&self) -> usize {
-        self.len() * PAGE_SIZE
-    }
-    fn ring_read(&self, offset: usize, dst: &mut [u8]) {
-        let _ = self.read_at(offset, dst);
-    }
-    fn ring_write(&self, offset: usize, src: &[u8]) {
-        let _ = self.write_at(offset, src);
+    fn page_view(&self, i: usize) -> Option<PageView<'_>> {
+        self.page(i)
     }
 }

@@ -194,3 +194,32 @@ pub(super) fn write_span<'p>(
     }
     Ok(())
 }
+
+/// Granted pages in ring order, a share or a mapping: what
+/// [`crate::ring::RingMemory`] needs of them. Implemented by
+/// [`SharedPages`](super::SharedPages) and [`MappedPages`](super::MappedPages) only.
+pub trait PageSpan {
+    /// Number of pages.
+    fn page_count(&self) -> usize;
+    /// Page `i`'s bytes.
+    fn page_view(&self, i: usize) -> Option<PageView<'_>>;
+}
+
+/// Granted pages can hold a ring (`crate::ring`), of one page or several
+/// (`ring-page-order`): the header in the first page, slots copied
+/// across the pages, as the share or mapping sees them in order.
+impl<P: PageSpan> crate::ring::RingMemory for P {
+    fn ring_mem(&self) -> SharedMem<'_> {
+        self.page_view(0)
+            .map_or(SharedMem::empty(), |p| p.shared_mem())
+    }
+    fn ring_len(&self) -> usize {
+        self.page_count() * crate::abi::PAGE_SIZE
+    }
+    fn ring_read(&self, offset: usize, dst: &mut [u8]) {
+        let _ = read_span(self.page_count(), |i| self.page_view(i), offset, dst);
+    }
+    fn ring_write(&self, offset: usize, src: &[u8]) {
+        let _ = write_span(self.page_count(), |i| self.page_view(i), offset, src);
+    }
+}

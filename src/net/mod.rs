@@ -24,13 +24,14 @@
 //! node, `ip` from the backend's, which `xl`'s `vif = ['ip=...']` sets);
 //! [`NetFront`] implements [`smoltcp::phy::Device`].
 
-use crate::event::{EventError, EventOps, Port, Status};
+use crate::event::{EventError, EventOps, Port};
 use crate::grant::{Access, GrantError, GrantOps, Grants, SharedPages};
 use crate::ring::{FrontRing, Message, RingError};
 use crate::types::{DomId, GrantRef};
-use crate::xenbus::{Announce, Connection, Frontend, XenbusError, CLOSE_TIMEOUT};
+use crate::xenbus::{
+    link_error, Announce, Down, Frontend, Keys, Link, LinkError, Opening, XenbusError,
+};
 use crate::xenstore::{Client, Transport};
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -45,24 +46,29 @@ mod tests;
 pub use smoltcp;
 pub use stack::{Stack, StackError};
 
-/// `NETTXF_more_data`: the frame continues in the next request.
-pub const NETTXF_MORE_DATA: u16 = 1 << 2;
-/// `NETRXF_more_data`.
-pub const NETRXF_MORE_DATA: u16 = 1 << 2;
-/// `NETRXF_extra_info`: an extra-info slot follows.
-pub const NETRXF_EXTRA_INFO: u16 = 1 << 3;
-/// `NETIF_RSP_OKAY`.
-pub const NETIF_RSP_OKAY: i16 = 0;
-/// `NETIF_RSP_ERROR`.
-pub const NETIF_RSP_ERROR: i16 = -1;
-/// `NETIF_RSP_DROPPED`.
-pub const NETIF_RSP_DROPPED: i16 = -2;
+use crate::abi::netif::*;
+pub use crate::abi::netif::{
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA,
+    NETTXF_MORE_DATA,
+};
 
 /// The largest Ethernet frame we send or take (MTU 1500 + header).
 pub const MAX_FRAME: usize = 1514;
 const PAGE: usize = 4096;
 
-/// `struct netif_tx_request` (12 bytes).
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    out[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+/// `struct netif_tx_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxRequest {
     pub gref: GrantRef,
@@ -73,27 +79,26 @@ pub struct TxRequest {
 }
 
 impl Message for TxRequest {
-    const SIZE: usize = 12;
+    const SIZE: usize = NETIF_TX_REQUEST_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..4].copy_from_slice(&self.gref.0.to_le_bytes());
-        out[4..6].copy_from_slice(&self.offset.to_le_bytes());
-        out[6..8].copy_from_slice(&self.flags.to_le_bytes());
-        out[8..10].copy_from_slice(&self.id.to_le_bytes());
-        out[10..12].copy_from_slice(&self.size.to_le_bytes());
+        put(out, TX_REQ_GREF, &self.gref.0.to_le_bytes());
+        put(out, TX_REQ_OFFSET, &self.offset.to_le_bytes());
+        put(out, TX_REQ_FLAGS, &self.flags.to_le_bytes());
+        put(out, TX_REQ_ID, &self.id.to_le_bytes());
+        put(out, TX_REQ_SIZE, &self.size.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         TxRequest {
-            gref: GrantRef(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            offset: u16_at(4),
-            flags: u16_at(6),
-            id: u16_at(8),
-            size: u16_at(10),
+            gref: GrantRef(u32_at(b, TX_REQ_GREF)),
+            offset: u16_at(b, TX_REQ_OFFSET),
+            flags: u16_at(b, TX_REQ_FLAGS),
+            id: u16_at(b, TX_REQ_ID),
+            size: u16_at(b, TX_REQ_SIZE),
         }
     }
 }
 
-/// `struct netif_tx_response` (4 bytes).
+/// `struct netif_tx_response`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxResponse {
     pub id: u16,
@@ -101,20 +106,20 @@ pub struct TxResponse {
 }
 
 impl Message for TxResponse {
-    const SIZE: usize = 4;
+    const SIZE: usize = NETIF_TX_RESPONSE_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].copy_from_slice(&self.status.to_le_bytes());
+        put(out, TX_RSP_ID, &self.id.to_le_bytes());
+        put(out, TX_RSP_STATUS, &self.status.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         TxResponse {
-            id: u16::from_le_bytes([b[0], b[1]]),
-            status: i16::from_le_bytes([b[2], b[3]]),
+            id: u16_at(b, TX_RSP_ID),
+            status: u16_at(b, TX_RSP_STATUS) as i16,
         }
     }
 }
 
-/// `struct netif_rx_request` (8 bytes).
+/// `struct netif_rx_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxRequest {
     pub id: u16,
@@ -122,22 +127,22 @@ pub struct RxRequest {
 }
 
 impl Message for RxRequest {
-    const SIZE: usize = 8;
+    const SIZE: usize = NETIF_RX_REQUEST_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].fill(0);
-        out[4..8].copy_from_slice(&self.gref.0.to_le_bytes());
+        out.fill(0);
+        put(out, RX_REQ_ID, &self.id.to_le_bytes());
+        put(out, RX_REQ_GREF, &self.gref.0.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
         RxRequest {
-            id: u16::from_le_bytes([b[0], b[1]]),
-            gref: GrantRef(u32::from_le_bytes([b[4], b[5], b[6], b[7]])),
+            id: u16_at(b, RX_REQ_ID),
+            gref: GrantRef(u32_at(b, RX_REQ_GREF)),
         }
     }
 }
 
-/// `struct netif_rx_response` (8 bytes): `status` is the frame's length
-/// when positive.
+/// `struct netif_rx_response`: `status` is the frame's length when
+/// positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxResponse {
     pub id: u16,
@@ -147,20 +152,19 @@ pub struct RxResponse {
 }
 
 impl Message for RxResponse {
-    const SIZE: usize = 8;
+    const SIZE: usize = NETIF_RX_RESPONSE_SIZE;
     fn encode(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.id.to_le_bytes());
-        out[2..4].copy_from_slice(&self.offset.to_le_bytes());
-        out[4..6].copy_from_slice(&self.flags.to_le_bytes());
-        out[6..8].copy_from_slice(&self.status.to_le_bytes());
+        put(out, RX_RSP_ID, &self.id.to_le_bytes());
+        put(out, RX_RSP_OFFSET, &self.offset.to_le_bytes());
+        put(out, RX_RSP_FLAGS, &self.flags.to_le_bytes());
+        put(out, RX_RSP_STATUS, &self.status.to_le_bytes());
     }
     fn decode(b: &[u8]) -> Self {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         RxResponse {
-            id: u16_at(0),
-            offset: u16_at(2),
-            flags: u16_at(4),
-            status: u16_at(6) as i16,
+            id: u16_at(b, RX_RSP_ID),
+            offset: u16_at(b, RX_RSP_OFFSET),
+            flags: u16_at(b, RX_RSP_FLAGS),
+            status: u16_at(b, RX_RSP_STATUS) as i16,
         }
     }
 }
@@ -208,9 +212,28 @@ impl From<RingError> for NetError {
 
 impl From<XenbusError> for NetError {
     fn from(e: XenbusError) -> Self {
-        match e {
-            XenbusError::BackendClosing(_) | XenbusError::BackendGone => NetError::BackendClosing,
-            e => NetError::Xenbus(e),
+        link_error(e)
+    }
+}
+
+impl LinkError for NetError {
+    fn down(why: Down) -> Self {
+        match why {
+            Down::Closing => NetError::BackendClosing,
+            Down::Gone => NetError::BackendGone,
+        }
+    }
+    fn broken() -> Self {
+        NetError::Broken
+    }
+    fn xenbus(e: XenbusError) -> Self {
+        NetError::Xenbus(e)
+    }
+    fn is_down(&self) -> Option<Down> {
+        match self {
+            NetError::BackendClosing => Some(Down::Closing),
+            NetError::BackendGone => Some(Down::Gone),
+            _ => None,
         }
     }
 }
@@ -261,8 +284,32 @@ pub struct FrontKeys {
     pub event_channel: crate::types::EvtchnPort,
 }
 
+impl FrontKeys {
+    /// The xenstore nodes: the rings, the event channel, and the features
+    /// this front end asks for or refuses.
+    pub fn nodes(&self) -> Keys {
+        let mut k = Keys::new();
+        k.set("tx-ring-ref", self.tx_ring_ref.0)
+            .set("rx-ring-ref", self.rx_ring_ref.0)
+            .set("event-channel", self.event_channel.0)
+            .set("request-rx-copy", 1)
+            .set("feature-rx-notify", 1)
+            .set("feature-sg", 0)
+            .set("feature-gso-tcpv4", 0)
+            // Full checksums in every frame we get: smoltcp checks them
+            // (without this netback passes dom0's partial ones, csum_blank).
+            .set("feature-no-csum-offload", 1)
+            .set("feature-ipv6-csum-offload", 0);
+        k
+    }
+}
+
 /// The front end of one virtual network interface.
 pub struct NetFront<'g, G: GrantOps, E: EventOps> {
+    /// The xenbus side (connected by `connect`): the failure latch, the
+    /// link checks, closed at the end. First, so that it is dropped (the
+    /// device closed) before the pages are.
+    link: Link<'g>,
     tx: FrontRing<SharedPages<'g, G>, TxRequest, TxResponse>,
     rx: FrontRing<SharedPages<'g, G>, RxRequest, RxResponse>,
     tx_pages: SharedPages<'g, G>,
@@ -275,13 +322,11 @@ pub struct NetFront<'g, G: GrantOps, E: EventOps> {
     backend: DomId,
     mac: [u8; 6],
     stats: NetStats,
-    broken: bool,
-    /// Why the link went down (backend closing or gone), once it did.
-    down: Option<NetError>,
-    bus: Option<Box<dyn Connection + 'g>>,
-    checked_ns: u64,
     /// The backend's `ip` node.
     ip: Option<String>,
+    /// The buffer smoltcp writes a frame into before it is copied to a
+    /// tx page: kept, not allocated per frame.
+    tx_buf: Vec<u8>,
 }
 
 impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
@@ -294,13 +339,14 @@ impl<G: GrantOps, E: EventOps> core::fmt::Debug for NetFront<'_, G, E> {
     }
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff`: six bytes of two hex digits each (no
+/// sign, which `from_str_radix` would take).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');
     for b in mac.iter_mut() {
         let p = parts.next()?;
-        if p.len() != 2 {
+        if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
         *b = u8::from_str_radix(p, 16).ok()?;
@@ -326,6 +372,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         let rx_pages = grants.share(backend, n_rx as u32, Access::ReadWrite)?;
         let port = Port::alloc_unbound(events, backend)?;
         let mut nf = NetFront {
+            link: Link::unconnected(LINK_CHECK),
             tx,
             rx,
             tx_pages,
@@ -336,11 +383,8 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             backend,
             mac,
             stats: NetStats::default(),
-            broken: false,
-            down: None,
-            bus: None,
-            checked_ns: 0,
             ip: None,
+            tx_buf: Vec::new(),
         };
         for id in 0..n_rx as u16 {
             nf.post_rx(id)?;
@@ -373,46 +417,41 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
         devid: u32,
         opts: Options,
     ) -> Result<Self, NetError> {
-        let bus = Frontend::open(store, "vif", devid)?;
-        // A device the toolstack is detaching (libxl sets the backend's
-        // `online` to 0 first) is not reconnected: writing Initialising
-        // would make netback reopen a vif that is about to be removed.
-        if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
-            return Err(NetError::BackendClosing);
-        }
-        let mac_node = store
-            .lock()
-            .read_string(&format!("{}/mac", bus.path()))
-            .map_err(XenbusError::from)?;
-        let mac = parse_mac(&mac_node).ok_or(NetError::BadMac(mac_node))?;
-        bus.initialise(opts.timeout)?;
+        let mut mac = [0; 6];
+        let bus = Opening::initialise(store, "vif", devid, opts.timeout, |bus| {
+            // A device the toolstack is detaching (libxl sets the
+            // backend's `online` to 0 first) is not reconnected: writing
+            // Initialising would make netback reopen a vif that is about
+            // to be removed.
+            if bus.read_backend("online")?.is_some_and(|v| v.trim() == "0") {
+                return Err(NetError::BackendClosing);
+            }
+            let node = store
+                .lock()
+                .read_string(&format!("{}/mac", bus.path()))
+                .map_err(XenbusError::from)?;
+            mac = parse_mac(&node).ok_or(NetError::BadMac(node))?;
+            Ok(())
+        })?;
         let mut nf = NetFront::new(grants, events, bus.backend_id(), mac, opts)?;
-        let k = nf.keys();
-        let (tx, rx, port) = (
-            format!("{}", k.tx_ring_ref.0),
-            format!("{}", k.rx_ring_ref.0),
-            format!("{}", k.event_channel.0),
-        );
-        let keys = [
-            ("tx-ring-ref", &*tx),
-            ("rx-ring-ref", &*rx),
-            ("event-channel", &*port),
-            ("request-rx-copy", "1"),
-            ("feature-rx-notify", "1"),
-            ("feature-sg", "0"),
-            ("feature-gso-tcpv4", "0"),
-            // Full checksums in every frame we get: smoltcp checks them
-            // (without this netback passes dom0's partial ones, csum_blank).
-            ("feature-no-csum-offload", "1"),
-            ("feature-ipv6-csum-offload", "0"),
-        ];
-        // netfront announces Connected with its keys.
-        bus.connect(Announce::Connected, &keys, opts.timeout)?;
-        nf.ip = bus.read_backend("ip")?;
-        nf.bus = Some(Box::new(bus));
+        // On an error the device is closed (the backend unmaps) before
+        // `nf`'s pages go back.
+        nf.link = bus.complete(LINK_CHECK, |bus| nf.finish_connect(bus, opts.timeout))?;
         // Tell the backend about the posted rx requests.
         let _ = nf.port.send();
         Ok(nf)
+    }
+
+    /// Handshake step 3: netfront announces Connected with its keys; then
+    /// the backend's `ip`.
+    fn finish_connect<T: Transport>(
+        &mut self,
+        bus: &Frontend<'_, T>,
+        timeout: Duration,
+    ) -> Result<(), NetError> {
+        bus.connect(Announce::Connected, &self.keys().nodes().pairs(), timeout)?;
+        self.ip = bus.read_backend("ip")?;
+        Ok(())
     }
 
     /// What to publish under `device/vif/<devid>/`.
@@ -454,38 +493,18 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     }
 
     fn fail<T>(&mut self, e: NetError) -> Result<T, NetError> {
-        self.broken = true;
-        if matches!(e, NetError::BackendClosing | NetError::BackendGone) {
-            self.down = Some(e.clone());
-        }
-        Err(e)
+        self.link.fail(e)
     }
 
     /// At most every [`LINK_CHECK`]: the backend still there and open.
     pub(crate) fn check_link(&mut self) -> Result<(), NetError> {
-        if self.broken {
-            // A link that went down says so every time (smoltcp's device
-            // calls, which may be the first to see it, cannot report).
-            return Err(self.down.clone().unwrap_or(NetError::Broken));
-        }
+        // A link that went down says so every time (smoltcp's device
+        // calls, which may be the first to see it, cannot report).
         let events = self.port.events();
-        let now = events.now_ns();
-        if now.saturating_sub(self.checked_ns) < LINK_CHECK.as_nanos() as u64 {
-            return Ok(());
-        }
-        self.checked_ns = now;
-        if let Some(e) = self.bus.as_ref().and_then(|b| b.check().err()) {
-            if let Some(bus) = self.bus.take() {
-                let _ = bus.close(CLOSE_TIMEOUT);
-            }
-            return self.fail(e.into());
-        }
-        if !matches!(
-            events.status(self.port.port()),
-            Ok(Status::Interdomain { .. })
-        ) && self.bus.is_some()
-        {
-            return self.fail(NetError::BackendGone);
+        self.link.check::<NetError>(events.now_ns())?;
+        if self.link.is_connected() {
+            self.link
+                .check_peer::<NetError, _>(events, self.port.port())?;
         }
         Ok(())
     }
@@ -551,6 +570,33 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
     /// Copies the next received frame into `buf` (at least [`MAX_FRAME`]
     /// bytes) and returns its length; `None` when none has arrived.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
+        self.take_rx(buf.len(), |pages, at, len| {
+            pages.read_at(at, &mut buf[..len]).map(|()| len)
+        })
+    }
+
+    /// The next received frame, in a buffer of its own length (one copy
+    /// out of the granted page, nothing allocated when none arrived).
+    fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        self.check_link()?;
+        // The ring first: an idle poll allocates nothing.
+        if !self.rx.response_published() {
+            return Ok(None);
+        }
+        self.take_rx(MAX_FRAME, |pages, at, len| {
+            let mut frame = alloc::vec![0u8; len];
+            pages.read_at(at, &mut frame).map(|()| frame)
+        })
+    }
+
+    /// Takes rx responses up to the first good frame (at most `max`
+    /// bytes), which `copy` takes out of the pool (`copy(pages, byte
+    /// offset, length)`); every page seen is posted again.
+    fn take_rx<T>(
+        &mut self,
+        max: usize,
+        mut copy: impl FnMut(&SharedPages<'g, G>, usize, usize) -> Result<T, GrantError>,
+    ) -> Result<Option<T>, NetError> {
         self.check_link()?;
         let mut reposted = false;
         let got = loop {
@@ -570,20 +616,18 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
             let ok = len > 0
                 && rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO) == 0
                 && off + len as usize <= PAGE
-                && len as usize <= buf.len();
+                && len as usize <= max;
             let result = if ok {
-                self.rx_pages
-                    .read_at(id * PAGE + off, &mut buf[..len as usize])?;
-                Some(len as usize)
+                Some(copy(&self.rx_pages, id * PAGE + off, len as usize)?)
             } else {
                 self.stats.rx_dropped += 1;
                 None
             };
             self.post_rx(rsp.id)?;
             reposted = true;
-            if let Some(n) = result {
+            if let Some(t) = result {
                 self.stats.rx_frames += 1;
-                break Some(n);
+                break Some(t);
             }
         };
         if reposted && self.rx.push_requests_and_check_notify() {
@@ -621,18 +665,7 @@ impl<'g, G: GrantOps, E: EventOps> NetFront<'g, G, E> {
 
     /// Closes the xenbus connection (also done on drop).
     pub fn close(mut self) -> Result<(), NetError> {
-        match self.bus.take() {
-            Some(bus) => Ok(bus.close(CLOSE_TIMEOUT)?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<G: GrantOps, E: EventOps> Drop for NetFront<'_, G, E> {
-    fn drop(&mut self) {
-        if let Some(bus) = self.bus.take() {
-            let _ = bus.close(CLOSE_TIMEOUT);
-        }
+        self.link.close()
     }
 }
 
@@ -663,11 +696,16 @@ pub struct TxToken<'d, 'g, G: GrantOps, E: EventOps> {
 
 impl<G: GrantOps, E: EventOps> smoltcp::phy::TxToken for TxToken<'_, '_, G, E> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = alloc::vec![0u8; len];
+        // Zeroed each time: bytes smoltcp leaves unwritten must not
+        // carry an earlier frame's to the backend.
+        let mut frame = core::mem::take(&mut self.dev.tx_buf);
+        frame.clear();
+        frame.resize(len, 0);
         let r = f(&mut frame);
         // smoltcp has no way to hear of a failure here: a frame that
         // cannot go (broken device) is dropped, as a full NIC would.
         let _ = self.dev.send(&frame);
+        self.dev.tx_buf = frame;
         r
     }
 }
@@ -686,16 +724,17 @@ impl<'g, G: GrantOps, E: EventOps> smoltcp::phy::Device for NetFront<'g, G, E> {
         &mut self,
         _: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let mut buf = alloc::vec![0u8; MAX_FRAME];
-        let n = self.recv(&mut buf).ok()??;
-        buf.truncate(n);
+        // smoltcp takes the frame as a slice: the one copy is out of the
+        // granted page (which the backend may rewrite at any time, so it
+        // is never lent out).
+        let frame = self.recv_frame().ok()??;
         // With no tx page free, a frame smoltcp sends in answer is dropped
         // (`send` returns false), as a full NIC would drop it.
-        Some((RxToken { frame: buf }, TxToken { dev: self }))
+        Some((RxToken { frame }, TxToken { dev: self }))
     }
 
     fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        if self.broken || self.reap_tx().is_err() || self.tx_free.is_empty() {
+        if self.link.is_broken() || self.reap_tx().is_err() || self.tx_free.is_empty() {
             return None;
         }
         Some(TxToken { dev: self })

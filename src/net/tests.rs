@@ -431,3 +431,173 @@ fn a_vif_being_detached_is_not_reconnected() {
     );
     assert_eq!(w.front_grants.stats().shared_pages, 0, "nothing granted");
 }
+
+const VIF_FRONT: &str = "/local/domain/7/device/vif/0";
+const VIF_BACK: &str = "/local/domain/0/backend/vif/7/0";
+
+/// netback's xenbus side: InitWait, Connected once the front is, and a
+/// front that closes followed to Closed. `/test/vif/ip` is what it
+/// publishes as `ip`.
+fn netback_bus(x: &mut crate::xenstore::fake::FakeXenstored) {
+    let back = x.get(&format!("{VIF_BACK}/state"));
+    let front = x.get(&format!("{VIF_FRONT}/state"));
+    match (back.as_deref(), front.as_deref()) {
+        (Some(b"1"), _) => x.external_write(&format!("{VIF_BACK}/state"), b"2"),
+        (Some(b"2"), Some(b"4")) => {
+            if let Some(ip) = x.get("/test/vif/ip") {
+                x.external_write(&format!("{VIF_BACK}/ip"), &ip);
+            }
+            x.external_write(&format!("{VIF_BACK}/state"), b"4");
+        }
+        (Some(b"2" | b"4"), Some(b"5")) => x.external_write(&format!("{VIF_BACK}/state"), b"5"),
+        (Some(b"5"), Some(b"5" | b"6")) => x.external_write(&format!("{VIF_BACK}/state"), b"6"),
+        _ => {}
+    }
+}
+
+fn vif_store(
+    ip: &[u8],
+) -> spin::Mutex<crate::xenstore::Client<crate::xenstore::fake::FakeTransport>> {
+    let mut t = crate::xenstore::fake::FakeTransport::new(7, "guest-seven");
+    for (p, v) in [
+        (format!("{VIF_FRONT}/backend"), VIF_BACK.as_bytes()),
+        (format!("{VIF_FRONT}/backend-id"), b"0"),
+        (format!("{VIF_FRONT}/mac"), b"00:16:3e:00:00:12"),
+        (format!("{VIF_BACK}/state"), b"1"),
+        (String::from("/test/vif/ip"), ip),
+    ] {
+        t.server.external_write(&p, v);
+    }
+    t.server.peer = Some(netback_bus);
+    spin::Mutex::new(crate::xenstore::Client::new(t))
+}
+
+#[test]
+fn connect_reads_the_configured_address() {
+    let w = world();
+    let store = vif_store(b"10.0.0.7 255.255.255.0");
+    let quick = Options {
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let nf = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, quick).unwrap();
+    assert_eq!(
+        nf.configured_ip(),
+        Some(core::net::Ipv4Addr::new(10, 0, 0, 7))
+    );
+    assert_eq!(nf.mac(), [0, 0x16, 0x3e, 0, 0, 0x12]);
+    let state = |p: &str| store.lock().transport_mut().server.get(p);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"4"[..])
+    );
+    drop(nf);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+    assert_eq!(
+        state(&format!("{VIF_BACK}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+}
+
+#[test]
+fn a_connect_that_fails_after_initialising_closes_the_device() {
+    let w = world();
+    // An `ip` that is not UTF-8: refused, and both ends Closed.
+    let store = vif_store(b"10.0.0.\xff");
+    let quick = Options {
+        timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    let r = NetFront::connect(&w.front_grants, &w.front_events, &store, 0, quick);
+    assert!(
+        matches!(r, Err(NetError::Xenbus(XenbusError::BadNode(_)))),
+        "{r:?}"
+    );
+    let state = |p: &str| store.lock().transport_mut().server.get(p);
+    assert_eq!(
+        state(&format!("{VIF_FRONT}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "our end Closed"
+    );
+    assert_eq!(
+        state(&format!("{VIF_BACK}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "the backend followed"
+    );
+    w.front_grants.reclaim();
+    assert_eq!(w.front_grants.stats().shared_pages, 0);
+}
+
+#[test]
+fn a_mac_is_two_hex_digits_a_byte_without_signs() {
+    for bad in [
+        "+0:+1:+2:+3:+4:+5",
+        "-0:16:3e:00:00:1a",
+        "0x:16:3e:00:00:1a",
+        " 00:16:3e:00:00:1a:",
+    ] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+    assert_eq!(
+        parse_mac("0A:1b:3E:00:00:fF"),
+        Some([0x0a, 0x1b, 0x3e, 0, 0, 0xff])
+    );
+}
+
+#[test]
+fn smoltcp_gets_each_frame_in_a_buffer_of_its_length_and_nothing_on_an_idle_poll() {
+    use smoltcp::phy::{Device, RxToken as _};
+    with_backend(Options::default(), |nf, w| {
+        let now = smoltcp::time::Instant::from_millis(0);
+        // Nothing arrived: no token (and the ring was only looked at).
+        assert!(nf.receive(now).is_none());
+        let sizes = [60usize, 1514, 333];
+        for (i, &n) in sizes.iter().enumerate() {
+            let f = frame(n, i as u8);
+            w.inject
+                .lock()
+                .unwrap()
+                .push_back((f.clone(), Rx::Good { offset: 0 }));
+            let start = std::time::Instant::now();
+            let (rx, _tx) = loop {
+                if let Some(t) = nf.receive(now) {
+                    break t;
+                }
+                assert!(start.elapsed() < Duration::from_secs(10), "frame {i}");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert_eq!(rx.frame.capacity(), n, "one buffer of the frame's length");
+            assert_eq!(rx.consume(|b| b.to_vec()), f);
+        }
+        assert!(nf.receive(now).is_none());
+        assert_eq!(nf.stats().rx_frames, 3);
+    });
+}
+
+#[test]
+fn smoltcp_frames_go_out_through_one_kept_buffer_zeroed_each_time() {
+    use smoltcp::phy::{Device, TxToken as _};
+    with_backend(Options::default(), |nf, w| {
+        let now = smoltcp::time::Instant::from_millis(0);
+        let tx = nf.transmit(now).unwrap();
+        tx.consume(100, |b| b.fill(0xaa));
+        let kept = nf.tx_buf.as_ptr();
+        // A shorter frame of which smoltcp writes only the first byte.
+        let tx = nf.transmit(now).unwrap();
+        tx.consume(60, |b| b[0] = 1);
+        assert_eq!(nf.tx_buf.as_ptr(), kept, "the same buffer");
+        let start = std::time::Instant::now();
+        while w.sent.lock().unwrap().len() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sent = w.sent.lock().unwrap().clone();
+        assert_eq!(sent[0], vec![0xaa; 100]);
+        let mut second = vec![0u8; 60];
+        second[0] = 1;
+        assert_eq!(sent[1], second, "nothing of the first frame");
+    });
+}

@@ -84,21 +84,7 @@ mod tests;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-/// `RING_IDX`: a free-running 32-bit index; slots are `idx & (size - 1)`.
-pub type RingIdx = u32;
-
-/// Offset of `req_prod` in the shared ring.
-pub const REQ_PROD: usize = 0;
-/// Offset of `req_event`.
-pub const REQ_EVENT: usize = 4;
-/// Offset of `rsp_prod`.
-pub const RSP_PROD: usize = 8;
-/// Offset of `rsp_event`.
-pub const RSP_EVENT: usize = 12;
-/// Offset of the device-specific `pvt` bytes.
-pub const PVT: usize = 16;
-/// Offset of `ring[0]`: after `pvt` (4 bytes) and `__pad[44]`.
-pub const ENTRIES: usize = 64;
+pub use crate::abi::ring::{RingIdx, ENTRIES, PVT, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 
 /// A request or response as it sits in a ring slot: encoded into and
 /// decoded from the slot's bytes, never referenced in place.

@@ -12,7 +12,7 @@
 use super::layout::{
     choose_orders, ring_offset, ring_pages, validate_orders, LayoutError, MAX_GRANTS,
 };
-use super::ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
+use super::ring::{ChanMemory, Progress, Ring, Side, VchanError, Which};
 use crate::abi::vchan::*;
 use crate::event::{EventError, EventOps, Port, Status};
 use crate::grant::{Access, GrantError, GrantOps, Grants, MappedPages, SharedPages, UnmapNotify};
@@ -205,7 +205,7 @@ enum ChanMem<'b, G: GrantOps> {
     },
 }
 
-impl<G: GrantOps> RingMemory for ChanMem<'_, G> {
+impl<G: GrantOps> ChanMemory for ChanMem<'_, G> {
     #[inline]
     fn ctrl(&self) -> SharedMem<'_> {
         let page = match self {
@@ -252,7 +252,7 @@ pub struct Vchan<'b, G: GrantOps, E: EventOps, S: Rendezvous + ?Sized> {
 
 /// Whether the peer has closed for good: never for a persistent server,
 /// whose client may come back.
-fn ring_closed<M: RingMemory>(ring: &Ring<M>, persist: bool) -> bool {
+fn ring_closed<M: ChanMemory>(ring: &Ring<M>, persist: bool) -> bool {
     !persist && !ring.peer_live()
 }
 

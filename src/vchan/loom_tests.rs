@@ -7,7 +7,7 @@
 
 extern crate std;
 
-use super::ring::{HostRingMemory, Progress, Ring, Side};
+use super::ring::{HostChanMemory, Progress, Ring, Side};
 use crate::abi::vchan::*;
 use crate::shared_mem::loom_model;
 use core::sync::atomic::Ordering;
@@ -16,8 +16,8 @@ use loom::thread;
 /// A server/client pair at orders 10/11 with the left ring's indices at
 /// `prod`/`cons`, every header field and the first data bytes primed on
 /// this thread (see `SharedMem::loom_prime`).
-fn pair(prod: u32, cons: u32) -> (Ring<HostRingMemory<'static>>, Ring<HostRingMemory<'static>>) {
-    let mem = HostRingMemory::new(10, 11);
+fn pair(prod: u32, cons: u32) -> (Ring<HostChanMemory<'static>>, Ring<HostChanMemory<'static>>) {
+    let mem = HostChanMemory::new(10, 11);
     let ctrl = mem.ctrl;
     for off in [
         LEFT + RING_CONS,

@@ -15,8 +15,8 @@ pub mod ring;
 pub use channel::{qubes_path, Backends, ChannelError, Rendezvous, State, Vchan, Woken};
 pub use layout::{ring_offset, validate_orders, LayoutError};
 #[cfg(any(test, feature = "host-fakes"))]
-pub use ring::HostRingMemory;
-pub use ring::{Progress, Ring, RingMemory, Side, VchanError, Which};
+pub use ring::HostChanMemory;
+pub use ring::{ChanMemory, Progress, Ring, Side, VchanError, Which};
 
 /// A vchan over this domain's grant table, event channels and xenstore.
 #[cfg(target_os = "none")]

@@ -96,7 +96,7 @@ pub enum Which {
 /// pages, the client's mappings, buffers in host tests. The ring asks
 /// for views at each operation, so every view borrows its owner for that
 /// operation only and none can outlive the pages.
-pub trait RingMemory {
+pub trait ChanMemory {
     /// The control page (`struct vchan_interface`).
     fn ctrl(&self) -> SharedMem<'_>;
     /// Page `i` of ring `which`, for rings of order 12 and up; rings of
@@ -104,7 +104,7 @@ pub trait RingMemory {
     fn ring_page(&self, which: Which, i: usize) -> Option<SharedMem<'_>>;
 }
 
-impl<M: RingMemory + ?Sized> RingMemory for &M {
+impl<M: ChanMemory + ?Sized> ChanMemory for &M {
     fn ctrl(&self) -> SharedMem<'_> {
         (**self).ctrl()
     }
@@ -118,7 +118,7 @@ impl<M: RingMemory + ?Sized> RingMemory for &M {
 /// makes them zeroed and leaked.
 #[cfg(any(test, feature = "host-fakes"))]
 #[derive(Debug, Clone)]
-pub struct HostRingMemory<'a> {
+pub struct HostChanMemory<'a> {
     /// The control page.
     pub ctrl: SharedMem<'a>,
     /// The left ring's pages (empty for orders 10 and 11).
@@ -128,7 +128,7 @@ pub struct HostRingMemory<'a> {
 }
 
 #[cfg(any(test, feature = "host-fakes"))]
-impl HostRingMemory<'static> {
+impl HostChanMemory<'static> {
     /// A zeroed control page announcing `left_order`/`right_order`, with
     /// pages for the rings that need them.
     pub fn new(left_order: u16, right_order: u16) -> Self {
@@ -141,7 +141,7 @@ impl HostRingMemory<'static> {
                 .map(|_| SharedMem::leak_zeroed(PAGE))
                 .collect(),
         };
-        HostRingMemory {
+        HostChanMemory {
             ctrl,
             left: pages(left_order),
             right: pages(right_order),
@@ -150,7 +150,7 @@ impl HostRingMemory<'static> {
 }
 
 #[cfg(any(test, feature = "host-fakes"))]
-impl RingMemory for HostRingMemory<'_> {
+impl ChanMemory for HostChanMemory<'_> {
     fn ctrl(&self) -> SharedMem<'_> {
         self.ctrl
     }
@@ -169,7 +169,7 @@ const PAGE: usize = crate::abi::PAGE_SIZE;
 enum Place {
     /// At this offset of the control page (orders 10 and 11).
     InCtrl(usize),
-    /// In [`RingMemory::ring_page`]s.
+    /// In [`ChanMemory::ring_page`]s.
     Pages,
 }
 
@@ -187,7 +187,7 @@ struct Half {
 /// One end of a vchan: the control page plus the two ring buffers, in
 /// the memory `M` owns.
 #[derive(Debug)]
-pub struct Ring<M: RingMemory> {
+pub struct Ring<M: ChanMemory> {
     mem: M,
     side: Side,
     read: Half,
@@ -200,7 +200,7 @@ fn load(ctrl: &SharedMem<'_>, off: usize) -> u32 {
     ctrl.load_u32(off, Ordering::Acquire).unwrap_or(0)
 }
 
-impl<M: RingMemory> Ring<M> {
+impl<M: ChanMemory> Ring<M> {
     /// Wraps a channel whose control page holds valid orders, checking
     /// that `mem` has every page those orders need.
     pub fn new(mem: M, side: Side) -> Result<Ring<M>, VchanError> {
@@ -570,11 +570,11 @@ mod tests {
         ro: u16,
         start: u32,
     ) -> (
-        Ring<HostRingMemory<'static>>,
-        Ring<HostRingMemory<'static>>,
+        Ring<HostChanMemory<'static>>,
+        Ring<HostChanMemory<'static>>,
         SharedMem<'static>,
     ) {
-        let mem = HostRingMemory::new(lo, ro);
+        let mem = HostChanMemory::new(lo, ro);
         let ctrl = mem.ctrl;
         for off in [
             LEFT + RING_CONS,
@@ -763,7 +763,7 @@ mod tests {
 
     #[test]
     fn bad_layouts_are_refused() {
-        let mem = HostRingMemory::new(10, 10);
+        let mem = HostChanMemory::new(10, 10);
         assert_eq!(
             Ring::new(&mem, Side::Client).unwrap_err(),
             VchanError::Layout(LayoutError::Overlap(10))
@@ -776,7 +776,7 @@ mod tests {
             VchanError::Layout(LayoutError::BadOrder(30))
         );
         // Announced orders that need more pages than the memory has.
-        let mut mem = HostRingMemory::new(12, 12);
+        let mut mem = HostChanMemory::new(12, 12);
         mem.ctrl
             .store_u16(RIGHT_ORDER, 13, Ordering::Relaxed)
             .unwrap();
@@ -800,7 +800,7 @@ mod tests {
             }
         );
         // A control page shorter than a page.
-        let short = HostRingMemory {
+        let short = HostChanMemory {
             ctrl: SharedMem::leak_zeroed(2048),
             left: vec![],
             right: vec![],
@@ -810,7 +810,7 @@ mod tests {
             Err(VchanError::BufferSize { .. })
         ));
         // The well-formed layout is accepted.
-        mem.right = HostRingMemory::new(12, 12).right;
+        mem.right = HostChanMemory::new(12, 12).right;
         assert!(Ring::new(&mem, Side::Server).is_ok());
     }
 

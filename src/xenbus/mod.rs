@@ -1,7 +1,8 @@
-//! The xenbus handshake of a split-driver front end
-//! (`xen/include/public/io/xenbus.h`; the conventions of Linux's
-//! `xenbus_probe_frontend.c`/`xenbus_client.c` and Mini-OS's
-//! `xenbus.c`/`blkfront.c`/`netfront.c`).
+//! The xenbus handshake of split drivers, front end ([`Frontend`]) and
+//! back end ([`Backend`]), and the plumbing every front end shares
+//! ([`Opening`], [`Link`]) (`xen/include/public/io/xenbus.h`; the
+//! conventions of Linux's `xenbus_probe_frontend.c`/`xenbus_client.c` and
+//! Mini-OS's `xenbus.c`/`blkfront.c`/`netfront.c`).
 //!
 //! The toolstack creates the device in xenstore: ours under
 //! `device/<class>/<devid>` (`backend`, `backend-id`, `state`), the
@@ -50,6 +51,54 @@
 //! // ... and at the end:
 //! bus.close(Duration::from_secs(5))?;
 //! ```
+//!
+//! # Writing a front end
+//!
+//! A split-driver front end (console, 9pfs, vTPM, ...) is three pieces
+//! of its own over the plumbing here, as [`block`](crate::block) and
+//! [`net`](crate::net) are:
+//!
+//! 1. **Its ABI** in `src/abi/<dev>.rs`: the C structs of
+//!    `io/<dev>.h` as `repr(C)` structs or named offsets, with
+//!    compile-time size assertions (see [`abi::blkif`](crate::abi::blkif),
+//!    [`abi::netif`](crate::abi::netif)).
+//! 2. **Its messages**: request and response types implementing
+//!    [`ring::Message`](crate::ring::Message) over those offsets, so that
+//!    [`FrontRing`](crate::ring::FrontRing) carries them.
+//! 3. **Its engine** over a [`Link`]: the rings and pages it shares, the
+//!    event channel, and what it does with the responses. Its error type
+//!    implements [`LinkError`] (how it says "link down", "broken", "a
+//!    xenbus error") and `From<XenbusError>` by [`link_error`].
+//!
+//! The connect sequence, with every error after `Initialising` closing
+//! the device (Linux's `xenbus_dev_fatal`), is:
+//!
+//! ```ignore
+//! // Refuse what needs refusing before anything is written:
+//! let bus = Opening::initialise(store, "vfoo", devid, timeout, |bus| {
+//!     // read our own nodes, check the backend is not being detached...
+//!     Ok::<_, FooError>(())
+//! })?; // Initialising written, the backend in InitWait
+//! let mut dev = FooFront::new(grants, events, bus.backend_id(), ...)?;
+//! // A `?` from here drops `bus`: Closing, the backend closes, Closed.
+//! dev.link = bus.complete(CHECK_EVERY, |bus| {
+//!     bus.connect(Announce::Connected, &dev.keys().pairs(), timeout)?;
+//!     dev.bar = bus.backend_flag("feature-bar")?;
+//!     Ok(())
+//! })?; // committed: the device stays open, closed by the Link
+//! ```
+//!
+//! [`Opening::complete`] closes the device before its error reaches the
+//! caller, so before the driver's shared pages are released; declare the
+//! `Link` as the driver's first field, so that on drop too it closes the
+//! device before the pages go. In the engine: [`Link::check`] before
+//! each operation (latched failure, then at most every period the
+//! backend's `state`), [`Link::check_bus`] and [`Link::check_peer`] when a
+//! wait times out (a detach is told from a backend domain's death), and
+//! [`Link::fail`] for any error that breaks the device.
+//!
+//! A back end uses [`Backend`]: the same handshake seen from the other
+//! side, on the same core (state switch, watch, typed readers).
 
 use crate::errno::Errno;
 use crate::types::DomId;
@@ -61,8 +110,13 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
+mod backend;
+mod link;
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+pub use backend::{Backend, FrontendEvent};
+pub use link::{link_error, Down, Keys, Link, LinkError, Opening};
 
 /// `enum xenbus_state`: what an end publishes in its `state` node, as a
 /// decimal number.
@@ -216,6 +270,14 @@ pub enum XenbusError {
     /// Our own device directory is gone: [`Frontend::connect`] does not
     /// recreate a device the toolstack removed.
     DeviceGone,
+    /// A back end's `frontend`/`frontend-id` is not the front end's
+    /// device directory the toolstack builds (the offending value).
+    BadFrontend(Snippet),
+    /// The front end closed while a [`Backend`] waited for it to connect.
+    FrontendClosing(XenbusState),
+    /// The front end's `state` node is gone (its domain died, or the
+    /// toolstack removed the device).
+    FrontendGone,
 }
 
 impl From<XsError> for XenbusError {
@@ -244,7 +306,9 @@ impl From<Announce> for XenbusState {
     }
 }
 
-/// One front-end device's xenbus connection.
+/// One front-end device's xenbus connection. (Its core, one end of a
+/// device watching the other, also carries [`Backend`]; there `backend`
+/// is the front end's directory.)
 #[derive(Debug)]
 pub struct Frontend<'s, T: Transport> {
     store: &'s spin::Mutex<Client<T>>,
@@ -256,6 +320,10 @@ pub struct Frontend<'s, T: Transport> {
     /// Whether our watch on the backend's `state` is set (from `connect`
     /// or `watch_backend` until `close` or drop).
     watching: AtomicBool,
+    /// The node of our directory that names the other end (`backend`;
+    /// `frontend` for the [`Backend`] built on this type): its absence
+    /// means the toolstack removed the device.
+    peer_key: &'static str,
 }
 
 /// Reads a node as text: `None` when absent, [`XenbusError::BadNode`]
@@ -303,14 +371,24 @@ fn verdict(want: XenbusState, value: Option<&[u8]>) -> Verdict {
         (Connected, Some(Connected)) => Verdict::Done(Connected),
         (Connected, Some(s @ (Closing | Closed))) => Verdict::Fail(XenbusError::BackendClosing(s)),
         (Connected, None) => Verdict::Fail(XenbusError::BackendGone),
-        // Closing: anything from Closing on, or gone, ends the wait.
-        // Unknown is what Linux reads for a backend it cannot see.
-        (Closing, Some(s @ (Closing | Closed | Unknown))) => Verdict::Done(s),
-        (Closing | Closed, None) => Verdict::Done(Closed),
-        (Closed, Some(s @ (Closed | Unknown))) => Verdict::Done(s),
+        (Closing | Closed, _) => verdict_closing(want, now),
         (w, Some(s)) if !matches!(w, InitWait | Connected | Closing | Closed) && s == w => {
             Verdict::Done(s)
         }
+        (_, s) => Verdict::Wait(s),
+    }
+}
+
+/// When a wait for the other end to close (`want`: Closing or Closed) is
+/// over, given its state `now` (`None`: no node).
+fn verdict_closing(want: XenbusState, now: Option<XenbusState>) -> Verdict {
+    use XenbusState::*;
+    match (want, now) {
+        // Closing: anything from Closing on, or gone, ends the wait.
+        // Unknown is what Linux reads for an end it cannot see.
+        (Closing, Some(s @ (Closing | Closed | Unknown))) => Verdict::Done(s),
+        (Closing | Closed, None) => Verdict::Done(Closed),
+        (Closed, Some(s @ (Closed | Unknown))) => Verdict::Done(s),
         (_, s) => Verdict::Wait(s),
     }
 }
@@ -371,14 +449,30 @@ impl<'s, T: Transport> Frontend<'s, T> {
             return Err(XenbusError::BadBackend(Snippet::new(backend.as_bytes())));
         }
         drop(c);
-        Ok(Frontend {
+        Ok(Frontend::end(
+            store, path, backend, backend_id, devid, "backend",
+        ))
+    }
+
+    /// One end of a device: our directory `path`, the other end's `peer`
+    /// (domain `peer_id`), named in our directory by `peer_key`.
+    fn end(
+        store: &'s spin::Mutex<Client<T>>,
+        path: String,
+        peer: String,
+        peer_id: DomId,
+        devid: u32,
+        peer_key: &'static str,
+    ) -> Self {
+        Frontend {
             store,
             path,
-            backend,
-            backend_id,
+            backend: peer,
+            backend_id: peer_id,
             devid,
             watching: AtomicBool::new(false),
-        })
+            peer_key,
+        }
     }
 
     /// Our device directory.
@@ -421,6 +515,21 @@ impl<'s, T: Transport> Frontend<'s, T> {
         v.parse().map_err(|_| XenbusError::BadNode(node()))
     }
 
+    /// A backend number that may be absent (`default` then), checked as
+    /// [`backend_u64`](Self::backend_u64) checks it when present.
+    pub fn backend_u64_or(&self, key: &str, default: u64) -> Result<u64, XenbusError> {
+        match self.backend_u64(key) {
+            Err(XenbusError::Missing(_)) => Ok(default),
+            r => r,
+        }
+    }
+
+    /// [`XenbusError::BadNode`] for backend node `key` (a value the driver
+    /// read and cannot use).
+    pub fn bad_backend_node(&self, key: &str) -> XenbusError {
+        XenbusError::BadNode(Snippet::new(format!("{}/{key}", self.backend).as_bytes()))
+    }
+
     /// A backend `feature-*` flag: absent or `0` is off, `1` on, anything
     /// else [`BadNode`](XenbusError::BadNode).
     pub fn backend_flag(&self, key: &str) -> Result<bool, XenbusError> {
@@ -460,7 +569,7 @@ impl<'s, T: Transport> Frontend<'s, T> {
         let path = &self.path;
         let node = format!("{path}/state");
         let value = state.digit();
-        let backend_node = format!("{path}/backend");
+        let backend_node = format!("{path}/{}", self.peer_key);
         let there = self.store.lock().transaction(|tx| {
             let old = match tx.read(&node) {
                 Ok(v) => Some(v),
@@ -559,6 +668,15 @@ impl<'s, T: Transport> Frontend<'s, T> {
         if !self.watching.load(Ordering::Relaxed) {
             return self.checked_state().map(Some);
         }
+        if !self.drain_watch()? {
+            return Ok(None);
+        }
+        self.checked_state().map(Some)
+    }
+
+    /// Takes the events of our watch on the other end's `state` (at most
+    /// [`MAX_EVENTS_PER_POLL`]): whether it fired.
+    fn drain_watch(&self) -> Result<bool, XenbusError> {
         let token = self.token();
         let mut c = self.store.lock();
         // Dropped events were changes too.
@@ -569,21 +687,22 @@ impl<'s, T: Transport> Frontend<'s, T> {
             }
             fired = true;
         }
-        drop(c);
-        if !fired {
-            return Ok(None);
+        Ok(fired)
+    }
+
+    /// The other end's state now; `None` when its `state` node is missing.
+    fn peer_state(&self) -> Result<Option<XenbusState>, XenbusError> {
+        match self.store.lock().read(&self.state_node()) {
+            Ok(v) => XenbusState::parse(&v).map(Some),
+            Err(XsError::Errno(e)) if e == Errno::ENOENT => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        self.checked_state().map(Some)
     }
 
     /// The backend's state now; [`BackendGone`](XenbusError::BackendGone)
     /// when its `state` node is missing.
     pub fn backend_state(&self) -> Result<XenbusState, XenbusError> {
-        match self.store.lock().read(&self.state_node()) {
-            Ok(v) => XenbusState::parse(&v),
-            Err(XsError::Errno(e)) if e == Errno::ENOENT => Err(XenbusError::BackendGone),
-            Err(e) => Err(e.into()),
-        }
+        self.peer_state()?.ok_or(XenbusError::BackendGone)
     }
 
     fn checked_state(&self) -> Result<XenbusState, XenbusError> {
@@ -616,11 +735,22 @@ impl<'s, T: Transport> Frontend<'s, T> {
         want: XenbusState,
         timeout: Duration,
     ) -> Result<XenbusState, XenbusError> {
+        self.wait_peer(want, timeout, verdict)
+    }
+
+    /// Waits (on a watch of the other end's `state`, up to `timeout`)
+    /// until `judge(want, value)` is not [`Verdict::Wait`].
+    fn wait_peer(
+        &self,
+        want: XenbusState,
+        timeout: Duration,
+        judge: fn(XenbusState, Option<&[u8]>) -> Verdict,
+    ) -> Result<XenbusState, XenbusError> {
         let node = self.state_node();
         let mut last = Verdict::Wait(None);
         let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         let r = self.store.lock().wait_node_until(&node, ns, |v| {
-            last = verdict(want, v);
+            last = judge(want, v);
             !matches!(last, Verdict::Wait(_))
         });
         match (r, last) {

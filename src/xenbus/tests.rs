@@ -653,3 +653,342 @@ fn errors_convert_into_the_crate_error() {
     let e: XenbusError = XsError::Timeout.into();
     assert_eq!(e, XenbusError::Store(XsError::Timeout));
 }
+
+/// Two domains' clients over one shared fake store, each with its own
+/// ring and daemon: domain 7 has vbd 51712, served by domain 0.
+fn two_ends() -> (
+    spin::Mutex<Client<FakeTransport>>,
+    spin::Mutex<Client<FakeTransport>>,
+) {
+    let shared = crate::xenstore::fake::SharedStore::new();
+    let mut front = FakeTransport::new(7, "guest-seven");
+    let mut back = FakeTransport::new(0, "Domain-0");
+    // What the toolstack writes for the device.
+    for (p, v) in [
+        (format!("{FRONT}/backend"), BACK),
+        (format!("{FRONT}/backend-id"), "0"),
+        (format!("{FRONT}/state"), "1"),
+        (format!("{BACK}/frontend"), FRONT),
+        (format!("{BACK}/frontend-id"), "7"),
+        (format!("{BACK}/state"), "1"),
+    ] {
+        front.server.external_write(&p, v.as_bytes());
+    }
+    front.server.join(&shared);
+    back.server.join(&shared);
+    (
+        spin::Mutex::new(Client::new(front)),
+        spin::Mutex::new(Client::new(back)),
+    )
+}
+
+/// Node `p` as `store`'s daemon sees it once it applied what the other
+/// domains changed (it does at each step).
+fn synced(store: &spin::Mutex<Client<FakeTransport>>, p: &str) -> Option<alloc::vec::Vec<u8>> {
+    let mut c = store.lock();
+    let x = &mut c.transport_mut().server;
+    x.step();
+    x.get(p)
+}
+
+/// A bound on a hang, not a speed: the fake clock moves 1 ms per wait,
+/// and the other thread may be descheduled for many of them.
+const LONG: Duration = Duration::from_secs(3600);
+
+#[test]
+fn a_backend_and_a_frontend_handshake_close_and_reopen_through_one_store() {
+    extern crate std;
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    assert_eq!(be.path(), BACK);
+    assert_eq!(be.frontend_path(), FRONT);
+    let mut features = Keys::new();
+    features.set("feature-flush-cache", 1);
+    let mut disk = Keys::new();
+    disk.set("sectors", 2048)
+        .set("sector-size", 512)
+        .set("info", 0);
+    std::thread::scope(|s| {
+        let front = s.spawn(|| {
+            let bus = Frontend::open(&fstore, "vbd", 51712).unwrap();
+            for round in 0..2 {
+                assert_eq!(bus.initialise(LONG).unwrap(), XenbusState::InitWait);
+                assert!(bus.backend_flag("feature-flush-cache").unwrap());
+                bus.connect(
+                    Announce::Initialised,
+                    &[("ring-ref", "8"), ("event-channel", "5")],
+                    LONG,
+                )
+                .unwrap();
+                assert_eq!(bus.backend_u64("sectors").unwrap(), 2048);
+                bus.switch(XenbusState::Connected).unwrap();
+                if round == 0 {
+                    // We close; the backend follows to Closed before we
+                    // start over (so that it sees each of our states).
+                    bus.close(LONG).unwrap();
+                    assert_eq!(
+                        bus.wait_backend(XenbusState::Closed, LONG).unwrap(),
+                        XenbusState::Closed
+                    );
+                } else {
+                    // The backend closes (an unplug): we see it, and close.
+                    let e = loop {
+                        match bus.poll_backend() {
+                            Ok(_) => {
+                                let _ = bus.wait_backend(XenbusState::Closing, LONG);
+                            }
+                            Err(e) => break e,
+                        }
+                    };
+                    assert_eq!(e, XenbusError::BackendClosing(XenbusState::Closing));
+                    bus.close(LONG).unwrap();
+                }
+            }
+        });
+        be.init_wait(&features).unwrap();
+        assert_eq!(be.state(), XenbusState::InitWait);
+        let mut log = alloc::vec::Vec::new();
+        for round in 0..2 {
+            // Until the front end has published its keys.
+            let ev = be.next(LONG).unwrap();
+            assert_eq!(ev, FrontendEvent::Connect, "round {round}");
+            assert_eq!(be.frontend_u64("ring-ref").unwrap(), 8);
+            assert_eq!(be.frontend_u64("event-channel").unwrap(), 5);
+            be.connect(&disk).unwrap();
+            log.push(ev);
+            if round == 0 {
+                // Closing, then Closed, then the front end starts over.
+                for want in [
+                    FrontendEvent::Closing,
+                    FrontendEvent::Closed,
+                    FrontendEvent::Reopened,
+                ] {
+                    let ev = be.next(LONG).unwrap();
+                    assert_eq!(ev, want);
+                    log.push(ev);
+                }
+                assert_eq!(be.state(), XenbusState::InitWait);
+            } else {
+                // Seen Connected first, then closed from our side.
+                assert_eq!(
+                    be.wait_frontend(XenbusState::Connected, LONG).unwrap(),
+                    XenbusState::Connected
+                );
+                be.close(LONG).unwrap();
+            }
+        }
+        front.join().unwrap();
+        assert_eq!(
+            log,
+            [
+                FrontendEvent::Connect,
+                FrontendEvent::Closing,
+                FrontendEvent::Closed,
+                FrontendEvent::Reopened,
+                FrontendEvent::Connect
+            ]
+        );
+    });
+    let node = |p: &str| synced(&fstore, p);
+    assert_eq!(node(&format!("{FRONT}/state")).as_deref(), Some(&b"6"[..]));
+    // The shared store converged: domain 0's daemon sees the same.
+    assert_eq!(
+        synced(&bstore, &format!("{FRONT}/state")).as_deref(),
+        Some(&b"6"[..])
+    );
+    assert_eq!(node(&format!("{BACK}/state")).as_deref(), Some(&b"6"[..]));
+    assert_eq!(
+        node(&format!("{BACK}/sectors")).as_deref(),
+        Some(&b"2048"[..])
+    );
+}
+
+#[test]
+fn a_backend_refuses_a_frontend_path_it_was_not_given_and_sees_a_frontend_vanish() {
+    let (fstore, bstore) = two_ends();
+    // The toolstack's `frontend` names another guest's device.
+    fstore.lock().transport_mut().server.external_write(
+        &format!("{BACK}/frontend"),
+        b"/local/domain/8/device/vbd/51712",
+    );
+    // Domain 0's daemon applies it at its next step (a client request).
+    let _ = bstore.lock().read(&format!("{BACK}/state"));
+    assert!(matches!(
+        Backend::open(&bstore, "vbd", DomId(7), 51712),
+        Err(XenbusError::BadFrontend(_))
+    ));
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/frontend"), FRONT.as_bytes());
+    let _ = bstore.lock().read(&format!("{BACK}/state"));
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    // A front end that starts closing while we wait for its keys.
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{FRONT}/state"), b"5");
+    assert_eq!(
+        be.wait_frontend(XenbusState::Initialised, Duration::from_secs(1)),
+        Err(XenbusError::FrontendClosing(XenbusState::Closing))
+    );
+    assert_eq!(be.next(Duration::from_secs(1)), Ok(FrontendEvent::Closing));
+    assert_eq!(be.state(), XenbusState::Closing);
+    // Its domain dies: the device directory goes.
+    fstore
+        .lock()
+        .transport_mut()
+        .server
+        .external_rm("/local/domain/7/device");
+    assert_eq!(be.next(Duration::from_secs(1)), Ok(FrontendEvent::Gone));
+    assert_eq!(be.frontend_state(), Err(XenbusError::FrontendGone));
+    assert_eq!(be.state(), XenbusState::Closed);
+    assert_eq!(
+        synced(&fstore, &format!("{BACK}/state")).as_deref(),
+        Some(&b"6"[..]),
+        "Closed, seen from the front end's domain too"
+    );
+}
+
+/// A driver's error, as block's and net's are to the link.
+#[derive(Debug, Clone, PartialEq)]
+enum DriverError {
+    Down(Down),
+    Broken,
+    Xenbus(XenbusError),
+    Refused,
+}
+
+impl LinkError for DriverError {
+    fn down(why: Down) -> Self {
+        DriverError::Down(why)
+    }
+    fn broken() -> Self {
+        DriverError::Broken
+    }
+    fn xenbus(e: XenbusError) -> Self {
+        DriverError::Xenbus(e)
+    }
+    fn is_down(&self) -> Option<Down> {
+        match self {
+            DriverError::Down(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+fn vbd_keys() -> Keys {
+    let mut k = Keys::new();
+    k.set("ring-ref", 8)
+        .set("event-channel", 5)
+        .set("protocol", "x86_64-abi");
+    k
+}
+
+#[test]
+fn an_opening_closes_the_device_unless_committed_and_the_link_closes_on_detach() {
+    let s = store("1", Some(blkback));
+    // Refused by the check: nothing written, the backend not woken.
+    let r = Opening::initialise(&s, "vbd", 51712, T, |_| Err(DriverError::Refused));
+    assert_eq!(r.err(), Some(DriverError::Refused));
+    assert_eq!(state_writes(&s, FRONT), Vec::<String>::new());
+    // Given up after the keys went out: Closing, the backend closes, Closed.
+    {
+        let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+        o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+            .unwrap();
+    }
+    assert_eq!(state_writes(&s, FRONT), ["3", "5", "6"]);
+    assert_eq!(
+        get(&s.lock().transport_mut().server, &format!("{BACK}/state")).as_deref(),
+        Some("6")
+    );
+    assert_no_watches(&s);
+    // Committed: it stays open; the link sees the detach and closes.
+    let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+    o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+        .unwrap();
+    o.switch(XenbusState::Connected).unwrap();
+    let mut link = o.commit(Duration::from_millis(100));
+    assert!(link.is_connected());
+    assert_eq!(link.check::<DriverError>(0), Ok(()), "not due yet");
+    assert_eq!(state_writes(&s, FRONT), ["3", "5", "6", "1", "3", "4"]);
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{BACK}/state"), b"5");
+    assert_eq!(link.check::<DriverError>(50_000_000), Ok(()), "not due yet");
+    assert_eq!(
+        link.check::<DriverError>(100_000_000),
+        Err(DriverError::Down(Down::Closing))
+    );
+    assert!(!link.is_connected());
+    assert_eq!(
+        state_writes(&s, FRONT).last().map(String::as_str),
+        Some("6")
+    );
+    // Latched: every later check says why, without asking the store.
+    let requests = s.lock().transport_mut().server.requests.len();
+    assert_eq!(
+        link.check::<DriverError>(u64::MAX),
+        Err(DriverError::Down(Down::Closing))
+    );
+    assert_eq!(s.lock().transport_mut().server.requests.len(), requests);
+    // Another failure breaks an unconnected link for good.
+    let mut bare = Link::unconnected(T);
+    assert_eq!(
+        bare.fail::<(), _>(DriverError::Xenbus(XenbusError::BackendGone)),
+        Err(DriverError::Xenbus(XenbusError::BackendGone))
+    );
+    assert_eq!(bare.latched::<DriverError>(), Err(DriverError::Broken));
+    assert_eq!(
+        link_error::<DriverError>(XenbusError::BackendGone),
+        DriverError::Down(Down::Closing)
+    );
+}
+
+#[test]
+fn a_backend_polled_in_an_event_loop_sees_each_change_once() {
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    assert_eq!(be.poll(), Ok(FrontendEvent::Nothing), "no change yet");
+    let front = |v: &[u8]| {
+        fstore
+            .lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{FRONT}/state"), v)
+    };
+    front(b"3");
+    // Domain 0's daemon takes the change at its next step.
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Connect));
+    be.connect(&Keys::new()).unwrap();
+    assert_eq!(be.poll(), Ok(FrontendEvent::Nothing), "handled once");
+    front(b"4");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(
+        be.poll(),
+        Ok(FrontendEvent::Nothing),
+        "Connected asks nothing"
+    );
+    front(b"5");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closing));
+    assert_eq!(be.state(), XenbusState::Closing);
+    front(b"6");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closed));
+    front(b"1");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Reopened));
+    assert_eq!(be.state(), XenbusState::InitWait);
+    assert_eq!(
+        synced(&fstore, &format!("{BACK}/state")).as_deref(),
+        Some(&b"2"[..])
+    );
+}

@@ -9,6 +9,7 @@ use crate::abi::xenstore::{msg, ring, xsd_sockmsg, HEADER_SIZE, XENSTORE_RING_SI
 use crate::shared_mem::SharedMem;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
@@ -74,6 +75,28 @@ pub struct FakeXenstored {
     pub flood_left: u64,
     /// How many copies of `flood` were queued for the client so far.
     pub flooded: u64,
+    /// The store this daemon shares with others ([`SharedStore`]): it,
+    /// our member number, and how much of its log we applied.
+    shared: Option<(Arc<spin::Mutex<SharedStore>>, usize, usize)>,
+}
+
+/// One store seen by several domains, each through its own ring and
+/// [`FakeXenstored`] ([`FakeXenstored::join`]): what one daemon's client
+/// (or test) changes, the others apply at their next step, firing their
+/// clients' watches, as xenstored does for every domain. Two ends of a
+/// split driver in two threads talk through it.
+#[derive(Debug, Default)]
+pub struct SharedStore {
+    /// (who changed it, path, value after: `None` when removed).
+    log: Vec<(usize, String, Option<Vec<u8>>)>,
+    members: usize,
+}
+
+impl SharedStore {
+    /// An empty shared store.
+    pub fn new() -> Arc<spin::Mutex<SharedStore>> {
+        Arc::new(spin::Mutex::new(SharedStore::default()))
+    }
 }
 
 impl FakeXenstored {
@@ -106,6 +129,7 @@ impl FakeXenstored {
             flood: None,
             flood_left: 0,
             flooded: 0,
+            shared: None,
         };
         let home = s.home();
         s.nodes.insert("/".into(), Node::default());
@@ -133,6 +157,7 @@ impl FakeXenstored {
     pub fn external_write(&mut self, path: &str, value: &[u8]) {
         let p = self.canon(path);
         self.set(&p, value);
+        self.share(&p);
         self.generation += 1;
         self.fire(&p);
         self.send_deferred();
@@ -143,10 +168,23 @@ impl FakeXenstored {
     /// (a toolstack tearing a device down), firing watches.
     pub fn external_rm(&mut self, path: &str) {
         let p = self.canon(path);
-        let prefix = alloc::format!("{p}/");
-        self.nodes.retain(|k, _| k != &p && !k.starts_with(&prefix));
+        self.remove_tree(&p);
+        self.share(&p);
         self.generation += 1;
-        self.fire(&p);
+        self.fire_removed(&p);
+        self.send_deferred();
+        self.flush();
+    }
+
+    fn remove_tree(&mut self, p: &str) {
+        let prefix = alloc::format!("{p}/");
+        self.nodes.retain(|k, _| k != p && !k.starts_with(&prefix));
+    }
+
+    /// Fires the watches on a removed node and below it.
+    fn fire_removed(&mut self, p: &str) {
+        let prefix = alloc::format!("{p}/");
+        self.fire(p);
         // xenstored also fires the watches below a removed node.
         let below: Vec<(String, String)> = self
             .watches
@@ -155,6 +193,67 @@ impl FakeXenstored {
             .cloned()
             .collect();
         self.deferred.extend(below);
+    }
+
+    /// Joins `store`: from the next step on, this daemon applies what the
+    /// store's other members change (all of it so far included) and
+    /// shares what its client changes.
+    pub fn join(&mut self, store: &Arc<spin::Mutex<SharedStore>>) {
+        let me = {
+            let mut s = store.lock();
+            s.members += 1;
+            s.members
+        };
+        self.shared = Some((store.clone(), me, 0));
+        // What was here before joining is everyone's.
+        let paths: Vec<String> = self.nodes.keys().cloned().collect();
+        for p in paths {
+            self.share(&p);
+        }
+    }
+
+    /// Logs node `p` as it is now, for the other members.
+    fn share(&mut self, p: &str) {
+        if let Some((store, me, seen)) = &mut self.shared {
+            let value = self.nodes.get(p).map(|n| n.value.clone());
+            let mut s = store.lock();
+            s.log.push((*me, p.to_string(), value));
+            // Our own entries need no applying.
+            if *seen + 1 == s.log.len() {
+                *seen += 1;
+            }
+        }
+    }
+
+    /// Applies the other members' changes since the last step.
+    fn apply_shared(&mut self) {
+        let Some((store, me, seen)) = &mut self.shared else {
+            return;
+        };
+        let news: Vec<(String, Option<Vec<u8>>)> = {
+            let s = store.lock();
+            let n = s.log[*seen..]
+                .iter()
+                .filter(|(who, _, _)| who != me)
+                .map(|(_, p, v)| (p.clone(), v.clone()))
+                .collect();
+            *seen = s.log.len();
+            n
+        };
+        for (p, v) in news {
+            match v {
+                Some(v) => {
+                    self.set(&p, &v);
+                    self.generation += 1;
+                    self.fire(&p);
+                }
+                None => {
+                    self.remove_tree(&p);
+                    self.generation += 1;
+                    self.fire_removed(&p);
+                }
+            }
+        }
         self.send_deferred();
         self.flush();
     }
@@ -227,6 +326,7 @@ impl FakeXenstored {
     /// Consumes requests from the ring, answers complete ones, and moves
     /// as much output into the response ring as fits.
     pub fn step(&mut self) {
+        self.apply_shared();
         if let Some(peer) = self.peer {
             peer(self);
         }
@@ -453,6 +553,7 @@ impl FakeXenstored {
                 self.nodes = t.nodes;
                 self.generation += 1;
                 for p in t.changed {
+                    self.share(&p);
                     self.fire(&p);
                 }
                 Ok(ok)
@@ -479,6 +580,7 @@ impl FakeXenstored {
             None => {
                 f(&mut self.nodes, d);
                 self.generation += 1;
+                self.share(path);
                 self.fire(path);
             }
         }

@@ -2,7 +2,8 @@
 //! dom0 detaches it (`xl block-detach`, block_detach.dom0.sh), and checks
 //! that the read then fails with `BackendClosing` within seconds (no
 //! hang) and that its end of the device was closed (xl's detach waits
-//! for that). Then the next read says `Broken`.
+//! for that). Then the next read is refused and says why again
+//! (`BackendClosing`: the link's latch keeps the reason).
 #![no_std]
 #![no_main]
 
@@ -38,7 +39,7 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         return Err(xenpv::Error::App("expected BackendClosing"));
     }
     match disk.read(0, &mut buf) {
-        Err(BlockError::Broken) => println!("block_detach: next read: Broken"),
+        Err(BlockError::BackendClosing) => println!("block_detach: next read: BackendClosing"),
         other => {
             println!("block_detach: FAIL: next read gave {other:?}");
             return Err(xenpv::Error::App("a detached disk read again"));
