@@ -34,7 +34,7 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
         .configured_ip()
         .ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
     let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)))
-        .map_err(|_| xenpv::Error::App("the ip= of the vif spec is not a unicast address"))?;
+        .map_err(xenpv::Error::msg)?;
     let h = net.add(tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 4096]),
         tcp::SocketBuffer::new(vec![0; 4096]),

@@ -113,9 +113,9 @@ impl fmt::Display for Error {
             Error::Grant(e) => write!(f, "grant table: {e}"),
             Error::Channel(e) => write!(f, "vchan: {e}"),
             Error::Ring(e) => write!(f, "ring: {e}"),
-            Error::Block(e) => write!(f, "block device: {e:?}"),
-            Error::Xenbus(e) => write!(f, "xenbus: {e:?}"),
-            Error::Net(e) => write!(f, "network: {e:?}"),
+            Error::Block(e) => write!(f, "block device: {e}"),
+            Error::Xenbus(e) => write!(f, "xenbus: {e}"),
+            Error::Net(e) => write!(f, "network: {e}"),
             Error::App(what) => f.write_str(what),
             Error::Message(what) => f.write_str(what),
         }
@@ -191,6 +191,21 @@ mod umbrella_tests {
                 crate::ring::RingError::Broken.into(),
                 "Broken".into(),
                 "ring: the ring is broken",
+            ),
+            (
+                crate::block::BlockError::ReadOnly.into(),
+                "ReadOnly".into(),
+                "block device: the disk is read-only",
+            ),
+            (
+                crate::net::NetError::BackendClosing.into(),
+                "BackendClosing".into(),
+                "network: the backend is closing",
+            ),
+            (
+                crate::xenbus::XenbusError::FrontendGone.into(),
+                "FrontendGone".into(),
+                "xenbus: the front end's state node is gone",
             ),
             (
                 Error::msg(format_args!("port {} is taken", 7)),

@@ -106,6 +106,47 @@ pub enum BlockError {
     Event(EventError),
 }
 
+impl core::fmt::Display for BlockError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlockError::OutOfRange { sector, bytes } => write!(
+                f,
+                "{bytes} bytes at sector {sector}: not whole sectors, or past the end of the disk"
+            ),
+            BlockError::ReadOnly => f.write_str("the disk is read-only"),
+            BlockError::Unsupported { operation } => {
+                write!(f, "the backend does not support operation {operation}")
+            }
+            BlockError::Io { operation, status } => {
+                write!(
+                    f,
+                    "operation {operation} failed in the backend (status {status})"
+                )
+            }
+            BlockError::BadResponse { id, operation } => write!(
+                f,
+                "a response (id {id}, operation {operation}) for no request in flight"
+            ),
+            BlockError::Ring(e) => write!(f, "the ring broke the protocol: {e}"),
+            BlockError::Timeout => f.write_str("no response before the deadline"),
+            BlockError::BackendGone => f.write_str("the backend domain is gone"),
+            BlockError::Broken => f.write_str("an earlier error broke the device"),
+            BlockError::SectorSize(n) => {
+                write!(
+                    f,
+                    "a sector size of {n} bytes (a power of two from 512 to 4096 works)"
+                )
+            }
+            BlockError::BackendClosing => {
+                f.write_str("the backend is closing: the disk was detached")
+            }
+            BlockError::Xenbus(e) => write!(f, "its xenbus handshake failed: {e}"),
+            BlockError::Grant(e) => write!(f, "sharing its pages failed: {e}"),
+            BlockError::Event(e) => write!(f, "its event channel failed: {e}"),
+        }
+    }
+}
+
 impl From<GrantError> for BlockError {
     fn from(e: GrantError) -> Self {
         BlockError::Grant(e)

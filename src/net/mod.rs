@@ -192,6 +192,22 @@ pub enum NetError {
     Event(EventError),
 }
 
+impl core::fmt::Display for NetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NetError::BadFrame(n) => write!(f, "a {n}-byte frame (1 to {MAX_FRAME} bytes go)"),
+            NetError::Ring(e) => write!(f, "a ring broke the protocol: {e}"),
+            NetError::BackendGone => f.write_str("the backend domain is gone"),
+            NetError::BackendClosing => f.write_str("the backend is closing: the vif was detached"),
+            NetError::Broken => f.write_str("an earlier error broke the device"),
+            NetError::BadMac(v) => write!(f, "the mac node holds {v:?}, not a MAC address"),
+            NetError::Xenbus(e) => write!(f, "its xenbus handshake failed: {e}"),
+            NetError::Grant(e) => write!(f, "sharing its pages failed: {e}"),
+            NetError::Event(e) => write!(f, "its event channel failed: {e}"),
+        }
+    }
+}
+
 impl From<GrantError> for NetError {
     fn from(e: GrantError) -> Self {
         NetError::Grant(e)

@@ -286,6 +286,52 @@ impl From<XsError> for XenbusError {
     }
 }
 
+impl fmt::Display for XenbusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XenbusError::Store(e) => write!(f, "the store failed: {e}"),
+            XenbusError::BadState(v) => write!(f, "a state node holds {v:?}, not a state"),
+            XenbusError::Missing(p) => write!(f, "node {p:?} does not exist"),
+            XenbusError::BadBackend(v) => {
+                write!(
+                    f,
+                    "the backend named ({v:?}) is not the one the toolstack builds"
+                )
+            }
+            XenbusError::BadNode(p) => write!(f, "node {p:?} holds a value that does not parse"),
+            XenbusError::Timeout {
+                waiting_for,
+                backend,
+            } => match backend {
+                Some(s) => write!(
+                    f,
+                    "the backend stayed {s:?}, never {waiting_for:?}, until the deadline"
+                ),
+                None => write!(
+                    f,
+                    "the backend has no state node; waited for {waiting_for:?}"
+                ),
+            },
+            XenbusError::BackendClosing(s) => write!(
+                f,
+                "the backend is closing ({s:?}): the device is being detached"
+            ),
+            XenbusError::BackendGone => f.write_str("the backend's state node is gone"),
+            XenbusError::DeviceGone => f.write_str("our device directory is gone"),
+            XenbusError::BadFrontend(v) => {
+                write!(
+                    f,
+                    "the front end named ({v:?}) is not the one the toolstack builds"
+                )
+            }
+            XenbusError::FrontendClosing(s) => {
+                write!(f, "the front end closed ({s:?}) before connecting")
+            }
+            XenbusError::FrontendGone => f.write_str("the front end's state node is gone"),
+        }
+    }
+}
+
 /// The state [`Frontend::connect`] announces with the driver's keys:
 /// the driver's choice, as Linux's front ends differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

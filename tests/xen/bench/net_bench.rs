@@ -80,7 +80,7 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     let dev = NetFront::connect(xen.grants()?, xen.events(), xen.store()?, 0, Options::default())?;
     let ip = dev.configured_ip().ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
     let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)))
-        .map_err(|_| xenpv::Error::App("the ip= of the vif spec is not a unicast address"))?;
+        .map_err(xenpv::Error::msg)?;
     let mk = || tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUF]), tcp::SocketBuffer::new(vec![0; BUF]));
     let (hsink, hsource) = (net.add(mk()), net.add(mk()));
     net.sockets.get_mut::<tcp::Socket>(hsink).listen(SINK).map_err(|_| xenpv::Error::App("listen"))?;
