@@ -113,6 +113,9 @@ impl Default for StaticPage {
     }
 }
 
+/// The peer run at each wait step, handed the events (to kill them).
+pub type Peer<'h> = Box<dyn FnMut(&Events<'h>) + 'h>;
+
 /// Event channels for the driver targets: deterministic, one thread.
 /// The clock is virtual (each wait step and clock read moves it), every
 /// allocated port counts as bound by the peer until [`kill`](Self::kill),
@@ -126,8 +129,7 @@ pub struct Events<'h> {
     alive: core::cell::Cell<bool>,
     sends: core::cell::Cell<u64>,
     steps: core::cell::Cell<u64>,
-    #[allow(clippy::type_complexity)]
-    peer: core::cell::RefCell<Option<Box<dyn FnMut() + 'h>>>,
+    peer: core::cell::RefCell<Option<Peer<'h>>>,
 }
 
 impl core::fmt::Debug for Events<'_> {
@@ -160,7 +162,7 @@ impl<'h> Events<'h> {
     }
 
     /// Runs `peer` at every wait step.
-    pub fn set_peer(&self, peer: Box<dyn FnMut() + 'h>) {
+    pub fn set_peer(&self, peer: Peer<'h>) {
         *self.peer.borrow_mut() = Some(peer);
     }
 
@@ -199,7 +201,7 @@ impl<'h> Events<'h> {
         // A peer that makes the driver wait again does not recurse.
         if let Ok(mut p) = self.peer.try_borrow_mut() {
             if let Some(f) = p.as_mut() {
-                f();
+                f(self);
             }
         }
     }
