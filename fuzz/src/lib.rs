@@ -83,3 +83,205 @@ impl Region {
         unsafe { xenpv::shared_mem::SharedMem::new(self.base, len) }
     }
 }
+
+/// One zeroed page for the whole process, for APIs that want a
+/// `SharedMem<'static>` (`TwoLevel`, the fake xenstored): leaked once,
+/// zeroed again at every [`take`](Self::take), so no fuzz run leaks.
+#[derive(Debug)]
+pub struct StaticPage(std::sync::OnceLock<xenpv::shared_mem::SharedMem<'static>>);
+
+impl StaticPage {
+    /// The page, not yet allocated.
+    pub const fn new() -> Self {
+        StaticPage(std::sync::OnceLock::new())
+    }
+
+    /// The page, all zero. libFuzzer runs one input at a time, so the
+    /// previous run's views are gone when the next one takes it.
+    pub fn take(&self) -> xenpv::shared_mem::SharedMem<'static> {
+        let page = *self
+            .0
+            .get_or_init(|| xenpv::shared_mem::SharedMem::leak_zeroed(4096));
+        page.fill(0, page.len(), 0).expect("the whole page");
+        page
+    }
+}
+
+impl Default for StaticPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The peer run at each wait step, handed the events (to kill them).
+pub type Peer<'h> = Box<dyn FnMut(&Events<'h>) + 'h>;
+
+/// Event channels for the driver targets: deterministic, one thread.
+/// The clock is virtual (each wait step and clock read moves it), every
+/// allocated port counts as bound by the peer until [`kill`](Self::kill),
+/// and every wait step runs the peer (a fuzz-driven back end), so a
+/// driver that waits for its back end is answered (or times out) at
+/// once, in an order the fuzz input chooses.
+pub struct Events<'h> {
+    clock: core::cell::Cell<u64>,
+    next_port: core::cell::Cell<u32>,
+    open: core::cell::RefCell<std::collections::BTreeSet<u32>>,
+    alive: core::cell::Cell<bool>,
+    sends: core::cell::Cell<u64>,
+    steps: core::cell::Cell<u64>,
+    peer: core::cell::RefCell<Option<Peer<'h>>>,
+}
+
+impl core::fmt::Debug for Events<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Events")
+            .field("clock", &self.clock.get())
+            .field("sends", &self.sends.get())
+            .finish()
+    }
+}
+
+impl Default for Events<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'h> Events<'h> {
+    /// No port open, the clock at 1 s.
+    pub fn new() -> Self {
+        Events {
+            clock: core::cell::Cell::new(1_000_000_000),
+            next_port: core::cell::Cell::new(1),
+            open: Default::default(),
+            alive: core::cell::Cell::new(true),
+            sends: core::cell::Cell::new(0),
+            steps: core::cell::Cell::new(0),
+            peer: core::cell::RefCell::new(None),
+        }
+    }
+
+    /// Runs `peer` at every wait step.
+    pub fn set_peer(&self, peer: Peer<'h>) {
+        *self.peer.borrow_mut() = Some(peer);
+    }
+
+    /// Removes the peer (before what it borrows goes away).
+    pub fn clear_peer(&self) {
+        self.peer.borrow_mut().take();
+    }
+
+    /// The peer domain dies: its ends close, ours turn unbound.
+    pub fn kill(&self) {
+        self.alive.set(false);
+    }
+
+    /// Events we sent.
+    pub fn sends(&self) -> u64 {
+        self.sends.get()
+    }
+
+    /// Ports open now.
+    pub fn open_ports(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// Moves the clock on by `ns`.
+    pub fn advance(&self, ns: u64) {
+        self.clock.set(self.clock.get().saturating_add(ns));
+    }
+
+    /// Wait steps so far.
+    pub fn steps(&self) -> u64 {
+        self.steps.get()
+    }
+
+    fn step_peer(&self) {
+        self.steps.set(self.steps.get() + 1);
+        // A peer that makes the driver wait again does not recurse.
+        if let Ok(mut p) = self.peer.try_borrow_mut() {
+            if let Some(f) = p.as_mut() {
+                f(self);
+            }
+        }
+    }
+}
+
+const PEER: xenpv::DomId = xenpv::DomId(0);
+
+impl xenpv::event::EventOps for Events<'_> {
+    fn alloc_unbound(
+        &self,
+        _remote: xenpv::DomId,
+    ) -> Result<xenpv::EvtchnPort, xenpv::event::EventError> {
+        let p = self.next_port.get();
+        self.next_port.set(p + 1);
+        self.open.borrow_mut().insert(p);
+        Ok(xenpv::EvtchnPort(p))
+    }
+
+    fn bind_interdomain(
+        &self,
+        remote: xenpv::DomId,
+        _remote_port: xenpv::EvtchnPort,
+    ) -> Result<xenpv::EvtchnPort, xenpv::event::EventError> {
+        self.alloc_unbound(remote)
+    }
+
+    fn send(&self, port: xenpv::EvtchnPort) -> Result<(), xenpv::event::EventError> {
+        if !self.open.borrow().contains(&port.0) {
+            return Err(xenpv::event::EventError::Hypercall(xenpv::Errno::EINVAL));
+        }
+        self.sends.set(self.sends.get() + 1);
+        Ok(())
+    }
+
+    fn close(&self, port: xenpv::EvtchnPort) -> Result<(), xenpv::event::EventError> {
+        if self.open.borrow_mut().remove(&port.0) {
+            Ok(())
+        } else {
+            Err(xenpv::event::EventError::Hypercall(xenpv::Errno::EINVAL))
+        }
+    }
+
+    fn status(
+        &self,
+        port: xenpv::EvtchnPort,
+    ) -> Result<xenpv::event::Status, xenpv::event::EventError> {
+        use xenpv::event::Status;
+        Ok(if !self.open.borrow().contains(&port.0) {
+            Status::Closed
+        } else if self.alive.get() {
+            Status::Interdomain {
+                remote: PEER,
+                remote_port: xenpv::EvtchnPort(1),
+            }
+        } else {
+            Status::Unbound { remote: PEER }
+        })
+    }
+
+    fn wait_until(
+        &self,
+        deadline_ns: Option<u64>,
+        cond: &mut dyn FnMut() -> bool,
+    ) -> Result<(), xenpv::event::EventError> {
+        loop {
+            if cond() {
+                return Ok(());
+            }
+            if deadline_ns.is_some_and(|d| self.clock.get() >= d) {
+                return Err(xenpv::event::EventError::Timeout);
+            }
+            // 1 ms per step: a wait without a deadline still ends (the
+            // peer answers, or the driver's own checks give up).
+            self.advance(1_000_000);
+            self.step_peer();
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.advance(1_000);
+        self.clock.get()
+    }
+}

@@ -1149,6 +1149,37 @@ fn a_dropped_transfer_slot_returns_a_completed_frame() {
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 
+/// Found by `fuzz/fuzz_targets/grant_paths.rs`: a cancel whose refill
+/// fails hands the slot back, but its reference must stay the slot's
+/// until it ends: freed at once, it went to the next offer, and the first
+/// slot's poll then took the page sent to the second one.
+#[test]
+fn a_slot_whose_cancel_failed_keeps_its_reference() {
+    let (w, a, _b, _c) = world();
+    let stale = a.accept_transfer(B, page(&a)).unwrap();
+    let r = stale.gref();
+    w.fail_populate(true);
+    let (stale, e) = stale.cancel().unwrap_err();
+    assert_eq!(e, GrantError::Memory(crate::mm::MemError::OutOfFrames));
+    w.fail_populate(false);
+    let next = a.accept_transfer(B, page(&a)).unwrap();
+    assert_ne!(next.gref(), r, "the reference went to another offer");
+    let (frame, _) = w.peer_frame(B);
+    w.transfer_commit(B, A, next.gref()).unwrap();
+    w.transfer_complete(A, next.gref(), frame);
+    let stale = match stale.poll().unwrap() {
+        TransferPoll::Waiting(s) => s,
+        TransferPoll::Received(p) => panic!("took another slot's page {p:?}"),
+    };
+    assert_eq!(received(next).mfn(), frame);
+    match stale.cancel().map_err(|e| e.1).unwrap() {
+        Cancelled::Withdrawn(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.stats().refs_used, 0);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
 #[test]
 fn a_dropped_slot_waits_for_a_committed_transfer_to_complete() {
     let (w, a, _b, _c) = world();
@@ -1241,11 +1272,14 @@ fn a_failed_refill_keeps_the_slot_and_its_place() {
         0,
         "the offer itself was withdrawn"
     );
-    assert_eq!(a.stats().refs_used, 0);
+    // The reference stays the slot's until the slot ends (see
+    // a_slot_whose_cancel_failed_keeps_its_reference).
+    assert_eq!(a.stats().refs_used, 1);
     w.fail_populate(false);
     let populated = w.populated();
     drop(slot);
     assert_eq!(w.populated(), populated + 1, "the drop refilled the place");
+    assert_eq!(a.stats().refs_used, 0);
     assert!(w.violations().is_empty(), "{:?}", w.violations());
 }
 

@@ -122,8 +122,9 @@ impl<'g, B: GrantOps> TransferSlot<'g, B> {
         }
         match self.state()? {
             TransferState::Completed(mfn) => {
+                let page = self.land(Some(mfn))?;
                 self.ended();
-                Ok(TransferPoll::Received(self.land(Some(mfn))?))
+                Ok(TransferPoll::Received(page))
             }
             // Flags seen completed: the other states cannot follow.
             _ => Ok(TransferPoll::Waiting(self)),
@@ -134,20 +135,23 @@ impl<'g, B: GrantOps> TransferSlot<'g, B> {
     /// entry must be left alone until it completes: the slot comes back.
     pub fn cancel(mut self) -> Result<Cancelled<B::Page>, (Self, GrantError)> {
         match self.state() {
-            Ok(TransferState::Cancelled) => {
-                self.ended();
-                match self.land(None) {
-                    Ok(p) => Ok(Cancelled::Withdrawn(p)),
-                    Err(e) => Err((self, e)),
+            // The reference is freed only once the landing place is
+            // refilled: a slot handed back by a failed refill keeps it, so
+            // it cannot go to another offer while this slot still polls it.
+            Ok(TransferState::Cancelled) => match self.land(None) {
+                Ok(p) => {
+                    self.ended();
+                    Ok(Cancelled::Withdrawn(p))
                 }
-            }
-            Ok(TransferState::Completed(mfn)) => {
-                self.ended();
-                match self.land(Some(mfn)) {
-                    Ok(p) => Ok(Cancelled::Received(p)),
-                    Err(e) => Err((self, e)),
+                Err(e) => Err((self, e)),
+            },
+            Ok(TransferState::Completed(mfn)) => match self.land(Some(mfn)) {
+                Ok(p) => {
+                    self.ended();
+                    Ok(Cancelled::Received(p))
                 }
-            }
+                Err(e) => Err((self, e)),
+            },
             Ok(TransferState::Committed) => {
                 let r = self.gref;
                 Err((self, GrantError::InUse(r)))

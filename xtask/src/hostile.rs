@@ -15,7 +15,24 @@ use crate::util::{self, run_inherited};
 const NIGHTLY: &str = "nightly";
 
 /// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`), in run order.
-const FUZZ_TARGETS: &[&str] = &["xenstore_reply", "vchan_ring", "console_ring", "grant_ops"];
+const FUZZ_TARGETS: &[&str] = &[
+    "xenstore_reply",
+    "vchan_ring",
+    "console_ring",
+    "grant_ops",
+    "io_ring",
+    "store_ring",
+    "event_two_level",
+    "xenbus_states",
+    "grant_paths",
+    "netfront",
+    "blkfront",
+];
+
+/// The targets over the grant fake, which never frees a frame's memory
+/// (a peer's stale view must stay valid for the checks to run), so one
+/// process grows with every input: they run in fork mode (see `cmd_fuzz`).
+const OVER_THE_GRANT_FAKE: &[&str] = &["grant_ops", "grant_paths", "netfront", "blkfront"];
 
 /// A command on the nightly toolchain, without the variables the outer
 /// (pinned) cargo set for us, which would otherwise win over `rustup run`.
@@ -130,9 +147,22 @@ pub fn cmd_miri(extra: &[String]) -> Result<()> {
 struct FuzzRow {
     target: &'static str,
     execs: Option<u64>,
+    cov: Option<u64>,
     secs: f64,
     ok: bool,
     log: PathBuf,
+}
+
+/// The coverage (`cov: N`, edges) of libFuzzer's last status line.
+fn coverage(log: &str) -> Option<u64> {
+    log.lines().rev().find_map(|l| {
+        l.split("cov: ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// Total executions from libFuzzer's output: `Done N runs` (normal
@@ -190,7 +220,8 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
             .arg(Path::new("corpus").join(target))
             .arg("--")
             .arg(format!("-max_total_time={seconds}"));
-        if target == "grant_ops" {
+        let fork = OVER_THE_GRANT_FAKE.contains(&target);
+        if fork {
             // The grant fake never frees a frame's memory (a peer's stale
             // view must stay valid for the checks to run), so one process
             // grows by ~100 KiB per input: fork mode restarts the fuzzing
@@ -210,11 +241,11 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
         let out = util::run_captured_status(&mut cmd, Duration::from_secs(seconds + 1800))?;
         let text = format!("{}{}", out.stdout, out.stderr);
         std::fs::write(&log, &text)?;
-        // grant_ops: libFuzzer's fork mode exits 71 at the end when any
-        // child hit the RSS limit, even with -ignore_ooms=1. Out-of-memory
-        // alone is the fake's growth (see above); a crash or a timeout is
-        // a finding.
-        let ok = out.status.success() || (target == "grant_ops" && only_ooms(&text));
+        // The grant-fake targets: libFuzzer's fork mode exits 71 at the
+        // end when any child hit the RSS limit, even with -ignore_ooms=1.
+        // Out-of-memory alone is the fake's growth (see above); a crash or
+        // a timeout is a finding.
+        let ok = out.status.success() || (fork && only_ooms(&text));
         if !ok {
             let tail: Vec<&str> = text.lines().rev().take(30).collect();
             for l in tail.into_iter().rev() {
@@ -224,23 +255,28 @@ pub fn cmd_fuzz(seconds: u64, names: &[String]) -> Result<()> {
         rows.push(FuzzRow {
             target,
             execs: executions(&text),
+            cov: coverage(&text),
             secs: start.elapsed().as_secs_f64(),
             ok,
             log,
         });
     }
     println!(
-        "\n{:<16} {:>12} {:>9}  result",
-        "target", "executions", "wall s"
+        "\n{:<16} {:>12} {:>6} {:>9}  result",
+        "target", "executions", "cov", "wall s"
     );
     for r in &rows {
         let execs = r.execs.map_or_else(|| "?".to_string(), |n| n.to_string());
+        let cov = r.cov.map_or_else(|| "?".to_string(), |n| n.to_string());
         let result = if r.ok {
             "ok".to_string()
         } else {
             format!("FAILED (log {})", r.log.display())
         };
-        println!("{:<16} {:>12} {:>9.0}  {result}", r.target, execs, r.secs);
+        println!(
+            "{:<16} {:>12} {:>6} {:>9.0}  {result}",
+            r.target, execs, cov, r.secs
+        );
     }
     if rows.iter().any(|r| !r.ok) {
         return Err(util::AlreadyReported.into());
@@ -286,6 +322,11 @@ mod tests {
         assert!(!only_ooms("INFO: exiting: 71"));
         let fork = "#1699: cov: 1079 ft: 4109 corp: 225 exec/s: 849\n#44834: cov: 1085 ft: 4235\nINFO: fuzzed for 48 seconds";
         assert_eq!(executions(fork), Some(44834));
+        assert_eq!(coverage(fork), Some(1085));
+        assert_eq!(
+            coverage("#9\tDONE   cov: 387 ft: 1651 corp: 535/21Kb\nDone 9 runs"),
+            Some(387)
+        );
         assert_eq!(executions("#123\tNEW    cov: 1"), None);
     }
 
@@ -301,6 +342,27 @@ mod tests {
                 .map(|d| d.count())
                 .unwrap_or(0);
             assert!(seeds > 0, "no seed corpus for {t}");
+        }
+        for t in OVER_THE_GRANT_FAKE {
+            assert!(FUZZ_TARGETS.contains(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn every_target_source_is_listed_and_built() {
+        let fuzz = util::repo_root().join("fuzz");
+        let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+        for e in std::fs::read_dir(fuzz.join("fuzz_targets")).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            assert!(
+                FUZZ_TARGETS.contains(&name.as_str()),
+                "fuzz target {name} is not run by `cargo xtask fuzz`"
+            );
+            assert!(
+                manifest.contains(&format!("name = \"{name}\"")),
+                "fuzz target {name} has no [[bin]] in fuzz/Cargo.toml"
+            );
         }
     }
 }
