@@ -58,10 +58,11 @@ pub(crate) fn init(info: &BootInfo) -> Result<(), MemError> {
     if first >= managed {
         return Err(MemError::OutOfFrames);
     }
-    // SAFETY: Xen maps the p2m list (one u64 per pfn) writable inside the
-    // bootstrap region and never touches it afterwards; from here on only
-    // the page tables' owner (behind MEMORY's lock) reads and writes it.
+    // Xen maps the p2m list (one u64 per pfn) writable inside the bootstrap
+    // region and never touches it afterwards.
     let p2m: &'static mut [u64] =
+        // SAFETY: as above; from here on only the page tables' owner
+        // (behind MEMORY's lock) reads and writes it.
         unsafe { core::slice::from_raw_parts_mut(info.mfn_list as *mut u64, nr_pages as usize) };
     // SAFETY: pt_base is the active L4 (start_info contract) and the
     // bootstrap tables are inside the bootstrap direct map.

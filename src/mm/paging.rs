@@ -138,10 +138,10 @@ impl PageTables {
     pub fn lookup(&self, va: u64) -> Option<u64> {
         super::layout::walk(self.l4, va, Self::read_entry, |e| {
             let mfn = Mfn((e & pte::ADDR_MASK) >> 12);
-            // SAFETY: the walk stays out of Xen's L4 slots, and Xen accepts
-            // only our own frames as tables in the guest's part of the
-            // tree (foreign frames appear only in L1 entries, which are
-            // not followed): the frame's M2P entry is mapped.
+            // The walk stays out of Xen's L4 slots, and Xen accepts only our
+            // own frames as tables in the guest's part of the tree (foreign
+            // frames appear only in L1 entries, which are not followed).
+            // SAFETY: so the frame's M2P entry is mapped.
             let pfn = unsafe { mfn_to_pfn(mfn) };
             if self.pfn_to_mfn(pfn) != Some(mfn) {
                 return None;
