@@ -16,11 +16,20 @@
 //!   the toolstack removed the device;
 //! - watches do not pile up: after each step at most the device's own
 //!   backend watch is set, and none after `close`.
+//!
+//! One input in four plays the other side: our `xenbus::Backend` of a
+//! device whose front end (and toolstack) writes any state or value,
+//! removes nodes or the device. Checks: `open` takes exactly the
+//! toolstack's `frontend`/`frontend-id`; each `FrontendEvent` fits the
+//! front end's state and leaves ours where Linux's back ends go
+//! (Connect: still InitWait; Closing; Closed; Gone: Closed; Reopened:
+//! InitWait); what `init_wait`, `connect` and `close` publish is in the
+//! store; at most the front end's `state` is watched.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
-use xenpv::xenbus::{Announce, Frontend, XenbusError, XenbusState};
+use xenpv::xenbus::{Announce, Backend, Frontend, FrontendEvent, Keys, XenbusError, XenbusState};
 use xenpv::xenstore::fake::FakeXenstored;
 use xenpv::xenstore::ring::StoreRing;
 use xenpv::xenstore::{Client, Transport, XsError};
@@ -28,14 +37,18 @@ use xenpv_fuzz::{Input, StaticPage};
 
 static PAGE: StaticPage = StaticPage::new();
 const ME: u16 = 7;
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 8] = [
     "state",
     "feature-persistent",
     "sectors",
     "max-ring-page-order",
     "online",
     "mac",
+    "ring-ref",
+    "event-channel",
 ];
+/// The front end's domain when we play the back end.
+const FRONT: u16 = 9;
 
 /// xenstored, and everyone else who writes the store, at each wait.
 struct Bus<'a> {
@@ -43,8 +56,10 @@ struct Bus<'a> {
     server: FakeXenstored,
     clock: u64,
     input: Input<'a>,
-    /// Where the back end lives (the toolstack's layout).
+    /// The other end's directory (the toolstack's layout): the back
+    /// end's, or the front end's when we are the back end.
     backend: String,
+    /// Our own end's directory.
     device: String,
     /// The others hold still (while a check reads the store).
     quiet: bool,
@@ -169,6 +184,9 @@ fn check_error(e: &XenbusError) {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     check_parse(input.chunk(1));
+    if input.u8() % 4 == 0 {
+        return backend_side(input);
+    }
     let vif = input.u8() & 1 == 0;
     let (class, devid) = if vif { ("vif", 0u32) } else { ("vbd", 51712) };
     let device = format!("/local/domain/{ME}/device/{class}/{devid}");
@@ -405,3 +423,227 @@ fuzz_target!(|data: &[u8]| {
     drop(fe);
     assert!(store.lock().transport_mut().server.watches().is_empty());
 });
+
+/// The back end's half: our `Backend` against a fuzzed front end.
+fn backend_side(mut input: Input<'_>) {
+    let devid = u32::from(input.u8() % 3);
+    let ours = format!("/local/domain/{ME}/backend/vif/{FRONT}/{devid}");
+    let front = format!("/local/domain/{FRONT}/device/vif/{devid}");
+    let page = PAGE.take();
+    let mut server = FakeXenstored::new(page, ME, "driver");
+    let written_front = match input.u8() % 8 {
+        0 => format!("/local/domain/{FRONT}/device/vif/{}", devid + 1),
+        1 => String::from_utf8_lossy(input.chunk(1)).into_owned(),
+        _ => front.clone(),
+    };
+    server.external_write(&format!("{ours}/frontend"), written_front.as_bytes());
+    let id = match input.u8() % 8 {
+        0 => input.chunk(1).to_vec(),
+        _ => FRONT.to_string().into_bytes(),
+    };
+    server.external_write(&format!("{ours}/frontend-id"), &id);
+    server.external_write(&format!("{ours}/state"), b"1");
+    server.external_write(&format!("{front}/state"), &[b'0' + input.u8() % 9]);
+    let bus = Bus {
+        ring: StoreRing::new(page).unwrap(),
+        server,
+        clock: 0,
+        input,
+        backend: front.clone(),
+        device: ours.clone(),
+        quiet: true,
+    };
+    let store: Store<'_> = spin::Mutex::new(Client::new(bus));
+    let ok_ids = id == FRONT.to_string().as_bytes() && written_front == front;
+    let be = match Backend::open(&store, "vif", xenpv::DomId(FRONT), devid) {
+        Ok(be) => {
+            assert!(
+                ok_ids,
+                "opened a back end whose front end is {written_front:?} / {id:?}"
+            );
+            assert_eq!((be.path(), be.frontend_path()), (&ours[..], &front[..]));
+            be
+        }
+        Err(e) => {
+            assert!(
+                matches!(e, XenbusError::BadFrontend(_) | XenbusError::BadNode(_)),
+                "{e:?}"
+            );
+            assert!(!ok_ids, "refused a good back end: {e:?}");
+            return;
+        }
+    };
+    let gone = |store: &Store<'_>| node(store, &format!("{ours}/frontend")).is_none();
+    let mut features = Keys::new();
+    features.set("feature-rx-copy", 1);
+    let mut closed = false;
+    for _ in 0..64 {
+        if store.lock().transport_mut().input.is_empty() {
+            break;
+        }
+        let op = byte(&store);
+        // The others act only inside the waits (`next`, `close`).
+        store.lock().transport_mut().quiet = !matches!(op % 8, 2 | 6);
+        let front_state = node(&store, &format!("{front}/state"));
+        match op % 8 {
+            0 => match be.init_wait(&features) {
+                Ok(()) => {
+                    assert_eq!(be.state(), XenbusState::InitWait);
+                    assert_eq!(
+                        node(&store, &format!("{ours}/state")).as_deref(),
+                        Some(&b"2"[..])
+                    );
+                    assert_eq!(
+                        node(&store, &format!("{ours}/feature-rx-copy")).as_deref(),
+                        Some(&b"1"[..])
+                    );
+                    closed = false;
+                }
+                Err(XenbusError::DeviceGone) => assert!(gone(&store)),
+                Err(e) => check_error(&e),
+            },
+            1 | 2 => {
+                let before = be.state();
+                let r = if op % 8 == 1 {
+                    be.poll()
+                } else {
+                    be.next(timeout(&store))
+                };
+                let now = node(&store, &format!("{front}/state"));
+                // `poll` saw the state as it stands (nobody moved);
+                // `next` saw the one it handled, the node may have moved on.
+                let seen = if op % 8 == 1 { now.clone() } else { None };
+                let parsed = seen.as_deref().map(XenbusState::parse);
+                match r {
+                    Ok(ev) => {
+                        let want = match ev {
+                            FrontendEvent::Connect => Some(XenbusState::InitWait),
+                            FrontendEvent::Closing => Some(XenbusState::Closing),
+                            FrontendEvent::Closed | FrontendEvent::Gone => {
+                                Some(XenbusState::Closed)
+                            }
+                            FrontendEvent::Reopened => Some(XenbusState::InitWait),
+                            FrontendEvent::Nothing => None,
+                        };
+                        match want {
+                            // With our directory gone too, nothing was
+                            // published: the state is the last one that was.
+                            Some(_) if ev == FrontendEvent::Gone && gone(&store) => {
+                                assert!(
+                                    matches!(be.state(), XenbusState::Closed)
+                                        || be.state() == before
+                                )
+                            }
+                            Some(w) => assert_eq!(be.state(), w, "{ev:?} from {before:?}"),
+                            None => assert_eq!(be.state(), before, "Nothing moved us"),
+                        }
+                        if ev == FrontendEvent::Connect {
+                            assert_eq!(before, XenbusState::InitWait, "Connect outside InitWait");
+                        }
+                        if let Some(Ok(s)) = parsed {
+                            let fits = match ev {
+                                FrontendEvent::Connect => {
+                                    matches!(s, XenbusState::Initialised | XenbusState::Connected)
+                                }
+                                FrontendEvent::Closing => s == XenbusState::Closing,
+                                FrontendEvent::Closed => s == XenbusState::Closed,
+                                FrontendEvent::Gone => s == XenbusState::Unknown,
+                                FrontendEvent::Reopened => s == XenbusState::Initialising,
+                                FrontendEvent::Nothing => true,
+                            };
+                            assert!(fits, "{ev:?} for a front end in {s:?}");
+                        }
+                        if op % 8 == 1
+                            && want.is_some()
+                            && !gone(&store)
+                            && ev != FrontendEvent::Connect
+                        {
+                            let st = node(&store, &format!("{ours}/state"));
+                            assert_eq!(st, Some(vec![be.state() as u8 + b'0']), "{ev:?}");
+                        }
+                    }
+                    Err(XenbusError::Timeout { waiting_for, .. }) => {
+                        assert_eq!(op % 8, 2, "poll does not wait");
+                        assert_eq!(waiting_for, XenbusState::Unknown);
+                    }
+                    Err(XenbusError::DeviceGone) => assert!(gone(&store)),
+                    Err(XenbusError::BadState(_)) => {
+                        if let Some(p) = parsed {
+                            assert!(p.is_err(), "BadState for a good state");
+                        }
+                    }
+                    Err(e) => check_error(&e),
+                }
+            }
+            3 => {
+                let mut keys = Keys::new();
+                keys.set("sectors", 8);
+                match be.connect(&keys) {
+                    Ok(()) => {
+                        assert_eq!(be.state(), XenbusState::Connected);
+                        assert_eq!(
+                            node(&store, &format!("{ours}/state")).as_deref(),
+                            Some(&b"4"[..])
+                        );
+                        assert_eq!(
+                            node(&store, &format!("{ours}/sectors")).as_deref(),
+                            Some(&b"8"[..])
+                        );
+                    }
+                    Err(XenbusError::DeviceGone) => assert!(gone(&store)),
+                    Err(e) => check_error(&e),
+                }
+            }
+            4 => match (be.frontend_state(), &front_state) {
+                (Ok(s), Some(v)) => assert_eq!(XenbusState::parse(v), Ok(s)),
+                (Err(XenbusError::FrontendGone), None) => {}
+                (Err(XenbusError::BadState(_)), Some(v)) => assert!(XenbusState::parse(v).is_err()),
+                (r, v) => panic!("{r:?} for {v:?}"),
+            },
+            5 => {
+                let key = KEYS[byte(&store) as usize % KEYS.len()];
+                let raw = node(&store, &format!("{front}/{key}"));
+                match be.frontend_u64(key) {
+                    Ok(n) => {
+                        let s = String::from_utf8(raw.unwrap()).unwrap();
+                        assert_eq!(s.trim().parse::<u64>(), Ok(n));
+                    }
+                    Err(XenbusError::Missing(_)) => assert!(raw.is_none()),
+                    Err(e) => assert!(matches!(e, XenbusError::BadNode(_)), "{e:?}"),
+                }
+            }
+            6 => {
+                let r = be.close(timeout(&store));
+                if let Ok(()) | Err(XenbusError::Timeout { .. }) = r {
+                    let st = node(&store, &format!("{ours}/state"));
+                    assert!(
+                        st.as_deref() == Some(b"6") || gone(&store),
+                        "closed, state {st:?} ({r:?})"
+                    );
+                    closed = true;
+                }
+                if let Err(e) = &r {
+                    check_error(e);
+                }
+            }
+            _ => {
+                if let Some(v) = front_state {
+                    check_parse(&v);
+                }
+            }
+        }
+        let mut c = store.lock();
+        let watches = c.transport_mut().server.watches();
+        assert!(
+            watches.iter().all(|(p, _)| *p == format!("{front}/state")),
+            "{watches:?}"
+        );
+        assert!(watches.len() <= 1, "{watches:?}");
+        if closed {
+            assert!(watches.is_empty(), "a watch outlived close: {watches:?}");
+        }
+    }
+    store.lock().transport_mut().quiet = true;
+    drop(be);
+    assert!(store.lock().transport_mut().server.watches().is_empty());
+}
