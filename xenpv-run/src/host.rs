@@ -11,8 +11,9 @@
 //!
 //! Two settings differ from the lab (see `lab.sh`): the state folder is the
 //! run's own (`XENPV_STATE`), so runs on one host do not collide, and the
-//! consoles are read with `xl console` (`XENPV_CONSOLE=xl`), as a host's
-//! xenconsoled usually keeps no guest logs.
+//! consoles are read from the ptys xenconsoled gives the guests, the ones
+//! `xl console` attaches to (`XENPV_CONSOLE=pty`), as a host's xenconsoled
+//! usually keeps no guest logs.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -80,7 +81,7 @@ impl Shell {
             .arg(". \"$0/plan\"; echo XENPV-DONE")
             .arg(dir)
             .env("XENPV_STATE", dir.join("state"))
-            .env("XENPV_CONSOLE", "xl")
+            .env("XENPV_CONSOLE", "pty")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -162,7 +163,8 @@ mod tests {
 
     /// A toolstack in shell (`xl`, `xenstore-*`) over files in `state`: a
     /// guest's image is a shell script that `xl unpause` runs, its output
-    /// the console; its exit status is the shutdown code (3: a crash).
+    /// going to a FIFO named as its console/tty; its exit status is the
+    /// shutdown code (3: a crash).
     /// Enough of the commands and of `xl list -v`'s columns for lab.sh.
     const FAKE_XL: &str = r#"#!/bin/sh
 F=@STATE@
@@ -178,10 +180,12 @@ create)
     echo $((n + 1)) > "$F/next"
     echo "$n" > "$F/$name.domid"
     sed -n 's/^kernel = "\(.*\)"$/\1/p' "$1" > "$F/$name.kernel"
-    : > "$F/$name.console" ;;
+    mkfifo "$F/$name.tty"
+    mkdir -p "$F/xs"
+    printf %s "$F/$name.tty" > "$F/xs/_local_domain_${n}_console_tty" ;;
 domid) cat "$F/$1.domid" ;;
 unpause)
-    (DOMID=$(cat "$F/$1.domid") /bin/sh "$(cat "$F/$1.kernel")" > "$F/$1.console" 2>&1
+    (DOMID=$(cat "$F/$1.domid") /bin/sh "$(cat "$F/$1.kernel")" > "$F/$1.tty" 2>&1
      echo $? > "$F/$1.ended") > /dev/null 2>&1 & ;;
 list)
     echo "Name ID Mem VCPUs State Time(s) UUID Reason-Code Security Label"
@@ -196,10 +200,9 @@ list)
         fi
         echo "$name $(cat "$f") 32 1 $state 0.1 00000000-0000-0000-0000-000000000000 $code -"
     done ;;
-console) exec tail -n +1 -f "$F/$1.console" ;;
 destroy)
     [ -f "$F/$1.domid" ] || exit 1
-    rm -f "$F/$1.domid" "$F/$1.kernel" "$F/$1.ended"
+    rm -f "$F/$1.domid" "$F/$1.kernel" "$F/$1.ended" "$F/$1.tty"
     echo "$1" >> "$F/destroyed" ;;
 *) echo "fake xl: $cmd?" >&2; exit 1 ;;
 esac

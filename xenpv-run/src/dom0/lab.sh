@@ -6,7 +6,7 @@
 #   XENPV_STATE    the run's own state folder [default: /tmp/xenpv]
 #   XENPV_CONSOLE  where guests' consoles are read: `xenconsoled`, its logs
 #                  in LOGDIR (the lab's dom0 starts it with --log=guest),
-#                  or `xl`, an `xl console NAME` per guest writing to
+#                  or `pty`, each guest's console pty copied to
 #                  $STATE/NAME/console.log (a host's xenconsoled usually
 #                  logs no guests) [default: xenconsoled]
 #
@@ -61,27 +61,48 @@ now() { cut -d ' ' -f 1 /proc/uptime; }
 # arrive in (a variable, not output: a command substitution costs a fork
 # on every poll).
 console_log() {
-    if [ "$CONSOLE" = xl ]; then
+    if [ "$CONSOLE" = pty ]; then
         LOG="$STATE/$1/console.log"
     else
         LOG="$LOGDIR/guest-$1.log"
     fi
 }
 
-# console_follow NAME: with XENPV_CONSOLE=xl, starts `xl console NAME`
-# (the domain exists, paused, so nothing it prints is missed); it ends
-# by itself when the domain goes, and finish_guest stops it anyway.
+# console_follow NAME DOMID: with XENPV_CONSOLE=pty, copies the guest's
+# console to $STATE/NAME/console.log from the pty xenconsoled gives it
+# (its xenstore console/tty, what `xl console` attaches to; xl console
+# itself is not used: it needs the xenconsole helper, which the lab's dom0
+# does not carry, and a stdin that never ends). The pty is opened here,
+# before the guest is unpaused, so no line is missed; the copy ends when
+# the domain goes (the pty is closed), and finish_guest stops it anyway.
 console_follow() {
-    [ "$CONSOLE" = xl ] || return 0
-    xl console "$1" < /dev/null > "$STATE/$1/console.log" 2> "$STATE/$1/console.err" &
+    local tty="" i=0
+    [ "$CONSOLE" = pty ] || return 0
+    while [ $i -lt 30 ]; do
+        tty=$(xenstore-read "/local/domain/$2/console/tty" 2> /dev/null) && [ -n "$tty" ] && break
+        sleep 0.2
+        i=$((i + 1))
+    done
+    # (`command`: a failed redirection of a plain `exec` ends the shell.)
+    if [ -z "$tty" ] || ! { command exec 8<> "$tty"; } 2> /dev/null; then
+        echo "[xl:$1] no console: xenstore has no console/tty for domain $2${tty:+, or $tty does not open}"
+        return 0
+    fi
+    # Raw, no echo: lines as the guest wrote them (xenconsoled makes the
+    # pty raw already; stty fails harmlessly where it is not a tty).
+    stty raw -echo <&8 > /dev/null 2>&1
+    cat <&8 > "$STATE/$1/console.log" 2> "$STATE/$1/console.err" &
     echo $! > "$STATE/$1/console.pid"
+    exec 8<&-
 }
 
-# console_stop NAME
+# console_stop NAME: stops its console copy and shows what that said.
 console_stop() {
     [ -f "$STATE/$1/console.pid" ] || return 0
     kill "$(cat "$STATE/$1/console.pid")" 2> /dev/null
     rm -f "$STATE/$1/console.pid"
+    [ -s "$STATE/$1/console.err" ] && sed "s/^/[xl:$1] console: /" "$STATE/$1/console.err"
+    return 0
 }
 
 # guest_prepare NAME SCRIPT: runs the guest's pre-create script in the
@@ -124,7 +145,7 @@ guest_create() {
     var=$(echo "$name" | tr -c 'A-Za-z0-9_\n' '_')
     export "DOMID_$var=$domid"
     echo "$domid" > "$STATE/$name/domid"
-    console_follow "$name"
+    console_follow "$name" "$domid"
     GROUP="$GROUP $name"
 }
 
@@ -217,7 +238,7 @@ guest_state() {
 }
 
 # settle FILE: waits (3 s at most) until FILE stops growing, so that
-# xenconsoled (or xl console) has written the guest's last words.
+# xenconsoled (or the pty copy) has written the guest's last words.
 settle() {
     local previous=-1 size i
     for i in 1 2 3 4 5 6 7 8 9 10; do
