@@ -71,10 +71,9 @@ console_log() {
 # console_follow NAME DOMID: with XENPV_CONSOLE=pty, copies the guest's
 # console to $STATE/NAME/console.log from the pty xenconsoled gives it
 # (its xenstore console/tty, what `xl console` attaches to; xl console
-# itself is not used: it needs the xenconsole helper, which the lab's dom0
-# does not carry, and a stdin that never ends). The pty is opened here,
-# before the guest is unpaused, so no line is missed; the copy ends when
-# the domain goes (the pty is closed), and finish_guest stops it anyway.
+# itself is not used: it execs the xenconsole helper, which the lab's dom0
+# does not carry). The pty is opened here, before the guest is unpaused,
+# so no line is missed; finish_guest stops the copy.
 console_follow() {
     local tty="" i=0
     [ "$CONSOLE" = pty ] || return 0
@@ -88,8 +87,8 @@ console_follow() {
         echo "[xl:$1] no console: xenstore has no console/tty for domain $2${tty:+, or $tty does not open}"
         return 0
     fi
-    # Raw, no echo: lines as the guest wrote them (xenconsoled makes the
-    # pty raw already; stty fails harmlessly where it is not a tty).
+    # Raw, no echo: lines as the guest wrote them, whatever the pty's
+    # settings were (stty fails harmlessly where it is not a tty).
     stty raw -echo <&8 > /dev/null 2>&1
     cat <&8 > "$STATE/$1/console.log" 2> "$STATE/$1/console.err" &
     echo $! > "$STATE/$1/console.pid"
