@@ -154,7 +154,7 @@ pub enum GrantError {
         /// Pages asked for.
         requested: u32,
     },
-    /// Too many pages from [`Grants::grant`] are pending (dropped while
+    /// Too many pages from [`Grants::grant`](crate::grant::Grants::grant) are pending (dropped while
     /// the peer still maps them): no new grant until peers unmap some.
     PendingLimitReached {
         /// The configured limit.
@@ -197,7 +197,7 @@ pub enum GrantError {
         /// Pages a peer still maps.
         pages: u32,
     },
-    /// Every reference of a [`ReservedRefs`] batch is granted now.
+    /// Every reference of a [`ReservedRefs`](crate::grant::ReservedRefs) batch is granted now.
     NoReservedRef {
         /// References the batch holds.
         reserved: u32,

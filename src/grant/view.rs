@@ -37,7 +37,7 @@ impl Access {
 #[doc(alias = "UNMAP_NOTIFY_SEND_EVENT")]
 pub struct UnmapNotify<'p> {
     /// Byte offset (in the page, or in the whole mapping for
-    /// [`MappedPages`]) to set to zero.
+    /// [`MappedPages`](crate::grant::MappedPages)) to set to zero.
     pub clear_byte: Option<usize>,
     /// Event channel to signal.
     pub send_event: Option<Arc<dyn NotifyPort + 'p>>,
