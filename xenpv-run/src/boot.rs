@@ -2,6 +2,11 @@
 //! (the lab's Linux dom0 runs a plan of `xl create`s) and [`boot_dom0`] (the
 //! image itself is dom0). Used by the `xenpv-run` runner and by
 //! `cargo xtask run/test`.
+//!
+//! The plan's output is read by [`watch_plan`] from any [`Lines`]: QEMU's
+//! serial console here, the plan's own shell on a real Xen host
+//! ([`crate::host`]), so both paths parse the same markers into the same
+//! [`Report`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -122,7 +127,46 @@ pub fn boot_domu(lab: &Lab, plan: &Plan, opts: Options) -> Result<Report> {
         names.join(", ")
     ));
     let machine = Machine::start(&boot)?;
-    Ok(Watcher::new(machine, names, opts, Mode::Domu).watch())
+    Ok(watch_plan(Box::new(machine), names, opts))
+}
+
+/// Where a boot's lines come from.
+pub trait Lines {
+    /// The next line, waiting until `deadline` at most.
+    fn next_line(&mut self, deadline: Instant) -> Next;
+    /// Waits up to `limit` for the source to end by itself, then stops it.
+    fn finish(&mut self, limit: Duration);
+    /// How the guests run, for the report (`kvm`, `tcg`, `xen host`).
+    fn accel(&self) -> &'static str;
+    /// The source in messages (`QEMU`, `the plan's shell`).
+    fn what(&self) -> &'static str;
+    /// The prefix of status lines (`lab`, `host`).
+    fn label(&self) -> &'static str;
+}
+
+impl Lines for Machine {
+    fn next_line(&mut self, deadline: Instant) -> Next {
+        Machine::next_line(self, deadline)
+    }
+    fn finish(&mut self, limit: Duration) {
+        Machine::finish(self, limit)
+    }
+    fn accel(&self) -> &'static str {
+        self.accel
+    }
+    fn what(&self) -> &'static str {
+        "QEMU"
+    }
+    fn label(&self) -> &'static str {
+        "lab"
+    }
+}
+
+/// Follows a plan's output (`dom0/lab.sh`'s markers and the guests'
+/// prefixed lines) from `source` until `XENPV-DONE`, the source's end or a
+/// timeout; `names` are the plan's guests.
+pub fn watch_plan(source: Box<dyn Lines>, names: Vec<String>, opts: Options) -> Report {
+    Watcher::new(source, names, opts, Mode::Domu).watch()
 }
 
 /// Removes initrds left by runs that were interrupted (Ctrl-C skips `Drop`).
@@ -155,7 +199,7 @@ pub fn boot_dom0(lab: &Lab, name: &str, image: &Path, opts: Options) -> Result<R
     };
     say(&format!("booting Xen with {name} as dom0"));
     let machine = Machine::start(&boot)?;
-    Ok(Watcher::new(machine, vec![name.to_string()], opts, Mode::Dom0).watch())
+    Ok(Watcher::new(Box::new(machine), vec![name.to_string()], opts, Mode::Dom0).watch())
 }
 
 #[derive(PartialEq, Clone, Copy)]
@@ -166,9 +210,9 @@ enum Mode {
     Dom0,
 }
 
-/// Follows one boot's serial console until the boot is over.
+/// Follows one boot's output until the boot is over.
 struct Watcher {
-    machine: Machine,
+    machine: Box<dyn Lines>,
     names: Vec<String>,
     opts: Options,
     mode: Mode,
@@ -181,10 +225,10 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn new(machine: Machine, names: Vec<String>, opts: Options, mode: Mode) -> Watcher {
+    fn new(machine: Box<dyn Lines>, names: Vec<String>, opts: Options, mode: Mode) -> Watcher {
         let mut report = Report {
             order: names.clone(),
-            accel: machine.accel,
+            accel: machine.accel(),
             ..Report::default()
         };
         for name in &names {
@@ -219,10 +263,11 @@ impl Watcher {
                 }
                 Next::Exited => {
                     if self.wind_down.is_none() && self.report.failure.is_none() {
+                        let what = self.machine.what();
                         self.fail(match self.mode {
-                            Mode::Domu => "QEMU exited before dom0 reported XENPV-DONE".to_string(),
+                            Mode::Domu => format!("{what} exited before dom0 reported XENPV-DONE"),
                             Mode::Dom0 => {
-                                "QEMU exited before Xen reported how dom0 ended".to_string()
+                                format!("{what} exited before Xen reported how dom0 ended")
                             }
                         });
                     }
@@ -413,7 +458,8 @@ impl Watcher {
 
     fn status(&self, message: &str) {
         eprintln!(
-            "lab [{:6.1} s] {message}",
+            "{} [{:6.1} s] {message}",
+            self.machine.label(),
             self.start.elapsed().as_secs_f64()
         );
     }
@@ -469,7 +515,8 @@ impl Watcher {
             return;
         }
         eprintln!(
-            "lab: the last {} lines from Xen/Linux (all of them with --verbose):",
+            "{}: the last {} lines that were not the guests' (all of them with --verbose):",
+            self.machine.label(),
             self.noise.len()
         );
         for line in &self.noise {
@@ -517,5 +564,80 @@ pub fn print_summary(report: &Report) {
     }
     if let Some(failure) = &report.failure {
         println!("lab: FAILED: {failure}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines given in advance, then the end.
+    struct Script(VecDeque<String>);
+
+    impl Lines for Script {
+        fn next_line(&mut self, _deadline: Instant) -> Next {
+            match self.0.pop_front() {
+                Some(line) => Next::Line(line),
+                None => Next::Exited,
+            }
+        }
+        fn finish(&mut self, _limit: Duration) {}
+        fn accel(&self) -> &'static str {
+            "script"
+        }
+        fn what(&self) -> &'static str {
+            "the script"
+        }
+        fn label(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn watch(lines: &[&str]) -> Report {
+        let source = Script(lines.iter().map(|l| l.to_string()).collect());
+        let opts = Options {
+            verbose: false,
+            overall: Duration::from_secs(60),
+            guest_timeout: Duration::from_secs(30),
+            bare_guest_lines: false,
+        };
+        watch_plan(Box::new(source), vec!["app".into(), "peer".into()], opts)
+    }
+
+    #[test]
+    fn a_plan_output_becomes_a_report() {
+        let report = watch(&[
+            "XENPV-CREATE app 1.00",
+            "XENPV-STARTED app 3 1.50",
+            "XENPV-FIRST-OUTPUT app 1.75",
+            "[app] hello",
+            "[peer] not a line of app",
+            "[dom0:app] companion says",
+            "some noise",
+            "XENPV-EXIT app 3",
+            "XENPV-GUEST app poweroff 2.00",
+            "XENPV-GUEST peer crash 2.10",
+            "XENPV-COMPANION app exit 0",
+            "XENPV-DONE",
+        ]);
+        assert_eq!(report.failure, None);
+        let app = &report.guests["app"];
+        assert_eq!(app.reason.as_deref(), Some("poweroff"));
+        assert_eq!(app.exit_code, Some(3));
+        assert_eq!(app.output, ["hello"]);
+        assert_eq!((app.created, app.started), (Some(1.0), Some(1.5)));
+        assert_eq!(report.guests["peer"].output, ["not a line of app"]);
+        assert_eq!(report.guests["peer"].reason.as_deref(), Some("crash"));
+        assert_eq!(report.companions["app"], "exit 0");
+        assert_eq!(report.companion_output["app"], ["companion says"]);
+        assert_eq!(report.accel, "script");
+    }
+
+    #[test]
+    fn a_source_that_ends_early_fails_the_boot() {
+        let report = watch(&["XENPV-STARTED app 3 1.50", "[app] hello"]);
+        let failure = report.failure.expect("a failure");
+        assert!(failure.contains("the script exited before"), "{failure}");
+        assert_eq!(report.guests["app"].reason, None);
     }
 }

@@ -6,7 +6,7 @@
 //!   [`payload::Plan`] of guests that dom0 `xl create`s;
 //! - [`runner`]: the cargo runner (`runner = "xenpv-run"`): boots the image
 //!   cargo hands it, streams its console and exits with its status; on a
-//!   real Xen host it uses `xl` directly ([`host`]). What it runs is a
+//!   real Xen host it runs the same dom0 plan there ([`host`]). What it runs is a
 //!   [`plan::RunPlan`], and how each guest ended a [`plan::Outcome`];
 //! - [`template`]: `xenpv-run new <path>`, a ready application crate.
 //!

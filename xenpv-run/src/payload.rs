@@ -9,9 +9,14 @@
 //!
 //! Linux unpacks concatenated cpio archives in one initrd, so the lab's big
 //! archive is built once and each run only writes this one.
+//!
+//! On a real Xen host the same files go to a folder instead ([`write_dir`]),
+//! named in the plan and the cfgs by its own path rather than `/payload`,
+//! and the host runs the same plan with the same `lab.sh` (see
+//! [`crate::host`]).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -77,9 +82,65 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The archive for `plan`.
+/// Where the lab's dom0 finds the payload.
+pub const LAB_ROOT: &str = "/payload";
+
+/// One file of the payload: its path under the payload's root, its mode
+/// and its contents.
+pub struct File {
+    pub path: String,
+    pub mode: u32,
+    pub data: Vec<u8>,
+}
+
+/// The archive for `plan`, unpacked at [`LAB_ROOT`] in the lab's dom0.
 pub fn build(plan: &Plan) -> Result<Vec<u8>> {
     let mut archive = Archive::new();
+    for file in files(plan, LAB_ROOT)? {
+        archive.file(
+            &format!("{}/{}", &LAB_ROOT[1..], file.path),
+            file.mode,
+            &file.data,
+        );
+    }
+    Ok(archive.finish())
+}
+
+/// Writes the payload of `plan` into the folder `dir` (created if needed),
+/// its plan and cfgs naming `dir` as their root: what a real Xen host runs
+/// with `/bin/sh dir/plan`.
+pub fn write_dir(plan: &Plan, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir
+        .to_str()
+        .filter(|r| {
+            r.starts_with('/')
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_-.".contains(c))
+        })
+        .with_context(|| {
+            format!(
+                "{} cannot hold a run's files: use an absolute path of letters, digits, `/`, `_`, `-` and `.`",
+                dir.display()
+            )
+        })?;
+    for file in files(plan, root)? {
+        let path = dir.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, &file.data).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
+    }
+    Ok(())
+}
+
+/// The payload's files for `plan`, with `root` as the folder they will be
+/// in when the plan runs.
+pub fn files(plan: &Plan, root: &str) -> Result<Vec<File>> {
+    let mut out = Vec::new();
+    let mut add = |path: String, mode: u32, data: Vec<u8>| out.push(File { path, mode, data });
     let mut seen = std::collections::BTreeSet::new();
     for guest in plan.guests() {
         check_name(&guest.name)?;
@@ -91,39 +152,39 @@ pub fn build(plan: &Plan) -> Result<Vec<u8>> {
         }
         let image = std::fs::read(&guest.image)
             .with_context(|| format!("reading {}", guest.image.display()))?;
-        archive.file(&format!("payload/{}.elf", guest.name), 0o644, &image);
+        add(format!("{}.elf", guest.name), 0o644, image);
         if let Some(path) = &guest.ramdisk {
             let data =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            archive.file(&format!("payload/{}.ramdisk", guest.name), 0o644, &data);
+            add(format!("{}.ramdisk", guest.name), 0o644, data);
         }
-        archive.file(
-            &format!("payload/{}.cfg", guest.name),
+        add(
+            format!("{}.cfg", guest.name),
             0o644,
-            rewrite_cfg(guest).as_bytes(),
+            rewrite_cfg(guest, root).into_bytes(),
         );
         if let Some(script) = &guest.companion {
-            archive.file(
-                &format!("payload/{}.dom0.sh", guest.name),
+            add(
+                format!("{}.dom0.sh", guest.name),
                 0o755,
-                format!("{COMPANION_SH}{script}").as_bytes(),
+                format!("{COMPANION_SH}{script}").into_bytes(),
             );
         }
         if let Some(script) = &guest.pre_create {
-            archive.file(
-                &format!("payload/{}.pre.dom0.sh", guest.name),
+            add(
+                format!("{}.pre.dom0.sh", guest.name),
                 0o755,
-                format!("{COMPANION_SH}{script}").as_bytes(),
+                format!("{COMPANION_SH}{script}").into_bytes(),
             );
         }
     }
     for (name, path) in &plan.tools {
         let bin = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        archive.file(&format!("payload/bin/{name}"), 0o755, &bin);
+        add(format!("bin/{name}"), 0o755, bin);
     }
-    archive.file("payload/lab.sh", 0o644, LAB_SH.as_bytes());
-    archive.file("payload/plan", 0o755, plan_script(plan).as_bytes());
-    Ok(archive.finish())
+    add("lab.sh".into(), 0o644, LAB_SH.as_bytes().to_vec());
+    add("plan".into(), 0o755, plan_script(plan, root).into_bytes());
+    Ok(out)
 }
 
 /// Settings xtask owns in every cfg: the image's path in dom0, the domain
@@ -139,14 +200,15 @@ const OWNED_KEYS: &[&str] = &[
     "on_soft_reset",
 ];
 
-/// `guest.cfg` with the settings of [`OWNED_KEYS`] replaced.
-pub fn rewrite_cfg(guest: &Guest) -> String {
+/// `guest.cfg` with the settings of [`OWNED_KEYS`] replaced, its files in
+/// the folder `root`.
+pub fn rewrite_cfg(guest: &Guest, root: &str) -> String {
     let mut out =
         String::from("# Rewritten for the lab; the original is the guest's own xl config.\n");
     let _ = writeln!(out, "name = \"{}\"", guest.name);
-    let _ = writeln!(out, "kernel = \"/payload/{}.elf\"", guest.name);
+    let _ = writeln!(out, "kernel = \"{root}/{}.elf\"", guest.name);
     if guest.ramdisk.is_some() {
-        let _ = writeln!(out, "ramdisk = \"/payload/{}.ramdisk\"", guest.name);
+        let _ = writeln!(out, "ramdisk = \"{root}/{}.ramdisk\"", guest.name);
     }
     for key in &OWNED_KEYS[2..] {
         let _ = writeln!(out, "{key} = \"preserve\"");
@@ -199,10 +261,10 @@ fn random_uuid() -> String {
 }
 
 /// The shell script dom0 runs: create each group, wait for it, go on.
-fn plan_script(plan: &Plan) -> String {
-    let mut s = String::from(
-        "# Generated by xenpv-run: what dom0 does in this boot.\n. /payload/lab.sh\n\
-         export PATH=/payload/bin:$PATH\n",
+fn plan_script(plan: &Plan, root: &str) -> String {
+    let mut s = format!(
+        "# Generated by xenpv-run: what dom0 does in this boot.\n. {root}/lab.sh\n\
+         export PATH={root}/bin:$PATH\n",
     );
     let limit = plan.guest_timeout.as_secs().max(1);
     for (i, group) in plan.groups.iter().enumerate() {
@@ -210,15 +272,15 @@ fn plan_script(plan: &Plan) -> String {
         let _ = writeln!(s, "\n# group {}: {}", i + 1, names.join(" "));
         for guest in group {
             if guest.pre_create.is_some() {
-                let _ = writeln!(s, "guest_prepare {0} /payload/{0}.pre.dom0.sh", guest.name);
+                let _ = writeln!(s, "guest_prepare {0} {root}/{0}.pre.dom0.sh", guest.name);
             }
-            let _ = writeln!(s, "guest_create {0} /payload/{0}.cfg", guest.name);
+            let _ = writeln!(s, "guest_create {0} {root}/{0}.cfg", guest.name);
         }
         if plan.announce_peers && group.len() > 1 {
             s.push_str("group_peers\n");
         }
         for guest in group.iter().filter(|g| g.companion.is_some()) {
-            let _ = writeln!(s, "companion_start {0} /payload/{0}.dom0.sh", guest.name);
+            let _ = writeln!(s, "companion_start {0} {root}/{0}.dom0.sh", guest.name);
         }
         let _ = writeln!(s, "group_unpause\ngroup_wait {limit}");
     }
@@ -243,7 +305,7 @@ mod tests {
     #[test]
     fn cfg_is_rewritten() {
         let cfg = "name = \"hello\"\ntype = \"pv\"\nkernel = \"../target/x/hello\"\nmemory = 8\non_crash=\"destroy\"\n";
-        let out = rewrite_cfg(&guest("hello", cfg));
+        let out = rewrite_cfg(&guest("hello", cfg), LAB_ROOT);
         assert!(out.contains("kernel = \"/payload/hello.elf\"\n"), "{out}");
         assert!(
             out.contains("\ntype = \"pv\"\n") && out.contains("\nmemory = 8\n"),
@@ -266,9 +328,9 @@ mod tests {
     #[test]
     fn ramdisk_is_the_payload_copy() {
         let mut g = guest("linux", "memory = 128\nramdisk = \"/elsewhere.cpio\"\n");
-        assert!(!rewrite_cfg(&g).contains("/payload/linux.ramdisk"));
+        assert!(!rewrite_cfg(&g, LAB_ROOT).contains("/payload/linux.ramdisk"));
         g.ramdisk = Some(PathBuf::from("/host/initrd.cpio"));
-        let out = rewrite_cfg(&g);
+        let out = rewrite_cfg(&g, LAB_ROOT);
         assert!(
             out.contains("ramdisk = \"/payload/linux.ramdisk\"\n"),
             "{out}"
@@ -287,10 +349,10 @@ mod tests {
         assert_eq!(&a[14..15], "4", "{a}");
         assert!("89ab".contains(&a[19..20]), "{a}");
         // A cfg's own uuid is kept.
-        let out = rewrite_cfg(&guest(
-            "x",
-            "uuid = \"0c4a5a52-1f3f-4a1e-9a5e-2b6f3c1d0e01\"\n",
-        ));
+        let out = rewrite_cfg(
+            &guest("x", "uuid = \"0c4a5a52-1f3f-4a1e-9a5e-2b6f3c1d0e01\"\n"),
+            LAB_ROOT,
+        );
         assert_eq!(out.matches("uuid").count(), 1, "{out}");
     }
 
@@ -308,7 +370,7 @@ mod tests {
             tools: Vec::new(),
             announce_peers: false,
         };
-        let script = plan_script(&plan);
+        let script = plan_script(&plan, LAB_ROOT);
         let expected = "guest_create hello /payload/hello.cfg\ngroup_unpause\ngroup_wait 30\n\n\
                         # group 2: ring_producer ring_consumer\n\
                         guest_prepare ring_producer /payload/ring_producer.pre.dom0.sh\n\
@@ -317,6 +379,61 @@ mod tests {
                         companion_start ring_producer /payload/ring_producer.dom0.sh\n\
                         group_unpause\ngroup_wait 30\n";
         assert!(script.ends_with(expected), "{script}");
+    }
+
+    #[test]
+    fn a_folder_payload_names_its_own_root() {
+        let dir = std::env::temp_dir().join(format!("xenpv-payload-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = dir.join("img");
+        std::fs::write(&image, b"\x7fELF").unwrap();
+        let tool = dir.join("tool");
+        std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+        let mut g = guest("app", "memory = 8\n");
+        g.image = image;
+        g.companion = Some("echo hi\n".into());
+        let plan = Plan {
+            groups: vec![vec![g]],
+            guest_timeout: Duration::from_secs(7),
+            tools: vec![("tool".into(), tool)],
+            announce_peers: false,
+        };
+        let root = dir.join("run");
+        write_dir(&plan, &root).unwrap();
+        let r = root.to_str().unwrap();
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let script = read("plan");
+        assert!(script.contains(&format!(". {r}/lab.sh\n")), "{script}");
+        assert!(
+            script.contains(&format!("export PATH={r}/bin:$PATH\n")),
+            "{script}"
+        );
+        assert!(
+            script.contains(&format!("guest_create app {r}/app.cfg\n")),
+            "{script}"
+        );
+        assert!(
+            script.contains(&format!("companion_start app {r}/app.dom0.sh\n")),
+            "{script}"
+        );
+        assert!(read("app.cfg").contains(&format!("kernel = \"{r}/app.elf\"\n")));
+        assert_eq!(std::fs::read(root.join("app.elf")).unwrap(), b"\x7fELF");
+        assert_eq!(read("lab.sh"), LAB_SH);
+        assert!(read("app.dom0.sh").ends_with("echo hi\n"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("bin/tool"), mode("app.cfg")), (0o755, 0o644));
+        // A root the plan could not name unquoted is refused.
+        assert!(write_dir(&plan, &dir.join("a b")).is_err());
+        assert!(write_dir(&plan, Path::new("relative")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

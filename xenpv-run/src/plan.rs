@@ -1,9 +1,10 @@
 //! A run of the cargo runner, as data: its plan (the guests, resolved from
 //! the command line and `Xenpv.toml`) and how it ended (each guest's
-//! [`Outcome`], the run's exit status). Both places a run boots, the lab
-//! ([`crate::runner`] over [`crate::boot`]) and a Xen host
-//! ([`crate::host`]), take a [`RunPlan`] and hand back outcomes; the exit
-//! statuses are the ones [`crate::runner`]'s table lists.
+//! [`Outcome`], the run's exit status). [`crate::runner`] turns a
+//! [`RunPlan`] into one dom0 plan that both places a run boots carry out,
+//! the lab ([`crate::boot`]) and a Xen host ([`crate::host`]), and reads
+//! outcomes from its report; the exit statuses are the ones
+//! [`crate::runner`]'s table lists.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

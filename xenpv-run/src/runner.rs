@@ -21,9 +21,11 @@
 //! runs, each gets the others' domain ids in its own `data/peers/<name>`
 //! (e.g. `xs.read_string("data/peers/server")`).
 //!
-//! Where it boots: on a Xen host (dom0 with `xl`) it `xl create`s directly
+//! Where it boots: on a Xen host (dom0 with `xl`) it runs the plan there
 //! ([`crate::host`]); anywhere else it boots Xen and a Linux dom0 in QEMU
-//! (the lab, [`crate::lab`], prepared into a user-level cache on first use).
+//! (the lab, [`crate::lab`], prepared into a user-level cache on first use),
+//! whose dom0 runs it. Both run one [`Plan`] with the same `dom0/lab.sh`
+//! and read its output into the same [`Report`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,10 +89,7 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
     // A test that panics or faults ends its domain; the harness then asks
     // for a fresh one that goes on after it (crate::resume).
     for _ in 0..resume::MAX_DOMAINS {
-        let run = match &lab {
-            None => host::run(&plan, args.verbose)?,
-            Some(lab) => boot_in_lab(lab, &plan, args.verbose)?,
-        };
+        let run = boot_once(lab.as_ref(), &plan, args.verbose)?;
         let app = &run.outcomes[0];
         if app.reason.as_deref() == Some("crash") {
             if let Some(word) = &app.resume {
@@ -110,8 +109,8 @@ pub fn cmd_run(args: RunArgs) -> Result<i32> {
     )
 }
 
-/// Boots `plan` once in the lab.
-fn boot_in_lab(lab: &lab::Lab, plan: &RunPlan, verbose: bool) -> Result<Run> {
+/// Boots `plan` once, in the lab or (without one) on this host.
+fn boot_once(lab: Option<&lab::Lab>, plan: &RunPlan, verbose: bool) -> Result<Run> {
     let names: Vec<String> = plan.guests.iter().map(|g| g.name.clone()).collect();
     let group: Vec<Guest> = plan
         .guests
@@ -142,7 +141,10 @@ fn boot_in_lab(lab: &lab::Lab, plan: &RunPlan, verbose: bool) -> Result<Run> {
         guest_timeout: plan.timeout,
         bare_guest_lines: plan.guests.len() == 1,
     };
-    let report = boot::boot_domu(lab, &boot_plan, opts)?;
+    let report = match lab {
+        Some(lab) => boot::boot_domu(lab, &boot_plan, opts)?,
+        None => host::run(&boot_plan, opts)?,
+    };
     if let Some(failure) = &report.failure {
         eprintln!("xenpv-run: the boot failed: {failure}");
     }

@@ -2,6 +2,9 @@
 //! built for the host target with a static C runtime, so they run in the
 //! lab's dom0 whatever its initramfs carries, and put in a run's payload
 //! at `/payload/bin/` for the companion scripts (xenpv-run's `Plan::tools`).
+//! xenpv-run itself is one of them, built the same way, so a companion can
+//! run its real-host path (`xenpv-run --xen host`) in the lab's dom0, a real
+//! Xen dom0 with `xl` (`tests/xen/host-path`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +17,9 @@ use xenpv_run::payload::Guest;
 /// The package and the binaries it builds.
 pub const PACKAGE: &str = "xenpv-dom0-tools";
 pub const BINARIES: &[&str] = &["gnt-interop", "vchan-bench"];
+
+/// The runner's package, also built for dom0: its binary is `xenpv-run`.
+pub const RUNNER_PACKAGE: &str = "xenpv-run";
 
 /// dom0's target: Debian's x86_64 Linux, like the build machine.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -39,6 +45,8 @@ pub fn build() -> Result<Vec<(&'static str, PathBuf)>> {
             "--release",
             "--package",
             PACKAGE,
+            "--package",
+            RUNNER_PACKAGE,
             "--target",
             TARGET,
         ])
@@ -51,5 +59,9 @@ pub fn build() -> Result<Vec<(&'static str, PathBuf)>> {
         );
     run_captured(&mut cmd, Duration::from_secs(1800)).context("building the dom0 tools")?;
     let dir = util::target_dir().join(TARGET).join("release");
-    Ok(BINARIES.iter().map(|b| (*b, dir.join(b))).collect())
+    Ok(BINARIES
+        .iter()
+        .chain(&[RUNNER_PACKAGE])
+        .map(|b| (*b, dir.join(b)))
+        .collect())
 }

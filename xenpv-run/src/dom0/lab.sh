@@ -1,5 +1,14 @@
 # Shell helpers for /payload/plan, run by dom0's busybox sh (the plan
 # sources this file; xtask puts it in the payload as /payload/lab.sh).
+# On a real Xen host xenpv-run writes the same payload to a folder and runs
+# the same plan with /bin/sh (dash on Debian; so POSIX sh, awk and
+# coreutils only, no busybox extensions), with two settings:
+#   XENPV_STATE    the run's own state folder [default: /tmp/xenpv]
+#   XENPV_CONSOLE  where guests' consoles are read: `xenconsoled`, its logs
+#                  in LOGDIR (the lab's dom0 starts it with --log=guest),
+#                  or `pty`, each guest's console pty copied to
+#                  $STATE/NAME/console.log (a host's xenconsoled usually
+#                  logs no guests) [default: xenconsoled]
 #
 # A plan is a list of groups. For each group it calls `guest_prepare` for
 # every guest with a pre-create script (<name>.pre.dom0.sh, e.g. making
@@ -25,7 +34,8 @@
 # UPTIME is dom0's /proc/uptime in seconds.
 
 LOGDIR=/var/log/xen/console
-STATE=/tmp/xenpv
+STATE=${XENPV_STATE:-/tmp/xenpv}
+CONSOLE=${XENPV_CONSOLE:-xenconsoled}
 POLL=0.25
 # A group's polls back off from POLL to POLL_MAX seconds while nothing
 # happens, once each of its guests has printed its first line (so the boot
@@ -47,6 +57,53 @@ COMPANIONS=""
 
 now() { cut -d ' ' -f 1 /proc/uptime; }
 
+# console_log NAME: sets LOG to the file guest NAME's console lines
+# arrive in (a variable, not output: a command substitution costs a fork
+# on every poll).
+console_log() {
+    if [ "$CONSOLE" = pty ]; then
+        LOG="$STATE/$1/console.log"
+    else
+        LOG="$LOGDIR/guest-$1.log"
+    fi
+}
+
+# console_follow NAME DOMID: with XENPV_CONSOLE=pty, copies the guest's
+# console to $STATE/NAME/console.log from the pty xenconsoled gives it
+# (its xenstore console/tty, what `xl console` attaches to; xl console
+# itself is not used: it execs the xenconsole helper, which the lab's dom0
+# does not carry). The pty is opened here, before the guest is unpaused,
+# so no line is missed; finish_guest stops the copy.
+console_follow() {
+    local tty="" i=0
+    [ "$CONSOLE" = pty ] || return 0
+    while [ $i -lt 30 ]; do
+        tty=$(xenstore-read "/local/domain/$2/console/tty" 2> /dev/null) && [ -n "$tty" ] && break
+        sleep 0.2
+        i=$((i + 1))
+    done
+    # (`command`: a failed redirection of a plain `exec` ends the shell.)
+    if [ -z "$tty" ] || ! { command exec 8<> "$tty"; } 2> /dev/null; then
+        echo "[xl:$1] no console: xenstore has no console/tty for domain $2${tty:+, or $tty does not open}"
+        return 0
+    fi
+    # Raw, no echo: lines as the guest wrote them, whatever the pty's
+    # settings were (stty fails harmlessly where it is not a tty).
+    stty raw -echo <&8 > /dev/null 2>&1
+    cat <&8 > "$STATE/$1/console.log" 2> "$STATE/$1/console.err" &
+    echo $! > "$STATE/$1/console.pid"
+    exec 8<&-
+}
+
+# console_stop NAME: stops its console copy and shows what that said.
+console_stop() {
+    [ -f "$STATE/$1/console.pid" ] || return 0
+    kill "$(cat "$STATE/$1/console.pid")" 2> /dev/null
+    rm -f "$STATE/$1/console.pid"
+    [ -s "$STATE/$1/console.err" ] && sed "s/^/[xl:$1] console: /" "$STATE/$1/console.err"
+    return 0
+}
+
 # guest_prepare NAME SCRIPT: runs the guest's pre-create script in the
 # foreground (60 s at most) before its `xl create`, e.g. to make the disk
 # image its cfg names; prints its output as the companion's ([dom0:NAME]).
@@ -67,8 +124,9 @@ guest_prepare() {
 # gives each step ~10 s); the `timeout` bounds the whole create anyway.
 guest_create() {
     local name=$1 domid var
-    rm -f "$LOGDIR/guest-$name.log"
     mkdir -p "$STATE/$name"
+    console_log "$name"
+    rm -f "$LOG"
     echo 0 > "$STATE/$name/printed"
     if [ -f "$STATE/$name/prepare-failed" ]; then
         echo "[xl:$name] not created: its pre-create script failed (exit $(cat "$STATE/$name/prepare-failed"))"
@@ -86,6 +144,7 @@ guest_create() {
     var=$(echo "$name" | tr -c 'A-Za-z0-9_\n' '_')
     export "DOMID_$var=$domid"
     echo "$domid" > "$STATE/$name/domid"
+    console_follow "$name" "$domid"
     GROUP="$GROUP $name"
 }
 
@@ -147,7 +206,8 @@ print_new() {
 stream_guest() {
     local counter="$STATE/$1/printed" before
     before=$(cat "$counter")
-    print_new "$LOGDIR/guest-$1.log" "$counter" "[$1] " "$2"
+    console_log "$1"
+    print_new "$LOG" "$counter" "[$1] " "$2"
     if [ "$before" = 0 ] && [ "$(cat "$counter")" != 0 ]; then
         echo "XENPV-FIRST-OUTPUT $1 $(now)"
     fi
@@ -177,7 +237,7 @@ guest_state() {
 }
 
 # settle FILE: waits (3 s at most) until FILE stops growing, so that
-# xenconsoled has written the guest's last words.
+# xenconsoled (or the pty copy) has written the guest's last words.
 settle() {
     local previous=-1 size i
     for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -193,8 +253,10 @@ settle() {
 # destroys it.
 finish_guest() {
     local code
-    settle "$LOGDIR/guest-$1.log"
+    console_log "$1"
+    settle "$LOG"
     stream_guest "$1" final
+    console_stop "$1"
     code=$(xenstore-read "/local/domain/$(cat "$STATE/$1/domid")/data/xenpv-exit-code" 2>/dev/null) \
         && echo "XENPV-EXIT $1 $code"
     echo "XENPV-GUEST $1 $2 $(now)"
