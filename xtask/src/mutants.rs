@@ -30,6 +30,8 @@ pub const FILES: &[&str] = &[
     "src/xenstore/wire.rs",
     "src/ring/mod.rs",
     "src/xenbus/mod.rs",
+    "src/xenbus/link.rs",
+    "src/xenbus/backend.rs",
     "src/block/mod.rs",
     "src/net/mod.rs",
 ];
