@@ -31,7 +31,8 @@ enum Mode {
     FailWrites,
     /// `BLKIF_RSP_EOPNOTSUPP` for flushes.
     NoFlush,
-    /// Never answers.
+    /// Never answers; moves the clock past the front end's deadline
+    /// instead (so the timeout comes without a real sleep).
     Silent,
     /// Publishes `rsp_prod` far beyond the requests.
     Flood,
@@ -146,7 +147,12 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
                 rsp.status = BLKIF_RSP_EOPNOTSUPP
             }
             Mode::FailWrites | Mode::NoFlush => {}
-            Mode::Silent => continue,
+            Mode::Silent => {
+                // Past any deadline of these tests (the front end took its
+                // deadline before it published the request).
+                w.ew.advance(Duration::from_secs(3600));
+                continue;
+            }
             Mode::Flood => {
                 ring.memory()
                     .ring_mem()
@@ -161,6 +167,8 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             }
             Mode::Die => {
                 w.ew.kill(BACK);
+                // The front end's next peer check is due (no sleep).
+                w.ew.advance(BACKEND_CHECK);
                 return;
             }
         }
@@ -188,14 +196,21 @@ fn with_backend(
         let _stop = StopOnDrop(&w.stop);
         body(&mut front, &w);
         drop(_stop);
+        // Ends the backend's idle wait now.
+        w.ew.advance(Duration::from_millis(20));
         back.join().unwrap();
     });
 }
 
+/// A bound on a hang, not a speed: a test that wants a timeout moves the
+/// fake clock past it ([`Mode::Silent`]), so a loaded machine's slow
+/// backend thread is not taken for a silent one.
+const HANG: Duration = Duration::from_secs(20);
+
 fn quick() -> Options {
     Options {
         in_flight: 4,
-        timeout: Duration::from_millis(500),
+        timeout: HANG,
         ring_order: 0,
     }
 }
@@ -246,7 +261,7 @@ fn reads_and_writes_of_every_shape_reach_the_disk() {
         Mode::Serve,
         Options {
             in_flight: 3,
-            timeout: Duration::from_secs(1),
+            timeout: HANG,
             ring_order: 0,
         },
         |f, w| {
@@ -469,7 +484,7 @@ fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
             51712,
             Options {
                 in_flight: 2,
-                timeout: Duration::from_secs(1),
+                timeout: HANG,
                 ring_order: 0,
             },
         )
@@ -783,6 +798,8 @@ fn connect_handshakes_serves_and_closes_on_detach() {
             .transport_mut()
             .server
             .external_write(&format!("{VBD_BACK}/state"), b"5");
+        // A bus check period passes (the fake clock moves, no sleep).
+        w.ew.advance(BACKEND_CHECK);
         let start = std::time::Instant::now();
         let err = loop {
             if let Err(e) = f.read(3, &mut buf) {
@@ -818,14 +835,19 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     let mut buf = [0u8; 512];
     std::thread::scope(|s| {
         // Closing arrives while the read waits for an answer that never
-        // comes (its bus check before sending found the backend connected).
+        // comes (its bus check before sending found the backend connected),
+        // then the wait's bus check period passes.
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                w2.ew.until_asleep(FRONT, Duration::from_secs(10)),
+                "the read never waited"
+            );
             store
                 .lock()
                 .transport_mut()
                 .server
                 .external_write(&format!("{VBD_BACK}/state"), b"5");
+            w2.ew.advance(BACKEND_CHECK);
         });
         let start = std::time::Instant::now();
         assert_eq!(f.read(0, &mut buf), Err(BlockError::BackendClosing));
