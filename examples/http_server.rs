@@ -33,8 +33,8 @@ fn main(xen: Xen) -> Result<(), xenpv::Error> {
     let ip = dev
         .configured_ip()
         .ok_or(xenpv::Error::App("no ip= in the vif spec"))?;
-    let mut net = Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1)))
-        .map_err(xenpv::Error::msg)?;
+    let mut net =
+        Stack::new(dev, ip, 24, Some(Ipv4Addr::new(10, 0, 7, 1))).map_err(xenpv::Error::msg)?;
     let h = net.add(tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 4096]),
         tcp::SocketBuffer::new(vec![0; 4096]),
