@@ -868,3 +868,72 @@ impl Drop for StopOnDrop<'_> {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+#[test]
+fn a_device_tells_its_backend_ring_and_slots() {
+    let w = world();
+    let f = BlkFront::new(&w.front_grants, &w.front_events, DomId(3), 768, quick()).unwrap();
+    assert_eq!(f.backend(), DomId(3));
+    assert_eq!(f.ring_pages(), (1, 4));
+    assert_eq!(
+        format!("{f:?}"),
+        "BlkFront { backend: DomId(0x3), handle: 768, info: None }"
+    );
+    let f = BlkFront::new(
+        &w.front_grants,
+        &w.front_events,
+        DomId(3),
+        768,
+        Options {
+            ring_order: 1,
+            in_flight: 50,
+            ..quick()
+        },
+    )
+    .unwrap();
+    assert_eq!(f.ring_pages(), (2, 50));
+}
+
+#[test]
+fn mode_r_or_the_info_bit_makes_the_disk_read_only() {
+    for (control, ro) in [
+        (&[("mode", &b"r"[..])][..], true),
+        (&[("mode", &b"w"[..])][..], false),
+        (&[("info", &b"4"[..])][..], true),
+        (&[][..], false),
+    ] {
+        let w = world();
+        let store = vbd_store(51712, control);
+        // blkback_bus publishes only the CONTROL keys it knows: `mode` by hand.
+        if let Some((_, m)) = control.iter().find(|(k, _)| *k == "mode") {
+            store
+                .lock()
+                .transport_mut()
+                .server
+                .external_write(&format!("{VBD_BACK}/mode"), m);
+        }
+        let f =
+            BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+        assert_eq!(f.info().read_only, ro, "{control:?}");
+    }
+}
+
+#[test]
+fn close_says_when_the_backend_never_closes() {
+    let w = world();
+    let store = vbd_store(51712, &[]);
+    let f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+    // The backend stops answering: our Closing is never followed.
+    store.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        f.close(),
+        Err(BlockError::Xenbus(crate::xenbus::XenbusError::Timeout {
+            waiting_for: crate::xenbus::XenbusState::Closing,
+            backend: Some(crate::xenbus::XenbusState::Connected),
+        }))
+    );
+    assert_eq!(
+        node(&store, &format!("{VBD_FRONT}/state")).as_deref(),
+        Some("6")
+    );
+}
