@@ -281,7 +281,9 @@ fn reads_and_writes_of_every_shape_reach_the_disk() {
                     "read {bytes} at {sector}"
                 );
                 let data: std::vec::Vec<u8> = (0..bytes)
-                    .map(|i| (i as u8) ^ 0x5a ^ (sector as u8))
+                    // Each page its own bytes (a 256-byte pattern would
+                    // hide a page written from the wrong place).
+                    .map(|i| (i as u8) ^ ((i / 4096) as u8) ^ 0x5a ^ (sector as u8))
                     .collect();
                 f.write(sector, &data).unwrap();
                 assert!(
