@@ -29,6 +29,7 @@ enum Rx {
 
 struct World {
     _gw: FakeWorld,
+    ew: FakeEventWorld,
     front_grants: Grants<FakeXen>,
     back_grants: Grants<FakeXen>,
     front_events: FakeEvents,
@@ -50,6 +51,7 @@ fn world() -> World {
         front_events: ew.domain(FRONT),
         back_events: ew.domain(BACK),
         _gw: gw,
+        ew,
         sent: Mutex::new(vec![]),
         inject: Mutex::new(VecDeque::new()),
         answer_tx: AtomicBool::new(true),
@@ -600,4 +602,32 @@ fn smoltcp_frames_go_out_through_one_kept_buffer_zeroed_each_time() {
         second[0] = 1;
         assert_eq!(sent[1], second, "nothing of the first frame");
     });
+}
+
+#[test]
+fn a_device_tells_its_backend_mac_clock_and_counters() {
+    let w = world();
+    let nf = NetFront::new(
+        &w.front_grants,
+        &w.front_events,
+        DomId(3),
+        MAC,
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(nf.backend(), DomId(3));
+    assert_eq!(nf.mac(), MAC);
+    assert_eq!(nf.stats(), NetStats::default());
+    assert_eq!(
+        format!("{nf:?}"),
+        "NetFront { backend: DomId(0x3), mac: [0, 22, 62, 0, 0, 16], stats: NetStats { tx_frames: 0, rx_frames: 0, tx_errors: 0, rx_dropped: 0 } }"
+    );
+    // smoltcp's timestamps come from the event clock.
+    let t0 = nf.now_ns();
+    w.ew.advance(Duration::from_secs(5));
+    let t1 = nf.now_ns();
+    assert!(
+        (5_000_000_000..6_000_000_000).contains(&(t1 - t0)),
+        "{t0} {t1}"
+    );
 }
