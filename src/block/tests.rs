@@ -25,6 +25,11 @@ enum Mode {
     Serve,
     /// Answers with an id no request has.
     WrongId,
+    /// Answers with this id (e.g. one past the last slot).
+    Id(u64),
+    /// Fails the first request, then answers the others with this id
+    /// and operation (`None`: theirs).
+    FailFirstThen(Option<u64>, Option<u8>),
     /// Answers a read as if it were a write.
     WrongOperation,
     /// `BLKIF_RSP_ERROR` for every write.
@@ -87,6 +92,7 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
         .map(FRONT, &keys.ring_refs, Access::ReadWrite)
         .unwrap();
     let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(ring_map).unwrap();
+    let mut served = 0;
     while !w.stop.load(Ordering::Relaxed) {
         let req = match ring.poll_request() {
             Ok(Some(r)) => r,
@@ -141,6 +147,12 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
         match mode {
             Mode::Serve => {}
             Mode::WrongId => rsp.id += 100,
+            Mode::Id(id) => rsp.id = id,
+            Mode::FailFirstThen(..) if served == 0 => rsp.status = BLKIF_RSP_ERROR,
+            Mode::FailFirstThen(id, operation) => {
+                rsp.id = id.unwrap_or(rsp.id);
+                rsp.operation = operation.unwrap_or(rsp.operation);
+            }
             Mode::WrongOperation => rsp.operation = BLKIF_OP_WRITE,
             Mode::FailWrites if req.operation == BLKIF_OP_WRITE => rsp.status = BLKIF_RSP_ERROR,
             Mode::NoFlush if req.operation == BLKIF_OP_FLUSH_DISKCACHE => {
@@ -172,6 +184,7 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
                 return;
             }
         }
+        served += 1;
         ring.push_response(&rsp).unwrap();
         if ring.push_responses_and_check_notify() {
             port.send().unwrap();
@@ -441,6 +454,14 @@ fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
             BlockError::BadResponse {
                 id: 0,
                 operation: BLKIF_OP_WRITE,
+            },
+        ),
+        // One past the last of quick()'s 4 slots.
+        (
+            Mode::Id(4),
+            BlockError::BadResponse {
+                id: 4,
+                operation: BLKIF_OP_READ,
             },
         ),
         (Mode::Silent, BlockError::Timeout),
@@ -938,4 +959,47 @@ fn close_says_when_the_backend_never_closes() {
         node(&store, &format!("{VBD_FRONT}/state")).as_deref(),
         Some("6")
     );
+}
+
+#[test]
+fn a_lying_answer_while_a_failed_call_waits_for_its_others_breaks_the_device() {
+    // 20 pages: two requests (slots 0 and 1); the first fails, and the
+    // answer to the second, waited for before the error is reported, is
+    // checked as any answer is.
+    for (mode, want) in [
+        (
+            Mode::FailFirstThen(Some(4), None),
+            BlockError::BadResponse {
+                id: 4,
+                operation: BLKIF_OP_WRITE,
+            },
+        ),
+        (
+            Mode::FailFirstThen(None, Some(BLKIF_OP_READ)),
+            BlockError::BadResponse {
+                id: 1,
+                operation: BLKIF_OP_READ,
+            },
+        ),
+        (
+            Mode::FailFirstThen(None, None),
+            BlockError::Io {
+                operation: BLKIF_OP_WRITE,
+                status: BLKIF_RSP_ERROR,
+            },
+        ),
+    ] {
+        with_backend(mode, quick(), |f, _| {
+            assert_eq!(
+                f.write(0, &vec![1u8; 20 * 4096]),
+                Err(want.clone()),
+                "{mode:?}"
+            );
+            let then = match want {
+                BlockError::Io { .. } => Ok(()),
+                _ => Err(BlockError::Broken),
+            };
+            assert_eq!(f.flush(), then, "{mode:?}");
+        });
+    }
 }
