@@ -25,6 +25,9 @@ enum Mode {
     Serve,
     /// Answers with an id no request has.
     WrongId,
+    /// Answers the first request only after the front end's wait for it
+    /// ran a bus-check period (the fake clock moved) and slept again.
+    Late,
     /// Answers with this id (e.g. one past the last slot).
     Id(u64),
     /// Fails the first request, then answers the others with this id
@@ -148,6 +151,21 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             Mode::Serve => {}
             Mode::WrongId => rsp.id += 100,
             Mode::Id(id) => rsp.id = id,
+            Mode::Late if served == 0 => {
+                let bound = Duration::from_secs(10);
+                assert!(
+                    w.ew.until_asleep(FRONT, bound),
+                    "the front end never waited"
+                );
+                w.ew.advance(BACKEND_CHECK);
+                let start = std::time::Instant::now();
+                while w.ew.timeouts(FRONT) == 0 && start.elapsed() < bound {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // Asleep again: the step's end was not the deadline's.
+                let _ = w.ew.until_asleep(FRONT, bound);
+            }
+            Mode::Late => {}
             Mode::FailFirstThen(..) if served == 0 => rsp.status = BLKIF_RSP_ERROR,
             Mode::FailFirstThen(id, operation) => {
                 rsp.id = id.unwrap_or(rsp.id);
@@ -1002,4 +1020,15 @@ fn a_lying_answer_while_a_failed_call_waits_for_its_others_breaks_the_device() {
             assert_eq!(f.flush(), then, "{mode:?}");
         });
     }
+}
+
+#[test]
+fn a_wait_that_reaches_a_bus_check_before_the_answer_goes_on_waiting() {
+    with_backend(Mode::Late, quick(), |f, w| {
+        let mut buf = vec![0u8; 1024];
+        f.read(2, &mut buf).unwrap();
+        assert!(buf[..] == w.disk.lock().unwrap()[1024..2048]);
+        // (More than one on a loaded machine: each step is 100 ms real.)
+        assert!(w.ew.timeouts(FRONT) >= 1, "a step of the wait ran out");
+    });
 }
