@@ -631,3 +631,52 @@ fn a_device_tells_its_backend_mac_clock_and_counters() {
         "{t0} {t1}"
     );
 }
+
+#[test]
+fn errors_say_what_went_wrong_in_words() {
+    use alloc::string::ToString;
+    let cases = [
+        (NetError::BadFrame(0), "a 0-byte frame (1 to 1514 bytes go)"),
+        (NetError::BackendGone, "the backend domain is gone"),
+        (
+            NetError::BackendClosing,
+            "the backend is closing: the vif was detached",
+        ),
+        (NetError::Broken, "an earlier error broke the device"),
+        (
+            NetError::BadMac("x".into()),
+            "the mac node holds \"x\", not a MAC address",
+        ),
+    ];
+    for (e, words) in cases {
+        assert_eq!(e.to_string(), words);
+    }
+    for (e, start) in [
+        (
+            NetError::Ring(RingError::TooManyResponses {
+                rsp_prod: 9,
+                rsp_cons: 0,
+                req_prod: 1,
+            }),
+            "a ring broke the protocol: ",
+        ),
+        (
+            NetError::Xenbus(XenbusError::BadNode(crate::xenbus::Snippet::new(b"x"))),
+            "its xenbus handshake failed: ",
+        ),
+        (
+            NetError::Grant(GrantError::InvalidArgument),
+            "sharing its pages failed: ",
+        ),
+        (
+            NetError::Event(EventError::Timeout),
+            "its event channel failed: ",
+        ),
+    ] {
+        let text = e.to_string();
+        assert!(
+            text.starts_with(start) && text.len() > start.len(),
+            "{text:?}"
+        );
+    }
+}
