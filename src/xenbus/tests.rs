@@ -702,6 +702,7 @@ fn a_backend_and_a_frontend_handshake_close_and_reopen_through_one_store() {
     let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
     assert_eq!(be.path(), BACK);
     assert_eq!(be.frontend_path(), FRONT);
+    assert_eq!((be.frontend_id(), be.devid()), (DomId(7), 51712));
     let mut features = Keys::new();
     features.set("feature-flush-cache", 1);
     let mut disk = Keys::new();
@@ -991,4 +992,17 @@ fn a_backend_polled_in_an_event_loop_sees_each_change_once() {
         synced(&fstore, &format!("{BACK}/state")).as_deref(),
         Some(&b"2"[..])
     );
+}
+
+#[test]
+fn a_backend_in_a_driver_domain_is_named_by_its_id() {
+    let mut t = FakeTransport::new(7, "guest-seven");
+    let back = "/local/domain/3/backend/vbd/7/51712";
+    t.server
+        .external_write(&format!("{FRONT}/backend"), back.as_bytes());
+    t.server
+        .external_write(&format!("{FRONT}/backend-id"), b"3");
+    let s = spin::Mutex::new(Client::new(t));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!((f.backend_path(), f.backend_id()), (back, DomId(3)));
 }
