@@ -680,3 +680,46 @@ fn errors_say_what_went_wrong_in_words() {
         );
     }
 }
+
+#[test]
+fn lying_tx_responses_are_counted_and_free_no_page_twice() {
+    // The backend's side played by the test: it takes the requests off
+    // the tx ring and answers as it likes.
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 3,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.tx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map).unwrap();
+    let mut take =
+        |tx: &mut BackRing<_, TxRequest, TxResponse>| tx.poll_request().unwrap().unwrap().id;
+    for i in 0..3 {
+        assert!(nf.send(&frame(60, i)).unwrap());
+    }
+    let ids: std::vec::Vec<u16> = (0..3).map(|_| take(&mut tx)).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    let answer = |tx: &mut BackRing<_, TxRequest, TxResponse>, id, status| {
+        tx.push_response(&TxResponse { id, status }).unwrap();
+        tx.push_responses_and_check_notify();
+    };
+    answer(&mut tx, 999, NETIF_RSP_OKAY); // no such page
+    answer(&mut tx, 0, NETIF_RSP_ERROR); // counted; page 0 is free again
+    answer(&mut tx, 0, NETIF_RSP_OKAY); // page 0 again: already free
+                                        // Page 0 alone is free: one send goes, the next waits.
+    assert!(nf.send(&frame(60, 3)).unwrap());
+    assert_eq!(nf.stats().tx_errors, 3);
+    assert!(!nf.send(&frame(60, 4)).unwrap());
+    assert_eq!(take(&mut tx), 0);
+    answer(&mut tx, 1, NETIF_RSP_OKAY);
+    assert!(nf.send(&frame(60, 4)).unwrap());
+    assert_eq!(take(&mut tx), 1);
+    let s = nf.stats();
+    assert_eq!((s.tx_frames, s.tx_errors), (5, 3));
+}
