@@ -723,3 +723,25 @@ fn lying_tx_responses_are_counted_and_free_no_page_twice() {
     let s = nf.stats();
     assert_eq!((s.tx_frames, s.tx_errors), (5, 3));
 }
+
+#[test]
+fn an_empty_rx_response_is_dropped_not_handed_on() {
+    with_backend(
+        Options {
+            rx_buffers: 2,
+            tx_buffers: 1,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, w| {
+            let good = frame(64, 3);
+            let mut inject = w.inject.lock().unwrap();
+            // Status 0: a response of no bytes.
+            inject.push_back((vec![], Rx::Good { offset: 0 }));
+            inject.push_back((good.clone(), Rx::Good { offset: 0 }));
+            drop(inject);
+            assert_eq!(recv(nf), Some(good));
+            let s = nf.stats();
+            assert_eq!((s.rx_frames, s.rx_dropped), (1, 1));
+        },
+    );
+}
