@@ -745,3 +745,73 @@ fn an_empty_rx_response_is_dropped_not_handed_on() {
         },
     );
 }
+
+#[test]
+fn close_says_when_the_backend_never_closes() {
+    let w = world();
+    let store = vif_store(b"10.0.0.7");
+    let nf = NetFront::connect(
+        &w.front_grants,
+        &w.front_events,
+        &store,
+        0,
+        Options::default(),
+    )
+    .unwrap();
+    // The backend stops answering: our Closing is never followed.
+    store.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        nf.close(),
+        Err(NetError::Xenbus(XenbusError::Timeout {
+            waiting_for: crate::xenbus::XenbusState::Closing,
+            backend: Some(crate::xenbus::XenbusState::Connected),
+        }))
+    );
+    let state = store
+        .lock()
+        .transport_mut()
+        .server
+        .get(&format!("{VIF_FRONT}/state"));
+    assert_eq!(state.as_deref(), Some(&b"6"[..]));
+}
+
+#[test]
+fn a_page_taken_back_from_the_backend_is_posted_again_at_once() {
+    // The back end's side played by the test: one rx page, one frame.
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 1,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let req = rx.poll_request().unwrap().unwrap();
+    assert_eq!(rx.unconsumed_requests().unwrap(), 0);
+    let page = w
+        .back_grants
+        .map(FRONT, &[req.gref], Access::ReadWrite)
+        .unwrap();
+    let f = frame(80, 5);
+    page.write_at(0, &f).unwrap();
+    page.unmap().unwrap();
+    rx.push_response(&RxResponse {
+        id: req.id,
+        offset: 0,
+        flags: 0,
+        status: f.len() as i16,
+    })
+    .unwrap();
+    rx.push_responses_and_check_notify();
+    let mut buf = [0u8; MAX_FRAME];
+    assert_eq!(nf.recv(&mut buf).unwrap(), Some(f.len()));
+    assert!(buf[..f.len()] == f[..]);
+    // The page is the backend's again, published with the frame's take
+    // (not at the next poll).
+    assert_eq!(rx.unconsumed_requests().unwrap(), 1);
+}
