@@ -1006,3 +1006,67 @@ fn a_backend_in_a_driver_domain_is_named_by_its_id() {
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
     assert_eq!((f.backend_path(), f.backend_id()), (back, DomId(3)));
 }
+
+#[test]
+fn a_store_error_other_than_enoent_is_an_error_not_an_absent_node() {
+    let s = store("2", None);
+    let eacces = Err(XenbusError::Store(XsError::Errno(
+        crate::errno::Errno::EACCES,
+    )));
+    s.lock()
+        .transport_mut()
+        .server
+        .directory_errors
+        .push_back("EACCES");
+    assert_eq!(
+        Frontend::devices(&s, "vbd"),
+        eacces.clone().map(|()| Vec::new())
+    );
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    s.lock()
+        .transport_mut()
+        .server
+        .read_errors
+        .push_back("EACCES");
+    assert_eq!(f.read_backend("sectors"), eacces.clone().map(|()| None));
+    // ENOENT is an absent node.
+    assert_eq!(f.read_backend("sectors"), Ok(None));
+    assert_eq!(Frontend::devices(&s, "vkbd"), Ok(Vec::new()));
+}
+
+#[test]
+fn domids_are_decimal_digits_below_2_to_the_16() {
+    assert_eq!(parse_domid("0"), Some(DomId(0)));
+    assert_eq!(parse_domid("10000"), Some(DomId(10000)));
+    for bad in ["", "+5", "-1", "65536", "100000", "1x", " 1"] {
+        assert_eq!(parse_domid(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn a_wait_for_a_state_between_the_handshake_s_steps_ends_on_that_state_only() {
+    let s = store("3", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(
+        f.wait_backend(XenbusState::Initialised, T),
+        Ok(XenbusState::Initialised)
+    );
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(
+        f.wait_backend(XenbusState::Initialised, SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::Initialised,
+            backend: Some(XenbusState::InitWait),
+        })
+    );
+}
+
+#[test]
+fn a_short_snippet_is_not_cut_and_errors_read_as_words() {
+    assert!(!Snippet::new(b"ab").is_cut());
+    assert_eq!(
+        XenbusError::Missing(snip("/a")).to_string(),
+        "node \"/a\" does not exist"
+    );
+}
