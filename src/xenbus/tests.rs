@@ -1038,7 +1038,7 @@ fn a_store_error_other_than_enoent_is_an_error_not_an_absent_node() {
 fn domids_are_decimal_digits_below_2_to_the_16() {
     assert_eq!(parse_domid("0"), Some(DomId(0)));
     assert_eq!(parse_domid("10000"), Some(DomId(10000)));
-    for bad in ["", "+5", "-1", "65536", "100000", "1x", " 1"] {
+    for bad in ["", "+5", "-1", "65536", "100000", "000001", "1x", " 1"] {
         assert_eq!(parse_domid(bad), None, "{bad:?}");
     }
 }
