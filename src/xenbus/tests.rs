@@ -1070,3 +1070,52 @@ fn a_short_snippet_is_not_cut_and_errors_read_as_words() {
         "node \"/a\" does not exist"
     );
 }
+
+#[test]
+fn backend_numbers_are_plain_decimal_digits() {
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    for (v, want) in [
+        ("2048", Ok(2048)),
+        (" 7\n", Ok(7)),
+        ("+5", Err(())),
+        ("", Err(())),
+        ("0x10", Err(())),
+    ] {
+        s.lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{BACK}/sectors"), v.as_bytes());
+        assert_eq!(
+            f.backend_u64("sectors"),
+            want.map_err(|()| XenbusError::BadNode(snip(&format!("{BACK}/sectors")))),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn publish_writes_every_key_and_a_store_error_stops_a_switch() {
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.publish(&[("ring-ref", "8"), ("event-channel", "5")])
+        .unwrap();
+    let mut c = s.lock();
+    let x = &mut c.transport_mut().server;
+    assert_eq!(get(x, &format!("{FRONT}/ring-ref")).as_deref(), Some("8"));
+    assert_eq!(
+        get(x, &format!("{FRONT}/event-channel")).as_deref(),
+        Some("5")
+    );
+    // Our state unreadable (not absent): nothing is written.
+    x.read_errors.push_back("EACCES");
+    let before = x.writes.len();
+    drop(c);
+    assert_eq!(
+        f.switch(XenbusState::Initialising),
+        Err(XenbusError::Store(XsError::Errno(
+            crate::errno::Errno::EACCES
+        )))
+    );
+    assert_eq!(s.lock().transport_mut().server.writes.len(), before);
+}
