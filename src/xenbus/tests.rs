@@ -1118,4 +1118,17 @@ fn publish_writes_every_key_and_a_store_error_stops_a_switch() {
         )))
     );
     assert_eq!(s.lock().transport_mut().server.writes.len(), before);
+    // Our state absent and our `backend` node unreadable: not a removed
+    // device (Ok, nothing written) but an error.
+    let mut c = s.lock();
+    let x = &mut c.transport_mut().server;
+    x.read_errors.extend(["ENOENT", "EACCES"]);
+    drop(c);
+    assert_eq!(
+        f.switch(XenbusState::Initialising),
+        Err(XenbusError::Store(XsError::Errno(
+            crate::errno::Errno::EACCES
+        )))
+    );
+    assert_eq!(s.lock().transport_mut().server.writes.len(), before);
 }
