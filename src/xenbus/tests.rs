@@ -1132,3 +1132,23 @@ fn publish_writes_every_key_and_a_store_error_stops_a_switch() {
     );
     assert_eq!(s.lock().transport_mut().server.writes.len(), before);
 }
+
+#[test]
+fn two_devices_watches_are_told_apart() {
+    let s = store("2", None);
+    let vbd = Frontend::open(&s, "vbd", 51712).unwrap();
+    let vif = Frontend::open(&s, "vif", 0).unwrap();
+    vbd.watch_backend().unwrap();
+    vif.watch_backend().unwrap();
+    // A new watch fires once at once (xenstored's first event).
+    assert_eq!(vbd.poll_backend(), Ok(Some(XenbusState::InitWait)));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Initialising)));
+    assert_eq!(vbd.poll_backend(), Ok(None));
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{VIF_BACK}/state"), b"4");
+    assert_eq!(vbd.poll_backend(), Ok(None));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Connected)));
+    assert_eq!(vif.poll_backend(), Ok(None));
+}
