@@ -1029,6 +1029,15 @@ fn a_store_error_other_than_enoent_is_an_error_not_an_absent_node() {
         .read_errors
         .push_back("EACCES");
     assert_eq!(f.read_backend("sectors"), eacces.clone().map(|()| None));
+    s.lock()
+        .transport_mut()
+        .server
+        .read_errors
+        .push_back("EACCES");
+    assert_eq!(
+        f.backend_state(),
+        eacces.clone().map(|()| XenbusState::Unknown)
+    );
     // ENOENT is an absent node.
     assert_eq!(f.read_backend("sectors"), Ok(None));
     assert_eq!(Frontend::devices(&s, "vkbd"), Ok(Vec::new()));
@@ -1151,4 +1160,21 @@ fn two_devices_watches_are_told_apart() {
     assert_eq!(vbd.poll_backend(), Ok(None));
     assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Connected)));
     assert_eq!(vif.poll_backend(), Ok(None));
+}
+
+#[test]
+fn dropped_watch_events_count_as_a_change() {
+    let s = store("2", None);
+    // Every event of our watch is dropped (a full queue): the count says
+    // the backend changed.
+    s.lock().set_watch_queue_limit(0);
+    let vif = Frontend::open(&s, "vif", 0).unwrap();
+    vif.watch_backend().unwrap();
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{VIF_BACK}/state"), b"4");
+    // A request takes in what the daemon sent (the events, dropped).
+    assert_eq!(vif.backend_state(), Ok(XenbusState::Connected));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Connected)));
 }
