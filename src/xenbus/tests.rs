@@ -1183,13 +1183,23 @@ fn dropped_watch_events_count_as_a_change() {
 fn a_back_end_reads_the_front_end_s_keys() {
     let (fstore, bstore) = two_ends();
     let f = Frontend::open(&fstore, "vbd", 51712).unwrap();
-    f.publish(&[("ring-ref", "8"), ("feature-persistent", "1")])
-        .unwrap();
+    f.publish(&[
+        ("ring-ref", "8"),
+        ("feature-persistent", "1"),
+        ("request-rx-copy", "0"),
+        ("feature-x", "2"),
+    ])
+    .unwrap();
     let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
     let _ = synced(&bstore, FRONT);
     assert_eq!(be.read_frontend("ring-ref"), Ok(Some("8".to_string())));
     assert_eq!(be.frontend_u64("ring-ref"), Ok(8));
     assert_eq!(be.frontend_flag("feature-persistent"), Ok(true));
+    assert_eq!(be.frontend_flag("request-rx-copy"), Ok(false));
+    assert_eq!(
+        be.frontend_flag("feature-x"),
+        Err(XenbusError::BadNode(snip(&format!("{FRONT}/feature-x"))))
+    );
     assert_eq!(be.read_frontend("event-channel"), Ok(None));
     assert_eq!(
         be.frontend_u64("event-channel"),
