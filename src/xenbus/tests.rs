@@ -1208,3 +1208,25 @@ fn a_back_end_reads_the_front_end_s_keys() {
         ))))
     );
 }
+
+#[test]
+fn a_front_end_that_starts_over_while_we_close_sees_us_closed_then_initwait() {
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    let front = |v: &[u8]| {
+        fstore
+            .lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{FRONT}/state"), v)
+    };
+    front(b"5");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closing));
+    // Initialising before we saw its Closed: we close, then reopen.
+    front(b"1");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Reopened));
+    assert_eq!(state_writes(&bstore, BACK), ["2", "5", "6", "2"]);
+}
