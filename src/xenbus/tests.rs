@@ -1230,3 +1230,13 @@ fn a_front_end_that_starts_over_while_we_close_sees_us_closed_then_initwait() {
     assert_eq!(be.poll(), Ok(FrontendEvent::Reopened));
     assert_eq!(state_writes(&bstore, BACK), ["2", "5", "6", "2"]);
 }
+
+#[test]
+fn keys_keep_their_order_and_are_found_by_name() {
+    let mut k = Keys::new();
+    k.set("ring-ref", 8).set("protocol", "x86_64-abi");
+    assert_eq!(k.get("protocol"), Some("x86_64-abi"));
+    assert_eq!(k.get("ring-ref"), Some("8"));
+    assert_eq!(k.get("event-channel"), None);
+    assert_eq!(k.pairs(), [("ring-ref", "8"), ("protocol", "x86_64-abi")]);
+}
