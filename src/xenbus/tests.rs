@@ -1240,3 +1240,17 @@ fn keys_keep_their_order_and_are_found_by_name() {
     assert_eq!(k.get("event-channel"), None);
     assert_eq!(k.pairs(), [("ring-ref", "8"), ("protocol", "x86_64-abi")]);
 }
+
+#[test]
+fn a_link_s_debug_says_its_state() {
+    let mut link = Link::unconnected(T);
+    assert_eq!(
+        format!("{link:?}"),
+        "Link { connected: false, broken: false, down: None }"
+    );
+    let _ = link.fail::<(), DriverError>(DriverError::down(Down::Gone));
+    assert_eq!(
+        format!("{link:?}"),
+        "Link { connected: false, broken: true, down: Some(Gone) }"
+    );
+}
