@@ -1248,9 +1248,31 @@ fn a_link_s_debug_says_its_state() {
         format!("{link:?}"),
         "Link { connected: false, broken: false, down: None }"
     );
+    assert!(!link.is_broken());
     let _ = link.fail::<(), DriverError>(DriverError::down(Down::Gone));
+    assert!(link.is_broken());
     assert_eq!(
         format!("{link:?}"),
         "Link { connected: false, broken: true, down: Some(Gone) }"
     );
+}
+
+#[test]
+fn a_link_s_close_says_when_the_backend_never_closes() {
+    let s = store("1", Some(blkback));
+    let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+    o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+        .unwrap();
+    o.switch(XenbusState::Connected).unwrap();
+    let mut link = o.commit(T);
+    s.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        link.close::<DriverError>(),
+        Err(DriverError::Xenbus(XenbusError::Timeout {
+            waiting_for: XenbusState::Closing,
+            backend: Some(XenbusState::Connected),
+        }))
+    );
+    assert!(!link.is_connected());
+    assert_eq!(link.close::<DriverError>(), Ok(()), "closed already");
 }
