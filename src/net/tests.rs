@@ -698,8 +698,7 @@ fn lying_tx_responses_are_counted_and_free_no_page_twice() {
         .map(FRONT, &[k.tx_ring_ref], Access::ReadWrite)
         .unwrap();
     let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map).unwrap();
-    let mut take =
-        |tx: &mut BackRing<_, TxRequest, TxResponse>| tx.poll_request().unwrap().unwrap().id;
+    let take = |tx: &mut BackRing<_, TxRequest, TxResponse>| tx.poll_request().unwrap().unwrap().id;
     for i in 0..3 {
         assert!(nf.send(&frame(60, i)).unwrap());
     }

@@ -1018,26 +1018,20 @@ fn a_store_error_other_than_enoent_is_an_error_not_an_absent_node() {
         .server
         .directory_errors
         .push_back("EACCES");
-    assert_eq!(
-        Frontend::devices(&s, "vbd"),
-        eacces.clone().map(|()| Vec::new())
-    );
+    assert_eq!(Frontend::devices(&s, "vbd"), eacces.map(|()| Vec::new()));
     let f = Frontend::open(&s, "vbd", 51712).unwrap();
     s.lock()
         .transport_mut()
         .server
         .read_errors
         .push_back("EACCES");
-    assert_eq!(f.read_backend("sectors"), eacces.clone().map(|()| None));
+    assert_eq!(f.read_backend("sectors"), eacces.map(|()| None));
     s.lock()
         .transport_mut()
         .server
         .read_errors
         .push_back("EACCES");
-    assert_eq!(
-        f.backend_state(),
-        eacces.clone().map(|()| XenbusState::Unknown)
-    );
+    assert_eq!(f.backend_state(), eacces.map(|()| XenbusState::Unknown));
     // ENOENT is an absent node.
     assert_eq!(f.read_backend("sectors"), Ok(None));
     assert_eq!(Frontend::devices(&s, "vkbd"), Ok(Vec::new()));
