@@ -814,3 +814,44 @@ fn a_page_taken_back_from_the_backend_is_posted_again_at_once() {
     // (not at the next poll).
     assert_eq!(rx.unconsumed_requests().unwrap(), 1);
 }
+
+#[test]
+fn the_keys_a_netfront_publishes_and_a_gone_backend_latched() {
+    let w = world();
+    let mut nf = NetFront::new(
+        &w.front_grants,
+        &w.front_events,
+        BACK,
+        MAC,
+        Options::default(),
+    )
+    .unwrap();
+    let k = nf.keys();
+    let (tx, rx, ev) = (
+        k.tx_ring_ref.0.to_string(),
+        k.rx_ring_ref.0.to_string(),
+        k.event_channel.0.to_string(),
+    );
+    assert_eq!(
+        k.nodes().pairs(),
+        [
+            ("tx-ring-ref", tx.as_str()),
+            ("rx-ring-ref", rx.as_str()),
+            ("event-channel", ev.as_str()),
+            ("request-rx-copy", "1"),
+            ("feature-rx-notify", "1"),
+            ("feature-sg", "0"),
+            ("feature-gso-tcpv4", "0"),
+            ("feature-no-csum-offload", "1"),
+            ("feature-ipv6-csum-offload", "0"),
+        ]
+    );
+    // A backend domain that died: every later call says so.
+    assert_eq!(
+        nf.fail::<()>(NetError::BackendGone),
+        Err(NetError::BackendGone)
+    );
+    let mut buf = [0u8; MAX_FRAME];
+    assert_eq!(nf.recv(&mut buf), Err(NetError::BackendGone));
+    assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendGone));
+}
