@@ -855,3 +855,57 @@ fn the_keys_a_netfront_publishes_and_a_gone_backend_latched() {
     assert_eq!(nf.recv(&mut buf), Err(NetError::BackendGone));
     assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendGone));
 }
+
+#[test]
+fn smoltcp_sees_the_device_s_capabilities_frames_and_tx_room() {
+    use smoltcp::phy::{Device, Medium, RxToken as _};
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 1,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let caps = nf.capabilities();
+    assert_eq!(caps.medium, Medium::Ethernet);
+    assert_eq!(caps.max_transmission_unit, MAX_FRAME);
+    assert_eq!(caps.max_burst_size, Some(1));
+    let now = smoltcp::time::Instant::from_millis(0);
+    // An idle wait runs to its deadline (the fake counts it).
+    nf.wait(Duration::from_millis(1)).unwrap();
+    assert_eq!(w.ew.timeouts(FRONT), 1);
+    // A frame from the backend (played here).
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let req = rx.poll_request().unwrap().unwrap();
+    let page = w
+        .back_grants
+        .map(FRONT, &[req.gref], Access::ReadWrite)
+        .unwrap();
+    let f = frame(70, 8);
+    page.write_at(0, &f).unwrap();
+    page.unmap().unwrap();
+    rx.push_response(&RxResponse {
+        id: req.id,
+        offset: 0,
+        flags: 0,
+        status: f.len() as i16,
+    })
+    .unwrap();
+    rx.push_responses_and_check_notify();
+    let (token, _) = nf.receive(now).expect("the frame");
+    assert!(token.consume(|b| b == &f[..]));
+    // The one tx page taken: no room to transmit.
+    assert!(nf.transmit(now).is_some());
+    assert!(nf.send(&frame(60, 1)).unwrap());
+    assert!(nf.transmit(now).is_none());
+    // Broken: no room either, whatever the pool holds.
+    let w2 = world();
+    let mut nf = NetFront::new(&w2.front_grants, &w2.front_events, BACK, MAC, opts).unwrap();
+    let _ = nf.fail::<()>(NetError::Broken);
+    assert!(nf.transmit(now).is_none());
+}
