@@ -110,6 +110,8 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             }
             Err(e) => panic!("backend ring: {e:?}"),
         };
+        // Every test's device is 51712 (xvda).
+        assert_eq!(req.handle, 51712, "a request names its device");
         w.log
             .lock()
             .unwrap()
