@@ -25,13 +25,22 @@ enum Mode {
     Serve,
     /// Answers with an id no request has.
     WrongId,
+    /// Answers the first request only after the front end's wait for it
+    /// ran a bus-check period (the fake clock moved) and slept again.
+    Late,
+    /// Answers with this id (e.g. one past the last slot).
+    Id(u64),
+    /// Fails the first request, then answers the others with this id
+    /// and operation (`None`: theirs).
+    FailFirstThen(Option<u64>, Option<u8>),
     /// Answers a read as if it were a write.
     WrongOperation,
     /// `BLKIF_RSP_ERROR` for every write.
     FailWrites,
     /// `BLKIF_RSP_EOPNOTSUPP` for flushes.
     NoFlush,
-    /// Never answers.
+    /// Never answers; moves the clock past the front end's deadline
+    /// instead (so the timeout comes without a real sleep).
     Silent,
     /// Publishes `rsp_prod` far beyond the requests.
     Flood,
@@ -86,6 +95,7 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
         .map(FRONT, &keys.ring_refs, Access::ReadWrite)
         .unwrap();
     let mut ring: BackRing<_, BlkRequest, BlkResponse> = BackRing::attach(ring_map).unwrap();
+    let mut served = 0;
     while !w.stop.load(Ordering::Relaxed) {
         let req = match ring.poll_request() {
             Ok(Some(r)) => r,
@@ -100,6 +110,8 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             }
             Err(e) => panic!("backend ring: {e:?}"),
         };
+        // Every test's device is 51712 (xvda).
+        assert_eq!(req.handle, 51712, "a request names its device");
         w.log
             .lock()
             .unwrap()
@@ -140,13 +152,39 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
         match mode {
             Mode::Serve => {}
             Mode::WrongId => rsp.id += 100,
+            Mode::Id(id) => rsp.id = id,
+            Mode::Late if served == 0 => {
+                let bound = Duration::from_secs(10);
+                assert!(
+                    w.ew.until_asleep(FRONT, bound),
+                    "the front end never waited"
+                );
+                w.ew.advance(BACKEND_CHECK);
+                let start = std::time::Instant::now();
+                while w.ew.timeouts(FRONT) == 0 && start.elapsed() < bound {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // Asleep again: the step's end was not the deadline's.
+                let _ = w.ew.until_asleep(FRONT, bound);
+            }
+            Mode::Late => {}
+            Mode::FailFirstThen(..) if served == 0 => rsp.status = BLKIF_RSP_ERROR,
+            Mode::FailFirstThen(id, operation) => {
+                rsp.id = id.unwrap_or(rsp.id);
+                rsp.operation = operation.unwrap_or(rsp.operation);
+            }
             Mode::WrongOperation => rsp.operation = BLKIF_OP_WRITE,
             Mode::FailWrites if req.operation == BLKIF_OP_WRITE => rsp.status = BLKIF_RSP_ERROR,
             Mode::NoFlush if req.operation == BLKIF_OP_FLUSH_DISKCACHE => {
                 rsp.status = BLKIF_RSP_EOPNOTSUPP
             }
             Mode::FailWrites | Mode::NoFlush => {}
-            Mode::Silent => continue,
+            Mode::Silent => {
+                // Past any deadline of these tests (the front end took its
+                // deadline before it published the request).
+                w.ew.advance(Duration::from_secs(3600));
+                continue;
+            }
             Mode::Flood => {
                 ring.memory()
                     .ring_mem()
@@ -161,9 +199,12 @@ fn blkback(w: &World, keys: FrontKeys, mode: Mode) {
             }
             Mode::Die => {
                 w.ew.kill(BACK);
+                // The front end's next peer check is due (no sleep).
+                w.ew.advance(BACKEND_CHECK);
                 return;
             }
         }
+        served += 1;
         ring.push_response(&rsp).unwrap();
         if ring.push_responses_and_check_notify() {
             port.send().unwrap();
@@ -188,14 +229,21 @@ fn with_backend(
         let _stop = StopOnDrop(&w.stop);
         body(&mut front, &w);
         drop(_stop);
+        // Ends the backend's idle wait now.
+        w.ew.advance(Duration::from_millis(20));
         back.join().unwrap();
     });
 }
 
+/// A bound on a hang, not a speed: a test that wants a timeout moves the
+/// fake clock past it ([`Mode::Silent`]), so a loaded machine's slow
+/// backend thread is not taken for a silent one.
+const HANG: Duration = Duration::from_secs(20);
+
 fn quick() -> Options {
     Options {
         in_flight: 4,
-        timeout: Duration::from_millis(500),
+        timeout: HANG,
         ring_order: 0,
     }
 }
@@ -246,7 +294,7 @@ fn reads_and_writes_of_every_shape_reach_the_disk() {
         Mode::Serve,
         Options {
             in_flight: 3,
-            timeout: Duration::from_secs(1),
+            timeout: HANG,
             ring_order: 0,
         },
         |f, w| {
@@ -266,7 +314,9 @@ fn reads_and_writes_of_every_shape_reach_the_disk() {
                     "read {bytes} at {sector}"
                 );
                 let data: std::vec::Vec<u8> = (0..bytes)
-                    .map(|i| (i as u8) ^ 0x5a ^ (sector as u8))
+                    // Each page its own bytes (a 256-byte pattern would
+                    // hide a page written from the wrong place).
+                    .map(|i| (i as u8) ^ ((i / 4096) as u8) ^ 0x5a ^ (sector as u8))
                     .collect();
                 f.write(sector, &data).unwrap();
                 assert!(
@@ -426,6 +476,14 @@ fn a_hostile_backend_breaks_the_device_without_a_panic_or_a_hang() {
                 operation: BLKIF_OP_WRITE,
             },
         ),
+        // One past the last of quick()'s 4 slots.
+        (
+            Mode::Id(4),
+            BlockError::BadResponse {
+                id: 4,
+                operation: BLKIF_OP_READ,
+            },
+        ),
         (Mode::Silent, BlockError::Timeout),
         (
             Mode::Flood,
@@ -469,7 +527,7 @@ fn pages_stay_granted_until_the_device_is_dropped_and_no_longer_mapped() {
             51712,
             Options {
                 in_flight: 2,
-                timeout: Duration::from_secs(1),
+                timeout: HANG,
                 ring_order: 0,
             },
         )
@@ -783,6 +841,8 @@ fn connect_handshakes_serves_and_closes_on_detach() {
             .transport_mut()
             .server
             .external_write(&format!("{VBD_BACK}/state"), b"5");
+        // A bus check period passes (the fake clock moves, no sleep).
+        w.ew.advance(BACKEND_CHECK);
         let start = std::time::Instant::now();
         let err = loop {
             if let Err(e) = f.read(3, &mut buf) {
@@ -818,14 +878,19 @@ fn connect_handshakes_serves_and_closes_on_detach() {
     let mut buf = [0u8; 512];
     std::thread::scope(|s| {
         // Closing arrives while the read waits for an answer that never
-        // comes (its bus check before sending found the backend connected).
+        // comes (its bus check before sending found the backend connected),
+        // then the wait's bus check period passes.
         s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                w2.ew.until_asleep(FRONT, Duration::from_secs(10)),
+                "the read never waited"
+            );
             store
                 .lock()
                 .transport_mut()
                 .server
                 .external_write(&format!("{VBD_BACK}/state"), b"5");
+            w2.ew.advance(BACKEND_CHECK);
         });
         let start = std::time::Instant::now();
         assert_eq!(f.read(0, &mut buf), Err(BlockError::BackendClosing));
@@ -845,4 +910,127 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+#[test]
+fn a_device_tells_its_backend_ring_and_slots() {
+    let w = world();
+    let f = BlkFront::new(&w.front_grants, &w.front_events, DomId(3), 768, quick()).unwrap();
+    assert_eq!(f.backend(), DomId(3));
+    assert_eq!(f.ring_pages(), (1, 4));
+    assert_eq!(
+        format!("{f:?}"),
+        "BlkFront { backend: DomId(0x3), handle: 768, info: None }"
+    );
+    let f = BlkFront::new(
+        &w.front_grants,
+        &w.front_events,
+        DomId(3),
+        768,
+        Options {
+            ring_order: 1,
+            in_flight: 50,
+            ..quick()
+        },
+    )
+    .unwrap();
+    assert_eq!(f.ring_pages(), (2, 50));
+}
+
+#[test]
+fn mode_r_or_the_info_bit_makes_the_disk_read_only() {
+    for (control, ro) in [
+        (&[("mode", &b"r"[..])][..], true),
+        (&[("mode", &b"w"[..])][..], false),
+        (&[("info", &b"4"[..])][..], true),
+        (&[][..], false),
+    ] {
+        let w = world();
+        let store = vbd_store(51712, control);
+        // blkback_bus publishes only the CONTROL keys it knows: `mode` by hand.
+        if let Some((_, m)) = control.iter().find(|(k, _)| *k == "mode") {
+            store
+                .lock()
+                .transport_mut()
+                .server
+                .external_write(&format!("{VBD_BACK}/mode"), m);
+        }
+        let f =
+            BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+        assert_eq!(f.info().read_only, ro, "{control:?}");
+    }
+}
+
+#[test]
+fn close_says_when_the_backend_never_closes() {
+    let w = world();
+    let store = vbd_store(51712, &[]);
+    let f = BlkFront::connect(&w.front_grants, &w.front_events, &store, 51712, quick()).unwrap();
+    // The backend stops answering: our Closing is never followed.
+    store.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        f.close(),
+        Err(BlockError::Xenbus(crate::xenbus::XenbusError::Timeout {
+            waiting_for: crate::xenbus::XenbusState::Closing,
+            backend: Some(crate::xenbus::XenbusState::Connected),
+        }))
+    );
+    assert_eq!(
+        node(&store, &format!("{VBD_FRONT}/state")).as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
+fn a_lying_answer_while_a_failed_call_waits_for_its_others_breaks_the_device() {
+    // 20 pages: two requests (slots 0 and 1); the first fails, and the
+    // answer to the second, waited for before the error is reported, is
+    // checked as any answer is.
+    for (mode, want) in [
+        (
+            Mode::FailFirstThen(Some(4), None),
+            BlockError::BadResponse {
+                id: 4,
+                operation: BLKIF_OP_WRITE,
+            },
+        ),
+        (
+            Mode::FailFirstThen(None, Some(BLKIF_OP_READ)),
+            BlockError::BadResponse {
+                id: 1,
+                operation: BLKIF_OP_READ,
+            },
+        ),
+        (
+            Mode::FailFirstThen(None, None),
+            BlockError::Io {
+                operation: BLKIF_OP_WRITE,
+                status: BLKIF_RSP_ERROR,
+            },
+        ),
+    ] {
+        with_backend(mode, quick(), |f, _| {
+            assert_eq!(
+                f.write(0, &vec![1u8; 20 * 4096]),
+                Err(want.clone()),
+                "{mode:?}"
+            );
+            let then = match want {
+                BlockError::Io { .. } => Ok(()),
+                _ => Err(BlockError::Broken),
+            };
+            assert_eq!(f.flush(), then, "{mode:?}");
+        });
+    }
+}
+
+#[test]
+fn a_wait_that_reaches_a_bus_check_before_the_answer_goes_on_waiting() {
+    with_backend(Mode::Late, quick(), |f, w| {
+        let mut buf = vec![0u8; 1024];
+        f.read(2, &mut buf).unwrap();
+        assert!(buf[..] == w.disk.lock().unwrap()[1024..2048]);
+        // (More than one on a loaded machine: each step is 100 ms real.)
+        assert!(w.ew.timeouts(FRONT) >= 1, "a step of the wait ran out");
+    });
 }

@@ -256,7 +256,8 @@ impl EventOps for XenEvents {
 
 /// Simulated event channels for host tests: domains on threads, ports
 /// bound as Xen binds them, events that wake waiting threads, a real
-/// clock, and faults a test can inject (a domain that dies, sends that
+/// clock a test can move ahead ([`fake::FakeEventWorld::advance`]: a
+/// deadline it wants passed passes at once), and faults a test can inject (a domain that dies, sends that
 /// fail).
 #[cfg(any(test, feature = "host-fakes"))]
 pub mod fake {
@@ -288,12 +289,20 @@ pub mod fake {
         timeouts: BTreeMap<u16, u64>,
         /// Clock reads of each domain (a PV clock read costs an `rdtsc`).
         clock_reads: BTreeMap<u16, u64>,
+        /// How far a test moved the clock ahead of real time
+        /// ([`FakeEventWorld::advance`]).
+        skew_ns: u64,
+        /// Waits of each domain asleep now (nothing pending, condition
+        /// false).
+        asleep: BTreeMap<u16, usize>,
     }
 
     /// The simulated hypervisor's event channels, shared by its domains.
     #[derive(Debug, Clone)]
     pub struct FakeEventWorld {
-        inner: Arc<(Mutex<State>, Condvar)>,
+        /// The state, the condvar events wake, and the one a wait going
+        /// to sleep wakes (`until_asleep`).
+        inner: Arc<(Mutex<State>, Condvar, Condvar)>,
         start: Instant,
     }
 
@@ -307,7 +316,7 @@ pub mod fake {
         /// No domain, no port.
         pub fn new() -> Self {
             FakeEventWorld {
-                inner: Arc::new((Mutex::new(State::default()), Condvar::new())),
+                inner: Arc::new((Mutex::new(State::default()), Condvar::new(), Condvar::new())),
                 start: Instant::now(),
             }
         }
@@ -365,6 +374,49 @@ pub mod fake {
         /// How many times `dom` read the clock.
         pub fn clock_reads(&self, dom: DomId) -> u64 {
             self.state().clock_reads.get(&dom.0).copied().unwrap_or(0)
+        }
+
+        /// Moves every domain's clock `d` ahead and wakes every wait, so
+        /// a deadline a test wants to pass passes now instead of after a
+        /// real sleep (a silent peer, a rate-limited check).
+        pub fn advance(&self, d: Duration) {
+            let mut s = self.state();
+            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            s.skew_ns = s.skew_ns.saturating_add(ns);
+            self.inner.1.notify_all();
+        }
+
+        /// How many of `dom`'s waits are asleep now (to act while a wait
+        /// is under way, without guessing how long a sleep takes).
+        pub fn asleep(&self, dom: DomId) -> usize {
+            self.state().asleep.get(&dom.0).copied().unwrap_or(0)
+        }
+
+        /// Sleeps (a few ms of real time a look, up to `bound`) until one
+        /// of `dom`'s waits is asleep; whether one was.
+        pub fn until_asleep(&self, dom: DomId, bound: Duration) -> bool {
+            let start = Instant::now();
+            let mut s = self.state();
+            loop {
+                if s.asleep.get(&dom.0).copied().unwrap_or(0) > 0 {
+                    return true;
+                }
+                if start.elapsed() >= bound {
+                    return false;
+                }
+                s = self
+                    .inner
+                    .2
+                    .wait_timeout(s, Duration::from_millis(5))
+                    .map(|r| r.0)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        }
+
+        fn clock(&self, s: &State) -> u64 {
+            u64::try_from(self.start.elapsed().as_nanos())
+                .unwrap_or(u64::MAX)
+                .saturating_add(s.skew_ns)
         }
 
         /// Ports `dom` holds open.
@@ -509,6 +561,8 @@ pub mod fake {
                 let mine = s.pending.keys().any(|k| k.0 == self.dom);
                 if !mine {
                     let left = deadline_ns.map_or(1_000_000_000, |d| d.saturating_sub(now));
+                    *s.asleep.entry(self.dom).or_default() += 1;
+                    self.world.inner.2.notify_all();
                     s = self
                         .world
                         .inner
@@ -516,14 +570,16 @@ pub mod fake {
                         .wait_timeout(s, Duration::from_nanos(left))
                         .map(|r| r.0)
                         .unwrap_or_else(|p| p.into_inner().0);
+                    *s.asleep.entry(self.dom).or_default() -= 1;
                 }
                 s.pending.retain(|k, _| k.0 != self.dom);
             }
         }
 
         fn now_ns(&self) -> u64 {
-            *self.world.state().clock_reads.entry(self.dom).or_default() += 1;
-            u64::try_from(self.world.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+            let mut s = self.world.state();
+            *s.clock_reads.entry(self.dom).or_default() += 1;
+            self.world.clock(&s)
         }
     }
 }

@@ -29,6 +29,7 @@ enum Rx {
 
 struct World {
     _gw: FakeWorld,
+    ew: FakeEventWorld,
     front_grants: Grants<FakeXen>,
     back_grants: Grants<FakeXen>,
     front_events: FakeEvents,
@@ -50,6 +51,7 @@ fn world() -> World {
         front_events: ew.domain(FRONT),
         back_events: ew.domain(BACK),
         _gw: gw,
+        ew,
         sent: Mutex::new(vec![]),
         inject: Mutex::new(VecDeque::new()),
         answer_tx: AtomicBool::new(true),
@@ -600,4 +602,310 @@ fn smoltcp_frames_go_out_through_one_kept_buffer_zeroed_each_time() {
         second[0] = 1;
         assert_eq!(sent[1], second, "nothing of the first frame");
     });
+}
+
+#[test]
+fn a_device_tells_its_backend_mac_clock_and_counters() {
+    let w = world();
+    let nf = NetFront::new(
+        &w.front_grants,
+        &w.front_events,
+        DomId(3),
+        MAC,
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(nf.backend(), DomId(3));
+    assert_eq!(nf.mac(), MAC);
+    assert_eq!(nf.stats(), NetStats::default());
+    assert_eq!(
+        format!("{nf:?}"),
+        "NetFront { backend: DomId(0x3), mac: [0, 22, 62, 0, 0, 16], stats: NetStats { tx_frames: 0, rx_frames: 0, tx_errors: 0, rx_dropped: 0 } }"
+    );
+    // smoltcp's timestamps come from the event clock.
+    let t0 = nf.now_ns();
+    w.ew.advance(Duration::from_secs(5));
+    let t1 = nf.now_ns();
+    assert!(
+        (5_000_000_000..6_000_000_000).contains(&(t1 - t0)),
+        "{t0} {t1}"
+    );
+}
+
+#[test]
+fn errors_say_what_went_wrong_in_words() {
+    use alloc::string::ToString;
+    let cases = [
+        (NetError::BadFrame(0), "a 0-byte frame (1 to 1514 bytes go)"),
+        (NetError::BackendGone, "the backend domain is gone"),
+        (
+            NetError::BackendClosing,
+            "the backend is closing: the vif was detached",
+        ),
+        (NetError::Broken, "an earlier error broke the device"),
+        (
+            NetError::BadMac("x".into()),
+            "the mac node holds \"x\", not a MAC address",
+        ),
+    ];
+    for (e, words) in cases {
+        assert_eq!(e.to_string(), words);
+    }
+    for (e, start) in [
+        (
+            NetError::Ring(RingError::TooManyResponses {
+                rsp_prod: 9,
+                rsp_cons: 0,
+                req_prod: 1,
+            }),
+            "a ring broke the protocol: ",
+        ),
+        (
+            NetError::Xenbus(XenbusError::BadNode(crate::xenbus::Snippet::new(b"x"))),
+            "its xenbus handshake failed: ",
+        ),
+        (
+            NetError::Grant(GrantError::InvalidArgument),
+            "sharing its pages failed: ",
+        ),
+        (
+            NetError::Event(EventError::Timeout),
+            "its event channel failed: ",
+        ),
+    ] {
+        let text = e.to_string();
+        assert!(
+            text.starts_with(start) && text.len() > start.len(),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn lying_tx_responses_are_counted_and_free_no_page_twice() {
+    // The backend's side played by the test: it takes the requests off
+    // the tx ring and answers as it likes.
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 3,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.tx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map).unwrap();
+    let take = |tx: &mut BackRing<_, TxRequest, TxResponse>| tx.poll_request().unwrap().unwrap().id;
+    for i in 0..3 {
+        assert!(nf.send(&frame(60, i)).unwrap());
+    }
+    let ids: std::vec::Vec<u16> = (0..3).map(|_| take(&mut tx)).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    let answer = |tx: &mut BackRing<_, TxRequest, TxResponse>, id, status| {
+        tx.push_response(&TxResponse { id, status }).unwrap();
+        tx.push_responses_and_check_notify();
+    };
+    answer(&mut tx, 999, NETIF_RSP_OKAY); // no such page
+    answer(&mut tx, 0, NETIF_RSP_ERROR); // counted; page 0 is free again
+    answer(&mut tx, 0, NETIF_RSP_OKAY); // page 0 again: already free
+                                        // Page 0 alone is free: one send goes, the next waits.
+    assert!(nf.send(&frame(60, 3)).unwrap());
+    assert_eq!(nf.stats().tx_errors, 3);
+    assert!(!nf.send(&frame(60, 4)).unwrap());
+    assert_eq!(take(&mut tx), 0);
+    answer(&mut tx, 1, NETIF_RSP_OKAY);
+    assert!(nf.send(&frame(60, 4)).unwrap());
+    assert_eq!(take(&mut tx), 1);
+    let s = nf.stats();
+    assert_eq!((s.tx_frames, s.tx_errors), (5, 3));
+}
+
+#[test]
+fn an_empty_rx_response_is_dropped_not_handed_on() {
+    with_backend(
+        Options {
+            rx_buffers: 2,
+            tx_buffers: 1,
+            timeout: Duration::from_secs(1),
+        },
+        |nf, w| {
+            let good = frame(64, 3);
+            let mut inject = w.inject.lock().unwrap();
+            // Status 0: a response of no bytes.
+            inject.push_back((vec![], Rx::Good { offset: 0 }));
+            inject.push_back((good.clone(), Rx::Good { offset: 0 }));
+            drop(inject);
+            assert_eq!(recv(nf), Some(good));
+            let s = nf.stats();
+            assert_eq!((s.rx_frames, s.rx_dropped), (1, 1));
+        },
+    );
+}
+
+#[test]
+fn close_says_when_the_backend_never_closes() {
+    let w = world();
+    let store = vif_store(b"10.0.0.7");
+    let nf = NetFront::connect(
+        &w.front_grants,
+        &w.front_events,
+        &store,
+        0,
+        Options::default(),
+    )
+    .unwrap();
+    // The backend stops answering: our Closing is never followed.
+    store.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        nf.close(),
+        Err(NetError::Xenbus(XenbusError::Timeout {
+            waiting_for: crate::xenbus::XenbusState::Closing,
+            backend: Some(crate::xenbus::XenbusState::Connected),
+        }))
+    );
+    let state = store
+        .lock()
+        .transport_mut()
+        .server
+        .get(&format!("{VIF_FRONT}/state"));
+    assert_eq!(state.as_deref(), Some(&b"6"[..]));
+}
+
+#[test]
+fn a_page_taken_back_from_the_backend_is_posted_again_at_once() {
+    // The back end's side played by the test: one rx page, one frame.
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 1,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let req = rx.poll_request().unwrap().unwrap();
+    assert_eq!(rx.unconsumed_requests().unwrap(), 0);
+    let page = w
+        .back_grants
+        .map(FRONT, &[req.gref], Access::ReadWrite)
+        .unwrap();
+    let f = frame(80, 5);
+    page.write_at(0, &f).unwrap();
+    page.unmap().unwrap();
+    rx.push_response(&RxResponse {
+        id: req.id,
+        offset: 0,
+        flags: 0,
+        status: f.len() as i16,
+    })
+    .unwrap();
+    rx.push_responses_and_check_notify();
+    let mut buf = [0u8; MAX_FRAME];
+    assert_eq!(nf.recv(&mut buf).unwrap(), Some(f.len()));
+    assert!(buf[..f.len()] == f[..]);
+    // The page is the backend's again, published with the frame's take
+    // (not at the next poll).
+    assert_eq!(rx.unconsumed_requests().unwrap(), 1);
+}
+
+#[test]
+fn the_keys_a_netfront_publishes_and_a_gone_backend_latched() {
+    let w = world();
+    let mut nf = NetFront::new(
+        &w.front_grants,
+        &w.front_events,
+        BACK,
+        MAC,
+        Options::default(),
+    )
+    .unwrap();
+    let k = nf.keys();
+    let (tx, rx, ev) = (
+        k.tx_ring_ref.0.to_string(),
+        k.rx_ring_ref.0.to_string(),
+        k.event_channel.0.to_string(),
+    );
+    assert_eq!(
+        k.nodes().pairs(),
+        [
+            ("tx-ring-ref", tx.as_str()),
+            ("rx-ring-ref", rx.as_str()),
+            ("event-channel", ev.as_str()),
+            ("request-rx-copy", "1"),
+            ("feature-rx-notify", "1"),
+            ("feature-sg", "0"),
+            ("feature-gso-tcpv4", "0"),
+            ("feature-no-csum-offload", "1"),
+            ("feature-ipv6-csum-offload", "0"),
+        ]
+    );
+    // A backend domain that died: every later call says so.
+    assert_eq!(
+        nf.fail::<()>(NetError::BackendGone),
+        Err(NetError::BackendGone)
+    );
+    let mut buf = [0u8; MAX_FRAME];
+    assert_eq!(nf.recv(&mut buf), Err(NetError::BackendGone));
+    assert_eq!(nf.send(&[1u8; 60]), Err(NetError::BackendGone));
+}
+
+#[test]
+fn smoltcp_sees_the_device_s_capabilities_frames_and_tx_room() {
+    use smoltcp::phy::{Device, Medium, RxToken as _};
+    let w = world();
+    let opts = Options {
+        rx_buffers: 1,
+        tx_buffers: 1,
+        timeout: Duration::from_secs(1),
+    };
+    let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
+    let caps = nf.capabilities();
+    assert_eq!(caps.medium, Medium::Ethernet);
+    assert_eq!(caps.max_transmission_unit, MAX_FRAME);
+    assert_eq!(caps.max_burst_size, Some(1));
+    let now = smoltcp::time::Instant::from_millis(0);
+    // An idle wait runs to its deadline (the fake counts it).
+    nf.wait(Duration::from_millis(1)).unwrap();
+    assert_eq!(w.ew.timeouts(FRONT), 1);
+    // A frame from the backend (played here).
+    let k = nf.keys();
+    let map = w
+        .back_grants
+        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
+        .unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let req = rx.poll_request().unwrap().unwrap();
+    let page = w
+        .back_grants
+        .map(FRONT, &[req.gref], Access::ReadWrite)
+        .unwrap();
+    let f = frame(70, 8);
+    page.write_at(0, &f).unwrap();
+    page.unmap().unwrap();
+    rx.push_response(&RxResponse {
+        id: req.id,
+        offset: 0,
+        flags: 0,
+        status: f.len() as i16,
+    })
+    .unwrap();
+    rx.push_responses_and_check_notify();
+    let (token, _) = nf.receive(now).expect("the frame");
+    assert!(token.consume(|b| b == &f[..]));
+    // The one tx page taken: no room to transmit.
+    assert!(nf.transmit(now).is_some());
+    assert!(nf.send(&frame(60, 1)).unwrap());
+    assert!(nf.transmit(now).is_none());
+    // Broken: no room either, whatever the pool holds.
+    let w2 = world();
+    let mut nf = NetFront::new(&w2.front_grants, &w2.front_events, BACK, MAC, opts).unwrap();
+    let _ = nf.fail::<()>(NetError::Broken);
+    assert!(nf.transmit(now).is_none());
 }

@@ -702,6 +702,7 @@ fn a_backend_and_a_frontend_handshake_close_and_reopen_through_one_store() {
     let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
     assert_eq!(be.path(), BACK);
     assert_eq!(be.frontend_path(), FRONT);
+    assert_eq!((be.frontend_id(), be.devid()), (DomId(7), 51712));
     let mut features = Keys::new();
     features.set("feature-flush-cache", 1);
     let mut disk = Keys::new();
@@ -991,4 +992,281 @@ fn a_backend_polled_in_an_event_loop_sees_each_change_once() {
         synced(&fstore, &format!("{BACK}/state")).as_deref(),
         Some(&b"2"[..])
     );
+}
+
+#[test]
+fn a_backend_in_a_driver_domain_is_named_by_its_id() {
+    let mut t = FakeTransport::new(7, "guest-seven");
+    let back = "/local/domain/3/backend/vbd/7/51712";
+    t.server
+        .external_write(&format!("{FRONT}/backend"), back.as_bytes());
+    t.server
+        .external_write(&format!("{FRONT}/backend-id"), b"3");
+    let s = spin::Mutex::new(Client::new(t));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!((f.backend_path(), f.backend_id()), (back, DomId(3)));
+}
+
+#[test]
+fn a_store_error_other_than_enoent_is_an_error_not_an_absent_node() {
+    let s = store("2", None);
+    let eacces = Err(XenbusError::Store(XsError::Errno(
+        crate::errno::Errno::EACCES,
+    )));
+    s.lock()
+        .transport_mut()
+        .server
+        .directory_errors
+        .push_back("EACCES");
+    assert_eq!(Frontend::devices(&s, "vbd"), eacces.map(|()| Vec::new()));
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    s.lock()
+        .transport_mut()
+        .server
+        .read_errors
+        .push_back("EACCES");
+    assert_eq!(f.read_backend("sectors"), eacces.map(|()| None));
+    s.lock()
+        .transport_mut()
+        .server
+        .read_errors
+        .push_back("EACCES");
+    assert_eq!(f.backend_state(), eacces.map(|()| XenbusState::Unknown));
+    // ENOENT is an absent node.
+    assert_eq!(f.read_backend("sectors"), Ok(None));
+    assert_eq!(Frontend::devices(&s, "vkbd"), Ok(Vec::new()));
+}
+
+#[test]
+fn domids_are_decimal_digits_below_2_to_the_16() {
+    assert_eq!(parse_domid("0"), Some(DomId(0)));
+    assert_eq!(parse_domid("10000"), Some(DomId(10000)));
+    for bad in ["", "+5", "-1", "65536", "100000", "000001", "1x", " 1"] {
+        assert_eq!(parse_domid(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn a_wait_for_a_state_between_the_handshake_s_steps_ends_on_that_state_only() {
+    let s = store("3", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(
+        f.wait_backend(XenbusState::Initialised, T),
+        Ok(XenbusState::Initialised)
+    );
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    assert_eq!(
+        f.wait_backend(XenbusState::Initialised, SHORT),
+        Err(XenbusError::Timeout {
+            waiting_for: XenbusState::Initialised,
+            backend: Some(XenbusState::InitWait),
+        })
+    );
+}
+
+#[test]
+fn a_short_snippet_is_not_cut_and_errors_read_as_words() {
+    assert!(!Snippet::new(b"ab").is_cut());
+    assert_eq!(
+        XenbusError::Missing(snip("/a")).to_string(),
+        "node \"/a\" does not exist"
+    );
+}
+
+#[test]
+fn backend_numbers_are_plain_decimal_digits() {
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    for (v, want) in [
+        ("2048", Ok(2048)),
+        (" 7\n", Ok(7)),
+        ("+5", Err(())),
+        ("", Err(())),
+        ("0x10", Err(())),
+    ] {
+        s.lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{BACK}/sectors"), v.as_bytes());
+        assert_eq!(
+            f.backend_u64("sectors"),
+            want.map_err(|()| XenbusError::BadNode(snip(&format!("{BACK}/sectors")))),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn publish_writes_every_key_and_a_store_error_stops_a_switch() {
+    let s = store("2", None);
+    let f = Frontend::open(&s, "vbd", 51712).unwrap();
+    f.publish(&[("ring-ref", "8"), ("event-channel", "5")])
+        .unwrap();
+    let mut c = s.lock();
+    let x = &mut c.transport_mut().server;
+    assert_eq!(get(x, &format!("{FRONT}/ring-ref")).as_deref(), Some("8"));
+    assert_eq!(
+        get(x, &format!("{FRONT}/event-channel")).as_deref(),
+        Some("5")
+    );
+    // Our state unreadable (not absent): nothing is written.
+    x.read_errors.push_back("EACCES");
+    let before = x.writes.len();
+    drop(c);
+    assert_eq!(
+        f.switch(XenbusState::Initialising),
+        Err(XenbusError::Store(XsError::Errno(
+            crate::errno::Errno::EACCES
+        )))
+    );
+    assert_eq!(s.lock().transport_mut().server.writes.len(), before);
+    // Our state absent and our `backend` node unreadable: not a removed
+    // device (Ok, nothing written) but an error.
+    let mut c = s.lock();
+    let x = &mut c.transport_mut().server;
+    x.read_errors.extend(["ENOENT", "EACCES"]);
+    drop(c);
+    assert_eq!(
+        f.switch(XenbusState::Initialising),
+        Err(XenbusError::Store(XsError::Errno(
+            crate::errno::Errno::EACCES
+        )))
+    );
+    assert_eq!(s.lock().transport_mut().server.writes.len(), before);
+}
+
+#[test]
+fn two_devices_watches_are_told_apart() {
+    let s = store("2", None);
+    let vbd = Frontend::open(&s, "vbd", 51712).unwrap();
+    let vif = Frontend::open(&s, "vif", 0).unwrap();
+    vbd.watch_backend().unwrap();
+    vif.watch_backend().unwrap();
+    // A new watch fires once at once (xenstored's first event).
+    assert_eq!(vbd.poll_backend(), Ok(Some(XenbusState::InitWait)));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Initialising)));
+    assert_eq!(vbd.poll_backend(), Ok(None));
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{VIF_BACK}/state"), b"4");
+    assert_eq!(vbd.poll_backend(), Ok(None));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Connected)));
+    assert_eq!(vif.poll_backend(), Ok(None));
+}
+
+#[test]
+fn dropped_watch_events_count_as_a_change() {
+    let s = store("2", None);
+    // Every event of our watch is dropped (a full queue): the count says
+    // the backend changed.
+    s.lock().set_watch_queue_limit(0);
+    let vif = Frontend::open(&s, "vif", 0).unwrap();
+    vif.watch_backend().unwrap();
+    s.lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{VIF_BACK}/state"), b"4");
+    // A request takes in what the daemon sent (the events, dropped).
+    assert_eq!(vif.backend_state(), Ok(XenbusState::Connected));
+    assert_eq!(vif.poll_backend(), Ok(Some(XenbusState::Connected)));
+}
+
+#[test]
+fn a_back_end_reads_the_front_end_s_keys() {
+    let (fstore, bstore) = two_ends();
+    let f = Frontend::open(&fstore, "vbd", 51712).unwrap();
+    f.publish(&[
+        ("ring-ref", "8"),
+        ("feature-persistent", "1"),
+        ("request-rx-copy", "0"),
+        ("feature-x", "2"),
+    ])
+    .unwrap();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.read_frontend("ring-ref"), Ok(Some("8".to_string())));
+    assert_eq!(be.frontend_u64("ring-ref"), Ok(8));
+    assert_eq!(be.frontend_flag("feature-persistent"), Ok(true));
+    assert_eq!(be.frontend_flag("request-rx-copy"), Ok(false));
+    assert_eq!(
+        be.frontend_flag("feature-x"),
+        Err(XenbusError::BadNode(snip(&format!("{FRONT}/feature-x"))))
+    );
+    assert_eq!(be.read_frontend("event-channel"), Ok(None));
+    assert_eq!(
+        be.frontend_u64("event-channel"),
+        Err(XenbusError::Missing(snip(&format!(
+            "{FRONT}/event-channel"
+        ))))
+    );
+}
+
+#[test]
+fn a_front_end_that_starts_over_while_we_close_sees_us_closed_then_initwait() {
+    let (fstore, bstore) = two_ends();
+    let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
+    be.init_wait(&Keys::new()).unwrap();
+    let front = |v: &[u8]| {
+        fstore
+            .lock()
+            .transport_mut()
+            .server
+            .external_write(&format!("{FRONT}/state"), v)
+    };
+    front(b"5");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Closing));
+    // Initialising before we saw its Closed: we close, then reopen.
+    front(b"1");
+    let _ = synced(&bstore, FRONT);
+    assert_eq!(be.poll(), Ok(FrontendEvent::Reopened));
+    assert_eq!(state_writes(&bstore, BACK), ["2", "5", "6", "2"]);
+}
+
+#[test]
+fn keys_keep_their_order_and_are_found_by_name() {
+    let mut k = Keys::new();
+    k.set("ring-ref", 8).set("protocol", "x86_64-abi");
+    assert_eq!(k.get("protocol"), Some("x86_64-abi"));
+    assert_eq!(k.get("ring-ref"), Some("8"));
+    assert_eq!(k.get("event-channel"), None);
+    assert_eq!(k.pairs(), [("ring-ref", "8"), ("protocol", "x86_64-abi")]);
+}
+
+#[test]
+fn a_link_s_debug_says_its_state() {
+    let mut link = Link::unconnected(T);
+    assert_eq!(
+        format!("{link:?}"),
+        "Link { connected: false, broken: false, down: None }"
+    );
+    assert!(!link.is_broken());
+    let _ = link.fail::<(), DriverError>(DriverError::down(Down::Gone));
+    assert!(link.is_broken());
+    assert_eq!(
+        format!("{link:?}"),
+        "Link { connected: false, broken: true, down: Some(Gone) }"
+    );
+}
+
+#[test]
+fn a_link_s_close_says_when_the_backend_never_closes() {
+    let s = store("1", Some(blkback));
+    let o = Opening::initialise(&s, "vbd", 51712, T, |_| Ok::<_, DriverError>(())).unwrap();
+    o.connect::<DriverError>(Announce::Initialised, &vbd_keys(), T)
+        .unwrap();
+    o.switch(XenbusState::Connected).unwrap();
+    let mut link = o.commit(T);
+    s.lock().transport_mut().server.peer = None;
+    assert_eq!(
+        link.close::<DriverError>(),
+        Err(DriverError::Xenbus(XenbusError::Timeout {
+            waiting_for: XenbusState::Closing,
+            backend: Some(XenbusState::Connected),
+        }))
+    );
+    assert!(!link.is_connected());
+    assert_eq!(link.close::<DriverError>(), Ok(()), "closed already");
 }

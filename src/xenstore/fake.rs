@@ -58,6 +58,8 @@ pub struct FakeXenstored {
     pub write_later: Option<(u32, String, Vec<u8>)>,
     /// Answer the next reads with these errors (`"EACCES"`, ...).
     pub read_errors: VecDeque<&'static str>,
+    /// Answer the next directory listings with these errors.
+    pub directory_errors: VecDeque<&'static str>,
     /// Another domain acting on every step (client wait), e.g. a split
     /// driver's backend answering the frontend's state changes.
     pub peer: Option<fn(&mut FakeXenstored)>,
@@ -122,6 +124,7 @@ impl FakeXenstored {
             raw_replies: VecDeque::new(),
             write_later: None,
             read_errors: VecDeque::new(),
+            directory_errors: VecDeque::new(),
             peer: None,
             requests: Vec::new(),
             writes: Vec::new(),
@@ -463,6 +466,9 @@ impl FakeXenstored {
                 Ok(ok)
             }
             msg::XS_DIRECTORY => {
+                if let Some(name) = self.directory_errors.pop_front() {
+                    return Err(name);
+                }
                 let p = self.canon(arg0);
                 let view = self.view(tx);
                 if !view.contains_key(&p) {

@@ -85,6 +85,10 @@ enum Command {
         /// Parallel jobs.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Run only the host tests whose names contain one of these (e.g.
+        /// `--tests xenbus:: --tests block::`); default: all of them.
+        #[arg(long = "tests")]
+        tests: Vec<String>,
     },
     /// Every benchmark in one run (host ring; boot, grants and rings under Xen), written to BENCHMARKS.md.
     Bench {
@@ -111,7 +115,7 @@ fn main() -> ExitCode {
         Command::Miri { libtest } => hostile::cmd_miri(&libtest),
         Command::Fuzz { seconds, targets } => hostile::cmd_fuzz(seconds, &targets),
         Command::Loom { preemptions } => loom::cmd_loom(preemptions),
-        Command::Mutants { files, jobs } => mutants::cmd_mutants(files, jobs),
+        Command::Mutants { files, jobs, tests } => mutants::cmd_mutants(files, jobs, tests),
         Command::Bench { quick } => bench::cmd_bench(quick),
     };
     match result {
