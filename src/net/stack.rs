@@ -191,4 +191,64 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_stack_adds_sockets_polls_and_waits_on_its_device_and_says_when_the_link_is_gone() {
+        use smoltcp::socket::udp;
+        let (gw, ew) = (FakeWorld::new(), FakeEventWorld::new());
+        let grants = Grants::new(gw.add_domain(DomId(1), 1, 8), 1).unwrap();
+        let events = ew.domain(DomId(1));
+        let mac = [0, 0x16, 0x3e, 0, 0, 1];
+        let dev = NetFront::new(&grants, &events, DomId(0), mac, Options::default()).unwrap();
+        let ip = Ipv4Addr::new(10, 0, 7, 2);
+        let mut net = Stack::new(dev, ip, 24, None).unwrap();
+        let debug = alloc::format!("{net:?}");
+        assert!(
+            debug.starts_with("Stack {") && debug.contains("address: 10.0.7.2, prefix_len: 24"),
+            "{debug}"
+        );
+        // Each socket gets its own handle.
+        let udp = || {
+            let buf = || {
+                udp::PacketBuffer::new(
+                    alloc::vec![udp::PacketMetadata::EMPTY; 1],
+                    alloc::vec![0; 64],
+                )
+            };
+            udp::Socket::new(buf(), buf())
+        };
+        let (a, b) = (net.add(udp()), net.add(udp()));
+        assert_ne!(a, b);
+        net.sockets.get_mut::<udp::Socket>(b).bind(7).unwrap();
+        assert!(net.sockets.get::<udp::Socket>(b).is_open());
+        assert!(!net.sockets.get::<udp::Socket>(a).is_open());
+        // A live device: poll serves it, an idle wait returns.
+        assert_eq!(net.poll(), Ok(()));
+        assert_eq!(net.wait(Duration::from_millis(1)), Ok(()));
+        // A link that went down is the stack's error too.
+        assert_eq!(
+            net.dev.fail::<()>(NetError::BackendGone),
+            Err(NetError::BackendGone)
+        );
+        assert_eq!(net.poll(), Err(NetError::BackendGone));
+        assert_eq!(
+            net.wait(Duration::from_millis(1)),
+            Err(NetError::BackendGone)
+        );
+    }
+
+    #[test]
+    fn the_clock_reaches_smoltcp_in_microseconds_and_errors_read_as_words() {
+        assert_eq!(
+            instant(1_500_000),
+            smoltcp::time::Instant::from_micros(1500)
+        );
+        assert_eq!(instant(999), smoltcp::time::Instant::from_micros(0));
+        assert_eq!(
+            alloc::format!("{}", StackError::BadPrefix(40)),
+            "prefix /40 is longer than 32 bits"
+        );
+        let text = alloc::format!("{}", StackError::NotUnicast(Ipv4Addr::BROADCAST));
+        assert!(text.contains("255.255.255.255"), "{text}");
+    }
 }
