@@ -138,6 +138,19 @@ fn with_backend(opts: Options, body: impl FnOnce(&mut NetFront<'_, FakeXen, Fake
     });
 }
 
+/// The back end's side of one of the front end's rings (`gref`), for a
+/// test that plays netback itself.
+fn back_ring<Req: crate::ring::Message, Rsp: crate::ring::Message>(
+    w: &World,
+    gref: GrantRef,
+) -> BackRing<crate::grant::MappedPages<'_, FakeXen>, Req, Rsp> {
+    let map = w
+        .back_grants
+        .map(FRONT, &[gref], Access::ReadWrite)
+        .unwrap();
+    BackRing::attach(map).unwrap()
+}
+
 fn frame(n: usize, seed: u8) -> std::vec::Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
 }
@@ -693,11 +706,7 @@ fn lying_tx_responses_are_counted_and_free_no_page_twice() {
     };
     let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
     let k = nf.keys();
-    let map = w
-        .back_grants
-        .map(FRONT, &[k.tx_ring_ref], Access::ReadWrite)
-        .unwrap();
-    let mut tx: BackRing<_, TxRequest, TxResponse> = BackRing::attach(map).unwrap();
+    let mut tx: BackRing<_, TxRequest, TxResponse> = back_ring(&w, k.tx_ring_ref);
     let take = |tx: &mut BackRing<_, TxRequest, TxResponse>| tx.poll_request().unwrap().unwrap().id;
     for i in 0..3 {
         assert!(nf.send(&frame(60, i)).unwrap());
@@ -785,11 +794,7 @@ fn a_page_taken_back_from_the_backend_is_posted_again_at_once() {
     };
     let mut nf = NetFront::new(&w.front_grants, &w.front_events, BACK, MAC, opts).unwrap();
     let k = nf.keys();
-    let map = w
-        .back_grants
-        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
-        .unwrap();
-    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = back_ring(&w, k.rx_ring_ref);
     let req = rx.poll_request().unwrap().unwrap();
     assert_eq!(rx.unconsumed_requests().unwrap(), 0);
     let page = w
@@ -876,11 +881,7 @@ fn smoltcp_sees_the_device_s_capabilities_frames_and_tx_room() {
     assert_eq!(w.ew.timeouts(FRONT), 1);
     // A frame from the backend (played here).
     let k = nf.keys();
-    let map = w
-        .back_grants
-        .map(FRONT, &[k.rx_ring_ref], Access::ReadWrite)
-        .unwrap();
-    let mut rx: BackRing<_, RxRequest, RxResponse> = BackRing::attach(map).unwrap();
+    let mut rx: BackRing<_, RxRequest, RxResponse> = back_ring(&w, k.rx_ring_ref);
     let req = rx.poll_request().unwrap().unwrap();
     let page = w
         .back_grants
