@@ -684,6 +684,16 @@ fn two_ends() -> (
 
 /// Node `p` as `store`'s daemon sees it once it applied what the other
 /// domains changed (it does at each step).
+/// The front end's `state`, written as its domain would (the fake
+/// front end is the test itself).
+fn set_front_state(store: &spin::Mutex<Client<FakeTransport>>, v: &[u8]) {
+    store
+        .lock()
+        .transport_mut()
+        .server
+        .external_write(&format!("{FRONT}/state"), v)
+}
+
 fn synced(store: &spin::Mutex<Client<FakeTransport>>, p: &str) -> Option<alloc::vec::Vec<u8>> {
     let mut c = store.lock();
     let x = &mut c.transport_mut().server;
@@ -957,13 +967,7 @@ fn a_backend_polled_in_an_event_loop_sees_each_change_once() {
     let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
     be.init_wait(&Keys::new()).unwrap();
     assert_eq!(be.poll(), Ok(FrontendEvent::Nothing), "no change yet");
-    let front = |v: &[u8]| {
-        fstore
-            .lock()
-            .transport_mut()
-            .server
-            .external_write(&format!("{FRONT}/state"), v)
-    };
+    let front = |v: &[u8]| set_front_state(&fstore, v);
     front(b"3");
     // Domain 0's daemon takes the change at its next step.
     let _ = synced(&bstore, FRONT);
@@ -1208,13 +1212,7 @@ fn a_front_end_that_starts_over_while_we_close_sees_us_closed_then_initwait() {
     let (fstore, bstore) = two_ends();
     let be = Backend::open(&bstore, "vbd", DomId(7), 51712).unwrap();
     be.init_wait(&Keys::new()).unwrap();
-    let front = |v: &[u8]| {
-        fstore
-            .lock()
-            .transport_mut()
-            .server
-            .external_write(&format!("{FRONT}/state"), v)
-    };
+    let front = |v: &[u8]| set_front_state(&fstore, v);
     front(b"5");
     let _ = synced(&bstore, FRONT);
     assert_eq!(be.poll(), Ok(FrontendEvent::Closing));
